@@ -1,0 +1,1 @@
+"""tenpo: retail-store analytics data platform."""

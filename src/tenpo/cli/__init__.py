@@ -1,0 +1,28 @@
+"""The ``tenpo`` command (Typer + Rich). Each sub-command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from tenpo.cli import admin, demo, jobs, pos, serve, simulate, streamer
+from tenpo.cli._common import app_callback
+
+app = typer.Typer(
+    name="tenpo",
+    help="tenpo: retail-store analytics data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.callback()(app_callback)
+app.add_typer(admin.app, name="admin", help="Manage tenants, stores, devices, registers, keys.")
+app.add_typer(serve.app, name="serve", help="Run the gateway and/or the API server.")
+app.add_typer(streamer.app, name="streamer", help="Load landed objects into raw tables.")
+app.add_typer(pos.app, name="pos", help="POS Pre-ETL tools.")
+app.add_typer(jobs.app, name="jobs", help="Materialize and backfill pipeline assets.")
+app.command("simulate")(simulate.simulate)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

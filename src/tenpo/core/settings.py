@@ -1,0 +1,99 @@
+"""The one typed settings object.
+
+Values come, highest priority first, from keyword arguments, ``TENPO_*`` environment
+variables, a ``tenpo.toml`` in the working directory (or the file named by
+``TENPO_CONFIG``), then the defaults below. Nothing reads settings at import time: call
+:func:`get_settings` (cached) or build a ``Settings`` explicitly and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything configurable in tenpo; every URL defaults to a file under ``data_dir``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TENPO_", extra="forbid", toml_file="tenpo.toml", validate_default=True
+    )
+
+    data_dir: Path = Field(Path(".tenpo"), description="Root of every embedded store.")
+    lake_url: str | None = Field(
+        None, description="Datalake root: a folder, s3://bucket/prefix or gs://bucket/prefix."
+    )
+    control_url: str | None = Field(None, description="SQLAlchemy URL of the control plane.")
+    datamart_url: str | None = Field(None, description="SQLAlchemy URL of the datamart.")
+    bus: Literal["sqlite", "nats"] = Field("sqlite", description="Event bus implementation.")
+    bus_url: str | None = Field(None, description="SQLite outbox file of the embedded bus.")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server for bus=nats.")
+    bus_stream: str = Field("tenpo", description="JetStream stream name (and subject prefix).")
+    bus_ack_wait_s: float = Field(30.0, gt=0, description="Redelivery after this many seconds.")
+    warehouse_path: Path | None = Field(None, description="DuckDB file for analysts' views.")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8001, ge=1, le=65535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    streamer_batch_objects: int = Field(200, gt=0, description="Objects loaded per batch.")
+    default_timezone: str = "Asia/Tokyo"
+    log_level: str = "INFO"
+    environment: Literal["development", "production"] = "development"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("TENPO_CONFIG", "tenpo.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    # Resolved locations: everything defaults to a file under data_dir.
+    @property
+    def lake_root(self) -> str:
+        return self.lake_url or str((self.data_dir / "lake").resolve())
+
+    @property
+    def control_db_url(self) -> str:
+        return self.control_url or f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
+
+    @property
+    def datamart_db_url(self) -> str:
+        return self.datamart_url or f"sqlite:///{(self.data_dir / 'datamart.db').resolve()}"
+
+    @property
+    def bus_path(self) -> Path:
+        return Path(self.bus_url) if self.bus_url else self.data_dir / "bus.db"
+
+    @property
+    def warehouse_file(self) -> Path:
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return (self.data_dir / "dagster").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return Settings()

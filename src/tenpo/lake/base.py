@@ -1,0 +1,151 @@
+"""The ``Lake`` interface and its fsspec implementation (local folder, s3://, gs://)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from tenpo.core.errors import LakeError
+
+log = logging.getLogger(__name__)
+
+
+class Lake(ABC):
+    """Object storage addressed by keys relative to a root. Puts are atomic."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically: readers see the old object or the new one."""
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store ``data`` unless ``key`` exists; True when written (ids are content-derived)."""
+        if self.exists(key):
+            return False
+        self.put(key, data)
+        return True
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The bytes at ``key``; :class:`LakeError` when missing."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` (recursive), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key``; no error when it is already gone."""
+
+    @abstractmethod
+    def path(self, key: str) -> str:
+        """The full URL or path of ``key``, for engines that read it directly (DuckDB, Arrow)."""
+
+    @property
+    @abstractmethod
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem behind the lake (for pyarrow datasets)."""
+
+    @property
+    @abstractmethod
+    def root(self) -> str:
+        """The root URL or folder."""
+
+
+class FsspecLake(Lake):
+    """A lake over any fsspec filesystem; the root URL's protocol picks the filesystem.
+
+    Local puts write a temporary file in the same folder, fsync it and rename it over the key,
+    so a crash never leaves a partial object. Object stores (S3, GCS) make single puts atomic
+    themselves.
+    """
+
+    def __init__(self, root: str, **storage_options: object) -> None:
+        fs, path = fsspec.core.url_to_fs(root, **storage_options)
+        self._fs: fsspec.AbstractFileSystem = fs
+        self._local = isinstance(fs, LocalFileSystem)
+        self._root = path.rstrip("/")
+        self._protocol = root.split("://", 1)[0] if "://" in root else ""
+        if self._local:
+            os.makedirs(self._root, exist_ok=True)
+
+    @property
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        return self._fs
+
+    @property
+    def root(self) -> str:
+        return self._root if self._local else f"{self._protocol}://{self._root}"
+
+    def _full(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise LakeError(f"invalid lake key: {key!r}")
+        return f"{self._root}/{key}"
+
+    def path(self, key: str) -> str:
+        full = self._full(key)
+        return full if self._local else f"{self._protocol}://{full}"
+
+    def put(self, key: str, data: bytes) -> None:
+        full = self._full(key)
+        try:
+            if self._local:
+                folder = os.path.dirname(full)
+                os.makedirs(folder, exist_ok=True)
+                tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, full)
+            else:
+                self._fs.pipe_file(full, data)
+        except OSError as exc:
+            raise LakeError(f"cannot write {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            data: bytes = self._fs.cat_file(self._full(key))
+        except FileNotFoundError as exc:
+            raise LakeError(f"no object at {key}") from exc
+        except OSError as exc:
+            raise LakeError(f"cannot read {key}: {exc}") from exc
+        return data
+
+    def exists(self, key: str) -> bool:
+        return bool(self._fs.exists(self._full(key)))
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._full(prefix).rstrip("/")
+        try:
+            found = self._fs.find(base)
+        except FileNotFoundError:
+            return []
+        n = len(self._root) + 1
+        keys = (str(p)[n:] if str(p).startswith(self._root) else str(p) for p in found)
+        return sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith(".tmp-"))
+
+    def iter_prefix(self, prefix: str) -> Iterator[str]:
+        """Like :meth:`list`, lazily."""
+        yield from self.list(prefix)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._fs.rm_file(self._full(key))
+        except FileNotFoundError:
+            pass
+
+
+def open_lake(root: str) -> Lake:
+    """The lake at ``root`` (folder, ``s3://…`` or ``gs://…``)."""
+    log.debug("opening lake at %s", root)
+    return FsspecLake(root)

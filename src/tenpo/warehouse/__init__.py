@@ -1,0 +1,1 @@
+"""Warehouse: table catalog over the lake, Ibis connection, views for analysts."""

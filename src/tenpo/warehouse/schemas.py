@@ -1,0 +1,135 @@
+"""Arrow schemas of the raw tables: the DWH contract of ARCHITECTURE.md.
+
+Every Pre-ETL produces rows in exactly these schemas and every job reads them. Money is
+``decimal128(18, 2)`` (yen, with room for the fractional excl.-tax prices vendor B sends);
+instants are UTC microseconds; ``business_date`` is the store's local date and is also the
+partition key of the table's folder. ``source_object_id`` names the landing object a row came
+from, which makes every load traceable and idempotent.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+MONEY = pa.decimal128(18, 2)
+RATE = pa.decimal128(4, 2)
+TS = pa.timestamp("us", tz="UTC")
+
+RAW_POS_TRANSACTIONS = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("register_id", pa.string()),
+        ("transaction_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("ts", TS),
+        ("ts_local", pa.timestamp("us")),
+        ("kind", pa.string()),  # sale | return | void
+        ("total_excl_tax", MONEY),
+        ("total_tax", MONEY),
+        ("total_incl_tax", MONEY),
+        ("item_count", pa.int32()),
+        ("vendor", pa.string()),
+        ("source_object_id", pa.string()),
+    ]
+)
+
+RAW_POS_LINES = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("transaction_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("line_no", pa.int32()),
+        ("sku", pa.string()),
+        ("name", pa.string()),
+        ("quantity", pa.int32()),
+        ("unit_price_excl_tax", MONEY),
+        ("amount_excl_tax", MONEY),
+        ("tax_rate", RATE),  # 0.10 | 0.08 | 0.00
+        ("tax", MONEY),
+        ("amount_incl_tax", MONEY),
+        ("source_object_id", pa.string()),
+    ]
+)
+
+RAW_IOT_COUNTS = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("device_id", pa.string()),
+        ("line", pa.string()),  # entrance | passby | zone name
+        ("business_date", pa.date32()),
+        ("interval_start", TS),
+        ("interval_end", TS),
+        ("count_in", pa.int32()),
+        ("count_out", pa.int32()),
+        ("seq", pa.int64()),
+        ("source_object_id", pa.string()),
+    ]
+)
+
+RAW_IOT_TRACKS = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("device_id", pa.string()),
+        ("track_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("ts", TS),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("zone", pa.string()),
+        ("seq", pa.int64()),
+        ("source_object_id", pa.string()),
+    ]
+)
+
+RAW_VISITOR_EVENTS = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("camera_id", pa.string()),
+        ("person_id", pa.string()),
+        ("event", pa.string()),  # entry | exit
+        ("business_date", pa.date32()),
+        ("ts", TS),
+        ("quality", pa.float64()),
+        ("track_id", pa.string()),
+        ("source_object_id", pa.string()),
+    ]
+)
+
+RAW_DEVICE_HEARTBEATS = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("device_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("ts", TS),
+        ("status", pa.string()),
+        ("firmware", pa.string()),
+        ("battery", pa.float64()),
+        ("seq", pa.int64()),
+        ("source_object_id", pa.string()),
+    ]
+)
+
+RAW_TABLES: dict[str, pa.Schema] = {
+    "raw_pos_transactions": RAW_POS_TRANSACTIONS,
+    "raw_pos_lines": RAW_POS_LINES,
+    "raw_iot_counts": RAW_IOT_COUNTS,
+    "raw_iot_tracks": RAW_IOT_TRACKS,
+    "raw_visitor_events": RAW_VISITOR_EVENTS,
+    "raw_device_heartbeats": RAW_DEVICE_HEARTBEATS,
+}
+
+# Natural keys: a row whose key was already loaded is a duplicate, whatever object it came in.
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "raw_pos_transactions": ("tenant_id", "store_id", "transaction_id"),
+    "raw_pos_lines": ("tenant_id", "store_id", "transaction_id", "line_no"),
+    "raw_iot_counts": ("tenant_id", "device_id", "line", "interval_start"),
+    "raw_iot_tracks": ("tenant_id", "device_id", "track_id", "ts"),
+    "raw_visitor_events": ("tenant_id", "camera_id", "track_id", "event", "ts"),
+    "raw_device_heartbeats": ("tenant_id", "device_id", "ts"),
+}

