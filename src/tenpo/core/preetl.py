@@ -1,0 +1,50 @@
+"""The Pre-ETL contract between the streamer and the source adapters (``pos``, ``iot``, ...).
+
+A Pre-ETL turns one landed object into rows of raw tables (schemas in
+``tenpo.warehouse.schemas``) plus rejected records with a reason. It is a pure function of
+the object's bytes, its registration event and the directory: no I/O of its own, so the
+streamer can batch, retry and replay it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from tenpo.control.directory import Directory
+from tenpo.lake.landing import ObjectRegistered
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record (or a whole object) that failed validation, kept in quarantine with ``reason``."""
+
+    table: str  # the raw table the record was meant for
+    reason: str  # names the problem: "register '0099' unknown on 2026-10-05"
+    record: dict[str, Any] | str | None = None  # the offending record (or an excerpt)
+    line: int | None = None  # 1-based line/row/index in the object, where it has one
+    replayable: bool = False  # True when a later upload may fix it (e.g. a POS master)
+
+
+@dataclass
+class ParseResult:
+    """Rows per raw table and rejects from one object."""
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def row_count(self) -> int:
+        return sum(t.num_rows for t in self.tables.values())
+
+
+class PreEtl(Protocol):
+    """A source adapter: ``source`` is the landing source it handles (``pos_vendor_b``...)."""
+
+    source: str
+
+    def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
+        """Rows and rejects of one object. Must not raise on bad content: reject it instead."""
+        ...
