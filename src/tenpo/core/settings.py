@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    streamer_state_url: str | None = Field(
+        None, description="SQLAlchemy URL of the streamer's load ledger (default: a SQLite file)."
+    )
     streamer_batch_objects: int = Field(200, gt=0, description="Objects loaded per batch.")
     default_timezone: str = "Asia/Tokyo"
     log_level: str = "INFO"
@@ -79,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def datamart_db_url(self) -> str:
         return self.datamart_url or f"sqlite:///{(self.data_dir / 'datamart.db').resolve()}"
+
+    @property
+    def streamer_db_url(self) -> str:
+        return self.streamer_state_url or f"sqlite:///{(self.data_dir / 'streamer.db').resolve()}"
 
     @property
     def bus_path(self) -> Path:

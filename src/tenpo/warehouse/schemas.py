@@ -133,3 +133,29 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "raw_visitor_events": ("tenant_id", "camera_id", "track_id", "event", "ts"),
     "raw_device_heartbeats": ("tenant_id", "device_id", "ts"),
 }
+
+# --- marts -------------------------------------------------------------------------------
+# KPI columns follow ARCHITECTURE.md's names. Ratios are float64 (null when the denominator is
+# zero); money stays decimal. ``has_*`` flags say which sources had data for the row's date.
+MART_STORE_DAILY = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("net_sales", MONEY),
+        ("net_sales_incl_tax", MONEY),
+        ("transactions", pa.int64()),
+        ("units", pa.int64()),
+        ("atv", pa.float64()),
+        ("upt", pa.float64()),
+        ("visitors", pa.int64()),
+        ("passersby", pa.int64()),
+        ("capture_rate", pa.float64()),
+        ("conversion_rate", pa.float64()),
+        ("sales_per_visitor", pa.float64()),
+        ("has_pos", pa.bool_()),
+        ("has_counter", pa.bool_()),
+    ]
+)
+
+MART_TABLES: dict[str, pa.Schema] = {"mart_store_daily": MART_STORE_DAILY}

@@ -1,0 +1,52 @@
+"""Shared benchmark plumbing: every benchmark reports through :func:`report`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def report(
+    name: str,
+    value: float,
+    unit: str,
+    baseline: float,
+    target: float,
+    higher_is_better: bool = True,
+    **extra: object,
+) -> dict[str, object]:
+    """Print one result line and write ``bench/results/<name>.json``.
+
+    ``ratio`` is value/baseline (baseline/value when lower is better), so > 1 means faster than
+    the baseline; ``met`` is ``ratio >= target``.
+    """
+    ratio = (value / baseline if higher_is_better else baseline / value) if value else 0.0
+    result: dict[str, object] = {
+        "name": name,
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline": round(baseline, 3),
+        "ratio": round(ratio, 2),
+        "target": target,
+        "met": ratio >= target,
+        **extra,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    mark = "met" if result["met"] else "NOT met"
+    print(
+        f"{name}: {value:,.1f} {unit} vs baseline {baseline:,.1f} {unit} "
+        f"-> ratio {ratio:.2f} (target {target}, {mark})"
+    )
+    return result
