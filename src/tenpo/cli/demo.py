@@ -1,8 +1,386 @@
-"""`tenpo demo`: the end-to-end run on embedded defaults."""
+"""`tenpo demo`: the whole platform end to end on the embedded defaults.
+
+simulated stores → gateway (HTTP, loopback) → landing zone + bus → streamer → raw tables →
+Dagster assets (daily KPI mart) → datamart (SQLite) → read API → summary checked against the
+simulator's ground truth. Everything lives under ``{data_dir}/demo``, wiped at each run.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
-def demo() -> None:
-    """Run the demo (filled in by the demo work)."""
-    raise NotImplementedError
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tenpo.cli._common import console, handles_errors, settings
+from tenpo.core.errors import TenpoError
+from tenpo.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_SCOPES = ["pos:write", "iot:write", "video:write", "read"]
+
+# Order matters: a vendor A POS master must be loaded before the sales that need it.
+SOURCE_ROUTES = {
+    "pos_vendor_a_master": ("/v1/pos/vendor_a/master", "text/csv"),
+    "pos_vendor_a": ("/v1/pos/vendor_a/sales", "text/csv"),
+    "pos_vendor_b": ("/v1/pos/vendor_b/sales", "application/json"),
+    "iot": ("/v1/iot/events", "application/json"),
+    "visitor_events": ("/v1/video/visitor-events", "application/x-ndjson"),
+}
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured: KPI rows read back from the API, and their check against truth."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    api_url: str = ""
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def source_files(sim_dir: Path) -> list[tuple[str, str, Path]]:
+    """(source, tenant, path) of every file the simulator wrote, in sending order."""
+    found: list[tuple[str, str, Path]] = []
+    for tenant_dir in sorted((sim_dir / "pos" / "vendor_a").glob("*")):
+        master = tenant_dir / "master.csv"
+        if master.exists():
+            found.append(("pos_vendor_a_master", tenant_dir.name, master))
+        found += [
+            ("pos_vendor_a", tenant_dir.name, p) for p in sorted(tenant_dir.glob("sales_*.csv"))
+        ]
+    for tenant_dir in sorted((sim_dir / "pos" / "vendor_b").glob("*")):
+        found += [("pos_vendor_b", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.json"))]
+    for tenant_dir in sorted((sim_dir / "iot").glob("*")):
+        found += [("iot", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.json"))]
+    for tenant_dir in sorted((sim_dir / "video").glob("*")):
+        found += [
+            ("visitor_events", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.jsonl"))
+        ]
+    return found
+
+
+def register_chain(control: Any, chain: dict[str, Any]) -> dict[str, str]:
+    """Create the simulated tenants, stores, devices and API keys; returns tenant → API key."""
+    keys: dict[str, str] = {}
+    for tenant in chain["tenants"]:
+        control.create_tenant(tenant["id"], tenant["name"])
+        _, token = control.create_api_key(tenant["id"], "demo", DEMO_SCOPES)
+        keys[tenant["id"]] = token
+    store_ids: dict[tuple[str, str], str] = {}
+    for s in chain["stores"]:
+        info = control.create_store(
+            s["tenant_id"],
+            s["code"],
+            s["name"],
+            timezone=s.get("timezone", "Asia/Tokyo"),
+            industry=s.get("industry"),
+            region=s.get("region"),
+            floor_area_m2=s.get("floor_area_m2"),
+            opening_hours=s.get("opening_hours"),
+        )
+        store_ids[(s["tenant_id"], s["code"])] = info.store_id
+    for d in chain["devices"]:
+        control.create_device(
+            d["tenant_id"],
+            d["device_id"],
+            store_ids[(d["tenant_id"], d["store_code"])],
+            d["kind"],
+            lines=tuple(d.get("lines") or ()),
+            zones=tuple(d.get("zones") or ()),
+        )
+    return keys
+
+
+def send_files(
+    base_url: str, keys: dict[str, str], files: list[tuple[str, str, Path]], progress: Progress
+) -> int:
+    """POST every file to the gateway; a non-202 answer stops the demo with the problem text."""
+    task = progress.add_task("gateway: sending files", total=len(files))
+    sent = 0
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        for source, tenant, path in files:
+            route, content_type = SOURCE_ROUTES[source]
+            resp = client.post(
+                route,
+                content=path.read_bytes(),
+                headers={"Authorization": f"Bearer {keys[tenant]}", "Content-Type": content_type},
+            )
+            if resp.status_code != 202:
+                raise TenpoError(f"gateway refused {path.name}: {resp.status_code} {resp.text}")
+            sent += 1
+            progress.advance(task)
+    return sent
+
+
+def read_truth(sim_dir: Path) -> dict[tuple[str, str, date], dict[str, str]]:
+    """The simulator's ground truth, keyed by (tenant, store code, business date)."""
+    with (sim_dir / "truth" / "daily_kpis.csv").open(newline="", encoding="utf-8") as fh:
+        return {
+            (r["tenant_id"], r["store_code"], date.fromisoformat(r["business_date"])): r
+            for r in csv.DictReader(fh)
+        }
+
+
+def compare_with_truth(
+    rows: list[dict[str, Any]], truth: dict[tuple[str, str, date], dict[str, str]]
+) -> list[str]:
+    """Differences between the API's daily KPIs and the ground truth (empty when equal)."""
+    problems: list[str] = []
+    seen: set[tuple[str, str, date]] = set()
+    for r in rows:
+        key = (r["tenant_id"], r["store_code"], date.fromisoformat(r["business_date"]))
+        seen.add(key)
+        t = truth.get(key)
+        if t is None:
+            problems.append(f"{key}: in the API but not in the truth")
+            continue
+        checks = {
+            "net_sales": (Decimal(str(r["net_sales"])), Decimal(t["net_sales"])),
+            "transactions": (int(r["transactions"] or 0), int(t["transactions"])),
+            "visitors": (int(r["visitors"] or 0), int(t["visitors"])),
+        }
+        for name, (got, want) in checks.items():
+            if got != want:
+                problems.append(f"{key} {name}: API {got} != truth {want}")
+    for key, t in truth.items():
+        active = int(t["transactions"]) != 0 or int(t["visitors"]) != 0
+        if key not in seen and active:
+            problems.append(f"{key}: in the truth but missing from the API")
+    return problems
+
+
+def run_demo(
+    base: Settings, *, stores: int = 10, days: int = 14, seed: int = 7, serve: bool = False
+) -> DemoResult:
+    """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API."""
+    from tenpo.api import create_app as create_api
+    from tenpo.bus import open_bus
+    from tenpo.control import ControlPlane
+    from tenpo.datamart import sync_stores
+    from tenpo.gateway import create_app as create_gateway
+    from tenpo.gateway import serve_in_thread
+    from tenpo.lake import open_lake
+    from tenpo.pipelines import materialize_dates
+    from tenpo.simulate import SimConfig, simulate
+    from tenpo.streamer import Streamer
+
+    root = (base.data_dir / "demo").resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    cfg = base.model_copy(
+        update={
+            "data_dir": root,
+            "lake_url": None,
+            "control_url": None,
+            "datamart_url": None,
+            "bus": "sqlite",
+            "bus_url": None,
+            "streamer_state_url": None,
+            "bus_ack_wait_s": 10.0,
+        }
+    )
+    result = DemoResult()
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        result.timings[name] = round(now - clock, 2)
+        clock = now
+
+    start = date(2026, 10, 5)
+    sim_dir = root / "sim"
+    tenants = 2
+    with console.status("simulating the chain…"):
+        simulate(
+            SimConfig(
+                seed=seed,
+                tenants=tenants,
+                stores_per_tenant=max(1, stores // tenants),
+                days=days,
+                start_date=start,
+            ),
+            sim_dir,
+        )
+    chain = json.loads((sim_dir / "chain.json").read_text(encoding="utf-8"))
+    console.print(
+        f"simulated {len(chain['tenants'])} tenants, {len(chain['stores'])} stores, "
+        f"{days} days → {sim_dir}"
+    )
+    lap("simulate")
+
+    control = ControlPlane.open(cfg.control_db_url)
+    keys = register_chain(control, chain)
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    directory = control.directory()
+    lap("register")
+
+    gateway_app = create_gateway(cfg, control=control, lake=lake, bus=bus)
+    gw_server, gw_thread = serve_in_thread(gateway_app, "127.0.0.1", 0)
+    gw_url = f"http://127.0.0.1:{_bound_port(gw_server)}"
+    streamer = Streamer(cfg, lake, bus, directory)
+    files = source_files(sim_dir)
+    masters = [f for f in files if f[0] == "pos_vendor_a_master"]
+    rest = [f for f in files if f[0] != "pos_vendor_a_master"]
+    with _progress() as progress:
+        # Masters first, loaded before the sales that resolve registers through them.
+        send_files(gw_url, keys, masters, progress)
+        streamer.run_until_idle(timeout=1.0)
+        send_files(gw_url, keys, rest, progress)
+    lap("send")
+    with console.status("streamer: loading raw tables…"):
+        stats = streamer.run_until_idle(timeout=1.0)
+    console.print(f"streamer: {stats}")
+    lap("stream")
+
+    dates = [start + timedelta(days=i) for i in range(days)]
+    with console.status(f"dagster: materializing {len(dates)} daily partitions…"):
+        materialize_dates(cfg, dates)
+    sync_stores(
+        cfg,
+        [
+            s.model_dump() if hasattr(s, "model_dump") else vars(s)
+            for t in chain["tenants"]
+            for s in control.list_stores(t["id"])
+        ],
+    )
+    lap("materialize")
+
+    api_app = create_api(cfg, control=control)
+    api_server, api_thread = serve_in_thread(api_app, cfg.api_host, cfg.api_port if serve else 0)
+    result.api_url = f"http://{cfg.api_host}:{_bound_port(api_server)}"
+    with httpx.Client(base_url=result.api_url, timeout=30) as client:
+        for tenant in chain["tenants"]:
+            auth = {"Authorization": f"Bearer {keys[tenant['id']]}"}
+            listing = client.get("/v1/stores", headers=auth, params={"limit": 1000})
+            listing.raise_for_status()
+            for store in listing.json()["items"]:
+                resp = client.get(
+                    f"/v1/stores/{store['store_id']}/kpis",
+                    headers=auth,
+                    params={"from": dates[0].isoformat(), "to": dates[-1].isoformat()},
+                )
+                resp.raise_for_status()
+                for row in resp.json()["items"]:
+                    row.update(tenant_id=tenant["id"], store_code=store["code"])
+                    result.rows.append(row)
+    result.mismatches = compare_with_truth(result.rows, read_truth(sim_dir))
+    lap("api")
+
+    _print_summary(result, chain)
+    gw_server.should_exit = True
+    gw_thread.join(timeout=10)
+    if serve:
+        console.print(
+            f"\n[bold green]API serving at {result.api_url}[/] (docs at {result.api_url}/docs). "
+            "Ctrl-C to stop.\nA read key per tenant:"
+        )
+        for tenant_id, token in keys.items():
+            console.print(f"  {tenant_id}: {token}")
+        try:
+            while api_thread.is_alive():
+                api_thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            pass
+    api_server.should_exit = True
+    api_thread.join(timeout=10)
+    bus.close()
+    control.dispose()
+    return result
+
+
+def _bound_port(server: Any) -> int:
+    """The port a started uvicorn server listens on (we ask for port 0 in tests)."""
+    for srv in server.servers:
+        for sock in srv.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("server has no listening socket")
+
+
+def _print_summary(result: DemoResult, chain: dict[str, Any]) -> None:
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in result.rows:
+        t = totals.setdefault(
+            (r["tenant_id"], r["store_code"]),
+            {"net_sales": Decimal(0), "transactions": 0, "visitors": 0},
+        )
+        t["net_sales"] += Decimal(str(r["net_sales"]))
+        t["transactions"] += int(r["transactions"] or 0)
+        t["visitors"] += int(r["visitors"] or 0)
+    industry = {(s["tenant_id"], s["code"]): s["industry"] for s in chain["stores"]}
+    table = Table(title="Store KPIs over the demo period (read back from the API)")
+    for col in (
+        "tenant",
+        "store",
+        "industry",
+        "net sales (¥, excl. tax)",
+        "receipts",
+        "visitors",
+        "conversion",
+    ):
+        table.add_column(col, justify="right" if col[0] in "nrvc" else "left")
+    for (tenant, code), t in sorted(totals.items()):
+        conv = f"{t['transactions'] / t['visitors']:.1%}" if t["visitors"] else "—"
+        table.add_row(
+            tenant,
+            code,
+            industry[(tenant, code)],
+            f"{t['net_sales']:,.0f}",
+            f"{t['transactions']:,}",
+            f"{t['visitors']:,}",
+            conv,
+        )
+    console.print(table)
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    console.print(f"timings: {timing}")
+    if result.mismatches:
+        console.print(f"[bold red]{len(result.mismatches)} differences from the ground truth:[/]")
+        for m in result.mismatches[:20]:
+            console.print(f"  {m}")
+    else:
+        console.print(
+            f"[bold green]✓ all {len(result.rows)} store-days equal the ground truth[/] "
+            "(net sales, receipts, visitors)"
+        )
+
+
+@handles_errors
+def demo(
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving the API at the end."),
+    stores: int = typer.Option(10, min=2, help="Stores in the simulated chain."),
+    days: int = typer.Option(14, min=1, help="Days simulated."),
+    seed: int = typer.Option(7, help="Simulation seed."),
+) -> None:
+    """Simulate a chain and run it through the whole platform, then serve the API."""
+    started = time.perf_counter()
+    result = run_demo(settings(), stores=stores, days=days, seed=seed, serve=serve)
+    console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
+    if result.mismatches:
+        raise typer.Exit(1)
+
+
+__all__ = ["DemoResult", "compare_with_truth", "demo", "run_demo", "source_files"]
