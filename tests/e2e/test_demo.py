@@ -1,0 +1,64 @@
+"""End to end: `tenpo demo --no-serve` equals the simulator's ground truth."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tenpo.cli import app
+from tenpo.cli.demo import compare_with_truth, run_demo
+from tenpo.core.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_matches_ground_truth(settings: Settings) -> None:
+    result = run_demo(settings, stores=4, days=3, seed=11, serve=False)
+    assert result.mismatches == []
+    assert result.rows, "the API returned no KPI rows"
+    truth_file = settings.data_dir / "demo" / "sim" / "truth" / "daily_kpis.csv"
+    with truth_file.open(encoding="utf-8") as fh:
+        truth = list(csv.DictReader(fh))
+    # Independent of the demo's own check: totals over the period agree.
+    assert sum(Decimal(str(r["net_sales"])) for r in result.rows) == sum(
+        Decimal(t["net_sales"]) for t in truth
+    )
+    assert sum(int(r["visitors"] or 0) for r in result.rows) == sum(
+        int(t["visitors"]) for t in truth
+    )
+    assert {r["tenant_id"] for r in result.rows} == {t["tenant_id"] for t in truth}
+
+
+def test_compare_with_truth_reports_a_difference() -> None:
+    truth = {
+        ("t1", "S001", date(2026, 10, 5)): {
+            "net_sales": "1000.00",
+            "transactions": "3",
+            "visitors": "10",
+        }
+    }
+    row = {
+        "tenant_id": "t1",
+        "store_code": "S001",
+        "business_date": "2026-10-05",
+        "net_sales": "999.00",
+        "transactions": 3,
+        "visitors": 10,
+    }
+    problems = compare_with_truth([row], truth)
+    assert len(problems) == 1 and "net_sales" in problems[0]
+    assert compare_with_truth([], truth) == [
+        f"{('t1', 'S001', date(2026, 10, 5))}: in the truth but missing from the API"
+    ]
+
+
+def test_cli_demo_no_serve_exits_zero(settings: Settings, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = runner.invoke(app, ["demo", "--no-serve", "--stores", "2", "--days", "1"])
+    assert out.exit_code == 0, out.output
+    assert "ground truth" in out.output
