@@ -1,5 +1,12 @@
-"""Control plane: tenants, stores, devices, POS registers, API keys (SQLAlchemy + Alembic)."""
+"""Control plane: tenants, stores, devices, POS registers, API keys (SQLAlchemy + Alembic).
 
+``ControlPlane.open(settings.control_db_url)`` gives the read/write API; its
+``directory()`` is the cached :class:`Directory` that Pre-ETL and the gateways use, and
+``authenticate(token)`` turns an API key into a :class:`Principal`.
+"""
+
+from tenpo.control.auth import SCOPES, Principal
+from tenpo.control.db import migrate
 from tenpo.control.directory import (
     DeviceRef,
     Directory,
@@ -7,5 +14,24 @@ from tenpo.control.directory import (
     StaticDirectory,
     StoreRef,
 )
+from tenpo.control.plane import ControlPlane
+from tenpo.control.records import ApiKeyInfo, DeviceInfo, RegisterInfo, StoreInfo, TenantInfo
+from tenpo.control.sql_directory import SqlDirectory
 
-__all__ = ["DeviceRef", "Directory", "RegisterAssignment", "StaticDirectory", "StoreRef"]
+__all__ = [
+    "SCOPES",
+    "ApiKeyInfo",
+    "ControlPlane",
+    "DeviceInfo",
+    "DeviceRef",
+    "Directory",
+    "Principal",
+    "RegisterAssignment",
+    "RegisterInfo",
+    "SqlDirectory",
+    "StaticDirectory",
+    "StoreInfo",
+    "StoreRef",
+    "TenantInfo",
+    "migrate",
+]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the control-plane database (run through ``tenpo.control.migrate``)."""

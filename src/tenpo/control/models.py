@@ -1,0 +1,154 @@
+"""ORM mapping of the control-plane tables (SQLAlchemy 2, typed ``Mapped[...]``).
+
+The schema itself is owned by the Alembic migrations in ``tenpo.control.migrations``;
+these classes must describe the same tables (``tests/control`` checks that they do).
+Nothing outside ``tenpo.control`` should import them: the public API returns plain
+values (``StoreInfo``, ``DeviceInfo``, ...), never ORM objects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no offset, so values are normalised to UTC on the way in and tagged UTC on
+    the way out; PostgreSQL stores ``timestamptz``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """``NUMERIC(12, 2)``; on SQLite, which has no exact decimal, the decimal's text."""
+
+    impl = sa.Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(sa.Numeric(12, 2))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the control-plane tables."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        Decimal: ExactDecimal(),
+        dict[str, Any]: sa.JSON(),
+        list[str]: sa.JSON(),
+    }
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime]
+
+
+class Store(Base):
+    __tablename__ = "stores"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "code"),
+        sa.UniqueConstraint("tenant_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    industry: Mapped[str | None] = mapped_column(sa.String(64))
+    region: Mapped[str | None] = mapped_column(sa.String(64))
+    floor_area_m2: Mapped[Decimal | None]
+    opening_hours: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    store_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    lines: Mapped[list[str]]
+    zones: Mapped[list[str]]
+    config: Mapped[dict[str, Any]]
+    active: Mapped[bool]
+    created_at: Mapped[datetime]
+
+
+class PosRegister(Base):
+    __tablename__ = "pos_registers"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+        sa.UniqueConstraint("tenant_id", "vendor", "register_code", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"))
+    vendor: Mapped[str] = mapped_column(sa.String(64))
+    register_code: Mapped[str] = mapped_column(sa.String(64))
+    store_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    valid_from: Mapped[date]
+    valid_to: Mapped[date | None]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    scopes: Mapped[list[str]]
+    token_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -1,0 +1,416 @@
+"""``ControlPlane``: tenants, stores, devices, POS registers and API keys.
+
+One object per process, over one SQLAlchemy engine (SQLite file by default, PostgreSQL at
+scale). Every method takes the tenant explicitly and never returns another tenant's rows;
+results are plain records (:mod:`tenpo.control.records`), never ORM objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenpo.control import _validate
+from tenpo.control._cache import TtlCache
+from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
+from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
+from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant
+from tenpo.control.records import ApiKeyInfo, DeviceInfo, RegisterInfo, StoreInfo, TenantInfo
+from tenpo.control.sql_directory import SqlDirectory, _check_no_overlap
+from tenpo.core.errors import AuthError, BadInput, Conflict, NotFound
+from tenpo.core.ids import utcnow
+
+logger = logging.getLogger(__name__)
+
+# last_used_at is bookkeeping, not audit: write it at most this often per key and process.
+_LAST_USED_EVERY = timedelta(seconds=60)
+
+
+class ControlPlane:
+    """Reads and writes the control-plane database through ``engine``.
+
+    ``auth_cache_ttl`` is how long a verified token is trusted without a database read; a
+    key revoked in another process is refused after at most that many seconds.
+    """
+
+    def __init__(self, engine: Engine, *, auth_cache_ttl: float = 30.0) -> None:
+        prepare_engine(engine)
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._auth_cache: TtlCache[tuple[str, bytes], Principal] = TtlCache()
+        self._auth_cache_ttl = auth_cache_ttl
+        self._directory: SqlDirectory | None = None
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> ControlPlane:
+        """A control plane on the database at ``url``, first upgraded to the newest schema."""
+        engine = create_control_engine(url)
+        if migrate:
+            upgrade_engine(engine)
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this control plane uses."""
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def directory(self) -> SqlDirectory:
+        """The cached :class:`SqlDirectory` over this database (one per control plane)."""
+        if self._directory is None:
+            self._directory = SqlDirectory(self._engine)
+        return self._directory
+
+    # -- tenants -------------------------------------------------------------------------
+
+    def create_tenant(self, tenant_id: str, name: str) -> TenantInfo:
+        """Register a tenant; :class:`Conflict` if the id is taken."""
+        _validate.tenant_id(tenant_id)
+        row = Tenant(id=tenant_id, name=_validate.text(name, "tenant name"), created_at=utcnow())
+        with self._write(f"tenant {tenant_id!r} already exists") as session:
+            if session.get(Tenant, tenant_id) is not None:
+                raise Conflict(f"tenant {tenant_id!r} already exists", tenant_id=tenant_id)
+            session.add(row)
+        logger.info("tenant %s created", tenant_id)
+        return _tenant_info(row)
+
+    def list_tenants(self) -> list[TenantInfo]:
+        """Every tenant, by id."""
+        with self._sessions() as session:
+            return [_tenant_info(t) for t in session.scalars(sa.select(Tenant).order_by(Tenant.id))]
+
+    # -- stores --------------------------------------------------------------------------
+
+    def create_store(
+        self,
+        tenant_id: str,
+        code: str,
+        name: str,
+        *,
+        timezone: str = "Asia/Tokyo",
+        industry: str | None = None,
+        region: str | None = None,
+        floor_area_m2: Decimal | int | str | None = None,
+        opening_hours: Mapping[str, Any] | None = None,
+        store_id: str | None = None,
+    ) -> StoreInfo:
+        """Register a store; :class:`Conflict` if the code (or given id) is taken."""
+        code = _validate.text(code, "store code", max_len=64)
+        row = Store(
+            id=_validate.safe_id(store_id, "store id")
+            if store_id
+            else f"st_{secrets.token_hex(6)}",
+            tenant_id=tenant_id,
+            code=code,
+            name=_validate.text(name, "store name"),
+            timezone=_validate.timezone(timezone),
+            industry=_validate.optional_text(industry, "industry"),
+            region=_validate.optional_text(region, "region"),
+            floor_area_m2=_validate.floor_area(floor_area_m2),
+            opening_hours=_validate.opening_hours(opening_hours),
+            created_at=utcnow(),
+        )
+        with self._write(f"store code {code!r} or id {row.id!r} already exists") as session:
+            self._require_tenant(session, tenant_id)
+            if session.scalar(_store_by_code(tenant_id, code)) is not None:
+                raise Conflict(f"tenant {tenant_id!r} already has a store with code {code!r}")
+            if session.get(Store, row.id) is not None:
+                raise Conflict(f"store id {row.id!r} already exists")
+            session.add(row)
+        logger.info("store %s (%s) created for %s", row.id, code, tenant_id)
+        return _store_info(row)
+
+    def list_stores(self, tenant_id: str) -> list[StoreInfo]:
+        """The tenant's stores, by code."""
+        with self._sessions() as session:
+            self._require_tenant(session, tenant_id)
+            rows = session.scalars(
+                sa.select(Store).where(Store.tenant_id == tenant_id).order_by(Store.code)
+            )
+            return [_store_info(s) for s in rows]
+
+    def get_store(self, tenant_id: str, store_id: str) -> StoreInfo:
+        """The tenant's store with this id; :class:`NotFound` also for other tenants' stores."""
+        with self._sessions() as session:
+            return _store_info(self._store(session, tenant_id, store_id))
+
+    def store_by_code(self, tenant_id: str, code: str) -> StoreInfo:
+        """The tenant's store with this code; :class:`NotFound` otherwise."""
+        with self._sessions() as session:
+            row = session.scalar(_store_by_code(tenant_id, code))
+        if row is None:
+            raise NotFound(f"tenant {tenant_id!r} has no store with code {code!r}")
+        return _store_info(row)
+
+    # -- devices -------------------------------------------------------------------------
+
+    def create_device(
+        self,
+        tenant_id: str,
+        device_id: str,
+        store_id: str,
+        kind: str,
+        *,
+        lines: Iterable[str] = (),
+        zones: Iterable[str] = (),
+        config: Mapping[str, Any] | None = None,
+    ) -> DeviceInfo:
+        """Register a device in one of the tenant's stores; :class:`Conflict` if the id is taken."""
+        row = Device(
+            tenant_id=tenant_id,
+            device_id=_validate.safe_id(device_id, "device id"),
+            store_id=store_id,
+            kind=_validate.device_kind(kind),
+            lines=_validate.names(lines, "line"),
+            zones=_validate.names(zones, "zone"),
+            config=_validate.json_object(config, "device config"),
+            active=True,
+            created_at=utcnow(),
+        )
+        with self._write(f"device {device_id!r} already exists") as session:
+            self._store(session, tenant_id, store_id)
+            if session.get(Device, (tenant_id, device_id)) is not None:
+                raise Conflict(f"tenant {tenant_id!r} already has a device {device_id!r}")
+            session.add(row)
+        logger.info("device %s (%s) created in %s/%s", device_id, kind, tenant_id, store_id)
+        return _device_info(row)
+
+    def list_devices(self, tenant_id: str) -> list[DeviceInfo]:
+        """The tenant's devices, by id."""
+        with self._sessions() as session:
+            self._require_tenant(session, tenant_id)
+            rows = session.scalars(
+                sa.select(Device).where(Device.tenant_id == tenant_id).order_by(Device.device_id)
+            )
+            return [_device_info(d) for d in rows]
+
+    # -- POS registers -------------------------------------------------------------------
+
+    def create_register(
+        self,
+        tenant_id: str,
+        vendor: str,
+        register_code: str,
+        store_id: str,
+        valid_from: date,
+        valid_to: date | None = None,
+    ) -> RegisterInfo:
+        """Assign a POS register to a store for ``valid_from``..``valid_to`` (inclusive).
+
+        :class:`Conflict` when the register already has an assignment overlapping those dates.
+        """
+        _validate.safe_id(vendor, "POS vendor")
+        code = _validate.text(register_code, "register code", max_len=64)
+        if valid_to is not None and valid_to < valid_from:
+            raise BadInput(f"valid_to {valid_to} is before valid_from {valid_from}")
+        row = PosRegister(
+            tenant_id=tenant_id,
+            vendor=vendor,
+            register_code=code,
+            store_id=store_id,
+            valid_from=valid_from,
+            valid_to=valid_to,
+        )
+        with self._write(f"register {code!r} already starts on {valid_from}") as session:
+            self._store(session, tenant_id, store_id)
+            existing = session.execute(
+                sa.select(PosRegister.valid_from, PosRegister.valid_to).where(
+                    PosRegister.tenant_id == tenant_id,
+                    PosRegister.vendor == vendor,
+                    PosRegister.register_code == code,
+                )
+            ).all()
+            try:
+                _check_no_overlap(code, [*((f, t) for f, t in existing), (valid_from, valid_to)])
+            except BadInput as exc:
+                raise Conflict(f"{exc} with an existing assignment") from None
+            session.add(row)
+        logger.info("register %s/%s assigned to %s from %s", vendor, code, store_id, valid_from)
+        return _register_info(row)
+
+    def list_registers(self, tenant_id: str, vendor: str | None = None) -> list[RegisterInfo]:
+        """The tenant's register assignments (optionally of one vendor), by code and date."""
+        query = sa.select(PosRegister).where(PosRegister.tenant_id == tenant_id)
+        if vendor is not None:
+            query = query.where(PosRegister.vendor == vendor)
+        query = query.order_by(
+            PosRegister.vendor, PosRegister.register_code, PosRegister.valid_from
+        )
+        with self._sessions() as session:
+            self._require_tenant(session, tenant_id)
+            return [_register_info(r) for r in session.scalars(query)]
+
+    # -- API keys ------------------------------------------------------------------------
+
+    def create_api_key(
+        self, tenant_id: str, name: str, scopes: Iterable[str]
+    ) -> tuple[ApiKeyInfo, str]:
+        """A new key and its plaintext token; the token is not stored and cannot be shown again."""
+        key_id, token, token_hash = new_key()
+        row = ApiKey(
+            id=key_id,
+            tenant_id=tenant_id,
+            name=_validate.text(name, "API key name"),
+            scopes=list(normalize_scopes(list(scopes))),
+            token_hash=token_hash,
+            created_at=utcnow(),
+        )
+        with self._write("API key id collision") as session:
+            self._require_tenant(session, tenant_id)
+            session.add(row)
+        logger.info("API key %s created for %s with %s", key_id, tenant_id, row.scopes)
+        return _key_info(row), token
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
+        """The tenant's API keys (revoked ones included), oldest first, without secrets."""
+        with self._sessions() as session:
+            self._require_tenant(session, tenant_id)
+            rows = session.scalars(
+                sa.select(ApiKey)
+                .where(ApiKey.tenant_id == tenant_id)
+                .order_by(ApiKey.created_at, ApiKey.id)
+            )
+            return [_key_info(k) for k in rows]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
+        """Revoke the tenant's key (idempotent); :class:`NotFound` for another tenant's key."""
+        with self._sessions.begin() as session:
+            row = session.get(ApiKey, key_id)
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"tenant {tenant_id!r} has no API key {key_id!r}")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                logger.info("API key %s of %s revoked", key_id, tenant_id)
+        self._auth_cache.discard(lambda k: k[0] == key_id)
+        return _key_info(row)
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal behind ``token``; :class:`AuthError` if malformed, unknown or revoked."""
+        token = token.strip() if isinstance(token, str) else ""
+        key_id, secret = parse_token(token)
+        cache_key = (key_id, hashlib.sha256(token.encode()).digest())
+        hit, cached = self._auth_cache.get(cache_key)
+        if hit and cached is not None:
+            return cached
+        with self._sessions() as session:
+            row = session.get(ApiKey, key_id)
+        if row is None or not secret_matches(secret, row.token_hash):
+            raise AuthError("invalid API key")
+        if row.revoked_at is not None:
+            raise AuthError(f"API key {key_id} has been revoked")
+        principal = Principal(tenant_id=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
+        self._auth_cache.put(cache_key, principal, self._auth_cache_ttl)
+        self._touch(row)
+        return principal
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, conflict_message: str) -> Iterator[Session]:
+        """A write transaction; a unique-constraint race surfaces as :class:`Conflict`."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            raise Conflict(conflict_message) from exc
+        if self._directory is not None:
+            self._directory.invalidate()
+
+    def _touch(self, row: ApiKey) -> None:
+        now = utcnow()
+        if row.last_used_at is not None and now - row.last_used_at < _LAST_USED_EVERY:
+            return
+        try:
+            with self._sessions.begin() as session:
+                session.execute(
+                    sa.update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+                )
+        except SQLAlchemyError as exc:  # bookkeeping must never fail a request
+            logger.debug("could not record use of API key %s: %s", row.id, exc)
+
+    @staticmethod
+    def _require_tenant(session: Session, tenant_id: str) -> None:
+        if session.get(Tenant, tenant_id) is None:
+            raise NotFound(f"tenant {tenant_id!r} does not exist")
+
+    @staticmethod
+    def _store(session: Session, tenant_id: str, store_id: str) -> Store:
+        row = session.get(Store, store_id)
+        if row is None or row.tenant_id != tenant_id:
+            raise NotFound(f"tenant {tenant_id!r} has no store {store_id!r}")
+        return row
+
+
+def _store_by_code(tenant_id: str, code: str) -> sa.Select[Store]:
+    return sa.select(Store).where(Store.tenant_id == tenant_id, Store.code == code)
+
+
+def _tenant_info(row: Tenant) -> TenantInfo:
+    return TenantInfo(tenant_id=row.id, name=row.name, created_at=row.created_at)
+
+
+def _store_info(row: Store) -> StoreInfo:
+    return StoreInfo(
+        store_id=row.id,
+        tenant_id=row.tenant_id,
+        code=row.code,
+        name=row.name,
+        timezone=row.timezone,
+        industry=row.industry,
+        region=row.region,
+        floor_area_m2=row.floor_area_m2,
+        opening_hours=row.opening_hours,
+        created_at=row.created_at,
+    )
+
+
+def _device_info(row: Device) -> DeviceInfo:
+    return DeviceInfo(
+        tenant_id=row.tenant_id,
+        device_id=row.device_id,
+        store_id=row.store_id,
+        kind=row.kind,
+        lines=tuple(row.lines),
+        zones=tuple(row.zones),
+        config=dict(row.config),
+        active=row.active,
+        created_at=row.created_at,
+    )
+
+
+def _register_info(row: PosRegister) -> RegisterInfo:
+    return RegisterInfo(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        vendor=row.vendor,
+        register_code=row.register_code,
+        store_id=row.store_id,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+    )
+
+
+def _key_info(row: ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        key_id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        scopes=tuple(row.scopes),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
