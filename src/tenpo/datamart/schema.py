@@ -1,0 +1,136 @@
+"""SQLAlchemy Core tables of the datamart.
+
+Mart tables mirror the Arrow schemas of :mod:`tenpo.warehouse.schemas` column for column
+(money decimals → ``NUMERIC(18, 2)``, ratios → float, dates, booleans), so a mart partition
+can be copied in as it is. ``dm_stores`` is the store list the read API serves, synced from
+the control plane.
+
+There are no migrations here on purpose: the datamart holds nothing that is not derived, so
+when a schema changes the datamart is dropped and rebuilt by re-exporting the marts.
+:func:`ensure_schema` creates missing tables on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from tenpo.warehouse.schemas import MART_STORE_DAILY
+
+logger = logging.getLogger(__name__)
+
+_CENT = Decimal("0.01")
+
+
+class Money(TypeDecorator[Decimal]):
+    """``NUMERIC(18, 2)``; on SQLite, which has no exact decimal type, the decimal's text.
+
+    Values are quantized to the cent on the way in and always read back as ``Decimal``.
+    """
+
+    impl = sa.Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(24))
+        return dialect.type_descriptor(sa.Numeric(18, 2))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        exact = Decimal(value).quantize(_CENT)
+        return str(exact) if dialect.name == "sqlite" else exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value)).quantize(_CENT)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _column_type(name: str, arrow_type: pa.DataType, key: bool) -> TypeEngine[Any]:
+    if pa.types.is_decimal(arrow_type):
+        return Money()
+    if pa.types.is_floating(arrow_type):
+        return sa.Float()
+    if pa.types.is_int64(arrow_type):
+        return sa.BigInteger()
+    if pa.types.is_integer(arrow_type):
+        return sa.Integer()
+    if pa.types.is_date(arrow_type):
+        return sa.Date()
+    if pa.types.is_boolean(arrow_type):
+        return sa.Boolean()
+    if pa.types.is_string(arrow_type):
+        return sa.String(64) if key else sa.Text()
+    raise TypeError(f"no datamart type for column {name!r} of Arrow type {arrow_type}")
+
+
+def _mart_table(name: str, schema: pa.Schema, key: tuple[str, ...]) -> sa.Table:
+    columns = [
+        sa.Column(
+            f.name,
+            _column_type(f.name, f.type, f.name in key),
+            primary_key=f.name in key,
+            nullable=f.name not in key,
+        )
+        for f in schema
+    ]
+    return sa.Table(name, metadata, *columns)
+
+
+mart_store_daily = _mart_table(
+    "mart_store_daily", MART_STORE_DAILY, ("tenant_id", "store_id", "business_date")
+)
+# The primary key (tenant, store, date) serves the API's range reads; exports replace by date.
+sa.Index(None, mart_store_daily.c.business_date)
+
+dm_stores = sa.Table(
+    "dm_stores",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("store_id", sa.String(64), primary_key=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("industry", sa.String(64)),
+    sa.Column("region", sa.String(64)),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("floor_area_m2", sa.Float()),
+)
+sa.Index(None, dm_stores.c.tenant_id, dm_stores.c.code)
+
+MART_SCHEMAS: dict[str, tuple[sa.Table, pa.Schema]] = {
+    "mart_store_daily": (mart_store_daily, MART_STORE_DAILY),
+}
+"""Mart tables the datamart accepts, with the Arrow schema of their partitions."""
+
+_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+_ready_lock = threading.Lock()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the datamart tables missing on ``engine``; cheap after the first call."""
+    with _ready_lock:
+        if engine in _ready:
+            return
+        try:
+            metadata.create_all(engine)
+        except sa.exc.DBAPIError:
+            # Another process may have created the same tables between check and create.
+            logger.debug("datamart create_all raced; checking again", exc_info=True)
+            metadata.create_all(engine)
+        _ready.add(engine)
