@@ -1,0 +1,166 @@
+"""Offline conversion of vendor POS files to raw tables (``tenpo pos convert``).
+
+Runs the same Pre-ETL as the streamer, against an in-memory directory built from local
+files instead of the control plane: stores from a ``stores.csv`` (``store_id,code`` and
+optionally ``timezone``), or, without one, every store code names a store whose id is the code.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tenpo.control.directory import Directory, StaticDirectory, StoreRef
+from tenpo.core.errors import BadInput
+from tenpo.core.ids import content_id, utcnow
+from tenpo.core.preetl import ParseResult, PreEtl, Reject
+from tenpo.lake.landing import ObjectRegistered
+from tenpo.pos.vendor_a import VENDOR as VENDOR_A
+from tenpo.pos.vendor_a import VendorAPreEtl, parse_master
+from tenpo.pos.vendor_b import VendorBPreEtl
+from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
+
+__all__ = ["VENDORS", "convert_files", "offline_directory", "reject_json", "write_result"]
+
+log = logging.getLogger(__name__)
+
+VENDORS: dict[str, type[VendorAPreEtl] | type[VendorBPreEtl]] = {
+    "vendor_a": VendorAPreEtl,
+    "vendor_b": VendorBPreEtl,
+}
+_OUTPUT_SCHEMAS = {"raw_pos_transactions": RAW_POS_TRANSACTIONS, "raw_pos_lines": RAW_POS_LINES}
+
+
+@dataclass
+class _AutoStoreDirectory(StaticDirectory):
+    """A static directory in which every store code names a store with that id."""
+
+    timezone: str = "Asia/Tokyo"
+
+    def store_by_code(self, tenant_id: str, code: str) -> StoreRef | None:
+        store = super().store_by_code(tenant_id, code)
+        if store is None and code:
+            store = StoreRef(store_id=code, tenant_id=tenant_id, code=code, timezone=self.timezone)
+            self.stores.append(store)
+        return store
+
+
+def _read_stores(path: Path, tenant_id: str, timezone: str) -> list[StoreRef]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read stores file {path}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"store_id", "code"} - set(reader.fieldnames or ())
+    if missing:
+        raise BadInput(f"stores file {path} lacks column(s) {', '.join(sorted(missing))}")
+    return [
+        StoreRef(
+            store_id=row["store_id"].strip(),
+            tenant_id=tenant_id,
+            code=row["code"].strip(),
+            timezone=(row.get("timezone") or "").strip() or timezone,
+        )
+        for row in reader
+    ]
+
+
+def offline_directory(
+    tenant_id: str,
+    *,
+    master: bytes | None = None,
+    stores_csv: Path | None = None,
+    timezone: str = "Asia/Tokyo",
+) -> tuple[StaticDirectory, list[Reject]]:
+    """A directory for offline conversion, and the rejects of the vendor-A ``master`` if any.
+
+    Without ``stores_csv`` any store code is accepted as a store whose id is the code.
+    """
+    directory: StaticDirectory
+    if stores_csv is not None:
+        directory = StaticDirectory(stores=_read_stores(stores_csv, tenant_id, timezone))
+    else:
+        directory = _AutoStoreDirectory(timezone=timezone)
+    rejects: list[Reject] = []
+    if master is not None:
+        rows, rejects = parse_master(master, directory, tenant_id)
+        if rows:
+            directory.apply_pos_master(tenant_id, VENDOR_A, rows)
+    return directory, rejects
+
+
+def _parser(vendor: str) -> PreEtl:
+    try:
+        return VENDORS[vendor]()
+    except KeyError:
+        raise BadInput(
+            f"unknown POS vendor {vendor!r}; expected one of {', '.join(VENDORS)}"
+        ) from None
+
+
+def convert_files(
+    vendor: str, paths: Sequence[Path | str], directory: Directory, tenant_id: str
+) -> ParseResult:
+    """Run ``vendor``'s Pre-ETL over local files: tables concatenated, rejects prefixed by file."""
+    parser = _parser(vendor)
+    parts: dict[str, list[pa.Table]] = {name: [] for name in _OUTPUT_SCHEMAS}
+    rejects: list[Reject] = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read {path}: {exc}") from exc
+        object_id = content_id(data)
+        event = ObjectRegistered(
+            key=f"file://{path.resolve()}",
+            source=parser.source,
+            tenant_id=tenant_id,
+            business_date=date.today(),
+            object_id=object_id,
+            size=len(data),
+            sha256=object_id,
+            content_type="application/octet-stream",
+            registered_at=utcnow(),
+        )
+        result = parser.parse(event, data, directory)
+        for name, tbl in result.tables.items():
+            parts.setdefault(name, []).append(tbl)
+        rejects.extend(
+            dataclasses.replace(r, reason=f"{path.name}: {r.reason}") for r in result.rejects
+        )
+        log.info("%s: %d rows, %d rejects", path, result.row_count, len(result.rejects))
+    tables = {
+        name: pa.concat_tables(tbls) if tbls else _OUTPUT_SCHEMAS[name].empty_table()
+        for name, tbls in parts.items()
+    }
+    return ParseResult(tables=tables, rejects=rejects)
+
+
+def reject_json(reject: Reject) -> str:
+    """One quarantine line: the reject as a JSON object."""
+    return json.dumps(dataclasses.asdict(reject), ensure_ascii=False, default=str)
+
+
+def write_result(result: ParseResult, out_dir: Path) -> dict[str, Path]:
+    """Write ``{table}.parquet`` for each table and ``quarantine.jsonl``; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, tbl in result.tables.items():
+        path = out_dir / f"{name}.parquet"
+        pq.write_table(tbl, path)
+        written[name] = path
+    quarantine = out_dir / "quarantine.jsonl"
+    quarantine.write_text("".join(reject_json(r) + "\n" for r in result.rejects), encoding="utf-8")
+    written["quarantine"] = quarantine
+    return written

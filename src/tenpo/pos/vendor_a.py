@@ -1,0 +1,440 @@
+"""POS vendor A: CP932 CSV, one row per receipt line, amounts including tax (FORMATS.md).
+
+Rows are grouped into receipts by (register, receipt number, transaction time). A receipt is
+loaded whole or rejected whole: any bad field, a line whose 金額 is not 単価 × 数量 − 値引額,
+or lines that do not add up to 合計金額 quarantines every line of it with the figures. The
+register is resolved to a store through the POS master valid on the receipt's local date; an
+unknown register is a *replayable* reject (a later master upload fixes it).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from tenpo.control.directory import Directory, RegisterAssignment, StoreRef
+from tenpo.core.errors import BadInput
+from tenpo.core.preetl import ParseResult, Reject
+from tenpo.lake.landing import ObjectRegistered
+from tenpo.pos import _arrow, _text
+from tenpo.pos.tax import ROUNDINGS, Rounding, split_inclusive
+
+__all__ = ["VendorAMasterPreEtl", "VendorAPreEtl", "parse_master"]
+
+log = logging.getLogger(__name__)
+
+VENDOR = "vendor_a"
+ENCODING = "cp932"
+TRANSACTIONS = "raw_pos_transactions"
+MASTER_TABLE = "pos_master"  # quarantine folder of rejected master rows
+
+REGISTER, RECEIPT, TIME, KIND = "レジ番号", "レシート番号", "取引日時", "取引区分"
+LINE_NO, JAN, NAME, QTY = "行番号", "JANコード", "商品名", "数量"
+UNIT_PRICE, DISCOUNT, AMOUNT, RATE, TOTAL = "単価", "値引額", "金額", "税率区分", "合計金額"
+SALES_COLUMNS: tuple[str, ...] = (REGISTER, RECEIPT, TIME, KIND, LINE_NO, JAN, NAME, QTY)
+SALES_COLUMNS += (UNIT_PRICE, DISCOUNT, AMOUNT, RATE, TOTAL)
+KINDS = {"売上": "sale", "返品": "return", "取消": "void"}
+RATE_PERCENTS = {"標準": 10, "軽減": 8, "非課税": 0}
+
+STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO = "店舗コード", "店舗名", "適用開始日", "適用終了日"
+MASTER_COLUMNS = (REGISTER, STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO)
+
+
+class _ObjectProblem(Exception):
+    """The whole object is unusable (encoding, header, CSV quoting)."""
+
+
+def _header_index(header: list[str], required: tuple[str, ...]) -> dict[str, int]:
+    names = [_text.nfkc(h) for h in header]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise _ObjectProblem(f"missing column(s) in header: {', '.join(missing)}")
+    return {c: names.index(c) for c in required}
+
+
+def _records(
+    data: bytes, required: tuple[str, ...]
+) -> tuple[list[str], dict[str, int], list[tuple[int, list[str]]]]:
+    """Header, column positions and ``(line, fields)`` records of a vendor-A CSV object."""
+    try:
+        records = list(_text.rows(_text.decode(data, ENCODING)))
+    except _text.DecodeProblem as exc:
+        raise _ObjectProblem(str(exc)) from exc
+    except csv.Error as exc:
+        raise _ObjectProblem(f"malformed CSV: {exc}") from exc
+    if not records:
+        raise _ObjectProblem("empty file: no header row")
+    header = records[0][1]
+    return header, _header_index(header, required), records[1:]
+
+
+@dataclass(slots=True)
+class _Receipt:
+    register: str
+    receipt: str
+    time_text: str
+    first_line: int
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Line:
+    line_no: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: int
+    amount: int
+    rate: int
+
+
+def _unit_price_excl_cents(unit_price: int, rate: int) -> int:
+    """Unit price without tax in cents, rounded half up (informational; lines carry exact sums)."""
+    magnitude = (2 * abs(unit_price) * 10_000 + 100 + rate) // (2 * (100 + rate))
+    return -magnitude if unit_price < 0 else magnitude
+
+
+class VendorAPreEtl:
+    """Pre-ETL of vendor A sales CSVs into ``raw_pos_transactions`` and ``raw_pos_lines``.
+
+    ``rounding`` is the tax rounding (floor, round, ceil) and ``per_line`` computes the tax of
+    each line instead of each receipt and rate; the default is the vendor's own rule.
+    """
+
+    source = "pos_vendor_a"
+
+    def __init__(self, rounding: Rounding = "floor", per_line: bool = False) -> None:
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
+        self.rounding: Rounding = rounding
+        self.per_line = per_line
+
+    def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
+        """Rows of every valid receipt; a reject per bad receipt (or one for a bad object)."""
+        result = ParseResult()
+        try:
+            header, col, records = _records(data, SALES_COLUMNS)
+        except _ObjectProblem as exc:
+            result.rejects.append(Reject(TRANSACTIONS, str(exc), line=None))
+            return result
+
+        receipts: dict[tuple[str, str, str], _Receipt] = {}
+        c_reg, c_rec, c_time = col[REGISTER], col[RECEIPT], col[TIME]
+        width = len(header)
+        for line, row in records:
+            if len(row) != width:
+                result.rejects.append(
+                    Reject(
+                        TRANSACTIONS,
+                        f"row has {len(row)} fields but the header has {width}",
+                        record=",".join(row),
+                        line=line,
+                    )
+                )
+                continue
+            key = (_text.nfkc(row[c_reg]), _text.nfkc(row[c_rec]), _text.nfkc(row[c_time]))
+            receipt = receipts.get(key)
+            if receipt is None:
+                receipt = receipts[key] = _Receipt(*key, first_line=line)
+            receipt.rows.append((line, row))
+
+        cols = _arrow.PosColumns()
+        ctx = _Context(event, directory, header, col)
+        seen: set[str] = set()
+        for receipt in receipts.values():
+            reject = self._load_receipt(receipt, ctx, cols, seen)
+            if reject is not None:
+                result.rejects.append(reject)
+        result.tables = cols.tables()
+        log.debug(
+            "vendor A object %s: %d receipts, %d rejects",
+            event.object_id,
+            len(receipts),
+            len(result.rejects),
+        )
+        return result
+
+    def _load_receipt(
+        self, receipt: _Receipt, ctx: _Context, cols: _arrow.PosColumns, seen: set[str]
+    ) -> Reject | None:
+        problems: list[str] = []
+        col = ctx.col
+        if not receipt.register or not receipt.receipt:
+            problems.append(f"empty {REGISTER} or {RECEIPT}")
+        local = ctx.local_time(receipt.time_text)
+        if local is None:
+            problems.append(f"bad {TIME} {receipt.time_text!r} (expected yyyy/MM/dd HH:mm:ss)")
+        kind_texts = {_text.nfkc(row[col[KIND]]) for _, row in receipt.rows}
+        kind = KINDS.get(next(iter(kind_texts))) if len(kind_texts) == 1 else None
+        if len(kind_texts) > 1:
+            problems.append(f"mixed {KIND} {sorted(kind_texts)} within one receipt")
+        elif kind is None:
+            problems.append(f"unknown {KIND} {next(iter(kind_texts))!r}")
+
+        lines: list[_Line] = []
+        totals: set[int] = set()
+        for _, row in receipt.rows:
+            try:
+                line = self._line(row, col, totals)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            lines.append(line)
+        if not problems:
+            line_nos = [ln.line_no for ln in lines]
+            if len(set(line_nos)) != len(line_nos):
+                problems.append(f"duplicate {LINE_NO} in {sorted(line_nos)}")
+            if len(totals) != 1:
+                problems.append(f"{TOTAL} differs between lines: {sorted(totals)}")
+            else:
+                total, line_sum = next(iter(totals)), sum(ln.amount for ln in lines)
+                if line_sum != total:
+                    problems.append(
+                        f"lines add up to {line_sum} but {TOTAL} is {total} "
+                        f"(difference {line_sum - total})"
+                    )
+
+        tid = (
+            f"{receipt.register}-{local:%Y%m%d}-{receipt.receipt}"
+            if local is not None
+            else f"{receipt.register}-?-{receipt.receipt}"
+        )
+        if problems:
+            return ctx.reject(receipt, f"receipt {tid}: " + "; ".join(problems))
+        assert local is not None and kind is not None
+        day = local.date()
+        store = ctx.store(receipt.register, day)
+        if store is None:
+            return ctx.reject(
+                receipt,
+                f"register {receipt.register!r} unknown on {day.isoformat()} (receipt {tid})",
+                replayable=True,
+            )
+        if tid in seen:
+            return ctx.reject(receipt, f"receipt {tid}: duplicate receipt in this file")
+        seen.add(tid)
+        self._append(receipt, tid, kind, local, store, lines, ctx, cols)
+        return None
+
+    @staticmethod
+    def _line(row: list[str], col: dict[str, int], totals: set[int]) -> _Line:
+        def number(name: str, empty_ok: bool = False) -> int:
+            raw = row[col[name]]
+            if empty_ok and not raw.strip():
+                return 0
+            try:
+                return _text.parse_int(raw)
+            except ValueError:
+                raise ValueError(f"bad {name} {raw!r}") from None
+
+        line_no = number(LINE_NO)
+        rate_text = _text.nfkc(row[col[RATE]])
+        rate = RATE_PERCENTS.get(rate_text)
+        if rate is None:
+            raise ValueError(f"line {line_no}: unknown {RATE} {rate_text!r}")
+        qty, unit = number(QTY), number(UNIT_PRICE)
+        discount, amount = number(DISCOUNT, empty_ok=True), number(AMOUNT)
+        totals.add(number(TOTAL))
+        if discount < 0:
+            raise ValueError(f"line {line_no}: negative {DISCOUNT} {discount}")
+        gross = unit * abs(qty) - discount
+        expected = -gross if qty < 0 else gross
+        if amount != expected:
+            raise ValueError(
+                f"line {line_no}: {AMOUNT} {amount} is not {UNIT_PRICE} × {QTY} − {DISCOUNT}"
+                f" = {expected}"
+            )
+        return _Line(line_no, _text.nfkc(row[col[JAN]]), row[col[NAME]], qty, unit, amount, rate)
+
+    def _append(
+        self,
+        receipt: _Receipt,
+        tid: str,
+        kind: str,
+        local: datetime,
+        store: StoreRef,
+        lines: list[_Line],
+        ctx: _Context,
+        cols: _arrow.PosColumns,
+    ) -> None:
+        by_rate: dict[int, list[_Line]] = {}
+        for ln in lines:
+            by_rate.setdefault(ln.rate, []).append(ln)
+        excl_of: dict[int, int] = {}
+        tax_of: dict[int, int] = {}
+        for rate, group in by_rate.items():
+            excl, taxes = split_inclusive(
+                [ln.amount for ln in group], rate, self.rounding, self.per_line
+            )
+            for ln, e, t in zip(group, excl, taxes, strict=True):
+                excl_of[id(ln)], tax_of[id(ln)] = e, t
+
+        tenant, object_id = ctx.event.tenant_id, ctx.event.object_id
+        day_no = _arrow.day_number(local.date())
+        ln_cols = cols.ln
+        for ln in sorted(lines, key=lambda x: x.line_no):
+            ln_cols["tenant_id"].append(tenant)
+            ln_cols["store_id"].append(store.store_id)
+            ln_cols["transaction_id"].append(tid)
+            ln_cols["business_date"].append(day_no)
+            ln_cols["line_no"].append(ln.line_no)
+            ln_cols["sku"].append(ln.sku)
+            ln_cols["name"].append(ln.name)
+            ln_cols["quantity"].append(ln.quantity)
+            ln_cols["unit_price_excl_tax"].append(_unit_price_excl_cents(ln.unit_price, ln.rate))
+            ln_cols["amount_excl_tax"].append(excl_of[id(ln)] * 100)
+            ln_cols["tax_rate"].append(ln.rate)
+            ln_cols["tax"].append(tax_of[id(ln)] * 100)
+            ln_cols["amount_incl_tax"].append(ln.amount * 100)
+            ln_cols["source_object_id"].append(object_id)
+
+        total = sum(ln.amount for ln in lines)
+        tax = sum(tax_of.values())
+        tx = cols.tx
+        tx["tenant_id"].append(tenant)
+        tx["store_id"].append(store.store_id)
+        tx["register_id"].append(receipt.register)
+        tx["transaction_id"].append(tid)
+        tx["business_date"].append(day_no)
+        tx["ts"].append(_arrow.micros(local.replace(tzinfo=_text.zone(store.timezone))))
+        tx["ts_local"].append(_arrow.micros(local))
+        tx["kind"].append(kind)
+        tx["total_excl_tax"].append((total - tax) * 100)
+        tx["total_tax"].append(tax * 100)
+        tx["total_incl_tax"].append(total * 100)
+        tx["item_count"].append(sum(ln.quantity for ln in lines))
+        tx["vendor"].append(VENDOR)
+        tx["source_object_id"].append(object_id)
+
+
+class _Context:
+    """Per-object lookups with caches (times and register→store resolutions repeat a lot)."""
+
+    def __init__(
+        self, event: ObjectRegistered, directory: Directory, header: list[str], col: dict[str, int]
+    ) -> None:
+        self.event = event
+        self.directory = directory
+        self.header = header
+        self.col = col
+        self._times: dict[str, datetime | None] = {}
+        self._stores: dict[tuple[str, date], StoreRef | None] = {}
+
+    def local_time(self, text: str) -> datetime | None:
+        if text not in self._times:
+            try:
+                self._times[text] = _text.parse_local_ts(text)
+            except ValueError:
+                self._times[text] = None
+        return self._times[text]
+
+    def store(self, register: str, day: date) -> StoreRef | None:
+        key = (register, day)
+        if key not in self._stores:
+            self._stores[key] = self.directory.register_store(
+                self.event.tenant_id, VENDOR, register, day
+            )
+        return self._stores[key]
+
+    def reject(self, receipt: _Receipt, reason: str, replayable: bool = False) -> Reject:
+        record = {
+            "register": receipt.register,
+            "receipt": receipt.receipt,
+            "rows": [dict(zip(self.header, row, strict=False)) for _, row in receipt.rows],
+        }
+        return Reject(
+            TRANSACTIONS, reason, record=record, line=receipt.first_line, replayable=replayable
+        )
+
+
+# --- POS master -------------------------------------------------------------------------
+
+
+def parse_master(
+    data: bytes, directory: Directory, tenant_id: str
+) -> tuple[list[RegisterAssignment], list[Reject]]:
+    """Register assignments of a vendor-A master CSV and rejects for its bad rows.
+
+    A register with any bad row is left out entirely (its valid rows are rejected too), so a
+    partial master never replaces a register's complete history.
+    """
+    try:
+        header, col, records = _records(data, MASTER_COLUMNS)
+    except _ObjectProblem as exc:
+        return [], [Reject(MASTER_TABLE, str(exc))]
+    width = len(header)
+    good: list[tuple[int, list[str], RegisterAssignment]] = []
+    rejects: list[Reject] = []
+    bad_registers: set[str] = set()
+    for line, row in records:
+        record = dict(zip(header, row, strict=False))
+        register = _text.nfkc(row[col[REGISTER]]) if len(row) == width else ""
+        try:
+            if len(row) != width:
+                raise ValueError(f"row has {len(row)} fields but the header has {width}")
+            assignment = _master_row(row, col, directory, tenant_id)
+        except ValueError as exc:
+            rejects.append(Reject(MASTER_TABLE, str(exc), record=record, line=line))
+            bad_registers.add(register)
+            continue
+        good.append((line, row, assignment))
+    rows: list[RegisterAssignment] = []
+    for line, row, assignment in good:
+        if assignment.register_code in bad_registers:
+            reason = f"register {assignment.register_code!r} has invalid rows in this master"
+            rejects.append(
+                Reject(MASTER_TABLE, reason, record=dict(zip(header, row, strict=False)), line=line)
+            )
+        else:
+            rows.append(assignment)
+    return rows, rejects
+
+
+def _master_row(
+    row: list[str], col: dict[str, int], directory: Directory, tenant_id: str
+) -> RegisterAssignment:
+    register = _text.nfkc(row[col[REGISTER]])
+    store_code = _text.nfkc(row[col[STORE_CODE]])
+    if not register:
+        raise ValueError(f"empty {REGISTER}")
+    if directory.store_by_code(tenant_id, store_code) is None:
+        raise ValueError(f"register {register!r}: unknown store code {store_code!r}")
+    try:
+        valid_from = _text.parse_local_date(row[col[VALID_FROM]])
+    except ValueError as exc:
+        raise ValueError(f"register {register!r}: bad {VALID_FROM}: {exc}") from None
+    valid_to: date | None = None
+    if row[col[VALID_TO]].strip():
+        try:
+            valid_to = _text.parse_local_date(row[col[VALID_TO]])
+        except ValueError as exc:
+            raise ValueError(f"register {register!r}: bad {VALID_TO}: {exc}") from None
+        if valid_to < valid_from:
+            raise ValueError(
+                f"register {register!r}: {VALID_TO} {valid_to} is before {VALID_FROM} {valid_from}"
+            )
+    name = row[col[STORE_NAME]].strip() or None
+    return RegisterAssignment(register, store_code, valid_from, valid_to, name)
+
+
+class VendorAMasterPreEtl:
+    """Pre-ETL of vendor A's POS master: applies register→store assignments to the directory.
+
+    Produces no rows; bad rows (unknown store code, bad dates) come back as rejects.
+    """
+
+    source = "pos_vendor_a_master"
+
+    def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
+        """Apply the master's valid rows for ``event.tenant_id``; reject the others."""
+        rows, rejects = parse_master(data, directory, event.tenant_id)
+        if rows:
+            try:
+                applied = directory.apply_pos_master(event.tenant_id, VENDOR, rows)
+            except BadInput as exc:
+                rejects.append(Reject(MASTER_TABLE, f"master not applied: {exc}"))
+            else:
+                log.info("applied %d vendor A master rows for tenant %s", applied, event.tenant_id)
+        return ParseResult(rejects=rejects)
