@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     gateway_port: int = Field(8001, ge=1, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_max_kpi_days: int = Field(
+        366, gt=0, description="Longest date range, in days, one KPI request may ask for."
+    )
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     streamer_state_url: str | None = Field(
         None, description="SQLAlchemy URL of the streamer's load ledger (default: a SQLite file)."
