@@ -1,7 +1,171 @@
-"""`tenpo serve` commands."""
+"""`tenpo serve` commands: the ingest gateway, the read API, or both plus the streamer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Generator
+from typing import Any
+
 import typer
+import uvicorn
+
+from tenpo.cli._common import console, handles_errors, settings
+from tenpo.core.errors import ConfigError
+from tenpo.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True)
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+HostOption = typer.Option(None, "--host", help="Interface to listen on (default from settings).")
+
+
+@app.command("gateway")
+@handles_errors
+def gateway(
+    host: str | None = HostOption,
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="Port (default: settings.gateway_port, 8001)."
+    ),
+) -> None:
+    """Run the ingest gateway (POS, device and visitor-event uploads)."""
+    from tenpo.gateway import create_app
+
+    s = settings()
+    host, port = host or s.gateway_host, port or s.gateway_port
+    console.print(f"gateway on http://{host}:{port} (lake {s.lake_root})")
+    uvicorn.run(create_app(s), host=host, port=port, log_config=None)
+
+
+@app.command("api")
+@handles_errors
+def api(
+    host: str | None = HostOption,
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="Port (default: settings.api_port, 8000)."
+    ),
+) -> None:
+    """Run the read API and dashboard."""
+    from tenpo.api import create_app
+
+    s = settings()
+    host, port = host or s.api_host, port or s.api_port
+    console.print(f"API on http://{host}:{port}")
+    uvicorn.run(create_app(s), host=host, port=port, log_config=None)
+
+
+@app.command("all")
+@handles_errors
+def all_(
+    host: str | None = typer.Option(
+        None, "--host", help="Interface for both servers (default: each one's setting)."
+    ),
+    gateway_port: int | None = typer.Option(None, "--gateway-port", min=1, max=65535),
+    api_port: int | None = typer.Option(None, "--api-port", min=1, max=65535),
+) -> None:
+    """Run the gateway, the read API and the streamer in one process (Ctrl-C stops all)."""
+    s = settings()
+    asyncio.run(
+        serve_all(
+            s,
+            gateway_host=host or s.gateway_host,
+            gateway_port=gateway_port or s.gateway_port,
+            api_host=host or s.api_host,
+            api_port=api_port or s.api_port,
+        )
+    )
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to its owner (two servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve_all(
+    s: Settings, *, gateway_host: str, gateway_port: int, api_host: str, api_port: int
+) -> None:
+    """Serve the gateway and the API in this loop, with the streamer in a thread, until stopped.
+
+    SIGINT/SIGTERM stop everything gracefully; a second SIGINT forces the servers down.
+    """
+    from tenpo.api import create_app as create_api
+    from tenpo.bus import open_bus
+    from tenpo.control import ControlPlane
+    from tenpo.gateway import create_app as create_gateway
+    from tenpo.lake import open_lake
+    from tenpo.streamer import Streamer
+
+    with contextlib.ExitStack() as cleanup:
+        control = ControlPlane.open(s.control_db_url)
+        cleanup.callback(control.dispose)
+        lake = open_lake(s.lake_root)
+        # Separate bus connections: the streamer thread and the gateway's threadpool.
+        gateway_bus = open_bus(s)
+        cleanup.callback(gateway_bus.close)
+        streamer_bus = open_bus(s)
+        cleanup.callback(streamer_bus.close)
+        streamer = Streamer(s, lake, streamer_bus, control.directory())
+        cleanup.callback(streamer.close)
+
+        servers = [
+            _Server(
+                _config(
+                    create_gateway(s, control=control, lake=lake, bus=gateway_bus),
+                    gateway_host,
+                    gateway_port,
+                )
+            ),
+            _Server(_config(create_api(s, control=control), api_host, api_port)),
+        ]
+        stop = threading.Event()
+
+        def request_stop() -> None:
+            if stop.is_set():
+                for server in servers:
+                    server.force_exit = True
+            stop.set()
+            for server in servers:
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, request_stop)
+            cleanup.callback(loop.remove_signal_handler, sig)
+
+        streamer_thread = threading.Thread(
+            target=streamer.run_forever, args=(stop,), name="streamer", daemon=True
+        )
+        streamer_thread.start()
+        console.print(
+            f"gateway on http://{gateway_host}:{gateway_port}, "
+            f"API on http://{api_host}:{api_port}, streamer running. Ctrl-C to stop."
+        )
+
+        async def run(server: _Server) -> None:
+            try:
+                await server.serve()
+            except SystemExit as exc:  # uvicorn exits when it cannot bind or start the app
+                request_stop()
+                cfg = server.config
+                raise ConfigError(f"server on {cfg.host}:{cfg.port} failed to start") from exc
+
+        try:
+            await asyncio.gather(*(run(server) for server in servers))
+        finally:
+            request_stop()
+            streamer_thread.join(timeout=60)
+            if streamer_thread.is_alive():
+                log.warning("streamer did not stop within 60s")
+
+
+def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_config=None)

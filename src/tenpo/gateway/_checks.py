@@ -1,0 +1,176 @@
+"""Cheap synchronous checks of ingest bodies, run before anything is landed.
+
+They only catch what a sender must hear about at once (empty body, undecodable text, broken
+JSON, wrong top-level shape) and extract the identifiers whose ownership the gateway checks
+(store codes, device ids). Record-level validation is the streamer's job: a body that passes
+here is kept exactly as received.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from typing import Any
+
+from tenpo.core.errors import BadInput
+
+
+class MalformedBody(BadInput):
+    """The request body cannot be read as the format the endpoint accepts."""
+
+    http_status = 400
+    title = "Malformed body"
+
+
+class PayloadTooLarge(BadInput):
+    """The request body is larger than ``max_body_bytes``."""
+
+    http_status = 413
+    title = "Content too large"
+
+
+def require_body(body: bytes) -> None:
+    """Raise :class:`MalformedBody` when ``body`` is empty."""
+    if not body:
+        raise MalformedBody("request body is empty")
+
+
+def decode_cp932(body: bytes) -> str:
+    """``body`` decoded as CP932 (Shift_JIS); :class:`MalformedBody` naming the bad offset."""
+    try:
+        return body.decode("cp932")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(
+            f"body is not CP932 (Shift_JIS) text: undecodable byte(s) "
+            f"{exc.object[exc.start : exc.end]!r} at offset {exc.start}",
+            offset=exc.start,
+        ) from exc
+
+
+def decode_utf8(body: bytes) -> str:
+    """``body`` decoded as UTF-8; :class:`MalformedBody` naming the bad offset."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(
+            f"body is not UTF-8 text: undecodable byte(s) "
+            f"{exc.object[exc.start : exc.end]!r} at offset {exc.start}",
+            offset=exc.start,
+        ) from exc
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a UTF-8 body; :class:`MalformedBody` naming the error position."""
+    text = decode_utf8(body)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedBody(
+            f"invalid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}",
+            line=exc.lineno,
+            column=exc.colno,
+        ) from exc
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    """The rows of a CSV text (quoted fields may hold commas and newlines)."""
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise MalformedBody(f"body is not valid CSV: {exc}") from exc
+
+
+def normalize_code(code: str) -> str:
+    """A store/register code as Pre-ETL compares it: NFKC (full-width digits), trimmed."""
+    return unicodedata.normalize("NFKC", code).strip()
+
+
+def vendor_b_receipts(doc: Any) -> list[dict[str, Any]]:
+    """The receipts of a vendor B body: one object, an array, or ``{"receipts": [...]}``."""
+    if isinstance(doc, dict) and "receipts" in doc:
+        receipts = doc["receipts"]
+        where = "receipts"
+        if not isinstance(receipts, list):
+            raise MalformedBody('"receipts" must be an array of receipt objects')
+    elif isinstance(doc, list):
+        receipts, where = doc, ""
+    elif isinstance(doc, dict):
+        return [doc]
+    else:
+        raise MalformedBody(
+            'body must be a receipt object, an array of receipts or {"receipts": [...]}'
+        )
+    for i, receipt in enumerate(receipts):
+        if not isinstance(receipt, dict):
+            raise MalformedBody(f"{where}[{i}] is not a receipt object")
+    return receipts
+
+
+def vendor_b_store_codes(receipts: list[dict[str, Any]]) -> set[str]:
+    """The distinct store codes the receipts name (receipts without one are left to Pre-ETL)."""
+    codes: set[str] = set()
+    for receipt in receipts:
+        code = receipt.get("storeCode")
+        if isinstance(code, str | int) and not isinstance(code, bool):
+            normalized = normalize_code(str(code))
+            if normalized:
+                codes.add(normalized)
+    return codes
+
+
+MASTER_STORE_COLUMN = "店舗コード"
+
+
+def vendor_a_master_store_codes(rows: list[list[str]]) -> set[str]:
+    """The distinct store codes of a vendor A POS master (header row first)."""
+    if not rows:
+        raise MalformedBody("POS master has no header row")
+    header = [normalize_code(h).lstrip("\ufeff") for h in rows[0]]
+    if MASTER_STORE_COLUMN not in header:
+        raise MalformedBody(f"POS master has no {MASTER_STORE_COLUMN} column")
+    col = header.index(MASTER_STORE_COLUMN)
+    return {normalize_code(r[col]) for r in rows[1:] if len(r) > col and normalize_code(r[col])}
+
+
+def data_row_count(rows: list[list[str]]) -> int:
+    """Rows after the header, ignoring blank lines."""
+    return sum(1 for r in rows[1:] if any(field.strip() for field in r))
+
+
+def iot_events(doc: Any) -> list[dict[str, Any]]:
+    """The events of an IoT HTTP body ``{"events": [...]}``, each an object with a device_id."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise MalformedBody('body must be a JSON object {"events": [...]}')
+    events: list[dict[str, Any]] = doc["events"]
+    if not events:
+        raise MalformedBody('"events" is empty')
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise MalformedBody(f"events[{i}] is not a JSON object")
+        device_id = event.get("device_id")
+        if not isinstance(device_id, str) or not device_id.strip():
+            raise MalformedBody(f"events[{i}] has no device_id string")
+    return events
+
+
+def jsonl_objects(body: bytes) -> list[dict[str, Any]]:
+    """The objects of a JSON Lines body (blank lines skipped); errors name the line."""
+    text = decode_utf8(body)
+    objects: list[dict[str, Any]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MalformedBody(
+                f"invalid JSON on line {lineno} column {exc.colno}: {exc.msg}", line=lineno
+            ) from exc
+        if not isinstance(value, dict):
+            raise MalformedBody(f"line {lineno} is not a JSON object", line=lineno)
+        objects.append(value)
+    if not objects:
+        raise MalformedBody("body holds no JSON lines")
+    return objects

@@ -1,0 +1,250 @@
+"""HTTP routes of the gateway: authenticate, read the body within the limit, hand it over.
+
+Everything the routes need (settings, lake, bus, control plane, ingestor) comes from the
+:class:`GatewayState` on ``app.state.gateway`` through dependencies. Blocking work
+(control-plane lookups, lake writes, bus publishes) runs in the threadpool.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tenpo.bus.base import EventBus
+from tenpo.core.errors import AuthError
+from tenpo.core.settings import Settings
+from tenpo.gateway._checks import PayloadTooLarge
+from tenpo.gateway._problems import PROBLEM_JSON
+from tenpo.gateway.ingest import (
+    CSV_CP932,
+    JSON_UTF8,
+    JSONL_UTF8,
+    ControlPlane,
+    Ingestor,
+    IngestReceipt,
+    Principal,
+)
+from tenpo.lake.base import Lake
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    """The connections one gateway app serves with (built once, in the lifespan)."""
+
+    settings: Settings
+    lake: Lake
+    bus: EventBus
+    control: ControlPlane
+    ingestor: Ingestor
+
+
+def get_state(request: Request) -> GatewayState:
+    """The app's :class:`GatewayState`."""
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+StateDep = Annotated[GatewayState, Depends(get_state)]
+
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey", description="A tenant API key: `tnp_<id>_<secret>`."
+)
+
+
+def authenticate(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The principal behind ``Authorization: Bearer <api key>``; :class:`AuthError` otherwise."""
+    if credentials is None:
+        if request.headers.get("Authorization") is None:
+            raise AuthError("missing Authorization header (expected 'Bearer <api key>')")
+        raise AuthError("malformed Authorization header (expected 'Bearer <api key>')")
+    return state.control.authenticate(credentials.credentials)
+
+
+def _scoped(scope: str) -> Any:
+    def require_scope(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        principal.require(scope)
+        return principal
+
+    return Depends(require_scope)
+
+
+PosWriter = Annotated[Principal, _scoped("pos:write")]
+IotWriter = Annotated[Principal, _scoped("iot:write")]
+VideoWriter = Annotated[Principal, _scoped("video:write")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Re-sending with the same key lands on the same object; other bytes → 409.",
+    ),
+]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read in chunks; :class:`PayloadTooLarge` as soon as it passes ``limit``.
+
+    A declared Content-Length over the limit is refused before reading anything, but the
+    count of bytes actually received is what is enforced (chunked uploads have no length).
+    """
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+    return bytes(received)
+
+
+def _body_doc(description: str, *media_types: str) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        media: {"schema": {"type": "string", "format": "binary"}} for media in media_types
+    }
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, **_PROBLEM}
+    for status, text in {
+        400: "Malformed body (empty, undecodable, invalid JSON/CSV)",
+        401: "Missing, malformed, unknown or revoked API key",
+        403: "Key lacks the scope, or names another tenant's store or device",
+        404: "Unknown vendor or endpoint",
+        409: "Idempotency-Key reused for different content",
+        413: "Body larger than max_body_bytes",
+        422: "Invalid header or parameter",
+        503: "Datalake or event bus unavailable",
+    }.items()
+}
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/pos/{vendor}/sales",
+    status_code=202,
+    responses=_ERRORS,
+    openapi_extra=_body_doc(
+        "The vendor's native sales body: vendor_a CSV (CP932), vendor_b JSON (UTF-8).",
+        CSV_CP932,
+        JSON_UTF8,
+    ),
+    tags=["pos"],
+)
+async def post_pos_sales(
+    vendor: Annotated[str, Path(description="POS vendor: vendor_a or vendor_b.")],
+    request: Request,
+    state: StateDep,
+    principal: PosWriter,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestReceipt:
+    """Keep a POS sales body as received and announce it to the streamer."""
+    Ingestor.check_vendor(vendor, "sales")
+    body = await read_body(request, state.settings.max_body_bytes)
+    return await run_in_threadpool(
+        state.ingestor.pos_sales, principal, vendor, body, idempotency_key
+    )
+
+
+@router.post(
+    "/v1/pos/{vendor}/master",
+    status_code=202,
+    responses=_ERRORS,
+    openapi_extra=_body_doc("vendor_a POS master CSV (CP932).", CSV_CP932),
+    tags=["pos"],
+)
+async def post_pos_master(
+    vendor: Annotated[str, Path(description="POS vendor sending a master: vendor_a.")],
+    request: Request,
+    state: StateDep,
+    principal: PosWriter,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestReceipt:
+    """Keep a POS register→store master as received and announce it."""
+    Ingestor.check_vendor(vendor, "master")
+    body = await read_body(request, state.settings.max_body_bytes)
+    return await run_in_threadpool(
+        state.ingestor.pos_master, principal, vendor, body, idempotency_key
+    )
+
+
+@router.post(
+    "/v1/iot/events",
+    status_code=202,
+    responses=_ERRORS,
+    openapi_extra=_body_doc('Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8),
+    tags=["iot"],
+)
+async def post_iot_events(
+    request: Request,
+    state: StateDep,
+    principal: IotWriter,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestReceipt:
+    """Keep a batch of device events as received and announce it."""
+    body = await read_body(request, state.settings.max_body_bytes)
+    return await run_in_threadpool(state.ingestor.iot_events, principal, body, idempotency_key)
+
+
+@router.post(
+    "/v1/video/visitor-events",
+    status_code=202,
+    responses=_ERRORS,
+    openapi_extra=_body_doc("Visitor events, one JSON object per line.", JSONL_UTF8),
+    tags=["video"],
+)
+async def post_visitor_events(
+    request: Request,
+    state: StateDep,
+    principal: VideoWriter,
+    idempotency_key: IdempotencyKey = None,
+) -> IngestReceipt:
+    """Keep a JSON Lines batch of visitor events as received and announce it."""
+    body = await read_body(request, state.settings.max_body_bytes)
+    return await run_in_threadpool(state.ingestor.visitor_events, principal, body, idempotency_key)
+
+
+@router.get("/healthz", tags=["health"])
+def healthz(state: StateDep) -> JSONResponse:
+    """``{"status": "ok", "lake": "ok", "bus": "ok"}``; 503 with ``degraded`` when one fails."""
+    checks = {"lake": _probe_lake(state.lake), "bus": _probe_bus(state.bus)}
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503
+    )
+
+
+def _probe_lake(lake: Lake) -> str:
+    try:
+        lake.exists("landing")
+    except Exception:
+        log.warning("health: lake at %s unreachable", lake.root, exc_info=True)
+        return "unreachable"
+    return "ok"
+
+
+def _probe_bus(bus: EventBus) -> str:
+    try:
+        ping = getattr(bus, "ping", None)
+        if callable(ping):
+            ping()
+    except Exception:
+        log.warning("health: event bus unreachable", exc_info=True)
+        return "unreachable"
+    return "ok"

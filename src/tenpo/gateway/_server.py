@@ -1,0 +1,50 @@
+"""Run an ASGI app with uvicorn in a background thread (demo, tests, embedding)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+from starlette.types import ASGIApp
+
+log = logging.getLogger(__name__)
+
+
+def serve_in_thread(
+    app: ASGIApp, host: str, port: int, *, timeout: float = 30.0
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """Start ``app`` on ``host:port`` (0 = any free port) and return once it accepts connections.
+
+    Stop it with ``server.should_exit = True`` then ``thread.join()``. The listening port is
+    ``server.servers[0].sockets[0].getsockname()[1]``. Raises ``RuntimeError`` when the server
+    cannot start (port in use, failing lifespan) and ``TimeoutError`` after ``timeout`` s.
+    """
+    # log_config=None keeps the process's logging setup (tenpo's Rich handler).
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"server on {host}:{port} failed to start (see the log)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"server on {host}:{port} did not start within {timeout}s")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    while True:
+        try:
+            with socket.create_connection((target, bound[1]), timeout=1.0):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.should_exit = True
+                raise TimeoutError(f"server on {host}:{bound[1]} accepts no connections") from None
+            time.sleep(0.02)
+    log.info("serving on http://%s:%d", host, bound[1])
+    return server, thread

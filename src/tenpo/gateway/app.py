@@ -1,0 +1,98 @@
+"""The ingest gateway's FastAPI application factory.
+
+Connections are injected (tests, the demo, ``tenpo serve all``) or, when omitted, opened from
+settings in the lifespan and closed when the app shuts down. Injected ones stay the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from tenpo.bus.base import EventBus
+from tenpo.core.settings import Settings
+from tenpo.gateway._problems import install_problem_handlers
+from tenpo.gateway._routes import GatewayState, router
+from tenpo.gateway.ingest import ControlPlane, Ingestor
+from tenpo.lake.base import Lake
+from tenpo.lake.landing import LandingZone
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    control: ControlPlane | None = None,
+    lake: Lake | None = None,
+    bus: EventBus | None = None,
+) -> FastAPI:
+    """The gateway app; missing ``control``/``lake``/``bus`` are opened from ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as owned:
+            opened = getattr(app.state, "gateway", None) is None
+            if opened:
+                app.state.gateway = await run_in_threadpool(
+                    _open_state, settings, control, lake, bus, owned
+                )
+            log.info("gateway ready (lake %s)", app.state.gateway.lake.root)
+            try:
+                yield
+            finally:
+                if opened:
+                    app.state.gateway = None
+
+    app = FastAPI(
+        title="tenpo ingest gateway",
+        summary="POS, device and visitor-event ingest into the tenpo datalake.",
+        version="1",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(router)
+    if control is not None and lake is not None and bus is not None:
+        # Fully injected: usable even by a client that does not run the lifespan.
+        app.state.gateway = _state(settings, control, lake, bus)
+    return app
+
+
+def _state(settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus) -> GatewayState:
+    landing = LandingZone(lake, bus, timezone=settings.default_timezone)
+    return GatewayState(
+        settings=settings,
+        lake=lake,
+        bus=bus,
+        control=control,
+        ingestor=Ingestor(control, landing),
+    )
+
+
+def _open_state(
+    settings: Settings,
+    control: ControlPlane | None,
+    lake: Lake | None,
+    bus: EventBus | None,
+    owned: AsyncExitStack,
+) -> GatewayState:
+    if lake is None:
+        from tenpo.lake import open_lake
+
+        lake = open_lake(settings.lake_root)
+    if bus is None:
+        from tenpo.bus import open_bus
+
+        bus = open_bus(settings)
+        owned.callback(bus.close)
+    if control is None:
+        from tenpo.control import ControlPlane as SqlControlPlane
+
+        opened = SqlControlPlane.open(settings.control_db_url)
+        owned.callback(opened.dispose)
+        control = opened
+    return _state(settings, control, lake, bus)
