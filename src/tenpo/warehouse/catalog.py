@@ -1,0 +1,224 @@
+"""The warehouse catalog: every raw and mart table of the lake, by name, as an Ibis table.
+
+Each table is a DuckDB view over its Parquet dataset
+``tables/{table}/tenant=*/date=*/*.parquet``. The hive partition keys (``tenant``, ``date``)
+are read with fixed types and kept apart from the files' own ``tenant_id`` and
+``business_date`` columns, which are the values exposed; the partition date only serves to
+prune files when a caller asks for some dates. Columns are cast to the contract schema of
+:mod:`tenpo.warehouse.schemas`, so a file written before a column was added reads with that
+column null, and a table with no file yet reads as an empty table of the right schema (DuckDB
+refuses an empty glob, so that case is a typed ``WHERE false`` view).
+
+Raw tables are read deduplicated by their natural key (``NATURAL_KEYS``): the streamer loads
+exactly once, but a source re-sending the same record in a new object must still count once.
+Among duplicates the row from the smallest ``source_object_id`` wins (then file, then row
+order), so every read picks the same row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import ibis
+import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
+from ibis.backends.duckdb import Backend as DuckDBBackend
+
+from tenpo.core.errors import BadInput, ConfigError, NotFound
+from tenpo.core.settings import Settings
+from tenpo.lake.base import Lake, open_lake
+from tenpo.lake.keys import table_prefix
+from tenpo.warehouse.schemas import MART_TABLES, NATURAL_KEYS, RAW_TABLES
+
+__all__ = ["TABLES", "Warehouse", "duckdb_type", "open_warehouse"]
+
+log = logging.getLogger(__name__)
+
+TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **MART_TABLES}
+"""Every table the warehouse exposes, with its contract schema."""
+
+SUPPORTED_BACKENDS = ("duckdb",)
+
+# Internal columns of the scan views: partition keys and the position used to order duplicates.
+_TENANT, _DATE, _FILE, _ROW = "_part_tenant", "_part_date", "_file", "_row"
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB SQL type for an Arrow type of the table schemas; ``ConfigError`` if unmapped."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "VARCHAR"
+    if pa.types.is_date32(arrow_type):
+        return "DATE"
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_decimal(arrow_type):
+        return f"DECIMAL({arrow_type.precision}, {arrow_type.scale})"
+    simple = {
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.float64(): "DOUBLE",
+        pa.bool_(): "BOOLEAN",
+    }
+    if arrow_type in simple:
+        return simple[arrow_type]
+    raise ConfigError(f"no DuckDB type for Arrow type {arrow_type}")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Warehouse:
+    """Ibis connection over the lake with every raw and mart table exposed by name.
+
+    Build one per unit of work (a job run, a CLI command) and close it; it holds an
+    in-memory DuckDB unless ``database`` names a file.
+    """
+
+    def __init__(
+        self, lake: Lake, backend: str = "duckdb", *, database: str | Path = ":memory:"
+    ) -> None:
+        if backend not in SUPPORTED_BACKENDS:
+            raise ConfigError(
+                f"warehouse backend {backend!r} is not supported (choose from "
+                f"{', '.join(SUPPORTED_BACKENDS)})"
+            )
+        self.lake = lake
+        self.backend = backend
+        self._con: DuckDBBackend = ibis.duckdb.connect(str(database))
+        # Instants come back in UTC whatever the machine's zone (TIMESTAMPTZ follows the session).
+        self._con.raw_sql("SET TimeZone = 'UTC'")
+        if not isinstance(lake.filesystem, LocalFileSystem):
+            # Remote lakes (s3://, gs://): DuckDB reads through the lake's own fsspec filesystem.
+            self._con.register_filesystem(lake.filesystem)
+        self._views: dict[str, bool] = {}
+
+    # -- public API -------------------------------------------------------------------------
+    @property
+    def con(self) -> DuckDBBackend:
+        """The Ibis backend (for expressions spanning several tables)."""
+        return self._con
+
+    def table(self, name: str, *, dates: Iterable[date] | None = None) -> ibis.Table:
+        """Table ``name`` with its contract schema; raw tables deduplicated by natural key.
+
+        ``dates`` restricts the read to those business-date partitions (files of other dates
+        are never opened). ``NotFound`` for a name that is not a table of the contract.
+        """
+        schema = self._schema(name)
+        wanted = None if dates is None else sorted(set(dates))
+        scan = self._scan(name, schema)
+        if wanted is not None:
+            scan = scan.filter(scan[_DATE].isin(wanted)) if wanted else scan.limit(0)
+        keys = NATURAL_KEYS.get(name)
+        if keys is not None:
+            order = [scan.source_object_id, scan[_FILE], scan[_ROW]]
+            rank = ibis.row_number().over(ibis.window(group_by=list(keys), order_by=order))
+            scan = scan.mutate(_rank=rank).filter(ibis._["_rank"] == 0)
+        return scan.select(*schema.names)
+
+    def sql(self, query: str) -> pa.Table:
+        """Run a SELECT over the tables (by name, raw ones deduplicated) into Arrow."""
+        for name in TABLES:
+            self._con.create_view(name, self.table(name), overwrite=True)
+        # Straight to DuckDB: Ibis 12's ``con.sql`` calls a cursor method DuckDB 2 removed.
+        try:
+            relation = self._con.con.sql(query)
+        except duckdb.Error as exc:
+            raise BadInput(f"warehouse query failed: {exc}") from exc
+        if relation is None:
+            raise BadInput("warehouse.sql() runs queries only; the statement returned no rows")
+        result: pa.Table = relation.to_arrow_table()
+        return result
+
+    def to_arrow(self, expr: ibis.Table) -> pa.Table:
+        """Execute an expression of this warehouse into an Arrow table."""
+        result: pa.Table = self._con.to_pyarrow(expr)
+        return result
+
+    def close(self) -> None:
+        """Release the DuckDB connection."""
+        self._con.disconnect()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+    @staticmethod
+    def _schema(name: str) -> pa.Schema:
+        try:
+            return TABLES[name]
+        except KeyError:
+            raise NotFound(
+                f"no warehouse table {name!r} (known: {', '.join(sorted(TABLES))})"
+            ) from None
+
+    def _glob(self, name: str) -> str:
+        return self.lake.path(table_prefix(name)) + "tenant=*/date=*/*.parquet"
+
+    def _has_files(self, name: str) -> bool:
+        pattern = self._glob(name)
+        fs = self.lake.filesystem
+        return bool(fs.glob(fs._strip_protocol(pattern)))
+
+    def _scan(self, name: str, schema: pa.Schema) -> ibis.Table:
+        """The (re)created view ``_scan_{name}``: typed columns plus partition and position."""
+        view = f"_scan_{name}"
+        has_files = self._has_files(name)
+        if self._views.get(view) is not has_files:
+            self._con.raw_sql(
+                f"CREATE OR REPLACE TEMP VIEW {_quote(view)} AS {self._scan_sql(name, schema, has_files)}"
+            )
+            self._views[view] = has_files
+            log.debug("warehouse view %s over %s (files: %s)", view, name, has_files)
+        return self._con.table(view)
+
+    def _scan_sql(self, name: str, schema: pa.Schema, has_files: bool) -> str:
+        extra = {_TENANT: "VARCHAR", _DATE: "DATE", _FILE: "VARCHAR", _ROW: "BIGINT"}
+        if not has_files:
+            cols = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_quote(f.name)}" for f in schema]
+            cols += [f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in extra.items()]
+            return f"SELECT {', '.join(cols)} WHERE false"
+        source = (
+            f"read_parquet({_literal(self._glob(name))}, hive_partitioning = true, "
+            "hive_types = {'tenant': VARCHAR, 'date': DATE}, union_by_name = true, "
+            "filename = true, file_row_number = true)"
+        )
+        present = {
+            str(row[0]) for row in self._con.raw_sql(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        }
+        cols = []
+        for f in schema:
+            typ = duckdb_type(f.type)
+            value = _quote(f.name) if f.name in present else "NULL"
+            cols.append(f"CAST({value} AS {typ}) AS {_quote(f.name)}")
+        cols += [
+            f'"tenant" AS {_TENANT}',
+            f'"date" AS {_DATE}',
+            f'"filename" AS {_FILE}',
+            f'"file_row_number" AS {_ROW}',
+        ]
+        return f"SELECT {', '.join(cols)} FROM {source}"
+
+
+def open_warehouse(settings: Settings, *, database: str | Path = ":memory:") -> Warehouse:
+    """A DuckDB warehouse over the settings' lake (``database``: DuckDB file, default memory)."""
+    return Warehouse(open_lake(settings.lake_root), database=database)
+
