@@ -1,0 +1,448 @@
+"""The streamer: landed objects → Pre-ETL → raw-table partitions, exactly once in effect.
+
+Delivery of ``objects.registered`` is at least once; the effect on the raw tables is exactly
+once thanks to the load ledger (see ``_ledger``). Each batch goes through these steps:
+
+1. skip (and ack) objects whose (source, tenant, object id) is already loaded;
+2. parse the rest, group their rows into ONE part per (table, tenant, date), and record
+   those part keys as *pending*;
+3. write the parts and the quarantine files (atomic puts);
+4. in one transaction, mark the parts committed and record the objects as loaded;
+5. publish ``partitions.changed`` for each part;
+6. ack the deliveries.
+
+A crash before 4 leaves pending parts, which recovery deletes; their events were not acked,
+so they are delivered again and loaded once. A crash after 4 leaves loaded objects whose
+events come again: they are skipped, and their ``partitions.changed`` events published again.
+Recovery runs before the first batch (every owner's pending parts: one streamer per ledger)
+and after a failed batch (this streamer's own).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import ValidationError
+
+from tenpo.bus.base import OBJECT_REGISTERED, PARTITIONS_CHANGED, Delivery, EventBus
+from tenpo.control.directory import Directory
+from tenpo.core.errors import BadInput, LakeError
+from tenpo.core.ids import content_id, new_id, utcnow
+from tenpo.core.preetl import ParseResult, PreEtl, Reject
+from tenpo.core.settings import Settings
+from tenpo.lake.base import Lake
+from tenpo.lake.keys import parse_partition, table_key
+from tenpo.lake.landing import ObjectRegistered
+from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey
+from tenpo.streamer._quarantine import EVENTS_TABLE, OBJECTS_TABLE, quarantine_files
+from tenpo.streamer._registry import default_pre_etls
+from tenpo.streamer._tables import conform, dedupe_table, parquet_bytes, split_partitions
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "streamer"
+"""Durable consumer name of the streamer on ``objects.registered``."""
+
+
+@dataclass
+class BatchStats:
+    """What one batch (or a run of batches, added up) did."""
+
+    fetched: int = 0  # deliveries received
+    objects: int = 0  # objects loaded now (including wholly quarantined ones)
+    skipped: int = 0  # deliveries of objects already loaded (redelivered or re-sent)
+    rejects: int = 0  # records (or whole objects) sent to quarantine
+    deferred: int = 0  # left unacked for a later redelivery (landing object unreadable)
+    parts: int = 0  # Parquet parts written
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per raw table
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def add(self, other: BatchStats) -> None:
+        """Accumulate ``other`` into this one."""
+        self.fetched += other.fetched
+        self.objects += other.objects
+        self.skipped += other.skipped
+        self.rejects += other.rejects
+        self.deferred += other.deferred
+        self.parts += other.parts
+        for table, n in other.rows.items():
+            self.rows[table] = self.rows.get(table, 0) + n
+
+    def __str__(self) -> str:
+        tables = ", ".join(f"{t}={n}" for t, n in sorted(self.rows.items())) or "none"
+        return (
+            f"{self.objects} objects, {self.total_rows} rows ({tables}), {self.rejects} rejects, "
+            f"{self.skipped} skipped, {self.deferred} deferred"
+        )
+
+
+@dataclass
+class _Work:
+    """One object to load in this batch, with every delivery that named it."""
+
+    event: ObjectRegistered
+    deliveries: list[Delivery]
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+    part_keys: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.event.source, self.event.tenant_id, self.event.object_id)
+
+
+@dataclass(frozen=True)
+class _Part:
+    table: str
+    tenant_id: str
+    business_date: date
+    key: str
+    rows: pa.Table
+
+
+class Streamer:
+    """Follows ``objects.registered`` and loads each object into the raw tables once.
+
+    ``pre_etls`` maps a landing source to its adapter (default: :func:`default_pre_etls`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        lake: Lake,
+        bus: EventBus,
+        directory: Directory,
+        pre_etls: Mapping[str, PreEtl] | None = None,
+        *,
+        fetch_timeout: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.lake = lake
+        self.bus = bus
+        self.directory = directory
+        self.pre_etls: dict[str, PreEtl] = dict(
+            default_pre_etls() if pre_etls is None else pre_etls
+        )
+        self.batch_size = settings.streamer_batch_objects
+        self.fetch_timeout = fetch_timeout
+        self.ledger = LoadLedger(settings.streamer_db_url)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
+        self._recovered = False
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run_once(self, max_events: int | None = None) -> BatchStats:
+        """Fetch up to ``max_events`` (default: the batch size) events and load them.
+
+        Bad objects go to quarantine; an infrastructure failure (lake write, ledger, bus)
+        raises after this batch's pending parts were cleaned up, leaving its events unacked.
+        """
+        if not self._recovered:
+            self.recover(all_owners=True)
+            self._recovered = True
+        deliveries = self._fetch(max_events or self.batch_size)
+        stats = BatchStats(fetched=len(deliveries))
+        if not deliveries:
+            return stats
+        started = time.perf_counter()
+        work = self._triage(deliveries, stats)
+        if work:
+            try:
+                self._load(work, stats)
+            except Exception:
+                self._clean_up_after_failure()
+                raise
+        log.info(
+            "batch of %d events in %.2fs: %s", len(deliveries), time.perf_counter() - started, stats
+        )
+        return stats
+
+    def run_until_idle(
+        self,
+        timeout: float = 1.0,
+        *,
+        max_seconds: float | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> BatchStats:
+        """Load batches until no event arrived for ``timeout`` s; returns the totals.
+
+        While the bus still reports unacknowledged events (in flight or awaiting
+        redelivery), waits up to ``ack_wait`` longer for them; ``max_seconds`` caps the run.
+        """
+        total = BatchStats()
+        started = last_event = time.monotonic()
+        grace = self.settings.bus_ack_wait_s + timeout
+        while True:
+            stats = self.run_once()
+            total.add(stats)
+            if on_batch is not None and stats.fetched:
+                on_batch(stats)
+            now = time.monotonic()
+            if max_seconds is not None and now - started >= max_seconds:
+                log.warning(
+                    "run_until_idle stopped after %.1fs, events still coming", now - started
+                )
+                return total
+            if stats.fetched:
+                last_event = now
+                continue
+            quiet = now - last_event
+            if quiet >= timeout and (self._unacked() == 0 or quiet >= grace):
+                return total
+
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> BatchStats:
+        """Load batches until ``stop`` is set; failures are logged and retried with backoff."""
+        total = BatchStats()
+        backoff = 0.0
+        while not stop.is_set():
+            try:
+                stats = self.run_once()
+            except Exception:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                log.exception("batch failed; retrying in %.1fs", backoff)
+                stop.wait(backoff)
+                continue
+            backoff = 0.0
+            total.add(stats)
+            if on_batch is not None and stats.fetched:
+                on_batch(stats)
+        log.info("streamer stopped: %s", total)
+        return total
+
+    def recover(self, *, all_owners: bool = False) -> int:
+        """Delete pending (uncommitted) parts and forget them; returns how many.
+
+        ``all_owners`` also takes those of crashed streamers, so call it with True only when
+        no other streamer is using the same ledger.
+        """
+        pending = self.ledger.pending_parts(None if all_owners else self.owner)
+        for key in pending:
+            self.lake.delete(key)
+        if pending:
+            self.ledger.drop_pending(pending)
+            log.warning("recovery: deleted %d uncommitted part(s)", len(pending))
+        return len(pending)
+
+    def close(self) -> None:
+        """Release the ledger's connections (the lake and bus belong to the caller)."""
+        self.ledger.close()
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _fetch(self, limit: int) -> list[Delivery]:
+        deliveries = self.bus.fetch(
+            OBJECT_REGISTERED, CONSUMER, max_events=limit, timeout=self.fetch_timeout
+        )
+        # Top the batch up with what is already waiting: fewer, bigger parts.
+        while deliveries and len(deliveries) < limit:
+            more = self.bus.fetch(
+                OBJECT_REGISTERED, CONSUMER, max_events=limit - len(deliveries), timeout=0.01
+            )
+            if not more:
+                break
+            deliveries.extend(more)
+        return deliveries
+
+    def _triage(self, deliveries: list[Delivery], stats: BatchStats) -> list[_Work]:
+        """Step 1: invalid events to quarantine, loaded objects skipped; the rest to load."""
+        work: dict[ObjectKey, _Work] = {}
+        for delivery in deliveries:
+            try:
+                event = ObjectRegistered.model_validate(delivery.payload)
+            except ValidationError as exc:
+                self._quarantine_event(delivery, exc)
+                stats.rejects += 1
+                continue
+            item = work.get((event.source, event.tenant_id, event.object_id))
+            if item is None:
+                item = _Work(event=event, deliveries=[])
+                work[item.key] = item
+            item.deliveries.append(delivery)
+        done = self.ledger.loaded(work)
+        for key, loaded in done.items():
+            item = work.pop(key)
+            # The crash may have come between commit and publish: publish again (same ids).
+            self._publish_parts(loaded.part_keys)
+            for delivery in item.deliveries:
+                self.bus.ack(delivery)
+            stats.skipped += len(item.deliveries)
+        for item in work.values():
+            stats.skipped += len(item.deliveries) - 1  # the same object twice in one batch
+        return list(work.values())
+
+    def _load(self, work: list[_Work], stats: BatchStats) -> None:
+        """Steps 2-6 for the objects of one batch."""
+        ready: list[_Work] = []
+        for item in work:
+            result = self._parse(item.event)
+            if result is None:
+                stats.deferred += len(item.deliveries)
+                continue
+            item.tables = result.tables
+            item.rejects = result.rejects
+            ready.append(item)
+        if not ready:
+            return
+        parts = self._plan_parts(ready)
+        part_keys = [p.key for p in parts]
+        self.ledger.begin_parts(part_keys, self.owner)  # step 2
+        self._write_parts(parts)  # step 3
+        rejected_at = utcnow()
+        for item in ready:
+            self._write_quarantine(item, rejected_at)
+        self.ledger.commit(  # step 4
+            part_keys,
+            [
+                LoadedObject(
+                    source=item.event.source,
+                    tenant_id=item.event.tenant_id,
+                    object_id=item.event.object_id,
+                    landing_key=item.event.key,
+                    part_keys=tuple(item.part_keys),
+                    rows=sum(t.num_rows for t in item.tables.values()),
+                    rejects=len(item.rejects),
+                )
+                for item in ready
+            ],
+        )
+        self._publish_parts(part_keys)  # step 5
+        for item in ready:  # step 6
+            for delivery in item.deliveries:
+                self.bus.ack(delivery)
+        stats.objects += len(ready)
+        stats.parts += len(parts)
+        stats.rejects += sum(len(item.rejects) for item in ready)
+        for part in parts:
+            stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
+
+    def _parse(self, event: ObjectRegistered) -> ParseResult | None:
+        """Rows and rejects of one object; None when its bytes cannot be read right now."""
+        pre_etl = self.pre_etls.get(event.source)
+        if pre_etl is None:
+            return _whole_object_rejected(f"no Pre-ETL for source {event.source}", replayable=True)
+        try:
+            data = self.lake.get(event.key)
+        except LakeError as exc:
+            if self.lake.exists(event.key):
+                log.warning("cannot read %s, leaving it for redelivery: %s", event.key, exc)
+                return None
+            return _whole_object_rejected(f"landing object missing: {exc}")
+        try:
+            result = pre_etl.parse(event, data, self.directory)
+        except Exception as exc:  # noqa: BLE001 - a Pre-ETL bug must not stop the stream
+            log.exception("Pre-ETL %s failed on %s", event.source, event.key)
+            return _whole_object_rejected(
+                f"Pre-ETL {event.source} failed: {type(exc).__name__}: {exc}"
+            )
+        tables: dict[str, pa.Table] = {}
+        try:
+            for name, table in result.tables.items():
+                conformed = conform(name, table, event.tenant_id)
+                if conformed.num_rows:
+                    tables[name] = conformed
+        except BadInput as exc:
+            return _whole_object_rejected(f"Pre-ETL {event.source} output rejected: {exc}")
+        return ParseResult(tables=tables, rejects=list(result.rejects))
+
+    def _plan_parts(self, ready: list[_Work]) -> list[_Part]:
+        """One part per (table, tenant, date) over the whole batch, rows deduplicated."""
+        part_name = f"{utcnow():%Y%m%dT%H%M%S%f}-{new_id()}"
+        by_table: dict[str, list[pa.Table]] = defaultdict(list)
+        for item in ready:
+            for name, table in item.tables.items():
+                by_table[name].append(table)
+                for day in pc.unique(table["business_date"]).to_pylist():
+                    item.part_keys.append(table_key(name, item.event.tenant_id, day, part_name))
+        parts: list[_Part] = []
+        for name in sorted(by_table):
+            combined = dedupe_table(name, pa.concat_tables(by_table[name]))
+            for tenant, day, rows in split_partitions(combined):
+                key = table_key(name, tenant, day, part_name)
+                parts.append(_Part(name, tenant, day, key, rows))
+        # Dedupe may empty a partition whose rows all repeat another date's keys.
+        written = {p.key for p in parts}
+        for item in ready:
+            item.part_keys = [k for k in item.part_keys if k in written]
+        return parts
+
+    def _write_parts(self, parts: list[_Part]) -> None:
+        for part in parts:
+            self.lake.put(part.key, parquet_bytes(part.rows))
+
+    def _write_quarantine(self, item: _Work, rejected_at: datetime) -> None:
+        if not item.rejects:
+            return
+        event = item.event
+        files = quarantine_files(
+            item.rejects,
+            tenant_id=event.tenant_id,
+            day=event.business_date,
+            object_id=event.object_id,
+            source=event.source,
+            source_key=event.key,
+            rejected_at=rejected_at,
+        )
+        for key, data in files.items():
+            self.lake.put(key, data)
+        log.info("quarantined %d record(s) of %s", len(item.rejects), event.key)
+
+    def _quarantine_event(self, delivery: Delivery, exc: ValidationError) -> None:
+        tenant = str(delivery.payload.get("tenant_id") or "_unknown")
+        reason = f"invalid objects.registered event: {exc.error_count()} error(s): {exc}"
+        files = quarantine_files(
+            [Reject(table=EVENTS_TABLE, reason=reason, record=delivery.payload)],
+            tenant_id=tenant if "/" not in tenant else "_unknown",
+            day=utcnow().date(),
+            object_id=content_id(delivery.event_id.encode()),
+            source=str(delivery.payload.get("source") or ""),
+            source_key=delivery.event_id,
+            rejected_at=utcnow(),
+        )
+        for key, data in files.items():
+            self.lake.put(key, data)
+        self.bus.ack(delivery)
+        log.error("quarantined invalid event %s: %s", delivery.event_id, reason)
+
+    def _publish_parts(self, part_keys: tuple[str, ...] | list[str]) -> None:
+        for key in part_keys:
+            tenant, day = parse_partition(key)
+            table = key.split("/", 2)[1]
+            self.bus.publish(
+                PARTITIONS_CHANGED,
+                {"table": table, "tenant_id": tenant, "business_date": day.isoformat()},
+                event_id=key,
+            )
+
+    def _clean_up_after_failure(self) -> None:
+        try:
+            self.recover()
+        except Exception:  # noqa: BLE001 - the next start's recovery will do it
+            log.exception("could not clean up after a failed batch")
+
+    def _unacked(self) -> int:
+        try:
+            return self.bus.pending(OBJECT_REGISTERED, CONSUMER)
+        except NotImplementedError:
+            return 0
+
+
+def _whole_object_rejected(reason: str, *, replayable: bool = False) -> ParseResult:
+    return ParseResult(rejects=[Reject(table=OBJECTS_TABLE, reason=reason, replayable=replayable)])

@@ -1,0 +1,128 @@
+"""Arrow helpers of the streamer: conform, dedupe, split into partitions, Parquet bytes, read."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from tenpo.core.errors import BadInput
+from tenpo.lake.base import Lake
+from tenpo.lake.keys import table_prefix
+from tenpo.warehouse.schemas import MART_TABLES, NATURAL_KEYS, RAW_TABLES
+
+_INDEX = "__tenpo_row"
+
+
+def conform(table_name: str, table: pa.Table, tenant_id: str) -> pa.Table:
+    """``table`` in the exact schema of raw table ``table_name``, every row of ``tenant_id``.
+
+    Raises :class:`BadInput` naming the problem: unknown table, missing column, a value that
+    does not cast, a row without tenant or business date, or a row of another tenant.
+    """
+    schema = RAW_TABLES.get(table_name)
+    if schema is None:
+        raise BadInput(f"Pre-ETL produced unknown table {table_name!r}")
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise BadInput(f"{table_name}: missing column(s) {', '.join(missing)}")
+    try:
+        out = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise BadInput(f"{table_name}: rows do not fit the table's schema: {exc}") from exc
+    if out.num_rows == 0:
+        return out
+    for column in ("tenant_id", "business_date"):
+        if out[column].null_count:
+            raise BadInput(f"{table_name}: {out[column].null_count} row(s) without {column}")
+    tenants = set(pc.unique(out["tenant_id"]).to_pylist())
+    if tenants != {tenant_id}:
+        others = sorted(t for t in tenants if t != tenant_id)
+        raise BadInput(f"{table_name}: rows of tenant(s) {others} in an object of {tenant_id!r}")
+    return out
+
+
+def dedupe_first(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """``table`` without rows whose ``keys`` repeat an earlier row's (the first one is kept)."""
+    if table.num_rows < 2 or not keys:
+        return table
+    indexed = table.select(list(keys)).append_column(
+        _INDEX, pa.array(range(table.num_rows), pa.int64())
+    )
+    first = indexed.group_by(list(keys), use_threads=False).aggregate([(_INDEX, "min")])
+    if first.num_rows == table.num_rows:
+        return table
+    keep = first[f"{_INDEX}_min"]
+    return table.take(keep.take(pc.sort_indices(keep)))
+
+
+def dedupe_table(table_name: str, table: pa.Table) -> pa.Table:
+    """Rows of raw table ``table_name`` deduplicated by its natural key, first kept."""
+    return dedupe_first(table, NATURAL_KEYS.get(table_name, ()))
+
+
+def split_partitions(table: pa.Table) -> Iterator[tuple[str, date, pa.Table]]:
+    """``(tenant_id, business_date, rows)`` for each partition present in ``table``."""
+    if table.num_rows == 0:
+        return
+    combos = (
+        table.select(["tenant_id", "business_date"])
+        .group_by(["tenant_id", "business_date"], use_threads=False)
+        .aggregate([])
+        .sort_by([("tenant_id", "ascending"), ("business_date", "ascending")])
+    )
+    if combos.num_rows == 1:
+        yield combos["tenant_id"][0].as_py(), combos["business_date"][0].as_py(), table
+        return
+    for tenant, day in zip(
+        combos["tenant_id"].to_pylist(), combos["business_date"].to_pylist(), strict=True
+    ):
+        mask = pc.and_(
+            pc.equal(table["tenant_id"], pa.scalar(tenant, pa.string())),
+            pc.equal(table["business_date"], pa.scalar(day, pa.date32())),
+        )
+        yield tenant, day, table.filter(mask)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as one Parquet file (zstd)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_table(lake: Lake, table: str, tenant: str | None = None) -> pa.Table:
+    """Every row of ``table`` in ``lake`` (of one ``tenant`` when given).
+
+    The result has the table's schema, also when no partition exists yet; an unknown table
+    with no data raises :class:`BadInput`.
+    """
+    schema = RAW_TABLES.get(table) or MART_TABLES.get(table)
+    fs = lake.filesystem
+    prefix = table_prefix(table) if tenant is None else table_prefix(table, tenant)
+    path = fs._strip_protocol(lake.path(prefix)).rstrip("/")
+    files: list[str] = []
+    if fs.exists(path):
+        files = [f for f in fs.find(path) if f.endswith(".parquet") and "/." not in f]
+    if not files:
+        if schema is None:
+            raise BadInput(f"unknown table {table!r}")
+        return schema.empty_table()
+    # Hive partitioning parsed relative to the table folder; the files already carry
+    # tenant_id and business_date, so the partition fields only serve the filter.
+    partitioning = ds.partitioning(
+        pa.schema([("tenant", pa.string()), ("date", pa.string())]), flavor="hive"
+    )
+    base = fs._strip_protocol(lake.path(table_prefix(table))).rstrip("/")
+    dataset = ds.dataset(
+        files, filesystem=fs, format="parquet", partitioning=partitioning, partition_base_dir=base
+    )
+    columns = schema.names if schema is not None else dataset.schema.names
+    columns = [c for c in columns if c not in ("tenant", "date")]
+    out = dataset.to_table(columns=columns)
+    return out.cast(schema) if schema is not None else out
