@@ -1,7 +1,263 @@
-"""`tenpo admin` commands."""
+"""`tenpo admin` commands: tenants, stores, devices, POS registers, API keys, migrations.
+
+Each command opens the control plane at ``settings.control_db_url`` (migrating it first)
+and reports tenpo errors as one line with exit code 2.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from tenpo.cli._common import console, handles_errors, settings
+from tenpo.control import ControlPlane, migrate
+from tenpo.core.errors import BadInput
 
 app = typer.Typer(no_args_is_help=True)
+tenant_app = typer.Typer(no_args_is_help=True, help="Tenants.")
+store_app = typer.Typer(no_args_is_help=True, help="Stores of a tenant.")
+device_app = typer.Typer(no_args_is_help=True, help="Devices (people counters, cameras).")
+register_app = typer.Typer(no_args_is_help=True, help="POS registers and their stores.")
+key_app = typer.Typer(no_args_is_help=True, help="API keys.")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(store_app, name="store")
+app.add_typer(device_app, name="device")
+app.add_typer(register_app, name="register")
+app.add_typer(key_app, name="key")
+
+Tenant = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id.")]
+
+
+@contextmanager
+def _plane() -> Iterator[ControlPlane]:
+    plane = ControlPlane.open(settings().control_db_url)
+    try:
+        yield plane
+    finally:
+        plane.dispose()
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{option}: invalid date {value!r} (expected YYYY-MM-DD)") from None
+
+
+def _parse_json(value: str, option: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{option}: invalid JSON ({exc.msg})") from None
+
+
+@app.command("migrate")
+@handles_errors
+def migrate_cmd() -> None:
+    """Upgrade the control-plane database to the newest schema."""
+    migrate(settings().control_db_url)
+    console.print("control plane schema is up to date")
+
+
+@tenant_app.command("create")
+@handles_errors
+def tenant_create(
+    tenant_id: Annotated[str, typer.Argument(help="Short slug, e.g. acme.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+) -> None:
+    """Create a tenant."""
+    with _plane() as plane:
+        tenant = plane.create_tenant(tenant_id, name)
+    console.print(f"tenant [bold]{tenant.tenant_id}[/] created")
+
+
+@tenant_app.command("list")
+@handles_errors
+def tenant_list() -> None:
+    """List tenants."""
+    with _plane() as plane:
+        tenants = plane.list_tenants()
+    table = Table("tenant", "name", "created")
+    for t in tenants:
+        table.add_row(t.tenant_id, t.name, t.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@store_app.command("create")
+@handles_errors
+def store_create(
+    tenant: Tenant,
+    code: Annotated[str, typer.Option("--code", help="The tenant's store code.")],
+    name: Annotated[str, typer.Option("--name", help="Store name.")],
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA timezone.")] = "Asia/Tokyo",
+    industry: Annotated[
+        str | None, typer.Option("--industry", help="apparel, drugstore, supermarket, cafe, ...")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Region label.")] = None,
+    area: Annotated[str | None, typer.Option("--area", help="Floor area in m².")] = None,
+    hours: Annotated[
+        str | None,
+        typer.Option("--hours", help='Opening hours JSON: {"mon": ["10:00", "21:00"], ...}.'),
+    ] = None,
+) -> None:
+    """Create a store."""
+    opening_hours = _parse_json(hours, "--hours") if hours is not None else None
+    with _plane() as plane:
+        store = plane.create_store(
+            tenant,
+            code,
+            name,
+            timezone=timezone,
+            industry=industry,
+            region=region,
+            floor_area_m2=area,
+            opening_hours=opening_hours,
+        )
+    console.print(f"store [bold]{store.store_id}[/] ({store.code}) created")
+
+
+@store_app.command("list")
+@handles_errors
+def store_list(tenant: Tenant) -> None:
+    """List a tenant's stores."""
+    with _plane() as plane:
+        stores = plane.list_stores(tenant)
+    table = Table("store id", "code", "name", "timezone", "industry", "region", "area m²")
+    for s in stores:
+        table.add_row(
+            s.store_id,
+            s.code,
+            s.name,
+            s.timezone,
+            s.industry or "",
+            s.region or "",
+            str(s.floor_area_m2) if s.floor_area_m2 is not None else "",
+        )
+    console.print(table)
+
+
+@device_app.command("create")
+@handles_errors
+def device_create(
+    tenant: Tenant,
+    store_code: Annotated[str, typer.Option("--store-code", help="Store code.")],
+    device_id: Annotated[str, typer.Option("--id", help="Device id as the device sends it.")],
+    kind: Annotated[str, typer.Option("--kind", help="people_counter, tof_camera or rgb_camera.")],
+    line: Annotated[
+        list[str] | None, typer.Option("--line", help="Counting line (repeatable).")
+    ] = None,
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="Zone (repeatable).")] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="Device config JSON object.")
+    ] = None,
+) -> None:
+    """Register a device in a store."""
+    device_config = _parse_json(config, "--config") if config is not None else None
+    with _plane() as plane:
+        store = plane.store_by_code(tenant, store_code)
+        device = plane.create_device(
+            tenant,
+            device_id,
+            store.store_id,
+            kind,
+            lines=line or (),
+            zones=zone or (),
+            config=device_config,
+        )
+    console.print(f"device [bold]{device.device_id}[/] ({device.kind}) created in {store.code}")
+
+
+@device_app.command("list")
+@handles_errors
+def device_list(tenant: Tenant) -> None:
+    """List a tenant's devices."""
+    with _plane() as plane:
+        devices = plane.list_devices(tenant)
+    table = Table("device", "kind", "store id", "lines", "zones", "active")
+    for d in devices:
+        table.add_row(
+            d.device_id, d.kind, d.store_id, ", ".join(d.lines), ", ".join(d.zones), str(d.active)
+        )
+    console.print(table)
+
+
+@register_app.command("create")
+@handles_errors
+def register_create(
+    tenant: Tenant,
+    vendor: Annotated[str, typer.Option("--vendor", help="POS vendor, e.g. vendor_a.")],
+    code: Annotated[str, typer.Option("--code", help="Register code (leading zeros kept).")],
+    store_code: Annotated[str, typer.Option("--store-code", help="Store code.")],
+    valid_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    valid_to: Annotated[
+        str | None, typer.Option("--to", help="Last day (inclusive), YYYY-MM-DD.")
+    ] = None,
+) -> None:
+    """Assign a POS register to a store for a date range."""
+    first = _parse_date(valid_from, "--from")
+    last = _parse_date(valid_to, "--to") if valid_to is not None else None
+    with _plane() as plane:
+        store = plane.store_by_code(tenant, store_code)
+        reg = plane.create_register(tenant, vendor, code, store.store_id, first, last)
+    until = reg.valid_to.isoformat() if reg.valid_to else "open end"
+    console.print(
+        f"register [bold]{reg.vendor}/{reg.register_code}[/] in {store.code} "
+        f"from {reg.valid_from.isoformat()} to {until}"
+    )
+
+
+@key_app.command("create")
+@handles_errors
+def key_create(
+    tenant: Tenant,
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", help="pos:write, iot:write, video:write, read or admin."),
+    ],
+) -> None:
+    """Create an API key and print its token (shown only this once)."""
+    with _plane() as plane:
+        key, token = plane.create_api_key(tenant, name, scope)
+    console.print(f"API key [bold]{key.key_id}[/] created with scopes {', '.join(key.scopes)}")
+    console.print(
+        "[bold yellow]Store this token now; it cannot be shown again:[/]", highlight=False
+    )
+    console.print(token, highlight=False, soft_wrap=True)
+
+
+@key_app.command("list")
+@handles_errors
+def key_list(tenant: Tenant) -> None:
+    """List a tenant's API keys (never their secrets)."""
+    with _plane() as plane:
+        keys = plane.list_api_keys(tenant)
+    table = Table("key id", "name", "scopes", "created", "last used", "revoked")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.name,
+            ", ".join(k.scopes),
+            k.created_at.isoformat(timespec="seconds"),
+            k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "",
+            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+        )
+    console.print(table)
+
+
+@key_app.command("revoke")
+@handles_errors
+def key_revoke(
+    tenant: Tenant,
+    key_id: Annotated[str, typer.Argument(help="Key id (key_...).")],
+) -> None:
+    """Revoke an API key."""
+    with _plane() as plane:
+        key = plane.revoke_api_key(tenant, key_id)
+    console.print(f"API key [bold]{key.key_id}[/] revoked")

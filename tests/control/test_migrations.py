@@ -1,0 +1,75 @@
+"""Alembic migrations: upgrade to head, downgrade to base, and models matching the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from tenpo.control import migrate
+from tenpo.control.db import (
+    create_control_engine,
+    current_revision,
+    downgrade,
+    head_revision,
+)
+from tenpo.control.models import Base
+
+TABLES = {"tenants", "stores", "devices", "pos_registers", "api_keys"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_control_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _revision(url: str) -> str | None:
+    engine = create_control_engine(url)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade(db_url: str) -> None:
+    assert _revision(db_url) is None
+
+    migrate(db_url)
+    assert _revision(db_url) == head_revision() == "0001"
+    assert TABLES <= _tables(db_url)
+
+    migrate(db_url)  # idempotent
+    assert _revision(db_url) == "0001"
+
+    downgrade(db_url, "base")
+    assert _revision(db_url) is None
+    assert not TABLES & _tables(db_url)
+
+    migrate(db_url)
+    assert TABLES <= _tables(db_url)
+
+
+def test_models_match_migrations(db_url: str) -> None:
+    migrate(db_url)
+    engine = create_control_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(
+                conn,
+                opts={"compare_type": True, "version_table": "alembic_version_control"},
+            )
+            diff = compare_metadata(ctx, Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_migrate_creates_missing_sqlite_folder(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'control.db'}"
+    migrate(url)
+    assert TABLES <= _tables(url)
