@@ -2,6 +2,91 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from tenpo.cli._common import console, handles_errors, settings
+from tenpo.control.directory import Directory
+from tenpo.core.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
+log = logging.getLogger(__name__)
+
+
+def open_directory(cfg: Settings) -> Directory:
+    """The control plane's directory (imported here: other commands need no database)."""
+    from tenpo.control import ControlPlane
+
+    return ControlPlane.open(cfg.control_db_url).directory()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT; the previous handlers come back afterwards."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping after the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command("run")
+@handles_errors
+def run(
+    once: bool = typer.Option(False, "--once", help="Load one batch, then exit."),
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Load until no event arrives for --idle seconds, then exit."
+    ),
+    idle: float = typer.Option(2.0, "--idle", min=0.1, help="Quiet seconds that mean idle."),
+) -> None:
+    """Follow objects.registered and load landed objects into the raw tables."""
+    from tenpo.bus import open_bus
+    from tenpo.lake import open_lake
+    from tenpo.streamer import BatchStats, Streamer
+
+    cfg = settings()
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
+    total = BatchStats()
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]streamer[/]"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task(str(total))
+
+    def on_batch(stats: BatchStats) -> None:
+        total.add(stats)
+        progress.update(task, description=str(total))
+
+    try:
+        with progress:
+            if once:
+                on_batch(streamer.run_once())
+            elif until_idle:
+                streamer.run_until_idle(idle, on_batch=on_batch)
+            else:
+                with _stop_on_signals() as stop:
+                    streamer.run_forever(stop, on_batch=on_batch)
+    finally:
+        streamer.close()
+        bus.close()
+    console.print(f"loaded: {total}")
