@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from tests.gateway.conftest import SAMPLES, Gateway, today_tokyo
 
 from tenpo.core.ids import content_id
 from tenpo.lake import parse_partition
+from tests.gateway.conftest import SAMPLES, Gateway, today_tokyo
 
 VENDOR_A = (SAMPLES / "vendor_a_sales.csv").read_bytes()
 VENDOR_A_MASTER = (SAMPLES / "vendor_a_master.csv").read_bytes()

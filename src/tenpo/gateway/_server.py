@@ -25,12 +25,23 @@ def serve_in_thread(
     # log_config=None keeps the process's logging setup (tenpo's Rich handler).
     config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except (SystemExit, Exception) as exc:  # uvicorn exits when it cannot bind or start
+            failures.append(exc)
+            if server.started:
+                log.exception("server on %s:%d stopped with an error", host, port)
+
+    thread = threading.Thread(target=run, name=f"uvicorn-{host}:{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive():
-            raise RuntimeError(f"server on {host}:{port} failed to start (see the log)")
+            cause = failures[0] if failures else None
+            raise RuntimeError(f"server on {host}:{port} failed to start (see the log)") from cause
         if time.monotonic() > deadline:
             server.should_exit = True
             raise TimeoutError(f"server on {host}:{port} did not start within {timeout}s")
