@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from tenpo.core.settings import Settings
 from tenpo.datamart import dispose_engines
@@ -75,3 +79,24 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.integration),
 ]
+
+
+@contextmanager
+def temporary_database(backend: str, folder: Path, pg_server_url: str | None) -> Iterator[str]:
+    """A URL of an empty datamart: a SQLite file in ``folder`` or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'datamart.db'}"
+        return
+    assert pg_server_url is not None
+    name = f"tenpo_dm_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = sa.engine.make_url(pg_server_url).set(database=name)
+        yield url.render_as_string(hide_password=False)
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

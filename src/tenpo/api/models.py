@@ -1,0 +1,104 @@
+"""Public response models of the read API (what OpenAPI documents).
+
+Money is a decimal string with two places (``"12345.00"``, yen) so no client parses it into
+a binary float; counts are integers; ratios are JSON numbers, ``null`` when their
+denominator is zero or unknown.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenpo.datamart.kpis import Grain
+
+Money = Annotated[
+    str,
+    Field(
+        pattern=r"^-?\d+\.\d{2}$",
+        description="Yen as a decimal string with two places.",
+        examples=["12345.00"],
+    ),
+]
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Health(_Public):
+    """Liveness and datamart reachability."""
+
+    status: str = Field(description="`ok` when the datamart answers.", examples=["ok"])
+
+
+class Store(_Public):
+    """A store of the caller's tenant."""
+
+    store_id: str = Field(description="tenpo's store id (use it in KPI URLs).")
+    code: str = Field(description="The tenant's own store code.")
+    name: str
+    industry: str | None = None
+    region: str | None = None
+    timezone: str = Field(description="IANA time zone of the store's business dates.")
+    floor_area_m2: float | None = Field(None, description="Sales floor area in m².")
+
+
+class StorePage(_Public):
+    """One page of stores and the number of stores matching the filters."""
+
+    items: list[Store]
+    total: int = Field(ge=0, description="Stores matching the filters, over all pages.")
+    limit: int
+    offset: int
+
+
+class KpiRow(_Public):
+    """A store's KPIs for one period (a business date at grain `day`)."""
+
+    business_date: date = Field(
+        description="First business date of the period (the day itself at grain `day`, the "
+        "Monday at `week`, the 1st at `month`)."
+    )
+    period_end: date = Field(description="Last calendar date of the period.")
+    days: int = Field(ge=0, description="Days with data in the period (within the range).")
+    net_sales: Money | None = Field(None, description="Σ sales − returns, excl. tax, yen.")
+    net_sales_incl_tax: Money | None = Field(None, description="The same incl. tax, yen.")
+    transactions: int | None = Field(None, description="Sale receipts − return receipts.")
+    units: int | None = Field(None, description="Σ quantity (returns negative).")
+    atv: float | None = Field(None, description="net_sales / transactions (yen).")
+    upt: float | None = Field(None, description="units / transactions.")
+    visitors: int | None = Field(None, description="Entries counted at entrance lines.")
+    passersby: int | None = Field(None, description="People counted at pass-by lines.")
+    capture_rate: float | None = Field(None, description="visitors / passersby.")
+    conversion_rate: float | None = Field(None, description="transactions / visitors.")
+    sales_per_visitor: float | None = Field(None, description="net_sales / visitors (yen).")
+    has_pos: bool = Field(description="Every day of the period had POS data.")
+    has_counter: bool = Field(description="Every day of the period had people-counter data.")
+
+
+class KpiSeries(_Public):
+    """KPIs of one store over a date range; ratios of weeks and months come from sums."""
+
+    store_id: str
+    grain: Grain
+    from_: date = Field(serialization_alias="from", description="First business date asked.")
+    to: date = Field(description="Last business date asked (inclusive).")
+    items: list[KpiRow] = Field(description="Periods with data, oldest first.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:tenpo:problem:not-found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["store 'st_0123' not found"])
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="Invalid parameters: `loc`, `msg`, `type` each."
+    )
