@@ -1,0 +1,204 @@
+"""Ground truth: the KPIs tenpo must find, computed from the in-memory chain (not the files).
+
+Definitions follow ARCHITECTURE.md, with the tax rules of FORMATS.md:
+
+- vendor A (amounts incl. tax): per receipt and rate r with S = Σ line amounts (signed),
+  tax = sign(S)·floor(|S|·r/(1+r)) and excl. = S − tax;
+- vendor B (amounts excl. tax): per receipt and rate the subtotal is as sent and the
+  vendor's tax is floor(subtotal_r·r); returns are negative.
+
+Voids count nowhere. ``visitors`` are the true customer entries (staff are never counted);
+``visitors_counted`` is what the people counter reported (lower when it was offline).
+``passersby`` = Σ (in + out) at the ``passby`` line: people walking past in either
+direction. PersonID KPIs (unique/repeat visitors, dwell) exist only for stores with an RGB
+camera and exclude enrolled staff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import numpy as np
+
+from tenpo.simulate.model import RETURN, SALE, TAX_PCTS, Chain, IntArray, StoreDay
+
+__all__ = ["DailyTruth", "daily_truth", "vendor_a_tax", "vendor_b_tax"]
+
+REPEAT_WINDOW_DAYS = 180
+_PCT = np.asarray(TAX_PCTS, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class DailyTruth:
+    """True KPIs of one store on one business date (None: not observable at that store)."""
+
+    tenant_id: str
+    store_code: str
+    business_date: date
+    net_sales: Decimal
+    net_sales_incl_tax: Decimal
+    transactions: int
+    units: int
+    visitors: int
+    visitors_counted: int
+    passersby: int
+    passersby_counted: int
+    unique_visitors: int | None
+    repeat_visitors: int | None
+    median_dwell_s: Decimal | None
+
+
+def vendor_a_tax(amount_incl: int, tax_pct: int) -> int:
+    """Vendor A's tax in yen of a signed per-rate receipt sum incl. tax: floor(|S|·r/(1+r))."""
+    tax = abs(amount_incl) * tax_pct // (100 + tax_pct)
+    return -tax if amount_incl < 0 else tax
+
+
+def vendor_b_tax(subtotal_sen: int, tax_pct: int) -> int:
+    """Vendor B's tax in yen of a per-rate subtotal in sen (≥ 0): floor(subtotal·r)."""
+    return subtotal_sen * tax_pct // 10_000
+
+
+def daily_truth(chain: Chain) -> list[DailyTruth]:
+    """One row per simulated (open) store-day, in the order of ``chain.days``."""
+    vendors = {t.id: t.pos_vendor for t in chain.tenants}
+    industry = {(s.tenant_id, s.code): s.industry for s in chain.stores}
+    cameras = {(d.tenant_id, d.store_code) for d in chain.devices if d.kind == "rgb_camera"}
+    catalogs = {
+        name: (
+            np.array([s.price_incl for s in skus], dtype=np.int64),
+            np.array([s.price_excl_sen for s in skus], dtype=np.int64),
+            np.array([s.tax_class for s in skus], dtype=np.int64),
+        )
+        for name, skus in chain.catalogs.items()
+    }
+    visits = _visit_kpis(chain, cameras)
+    rows: list[DailyTruth] = []
+    for sd in chain.days:
+        key = (sd.tenant_id, sd.store_code)
+        price_incl, price_excl, tax_class = catalogs[industry[key]]
+        if vendors[sd.tenant_id] == "vendor_a":
+            excl, incl = _vendor_a_sales(sd, price_incl, tax_class)
+        else:
+            excl, incl = _vendor_b_sales(sd, price_excl, tax_class)
+        kind = sd.sales.receipt_kind
+        sign = np.where(kind == SALE, 1, np.where(kind == RETURN, -1, 0))
+        units = int((sd.sales.line_qty * sign[sd.sales.line_receipt]).sum())
+        t = sd.traffic
+        counted_entries, counted_passby = _counted(sd)
+        unique, repeat, dwell = visits.get((key, sd.day), (None, None, None))
+        rows.append(
+            DailyTruth(
+                tenant_id=sd.tenant_id,
+                store_code=sd.store_code,
+                business_date=sd.day,
+                net_sales=excl,
+                net_sales_incl_tax=incl,
+                transactions=int((kind == SALE).sum() - (kind == RETURN).sum()),
+                units=units,
+                visitors=len(t.entry_s),
+                visitors_counted=counted_entries,
+                passersby=int(t.passby_in.sum() + t.passby_out.sum()),
+                passersby_counted=counted_passby,
+                unique_visitors=unique,
+                repeat_visitors=repeat,
+                median_dwell_s=dwell,
+            )
+        )
+    return rows
+
+
+def _receipt_rate_sums(sd: StoreDay, amounts: IntArray, tax_class: IntArray) -> IntArray:
+    """Σ line amounts per (receipt, tax class), shape (receipts, 3), voids included."""
+    s = sd.sales
+    keys = s.line_receipt * 3 + tax_class[s.line_sku]
+    sums = np.zeros(s.receipt_count * 3, dtype=np.int64)
+    np.add.at(sums, keys, amounts)
+    return sums.reshape(-1, 3)
+
+
+def _signs(sd: StoreDay) -> IntArray:
+    kind = sd.sales.receipt_kind
+    return np.where(kind == SALE, 1, np.where(kind == RETURN, -1, 0)).astype(np.int64)
+
+
+def _vendor_a_sales(
+    sd: StoreDay, price_incl: IntArray, tax_class: IntArray
+) -> tuple[Decimal, Decimal]:
+    s = sd.sales
+    amounts = price_incl[s.line_sku] * s.line_qty - s.line_discount_incl
+    signed = _receipt_rate_sums(sd, amounts, tax_class) * _signs(sd)[:, None]
+    tax = np.sign(signed) * (np.abs(signed) * _PCT // (100 + _PCT))
+    incl = int(signed.sum())
+    return Decimal(incl - int(tax.sum())), Decimal(incl)
+
+
+def _vendor_b_sales(
+    sd: StoreDay, price_excl_sen: IntArray, tax_class: IntArray
+) -> tuple[Decimal, Decimal]:
+    s = sd.sales
+    amounts = price_excl_sen[s.line_sku] * s.line_qty - s.line_discount_excl_sen
+    subtotal = _receipt_rate_sums(sd, amounts, tax_class)
+    tax_yen = subtotal * _PCT // 10_000
+    signs = _signs(sd)[:, None]
+    excl_sen = int((subtotal * signs).sum())
+    incl_sen = excl_sen + 100 * int((tax_yen * signs).sum())
+    return Decimal(excl_sen).scaleb(-2), Decimal(incl_sen).scaleb(-2)
+
+
+def _counted(sd: StoreDay) -> tuple[int, int]:
+    """Entries and passers-by the counter reported (nothing during offline windows)."""
+    t = sd.traffic
+    if not t.offline:
+        return len(t.entry_s), int(t.passby_in.sum() + t.passby_out.sum())
+    minute = np.arange(t.window_start, t.window_start + t.window_minutes)
+    online = np.ones(len(minute), dtype=bool)
+    entry_minute = t.entry_s // 60
+    entries_online = np.ones(len(entry_minute), dtype=bool)
+    for begin, end in t.offline:
+        online &= (minute < begin) | (minute >= end)
+        entries_online &= (entry_minute < begin) | (entry_minute >= end)
+    passby = int((t.passby_in + t.passby_out)[online].sum())
+    return int(entries_online.sum()), passby
+
+
+def _visit_kpis(
+    chain: Chain, cameras: set[tuple[str, str]]
+) -> dict[tuple[tuple[str, str], date], tuple[int, int, Decimal | None]]:
+    """Unique visitors, repeat visitors and median dwell per camera store-day."""
+    last_seen: dict[str, dict[int, int]] = {t.id: {} for t in chain.tenants}
+    out: dict[tuple[tuple[str, str], date], tuple[int, int, Decimal | None]] = {}
+    by_date: dict[date, list[StoreDay]] = {}
+    for sd in chain.days:
+        if (sd.tenant_id, sd.store_code) in cameras:
+            by_date.setdefault(sd.day, []).append(sd)
+    for day in sorted(by_date):
+        ordinal = day.toordinal()
+        seen_today: list[tuple[str, IntArray]] = []
+        for sd in by_date[day]:
+            persons = np.unique(sd.traffic.person)
+            seen = last_seen[sd.tenant_id]
+            repeat = sum(
+                1 for p in persons.tolist() if p in seen and ordinal - seen[p] <= REPEAT_WINDOW_DAYS
+            )
+            dwell = sd.traffic.exit_s - sd.traffic.entry_s
+            median = _median(dwell)
+            out[((sd.tenant_id, sd.store_code), day)] = (len(persons), repeat, median)
+            seen_today.append((sd.tenant_id, persons))
+        for tenant_id, persons in seen_today:
+            seen = last_seen[tenant_id]
+            for p in persons.tolist():
+                seen[p] = ordinal
+    return out
+
+
+def _median(values: IntArray) -> Decimal | None:
+    if len(values) == 0:
+        return None
+    ordered = np.sort(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return Decimal(int(ordered[mid]))
+    return Decimal(int(ordered[mid - 1]) + int(ordered[mid])) / 2
