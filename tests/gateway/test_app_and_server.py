@@ -189,3 +189,37 @@ def test_serve_gateway_command_runs_uvicorn(
     assert [(c["host"], c["port"]) for c in calls] == [("127.0.0.1", 8001), ("0.0.0.0", 9101)]
     assert all(isinstance(c["app"], FastAPI) for c in calls)
     assert calls[0]["app"].title == "tenpo ingest gateway"
+
+
+# -- the contract with the streamer ------------------------------------------------------------
+
+
+def test_streamer_loads_what_the_gateway_landed(gateway: Gateway) -> None:
+    pytest.importorskip("tenpo.pos")
+    import pyarrow.dataset as ds
+
+    from tenpo.streamer import Streamer
+
+    resp = gateway.client.post(
+        "/v1/pos/vendor_b/sales",
+        content=(SAMPLES / "vendor_b_sales.json").read_bytes(),
+        headers=gateway.auth(),
+    )
+    assert resp.status_code == 202, resp.text
+
+    streamer = Streamer(gateway.settings, gateway.lake, gateway.bus, gateway.control.directory())
+    try:
+        stats = streamer.run_until_idle(timeout=0.2, max_seconds=30)
+    finally:
+        streamer.close()
+
+    assert stats.fetched == 1
+    files = gateway.lake.list("tables/raw_pos_transactions/tenant=acme/")
+    assert files, stats
+    table = ds.dataset([gateway.lake.path(f) for f in files], format="parquet").to_table()
+    [row] = table.to_pylist()
+    store = gateway.control.directory().store_by_code("acme", "T01")
+    assert store is not None
+    assert (row["tenant_id"], row["store_id"]) == ("acme", store.store_id)
+    assert row["source_object_id"] == resp.json()["object_id"]
+    assert str(row["total_excl_tax"]) == "259.26"
