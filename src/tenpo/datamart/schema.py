@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from tenpo.core.errors import ConfigError
 from tenpo.warehouse.schemas import MART_STORE_DAILY
 
 logger = logging.getLogger(__name__)
@@ -133,4 +134,19 @@ def ensure_schema(engine: Engine) -> None:
             # Another process may have created the same tables between check and create.
             logger.debug("datamart create_all raced; checking again", exc_info=True)
             metadata.create_all(engine)
+        _check_columns(engine)
         _ready.add(engine)
+
+
+def _check_columns(engine: Engine) -> None:
+    """Refuse a datamart created by an older schema (create_all never alters a table)."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in present]
+        if missing:
+            raise ConfigError(
+                f"datamart table {table.name} lacks columns {missing}: it predates this "
+                "version; drop the datamart database and re-export the marts to rebuild it",
+                table=table.name,
+            )
