@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,27 +37,27 @@ def _revision(url: str) -> str | None:
         engine.dispose()
 
 
-def test_upgrade_downgrade_upgrade(db_url: str) -> None:
-    assert _revision(db_url) is None
+def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
+    assert _revision(empty_db_url) is None
 
-    migrate(db_url)
-    assert _revision(db_url) == head_revision() == "0001"
-    assert TABLES <= _tables(db_url)
+    migrate(empty_db_url)
+    assert _revision(empty_db_url) == head_revision() == "0001"
+    assert TABLES <= _tables(empty_db_url)
 
-    migrate(db_url)  # idempotent
-    assert _revision(db_url) == "0001"
+    migrate(empty_db_url)  # idempotent
+    assert _revision(empty_db_url) == "0001"
 
-    downgrade(db_url, "base")
-    assert _revision(db_url) is None
-    assert not TABLES & _tables(db_url)
+    downgrade(empty_db_url, "base")
+    assert _revision(empty_db_url) is None
+    assert not TABLES & _tables(empty_db_url)
 
-    migrate(db_url)
-    assert TABLES <= _tables(db_url)
+    migrate(empty_db_url)
+    assert TABLES <= _tables(empty_db_url)
 
 
-def test_models_match_migrations(db_url: str) -> None:
-    migrate(db_url)
-    engine = create_control_engine(db_url)
+def test_models_match_migrations(empty_db_url: str) -> None:
+    migrate(empty_db_url)
+    engine = create_control_engine(empty_db_url)
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(
@@ -73,3 +74,12 @@ def test_migrate_creates_missing_sqlite_folder(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'control.db'}"
     migrate(url)
     assert TABLES <= _tables(url)
+
+
+def test_concurrent_migrations_are_serialised(empty_db_url: str) -> None:
+    # Gateway, streamer and API may start together; each migrates on start.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for future in [pool.submit(migrate, empty_db_url) for _ in range(3)]:
+            future.result()
+    assert _revision(empty_db_url) == head_revision()
+    assert TABLES <= _tables(empty_db_url)

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from tenpo.cli._common import console, handles_errors, settings
 from tenpo.control import ControlPlane, migrate
@@ -128,7 +128,15 @@ def store_list(tenant: Tenant) -> None:
     """List a tenant's stores."""
     with _plane() as plane:
         stores = plane.list_stores(tenant)
-    table = Table("store id", "code", "name", "timezone", "industry", "region", "area m²")
+    table = Table(
+        Column("store id", no_wrap=True),
+        "code",
+        "name",
+        "timezone",
+        "industry",
+        "region",
+        "area m²",
+    )
     for s in stores:
         table.add_row(
             s.store_id,
@@ -179,7 +187,7 @@ def device_list(tenant: Tenant) -> None:
     """List a tenant's devices."""
     with _plane() as plane:
         devices = plane.list_devices(tenant)
-    table = Table("device", "kind", "store id", "lines", "zones", "active")
+    table = Table(Column("device", no_wrap=True), "kind", "store id", "lines", "zones", "active")
     for d in devices:
         table.add_row(
             d.device_id, d.kind, d.store_id, ", ".join(d.lines), ", ".join(d.zones), str(d.active)
@@ -238,7 +246,9 @@ def key_list(tenant: Tenant) -> None:
     """List a tenant's API keys (never their secrets)."""
     with _plane() as plane:
         keys = plane.list_api_keys(tenant)
-    table = Table("key id", "name", "scopes", "created", "last used", "revoked")
+    table = Table(
+        Column("key id", no_wrap=True), "name", "scopes", "created", "last used", "revoked"
+    )
     for k in keys:
         table.add_row(
             k.key_id,
