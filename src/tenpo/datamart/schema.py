@@ -48,7 +48,8 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        exact = Decimal(value).quantize(_CENT)
+        # str() first: a float would otherwise bring its binary expansion along.
+        exact = (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(_CENT)
         return str(exact) if dialect.name == "sqlite" else exact
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
