@@ -6,6 +6,13 @@ partition as a whole, which is how every mart is written.
 """
 
 from tenpo.warehouse.catalog import TABLES, Warehouse, open_warehouse
-from tenpo.warehouse.partitions import list_partitions, write_partition
+from tenpo.warehouse.partitions import list_partitions, write_dates, write_partition
 
-__all__ = ["TABLES", "Warehouse", "list_partitions", "open_warehouse", "write_partition"]
+__all__ = [
+    "TABLES",
+    "Warehouse",
+    "list_partitions",
+    "open_warehouse",
+    "write_dates",
+    "write_partition",
+]

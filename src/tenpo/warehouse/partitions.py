@@ -24,7 +24,7 @@ from tenpo.lake.base import Lake
 from tenpo.lake.keys import parse_partition, table_key, table_prefix
 from tenpo.warehouse.catalog import TABLES
 
-__all__ = ["list_partitions", "write_partition"]
+__all__ = ["list_partitions", "write_dates", "write_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +105,33 @@ def list_partitions(lake: Lake, table: str, days: Iterable[date] | None = None) 
         if wanted is None or day in wanted:
             found.add((tenant, day))
     return found
+
+
+def write_dates(
+    lake: Lake, table: str, days: Iterable[date], rows: pa.Table
+) -> dict[tuple[str, date], int]:
+    """Replace every partition of ``table`` on ``days`` by ``rows`` (all tenants at once).
+
+    Each (tenant, date) present in ``rows`` is rewritten; a partition of those days whose
+    tenant has no row any more is removed. Returns the rows written per (tenant, date).
+    ``BadInput`` when a row's business_date is not one of ``days``.
+    """
+    wanted = set(days)
+    conformed = _conform(table, rows)
+    tenants = conformed["tenant_id"]
+    dates = conformed["business_date"]
+    groups: dict[tuple[str, date], list[int]] = {}
+    for i, (tenant, day) in enumerate(zip(tenants.to_pylist(), dates.to_pylist(), strict=True)):
+        if day not in wanted:
+            raise BadInput(f"a {table} row has business_date {day}, outside the dates written")
+        if tenant is None:
+            raise BadInput(f"a {table} row has no tenant_id")
+        groups.setdefault((tenant, day), []).append(i)
+    written: dict[tuple[str, date], int] = {}
+    for (tenant, day), idx in sorted(groups.items()):
+        write_partition(lake, table, tenant, day, conformed.take(idx))
+        written[(tenant, day)] = len(idx)
+    for tenant, day in sorted(list_partitions(lake, table, wanted) - groups.keys()):
+        write_partition(lake, table, tenant, day, conformed.slice(0, 0))
+        written[(tenant, day)] = 0
+    return written

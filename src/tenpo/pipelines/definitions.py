@@ -1,0 +1,35 @@
+"""The Dagster code location: ``dagster dev -m tenpo.pipelines.definitions``.
+
+Nothing here opens a connection or reads settings: ``TenpoResource`` resolves them from the
+environment (``TENPO_*``) when an asset runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dagster import Definitions
+
+from tenpo.pipelines.kpis import kpi_assets
+from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
+from tenpo.pipelines.raw import raw_table_assets
+from tenpo.pipelines.resources import TenpoResource
+
+__all__ = ["build_definitions", "defs"]
+
+
+def build_definitions(
+    start: date = DEFAULT_START,
+    *,
+    end_offset: int = 1,
+    resource: TenpoResource | None = None,
+) -> Definitions:
+    """tenpo's assets over daily partitions from ``start`` with the ``tenpo`` resource."""
+    partitions = daily_partitions(start, end_offset=end_offset)
+    return Definitions(
+        assets=[*raw_table_assets(), *kpi_assets(partitions)],
+        resources={"tenpo": resource or TenpoResource()},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,54 @@
+"""Dagster resources: the one place pipelines get settings, the lake and the warehouse from."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from tenpo.core.settings import Settings
+from tenpo.lake.base import Lake, open_lake
+from tenpo.warehouse.catalog import Warehouse
+
+__all__ = ["TenpoResource"]
+
+
+class TenpoResource(ConfigurableResource):  # type: ignore[misc]
+    """tenpo's settings for assets; builds the lake and a warehouse when an asset asks.
+
+    Unset fields fall back to the environment (``TENPO_*``, ``tenpo.toml``) when an asset
+    runs, never at import, so ``dagster dev`` picks up the same settings as the CLI.
+    """
+
+    data_dir: str | None = Field(None, description="tenpo data directory (TENPO_DATA_DIR).")
+    lake_url: str | None = Field(None, description="Datalake root; default {data_dir}/lake.")
+    datamart_url: str | None = Field(None, description="Datamart SQLAlchemy URL.")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TenpoResource:
+        """A resource reproducing ``settings``' storage locations."""
+        return cls(
+            data_dir=str(settings.data_dir.resolve()),
+            lake_url=settings.lake_url,
+            datamart_url=settings.datamart_url,
+        )
+
+    def get_settings(self) -> Settings:
+        """The settings this resource stands for (explicit fields over the environment)."""
+        overrides = {
+            k: v
+            for k, v in {
+                "data_dir": self.data_dir,
+                "lake_url": self.lake_url,
+                "datamart_url": self.datamart_url,
+            }.items()
+            if v is not None
+        }
+        return Settings(**overrides)
+
+    def open_lake(self) -> Lake:
+        """The datalake."""
+        return open_lake(self.get_settings().lake_root)
+
+    def open_warehouse(self) -> Warehouse:
+        """A fresh in-memory DuckDB warehouse over the lake; close it when done."""
+        return Warehouse(self.open_lake())

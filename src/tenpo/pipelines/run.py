@@ -1,0 +1,151 @@
+"""Run assets in process for a list of business dates (the demo, ``tenpo jobs``).
+
+Dates are grouped into contiguous ranges and each range is one Dagster run over a partition
+range (the assets have a single-run backfill policy), so 14 days cost one run, not 14. Runs are
+recorded in the local Dagster instance under ``settings.dagster_home``, where ``tenpo jobs ui``
+shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+from dagster import (
+    AssetsDefinition,
+    DagsterEventType,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    materialize,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from tenpo.core.errors import BadInput, TenpoError
+from tenpo.core.settings import Settings
+from tenpo.pipelines.definitions import build_definitions
+from tenpo.pipelines.kpis import DATAMART_STORE_DAILY_KEY, MART_STORE_DAILY_KEY
+from tenpo.pipelines.partitions import DEFAULT_START
+from tenpo.pipelines.resources import TenpoResource
+
+__all__ = [
+    "DEFAULT_ASSETS",
+    "PipelineFailed",
+    "date_ranges",
+    "ensure_dagster_home",
+    "materialize_dates",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ASSETS: tuple[str, ...] = (MART_STORE_DAILY_KEY, DATAMART_STORE_DAILY_KEY)
+
+_DAGSTER_YAML = """\
+# Written by tenpo: local SQLite storage for runs, events and schedules.
+storage:
+  sqlite:
+    base_dir: {home}
+telemetry:
+  enabled: false
+"""
+
+
+class PipelineFailed(TenpoError):
+    """A Dagster run of tenpo's assets failed; the message carries the failing step's error."""
+
+    title = "Pipeline run failed"
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """``settings.dagster_home``, created with a ``dagster.yaml`` using SQLite storage."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_DAGSTER_YAML.format(home=home.as_posix()), encoding="utf-8")
+    return home
+
+
+def date_ranges(dates: Sequence[date]) -> list[tuple[date, date]]:
+    """Sorted, de-duplicated ``dates`` as inclusive ranges of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(dates)):
+        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def _failure_message(result: ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_key:
+            error = event.step_failure_data.error
+            cause = error.cause if error and error.cause else error
+            detail = cause.message.strip() if cause else "unknown error"
+            return f"step {event.step_key} failed: {detail}"
+    return f"run {result.run_id} failed"
+
+
+def materialize_dates(
+    settings: Settings,
+    dates: Sequence[date],
+    assets: Sequence[str] = DEFAULT_ASSETS,
+    *,
+    instance: DagsterInstance | None = None,
+) -> list[ExecuteInProcessResult]:
+    """Materialize ``assets`` for ``dates`` in process: one run per run of consecutive dates.
+
+    Safe to repeat (partitions are replaced). ``BadInput`` for no dates or an unknown asset,
+    ``PipelineFailed`` naming the failing step when a run fails.
+    """
+    if not dates:
+        raise BadInput("no business dates to materialize")
+    ranges = date_ranges(dates)
+    # Partitions must cover every requested date, including old or (simulated) future ones.
+    start = min(DEFAULT_START, ranges[0][0])
+    end_offset = max(1, (ranges[-1][1] - date.today()).days + 2)
+    definitions = build_definitions(
+        start, end_offset=end_offset, resource=TenpoResource.from_settings(settings)
+    )
+    asset_defs = list(definitions.assets or ())
+    known = {
+        key.to_user_string()
+        for a in asset_defs
+        if isinstance(a, AssetsDefinition)
+        for key in a.keys
+    }
+    unknown = [a for a in assets if a not in known]
+    if unknown or not assets:
+        raise BadInput(
+            f"unknown asset(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(sorted(known))}"
+        )
+    resources = {"tenpo": TenpoResource.from_settings(settings)}
+    if instance is None:
+        instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
+    results: list[ExecuteInProcessResult] = []
+    for first, last in ranges:
+        log.info("materializing %s for %s..%s", ", ".join(assets), first, last)
+        result = materialize(
+            asset_defs,
+            instance=instance,
+            resources=resources,
+            selection=list(assets),
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+            },
+            raise_on_error=False,
+        )
+        if not result.success:
+            raise PipelineFailed(
+                f"materializing {', '.join(assets)} for {first}..{last}: "
+                f"{_failure_message(result)}"
+            )
+        results.append(result)
+    return results
