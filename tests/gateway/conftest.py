@@ -1,4 +1,4 @@
-"""Gateway fixtures: a real control plane (SQLite), a tmp lake, the embedded bus, a client."""
+"""Gateway fixtures: a real control plane (SQLite), a tmp lake, the SQLite bus, a client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from tenpo.bus.base import OBJECT_REGISTERED, EventBus
+from tenpo.bus import OBJECT_REGISTERED, EventBus, open_bus
 from tenpo.control import ControlPlane
 from tenpo.core.ids import utcnow
 from tenpo.core.settings import Settings
@@ -60,17 +60,6 @@ class Gateway:
 def today_tokyo() -> date:
     """The landing date the gateway uses (settings.default_timezone)."""
     return utcnow().astimezone(ZoneInfo("Asia/Tokyo")).date()
-
-
-def open_test_bus(settings: Settings) -> EventBus:
-    """The embedded SQLite bus when it exists, else the in-memory one."""
-    try:
-        from tenpo.bus.sqlite import SqliteBus
-    except ImportError:
-        from tenpo.bus.memory import MemoryBus
-
-        return MemoryBus()
-    return SqliteBus(settings.data_dir / "bus.db")
 
 
 def seed_control(control: ControlPlane) -> Keys:
@@ -121,7 +110,7 @@ def gateway(
     settings = settings.model_copy(update={"max_body_bytes": 64 * 1024})
     keys = seeded_control_db[1]
     lake = open_lake(settings.lake_root)
-    bus = open_test_bus(settings)
+    bus = open_bus(settings)  # the embedded SQLite outbox
     app = create_app(settings, control=control, lake=lake, bus=bus)
     with TestClient(app) as client:
         yield Gateway(client, lake, bus, control, keys, settings)
