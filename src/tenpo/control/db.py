@@ -45,6 +45,9 @@ def create_control_engine(url: str, **kwargs: Any) -> Engine:
             kwargs.setdefault("connect_args", {"check_same_thread": False})
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        # Servers drop idle connections; a long-running gateway must not see them fail.
+        kwargs.setdefault("pool_pre_ping", True)
     engine = sa.create_engine(parsed, **kwargs)
     prepare_engine(engine)
     return engine
