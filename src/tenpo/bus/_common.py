@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from tenpo.bus.base import encode
 from tenpo.core.errors import BadInput
 
 # Topics become NATS subjects (dot-separated tokens) and consumers become durable names,
@@ -45,7 +45,10 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
     if not isinstance(payload, dict):
         raise BadInput(f"event payload must be a dict, not {type(payload).__name__}")
     try:
-        return encode(payload)
+        # base.encode's canonical form, but NaN/Infinity are refused: they are not JSON.
+        return json.dumps(
+            payload, default=str, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
     except (TypeError, ValueError) as exc:
         raise BadInput(f"event payload is not JSON-serialisable: {exc}") from exc
 
