@@ -71,9 +71,7 @@ class Directory(Protocol):
         """The tenant's device with this id."""
         ...
 
-    def apply_pos_master(
-        self, tenant_id: str, vendor: str, rows: list[RegisterAssignment]
-    ) -> int:
+    def apply_pos_master(self, tenant_id: str, vendor: str, rows: list[RegisterAssignment]) -> int:
         """Replace the assignments of the registers listed in ``rows``; returns rows applied.
 
         Raises :class:`tenpo.core.errors.BadInput` when a row names an unknown store code.
@@ -111,9 +109,7 @@ class StaticDirectory:
             None,
         )
 
-    def apply_pos_master(
-        self, tenant_id: str, vendor: str, rows: list[RegisterAssignment]
-    ) -> int:
+    def apply_pos_master(self, tenant_id: str, vendor: str, rows: list[RegisterAssignment]) -> int:
         from tenpo.core.errors import BadInput
 
         for row in rows:
