@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -223,3 +230,56 @@ def test_streamer_loads_what_the_gateway_landed(gateway: Gateway) -> None:
     assert (row["tenant_id"], row["store_id"]) == ("acme", store.store_id)
     assert row["source_object_id"] == resp.json()["object_id"]
     assert str(row["total_excl_tax"]) == "259.26"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_all_runs_gateway_api_and_streamer_until_sigint(
+    tmp_path: Path, seeded_control_db: tuple[Path, Keys]
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copyfile(seeded_control_db[0], data_dir / "control.db")
+    gw_port, api_port = free_port(), free_port()
+    env = {**os.environ, "TENPO_DATA_DIR": str(data_dir)}
+    env.pop("TENPO_CONFIG", None)
+    tenpo = str(Path(sys.executable).parent / "tenpo")
+    cmd = [tenpo, "serve", "all", "--gateway-port", str(gw_port), "--api-port", str(api_port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=5) as http:
+            while True:
+                try:
+                    gw = http.get(f"http://127.0.0.1:{gw_port}/healthz")
+                    api = http.get(f"http://127.0.0.1:{api_port}/healthz")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, proc.communicate()[0].decode()
+                    assert time.monotonic() < deadline, "serve all did not start"
+                    time.sleep(0.2)
+            sent = http.post(
+                f"http://127.0.0.1:{gw_port}/v1/pos/vendor_b/sales",
+                content=(SAMPLES / "vendor_b_sales.json").read_bytes(),
+                headers={"Authorization": f"Bearer {seeded_control_db[1].acme}"},
+            )
+        assert gw.json()["status"] == "ok" and api.status_code == 200
+        assert sent.status_code == 202, sent.text
+        lake = open_lake(str(data_dir / "lake"))
+        while not lake.list("tables/raw_pos_transactions/tenant=acme/"):
+            assert time.monotonic() < deadline, "the streamer loaded nothing"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output = proc.communicate(timeout=60)[0].decode()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, output
+    assert "streamer stopped" in output
