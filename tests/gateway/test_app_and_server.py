@@ -101,7 +101,7 @@ def test_lake_outage_is_503_with_retry_after(
     assert resp.headers["retry-after"] == "5"
     assert "secret" not in resp.text
     assert health.status_code == 503
-    assert health.json() == {"status": "degraded", "lake": "unreachable", "bus": "ok"}
+    assert health.json() == {"status": "degraded", "lake": "unreachable", "bus": "ok", "backlog": 0}
 
 
 def test_lifespan_opens_the_control_plane_from_settings(
@@ -159,7 +159,7 @@ def test_serve_in_thread_over_real_http(gateway: Gateway) -> None:
         server.should_exit = True
         thread.join(timeout=10)
 
-    assert health.json() == {"status": "ok", "lake": "ok", "bus": "ok"}
+    assert health.json() == {"status": "ok", "lake": "ok", "bus": "ok", "backlog": 0}
     assert ok.status_code == 202 and ok.json()["counts"] == {"events": 2}
     assert too_large.status_code == 413
     assert too_large.headers["content-type"] == "application/problem+json"

@@ -191,7 +191,16 @@ def test_healthz_reports_lake_and_bus(gateway: Gateway) -> None:
     resp = gateway.client.get("/healthz")
 
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ok", "lake": "ok", "bus": "ok"}
+    assert resp.json() == {"status": "ok", "lake": "ok", "bus": "ok", "backlog": 0}
+    gateway.client.post("/v1/iot/events", content=DEVICE_EVENTS, headers=gateway.auth())
+    assert gateway.client.get("/healthz").json()["backlog"] == 1  # not loaded by the streamer
+
+
+def test_health_probe_uses_the_streamers_consumer() -> None:
+    from tenpo.gateway._routes import STREAMER_CONSUMER
+    from tenpo.streamer import CONSUMER
+
+    assert STREAMER_CONSUMER == CONSUMER
 
 
 # -- authentication and authorisation --------------------------------------------------------
