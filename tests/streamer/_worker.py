@@ -10,13 +10,12 @@ import sys
 import time
 
 from tenpo.bus import open_bus
-from tenpo.cli.streamer import _stop_on_signals
 from tenpo.control.directory import Directory, StaticDirectory
 from tenpo.core.logging import setup_logging
 from tenpo.core.preetl import ParseResult
 from tenpo.core.settings import Settings
 from tenpo.lake import ObjectRegistered, open_lake
-from tenpo.streamer import Streamer
+from tenpo.streamer import Streamer, stop_on_signals
 from tests.streamer._fakes import JsonPreEtl
 
 
@@ -32,7 +31,7 @@ def main(data_dir: str, batch: int, ack_wait: float) -> None:
     lake = open_lake(cfg.lake_root)
     bus = open_bus(cfg)
     streamer = Streamer(cfg, lake, bus, StaticDirectory(), {"test_json": SlowJsonPreEtl()})
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         streamer.run_forever(stop)
 
 

@@ -106,22 +106,3 @@ def test_sigkill_mid_run_then_restart_loads_everything_once(settings: Settings) 
     assert bus.pending(OBJECT_REGISTERED, CONSUMER) == 0
     ledger.close()
     bus.close()
-
-
-def test_sigterm_stops_the_worker_gracefully(settings: Settings) -> None:
-    cfg = settings.model_copy(update={"bus_ack_wait_s": ACK_WAIT})
-    lake = open_lake(cfg.lake_root)
-    bus = open_bus(cfg)
-    LandingZone(lake, bus).land("test_json", "t1", body(("S1", "A", "2026-10-05", "1")), "json")
-    ledger = LoadLedger(cfg.streamer_db_url)
-    proc = _spawn(cfg)
-    try:
-        _wait_for(lambda: ledger.counts()["objects"] == 1, 60, proc)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert read_table(lake, TABLE)["transaction_id"].to_pylist() == ["A"]
-    ledger.close()
-    bus.close()

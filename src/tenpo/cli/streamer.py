@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
-
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -17,7 +10,6 @@ from tenpo.control.directory import Directory
 from tenpo.core.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
-log = logging.getLogger(__name__)
 
 
 def open_directory(cfg: Settings) -> Directory:
@@ -25,23 +17,6 @@ def open_directory(cfg: Settings) -> Directory:
     from tenpo.control import ControlPlane
 
     return ControlPlane.open(cfg.control_db_url).directory()
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT; the previous handlers come back afterwards."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, stopping after the current batch", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @app.command("run")
@@ -56,7 +31,7 @@ def run(
     """Follow objects.registered and load landed objects into the raw tables."""
     from tenpo.bus import open_bus
     from tenpo.lake import open_lake
-    from tenpo.streamer import BatchStats, Streamer
+    from tenpo.streamer import BatchStats, Streamer, stop_on_signals
 
     cfg = settings()
     lake = open_lake(cfg.lake_root)
@@ -84,7 +59,7 @@ def run(
             elif until_idle:
                 streamer.run_until_idle(idle, on_batch=on_batch)
             else:
-                with _stop_on_signals() as stop:
+                with stop_on_signals() as stop:
                     streamer.run_forever(stop, on_batch=on_batch)
     finally:
         streamer.close()

@@ -6,6 +6,7 @@ records and unparseable objects go to ``quarantine/`` with their reason.
 
 from tenpo.streamer._ledger import LoadedObject, LoadLedger
 from tenpo.streamer._registry import DEFAULT_PRE_ETLS, default_pre_etls
+from tenpo.streamer._signals import stop_on_signals
 from tenpo.streamer._streamer import CONSUMER, BatchStats, Streamer
 from tenpo.streamer._tables import read_table
 
@@ -18,4 +19,5 @@ __all__ = [
     "Streamer",
     "default_pre_etls",
     "read_table",
+    "stop_on_signals",
 ]

@@ -28,13 +28,16 @@ def conform(table_name: str, table: pa.Table, tenant_id: str) -> pa.Table:
     schema = RAW_TABLES.get(table_name)
     if schema is None:
         raise BadInput(f"Pre-ETL produced unknown table {table_name!r}")
-    missing = [name for name in schema.names if name not in table.column_names]
+    present = set(table.column_names)
+    missing = [name for name in schema.names if name not in present]
     if missing:
         raise BadInput(f"{table_name}: missing column(s) {', '.join(missing)}")
-    try:
-        out = table.select(schema.names).cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise BadInput(f"{table_name}: rows do not fit the table's schema: {exc}") from exc
+    out = table.select(schema.names)
+    if not out.schema.equals(schema):
+        try:
+            out = out.cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise BadInput(f"{table_name}: rows do not fit the table's schema: {exc}") from exc
     if out.num_rows == 0:
         return out
     for column in ("tenant_id", "business_date"):
@@ -67,26 +70,23 @@ def dedupe_table(table_name: str, table: pa.Table) -> pa.Table:
 
 
 def split_partitions(table: pa.Table) -> Iterator[tuple[str, date, pa.Table]]:
-    """``(tenant_id, business_date, rows)`` for each partition present in ``table``."""
+    """``(tenant_id, business_date, rows)`` for each partition present in ``table``.
+
+    Rows keep their relative order inside a partition (the sort is stable).
+    """
     if table.num_rows == 0:
         return
-    combos = (
-        table.select(["tenant_id", "business_date"])
-        .group_by(["tenant_id", "business_date"], use_threads=False)
-        .aggregate([])
-        .sort_by([("tenant_id", "ascending"), ("business_date", "ascending")])
+    order = pc.sort_indices(
+        table, sort_keys=[("tenant_id", "ascending"), ("business_date", "ascending")]
     )
-    if combos.num_rows == 1:
-        yield combos["tenant_id"][0].as_py(), combos["business_date"][0].as_py(), table
-        return
-    for tenant, day in zip(
-        combos["tenant_id"].to_pylist(), combos["business_date"].to_pylist(), strict=True
-    ):
-        mask = pc.and_(
-            pc.equal(table["tenant_id"], pa.scalar(tenant, pa.string())),
-            pc.equal(table["business_date"], pa.scalar(day, pa.date32())),
-        )
-        yield tenant, day, table.filter(mask)
+    ordered = table.take(order)
+    tenants = ordered["tenant_id"].to_pylist()
+    days = ordered["business_date"].to_pylist()
+    start = 0
+    for i in range(1, len(tenants) + 1):
+        if i == len(tenants) or tenants[i] != tenants[start] or days[i] != days[start]:
+            yield tenants[start], days[start], ordered.slice(start, i - start)
+            start = i
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

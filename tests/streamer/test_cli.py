@@ -1,0 +1,85 @@
+"""`tenpo streamer run` over the real embedded stack: SQLite bus, control plane, POS Pre-ETL."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tenpo.bus import open_bus
+from tenpo.cli import app
+from tenpo.control.directory import StaticDirectory
+from tenpo.core.settings import Settings
+from tenpo.lake import LandingZone, open_lake
+from tenpo.streamer import Streamer, read_table, stop_on_signals
+from tests.streamer._fakes import TABLE, JsonPreEtl, body
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tenpo.bus.sqlite") is None,
+    reason="tenpo.bus.sqlite.SqliteBus (the embedded bus) is not in the tree yet",
+)
+
+SAMPLE = Path("/work/shared/samples/vendor_b_sales.json")
+
+
+def test_cli_run_until_idle_loads_vendor_b_and_quarantines_unknown(settings: Settings) -> None:
+    from tenpo.control import ControlPlane
+
+    control = ControlPlane.open(settings.control_db_url)
+    control.create_tenant("t1", "Tenant One")
+    store = control.create_store("t1", "T01", "Store T01")
+    control.dispose()
+    data = (
+        SAMPLE.read_bytes()
+        if SAMPLE.exists()
+        else (
+            b'{"receipts": [{"storeCode": "T01", "registerId": "POS-2", "receiptId": "R-000001",'
+            b' "transactedAt": "2026-10-05T12:01:09+09:00", "type": "SALE", "items": [{"sku":'
+            b' "4901777000011", "name": "tea", "qty": 2, "unitPrice": "129.63", "discount": "0",'
+            b' "taxRate": "8.000"}], "subtotal": "259.26", "tax": "20", "total": "279.26"}]}'
+        )
+    )
+    lake = open_lake(settings.lake_root)
+    bus = open_bus(settings)
+    landing = LandingZone(lake, bus)
+    landing.land("pos_vendor_b", "t1", data, "json")
+    odd = landing.land("no_such_source", "t1", b"?", "bin")
+    bus.close()
+
+    out = CliRunner().invoke(app, ["streamer", "run", "--until-idle", "--idle", "0.3"])
+
+    assert out.exit_code == 0, out.output
+    assert "loaded: 2 objects" in out.output
+    txns = read_table(lake, "raw_pos_transactions", "t1")
+    assert txns["transaction_id"].to_pylist() == ["POS-2-R-000001"]
+    assert txns["store_id"].to_pylist() == [store.store_id]
+    assert str(txns["total_incl_tax"][0].as_py()) == "279.26"
+    assert read_table(lake, "raw_pos_lines", "t1").num_rows == 1
+    [key] = lake.list("quarantine/_objects/")
+    assert key.endswith(f"/{odd.event.object_id}.jsonl")
+
+
+def test_run_forever_stops_gracefully_on_sigterm(settings: Settings) -> None:
+    cfg = settings.model_copy(update={"bus_ack_wait_s": 1.0})
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    LandingZone(lake, bus).land("test_json", "t1", body(("S1", "A", "2026-10-05", "1")), "json")
+    streamer = Streamer(cfg, lake, bus, StaticDirectory(), {"test_json": JsonPreEtl()})
+
+    def after_first_batch(stats: object) -> None:
+        # Like `kill -TERM <pid>`: the handler runs in the main thread, mid-loop.
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        total = streamer.run_forever(stop, on_batch=after_first_batch)
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert total.objects == 1
+    assert read_table(lake, TABLE)["transaction_id"].to_pylist() == ["A"]
+    streamer.close()
+    bus.close()
