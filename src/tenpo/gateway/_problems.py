@@ -72,7 +72,8 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
         log.error(
             "%s %s failed (%s): %s", request.method, request.url.path, error_id, exc, exc_info=exc
         )
-        headers["Retry-After"] = "5"
+        if status == 503:
+            headers["Retry-After"] = "5"
         detail = f"{exc.title}; retry later (error id {error_id})"
     else:
         log.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
