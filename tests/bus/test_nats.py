@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 
 import nats
@@ -33,7 +34,7 @@ def test_unreachable_server_is_a_bus_error_quickly() -> None:
 
 
 def test_invalid_stream_name_is_refused() -> None:
-    with pytest.raises(BadInput, match="'tenpo.events'"):
+    with pytest.raises(BadInput, match="invalid stream name 'tenpo.events'"):
         NatsBus("nats://127.0.0.1:1", stream="tenpo.events", ack_wait=1)
 
 
@@ -60,3 +61,33 @@ def test_stream_and_durable_consumer_layout(nats_bus_factory: BusFactory, nats_u
     assert subjects == [f"{bus.stream}.>"]
     assert consumers == ["streamer__objects_registered"]
     assert ack_wait == 2.5
+
+    # Reopening with another ack_wait updates the durable consumer and keeps its progress.
+    reopened = nats_bus_factory(ack_wait=4)
+    assert reopened.pending(OBJECT_REGISTERED, "streamer") == 1
+    assert asyncio.run(_stream_layout(nats_url, bus.stream))[2] == 4
+
+
+def test_threads_sharing_one_bus_never_get_the_same_event(
+    nats_bus_factory: BusFactory,
+) -> None:
+    bus = nats_bus_factory(ack_wait=30)
+    for i in range(60):
+        bus.publish(OBJECT_REGISTERED, {"i": i}, event_id=f"e{i}")
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while batch := bus.fetch(OBJECT_REGISTERED, "streamer", max_events=5, timeout=0.2):
+            for delivery in batch:
+                bus.ack(delivery)
+            with lock:
+                claimed.extend(d.payload["i"] for d in batch)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    assert sorted(claimed) == list(range(60))

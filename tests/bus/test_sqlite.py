@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tenpo.bus import open_bus
 from tenpo.bus.base import OBJECT_REGISTERED, Delivery
 from tenpo.bus.sqlite import SqliteBus
 from tenpo.core.errors import BadInput, BusError
+from tenpo.core.settings import Settings
 from tests.bus._workers import publish_worker
 
 TOPIC = OBJECT_REGISTERED
@@ -155,3 +157,10 @@ def test_unopenable_file_is_a_bus_error(tmp_path: Path) -> None:
 def test_ack_wait_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="ack_wait must be > 0"):
         SqliteBus(tmp_path / "bus.db", ack_wait=0)
+
+
+def test_open_bus_defaults_to_the_sqlite_outbox(settings: Settings) -> None:
+    with open_bus(settings) as bus:
+        assert isinstance(bus, SqliteBus)
+        assert bus.path == settings.bus_path
+        assert bus.ack_wait == settings.bus_ack_wait_s

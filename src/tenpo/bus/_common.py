@@ -24,10 +24,10 @@ def check_topic(topic: str) -> str:
     return topic
 
 
-def check_consumer(consumer: str) -> str:
+def check_consumer(consumer: str, what: str = "consumer name") -> str:
     """``consumer`` if it is a non-empty name of letters, digits, ``_`` or ``-``."""
     if not isinstance(consumer, str) or not _CONSUMER.fullmatch(consumer):
-        raise BadInput(f"invalid consumer name {consumer!r}: expected letters, digits, _ or -")
+        raise BadInput(f"invalid {what} {consumer!r}: expected letters, digits, _ or -")
     return consumer
 
 

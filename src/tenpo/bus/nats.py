@@ -73,13 +73,17 @@ class NatsBus(EventBus):
     ) -> None:
         if ack_wait <= 0:
             raise BadInput(f"ack_wait must be > 0 seconds, got {ack_wait!r}")
-        check_consumer(stream)  # a stream name is one subject token, like a consumer name
+        check_consumer(stream, "stream name")  # one subject token, like a consumer name
         self.url = url
         self.stream = stream
         self.ack_wait = float(ack_wait)
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self._subscriptions: dict[tuple[str, str], JetStreamContext.PullSubscription] = {}
+        # Loop-thread state: one pull at a time per subscription (nats-py's fetch shares a
+        # queue), one consumer creation at a time.
+        self._fetch_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._create_lock = asyncio.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"tenpo-nats-{stream}", daemon=True
@@ -198,8 +202,11 @@ class NatsBus(EventBus):
 
     async def _subscription(self, topic: str, consumer: str) -> JetStreamContext.PullSubscription:
         key = (consumer, topic)
-        sub = self._subscriptions.get(key)
-        if sub is None:
+        if key in self._subscriptions:
+            return self._subscriptions[key]
+        async with self._create_lock:
+            if key in self._subscriptions:
+                return self._subscriptions[key]
             durable = f"{consumer}__{topic}".replace(".", "_")
             config = ConsumerConfig(
                 name=durable,
@@ -212,21 +219,19 @@ class NatsBus(EventBus):
             # Create-or-update: an existing durable keeps its progress, takes the new ack_wait.
             await self._js.add_consumer(self.stream, config)
             sub = await self._js.pull_subscribe_bind(durable=durable, stream=self.stream)
-            # Only this loop thread touches the dict; a racing creator's sub is dropped.
-            if key in self._subscriptions:
-                await sub.unsubscribe()
-                return self._subscriptions[key]
             self._subscriptions[key] = sub
-        return sub
+            return sub
 
     async def _fetch(
         self, topic: str, consumer: str, max_events: int, timeout: float
     ) -> list[Delivery]:
         sub = await self._subscription(topic, consumer)
-        try:
-            msgs = await sub.fetch(batch=max_events, timeout=timeout)
-        except TimeoutError:
-            return []
+        lock = self._fetch_locks.setdefault((consumer, topic), asyncio.Lock())
+        async with lock:
+            try:
+                msgs = await sub.fetch(batch=max_events, timeout=timeout)
+            except TimeoutError:
+                return []
         deliveries = []
         for msg in msgs:
             try:
