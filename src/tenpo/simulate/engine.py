@@ -127,7 +127,7 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
                 days.append(store_day)
         if on_progress is not None:
             on_progress(d_index + 1, len(dates))
-    log.info(
+    log.debug(
         "simulated %d tenants, %d stores, %d store-days, %d receipts",
         len(tenants),
         len(stores),

@@ -22,7 +22,9 @@ import csv
 import io
 import json
 import logging
+import multiprocessing
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -30,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tenpo.simulate.model import (
     RETURN,
@@ -41,6 +41,7 @@ from tenpo.simulate.model import (
     VOID,
     Chain,
     Device,
+    Sku,
     StoreDay,
 )
 from tenpo.simulate.truth import DailyTruth, daily_truth
@@ -68,6 +69,7 @@ _RATE_A = ("非課税", "軽減", "標準")
 _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 _HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(24 * 3600)]
 _HEARTBEAT_EVERY_MIN = 15
+_MAX_QTY = 3  # the simulator sells 1 to 3 of an item per line
 _FIRMWARE = {"people_counter": "2.4.1", "tof_camera": "1.8.0"}
 
 
@@ -123,12 +125,63 @@ class Manifest:
         return cls(out_dir, entries)
 
 
-def write_chain(chain: Chain, out_dir: Path, on_progress: Progress | None = None) -> Manifest:
-    """Write every source file and the ground truth of ``chain`` under ``out_dir``."""
+def write_chain(
+    chain: Chain, out_dir: Path, on_progress: Progress | None = None, workers: int = 1
+) -> Manifest:
+    """Write every source file and the ground truth of ``chain`` under ``out_dir``.
+
+    ``workers`` > 1 writes tenants in parallel processes (same bytes as with one worker);
+    ``on_progress(done, total)`` then counts tenants instead of business dates.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     w = _Writer(chain, out_dir)
     w.chain_json()
     w.masters()
+    if workers > 1 and len(chain.tenants) > 1:
+        parts = [_tenant_chain(chain, t.id) for t in chain.tenants]
+        context = multiprocessing.get_context("spawn")
+        results: dict[int, list[ManifestEntry]] = {}
+        with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
+            futures = {pool.submit(_write_dates, part, out_dir): i for i, part in enumerate(parts)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if on_progress is not None:
+                    on_progress(len(results), len(parts))
+        dated = [e for i in range(len(parts)) for e in results[i]]
+        dated.sort(key=lambda e: e.business_date or date.min)  # stable: tenant order kept
+        w.entries.extend(dated)
+    else:
+        w.entries.extend(_write_dates(chain, out_dir, on_progress))
+    w.truth()
+    manifest = Manifest(out_dir, w.entries)
+    _write_bytes(
+        out_dir / "manifest.json",
+        (json.dumps(manifest.to_json(), ensure_ascii=False, indent=1) + "\n").encode(),
+    )
+    log.debug("wrote %d files to %s", len(w.entries), out_dir)
+    return manifest
+
+
+def _tenant_chain(chain: Chain, tenant_id: str) -> Chain:
+    """The part of ``chain`` one tenant's files need (catalogs and staff stay whole)."""
+    return Chain(
+        config=chain.config,
+        tenants=[t for t in chain.tenants if t.id == tenant_id],
+        stores=[s for s in chain.stores if s.tenant_id == tenant_id],
+        devices=[d for d in chain.devices if d.tenant_id == tenant_id],
+        registers=[r for r in chain.registers if r.tenant_id == tenant_id],
+        catalogs=chain.catalogs,
+        staff=chain.staff,
+        days=[d for d in chain.days if d.tenant_id == tenant_id],
+        dates=chain.dates,
+    )
+
+
+def _write_dates(
+    chain: Chain, out_dir: Path, on_progress: Progress | None = None
+) -> list[ManifestEntry]:
+    """Write the per-date files (POS, devices, video) of ``chain``; their manifest entries."""
+    w = _Writer(chain, out_dir)
     by_date: dict[date, list[StoreDay]] = {}
     for sd in chain.days:
         by_date.setdefault(sd.day, []).append(sd)
@@ -136,14 +189,7 @@ def write_chain(chain: Chain, out_dir: Path, on_progress: Progress | None = None
         w.business_date(day, by_date.get(day, []))
         if on_progress is not None:
             on_progress(i + 1, len(chain.dates))
-    w.truth()
-    manifest = Manifest(out_dir, w.entries)
-    _write_bytes(
-        out_dir / "manifest.json",
-        (json.dumps(manifest.to_json(), ensure_ascii=False, indent=1) + "\n").encode(),
-    )
-    log.info("wrote %d files to %s", len(w.entries), out_dir)
-    return manifest
+    return w.entries
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -156,6 +202,13 @@ def _yen(sen: int) -> str:
     sign = "-" if sen < 0 else ""
     sen = abs(sen)
     return f"{sign}{sen // 100}.{sen % 100:02d}"
+
+
+def _csv_field(value: str) -> str:
+    """One field as the csv module writes it (quoted when it holds a comma, quote or newline)."""
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="").writerow([value])
+    return buf.getvalue()
 
 
 def _csv_bytes(header: Iterable[str], rows: Iterable[Iterable[object]], encoding: str) -> bytes:
@@ -173,11 +226,14 @@ class _Writer:
         self.entries: list[ManifestEntry] = []
         self.seq: dict[tuple[str, str], int] = {}
         self.vendor = {t.id: t.pos_vendor for t in chain.tenants}
-        self.tenant_index = {t.id: i for i, t in enumerate(chain.tenants)}
+        # Seeds use the tenant number of the id ("t3" → 3): same in a one-tenant part.
+        self.tenant_index = {t.id: int(t.id[1:]) for t in chain.tenants}
         self.devices: dict[tuple[str, str], list[Device]] = {}
         for d in chain.devices:
             self.devices.setdefault((d.tenant_id, d.store_code), []).append(d)
         self.industry = {(s.tenant_id, s.code): s.industry for s in chain.stores}
+        self._minute_cache: dict[date, list[str]] = {}
+        self._item_tables: dict[int, list[str]] = {}
 
     def _rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng([self.chain.config.seed, 100, *keys])
@@ -279,18 +335,18 @@ class _Writer:
                         self.visitor_events(device, sd)
 
     def vendor_a_sales(self, tenant_id: str, day: date, store_days: list[StoreDay]) -> None:
+        # Fast path: fields are CSV-escaped once (names via the csv module), rows joined.
         rows: list[list[str]] = []
         prefix = day.strftime("%Y/%m/%d ")
         for sd in store_days:
             skus = self.chain.catalogs[self.industry[(sd.tenant_id, sd.store_code)]]
-            jan = [s.jan for s in skus]
-            name = [s.name for s in skus]
-            price = np.array([s.price_incl for s in skus], dtype=np.int64)
-            rate = [_RATE_A[s.tax_class] for s in skus]
-            price_str = [str(s.price_incl) for s in skus]
+            jan = [k.jan for k in skus]
+            name = [_csv_field(k.name) for k in skus]
+            price = np.array([k.price_incl for k in skus], dtype=np.int64)
+            rate = [_RATE_A[k.tax_class] for k in skus]
+            price_str = [str(k.price_incl) for k in skus]
             s = sd.sales
-            kind = s.receipt_kind
-            sign = np.where(kind == RETURN, -1, 1)
+            sign = np.where(s.receipt_kind == RETURN, -1, 1)
             line_sign = sign[s.line_receipt]
             amount = (price[s.line_sku] * s.line_qty - s.line_discount_incl) * line_sign
             total = np.zeros(s.receipt_count, dtype=np.int64)
@@ -300,32 +356,24 @@ class _Writer:
                 mask = s.receipt_register == r
                 number[mask] = np.arange(1, int(mask.sum()) + 1)
             head = [
-                (
-                    s.registers[reg],
-                    f"{num:06d}",
-                    prefix + _HMS[ts],
-                    _KIND_A[k],
-                    str(tot),
+                f"{s.registers[reg]},{num:06d},{prefix}{_HMS[ts]},{_KIND_A[k]}"
+                for reg, num, ts, k in zip(
+                    s.receipt_register.tolist(), number.tolist(), s.receipt_ts.tolist(),
+                    s.receipt_kind.tolist(), strict=True,
                 )
-                for reg, num, ts, k, tot in zip(
-                    s.receipt_register.tolist(),
-                    number.tolist(),
-                    s.receipt_ts.tolist(),
-                    kind.tolist(),
-                    total.tolist(),
-                    strict=True,
-                )
-            ]
+            ]  # fmt: skip
+            total_str = [str(t) for t in total.tolist()]
             # Registers export their own receipts: order by register, then receipt number.
-            line_order = np.lexsort((np.arange(len(s.line_receipt)), number[s.line_receipt],
-                                     s.receipt_register[s.line_receipt]))  # fmt: skip
+            o = np.lexsort(
+                (np.arange(len(s.line_receipt)), number[s.line_receipt],
+                 s.receipt_register[s.line_receipt])
+            )  # fmt: skip
             line_no = np.asarray(_line_numbers(s.line_receipt), dtype=np.int64)
-            o = line_order
             qty = s.line_qty * line_sign
             rows.extend(
                 [
-                    *head[rec][:4], str(ln), jan[sku], name[sku], str(q), price_str[sku],
-                    str(d) if d else "", str(a), rate[sku], head[rec][4],
+                    head[rec], str(ln), jan[sku], name[sku], str(q), price_str[sku],
+                    str(d) if d else "", str(a), rate[sku], total_str[rec],
                 ]
                 for rec, ln, sku, q, d, a in zip(
                     s.line_receipt[o].tolist(), line_no[o].tolist(), s.line_sku[o].tolist(),
@@ -334,7 +382,9 @@ class _Writer:
                 )
             )  # fmt: skip
         self._quirks(rows, self._rng(1, self.tenant_index[tenant_id], day.toordinal()))
-        data = _csv_bytes(VENDOR_A_SALES_HEADER, rows, "cp932")
+        lines = [",".join(VENDOR_A_SALES_HEADER)]
+        lines.extend(",".join(row) for row in rows)
+        data = ("\r\n".join(lines) + "\r\n").encode("cp932")
         rel = f"pos/vendor_a/{tenant_id}/sales_{day:%Y%m%d}.csv"
         self._add(
             rel, data, "pos_vendor_a", "text/csv; charset=shift_jis",
@@ -342,7 +392,10 @@ class _Writer:
         )  # fmt: skip
 
     def _quirks(self, rows: list[list[str]], rng: np.random.Generator) -> None:
-        """Full-width digits and thousands separators in a few fields (FORMATS.md allows both)."""
+        """Full-width digits and thousands separators in a few fields (FORMATS.md allows both).
+
+        ``rows`` hold CSV-escaped fields; field 0 is "register,receipt,time,kind".
+        """
         rate = self.chain.config.quirk_rate
         if not rows or rate == 0:
             return
@@ -351,16 +404,17 @@ class _Writer:
         for i, c in zip(picked.tolist(), choice.tolist(), strict=True):
             row = rows[i]
             if c == 0:  # register code in full-width digits: "０００１"
-                row[0] = row[0].translate(_FULL_WIDTH)
+                register, rest = row[0].split(",", 1)
+                row[0] = register.translate(_FULL_WIDTH) + "," + rest
             elif c == 1:  # quantity in full-width digits
-                row[7] = row[7].translate(_FULL_WIDTH)
-            else:  # a thousands separator in the amount or the total
-                col = 10 if c == 2 else 12
+                row[4] = row[4].translate(_FULL_WIDTH)
+            else:  # a thousands separator in the amount or the total: "1,280" (quoted)
+                col = 7 if c == 2 else 9
                 value = int(row[col])
                 if abs(value) >= 1000:
-                    row[col] = f"{value:,}"
+                    row[col] = _csv_field(f"{value:,}")
                 else:
-                    row[4] = row[4].translate(_FULL_WIDTH)
+                    row[1] = row[1].translate(_FULL_WIDTH)
 
     def vendor_b_sales(self, sd: StoreDay) -> None:
         skus = self.chain.catalogs[self.industry[(sd.tenant_id, sd.store_code)]]
@@ -368,16 +422,8 @@ class _Writer:
         rng = self._rng(
             2, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
         )
-        as_number = (rng.random(s.receipt_count) < 0.3).tolist()
-        rate_style = rng.integers(0, 4, s.receipt_count).tolist()
-        # JSON fragments per SKU, in both money styles and every taxRate style.
-        item_head = [
-            f'{{"sku":"{k.jan}","name":{json.dumps(k.name, ensure_ascii=False)},"qty":'
-            for k in skus
-        ]
-        price = [[_json(_money(k.price_excl_sen, n)) for k in skus] for n in (False, True)]
-        rate = [[_json(_tax_rate(k.tax_pct, style)) for k in skus] for style in range(4)]
-        zero = ('"0"', "0")
+        as_number = rng.random(s.receipt_count) < 0.3
+        rate_style = rng.integers(0, 4, s.receipt_count)
         # Per receipt and tax class: subtotal in sen and the vendor's tax in yen.
         tax_class = np.array([k.tax_class for k in skus], dtype=np.int64)
         amounts = np.array([k.price_excl_sen for k in skus], dtype=np.int64)[s.line_sku]
@@ -386,34 +432,33 @@ class _Writer:
         np.add.at(by_rate, (s.line_receipt, tax_class[s.line_sku]), amounts)
         subtotal = by_rate.sum(axis=1).tolist()
         tax = (by_rate * np.asarray(TAX_PCTS) // 10_000).sum(axis=1).tolist()
+        # Items: whole JSON objects from a table when undiscounted, composed otherwise.
+        table = self._vendor_b_items(skus)
+        style = as_number.astype(np.int64) * 4 + rate_style
+        key = (style[s.line_receipt] * len(skus) + s.line_sku) * _MAX_QTY + s.line_qty - 1
+        items = [
+            table[k] if not d and q <= _MAX_QTY else self._vendor_b_item(skus[sku], q, d, st)
+            for k, d, sku, q, st in zip(
+                key.tolist(), s.line_discount_excl_sen.tolist(), s.line_sku.tolist(),
+                s.line_qty.tolist(), style[s.line_receipt].tolist(), strict=True,
+            )
+        ]  # fmt: skip
         bounds = np.searchsorted(s.line_receipt, np.arange(s.receipt_count + 1)).tolist()
-        line_sku = s.line_sku.tolist()
-        line_qty = s.line_qty.tolist()
-        line_disc = s.line_discount_excl_sen.tolist()
         ymd = f"{sd.day:%Y%m%d}"
         iso = sd.day.isoformat()
         receipts = []
-        for r, (reg, ts, kind) in enumerate(
+        for r, (reg, ts, kind, number) in enumerate(
             zip(
                 s.receipt_register.tolist(), s.receipt_ts.tolist(), s.receipt_kind.tolist(),
-                strict=True,
+                as_number.tolist(), strict=True,
             )
         ):  # fmt: skip
-            number = as_number[r]
-            prices, rates = price[number], rate[rate_style[r]]
-            items = ",".join(
-                f'{item_head[k]}{line_qty[i]},"unitPrice":{prices[k]},"discount":'
-                f"{_json(_money(line_disc[i], number)) if line_disc[i] else zero[number]},"
-                f'"taxRate":{rates[k]}}}'
-                for i in range(bounds[r], bounds[r + 1])
-                for k in (line_sku[i],)
-            )
             sub, tx = subtotal[r], tax[r]
             tax_json = str(tx) if number else f'"{tx}"'
             receipts.append(
                 f'{{"storeCode":"{sd.store_code}","registerId":"{s.registers[reg]}",'
                 f'"receiptId":"B-{ymd}-{r + 1:06d}","transactedAt":"{iso}T{_HMS[ts]}{UTC_OFFSET}",'
-                f'"type":"{_KIND_B[kind]}","items":[{items}],'
+                f'"type":"{_KIND_B[kind]}","items":[{",".join(items[bounds[r] : bounds[r + 1]])}],'
                 f'"subtotal":{_json(_money(sub, number))},"tax":{tax_json},'
                 f'"total":{_json(_money(sub + 100 * tx, number))}}}'
             )
@@ -424,17 +469,49 @@ class _Writer:
             tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
         )  # fmt: skip
 
+    def _vendor_b_item(self, sku: Sku, qty: int, discount_sen: int, style: int) -> str:
+        """One vendor-B item as JSON; ``style`` = 4 × (money as numbers) + taxRate style."""
+        number = style >= 4
+        return (
+            f'{{"sku":"{sku.jan}","name":{json.dumps(sku.name, ensure_ascii=False)},'
+            f'"qty":{qty},"unitPrice":{_json(_money(sku.price_excl_sen, number))},'
+            f'"discount":{_json(_money(discount_sen, number))},'
+            f'"taxRate":{_json(_tax_rate(sku.tax_pct, style % 4))}}}'
+        )
+
+    def _vendor_b_items(self, skus: list[Sku]) -> list[str]:
+        """Undiscounted items of a catalog, indexed by (style × SKUs + sku) × 3 + qty − 1."""
+        key = id(skus)
+        table = self._item_tables.get(key)
+        if table is None:
+            table = [
+                self._vendor_b_item(sku, qty, 0, style)
+                for style in range(8)
+                for sku in skus
+                for qty in range(1, _MAX_QTY + 1)
+            ]
+            self._item_tables[key] = table
+        return table
+
     # -- devices ------------------------------------------------------------------------
-    def _next_seq(self, device: Device) -> int:
-        key = (device.tenant_id, device.device_id)
-        self.seq[key] = self.seq.get(key, 0) + 1
-        return self.seq[key]
+    def _minute_ts(self, day: date) -> list[str]:
+        """ISO timestamps of every minute of ``day`` (index 1440+ rolls into the next day)."""
+        cached = self._minute_cache.get(day)
+        if cached is None:
+            cached = [_ts(day, m) for m in range(25 * 60)]
+            self._minute_cache = {day: cached}  # dates are written in order: keep one
+        return cached
 
     def _emit(self, device: Device, sd: StoreDay, events: list[tuple[int, int, str]]) -> None:
         """Number ``(sort_ms, order, json_tail)`` events in time order and write the file."""
         events.sort()
+        key = (device.tenant_id, device.device_id)
+        first = self.seq.get(key, 0) + 1
+        self.seq[key] = first + len(events) - 1
         head = f'{{"v":1,"device_id":"{device.device_id}","seq":'
-        body = ",\n".join(f"{head}{self._next_seq(device)},{tail}" for _, _, tail in events)
+        body = ",\n".join(
+            f"{head}{seq},{tail}" for seq, (_, _, tail) in enumerate(events, start=first)
+        )
         data = f'{{"events":[\n{body}\n]}}\n'.encode()
         rel = f"iot/{device.tenant_id}/{device.device_id}_{sd.day:%Y%m%d}.json"
         self._add(
@@ -446,21 +523,22 @@ class _Writer:
     def _heartbeats(
         self, device: Device, sd: StoreDay, offline: list[tuple[int, int]]
     ) -> list[tuple[int, int, str]]:
-        out = []
+        """A heartbeat every 15 minutes of the day, except while the device is offline."""
+        ts = self._minute_ts(sd.day)
         firmware = _FIRMWARE.get(device.kind, "1.0.0")
-        for minute in range(0, 24 * 60, _HEARTBEAT_EVERY_MIN):
-            if any(b <= minute < e for b, e in offline):
-                continue
-            battery = round(0.97 - 0.1 * minute / (24 * 60), 2)
-            ts = _ts(sd.day, minute)
-            tail = (
-                f'"type":"heartbeat","ts":"{ts}","status":"ok",'
-                f'"firmware":"{firmware}","battery":{battery}}}'
+        return [
+            (
+                minute * 60_000,
+                1,
+                f'"type":"heartbeat","ts":"{ts[minute]}","status":"ok",'
+                f'"firmware":"{firmware}","battery":{round(0.97 - 0.1 * minute / 1440, 2)}}}',
             )
-            out.append((minute * 60_000, 1, tail))
-        return out
+            for minute in range(0, 24 * 60, _HEARTBEAT_EVERY_MIN)
+            if not any(b <= minute < e for b, e in offline)
+        ]
 
     def counter_events(self, device: Device, sd: StoreDay) -> None:
+        """Entrance and passby counts per interval (1 or 15 min) and heartbeats."""
         t = sd.traffic
         step = device.interval_minutes
         start = t.window_start - t.window_start % step
@@ -479,23 +557,25 @@ class _Writer:
             index = (seconds // 60 - start) // step
             return np.bincount(index, minlength=n)[:n].tolist()
 
-        lines = {
-            "entrance": (binned(t.entry_s), binned(t.exit_s)),
-            "passby": (per_interval(t.passby_in), per_interval(t.passby_out)),
-        }
+        ts = self._minute_ts(sd.day)
         events = self._heartbeats(device, sd, t.offline)
-        for k in range(n):
-            begin = start + k * step
-            end = begin + step
-            if any(b < end and begin < e for b, e in t.offline):
-                continue
-            ts_begin, ts_end = _ts(sd.day, begin), _ts(sd.day, end)
-            for order, (line, (ins, outs)) in enumerate(lines.items()):
-                tail = (
-                    f'"type":"count","line":"{line}","interval_start":"{ts_begin}",'
-                    f'"interval_end":"{ts_end}","in":{ins[k]},"out":{outs[k]}}}'
+        for order, (line, ins, outs) in enumerate(
+            (
+                ("entrance", binned(t.entry_s), binned(t.exit_s)),
+                ("passby", per_interval(t.passby_in), per_interval(t.passby_out)),
+            )
+        ):
+            events.extend(
+                (
+                    (begin + step) * 60_000,
+                    order * 2,
+                    f'"type":"count","line":"{line}","interval_start":"{ts[begin]}",'
+                    f'"interval_end":"{ts[begin + step]}","in":{ins[k]},"out":{outs[k]}}}',
                 )
-                events.append((end * 60_000, order * 2, tail))
+                for k in range(n)
+                for begin in (start + k * step,)
+                if not any(b < begin + step and begin < e for b, e in t.offline)
+            )
         self._emit(device, sd, events)
 
     def tof_events(self, device: Device, sd: StoreDay) -> None:
@@ -506,45 +586,67 @@ class _Writer:
         )
         zones = device.zones
         tracked = np.flatnonzero(rng.random(len(t.entry_s)) < 0.3)
-        events = self._heartbeats(device, sd, [])
-        zone_in: dict[tuple[str, int], int] = {}
-        zone_out: dict[tuple[str, int], int] = {}
+        n_points = rng.integers(3, 7, len(tracked))
+        total = int(n_points.sum())
+        track_of = np.repeat(np.arange(len(tracked)), n_points)
+        u = rng.random(total)
+        u = u[np.lexsort((u, track_of))]  # ascending within each track
+        entry = t.entry_s[tracked][track_of]
+        dwell = (t.exit_s - t.entry_s)[tracked][track_of]
+        ms = ((entry + u * dwell) * 1000).astype(np.int64)
+        zone = rng.integers(0, len(zones), total)
+        xs = rng.uniform(0.0, 12.0, total).round(2).tolist()
+        ys = rng.uniform(0.0, 8.0, total).round(2).tolist()
+        iso = sd.day.isoformat()
+        points = [
+            f'{{"ts":"{iso}T{_HMS[m // 1000]}.{m % 1000:03d}{UTC_OFFSET}","x":{x},"y":{y},'
+            f'"zone":"{zones[z]}"}}'
+            for m, x, y, z in zip(ms.tolist(), xs, ys, zone.tolist(), strict=True)
+        ]
+        bounds = np.concatenate([[0], np.cumsum(n_points)]).tolist()
+        last_ms = ms[np.asarray(bounds[1:], dtype=np.int64) - 1].tolist() if total else []
         ymd = f"{sd.day:%Y%m%d}"
-        for k, v in enumerate(tracked.tolist()):
-            entry, exit_ = int(t.entry_s[v]), int(t.exit_s[v])
-            n_points = int(rng.integers(3, 7))
-            times = np.sort(rng.uniform(entry, exit_, n_points))
-            zone_of = rng.integers(0, len(zones), n_points)
-            xs = rng.uniform(0.0, 12.0, n_points).round(2)
-            ys = rng.uniform(0.0, 8.0, n_points).round(2)
-            points = []
-            previous: str | None = None
-            for ms, z, x, y in zip(
-                (times * 1000).astype(np.int64).tolist(), zone_of.tolist(), xs.tolist(),
-                ys.tolist(), strict=True,
-            ):  # fmt: skip
-                zone = zones[z]
-                if zone != previous:
-                    slot = ms // 60_000 // 15
-                    zone_in[(zone, slot)] = zone_in.get((zone, slot), 0) + 1
-                    if previous is not None:
-                        zone_out[(previous, slot)] = zone_out.get((previous, slot), 0) + 1
-                    previous = zone
-                points.append(f'{{"ts":"{_ts_ms(sd.day, ms)}","x":{x},"y":{y},"zone":"{zone}"}}')
-            last_slot = int(times[-1]) // 60 // 15
-            if previous is not None:
-                zone_out[(previous, last_slot)] = zone_out.get((previous, last_slot), 0) + 1
-            tail = f'"type":"track","track_id":"{ymd}-{k + 1:05d}","points":[{",".join(points)}]}}'
-            events.append((int(times[-1] * 1000), 2, tail))
-        for slot in sorted({s for _, s in zone_in} | {s for _, s in zone_out}):
-            begin, end = slot * 15, slot * 15 + 15
-            for order, zone in enumerate(zones):
-                ins, outs = zone_in.get((zone, slot), 0), zone_out.get((zone, slot), 0)
-                tail = (
-                    f'"type":"count","line":"{zone}","interval_start":"{_ts(sd.day, begin)}",'
-                    f'"interval_end":"{_ts(sd.day, end)}","in":{ins},"out":{outs}}}'
-                )
-                events.append((end * 60_000, 3 + order, tail))
+        events = self._heartbeats(device, sd, [])
+        events.extend(
+            (
+                last_ms[k],
+                2,
+                f'"type":"track","track_id":"{ymd}-{k + 1:05d}",'
+                f'"points":[{",".join(points[bounds[k] : bounds[k + 1]])}]}}',
+            )
+            for k in range(len(tracked))
+        )
+        # Zone counts per 15 minutes: a track enters a zone where a run of its points in
+        # that zone starts, and leaves it when the next run starts (or at its last point).
+        if total:
+            first_of_track = np.r_[True, track_of[1:] != track_of[:-1]]
+            run_start = first_of_track | np.r_[True, zone[1:] != zone[:-1]]
+            starts = np.flatnonzero(run_start)
+            following = np.r_[starts[1:], total]
+            same_track = following < total
+            same_track[same_track] = track_of[following[same_track]] == track_of[starts[same_track]]
+            track_end = np.asarray(bounds[1:], dtype=np.int64) - 1
+            end_ms = np.where(
+                same_track, ms[np.minimum(following, total - 1)], ms[track_end[track_of[starts]]]
+            )
+            slots = 24 * 4
+            zone_in = np.zeros((len(zones), slots), dtype=np.int64)
+            zone_out = np.zeros((len(zones), slots), dtype=np.int64)
+            np.add.at(zone_in, (zone[starts], ms[starts] // 900_000), 1)
+            np.add.at(zone_out, (zone[starts], np.minimum(end_ms // 900_000, slots - 1)), 1)
+            ts = self._minute_ts(sd.day)
+            for slot in np.flatnonzero((zone_in + zone_out).sum(axis=0)).tolist():
+                begin = slot * 15
+                for z, name in enumerate(zones):
+                    events.append(
+                        (
+                            (begin + 15) * 60_000,
+                            3 + z,
+                            f'"type":"count","line":"{name}","interval_start":"{ts[begin]}",'
+                            f'"interval_end":"{ts[begin + 15]}","in":{int(zone_in[z, slot])},'
+                            f'"out":{int(zone_out[z, slot])}}}',
+                        )
+                    )
         self._emit(device, sd, events)
 
     def visitor_events(self, device: Device, sd: StoreDay) -> None:
@@ -553,36 +655,28 @@ class _Writer:
         rng = self._rng(
             4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
         )
-        people = [self.chain.person_id(sd.tenant_id, p) for p in t.person.tolist()]
+        tenant = sd.tenant_id
+        people = [f"{tenant}-p{p:07d}" for p in t.person.tolist()]
         people += [self.chain.staff[i].person_id for i in t.staff_index.tolist()]
-        entries = t.entry_s.tolist() + t.staff_entry_s.tolist()
-        exits = t.exit_s.tolist() + t.staff_exit_s.tolist()
-        quality = rng.uniform(0.55, 0.99, (len(people), 2)).round(3).tolist()
+        n = len(people)
+        seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
+        is_exit = np.repeat(np.array([0, 1]), n)
+        order = np.lexsort((is_exit, seconds))
+        quality = rng.uniform(0.55, 0.99, 2 * n).round(3)[order].tolist()
         iso = sd.day.isoformat()
         ymd = f"{sd.day:%Y%m%d}"
-        events: list[tuple[int, int, str]] = []
         cam = device.device_id
-        for k, (pid, entry, exit_, q) in enumerate(
-            zip(people, entries, exits, quality, strict=True)
-        ):
-            track = f"{ymd}-{k + 1:05d}"
-            for order, (event, sec, qual) in enumerate(
-                (("entry", entry, q[0]), ("exit", exit_, q[1]))
-            ):
-                events.append(
-                    (
-                        sec,
-                        order,
-                        f'{{"camera_id":"{cam}","person_id":"{pid}","event":"{event}",'
-                        f'"ts":"{iso}T{_HMS[sec]}{UTC_OFFSET}","quality":{qual},"track_id":"{track}"}}',
-                    )
-                )
-        events.sort()
-        data = "".join(line + "\n" for _, _, line in events).encode()
-        rel = f"video/{sd.tenant_id}/{cam}_{ymd}.jsonl"
+        event = ("entry", "exit")
+        data = "".join(
+            f'{{"camera_id":"{cam}","person_id":"{people[i % n]}","event":"{event[i // n]}",'
+            f'"ts":"{iso}T{_HMS[sec]}{UTC_OFFSET}","quality":{q},'
+            f'"track_id":"{ymd}-{i % n + 1:05d}"}}\n'
+            for i, sec, q in zip(order.tolist(), seconds[order].tolist(), quality, strict=True)
+        ).encode()
+        rel = f"video/{tenant}/{cam}_{ymd}.jsonl"
         self._add(
             rel, data, "visitor_events", "application/x-ndjson",
-            tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code, device_id=cam,
+            tenant_id=tenant, business_date=sd.day, store_code=sd.store_code, device_id=cam,
         )  # fmt: skip
 
     # -- ground truth --------------------------------------------------------------------
@@ -668,6 +762,9 @@ def _truth_row(r: DailyTruth) -> tuple[str, ...]:
 
 
 def _truth_parquet(rows: list[DailyTruth]) -> bytes:
+    import pyarrow as pa  # here: worker processes never need it
+    import pyarrow.parquet as pq
+
     money = pa.decimal128(18, 2)
     schema = pa.schema(
         [
