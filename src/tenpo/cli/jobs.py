@@ -1,7 +1,105 @@
-"""`tenpo jobs` commands."""
+"""`tenpo jobs` commands: materialize and back-fill pipeline assets, open the Dagster UI."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+
 import typer
+from rich.table import Table
+
+from tenpo.cli._common import console, handles_errors, settings
+from tenpo.core.errors import BadInput
+from tenpo.core.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
+
+_FROM = typer.Option(..., "--from", help="First business date (YYYY-MM-DD).", formats=["%Y-%m-%d"])
+_TO = typer.Option(..., "--to", help="Last business date, inclusive.", formats=["%Y-%m-%d"])
+
+
+def _dates(first: datetime, last: datetime) -> list[date]:
+    start, end = first.date(), last.date()
+    if end < start:
+        raise BadInput(f"--to {end} is before --from {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _run(cfg: Settings, days: list[date], assets: tuple[str, ...]) -> None:
+    from tenpo.pipelines import materialize_dates
+
+    with console.status(f"dagster: materializing {', '.join(assets)} for {len(days)} date(s)…"):
+        results = materialize_dates(cfg, days, assets)
+    table = Table("asset", "partitions", "rows")
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            mat = event.materialization
+            by_date = getattr(mat.metadata.get("rows_by_date"), "data", None) or {}
+            table.add_row(
+                mat.asset_key.to_user_string(),
+                mat.partition or "",
+                str(by_date.get(mat.partition, "")),
+            )
+    console.print(table)
+    console.print(f"[green]done[/]: {days[0]}..{days[-1]} in {len(results)} run(s)")
+
+
+@app.command()
+@handles_errors
+def materialize(first: datetime = _FROM, last: datetime = _TO) -> None:
+    """Compute the daily KPI mart and export it to the datamart for a date range."""
+    from tenpo.pipelines import DEFAULT_ASSETS
+
+    _run(settings(), _dates(first, last), DEFAULT_ASSETS)
+
+
+@app.command()
+@handles_errors
+def backfill(
+    first: datetime = _FROM,
+    last: datetime = _TO,
+    asset: list[str] = typer.Option(  # noqa: B008 - Typer declares options as defaults
+        None, "--asset", "-a", help="Asset to rebuild (repeatable); default: the KPI assets."
+    ),
+) -> None:
+    """Rebuild assets for a date range. Always safe to re-run: partitions are replaced whole."""
+    from tenpo.pipelines import DEFAULT_ASSETS
+
+    _run(settings(), _dates(first, last), tuple(asset) if asset else DEFAULT_ASSETS)
+
+
+def ui_command(cfg: Settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The ``dagster dev`` command line and environment for ``tenpo jobs ui``."""
+    from tenpo.pipelines import ensure_dagster_home
+
+    home = ensure_dagster_home(cfg)
+    exe = shutil.which("dagster")
+    base = [exe] if exe else [sys.executable, "-m", "dagster"]
+    cmd = [*base, "dev", "-m", "tenpo.pipelines.definitions", "-h", host, "-p", str(port)]
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(home)
+    # The code location resolves its settings from the environment: pin them to ours.
+    env["TENPO_DATA_DIR"] = str(cfg.data_dir.resolve())
+    for name, value in (("TENPO_LAKE_URL", cfg.lake_url), ("TENPO_DATAMART_URL", cfg.datamart_url)):
+        if value:
+            env[name] = value
+    return cmd, env
+
+
+@app.command()
+@handles_errors
+def ui(
+    host: str = typer.Option("127.0.0.1", "--host", "-h", help="Interface to listen on."),
+    port: int = typer.Option(3000, "--port", "-p", help="Port of the Dagster UI."),
+) -> None:
+    """Run the Dagster UI (``dagster dev``) on tenpo's assets, storing runs in the data dir."""
+    cmd, env = ui_command(settings(), host, port)
+    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    try:
+        completed = subprocess.run(cmd, env=env, check=False)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    raise typer.Exit(completed.returncode)

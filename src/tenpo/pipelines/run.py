@@ -91,6 +91,10 @@ def _failure_message(result: ExecuteInProcessResult) -> str:
     return f"run {result.run_id} failed"
 
 
+def _dagster_level() -> str:
+    return logging.getLevelName(max(logging.getLogger("tenpo").getEffectiveLevel(), logging.INFO))
+
+
 def materialize_dates(
     settings: Settings,
     dates: Sequence[date],
@@ -141,6 +145,8 @@ def materialize_dates(
                 ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
             },
             raise_on_error=False,
+            # Dagster's console logger follows tenpo's level (its DEBUG events are noise here).
+            run_config={"loggers": {"console": {"config": {"log_level": _dagster_level()}}}},
         )
         if not result.success:
             raise PipelineFailed(

@@ -1,0 +1,172 @@
+"""Warehouse over real Parquet partitions in a tmp lake (DuckDB)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tenpo.core.errors import BadInput, ConfigError, NotFound
+from tenpo.lake import Lake, open_lake
+from tenpo.warehouse import TABLES, Warehouse, write_partition
+from tenpo.warehouse.schemas import RAW_POS_TRANSACTIONS
+from tests.jobs.factories import DAY, NEXT_DAY, pos_row, pos_table
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return open_lake(str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def wh(lake: Lake) -> Iterator[Warehouse]:
+    with Warehouse(lake) as warehouse:
+        yield warehouse
+
+
+def put_part(lake: Lake, table: str, tenant: str, day: date, name: str, rows: pa.Table) -> None:
+    """A part written the way the streamer does: one more file in the partition."""
+    buf = io.BytesIO()
+    pq.write_table(rows, buf)
+    lake.put(
+        f"tables/{table}/tenant={tenant}/date={day.isoformat()}/{name}.parquet", buf.getvalue()
+    )
+
+
+def test_empty_lake_exposes_every_table_empty_with_its_schema(wh: Warehouse) -> None:
+    for name, schema in TABLES.items():
+        got = wh.table(name).to_pyarrow()
+        assert got.num_rows == 0, name
+        assert got.schema.equals(schema), name
+
+
+def test_reads_written_partitions_with_contract_types(lake: Lake, wh: Warehouse) -> None:
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "t1",
+        DAY,
+        "a",
+        pos_table([pos_row("S1", "1", "sale", "10.50", "11", 1)]),
+    )
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "0042",  # numeric-looking tenant must stay a string
+        NEXT_DAY,
+        "a",
+        pos_table([pos_row("S2", "1", "sale", "20.00", "22", 2, tenant="0042", day=NEXT_DAY)]),
+    )
+    got = wh.table("raw_pos_transactions").order_by("store_id").to_pyarrow()
+    assert got.schema.equals(RAW_POS_TRANSACTIONS)
+    rows = got.to_pylist()
+    assert [(r["tenant_id"], r["business_date"]) for r in rows] == [("t1", DAY), ("0042", NEXT_DAY)]
+    assert rows[0]["total_excl_tax"] == Decimal("10.50")
+    assert rows[0]["ts"].utcoffset().total_seconds() == 0
+
+
+def test_files_appearing_after_first_read_are_seen(lake: Lake, wh: Warehouse) -> None:
+    assert wh.table("raw_pos_transactions").count().execute() == 0
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "t1",
+        DAY,
+        "a",
+        pos_table([pos_row("S1", "1", "sale", "1", "1", 1)]),
+    )
+    assert wh.table("raw_pos_transactions").count().execute() == 1
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "t1",
+        DAY,
+        "b",
+        pos_table([pos_row("S1", "2", "sale", "1", "1", 1)]),
+    )
+    assert wh.table("raw_pos_transactions").count().execute() == 2
+
+
+def test_duplicates_across_parts_are_read_once_deterministically(lake: Lake, wh: Warehouse) -> None:
+    first = pos_row("S1", "1", "sale", "100.00", "110", 1, source="obj-b")
+    resent = pos_row("S1", "1", "sale", "100.00", "110", 1, source="obj-a")
+    other = pos_row("S1", "2", "sale", "5.00", "5", 1, source="obj-b")
+    put_part(lake, "raw_pos_transactions", "t1", DAY, "load-1", pos_table([first, other]))
+    put_part(lake, "raw_pos_transactions", "t1", DAY, "load-2", pos_table([resent, resent]))
+    got = wh.table("raw_pos_transactions").order_by("transaction_id").to_pyarrow().to_pylist()
+    assert [r["transaction_id"] for r in got] == ["1", "2"]
+    # The smallest source_object_id wins, whatever the file order.
+    assert got[0]["source_object_id"] == "obj-a"
+    assert wh.sql("SELECT count(*) AS n FROM raw_pos_transactions")["n"].to_pylist() == [2]
+
+
+def test_marts_are_not_deduplicated_but_read_as_written(lake: Lake, wh: Warehouse) -> None:
+    assert "mart_store_daily" in TABLES
+    assert wh.table("mart_store_daily").count().execute() == 0
+
+
+def test_dates_restrict_the_read_to_those_partitions(lake: Lake, wh: Warehouse) -> None:
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "t1",
+        DAY,
+        "a",
+        pos_table([pos_row("S1", "1", "sale", "1", "1", 1)]),
+    )
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "t2",
+        NEXT_DAY,
+        "a",
+        pos_table([pos_row("S1", "1", "sale", "1", "1", 1, tenant="t2", day=NEXT_DAY)]),
+    )
+    only = wh.table("raw_pos_transactions", dates=[NEXT_DAY]).to_pyarrow()
+    assert only["tenant_id"].to_pylist() == ["t2"]
+    assert wh.table("raw_pos_transactions", dates=[]).count().execute() == 0
+    assert wh.table("raw_pos_transactions", dates=[date(2020, 1, 1)]).count().execute() == 0
+
+
+def test_column_missing_from_older_files_reads_as_null(lake: Lake, wh: Warehouse) -> None:
+    old = pos_table([pos_row("S1", "1", "sale", "1", "1", 1)]).drop_columns(["vendor"])
+    put_part(lake, "raw_pos_transactions", "t1", DAY, "old", old)
+    got = wh.table("raw_pos_transactions").to_pyarrow()
+    assert got["vendor"].to_pylist() == [None]
+    assert got.schema.equals(RAW_POS_TRANSACTIONS)
+
+
+def test_write_partition_output_reads_back(lake: Lake, wh: Warehouse) -> None:
+    rows = pos_table(
+        [pos_row("S1", "1", "sale", "1", "1", 1), pos_row("S1", "2", "return", "-1", "-1", -1)]
+    )
+    write_partition(lake, "raw_pos_transactions", "t1", DAY, rows)
+    assert wh.table("raw_pos_transactions").count().execute() == 2
+
+
+def test_sql_runs_queries_and_names_bad_ones(lake: Lake, wh: Warehouse) -> None:
+    put_part(
+        lake,
+        "raw_pos_transactions",
+        "t1",
+        DAY,
+        "a",
+        pos_table([pos_row("S1", "1", "sale", "7.25", "8", 1)]),
+    )
+    got = wh.sql("SELECT sum(total_excl_tax) AS s FROM raw_pos_transactions")
+    assert got["s"].to_pylist() == [Decimal("7.25")]
+    with pytest.raises(BadInput, match="warehouse query failed"):
+        wh.sql("SELECT * FROM no_such_table")
+
+
+def test_unknown_table_and_backend_are_named(lake: Lake, wh: Warehouse) -> None:
+    with pytest.raises(NotFound, match="no warehouse table 'raw_nope'"):
+        wh.table("raw_nope")
+    with pytest.raises(ConfigError, match="backend 'spark' is not supported"):
+        Warehouse(lake, backend="spark")
