@@ -196,6 +196,7 @@ def test_fetch_returns_as_soon_as_events_exist(bus_factory: BusFactory) -> None:
         (lambda b: b.publish("a..b", {}, "e"), "invalid topic 'a..b'"),
         (lambda b: b.publish(TOPIC, {}, " "), "invalid event_id ' '"),
         (lambda b: b.publish(TOPIC, {}, "x" * 600), "at most 512"),
+        (lambda b: b.publish(TOPIC, {}, "a\r\nb"), "control characters are not allowed"),
         (lambda b: b.publish(TOPIC, [1, 2], "e"), "payload must be a dict, not list"),
         (lambda b: b.publish(TOPIC, {"x": float("nan")}, "e"), "not JSON-serialisable"),
         (lambda b: b.fetch(TOPIC, "a.b"), "invalid consumer name 'a.b'"),

@@ -32,9 +32,11 @@ def check_consumer(consumer: str, what: str = "consumer name") -> str:
 
 
 def check_event_id(event_id: str) -> str:
-    """``event_id`` if it is a non-blank string of at most 512 characters."""
+    """``event_id`` if it is a non-blank one-line string of at most 512 characters."""
     if not isinstance(event_id, str) or not event_id.strip():
         raise BadInput(f"invalid event_id {event_id!r}: expected a non-blank string")
+    if any(ch in event_id for ch in "\r\n\0"):
+        raise BadInput(f"invalid event_id {event_id!r}: control characters are not allowed")
     if len(event_id) > MAX_EVENT_ID:
         raise BadInput(f"invalid event_id: {len(event_id)} characters, at most {MAX_EVENT_ID}")
     return event_id
