@@ -382,9 +382,12 @@ def _staff_shifts(
 ) -> tuple[IntArray, IntArray, IntArray]:
     """Shifts of the store's enrolled staff who work today (entry/exit seconds)."""
     index, entry, exit_ = [], [], []
-    for member in state.staff:
-        if rng.random() >= 0.85:
-            continue  # day off
+    working = rng.random(len(state.staff)) < 0.85  # the others have a day off
+    if len(state.staff) and not working.any():
+        working[int(rng.integers(0, len(state.staff)))] = True  # someone opens the store
+    for member, works in zip(state.staff, working.tolist(), strict=True):
+        if not works:
+            continue
         length = int(rng.integers(5 * 60, 9 * 60 + 1))
         latest_start = max(open_m - 30, close_m + 30 - length)
         begin = int(rng.integers(open_m - 30, latest_start + 1))
