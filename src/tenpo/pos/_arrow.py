@@ -7,6 +7,7 @@ and build the columns from those integers, which is two orders of magnitude fast
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _ONE_US = timedelta(microseconds=1)
 
 
-def money_from_cents(cents: list[int], money_type: pa.DataType) -> pa.Array:
+def money_from_cents(cents: Sequence[int] | np.ndarray, money_type: pa.DataType) -> pa.Array:
     """A ``decimal128(p, 2)`` array whose unscaled values are ``cents`` (exact, no floats)."""
     n = len(cents)
     low = np.asarray(cents, dtype=np.int64)
@@ -62,28 +63,50 @@ def table(schema: pa.Schema, columns: dict[str, Any]) -> pa.Table:
 
 
 class PosColumns:
-    """Column lists of ``raw_pos_transactions`` (``tx``) and ``raw_pos_lines`` (``ln``).
+    """Rows of ``raw_pos_transactions`` (``tx``) and ``raw_pos_lines`` (``ln``) as tuples.
 
-    Money columns hold integer cents, ``tax_rate`` whole percents (= cents of the rate),
-    ``ts``/``ts_local`` epoch microseconds and ``business_date`` day numbers.
+    Tuples follow ``TX_FIELDS`` / ``LN_FIELDS``; money is integer cents, ``tax_rate`` whole
+    percents (= cents of the rate), ``ts``/``ts_local`` epoch microseconds and
+    ``business_date`` day numbers. Per-object constants are added when the tables are built.
     """
 
-    def __init__(self) -> None:
-        self.tx: dict[str, list[Any]] = {f.name: [] for f in RAW_POS_TRANSACTIONS}
-        self.ln: dict[str, list[Any]] = {f.name: [] for f in RAW_POS_LINES}
+    TX_FIELDS = (
+        "store_id", "register_id", "transaction_id", "business_date", "ts", "ts_local", "kind",
+        "total_excl_tax", "total_tax", "total_incl_tax", "item_count",
+    )  # fmt: skip
+    LN_FIELDS = (
+        "store_id", "transaction_id", "business_date", "line_no", "sku", "name", "quantity",
+        "unit_price_excl_tax", "amount_excl_tax", "tax_rate", "tax", "amount_incl_tax",
+    )  # fmt: skip
+
+    def __init__(self, tenant_id: str, vendor: str, source_object_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.vendor = vendor
+        self.source_object_id = source_object_id
+        self.tx: list[tuple[Any, ...]] = []
+        self.ln: list[tuple[Any, ...]] = []
+
+    def _columns(self, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        columns: dict[str, Any] = {f: [] for f in fields}
+        if rows:
+            columns.update(zip(fields, (list(c) for c in zip(*rows, strict=True)), strict=True))
+        n = len(rows)
+        columns["tenant_id"] = [self.tenant_id] * n
+        columns["vendor"] = [self.vendor] * n
+        columns["source_object_id"] = [self.source_object_id] * n
+        columns["business_date"] = dates(columns["business_date"])
+        return columns
 
     def tables(self) -> dict[str, pa.Table]:
         """Both tables in exactly their warehouse schemas."""
-        tx: dict[str, Any] = dict(self.tx)
-        ln: dict[str, Any] = dict(self.ln)
+        tx = self._columns(self.TX_FIELDS, self.tx)
+        ln = self._columns(self.LN_FIELDS, self.ln)
         for col in ("total_excl_tax", "total_tax", "total_incl_tax"):
             tx[col] = money_from_cents(tx[col], RAW_POS_TRANSACTIONS.field(col).type)
         for col in ("unit_price_excl_tax", "amount_excl_tax", "tax", "amount_incl_tax", "tax_rate"):
             ln[col] = money_from_cents(ln[col], RAW_POS_LINES.field(col).type)
         for col in ("ts", "ts_local"):
             tx[col] = timestamps(tx[col], RAW_POS_TRANSACTIONS.field(col).type)
-        tx["business_date"] = dates(tx["business_date"])
-        ln["business_date"] = dates(ln["business_date"])
         return {
             "raw_pos_transactions": table(RAW_POS_TRANSACTIONS, tx),
             "raw_pos_lines": table(RAW_POS_LINES, ln),

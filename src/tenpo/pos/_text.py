@@ -49,7 +49,12 @@ def nfkc(value: str) -> str:
 
 def parse_int(value: str) -> int:
     """An integer from a vendor field: full-width digits and thousands separators accepted."""
-    text = nfkc(value).replace(",", "")
+    if value.isascii():
+        if value.isdigit():
+            return int(value)
+        text = value.replace(",", "").strip()
+    else:
+        text = nfkc(value).replace(",", "")
     if not _INT.fullmatch(text):
         raise ValueError(f"not an integer: {value!r}")
     return int(text)

@@ -19,6 +19,7 @@ from tenpo.core.errors import BadInput
 from tenpo.core.preetl import ParseResult, Reject
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos import _arrow, _text
+from tenpo.pos._vendor_a_fast import parse_fast
 from tenpo.pos.tax import ROUNDINGS, Rounding, split_inclusive
 
 __all__ = ["VendorAMasterPreEtl", "VendorAPreEtl", "parse_master"]
@@ -37,6 +38,11 @@ SALES_COLUMNS: tuple[str, ...] = (REGISTER, RECEIPT, TIME, KIND, LINE_NO, JAN, N
 SALES_COLUMNS += (UNIT_PRICE, DISCOUNT, AMOUNT, RATE, TOTAL)
 KINDS = {"売上": "sale", "返品": "return", "取消": "void"}
 RATE_PERCENTS = {"標準": 10, "軽減": 8, "非課税": 0}
+_FAST_NAMES = {
+    "register": REGISTER, "receipt": RECEIPT, "time": TIME, "kind": KIND, "line_no": LINE_NO,
+    "jan": JAN, "name": NAME, "qty": QTY, "unit": UNIT_PRICE, "discount": DISCOUNT,
+    "amount": AMOUNT, "rate": RATE, "total": TOTAL,
+}  # fmt: skip
 
 STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO = "店舗コード", "店舗名", "適用開始日", "適用終了日"
 MASTER_COLUMNS = (REGISTER, STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO)
@@ -54,20 +60,30 @@ def _header_index(header: list[str], required: tuple[str, ...]) -> dict[str, int
     return {c: names.index(c) for c in required}
 
 
-def _records(
-    data: bytes, required: tuple[str, ...]
-) -> tuple[list[str], dict[str, int], list[tuple[int, list[str]]]]:
-    """Header, column positions and ``(line, fields)`` records of a vendor-A CSV object."""
+def _decode(data: bytes) -> str:
     try:
-        records = list(_text.rows(_text.decode(data, ENCODING)))
+        return _text.decode(data, ENCODING)
     except _text.DecodeProblem as exc:
         raise _ObjectProblem(str(exc)) from exc
+
+
+def _header(text: str, required: tuple[str, ...]) -> tuple[list[str], dict[str, int]]:
+    """The header row and the positions of the ``required`` columns."""
+    try:
+        first = next(_text.rows(text), None)
+    except csv.Error as exc:
+        raise _ObjectProblem(f"malformed CSV header: {exc}") from exc
+    if first is None:
+        raise _ObjectProblem("empty file: no header row")
+    return first[1], _header_index(first[1], required)
+
+
+def _records(text: str) -> list[tuple[int, list[str]]]:
+    """``(line, fields)`` of every data record."""
+    try:
+        return list(_text.rows(text))[1:]
     except csv.Error as exc:
         raise _ObjectProblem(f"malformed CSV: {exc}") from exc
-    if not records:
-        raise _ObjectProblem("empty file: no header row")
-    header = records[0][1]
-    return header, _header_index(header, required), records[1:]
 
 
 @dataclass(slots=True)
@@ -76,24 +92,17 @@ class _Receipt:
     receipt: str
     time_text: str
     first_line: int
-    rows: list[tuple[int, list[str]]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Line:
-    line_no: int
-    sku: str
-    name: str
-    quantity: int
-    unit_price: int
-    amount: int
-    rate: int
+    rows: list[list[str]] = field(default_factory=list)
 
 
 def _unit_price_excl_cents(unit_price: int, rate: int) -> int:
     """Unit price without tax in cents, rounded half up (informational; lines carry exact sums)."""
     magnitude = (2 * abs(unit_price) * 10_000 + 100 + rate) // (2 * (100 + rate))
     return -magnitude if unit_price < 0 else magnitude
+
+
+# A parsed line: (line_no, sku, name, quantity, unit_price, amount, rate_percent).
+_Line = tuple[int, str, str, int, int, int, int]
 
 
 class VendorAPreEtl:
@@ -105,24 +114,42 @@ class VendorAPreEtl:
 
     source = "pos_vendor_a"
 
-    def __init__(self, rounding: Rounding = "floor", per_line: bool = False) -> None:
+    def __init__(
+        self, rounding: Rounding = "floor", per_line: bool = False, *, _fast: bool = True
+    ) -> None:
         if rounding not in ROUNDINGS:
             raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
         self.rounding: Rounding = rounding
         self.per_line = per_line
+        self._fast = _fast  # False forces the row-wise path (tests compare both)
 
     def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
-        """Rows of every valid receipt; a reject per bad receipt (or one for a bad object)."""
+        """Rows of every valid receipt; a reject per bad receipt (or one for a bad object).
+
+        A clean object goes through a column-wise fast path; any problem sends the whole
+        object through the row-wise path, which names each problem.
+        """
         result = ParseResult()
         try:
-            header, col, records = _records(data, SALES_COLUMNS)
+            text = _decode(data)
+            header, col = _header(text, SALES_COLUMNS)
+            if self._fast:
+                tables = parse_fast(
+                    text, header, col, event, directory, _FAST_NAMES, KINDS, RATE_PERCENTS,
+                    self.rounding, self.per_line, VENDOR,
+                )  # fmt: skip
+                if tables is not None:
+                    result.tables = tables
+                    return result
+            records = _records(text)
         except _ObjectProblem as exc:
-            result.rejects.append(Reject(TRANSACTIONS, str(exc), line=None))
+            result.rejects.append(Reject(TRANSACTIONS, str(exc)))
             return result
 
         receipts: dict[tuple[str, str, str], _Receipt] = {}
         c_reg, c_rec, c_time = col[REGISTER], col[RECEIPT], col[TIME]
         width = len(header)
+        nfkc = _text.nfkc
         for line, row in records:
             if len(row) != width:
                 result.rejects.append(
@@ -134,13 +161,13 @@ class VendorAPreEtl:
                     )
                 )
                 continue
-            key = (_text.nfkc(row[c_reg]), _text.nfkc(row[c_rec]), _text.nfkc(row[c_time]))
+            key = (nfkc(row[c_reg]), nfkc(row[c_rec]), nfkc(row[c_time]))
             receipt = receipts.get(key)
             if receipt is None:
                 receipt = receipts[key] = _Receipt(*key, first_line=line)
-            receipt.rows.append((line, row))
+            receipt.rows.append(row)
 
-        cols = _arrow.PosColumns()
+        cols = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id)
         ctx = _Context(event, directory, header, col)
         seen: set[str] = set()
         for receipt in receipts.values():
@@ -166,7 +193,8 @@ class VendorAPreEtl:
         local = ctx.local_time(receipt.time_text)
         if local is None:
             problems.append(f"bad {TIME} {receipt.time_text!r} (expected yyyy/MM/dd HH:mm:ss)")
-        kind_texts = {_text.nfkc(row[col[KIND]]) for _, row in receipt.rows}
+        c_kind = col[KIND]
+        kind_texts = {_text.nfkc(row[c_kind]) for row in receipt.rows}
         kind = KINDS.get(next(iter(kind_texts))) if len(kind_texts) == 1 else None
         if len(kind_texts) > 1:
             problems.append(f"mixed {KIND} {sorted(kind_texts)} within one receipt")
@@ -175,21 +203,19 @@ class VendorAPreEtl:
 
         lines: list[_Line] = []
         totals: set[int] = set()
-        for _, row in receipt.rows:
+        for row in receipt.rows:
             try:
-                line = self._line(row, col, totals)
+                lines.append(_line(row, ctx.positions, totals))
             except ValueError as exc:
                 problems.append(str(exc))
-                continue
-            lines.append(line)
         if not problems:
-            line_nos = [ln.line_no for ln in lines]
+            line_nos = [ln[0] for ln in lines]
             if len(set(line_nos)) != len(line_nos):
                 problems.append(f"duplicate {LINE_NO} in {sorted(line_nos)}")
             if len(totals) != 1:
                 problems.append(f"{TOTAL} differs between lines: {sorted(totals)}")
             else:
-                total, line_sum = next(iter(totals)), sum(ln.amount for ln in lines)
+                total, line_sum = next(iter(totals)), sum(ln[5] for ln in lines)
                 if line_sum != total:
                     problems.append(
                         f"lines add up to {line_sum} but {TOTAL} is {total} "
@@ -215,98 +241,82 @@ class VendorAPreEtl:
         if tid in seen:
             return ctx.reject(receipt, f"receipt {tid}: duplicate receipt in this file")
         seen.add(tid)
-        self._append(receipt, tid, kind, local, store, lines, ctx, cols)
+        self._append(receipt.register, tid, kind, local, store, lines, cols)
         return None
-
-    @staticmethod
-    def _line(row: list[str], col: dict[str, int], totals: set[int]) -> _Line:
-        def number(name: str, empty_ok: bool = False) -> int:
-            raw = row[col[name]]
-            if empty_ok and not raw.strip():
-                return 0
-            try:
-                return _text.parse_int(raw)
-            except ValueError:
-                raise ValueError(f"bad {name} {raw!r}") from None
-
-        line_no = number(LINE_NO)
-        rate_text = _text.nfkc(row[col[RATE]])
-        rate = RATE_PERCENTS.get(rate_text)
-        if rate is None:
-            raise ValueError(f"line {line_no}: unknown {RATE} {rate_text!r}")
-        qty, unit = number(QTY), number(UNIT_PRICE)
-        discount, amount = number(DISCOUNT, empty_ok=True), number(AMOUNT)
-        totals.add(number(TOTAL))
-        if discount < 0:
-            raise ValueError(f"line {line_no}: negative {DISCOUNT} {discount}")
-        gross = unit * abs(qty) - discount
-        expected = -gross if qty < 0 else gross
-        if amount != expected:
-            raise ValueError(
-                f"line {line_no}: {AMOUNT} {amount} is not {UNIT_PRICE} × {QTY} − {DISCOUNT}"
-                f" = {expected}"
-            )
-        return _Line(line_no, _text.nfkc(row[col[JAN]]), row[col[NAME]], qty, unit, amount, rate)
 
     def _append(
         self,
-        receipt: _Receipt,
+        register: str,
         tid: str,
         kind: str,
         local: datetime,
         store: StoreRef,
         lines: list[_Line],
-        ctx: _Context,
         cols: _arrow.PosColumns,
     ) -> None:
-        by_rate: dict[int, list[_Line]] = {}
-        for ln in lines:
-            by_rate.setdefault(ln.rate, []).append(ln)
-        excl_of: dict[int, int] = {}
-        tax_of: dict[int, int] = {}
-        for rate, group in by_rate.items():
-            excl, taxes = split_inclusive(
-                [ln.amount for ln in group], rate, self.rounding, self.per_line
-            )
-            for ln, e, t in zip(group, excl, taxes, strict=True):
-                excl_of[id(ln)], tax_of[id(ln)] = e, t
+        by_rate: dict[int, list[int]] = {}
+        for i, ln in enumerate(lines):
+            by_rate.setdefault(ln[6], []).append(i)
+        excl = [0] * len(lines)
+        taxes = [0] * len(lines)
+        for rate, idx in by_rate.items():
+            e, t = split_inclusive([lines[i][5] for i in idx], rate, self.rounding, self.per_line)
+            for i, e_i, t_i in zip(idx, e, t, strict=True):
+                excl[i], taxes[i] = e_i, t_i
 
-        tenant, object_id = ctx.event.tenant_id, ctx.event.object_id
-        day_no = _arrow.day_number(local.date())
-        ln_cols = cols.ln
-        for ln in sorted(lines, key=lambda x: x.line_no):
-            ln_cols["tenant_id"].append(tenant)
-            ln_cols["store_id"].append(store.store_id)
-            ln_cols["transaction_id"].append(tid)
-            ln_cols["business_date"].append(day_no)
-            ln_cols["line_no"].append(ln.line_no)
-            ln_cols["sku"].append(ln.sku)
-            ln_cols["name"].append(ln.name)
-            ln_cols["quantity"].append(ln.quantity)
-            ln_cols["unit_price_excl_tax"].append(_unit_price_excl_cents(ln.unit_price, ln.rate))
-            ln_cols["amount_excl_tax"].append(excl_of[id(ln)] * 100)
-            ln_cols["tax_rate"].append(ln.rate)
-            ln_cols["tax"].append(tax_of[id(ln)] * 100)
-            ln_cols["amount_incl_tax"].append(ln.amount * 100)
-            ln_cols["source_object_id"].append(object_id)
+        store_id, day_no = store.store_id, _arrow.day_number(local.date())
+        append = cols.ln.append
+        for i, (line_no, sku, name, qty, unit, amount, rate) in enumerate(lines):
+            append(
+                (store_id, tid, day_no, line_no, sku, name, qty,
+                 _unit_price_excl_cents(unit, rate), excl[i] * 100, rate, taxes[i] * 100,
+                 amount * 100)
+            )  # fmt: skip
+        total, tax = sum(ln[5] for ln in lines), sum(taxes)
+        cols.tx.append(
+            (store_id, register, tid, day_no,
+             _arrow.micros(local.replace(tzinfo=_text.zone(store.timezone))), _arrow.micros(local),
+             kind, (total - tax) * 100, tax * 100, total * 100, sum(ln[3] for ln in lines))
+        )  # fmt: skip
 
-        total = sum(ln.amount for ln in lines)
-        tax = sum(tax_of.values())
-        tx = cols.tx
-        tx["tenant_id"].append(tenant)
-        tx["store_id"].append(store.store_id)
-        tx["register_id"].append(receipt.register)
-        tx["transaction_id"].append(tid)
-        tx["business_date"].append(day_no)
-        tx["ts"].append(_arrow.micros(local.replace(tzinfo=_text.zone(store.timezone))))
-        tx["ts_local"].append(_arrow.micros(local))
-        tx["kind"].append(kind)
-        tx["total_excl_tax"].append((total - tax) * 100)
-        tx["total_tax"].append(tax * 100)
-        tx["total_incl_tax"].append(total * 100)
-        tx["item_count"].append(sum(ln.quantity for ln in lines))
-        tx["vendor"].append(VENDOR)
-        tx["source_object_id"].append(object_id)
+
+def _line(row: list[str], pos: tuple[int, ...], totals: set[int]) -> _Line:
+    """One receipt line; ``ValueError`` naming the field and line for anything wrong."""
+    c_line, c_jan, c_name, c_qty, c_unit, c_disc, c_amount, c_rate, c_total = pos
+    parse_int = _text.parse_int
+    try:
+        line_no, qty, unit = parse_int(row[c_line]), parse_int(row[c_qty]), parse_int(row[c_unit])
+        amount, total = parse_int(row[c_amount]), parse_int(row[c_total])
+        raw_disc = row[c_disc]
+        discount = parse_int(raw_disc) if raw_disc and not raw_disc.isspace() else 0
+    except ValueError:
+        names = (LINE_NO, QTY, UNIT_PRICE, AMOUNT, TOTAL, DISCOUNT)
+        for name, c in zip(names, (c_line, c_qty, c_unit, c_amount, c_total, c_disc), strict=True):
+            if name == DISCOUNT and not row[c].strip():
+                continue
+            try:
+                parse_int(row[c])
+            except ValueError:
+                raise ValueError(f"bad {name} {row[c]!r}") from None
+        raise
+    rate_text = row[c_rate]
+    rate = RATE_PERCENTS.get(rate_text)
+    if rate is None:
+        rate = RATE_PERCENTS.get(_text.nfkc(rate_text))
+        if rate is None:
+            raise ValueError(f"line {line_no}: unknown {RATE} {rate_text!r}")
+    totals.add(total)
+    if discount < 0:
+        raise ValueError(f"line {line_no}: negative {DISCOUNT} {discount}")
+    gross = unit * abs(qty) - discount
+    if amount != (-gross if qty < 0 else gross):
+        raise ValueError(
+            f"line {line_no}: {AMOUNT} {amount} is not {UNIT_PRICE} × {QTY} − {DISCOUNT}"
+            f" = {-gross if qty < 0 else gross}"
+        )
+    sku = row[c_jan]
+    sku = sku if sku.isascii() and sku.isalnum() else _text.nfkc(sku)
+    return (line_no, sku, row[c_name], qty, unit, amount, rate)
 
 
 class _Context:
@@ -319,6 +329,9 @@ class _Context:
         self.directory = directory
         self.header = header
         self.col = col
+        self.positions = tuple(
+            col[c] for c in (LINE_NO, JAN, NAME, QTY, UNIT_PRICE, DISCOUNT, AMOUNT, RATE, TOTAL)
+        )
         self._times: dict[str, datetime | None] = {}
         self._stores: dict[tuple[str, date], StoreRef | None] = {}
 
@@ -342,7 +355,7 @@ class _Context:
         record = {
             "register": receipt.register,
             "receipt": receipt.receipt,
-            "rows": [dict(zip(self.header, row, strict=False)) for _, row in receipt.rows],
+            "rows": [dict(zip(self.header, row, strict=False)) for row in receipt.rows],
         }
         return Reject(
             TRANSACTIONS, reason, record=record, line=receipt.first_line, replayable=replayable
@@ -361,7 +374,9 @@ def parse_master(
     partial master never replaces a register's complete history.
     """
     try:
-        header, col, records = _records(data, MASTER_COLUMNS)
+        text = _decode(data)
+        header, col = _header(text, MASTER_COLUMNS)
+        records = _records(text)
     except _ObjectProblem as exc:
         return [], [Reject(MASTER_TABLE, str(exc))]
     width = len(header)
