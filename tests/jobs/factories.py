@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tenpo.warehouse.schemas import RAW_IOT_COUNTS, RAW_POS_TRANSACTIONS
 
@@ -114,3 +115,8 @@ def fixture_counts() -> pa.Table:
             count_row("S3", "passby", 40, device="pc-10"),
         ]
     )
+
+
+def on_day(rows: pa.Table, day: date) -> pa.Table:
+    """The rows of ``rows`` whose business_date is ``day``."""
+    return rows.filter(pc.equal(rows["business_date"], pa.scalar(day, pa.date32())))

@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -22,7 +20,7 @@ from tenpo.pipelines.kpis import kpi_assets
 from tenpo.pipelines.partitions import daily_partitions
 from tenpo.warehouse import write_partition
 from tenpo.warehouse.schemas import MART_STORE_DAILY, RAW_TABLES
-from tests.jobs.factories import DAY, NEXT_DAY, fixture_counts, fixture_pos
+from tests.jobs.factories import DAY, NEXT_DAY, fixture_counts, fixture_pos, on_day
 
 MART = "tables/mart_store_daily/"
 
@@ -40,8 +38,7 @@ def lake(settings: Settings) -> Iterator[Lake]:
     pos, counts = fixture_pos(), fixture_counts()
     for day in (DAY, NEXT_DAY):
         for table, rows in (("raw_pos_transactions", pos), ("raw_iot_counts", counts)):
-            part = rows.filter(pc.equal(rows["business_date"], pa.scalar(day, pa.date32())))
-            write_partition(lake, table, "t1", day, part)
+            write_partition(lake, table, "t1", day, on_day(rows, day))
     yield lake
     from tenpo.datamart import dispose_engines
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tenpo.core.errors import BadInput, ConfigError, NotFound
+from tenpo.core.errors import BadInput, ConfigError, LakeError, NotFound
 from tenpo.lake import Lake, open_lake
 from tenpo.warehouse import TABLES, Warehouse, write_partition
 from tenpo.warehouse.schemas import RAW_POS_TRANSACTIONS
@@ -170,3 +170,9 @@ def test_unknown_table_and_backend_are_named(lake: Lake, wh: Warehouse) -> None:
         wh.table("raw_nope")
     with pytest.raises(ConfigError, match="backend 'spark' is not supported"):
         Warehouse(lake, backend="spark")
+
+
+def test_unreadable_part_raises_lake_error_naming_the_file(lake: Lake, wh: Warehouse) -> None:
+    lake.put(f"tables/raw_iot_counts/tenant=t1/date={DAY.isoformat()}/broken.parquet", b"nope")
+    with pytest.raises(LakeError, match="raw_iot_counts.*broken.parquet"):
+        wh.table("raw_iot_counts")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -12,16 +14,18 @@ from tenpo.warehouse.catalog import Warehouse
 __all__ = ["TenpoResource"]
 
 
-class TenpoResource(ConfigurableResource):  # type: ignore[misc]
+class TenpoResource(ConfigurableResource):
     """tenpo's settings for assets; builds the lake and a warehouse when an asset asks.
 
     Unset fields fall back to the environment (``TENPO_*``, ``tenpo.toml``) when an asset
     runs, never at import, so ``dagster dev`` picks up the same settings as the CLI.
     """
 
-    data_dir: str | None = Field(None, description="tenpo data directory (TENPO_DATA_DIR).")
-    lake_url: str | None = Field(None, description="Datalake root; default {data_dir}/lake.")
-    datamart_url: str | None = Field(None, description="Datamart SQLAlchemy URL.")
+    data_dir: str | None = Field(default=None, description="tenpo data directory (TENPO_DATA_DIR).")
+    lake_url: str | None = Field(
+        default=None, description="Datalake root; default {data_dir}/lake."
+    )
+    datamart_url: str | None = Field(default=None, description="Datamart SQLAlchemy URL.")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TenpoResource:
@@ -34,7 +38,7 @@ class TenpoResource(ConfigurableResource):  # type: ignore[misc]
 
     def get_settings(self) -> Settings:
         """The settings this resource stands for (explicit fields over the environment)."""
-        overrides = {
+        overrides: dict[str, Any] = {
             k: v
             for k, v in {
                 "data_dir": self.data_dir,

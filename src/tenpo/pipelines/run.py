@@ -15,9 +15,11 @@ from pathlib import Path
 
 from dagster import (
     AssetsDefinition,
+    AssetSpec,
     DagsterEventType,
     DagsterInstance,
     ExecuteInProcessResult,
+    SourceAsset,
     materialize,
 )
 from dagster._core.storage.tags import (
@@ -116,7 +118,11 @@ def materialize_dates(
     definitions = build_definitions(
         start, end_offset=end_offset, resource=TenpoResource.from_settings(settings)
     )
-    asset_defs = list(definitions.assets or ())
+    asset_defs = [
+        a
+        for a in definitions.assets or ()
+        if isinstance(a, AssetsDefinition | SourceAsset | AssetSpec)
+    ]
     known = {
         key.to_user_string()
         for a in asset_defs
@@ -150,8 +156,7 @@ def materialize_dates(
         )
         if not result.success:
             raise PipelineFailed(
-                f"materializing {', '.join(assets)} for {first}..{last}: "
-                f"{_failure_message(result)}"
+                f"materializing {', '.join(assets)} for {first}..{last}: {_failure_message(result)}"
             )
         results.append(result)
     return results

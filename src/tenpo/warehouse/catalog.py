@@ -29,7 +29,7 @@ import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
-from tenpo.core.errors import BadInput, ConfigError, NotFound
+from tenpo.core.errors import BadInput, ConfigError, LakeError, NotFound
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
 from tenpo.lake.keys import table_prefix
@@ -142,7 +142,11 @@ class Warehouse:
 
     def to_arrow(self, expr: ibis.Table) -> pa.Table:
         """Execute an expression of this warehouse into an Arrow table."""
-        result: pa.Table = self._con.to_pyarrow(expr)
+        try:
+            result: pa.Table = self._con.to_pyarrow(expr)
+        except duckdb.Error as exc:
+            # Typically an unreadable Parquet part: the message names the file.
+            raise LakeError(f"warehouse read failed: {exc}") from exc
         return result
 
     def close(self) -> None:
@@ -183,9 +187,11 @@ class Warehouse:
         view = f"_scan_{name}"
         has_files = self._has_files(name)
         if self._views.get(view) is not has_files:
-            self._con.raw_sql(
-                f"CREATE OR REPLACE TEMP VIEW {_quote(view)} AS {self._scan_sql(name, schema, has_files)}"
-            )
+            try:
+                body = self._scan_sql(name, schema, has_files)
+                self._con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {_quote(view)} AS {body}")
+            except duckdb.Error as exc:
+                raise LakeError(f"cannot read table {name}: {exc}") from exc
             self._views[view] = has_files
             log.debug("warehouse view %s over %s (files: %s)", view, name, has_files)
         return self._con.table(view)
@@ -221,4 +227,3 @@ class Warehouse:
 def open_warehouse(settings: Settings, *, database: str | Path = ":memory:") -> Warehouse:
     """A DuckDB warehouse over the settings' lake (``database``: DuckDB file, default memory)."""
     return Warehouse(open_lake(settings.lake_root), database=database)
-

@@ -94,8 +94,10 @@ def write_partition(lake: Lake, table: str, tenant: str, day: date, rows: pa.Tab
     return new_key
 
 
-def list_partitions(lake: Lake, table: str, days: Iterable[date] | None = None) -> set[tuple[str, date]]:
-    """The (tenant, date) partitions of ``table`` holding at least one part (optionally of ``days``)."""
+def list_partitions(
+    lake: Lake, table: str, days: Iterable[date] | None = None
+) -> set[tuple[str, date]]:
+    """The (tenant, date) partitions of ``table`` that hold a part (only ``days``, if given)."""
     wanted = None if days is None else set(days)
     found: set[tuple[str, date]] = set()
     for key in lake.list(table_prefix(table)):

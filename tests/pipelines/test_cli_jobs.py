@@ -1,0 +1,64 @@
+"""`tenpo jobs`: argument errors, a real materialize into the settings' data dir, the UI command."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from tenpo.cli import app
+from tenpo.cli.jobs import ui_command
+from tenpo.core.settings import Settings
+from tenpo.lake import open_lake
+from tenpo.warehouse import write_partition
+from tests.jobs.factories import DAY, fixture_pos, on_day
+
+runner = CliRunner()
+
+
+def test_reversed_range_is_refused(settings: Settings) -> None:
+    result = runner.invoke(
+        app, ["jobs", "materialize", "--from", "2026-11-03", "--to", "2026-11-02"]
+    )
+    assert result.exit_code == 2
+    assert "before --from" in result.output
+
+
+def test_unknown_asset_is_refused(settings: Settings) -> None:
+    result = runner.invoke(
+        app, ["jobs", "backfill", "--from", "2026-11-02", "--to", "2026-11-02", "-a", "nope"]
+    )
+    assert result.exit_code == 2
+    assert "unknown asset(s) nope" in result.output
+
+
+@pytest.mark.slow
+def test_backfill_writes_the_mart_and_records_the_run_locally(settings: Settings) -> None:
+    lake = open_lake(settings.lake_root)
+    pos = fixture_pos()
+    write_partition(lake, "raw_pos_transactions", "t1", DAY, on_day(pos, DAY))
+    args = [
+        "jobs",
+        "backfill",
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-02",
+        "-a",
+        "mart_store_daily",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "mart_store_daily" in result.output and "1 run(s)" in result.output
+    assert lake.list(f"tables/mart_store_daily/tenant=t1/date={DAY.isoformat()}/")
+    # The run went to the persistent instance that `tenpo jobs ui` shows.
+    assert (settings.dagster_home / "dagster.yaml").exists()
+    assert any(settings.dagster_home.glob("*.db")) or any(settings.dagster_home.rglob("*.db"))
+
+
+def test_ui_command_points_dagster_at_tenpo_definitions(settings: Settings) -> None:
+    cmd, env = ui_command(settings, "127.0.0.1", 3001)
+    assert cmd[-7:] == ["dev", "-m", "tenpo.pipelines.definitions", "-h", "127.0.0.1", "-p", "3001"]
+    assert env["DAGSTER_HOME"] == str(settings.dagster_home)
+    assert env["TENPO_DATA_DIR"] == str(settings.data_dir.resolve())
+    config = (settings.dagster_home / "dagster.yaml").read_text(encoding="utf-8")
+    assert "sqlite" in config and str(settings.dagster_home) in config
