@@ -38,9 +38,7 @@ def simulate(
             seed=seed, tenants=tenants, stores=stores, days=days, start_date=_day(start)
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         err_console.print(f"[bold red]error:[/] invalid simulation settings: {problems}")
         raise typer.Exit(2) from exc
     if workers < 1:
@@ -78,3 +76,9 @@ def simulate(
 
 def _day(value: datetime) -> date:
     return value.date()
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    """One validation problem as "field: message"."""
+    where = ".".join(str(p) for p in loc) or "settings"
+    return f"{where}: {msg.removeprefix('Value error, ')}"

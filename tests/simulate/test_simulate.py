@@ -1,0 +1,201 @@
+"""Config validation, determinism, planted archetypes, repeat visitors, timing and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from tenpo.cli import app
+from tenpo.simulate import Chain, SimConfig, daily_truth, simulate, simulate_chain
+from tenpo.simulate.catalog import build_catalogs, is_valid_jan13, jan_check_digit
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+# -- config -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stores": 4, "stores_per_tenant": 2}, "either `stores` or `stores_per_tenant`"),
+        ({"tenants": 3, "stores": 2}, "must be at least `tenants`"),
+        ({"days": 0}, "greater than or equal to 1"),
+        ({"industries": ("cafe", "bakery")}, "industries"),
+        ({"industries": ("cafe", "cafe")}, "lists an industry twice"),
+        ({"seed": "7"}, "valid integer"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_config_is_refused_with_the_reason(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SimConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_store_counts() -> None:
+    assert SimConfig(tenants=3, stores=10).store_counts() == [4, 3, 3]
+    assert SimConfig(tenants=2, stores_per_tenant=4).store_counts() == [4, 4]
+    assert SimConfig().store_counts() == [5, 5]
+
+
+def test_jan_codes() -> None:
+    assert jan_check_digit("490123456789") == 4  # FORMATS.md's 4901234567894
+    assert is_valid_jan13("4901234567894") and not is_valid_jan13("4901234567895")
+    with pytest.raises(ValueError, match="12 digits"):
+        jan_check_digit("49012")
+    catalogs = build_catalogs(__import__("numpy").random.default_rng(0))
+    jans = [s.jan for skus in catalogs.values() for s in skus]
+    assert len(jans) == len(set(jans)) and all(is_valid_jan13(j) for j in jans)
+    rates = {s.tax_pct for skus in catalogs.values() for s in skus}
+    assert rates == {0, 8, 10}
+    for skus in catalogs.values():
+        for s in skus:
+            s.name.encode("cp932")
+            assert s.price_incl > 0 and s.price_excl_sen > 0
+
+
+# -- determinism --------------------------------------------------------------------------
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    config = SimConfig(seed=5, stores=4, days=3, traffic_scale=0.2)
+    simulate(config, tmp_path / "a")
+    simulate(config, tmp_path / "b")
+    first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert first == second
+    simulate(config.model_copy(update={"seed": 6}), tmp_path / "c")
+    third = tree(tmp_path / "c")
+    assert third["pos/vendor_a/t1/master.csv"] != first["pos/vendor_a/t1/master.csv"] or (
+        third["truth/daily_kpis.csv"] != first["truth/daily_kpis.csv"]
+    )
+
+
+@pytest.mark.slow
+def test_parallel_writing_gives_the_same_bytes(tmp_path: Path) -> None:
+    from tenpo.simulate import write_chain
+
+    chain = simulate_chain(SimConfig(seed=5, stores=4, days=3, traffic_scale=0.2))
+    write_chain(chain, tmp_path / "one")
+    manifest = write_chain(chain, tmp_path / "two", workers=2)
+    assert tree(tmp_path / "one") == tree(tmp_path / "two")
+    assert [e.path for e in manifest.entries][:3] == [
+        "chain.json",
+        "pos/vendor_a/t1/master.csv",
+        "pos/vendor_a/t1/sales_20261005.csv",
+    ]
+
+
+# -- planted structure ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wide_chain() -> Chain:
+    """Enough stores for every archetype several times (no files written)."""
+    return simulate_chain(
+        SimConfig(seed=2, tenants=2, stores=40, days=7, traffic_scale=0.25, rgb_camera_share=1.0)
+    )
+
+
+def _per_store(chain: Chain) -> dict[tuple[str, str], dict[str, float]]:
+    sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in daily_truth(chain):
+        s = sums[(row.tenant_id, row.store_code)]
+        s["net_sales"] += float(row.net_sales)
+        s["transactions"] += row.transactions
+        s["visitors"] += row.visitors
+        s["passersby"] += row.passersby
+        s["unique"] += row.unique_visitors or 0
+        s["repeat"] += row.repeat_visitors or 0
+    return sums
+
+
+def test_archetypes_are_planted(wide_chain: Chain) -> None:
+    sums = _per_store(wide_chain)
+    by_arch: dict[str, list[dict[str, float]]] = defaultdict(list)
+    potential: dict[str, list[float]] = defaultdict(list)
+    for store in wide_chain.stores:
+        by_arch[store.archetype].append(sums[(store.tenant_id, store.code)])
+        potential[store.archetype].append(store.potential)
+    assert set(by_arch) == {
+        "standard", "high_traffic_low_conversion", "destination_high_atv",
+        "neighbourhood_regular", "underperformer",
+    }  # fmt: skip
+
+    def mean(arch: str, num: str, den: str) -> float:
+        values = [s[num] / s[den] for s in by_arch[arch]]
+        return sum(values) / len(values)
+
+    def rank(arch: str, num: str, den: str) -> float:
+        # Compare each store with the standard stores of the same industry.
+        return mean(arch, num, den) / mean("standard", num, den)
+
+    # Relative to the industry norm the effects are large, so they show in the means even
+    # across industries when compared within industry-neutral ratios:
+    conv = {a: mean(a, "transactions", "visitors") for a in by_arch}
+    assert conv["high_traffic_low_conversion"] < conv["neighbourhood_regular"]
+    assert conv["underperformer"] < conv["neighbourhood_regular"]
+    repeat = {a: mean(a, "repeat", "unique") for a in by_arch}
+    assert repeat["neighbourhood_regular"] > repeat["high_traffic_low_conversion"]
+    assert min(potential["underperformer"]) > max(potential["destination_high_atv"])
+    assert rank("destination_high_atv", "visitors", "passersby") > 1.0  # captures more
+
+
+def test_repeat_visitors_also_across_stores(wide_chain: Chain) -> None:
+    visited: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for sd in wide_chain.days:
+        for p in set(sd.traffic.person.tolist()):
+            visited[(sd.tenant_id, p)].add(sd.store_code)
+    assert any(len(stores) > 1 for stores in visited.values())
+    rows = daily_truth(wide_chain)
+    assert sum(r.repeat_visitors or 0 for r in rows) > 0
+    assert all(r.repeat_visitors == 0 for r in rows if r.business_date == date(2026, 10, 5))
+
+
+def test_stores_differ_in_size_industry_and_hours(wide_chain: Chain) -> None:
+    stores = wide_chain.stores
+    assert {s.industry for s in stores} == {"apparel", "drugstore", "supermarket", "cafe"}
+    assert len({s.floor_area_m2 for s in stores}) > 20
+    assert any(None in s.opening_hours.values() for s in stores), "some close on a weekday"
+    cafes = [s for s in stores if s.industry == "cafe"]
+    markets = [s for s in stores if s.industry == "supermarket"]
+    assert max(s.floor_area_m2 for s in cafes) < min(s.floor_area_m2 for s in markets)
+
+
+def test_receipts_follow_opening_hours(wide_chain: Chain) -> None:
+    for sd in wide_chain.days[:50]:
+        ts = sd.sales.receipt_ts
+        assert ts.min() >= sd.open_minute * 60 - 90
+        assert ts.max() <= sd.close_minute * 60 + 20 * 60
+        assert (sd.traffic.exit_s > sd.traffic.entry_s).all()
+
+
+# -- timing -------------------------------------------------------------------------------
+def test_twenty_stores_for_a_week_is_quick(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    manifest = simulate(SimConfig(seed=1, stores=20, days=7), tmp_path)
+    elapsed = time.perf_counter() - started
+    assert len(manifest.entries) > 200
+    # ≈ 20/3000 of the 100-store month (measured at ≈ 45 s CPU); generous for loaded CI.
+    assert elapsed < 30, f"20 stores × 7 days took {elapsed:.1f} s"
+
+
+# -- CLI -----------------------------------------------------------------------------------
+def test_cli_writes_files_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--out", str(out), "--stores", "2", "--days", "2", "--start",
+         "2026-11-02", "--seed", "3", "--workers", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Simulated 2 tenants, 2 stores, 2 days" in result.output
+    assert (out / "manifest.json").is_file()
+    assert (out / "pos" / "vendor_a" / "t1" / "sales_20261102.csv").is_file()
+
+
+def test_cli_rejects_bad_settings(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--stores", "1"])
+    assert result.exit_code == 2
+    assert "`stores` (1) must be at least `tenants` (2)" in " ".join(result.output.split())
