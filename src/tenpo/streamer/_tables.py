@@ -8,7 +8,6 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from tenpo.core.errors import BadInput
@@ -102,6 +101,8 @@ def read_table(lake: Lake, table: str, tenant: str | None = None) -> pa.Table:
     The result has the table's schema, also when no partition exists yet; an unknown table
     with no data raises :class:`BadInput`.
     """
+    import pyarrow.dataset as ds  # slow to import; only readers need it
+
     schema = RAW_TABLES.get(table) or MART_TABLES.get(table)
     fs = lake.filesystem
     prefix = table_prefix(table) if tenant is None else table_prefix(table, tenant)
