@@ -309,8 +309,8 @@ def _money_cents(value: Any) -> int | None:
     if type(value) is int:
         return value * 100 if value >= 0 else None
     if type(value) is Decimal and value.is_finite() and value >= 0:
-        cents = value * 100
-        return int(cents) if cents == cents.to_integral_value() else None
+        scaled = value * 100
+        return int(scaled) if scaled == scaled.to_integral_value() else None
     return None
 
 
