@@ -75,9 +75,12 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_parallel_writing_gives_the_same_bytes(tmp_path: Path) -> None:
-    from tenpo.simulate import write_chain
+def test_parallel_writing_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenpo.simulate import write_chain, writers
 
+    monkeypatch.setattr(writers, "PARALLEL_MIN_STORE_DAYS", 0)
     chain = simulate_chain(SimConfig(seed=5, stores=4, days=3, traffic_scale=0.2))
     write_chain(chain, tmp_path / "one")
     manifest = write_chain(chain, tmp_path / "two", workers=2)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from tenpo.cli._common import console, err_console
-from tenpo.simulate import SimConfig, simulate_chain, write_chain
+from tenpo.simulate import SimConfig, simulate_chain, write_chain, writers
 
 _DEFAULT_START = datetime(2026, 10, 5)
 _DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
@@ -57,7 +57,12 @@ def simulate(
         chain = simulate_chain(
             config, on_progress=lambda done, total: progress.update(generate, completed=done)
         )
-        parts = len(chain.tenants) if workers > 1 and len(chain.tenants) > 1 else days
+        parallel = (
+            workers > 1
+            and len(chain.tenants) > 1
+            and len(chain.days) >= writers.PARALLEL_MIN_STORE_DAYS
+        )
+        parts = len(chain.tenants) if parallel else days
         writing = progress.add_task("Writing files", total=parts)
         manifest = write_chain(
             chain,

@@ -69,6 +69,8 @@ _RATE_A = ("非課税", "軽減", "標準")
 _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 _HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(24 * 3600)]
 _HEARTBEAT_EVERY_MIN = 15
+# Below this many store-days, starting worker processes costs more than it saves.
+PARALLEL_MIN_STORE_DAYS = 400
 _MAX_QTY = 3  # the simulator sells 1 to 3 of an item per line
 _FIRMWARE = {"people_counter": "2.4.1", "tof_camera": "1.8.0"}
 
@@ -130,14 +132,15 @@ def write_chain(
 ) -> Manifest:
     """Write every source file and the ground truth of ``chain`` under ``out_dir``.
 
-    ``workers`` > 1 writes tenants in parallel processes (same bytes as with one worker);
-    ``on_progress(done, total)`` then counts tenants instead of business dates.
+    ``workers`` > 1 writes tenants in parallel processes when the chain is big enough to pay
+    for starting them (same bytes as with one worker); ``on_progress(done, total)`` then
+    counts tenants instead of business dates.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     w = _Writer(chain, out_dir)
     w.chain_json()
     w.masters()
-    if workers > 1 and len(chain.tenants) > 1:
+    if workers > 1 and len(chain.tenants) > 1 and len(chain.days) >= PARALLEL_MIN_STORE_DAYS:
         parts = [_tenant_chain(chain, t.id) for t in chain.tenants]
         context = multiprocessing.get_context("spawn")
         results: dict[int, list[ManifestEntry]] = {}
