@@ -234,7 +234,10 @@ def _devices(
         )
         if rng.random() < config.tof_camera_share:
             zones = INDUSTRIES[s.industry].zones
-            devices.append(Device(s.tenant_id, f"tof-{low}", s.code, "tof_camera", zones=zones))
+            # Its count lines are its zones (it reports in/out counts per zone).
+            devices.append(
+                Device(s.tenant_id, f"tof-{low}", s.code, "tof_camera", lines=zones, zones=zones)
+            )
         if state.has_camera:
             devices.append(Device(s.tenant_id, f"cam-{low}", s.code, "rgb_camera"))
     return devices
