@@ -13,7 +13,9 @@ TENANT = "t1"
 REGISTERED_AT = datetime(2026, 10, 5, 3, 0, tzinfo=UTC)
 
 
-def event(source: str, tenant: str = TENANT, registered_at: datetime = REGISTERED_AT) -> ObjectRegistered:
+def event(
+    source: str, tenant: str = TENANT, registered_at: datetime = REGISTERED_AT
+) -> ObjectRegistered:
     """A registration event for an object of ``source``."""
     return ObjectRegistered(
         key=f"landing/{source}/tenant={tenant}/date=2026-10-05/obj.bin",

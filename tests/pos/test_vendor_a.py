@@ -15,8 +15,9 @@ from tenpo.pos import VendorAMasterPreEtl, VendorAPreEtl
 from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 from tests.data.helpers import DATA, TENANT, directory, event
 
-HEADER = (
-    "レジ番号,レシート番号,取引日時,取引区分,行番号,JANコード,商品名,数量,単価,値引額,金額,税率区分,合計金額"
+HEADER = ",".join(
+    ["レジ番号", "レシート番号", "取引日時", "取引区分", "行番号", "JANコード", "商品名"]
+    + ["数量", "単価", "値引額", "金額", "税率区分", "合計金額"]
 )
 EVENT = event("pos_vendor_a")
 
@@ -95,7 +96,7 @@ def _random_file(seed: int) -> bytes:
         for ln_no, qty, unit, disc, amount, rate in lines:
             qty_text = str(qty).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
             out.append(
-                f'0001,{r:06d},2026/10/05 {8 + r % 12:02d}:{r % 60:02d}:00,{kind},{ln_no},'
+                f"0001,{r:06d},2026/10/05 {8 + r % 12:02d}:{r % 60:02d}:00,{kind},{ln_no},"
                 f'4900000000{ln_no:03d},"品名, {r}",{qty_text},"{unit:,}",{disc or ""},'
                 f'"{amount:,}",{rate},"{total:,}"'
             )
@@ -156,7 +157,8 @@ def test_rounding_options() -> None:
 def test_full_width_digits_thousands_separator_names_and_lf() -> None:
     name = "㈱テスト①ｶﾀｶﾅ, 特製"
     data = csv_a(
-        f'０００１,０００１０５,2026/10/05 11:00:00,売上,１,４９０１２３４５６７８９４,"{name}",１,"1,280",,"1,280",標準,"１,２８０"',
+        f'０００１,０００１０５,2026/10/05 11:00:00,売上,１,４９０１２３４５６７８９４,"{name}",'
+        '１,"1,280",,"1,280",標準,"１,２８０"',
         newline="\n",
     )
     result = parse(data)
@@ -183,19 +185,25 @@ def test_discount_and_void() -> None:
 GOOD = "0001,9,2026/10/05 10:00:00,売上,1,49000001,A,1,100,,100,標準,100"
 
 
+def row(
+    time: str = "2026/10/05 10:00:00", kind: str = "売上", tail: str = "1,100,,100,標準,100"
+) -> str:
+    return f"0001,1,{time},{kind},1,49000001,A,{tail}"
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ("0001,1,2026/10/05 10:00:00,交換,1,49000001,A,1,100,,100,標準,100", "unknown 取引区分 '交換'"),
-        ("0001,1,2026/10/05 10:00:00,売上,1,49000001,A,1,100,,100,特別,100", "unknown 税率区分 '特別'"),
-        ("0001,1,2026/13/05 10:00:00,売上,1,49000001,A,1,100,,100,標準,100", "bad 取引日時 '2026/13/05 10:00:00'"),
-        ("0001,1,05-10-2026,売上,1,49000001,A,1,100,,100,標準,100", "bad 取引日時"),
-        ("0001,1,2026/10/05 10:00:00,売上,1,49000001,A,1,100,,100,標準,120", "lines add up to 100 but 合計金額 is 120"),
-        ("0001,1,2026/10/05 10:00:00,売上,1,49000001,A,2,100,,150,標準,150", "金額 150 is not 単価 × 数量 − 値引額 = 200"),
-        ("0001,1,2026/10/05 10:00:00,売上,1,49000001,A,x,100,,100,標準,100", "bad 数量 'x'"),
-        ("0001,1,2026/10/05 10:00:00,売上,1,49000001,A,1,100,-5,105,標準,105", "negative 値引額"),
+        (row(kind="交換"), "unknown 取引区分 '交換'"),
+        (row(tail="1,100,,100,特別,100"), "unknown 税率区分 '特別'"),
+        (row(time="2026/13/05 10:00:00"), "bad 取引日時 '2026/13/05 10:00:00'"),
+        (row(time="05-10-2026"), "bad 取引日時"),
+        (row(tail="1,100,,100,標準,120"), "lines add up to 100 but 合計金額 is 120"),
+        (row(tail="2,100,,150,標準,150"), "金額 150 is not 単価 × 数量 − 値引額 = 200"),
+        (row(tail="x,100,,100,標準,100"), "bad 数量 'x'"),
+        (row(tail="1,100,-5,105,標準,105"), "negative 値引額"),
     ],
-)  # fmt: skip
+)
 def test_bad_receipts_are_rejected_with_the_reason(row: str, reason: str) -> None:
     result = parse(csv_a(row, GOOD))
     (reject,) = result.rejects
@@ -306,5 +314,7 @@ def test_master_moves_register_and_rejects_bad_rows() -> None:
 
 def test_master_other_tenant_store_is_unknown() -> None:
     data = f"{MASTER_HEADER}\r\n0001,T02,x,2026/04/01,\r\n".encode("cp932")
-    result = VendorAMasterPreEtl().parse(event("pos_vendor_a_master", tenant="other"), data, directory())
+    result = VendorAMasterPreEtl().parse(
+        event("pos_vendor_a_master", tenant="other"), data, directory()
+    )
     assert "unknown store code 'T02'" in result.rejects[0].reason

@@ -1,0 +1,119 @@
+"""IoT Pre-ETL: sample, each event type, duplicates and every rejected event."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from tenpo.core.preetl import ParseResult
+from tenpo.iot import IotPreEtl
+from tenpo.warehouse.schemas import RAW_TABLES
+from tests.data.helpers import DATA, directory, event
+
+EVENT = event("iot")
+
+
+def parse(body: Any) -> ParseResult:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    result = IotPreEtl().parse(EVENT, data, directory())
+    for name, table in result.tables.items():
+        assert table.schema == RAW_TABLES[name]
+    return result
+
+
+def count(**changes: Any) -> dict[str, Any]:
+    ev = {
+        "v": 1, "device_id": "pc-001", "seq": 10, "type": "count", "line": "entrance",
+        "interval_start": "2026-10-04T23:59:00+09:00", "interval_end": "2026-10-05T00:00:00+09:00",
+        "in": 5, "out": 3,
+    }  # fmt: skip
+    ev.update(changes)
+    return ev
+
+
+def test_sample() -> None:
+    result = parse((DATA / "device_events.json").read_bytes())
+    assert result.rejects == []
+    (c,) = result.tables["raw_iot_counts"].to_pylist()
+    assert (c["store_id"], c["line"], c["count_in"], c["count_out"], c["seq"]) == (
+        "s-01", "entrance", 4, 1, 1,
+    )  # fmt: skip
+    assert c["interval_start"] == datetime(2026, 10, 5, 0, 0, tzinfo=UTC)
+    assert c["business_date"] == date(2026, 10, 5)
+    (hb,) = result.tables["raw_device_heartbeats"].to_pylist()
+    assert (hb["status"], hb["firmware"], hb["battery"], hb["store_id"]) == (
+        "ok", "2.4.1", 0.91, "s-01",
+    )  # fmt: skip
+
+
+def test_business_date_is_the_local_date_and_shapes() -> None:
+    for body in (count(), [count()], {"events": [count()]}):
+        (c,) = parse(body).tables["raw_iot_counts"].to_pylist()
+        assert c["business_date"] == date(2026, 10, 4)  # 23:59 local, 14:59 UTC
+
+
+def test_track_one_row_per_point() -> None:
+    ev = {
+        "v": 1, "device_id": "tof-01", "seq": 77, "type": "track", "track_id": "t-9",
+        "points": [
+            {"ts": "2026-10-05T10:00:01.200+09:00", "x": 1.25, "y": 3.5, "zone": "cosmetics"},
+            {"ts": "2026-10-05T10:00:02+09:00", "x": 2, "y": 3.0},
+        ],
+    }  # fmt: skip
+    rows = parse(ev).tables["raw_iot_tracks"].to_pylist()
+    assert [(r["x"], r["y"], r["zone"], r["track_id"]) for r in rows] == [
+        (1.25, 3.5, "cosmetics", "t-9"), (2.0, 3.0, None, "t-9"),
+    ]  # fmt: skip
+    assert rows[0]["ts"] == datetime(2026, 10, 5, 1, 0, 1, 200000, tzinfo=UTC)
+
+
+def test_duplicate_seq_keeps_first() -> None:
+    result = parse([count(), count(**{"in": 99}), count(seq=11)])
+    assert result.rejects == []
+    assert result.tables["raw_iot_counts"]["count_in"].to_pylist() == [5, 5]
+
+
+@pytest.mark.parametrize(
+    ("ev", "reason", "replayable"),
+    [
+        (count(device_id="pc-999"), "unknown device 'pc-999' for tenant 't1'", True),
+        (count(device_id="pc-other"), "unknown device 'pc-other'", True),  # another tenant's
+        (count(line="backdoor"), "line 'backdoor' is not a line of device 'pc-001'", False),
+        (count(**{"in": -1}), "in: Input should be greater than or equal to 0", False),
+        (count(interval_end="2026-10-04T23:58:00+09:00"), "is not after interval_start", False),
+        (count(interval_start="2026-10-07T12:00:00+09:00",
+               interval_end="2026-10-07T12:01:00+09:00"), "is more than 1 day", False),
+        (count(v=2), "unsupported schema version v=2 (expected 1)", False),
+        (count(seq="10"), "seq: Input should be a valid integer", False),
+        (count(interval_start="2026-10-04T23:59:00"), "should have timezone info", False),
+        ({"v": 1, "device_id": "pc-001", "seq": 1, "type": "dance"}, "does not match any", False),
+        (count(type="heartbeat"), "heartbeat.ts: Field required", False),
+    ],
+)  # fmt: skip
+def test_bad_events(ev: dict[str, Any], reason: str, replayable: bool) -> None:
+    result = parse([count(seq=1), ev])
+    (reject,) = result.rejects
+    assert reject.reason.startswith("event 1: ") and reason in reject.reason, reject.reason
+    assert reject.replayable is replayable and reject.line == 2
+    assert result.tables["raw_iot_counts"].num_rows == 1
+
+
+def test_future_heartbeat_and_track_rejected_to_their_tables() -> None:
+    hb = {"v": 1, "device_id": "pc-001", "seq": 3, "type": "heartbeat",
+          "ts": "2030-01-01T00:00:00+00:00", "status": "ok"}  # fmt: skip
+    (reject,) = parse(hb).rejects
+    assert reject.table == "raw_device_heartbeats" and "ts 2030-01-01" in reject.reason
+
+
+def test_malformed_bodies() -> None:
+    (reject,) = parse(b"{not json").rejects
+    assert reject.reason.startswith("malformed JSON body:")
+    (reject,) = parse(b"\xff\xfe").rejects
+    assert "not valid UTF-8 at byte offset 0" in reject.reason
+    (reject,) = parse({"events": 3}).rejects
+    assert "'events' must be an array" in reject.reason
+    (reject,) = parse([7]).rejects
+    assert reject.reason == "event 0: expected an object, got int"
