@@ -59,6 +59,8 @@ def allocate(total: int, weights: list[int]) -> list[int]:
         if total:
             raise ValueError(f"cannot allocate {total} over no weights")
         return []
+    if len(weights) == 1:
+        return [total]
     denominator = sum(weights)
     numerators = [w * total for w in weights]
     if denominator == 0:
