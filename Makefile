@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_PYTHON_PREFERENCE := only-system
+# Precompile site-packages: this machine sets PYTHONDONTWRITEBYTECODE, so imports would
+# otherwise recompile ibis, dagster, pandas... in every process.
+export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --frozen
 
 .PHONY: setup demo test check bench dagster services clean
