@@ -70,6 +70,13 @@ def test_track_one_row_per_point() -> None:
     assert rows[0]["ts"] == datetime(2026, 10, 5, 1, 0, 1, 200000, tzinfo=UTC)
 
 
+def test_zone_counts_of_a_tof_camera() -> None:
+    (c,) = parse(count(device_id="tof-01", line="cosmetics")).tables["raw_iot_counts"].to_pylist()
+    assert (c["device_id"], c["line"]) == ("tof-01", "cosmetics")
+    (reject,) = parse(count(device_id="tof-01", line="entrance")).rejects
+    assert "expected one of cosmetics" in reject.reason
+
+
 def test_duplicate_seq_keeps_first() -> None:
     result = parse([count(), count(**{"in": 99}), count(seq=11)])
     assert result.rejects == []

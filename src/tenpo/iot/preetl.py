@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 COUNTS, TRACKS, HEARTBEATS = "raw_iot_counts", "raw_iot_tracks", "raw_device_heartbeats"
 TABLE_OF_TYPE = {"count": COUNTS, "track": TRACKS, "heartbeat": HEARTBEATS}
 FUTURE_TOLERANCE = timedelta(days=1)
-DEFAULT_LINES = ("entrance", "passby")  # allowed when a device has no lines configured
+# A count's line must be one of the device's lines or zones (a ToF camera counts per zone);
+# a device with neither configured accepts the two standard lines.
+DEFAULT_LINES = ("entrance", "passby")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _US = timedelta(microseconds=1)
@@ -198,7 +200,7 @@ class _Context:
             "source_object_id": self.event.object_id,
         }
         if isinstance(ev, CountEvent):
-            lines = device.lines or DEFAULT_LINES
+            lines = (device.lines + device.zones) or DEFAULT_LINES
             if ev.line not in lines:
                 return reject(
                     f"line {ev.line!r} is not a line of device {ev.device_id!r}"
