@@ -1,6 +1,7 @@
 # tenpo — one command per job; CI calls the same targets.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv from PATH, else as a module of the machine's Python (installed by `setup` when missing).
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_PREFERENCE := only-system
 # Precompile site-packages: this machine sets PYTHONDONTWRITEBYTECODE, so imports would
 # otherwise recompile ibis, dagster, pandas... in every process.
@@ -11,7 +12,7 @@ RUN := $(UV) run --frozen
 
 # Install uv (with pip) when missing, then the locked environment.
 setup:
-	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
 	@$(UV) sync --frozen --quiet
 
 ## make demo: simulate a small chain and run it end to end, then serve the API on :8000.
