@@ -6,6 +6,9 @@ export UV_PYTHON_PREFERENCE := only-system
 # Precompile site-packages: this machine sets PYTHONDONTWRITEBYTECODE, so imports would
 # otherwise recompile ibis, dagster, pandas... in every process.
 export UV_COMPILE_BYTECODE := 1
+# Trust the machine's certificate store (package registries may sit behind a local CA).
+export UV_SYSTEM_CERTS := 1
+export UV_NATIVE_TLS := 1
 RUN := $(UV) run --frozen
 
 .PHONY: setup demo test check bench dagster services clean
