@@ -377,6 +377,10 @@ def demo(
 ) -> None:
     """Simulate a chain and run it through the whole platform, then serve the API."""
     started = time.perf_counter()
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Progress bars and the summary tell the story; keep library chatter for --verbose.
+        for name in ("tenpo", "dagster"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     result = run_demo(settings(), stores=stores, days=days, seed=seed, serve=serve)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
     if result.mismatches:
