@@ -56,6 +56,16 @@ Progress = Callable[[int, int], None]  # (done, total) business dates
 _VENDORS = ("vendor_a", "vendor_b")
 _REGISTER_WEIGHTS = np.array([1.0, 0.7, 0.5])
 _MAX_DWELL_S = 3 * 3600
+
+
+def _register_weights(n: int) -> np.ndarray:
+    """Share of receipts per register; a store can hold more than three on the day a
+    register moves in, so the weights continue geometrically past the first three."""
+    extra = _REGISTER_WEIGHTS[-1] * 0.7 ** np.arange(1, max(n - len(_REGISTER_WEIGHTS), 0) + 1)
+    weights = np.concatenate([_REGISTER_WEIGHTS, extra])[:n]
+    return np.asarray(weights / weights.sum())
+
+
 _LAST_EXIT_AFTER_CLOSE_S = 20 * 60
 
 
@@ -469,7 +479,7 @@ def _sales(
     line_qty = np.concatenate([sale_qty, np.ones(total_return_lines, np.int64), void_qty])
     line_disc = np.concatenate([sale_disc, np.zeros(total_return_lines, np.int64), void_disc])
 
-    reg_p = _REGISTER_WEIGHTS[: len(registers)] / _REGISTER_WEIGHTS[: len(registers)].sum()
+    reg_p = _register_weights(len(registers))
     sale_register = rng.choice(len(registers), size=n_sale, p=reg_p)
     register = np.concatenate(
         [
