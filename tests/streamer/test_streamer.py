@@ -133,9 +133,11 @@ def test_same_bytes_landed_twice_on_other_days_load_once(
     assert txn_ids(lake) == ["A", "B"]
 
 
-def test_rows_repeated_within_a_batch_keep_the_first(
+def test_pos_versions_repeated_within_a_batch_are_all_written(
     landing: LandingZone, lake: Lake, make_streamer: Callable[..., Streamer]
 ) -> None:
+    # A POS transaction sent again in another object is a corrected version: the streamer
+    # keeps both and the warehouse reads the one received last (tests/pos/test_corrections).
     landing.land("test_json", "t1", body(("S1", "A", "2026-10-05", "5")), "json", day=D1)
     landing.land(
         "test_json",
@@ -145,10 +147,12 @@ def test_rows_repeated_within_a_batch_keep_the_first(
         day=D1,
     )
     stats = make_streamer().run_until_idle(0.2)
-    assert stats.rows == {TABLE: 2}
-    table = read_table(lake, TABLE).sort_by("store_id")
-    assert table["store_id"].to_pylist() == ["S1", "S2"]
-    assert table["total_incl_tax"].to_pylist() == [Decimal("5"), Decimal("8")]
+    assert stats.rows == {TABLE: 3}
+    table = read_table(lake, TABLE).sort_by(
+        [("store_id", "ascending"), ("total_incl_tax", "ascending")]
+    )
+    assert table["store_id"].to_pylist() == ["S1", "S1", "S2"]
+    assert table["total_incl_tax"].to_pylist() == [Decimal("5"), Decimal("999"), Decimal("8")]
 
 
 def test_crash_between_write_and_commit_recovers_without_duplicates(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
+from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS, TS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
@@ -53,6 +53,11 @@ def dates(values: list[int]) -> pa.Array:
     return pa.array(values, pa.int32()).cast(pa.date32())
 
 
+def received_column(received_micros: int | None, n: int) -> pa.Array:
+    """``received_at`` for ``n`` rows of one object (null when the arrival time is unknown)."""
+    return pa.array([received_micros] * n, pa.int64()).cast(TS)
+
+
 def table(schema: pa.Schema, columns: dict[str, Any]) -> pa.Table:
     """A table in exactly ``schema``: Arrow arrays are used as built, lists typed by the schema."""
     arrays = []
@@ -79,10 +84,17 @@ class PosColumns:
         "unit_price_excl_tax", "amount_excl_tax", "tax_rate", "tax", "amount_incl_tax",
     )  # fmt: skip
 
-    def __init__(self, tenant_id: str, vendor: str, source_object_id: str) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        vendor: str,
+        source_object_id: str,
+        received_at: datetime | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.vendor = vendor
         self.source_object_id = source_object_id
+        self.received_at = None if received_at is None else micros(received_at)
         self.tx: list[tuple[Any, ...]] = []
         self.ln: list[tuple[Any, ...]] = []
 
@@ -94,6 +106,7 @@ class PosColumns:
         columns["tenant_id"] = [self.tenant_id] * n
         columns["vendor"] = [self.vendor] * n
         columns["source_object_id"] = [self.source_object_id] * n
+        columns["received_at"] = received_column(self.received_at, n)
         columns["business_date"] = dates(columns["business_date"])
         return columns
 

@@ -202,6 +202,7 @@ def parse_fast(
         "tax": _arrow.money_from_cents((tax * 100)[order], _money()),
         "amount_incl_tax": _arrow.money_from_cents((amount * 100)[order], _money()),
         "source_object_id": [event.object_id] * n_lines,
+        "received_at": _arrow.received_column(_arrow.micros(event.registered_at), n_lines),
     }
     receipt_tax = _vector.group_sum(groups, tax, n_groups)
     kind_names = np.array([kinds[k] for k in kind_texts], dtype=object)
@@ -220,6 +221,7 @@ def parse_fast(
         "item_count": pa.array(_vector.group_sum(groups, qty, n_groups), pa.int32()),
         "vendor": [vendor] * n_groups,
         "source_object_id": [event.object_id] * n_groups,
+        "received_at": _arrow.received_column(_arrow.micros(event.registered_at), n_groups),
     }
     return {
         "raw_pos_transactions": _arrow.table(RAW_POS_TRANSACTIONS, transactions),

@@ -167,7 +167,7 @@ class VendorAPreEtl:
                 receipt = receipts[key] = _Receipt(*key, first_line=line)
             receipt.rows.append(row)
 
-        cols = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id)
+        cols = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id, event.registered_at)
         ctx = _Context(event, directory, header, col)
         seen: set[str] = set()
         for receipt in receipts.values():

@@ -152,7 +152,7 @@ class VendorBPreEtl:
             result.rejects.append(Reject(TRANSACTIONS, f"unreadable body: {exc}"))
             return result
 
-        cols = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id)
+        cols = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id, event.registered_at)
         stores: dict[str, StoreRef | None] = {}
         seen: set[str] = set()
         for index, raw in enumerate(raw_receipts):

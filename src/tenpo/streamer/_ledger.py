@@ -1,10 +1,12 @@
 """The streamer's load ledger: which objects are loaded, which raw-table parts are committed.
 
-Two tables in their own SQL database (SQLite by default, PostgreSQL at scale):
+Three tables in their own SQL database (SQLite by default, PostgreSQL at scale):
 
 * ``streamer_objects``: one row per loaded object, keyed by (source, tenant_id, object_id),
   with the parts its rows went to. A re-sent object lands on the same object id and a
   re-delivered event names the same object, so this key is what makes loading idempotent.
+* ``streamer_replays``: objects with *replayable* rejects (an unknown register that a later
+  POS master may resolve), with their event, until a replay loads them (status ``replayed``).
 * ``streamer_parts``: every Parquet part the streamer writes, ``pending`` from before its
   first byte is written until the transaction that also records its objects marks it
   ``committed``. A pending part after a crash is garbage: recovery deletes it.
@@ -55,6 +57,24 @@ parts_table = sa.Table(
     sa.Index("ix_streamer_parts_status", "status"),
 )
 
+replays_table = sa.Table(
+    "streamer_replays",
+    _metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("object_id", sa.String(128), primary_key=True),
+    sa.Column("event", sa.Text, nullable=False),  # the ObjectRegistered event as JSON
+    sa.Column("replayable", sa.Integer, nullable=False),  # replayable rejects left
+    sa.Column("status", sa.String(16), nullable=False),  # waiting | replayed
+    sa.Column("replays", sa.Integer, nullable=False),  # replays run so far
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_streamer_replays_waiting", "status", "tenant_id"),
+)
+"""Objects with replayable rejects (e.g. registers a later POS master resolves)."""
+
+WAITING = "waiting"
+REPLAYED = "replayed"
+
 ObjectKey = tuple[str, str, str]
 """(source, tenant_id, object_id): what identifies an object in the ledger."""
 
@@ -71,6 +91,25 @@ class LoadedObject:
     rows: int
     rejects: int
     loaded_at: datetime | None = None
+    replayable: int = 0  # rejects a later upload may fix: the object waits for a replay
+    event_json: str | None = None  # its ObjectRegistered event, kept to replay it
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.source, self.tenant_id, self.object_id)
+
+
+@dataclass(frozen=True)
+class ReplayCandidate:
+    """An object whose replayable rejects wait for a replay (``streamer_replays`` row)."""
+
+    source: str
+    tenant_id: str
+    object_id: str
+    event_json: str
+    replayable: int
+    replays: int
+    status: str = WAITING
 
     @property
     def key(self) -> ObjectKey:
@@ -159,6 +198,101 @@ class LoadLedger:
                         }
                         for o in objects
                     ],
+                )
+                waiting = [o for o in objects if o.replayable and o.event_json]
+                if waiting:
+                    conn.execute(
+                        sa.insert(replays_table),
+                        [
+                            {
+                                "source": o.source,
+                                "tenant_id": o.tenant_id,
+                                "object_id": o.object_id,
+                                "event": o.event_json,
+                                "replayable": o.replayable,
+                                "status": WAITING,
+                                "replays": 0,
+                                "updated_at": now,
+                            }
+                            for o in waiting
+                        ],
+                    )
+
+    def replay_candidates(
+        self, tenant_id: str | None = None, source: str | None = None
+    ) -> list[ReplayCandidate]:
+        """Objects still waiting with replayable rejects (of one tenant/source), oldest first."""
+        query = sa.select(replays_table).where(replays_table.c.status == WAITING)
+        if tenant_id is not None:
+            query = query.where(replays_table.c.tenant_id == tenant_id)
+        if source is not None:
+            query = query.where(replays_table.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(replays_table.c.updated_at)).all()
+        return [
+            ReplayCandidate(r.source, r.tenant_id, r.object_id, r.event, r.replayable, r.replays)
+            for r in rows
+        ]
+
+    def replay_status(self, key: ObjectKey) -> ReplayCandidate | None:
+        """The replay row of one object (waiting or replayed), or None if it never had one."""
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(replays_table).where(
+                    replays_table.c.source == key[0],
+                    replays_table.c.tenant_id == key[1],
+                    replays_table.c.object_id == key[2],
+                )
+            ).first()
+        if r is None:
+            return None
+        return ReplayCandidate(
+            r.source, r.tenant_id, r.object_id, r.event, r.replayable, r.replays, r.status
+        )
+
+    def commit_replay(
+        self,
+        part_keys: Sequence[str],
+        replayed: Sequence[tuple[LoadedObject, int, int]],
+    ) -> None:
+        """In one transaction: mark ``part_keys`` committed and, for each (object, rows added,
+        rejects left), add its new parts and rows and record what still waits for a replay."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(part_keys), 500):
+                conn.execute(
+                    sa.update(parts_table)
+                    .where(parts_table.c.part_key.in_(chunk))
+                    .values(status=COMMITTED)
+                )
+            for obj, added, left in replayed:
+                where = (
+                    objects_table.c.source == obj.source,
+                    objects_table.c.tenant_id == obj.tenant_id,
+                    objects_table.c.object_id == obj.object_id,
+                )
+                conn.execute(
+                    sa.update(objects_table)
+                    .where(*where)
+                    .values(
+                        part_keys=json.dumps(list(obj.part_keys)),
+                        rows=objects_table.c.rows + added,
+                        rejects=obj.rejects,
+                    )
+                )
+                conn.execute(
+                    sa.update(replays_table)
+                    .where(
+                        replays_table.c.source == obj.source,
+                        replays_table.c.tenant_id == obj.tenant_id,
+                        replays_table.c.object_id == obj.object_id,
+                    )
+                    .values(
+                        replayable=left,
+                        status=WAITING if left else REPLAYED,
+                        replays=replays_table.c.replays + 1,
+                        updated_at=now,
+                    )
                 )
 
     def pending_parts(self, owner: str | None = None) -> list[str]:

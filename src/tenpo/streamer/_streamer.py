@@ -20,6 +20,7 @@ and after a failed batch (this streamer's own).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -41,17 +42,21 @@ from tenpo.core.ids import content_id, new_id, utcnow
 from tenpo.core.preetl import ParseResult, PreEtl, Reject
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake
-from tenpo.lake.keys import parse_partition, table_key
+from tenpo.lake.keys import parse_partition, quarantine_key, table_key
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey
 from tenpo.streamer._quarantine import EVENTS_TABLE, OBJECTS_TABLE, quarantine_files
 from tenpo.streamer._registry import default_pre_etls
 from tenpo.streamer._tables import conform, dedupe_table, parquet_bytes, split_partitions
+from tenpo.warehouse.schemas import NATURAL_KEYS, RAW_TABLES
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "streamer"
 """Durable consumer name of the streamer on ``objects.registered``."""
+
+REPLAY_AFTER = frozenset({"pos_vendor_a_master"})
+"""Sources whose load may resolve earlier replayable rejects of the same tenant."""
 
 
 @dataclass
@@ -63,6 +68,7 @@ class BatchStats:
     skipped: int = 0  # deliveries of objects already loaded (redelivered or re-sent)
     rejects: int = 0  # records (or whole objects) sent to quarantine
     deferred: int = 0  # left unacked for a later redelivery (landing object unreadable)
+    replayed: int = 0  # objects parsed again by a replay (see Streamer.replay)
     parts: int = 0  # Parquet parts written
     rows: dict[str, int] = field(default_factory=dict)  # rows written per raw table
 
@@ -77,6 +83,7 @@ class BatchStats:
         self.skipped += other.skipped
         self.rejects += other.rejects
         self.deferred += other.deferred
+        self.replayed += other.replayed
         self.parts += other.parts
         for table, n in other.rows.items():
             self.rows[table] = self.rows.get(table, 0) + n
@@ -319,6 +326,8 @@ class Streamer:
                     part_keys=tuple(item.part_keys),
                     rows=sum(t.num_rows for t in item.tables.values()),
                     rejects=len(item.rejects),
+                    replayable=sum(r.replayable for r in item.rejects),
+                    event_json=item.event.model_dump_json(),
                 )
                 for item in ready
             ],
@@ -332,6 +341,127 @@ class Streamer:
         stats.rejects += sum(len(item.rejects) for item in ready)
         for part in parts:
             stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
+        # A new POS master may resolve registers that quarantined earlier sales: replay them.
+        for tenant in sorted({i.event.tenant_id for i in ready if i.event.source in REPLAY_AFTER}):
+            try:
+                replayed = self.replay(tenant_id=tenant)
+            except Exception:  # noqa: BLE001 - the batch is committed; `streamer replay` retries
+                log.exception("automatic replay for tenant %s failed", tenant)
+                self._clean_up_after_failure()
+                continue
+            stats.replayed += replayed.replayed
+            for table, n in replayed.rows.items():
+                stats.rows[table] = stats.rows.get(table, 0) + n
+            stats.parts += replayed.parts
+
+    # -- replay ------------------------------------------------------------------------------
+
+    def replay(self, *, tenant_id: str | None = None, source: str | None = None) -> BatchStats:
+        """Parse again the loaded objects that have replayable rejects and load what now passes.
+
+        Only rows whose natural key the object did not load before are written (the rest of
+        the object is already in the raw tables), so a replay never duplicates a row; the
+        object's quarantine files are rewritten with what is still rejected (deleted when
+        nothing is). Objects whose rejects are all resolved are marked ``replayed``.
+        """
+        stats = BatchStats()
+        candidates = self.ledger.replay_candidates(tenant_id, source)
+        if not candidates:
+            return stats
+        loaded = self.ledger.loaded(c.key for c in candidates)
+        ready: list[tuple[_Work, LoadedObject]] = []
+        for candidate in candidates:
+            obj = loaded.get(candidate.key)
+            if obj is None:
+                continue
+            event = ObjectRegistered.model_validate_json(candidate.event_json)
+            result = self._parse(event)
+            if result is None:
+                stats.deferred += 1
+                continue
+            earlier = self._loaded_keys(obj)
+            tables = {}
+            for name, table in result.tables.items():
+                fresh = _without_keys(table, earlier.get(name), NATURAL_KEYS.get(name, ()))
+                if fresh.num_rows:
+                    tables[name] = fresh
+            item = _Work(event=event, deliveries=[], tables=tables, rejects=result.rejects)
+            ready.append((item, obj))
+        if not ready:
+            return stats
+        parts = self._plan_parts([item for item, _ in ready])
+        part_keys = [p.key for p in parts]
+        self.ledger.begin_parts(part_keys, self.owner)
+        self._write_parts(parts)
+        rejected_at = utcnow()
+        for item, obj in ready:
+            self._rewrite_quarantine(item, obj, rejected_at)
+        self.ledger.commit_replay(
+            part_keys,
+            [
+                (
+                    dataclasses.replace(
+                        obj,
+                        part_keys=(*obj.part_keys, *item.part_keys),
+                        rejects=len(item.rejects),
+                    ),
+                    sum(t.num_rows for t in item.tables.values()),
+                    sum(r.replayable for r in item.rejects),
+                )
+                for item, obj in ready
+            ],
+        )
+        self._publish_parts(part_keys)
+        stats.replayed += len(ready)
+        stats.parts += len(parts)
+        stats.rejects += sum(len(item.rejects) for item, _ in ready)
+        for part in parts:
+            stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
+        log.info("replayed %d object(s): %s", len(ready), stats)
+        return stats
+
+    def _loaded_keys(self, obj: LoadedObject) -> dict[str, pa.Table]:
+        """Natural keys of the rows ``obj`` already loaded, per table (read from its parts)."""
+        import pyarrow.parquet as pq
+
+        found: dict[str, list[pa.Table]] = defaultdict(list)
+        for key in obj.part_keys:
+            table = key.split("/", 2)[1]
+            columns = list(NATURAL_KEYS.get(table, ()))
+            if not columns:
+                continue
+            rows = pq.read_table(
+                pa.BufferReader(self.lake.get(key)),
+                columns=[*columns, "source_object_id"],
+                filters=[("source_object_id", "==", obj.object_id)],
+            )
+            found[table].append(rows.select(columns))
+        return {t: pa.concat_tables(parts) for t, parts in found.items()}
+
+    def _rewrite_quarantine(self, item: _Work, obj: LoadedObject, rejected_at: datetime) -> None:
+        """Replace the object's quarantine files by what is still rejected after a replay."""
+        event = item.event
+        files = quarantine_files(
+            item.rejects,
+            tenant_id=event.tenant_id,
+            day=event.business_date,
+            object_id=event.object_id,
+            source=event.source,
+            source_key=event.key,
+            rejected_at=rejected_at,
+        )
+        for table in (*RAW_TABLES, OBJECTS_TABLE):
+            key = quarantine_key(table, event.tenant_id, event.business_date, event.object_id)
+            if key not in files and self.lake.exists(key):
+                self.lake.delete(key)
+        for key, data in files.items():
+            self.lake.put(key, data)
+        log.info(
+            "replayed %s: %d record(s) still quarantined (was %d)",
+            event.key,
+            len(item.rejects),
+            obj.rejects,
+        )
 
     def _parse(self, event: ObjectRegistered) -> ParseResult | None:
         """Rows and rejects of one object; None when its bytes cannot be read right now."""
@@ -442,6 +572,16 @@ class Streamer:
             return self.bus.pending(OBJECT_REGISTERED, CONSUMER)
         except NotImplementedError:
             return 0
+
+
+def _without_keys(table: pa.Table, earlier: pa.Table | None, keys: tuple[str, ...]) -> pa.Table:
+    """Rows of ``table`` whose ``keys`` are not among the ``earlier`` rows' keys."""
+    if earlier is None or earlier.num_rows == 0 or not keys or table.num_rows == 0:
+        return table
+    seen = earlier.select(list(keys)).group_by(list(keys)).aggregate([])
+    seen = seen.append_column("__tenpo_seen", pa.array([True] * seen.num_rows))
+    joined = table.join(seen, keys=list(keys), join_type="left outer", use_threads=False)
+    return joined.filter(pc.is_null(joined["__tenpo_seen"])).select(table.column_names)
 
 
 def _whole_object_rejected(reason: str, *, replayable: bool = False) -> ParseResult:

@@ -63,8 +63,18 @@ def dedupe_first(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     return table.take(keep.take(pc.sort_indices(keep)))
 
 
+VERSIONED_TABLES = ("raw_pos_transactions", "raw_pos_lines")
+"""Tables whose repeated keys are versions (a corrected re-send), resolved when read."""
+
+
 def dedupe_table(table_name: str, table: pa.Table) -> pa.Table:
-    """Rows of raw table ``table_name`` deduplicated by its natural key, first kept."""
+    """Rows of raw table ``table_name`` deduplicated by its natural key, first kept.
+
+    POS tables are kept as they are: two objects of one batch may hold two versions of a
+    transaction, and the warehouse reads the one received last (docs/vendors.md).
+    """
+    if table_name in VERSIONED_TABLES:
+        return table
     return dedupe_first(table, NATURAL_KEYS.get(table_name, ()))
 
 

@@ -13,6 +13,9 @@ Raw tables are read deduplicated by their natural key (``NATURAL_KEYS``): the st
 exactly once, but a source re-sending the same record in a new object must still count once.
 Among duplicates the row from the smallest ``source_object_id`` wins (then file, then row
 order), so every read picks the same row.
+POS tables are versioned instead: a (tenant, store, transaction id) sent again in another
+object is a corrected re-send, and the version received last (``received_at``) replaces the
+earlier one, the transaction and all its lines (docs/vendors.md).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ TABLES: dict[str, pa.Schema] = {**RAW_TABLES, **MART_TABLES}
 """Every table the warehouse exposes, with its contract schema."""
 
 SUPPORTED_BACKENDS = ("duckdb",)
+
+# POS tables read as "latest received version per transaction" instead of by natural key.
+_POS_VERSIONED = ("raw_pos_transactions", "raw_pos_lines")
+_POS_TX_KEY = ("tenant_id", "store_id", "transaction_id")
 
 # Internal columns of the scan views: partition keys and the position used to order duplicates.
 _TENANT, _DATE, _FILE, _ROW = "_part_tenant", "_part_date", "_file", "_row"
@@ -120,11 +127,47 @@ class Warehouse:
         if wanted is not None:
             scan = scan.filter(scan[_DATE].isin(wanted)) if wanted else scan.limit(0)
         keys = NATURAL_KEYS.get(name)
-        if keys is not None:
+        if name in _POS_VERSIONED:
+            scan = self._latest_pos_version(name, scan)
+        elif keys is not None:
             order = [scan.source_object_id, scan[_FILE], scan[_ROW]]
             rank = ibis.row_number().over(ibis.window(group_by=list(keys), order_by=order))
             scan = scan.mutate(_rank=rank).filter(ibis._["_rank"] == 0)
         return scan.select(*schema.names)
+
+    def _latest_pos_version(self, name: str, scan: ibis.Table) -> ibis.Table:
+        """POS rows of the latest received version of each (tenant, store, transaction).
+
+        The winner is the transaction row with the latest ``received_at`` (null = oldest), then
+        the smallest ``source_object_id`` as for other raw tables. It is chosen over every
+        date, so a correction that moves a receipt to another business date replaces it too.
+        Lines are taken only from the winning version's object, so a corrected receipt with
+        fewer lines loses the rest.
+        """
+        tx = self._scan("raw_pos_transactions", RAW_TABLES["raw_pos_transactions"])
+        order = [
+            ibis.desc(tx.received_at.isnull().ifelse(0, 1)),
+            ibis.desc(tx.received_at),
+            tx.source_object_id,
+            tx[_FILE],
+            tx[_ROW],
+        ]
+        window = ibis.window(group_by=list(_POS_TX_KEY), order_by=order)
+        winners = tx.mutate(_rank=ibis.row_number().over(window)).filter(ibis._["_rank"] == 0)
+        if name == "raw_pos_transactions":
+            won = winners.select(_win_file=winners[_FILE], _win_row=winners[_ROW])
+            return scan.semi_join(won, [scan[_FILE] == won._win_file, scan[_ROW] == won._win_row])
+        won = winners.select(
+            *[winners[k].name(f"_win_{k}") for k in (*_POS_TX_KEY, "source_object_id")]
+        )
+        lines = scan.semi_join(
+            won, [scan[k] == won[f"_win_{k}"] for k in (*_POS_TX_KEY, "source_object_id")]
+        )
+        order = [lines[_FILE], lines[_ROW]]
+        rank = ibis.row_number().over(
+            ibis.window(group_by=list(NATURAL_KEYS[name]), order_by=order)
+        )
+        return lines.mutate(_rank=rank).filter(ibis._["_rank"] == 0)
 
     def sql(self, query: str) -> pa.Table:
         """Run a SELECT over the tables (by name, raw ones deduplicated) into Arrow."""

@@ -31,6 +31,9 @@ RAW_POS_TRANSACTIONS = pa.schema(
         ("item_count", pa.int32()),
         ("vendor", pa.string()),
         ("source_object_id", pa.string()),
+        # When the object holding this version arrived (event.registered_at): the latest
+        # received version of a (tenant, store, transaction) replaces earlier ones on read.
+        ("received_at", TS),
     ]
 )
 
@@ -50,6 +53,7 @@ RAW_POS_LINES = pa.schema(
         ("tax", MONEY),
         ("amount_incl_tax", MONEY),
         ("source_object_id", pa.string()),
+        ("received_at", TS),  # of the transaction version the line belongs to
     ]
 )
 
@@ -155,7 +159,65 @@ MART_STORE_DAILY = pa.schema(
         ("sales_per_visitor", pa.float64()),
         ("has_pos", pa.bool_()),
         ("has_counter", pa.bool_()),
+        # PersonID KPIs (video; null at a store-date without visitor events), staff excluded.
+        ("unique_visitors", pa.int64()),
+        ("repeat_visitors", pa.int64()),
+        ("repeat_rate", pa.float64()),
+        ("dwell_time_median_s", pa.float64()),
+        ("dwell_time_mean_s", pa.float64()),
+        ("open_visits", pa.int64()),  # entries without an exit (no dwell)
+        # Data quality: where `visitors` came from (counter | video) and source completeness.
+        ("visitors_source", pa.string()),
+        ("has_video", pa.bool_()),
+        ("counter_complete", pa.bool_()),  # every entrance counter reported without a gap
+        ("video_complete", pa.bool_()),  # every entry was paired with an exit
     ]
 )
 
-MART_TABLES: dict[str, pa.Schema] = {"mart_store_daily": MART_STORE_DAILY}
+# One row per store, business date and local hour (0-23, the store's timezone). Visitors come
+# from the counter when the store-date has one, else from video entries, as in the daily mart,
+# so the hours of a store-date add up to its daily row.
+MART_STORE_HOURLY = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("hour", pa.int32()),
+        ("net_sales", MONEY),
+        ("net_sales_incl_tax", MONEY),
+        ("transactions", pa.int64()),
+        ("units", pa.int64()),
+        ("atv", pa.float64()),
+        ("upt", pa.float64()),
+        ("visitors", pa.int64()),
+        ("passersby", pa.int64()),
+        ("capture_rate", pa.float64()),
+        ("conversion_rate", pa.float64()),
+        ("sales_per_visitor", pa.float64()),
+        ("has_pos", pa.bool_()),
+        ("has_counter", pa.bool_()),
+        ("visitors_source", pa.string()),
+    ]
+)
+
+# One row per customer visit (PersonID entry, paired with the next exit of that person at that
+# store on that date). Staff are excluded. An entry without an exit has null exit_ts/dwell_s.
+MART_STORE_VISITS = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("person_id", pa.string()),
+        ("entry_ts", TS),
+        ("exit_ts", TS),
+        ("dwell_s", pa.int64()),
+        ("entry_hour", pa.int32()),  # local hour of the entry
+        ("camera_id", pa.string()),
+    ]
+)
+
+MART_TABLES: dict[str, pa.Schema] = {
+    "mart_store_daily": MART_STORE_DAILY,
+    "mart_store_hourly": MART_STORE_HOURLY,
+    "mart_store_visits": MART_STORE_VISITS,
+}
