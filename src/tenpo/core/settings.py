@@ -53,6 +53,29 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the streamer's load ledger (default: a SQLite file)."
     )
     streamer_batch_objects: int = Field(200, gt=0, description="Objects loaded per batch.")
+    mqtt_enabled: bool | None = Field(
+        None, description="Run the MQTT subscriber in `serve all` (None: when the broker answers)."
+    )
+    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host (Mosquitto).")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port.")
+    mqtt_username: str | None = Field(None, description="Broker user of the IoT subscriber.")
+    mqtt_password: str | None = Field(None, description="Broker password of the IoT subscriber.")
+    mqtt_client_id: str = Field(
+        "tenpo-iot", min_length=1, description="Client id: names the broker's persistent session."
+    )
+    mqtt_topic_prefix: str = Field(
+        "tenpo",
+        min_length=1,
+        description="First topic level: {prefix}/{tenant}/devices/{id}/events.",
+    )
+    mqtt_session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=0, description="How long the broker keeps the session while we are down."
+    )
+    mqtt_batch_messages: int = Field(1000, gt=0, description="Messages per landing object.")
+    mqtt_batch_seconds: float = Field(1.0, gt=0, description="Longest wait before landing a batch.")
+    mqtt_max_message_bytes: int = Field(
+        256 * 1024, gt=0, description="Larger MQTT messages are quarantined."
+    )
     default_timezone: str = "Asia/Tokyo"
     log_level: str = "INFO"
     environment: Literal["development", "production"] = "development"
