@@ -126,3 +126,39 @@ def test_manual_replay_without_a_resolving_master_keeps_waiting(
         assert [r["replayable"] for r in quarantined(lake)] == [True]
     finally:
         streamer.close()
+
+
+def test_cli_replay_after_a_store_is_added(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from tenpo.bus import open_bus
+    from tenpo.cli import app
+    from tenpo.control import ControlPlane
+    from tenpo.lake import open_lake
+
+    control = ControlPlane.open(settings.control_db_url)
+    control.create_tenant("t1", "Tenant One")
+    receipt = {
+        "storeCode": "T09", "registerId": "R1", "receiptId": "B-1",
+        "transactedAt": "2026-10-05T12:00:00+09:00", "type": "SALE",
+        "items": [{"sku": "1", "name": "tea", "qty": 1, "unitPrice": "100", "taxRate": "8.000"}],
+        "subtotal": "100", "tax": "8", "total": "108",
+    }  # fmt: skip
+    lake = open_lake(settings.lake_root)
+    bus = open_bus(settings)
+    LandingZone(lake, bus).land("pos_vendor_b", "t1", json.dumps(receipt).encode(), "json")
+    bus.close()
+    runner = CliRunner()
+    out = runner.invoke(app, ["streamer", "run", "--until-idle", "--idle", "0.3"])
+    assert out.exit_code == 0, out.output
+    assert read_table(lake, "raw_pos_transactions").num_rows == 0
+
+    store = control.create_store("t1", "T09", "New store")  # the fix: the store now exists
+    control.dispose()
+    out = runner.invoke(app, ["streamer", "replay", "--tenant", "t1", "--source", "pos_vendor_b"])
+    assert out.exit_code == 0, out.output
+    assert "replayed 1 object(s): 2 new rows, 0 record(s) still quarantined" in out.output
+    tx = read_table(lake, "raw_pos_transactions").to_pylist()
+    assert [(t["store_id"], t["total_incl_tax"]) for t in tx] == [(store.store_id, Decimal(108))]
+    out = runner.invoke(app, ["streamer", "replay"])
+    assert "replayed 0 object(s)" in out.output

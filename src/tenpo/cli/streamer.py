@@ -65,3 +65,31 @@ def run(
         streamer.close()
         bus.close()
     console.print(f"loaded: {total}")
+
+
+@app.command("replay")
+@handles_errors
+def replay(
+    tenant: str | None = typer.Option(None, "--tenant", help="Only this tenant's objects."),
+    source: str | None = typer.Option(
+        None, "--source", help="Only objects of this landing source (e.g. pos_vendor_a)."
+    ),
+) -> None:
+    """Parse again the objects with replayable rejects (after a master or a store was added)."""
+    from tenpo.bus import open_bus
+    from tenpo.lake import open_lake
+    from tenpo.streamer import Streamer
+
+    cfg = settings()
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
+    try:
+        stats = streamer.replay(tenant_id=tenant, source=source)
+    finally:
+        streamer.close()
+        bus.close()
+    console.print(
+        f"replayed {stats.replayed} object(s): {stats.total_rows} new rows, "
+        f"{stats.rejects} record(s) still quarantined"
+    )
