@@ -18,7 +18,7 @@ from tenpo.control.db import (
 )
 from tenpo.control.models import Base
 
-TABLES = {"tenants", "stores", "devices", "pos_registers", "api_keys"}
+TABLES = {"tenants", "stores", "devices", "pos_registers", "api_keys", "users", "user_stores"}
 
 
 def _tables(url: str) -> set[str]:
@@ -41,11 +41,11 @@ def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
     assert _revision(empty_db_url) is None
 
     migrate(empty_db_url)
-    assert _revision(empty_db_url) == head_revision() == "0001"
+    assert _revision(empty_db_url) == head_revision() == "0002"
     assert TABLES <= _tables(empty_db_url)
 
     migrate(empty_db_url)  # idempotent
-    assert _revision(empty_db_url) == "0001"
+    assert _revision(empty_db_url) == "0002"
 
     downgrade(empty_db_url, "base")
     assert _revision(empty_db_url) is None

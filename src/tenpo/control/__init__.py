@@ -1,4 +1,4 @@
-"""Control plane: tenants, stores, devices, POS registers, API keys (SQLAlchemy + Alembic).
+"""Control plane: tenants, stores, devices, POS registers, API keys, users (SQLAlchemy + Alembic).
 
 ``ControlPlane.open(settings.control_db_url)`` gives the read/write API; its
 ``directory()`` is the cached :class:`Directory` that Pre-ETL and the gateways use, and
@@ -15,7 +15,14 @@ from tenpo.control.directory import (
     StoreRef,
 )
 from tenpo.control.plane import ControlPlane
-from tenpo.control.records import ApiKeyInfo, DeviceInfo, RegisterInfo, StoreInfo, TenantInfo
+from tenpo.control.records import (
+    ApiKeyInfo,
+    DeviceInfo,
+    RegisterInfo,
+    StoreInfo,
+    TenantInfo,
+    UserInfo,
+)
 from tenpo.control.sql_directory import SqlDirectory
 
 __all__ = [
@@ -33,5 +40,6 @@ __all__ = [
     "StoreInfo",
     "StoreRef",
     "TenantInfo",
+    "UserInfo",
     "migrate",
 ]

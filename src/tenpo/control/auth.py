@@ -25,11 +25,17 @@ _TOKEN = re.compile(rf"^tnp_(?P<hex>[0-9a-f]{{{_KEY_HEX_LEN}}})_(?P<secret>[A-Za
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the tenant and key behind a verified token, with the key's scopes."""
+    """Who is calling: the tenant and key (or user) behind a verified credential, its scopes."""
 
     tenant_id: str
     key_id: str
     scopes: frozenset[str]
+    # None: every store of the tenant; otherwise only these (a store manager's stores).
+    store_ids: frozenset[str] | None = None
+
+    def sees_store(self, store_id: str) -> bool:
+        """Whether this caller may see ``store_id`` (its tenant is checked by the caller)."""
+        return self.store_ids is None or store_id in self.store_ids
 
     def allows(self, scope: str) -> bool:
         """Whether this caller holds ``scope`` (``admin`` holds every scope)."""

@@ -152,3 +152,27 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(32))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+
+
+class UserStore(Base):
+    __tablename__ = "user_stores"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    )
+
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(32))
+    store_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)

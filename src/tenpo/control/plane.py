@@ -22,11 +22,19 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tenpo.control import _validate
+from tenpo.control import users as _users
 from tenpo.control._cache import TtlCache
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
 from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
-from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant
-from tenpo.control.records import ApiKeyInfo, DeviceInfo, RegisterInfo, StoreInfo, TenantInfo
+from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant, User, UserStore
+from tenpo.control.records import (
+    ApiKeyInfo,
+    DeviceInfo,
+    RegisterInfo,
+    StoreInfo,
+    TenantInfo,
+    UserInfo,
+)
 from tenpo.control.sql_directory import SqlDirectory, _check_no_overlap
 from tenpo.core.errors import AuthError, BadInput, Conflict, NotFound
 from tenpo.core.ids import utcnow
@@ -317,6 +325,117 @@ class ControlPlane:
         self._touch(row)
         return principal
 
+    # -- users -------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        tenant_id: str,
+        email: str,
+        password: str,
+        role: str,
+        store_ids: Iterable[str] = (),
+    ) -> UserInfo:
+        """A dashboard user of the tenant; :class:`Conflict` if the email is taken.
+
+        ``store_ids`` are the stores a ``store_manager`` may see (ignored for nobody: a
+        ``tenant_admin`` sees every store, so assigning stores to one is refused).
+        """
+        address = _users.normalize_email(email)
+        _users.check_role(role)
+        stores = list(dict.fromkeys(store_ids))
+        if role == "tenant_admin" and stores:
+            raise BadInput("a tenant_admin sees every store; assign stores to store managers only")
+        row = User(
+            id=f"usr_{secrets.token_hex(8)}",
+            tenant_id=tenant_id,
+            email=address,
+            role=role,
+            password_hash=_users.hasher().hash(_users.check_password(password)),
+            created_at=utcnow(),
+        )
+        with self._write(f"a user with email {address!r} already exists") as session:
+            self._require_tenant(session, tenant_id)
+            if session.scalar(sa.select(User.id).where(User.email == address)) is not None:
+                raise Conflict(f"a user with email {address!r} already exists")
+            session.add(row)
+            session.flush()
+            for store_id in stores:
+                self._store(session, tenant_id, store_id)
+                session.add(UserStore(user_id=row.id, tenant_id=tenant_id, store_id=store_id))
+        logger.info("user %s (%s) created for %s", row.id, role, tenant_id)
+        return _user_info(row, stores)
+
+    def assign_stores(self, tenant_id: str, user_id: str, store_ids: Iterable[str]) -> UserInfo:
+        """Let the tenant's store manager ``user_id`` also see ``store_ids`` (idempotent)."""
+        with self._write("store already assigned") as session:
+            row = session.get(User, user_id)
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"tenant {tenant_id!r} has no user {user_id!r}")
+            if row.role != "store_manager":
+                raise BadInput(f"user {user_id!r} is a {row.role}; only store managers get stores")
+            have = set(self._user_stores(session, user_id))
+            for store_id in dict.fromkeys(store_ids):
+                self._store(session, tenant_id, store_id)
+                if store_id not in have:
+                    session.add(UserStore(user_id=user_id, tenant_id=tenant_id, store_id=store_id))
+            session.flush()
+            info = _user_info(row, self._user_stores(session, user_id))
+        logger.info("user %s of %s now sees stores %s", user_id, tenant_id, info.store_ids)
+        return info
+
+    def get_user(self, user_id: str) -> UserInfo:
+        """The user with this id (any tenant: ids come from signed sessions); NotFound otherwise."""
+        with self._sessions() as session:
+            row = session.get(User, user_id)
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            return _user_info(row, self._user_stores(session, user_id))
+
+    def list_users(self, tenant_id: str) -> list[UserInfo]:
+        """The tenant's users, by email."""
+        with self._sessions() as session:
+            self._require_tenant(session, tenant_id)
+            rows = list(
+                session.scalars(
+                    sa.select(User).where(User.tenant_id == tenant_id).order_by(User.email)
+                )
+            )
+            return [_user_info(r, self._user_stores(session, r.id)) for r in rows]
+
+    def authenticate_user(self, email: str, password: str) -> UserInfo:
+        """The active user with this email and password; :class:`AuthError` otherwise.
+
+        The answer and its timing are the same for an unknown email and a wrong password.
+        """
+        try:
+            address = _users.normalize_email(email)
+        except BadInput:
+            address = ""
+        with self._sessions() as session:
+            row = session.scalar(sa.select(User).where(User.email == address)) if address else None
+            stored = row.password_hash if row is not None else _users.dummy_hash()
+            valid, updated = _users.hasher().verify_and_update(str(password), stored)
+            if row is None or not valid or row.disabled_at is not None:
+                raise AuthError("invalid email or password")
+            stores = self._user_stores(session, row.id)
+        with self._sessions.begin() as session:
+            values: dict[str, Any] = {"last_login_at": utcnow()}
+            if updated is not None:  # parameters got stronger since the hash was made
+                values["password_hash"] = updated
+            session.execute(sa.update(User).where(User.id == row.id).values(**values))
+        logger.info("user %s of %s logged in", row.id, row.tenant_id)
+        return _user_info(row, stores)
+
+    @staticmethod
+    def _user_stores(session: Session, user_id: str) -> list[str]:
+        return list(
+            session.scalars(
+                sa.select(UserStore.store_id)
+                .where(UserStore.user_id == user_id)
+                .order_by(UserStore.store_id)
+            )
+        )
+
     # -- helpers -------------------------------------------------------------------------
 
     @contextmanager
@@ -413,4 +532,17 @@ def _key_info(row: ApiKey) -> ApiKeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+    )
+
+
+def _user_info(row: User, store_ids: Iterable[str]) -> UserInfo:
+    return UserInfo(
+        user_id=row.id,
+        tenant_id=row.tenant_id,
+        email=row.email,
+        role=row.role,
+        store_ids=tuple(store_ids),
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+        last_login_at=row.last_login_at,
     )

@@ -92,3 +92,20 @@ class ApiKeyInfo(_Record):
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+
+
+class UserInfo(_Record):
+    """A dashboard user without the password hash.
+
+    ``role`` is ``tenant_admin`` (every store of the tenant) or ``store_manager`` (only
+    ``store_ids``).
+    """
+
+    user_id: str
+    tenant_id: str
+    email: str
+    role: str
+    store_ids: tuple[str, ...] = ()
+    created_at: datetime
+    disabled_at: datetime | None = None
+    last_login_at: datetime | None = None
