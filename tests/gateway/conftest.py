@@ -107,7 +107,9 @@ def gateway(
     settings: Settings, control: ControlPlane, seeded_control_db: tuple[Path, Keys]
 ) -> Iterator[Gateway]:
     """The gateway app (64 KiB body limit) in a TestClient, over a tmp lake and bus."""
-    settings = settings.model_copy(update={"max_body_bytes": 64 * 1024})
+    settings = settings.model_copy(
+        update={"max_body_bytes": 64 * 1024, "pos_max_body_bytes": 96 * 1024}
+    )
     keys = seeded_control_db[1]
     lake = open_lake(settings.lake_root)
     bus = open_bus(settings)  # the embedded SQLite outbox

@@ -127,6 +127,7 @@ def test_openapi_documents_the_endpoints(gateway: Gateway) -> None:
     assert set(spec["paths"]) == {
         "/v1/pos/{vendor}/sales",
         "/v1/pos/{vendor}/master",
+        "/v1/pos/batches/{object_id}",
         "/v1/iot/events",
         "/v1/video/visitor-events",
         "/healthz",

@@ -420,7 +420,7 @@ def test_too_large_streamed_body_is_413(gateway: Gateway) -> None:
 
 
 def test_declared_length_over_limit_is_413_before_reading(gateway: Gateway) -> None:
-    limit = gateway.settings.max_body_bytes
+    limit = gateway.settings.pos_max_body_bytes  # POS uploads have their own limit
     resp = gateway.client.post(
         "/v1/pos/vendor_a/sales", content=b"x" * (limit + 10), headers=gateway.auth()
     )

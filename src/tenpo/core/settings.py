@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         366, gt=0, description="Longest date range, in days, one KPI request may ask for."
     )
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    pos_max_body_bytes: int = Field(
+        100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."
+    )
+    vendor_mappings_dir: Path | None = Field(
+        None,
+        description="Folder of POS vendor mappings (*.toml); default {data_dir}/vendors.",
+    )
     streamer_state_url: str | None = Field(
         None, description="SQLAlchemy URL of the streamer's load ledger (default: a SQLite file)."
     )

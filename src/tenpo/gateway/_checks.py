@@ -31,6 +31,48 @@ class PayloadTooLarge(BadInput):
     title = "Content too large"
 
 
+class UnsupportedEncoding(BadInput):
+    """The body is text in another encoding than the one the vendor's format uses."""
+
+    http_status = 415
+    title = "Unsupported encoding"
+
+
+def refuse_utf8_as_cp932(body: bytes, vendor: str) -> None:
+    """Raise :class:`UnsupportedEncoding` when a CP932 vendor's ``body`` is really UTF-8.
+
+    Japanese text in CP932 is practically never valid UTF-8 (its lead bytes 0x81-0x9F are
+    UTF-8 continuation bytes), so valid UTF-8 with non-ASCII characters, or a UTF-8 BOM, means
+    the file was re-encoded on the way; decoding it as CP932 would produce mojibake.
+    """
+    if body.startswith(b"\xef\xbb\xbf") or (not body.isascii() and _is_utf8(body)):
+        raise UnsupportedEncoding(
+            f"body is UTF-8 text, but {vendor} sends CP932 (Shift_JIS): re-send the file as the"
+            " register wrote it, or convert it to CP932",
+            encoding="utf-8",
+        )
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def require_columns(rows: list[list[str]], required: tuple[str, ...], what: str) -> None:
+    """Raise :class:`MalformedBody` naming the missing columns of ``rows``' header row."""
+    if not rows:
+        raise MalformedBody(f"{what} has no header row")
+    header = {normalize_code(h).lstrip("\ufeff") for h in rows[0]}
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise MalformedBody(
+            f"{what} is not in the vendor's format: header lacks {', '.join(missing)}"
+        )
+
+
 def require_body(body: bytes) -> None:
     """Raise :class:`MalformedBody` when ``body`` is empty."""
     if not body:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
-from tenpo.core.errors import AuthError
+from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
 from tenpo.gateway._checks import PayloadTooLarge
 from tenpo.gateway._problems import PROBLEM_JSON
@@ -25,6 +25,8 @@ from tenpo.gateway.ingest import (
     CSV_CP932,
     JSON_UTF8,
     JSONL_UTF8,
+    MASTER_VENDORS,
+    POS_VENDORS,
     ControlPlane,
     Ingestor,
     IngestReceipt,
@@ -127,7 +129,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         403: "Key lacks the scope, or names another tenant's store or device",
         404: "Unknown vendor or endpoint",
         409: "Idempotency-Key reused for different content",
-        413: "Body larger than max_body_bytes",
+        413: "Body larger than max_body_bytes (pos_max_body_bytes for POS)",
+        415: "Text in another encoding than the vendor's (e.g. UTF-8 sent as vendor_a)",
         422: "Invalid header or parameter",
         503: "Datalake or event bus unavailable",
     }.items()
@@ -156,7 +159,7 @@ async def post_pos_sales(
 ) -> IngestReceipt:
     """Keep a POS sales body as received and announce it to the streamer."""
     Ingestor.check_vendor(vendor, "sales")
-    body = await read_body(request, state.settings.max_body_bytes)
+    body = await read_body(request, state.settings.pos_max_body_bytes)
     return await run_in_threadpool(
         state.ingestor.pos_sales, principal, vendor, body, idempotency_key
     )
@@ -178,10 +181,61 @@ async def post_pos_master(
 ) -> IngestReceipt:
     """Keep a POS register→store master as received and announce it."""
     Ingestor.check_vendor(vendor, "master")
-    body = await read_body(request, state.settings.max_body_bytes)
+    body = await read_body(request, state.settings.pos_max_body_bytes)
     return await run_in_threadpool(
         state.ingestor.pos_master, principal, vendor, body, idempotency_key
     )
+
+
+def _pos_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """The caller, when it may write POS data or read its tenant's data."""
+    try:
+        principal.require("pos:write")
+    except Forbidden:
+        principal.require("read")
+    return principal
+
+
+PosReader = Annotated[Principal, Depends(_pos_reader)]
+ObjectId = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="The object id a POST answered with.",
+    ),
+]
+
+
+@router.get("/v1/pos/batches/{object_id}", responses=_ERRORS, tags=["pos"])
+async def get_pos_batch(
+    object_id: ObjectId, request: Request, state: StateDep, principal: PosReader
+) -> Any:
+    """Status of a POS upload of the caller's tenant: landed, loaded, partially quarantined or
+    rejected, with the accepted rows, the quarantined records and their reasons."""
+    from tenpo.streamer import object_status
+
+    ledger = await run_in_threadpool(_ledger, request)
+    found = await run_in_threadpool(
+        object_status, state.lake, ledger, principal.tenant_id, object_id, _pos_sources()
+    )
+    if found is None:
+        raise NotFound(f"no POS upload {object_id!r} for this tenant", object_id=object_id)
+    return found
+
+
+def _pos_sources() -> tuple[str, ...]:
+    return tuple(f"pos_{v}" for v in POS_VENDORS) + tuple(f"pos_{v}_master" for v in MASTER_VENDORS)
+
+
+def _ledger(request: Request) -> Any:
+    """The streamer's load ledger, opened once per app."""
+    ledger = getattr(request.app.state, "pos_ledger", None)
+    if ledger is None:
+        from tenpo.streamer import LoadLedger
+
+        state: GatewayState = request.app.state.gateway
+        ledger = request.app.state.pos_ledger = LoadLedger(state.settings.streamer_db_url)
+    return ledger
 
 
 @router.post(

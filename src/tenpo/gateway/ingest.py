@@ -25,6 +25,12 @@ POS_VENDORS: tuple[str, ...] = ("vendor_a", "vendor_b")
 MASTER_VENDORS: tuple[str, ...] = ("vendor_a",)
 """POS vendors that send a register→store master file."""
 
+VENDOR_A_SALES_COLUMNS: tuple[str, ...] = (
+    "レジ番号", "レシート番号", "取引日時", "取引区分", "行番号", "JANコード", "商品名",
+    "数量", "単価", "値引額", "金額", "税率区分", "合計金額",
+)  # fmt: skip
+"""Header columns a vendor A sales CSV must have (FORMATS.md)."""
+
 CSV_CP932 = "text/csv; charset=cp932"
 JSON_UTF8 = "application/json"
 JSONL_UTF8 = "application/x-ndjson"
@@ -100,7 +106,9 @@ class Ingestor:
         self.check_vendor(vendor, "sales")
         _checks.require_body(body)
         if vendor == "vendor_a":
+            _checks.refuse_utf8_as_cp932(body, vendor)
             rows = _checks.csv_rows(_checks.decode_cp932(body))
+            _checks.require_columns(rows, VENDOR_A_SALES_COLUMNS, "vendor_a sales CSV")
             counts = {"rows": _checks.data_row_count(rows)}
             ext, content_type = "csv", CSV_CP932
         else:
@@ -125,6 +133,7 @@ class Ingestor:
         """Land a vendor A POS master (CSV, CP932) whose store codes are the tenant's."""
         self.check_vendor(vendor, "master")
         _checks.require_body(body)
+        _checks.refuse_utf8_as_cp932(body, vendor)
         rows = _checks.csv_rows(_checks.decode_cp932(body))
         self._require_stores(principal.tenant_id, _checks.vendor_a_master_store_codes(rows))
         landed = self._land(

@@ -7,6 +7,7 @@ records and unparseable objects go to ``quarantine/`` with their reason.
 from tenpo.streamer._ledger import LoadedObject, LoadLedger
 from tenpo.streamer._registry import DEFAULT_PRE_ETLS, default_pre_etls
 from tenpo.streamer._signals import stop_on_signals
+from tenpo.streamer._status import ObjectStatus, QuarantinedRecord, object_status
 from tenpo.streamer._streamer import CONSUMER, BatchStats, Streamer
 from tenpo.streamer._tables import read_table
 
@@ -16,8 +17,11 @@ __all__ = [
     "BatchStats",
     "LoadLedger",
     "LoadedObject",
+    "ObjectStatus",
+    "QuarantinedRecord",
     "Streamer",
     "default_pre_etls",
+    "object_status",
     "read_table",
     "stop_on_signals",
 ]

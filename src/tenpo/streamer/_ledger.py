@@ -218,6 +218,29 @@ class LoadLedger:
                         ],
                     )
 
+    def objects_by_id(self, tenant_id: str, object_id: str) -> list[LoadedObject]:
+        """The loaded objects of ``tenant_id`` with this object id (one per source)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(objects_table).where(
+                    objects_table.c.tenant_id == tenant_id,
+                    objects_table.c.object_id == object_id,
+                )
+            ).all()
+        return [
+            LoadedObject(
+                source=row.source,
+                tenant_id=row.tenant_id,
+                object_id=row.object_id,
+                landing_key=row.landing_key,
+                part_keys=tuple(json.loads(row.part_keys)),
+                rows=row.rows,
+                rejects=row.rejects,
+                loaded_at=row.loaded_at,
+            )
+            for row in rows
+        ]
+
     def replay_candidates(
         self, tenant_id: str | None = None, source: str | None = None
     ) -> list[ReplayCandidate]:

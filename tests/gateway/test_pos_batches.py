@@ -1,0 +1,136 @@
+"""POS-specific gateway behaviour: batch status, encoding refusal, the POS size limit."""
+
+from __future__ import annotations
+
+import json
+
+from tenpo.core.settings import Settings
+from tenpo.streamer import Streamer
+from tests.gateway.conftest import SAMPLES, Gateway
+from tests.gateway.test_ingest_api import assert_problem
+
+SALES = (SAMPLES / "vendor_a_sales.csv").read_bytes()
+MASTER = (SAMPLES / "vendor_a_master.csv").read_bytes()
+
+
+def load(gateway: Gateway) -> None:
+    streamer = Streamer(
+        gateway.settings, gateway.lake, gateway.bus, gateway.control.directory(), fetch_timeout=0.05
+    )
+    try:
+        streamer.run_until_idle(0.2)
+    finally:
+        streamer.close()
+
+
+def test_batch_status_from_landed_to_quarantined_to_loaded_after_the_master(
+    gateway: Gateway,
+) -> None:
+    posted = gateway.client.post("/v1/pos/vendor_a/sales", content=SALES, headers=gateway.auth())
+    assert posted.status_code == 202, posted.text
+    object_id = posted.json()["object_id"]
+    url = f"/v1/pos/batches/{object_id}"
+
+    landed = gateway.client.get(url, headers=gateway.auth()).json()
+    assert (landed["status"], landed["source"], landed["accepted_rows"]) == (
+        "landed", "pos_vendor_a", 0,
+    )  # fmt: skip
+    assert landed["landing_key"] == posted.json()["key"]
+
+    load(gateway)  # tenant acme has no master yet: register 0001 is unknown
+    rejected = gateway.client.get(url, headers=gateway.auth()).json()
+    assert rejected["status"] == "rejected" and rejected["accepted_rows"] == 0
+    assert rejected["quarantined"] == rejected["replayable"] == 2
+    assert all("register '0001' unknown on 2026-10-05" in r["reason"] for r in rejected["reasons"])
+    assert [r["line"] for r in rejected["reasons"]] == [2, 4]
+    assert len(rejected["reason_counts"]) == 2  # one per receipt (the id is in the reason)
+
+    master = gateway.client.post("/v1/pos/vendor_a/master", content=MASTER, headers=gateway.auth())
+    assert master.status_code == 202, master.text
+    load(gateway)  # loading the master replays the sales
+    loaded = gateway.client.get(url, headers=gateway.auth()).json()
+    assert loaded["status"] == "loaded" and loaded["quarantined"] == 0
+    assert loaded["accepted_rows"] == 5  # 2 transactions + 3 lines
+    status_of_master = gateway.client.get(
+        f"/v1/pos/batches/{master.json()['object_id']}", headers=gateway.auth()
+    ).json()
+    assert status_of_master["status"] == "loaded"
+    assert status_of_master["source"] == "pos_vendor_a_master"
+
+    # A read-only key of the same tenant may look; another tenant never sees it.
+    assert gateway.client.get(url, headers=gateway.auth(gateway.keys.acme_read)).status_code == 200
+    other = gateway.client.get(url, headers=gateway.auth(gateway.keys.beta))
+    assert_problem(other, 404, f"no POS upload {object_id!r} for this tenant")
+
+
+def test_partially_quarantined_batch_names_the_reasons(gateway: Gateway) -> None:
+    good = {
+        "storeCode": "T01", "registerId": "R1", "receiptId": "B-1",
+        "transactedAt": "2026-10-05T12:00:00+09:00", "type": "SALE",
+        "items": [{"sku": "1", "name": "tea", "qty": 1, "unitPrice": "100", "taxRate": "8"}],
+        "subtotal": "100", "tax": "8", "total": "108",
+    }  # fmt: skip
+    bad = {**good, "receiptId": "B-2", "tax": "30", "total": "130"}
+    posted = gateway.client.post(
+        "/v1/pos/vendor_b/sales", content=json.dumps([good, bad]), headers=gateway.auth()
+    )
+    load(gateway)
+    got = gateway.client.get(
+        f"/v1/pos/batches/{posted.json()['object_id']}", headers=gateway.auth()
+    ).json()
+    assert got["status"] == "partially_quarantined"
+    assert (got["accepted_rows"], got["quarantined"], got["replayable"]) == (2, 1, 0)
+    (reason,) = got["reasons"]
+    assert reason["line"] == 2 and "tax 30.00 differs from the expected 8.00" in reason["reason"]
+
+
+def test_batch_status_auth_and_unknown_ids(gateway: Gateway) -> None:
+    assert_problem(gateway.client.get("/v1/pos/batches/abc"), 401)
+    _, iot_only = gateway.control.create_api_key("acme", "iot", ["iot:write"])
+    forbidden = gateway.client.get("/v1/pos/batches/abc", headers=gateway.auth(iot_only))
+    assert_problem(forbidden, 403, "'read'")
+    missing = gateway.client.get("/v1/pos/batches/abc", headers=gateway.auth())
+    assert_problem(missing, 404, "no POS upload 'abc'")
+    bad_id = gateway.client.get("/v1/pos/batches/..%2Fx", headers=gateway.auth())
+    assert bad_id.status_code in (404, 422)
+
+
+def test_utf8_file_sent_as_vendor_a_is_refused_with_415(gateway: Gateway) -> None:
+    utf8 = SALES.decode("cp932").encode("utf-8")
+    for route, body in (
+        ("/v1/pos/vendor_a/sales", utf8),
+        ("/v1/pos/vendor_a/sales", b"\xef\xbb\xbf" + utf8),
+        ("/v1/pos/vendor_a/master", MASTER.decode("cp932").encode("utf-8")),
+    ):
+        resp = gateway.client.post(route, content=body, headers=gateway.auth())
+        problem = assert_problem(
+            resp, 415, "body is UTF-8 text, but vendor_a sends CP932 (Shift_JIS)"
+        )
+        assert problem["encoding"] == "utf-8"
+    assert gateway.landed() == []
+
+
+def test_other_format_sent_as_vendor_a_is_400_naming_the_missing_columns(
+    gateway: Gateway,
+) -> None:
+    resp = gateway.client.post(
+        "/v1/pos/vendor_a/sales", content=b'{"receipts": []}', headers=gateway.auth()
+    )
+    assert_problem(resp, 400, "vendor_a sales CSV is not in the vendor's format", "レジ番号")
+    assert gateway.landed() == []
+
+
+def test_pos_uploads_have_their_own_size_limit(gateway: Gateway) -> None:
+    assert Settings().pos_max_body_bytes == 100 * 1024 * 1024  # the default
+    limit = gateway.settings.pos_max_body_bytes
+    assert limit > gateway.settings.max_body_bytes  # the fixture: 96 KiB vs 64 KiB
+    receipt = json.loads((SAMPLES / "vendor_b_sales.json").read_text())
+    receipts = receipt["receipts"] if isinstance(receipt, dict) else receipt
+    big = json.dumps({"receipts": receipts * max(1, (70 * 1024) // len(json.dumps(receipts)))})
+    assert gateway.settings.max_body_bytes < len(big) < limit
+    ok = gateway.client.post("/v1/pos/vendor_b/sales", content=big, headers=gateway.auth())
+    assert ok.status_code == 202, ok.text
+    too_big = gateway.client.post(
+        "/v1/pos/vendor_b/sales", content=b" " * (limit + 1), headers=gateway.auth()
+    )
+    assert_problem(too_big, 413, f"limit of {limit} bytes")
