@@ -22,6 +22,10 @@ from pydantic_settings import (
 )
 
 
+DEV_SESSION_SECRET = "tenpo-development-session-secret-change-me"
+"""The placeholder session secret; the API refuses to start with it in production."""
+
+
 class Settings(BaseSettings):
     """Everything configurable in tenpo; every URL defaults to a file under ``data_dir``."""
 
@@ -48,6 +52,16 @@ class Settings(BaseSettings):
     api_max_kpi_days: int = Field(
         366, gt=0, description="Longest date range, in days, one KPI request may ask for."
     )
+    api_rate_per_s: float = Field(
+        20.0, ge=0, description="Requests per second per API key or user (0: no limit)."
+    )
+    api_rate_burst: int = Field(100, gt=0, description="Requests a key may burst at once.")
+    session_secret: str = Field(
+        DEV_SESSION_SECRET,
+        min_length=16,
+        description="HMAC key signing dashboard session cookies; must be changed in production.",
+    )
+    session_ttl_s: int = Field(8 * 3600, gt=0, description="Lifetime of a dashboard session.")
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     pos_max_body_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."
