@@ -146,7 +146,7 @@ def test_healthz_and_openapi(client: TestClient) -> None:
     params = {
         p["name"]: p for p in spec["paths"]["/v1/stores/{store_id}/kpis"]["get"]["parameters"]
     }
-    assert params["grain"]["schema"]["enum"] == ["day", "week", "month"]
+    assert params["grain"]["schema"]["enum"] == ["hour", "day", "week", "month", "total"]
     assert params["from"]["required"] is True
 
 
@@ -322,7 +322,7 @@ def test_store_without_data_has_no_rows(client: TestClient, keys: Keys) -> None:
         ({"from": "2026-02-30", "to": "2026-03-01"}, "from", "got '2026-02-30'"),
         ({"from": "2026-10-18", "to": "2026-10-05"}, "from", "'from' (2026-10-18) is after 'to'"),
         ({"from": "2025-10-01", "to": "2026-10-02"}, "to", "spans 367 days; at most 366"),
-        (RANGE | {"grain": "hour"}, "grain", "query parameter 'grain': Input should be 'day'"),
+        (RANGE | {"grain": "year"}, "grain", "query parameter 'grain': Input should be 'hour'"),
         ({"from": "2026-10-05"}, "to", "query parameter 'to': Field required"),
     ],
 )

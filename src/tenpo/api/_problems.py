@@ -81,6 +81,9 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
             headers=headers | {"Retry-After": "5"},
         )
     logger.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+    retry_after = exc.context.get("retry_after")
+    if isinstance(retry_after, int) and status in (429, 503):
+        headers["Retry-After"] = str(retry_after)
     extensions: dict[str, Any] = {
         k: v
         for k, v in exc.context.items()

@@ -3,33 +3,43 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
+from tenpo.api import _export
+from tenpo.api._auth import READ_SCOPE, Authenticator, Reader, reader
 from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api.models import Health, KpiRow, KpiSeries, Problem, Store, StorePage
-from tenpo.control import Principal
-from tenpo.core.errors import AuthError, BadInput
-from tenpo.datamart import Grain, KpiPeriod, StoreRecord, get_store, list_stores, store_kpis
+from tenpo.api._reads import ApiGrain, Row, missing_dates, series, visible_store, visible_stores
+from tenpo.api.models import (
+    Health,
+    KpiRow,
+    KpiSeries,
+    MultiSeries,
+    Problem,
+    SalesTree,
+    Store,
+    StorePage,
+    StoreSeries,
+    TreeChange,
+    TreeNode,
+)
+from tenpo.core.errors import BadInput
+from tenpo.core.ids import utcnow
+from tenpo.datamart import KpiPeriod, StoreRecord
 
-READ_SCOPE = "read"
+__all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
+
 KPI_CACHE_CONTROL = "private, max-age=60"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-class Authenticator(Protocol):
-    """Turns an API token into a principal (``tenpo.control.ControlPlane`` is one)."""
-
-    def authenticate(self, token: str) -> Principal:
-        """The principal behind ``token``; raises AuthError when it is not valid."""
-        ...
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -37,12 +47,22 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key."),
+    401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
     403: _problem("The API key lacks the `read` scope."),
+    429: _problem("Rate limit of the key or user exceeded; see `Retry-After`."),
 }
 _STORE_ERRORS = _AUTH_ERRORS | {404: _problem("No such store for the caller's tenant.")}
-
-_bearer = HTTPBearer(auto_error=False, description="An API key with the `read` scope.")
+_KPI_ERRORS = _STORE_ERRORS | {
+    304: {"description": "Not modified (the `If-None-Match` ETag still matches)."},
+    422: _problem(
+        "Bad date, reversed or too long range, unknown grain, or grain `hour` without the "
+        "hourly mart."
+    ),
+}
+_EXPORT_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}},
+    _export.PARQUET_TYPES[0]: {"schema": {"type": "string", "format": "binary"}},
+}
 
 
 def _engine(request: Request) -> Engine:
@@ -50,20 +70,6 @@ def _engine(request: Request) -> Engine:
     return engine
 
 
-def reader(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The caller behind ``Authorization: Bearer <key>``, holding the ``read`` scope."""
-    if credentials is None:
-        raise AuthError("missing API key: send 'Authorization: Bearer <api key>'")
-    authenticator: Authenticator = request.app.state.control
-    principal = authenticator.authenticate(credentials.credentials)
-    principal.require(READ_SCOPE)
-    return principal
-
-
-Reader = Annotated[Principal, Depends(reader)]
 Datamart = Annotated[Engine, Depends(_engine)]
 StoreId = Annotated[str, Path(description="tenpo's store id.", max_length=64)]
 
@@ -87,9 +93,9 @@ def stores(
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
     offset: Annotated[int, Query(ge=0, description="Stores to skip.")] = 0,
 ) -> StorePage:
-    """The caller's stores, by code, one page at a time."""
-    records, total = list_stores(
-        engine, caller.tenant_id, industry=industry, region=region, limit=limit, offset=offset
+    """The caller's stores (a store manager's assigned ones), by code, one page at a time."""
+    records, total = visible_stores(
+        engine, caller, industry=industry, region=region, limit=limit, offset=offset
     )
     return StorePage(items=[_store(r) for r in records], total=total, limit=limit, offset=offset)
 
@@ -97,17 +103,47 @@ def stores(
 @router.get("/v1/stores/{store_id}", response_model=Store, responses=_STORE_ERRORS, tags=["stores"])
 def store(caller: Reader, engine: Datamart, store_id: StoreId) -> Store:
     """One of the caller's stores (404 for any other id, including other tenants' stores)."""
-    return _store(get_store(engine, caller.tenant_id, store_id))
+    return _store(visible_store(engine, caller, store_id))
+
+
+FromDate = Annotated[
+    str,
+    Query(
+        alias="from",
+        description="First business date, YYYY-MM-DD.",
+        json_schema_extra={"format": "date"},
+        examples=["2026-10-05"],
+    ),
+]
+ToDate = Annotated[
+    str,
+    Query(
+        description="Last business date (inclusive), YYYY-MM-DD.",
+        json_schema_extra={"format": "date"},
+        examples=["2026-10-18"],
+    ),
+]
+GrainParam = Annotated[
+    ApiGrain,
+    Query(
+        description="`hour` (needs the hourly mart), `day`, `week` (ISO, Monday first), "
+        "`month`, or `total` (one row for the whole range); ratios are recomputed from sums."
+    ),
+]
+FormatParam = Annotated[
+    _export.ExportFormat | None,
+    Query(
+        alias="format",
+        description="`json` (default), `csv` or `parquet`; without it the `Accept` header "
+        "decides (`text/csv`, `application/vnd.apache.parquet`).",
+    ),
+]
 
 
 @router.get(
     "/v1/stores/{store_id}/kpis",
     response_model=KpiSeries,
-    responses=_STORE_ERRORS
-    | {
-        304: {"description": "Not modified (the `If-None-Match` ETag still matches)."},
-        422: _problem("Bad date, reversed or too long range, or unknown grain."),
-    },
+    responses=_KPI_ERRORS | {200: {"content": _EXPORT_CONTENT}},
     tags=["kpis"],
 )
 def kpis(
@@ -115,33 +151,193 @@ def kpis(
     caller: Reader,
     engine: Datamart,
     store_id: StoreId,
-    from_: Annotated[
-        str,
-        Query(
-            alias="from",
-            description="First business date, YYYY-MM-DD.",
-            json_schema_extra={"format": "date"},
-            examples=["2026-10-05"],
-        ),
-    ],
-    to: Annotated[
-        str,
-        Query(
-            description="Last business date (inclusive), YYYY-MM-DD.",
-            json_schema_extra={"format": "date"},
-            examples=["2026-10-18"],
-        ),
-    ],
-    grain: Annotated[
-        Grain,
-        Query(description="`day`, or `week` (ISO, Monday first) / `month` rolled up from days."),
-    ] = "day",
+    from_: FromDate,
+    to: ToDate,
+    grain: GrainParam = "day",
+    fmt: FormatParam = None,
 ) -> Response:
-    """The store's KPIs per period; weekly and monthly ratios are recomputed from sums.
+    """The store's KPIs per period, with data-quality flags; also as CSV or Parquet.
 
     Answers carry an ETag and ``Cache-Control: private, max-age=60``; a matching
     ``If-None-Match`` gets 304.
     """
+    start, end = _date_range(request, from_, to)
+    record = visible_store(engine, caller, store_id)  # 404 before any data is read
+    rows = series(engine, caller.tenant_id, [store_id], start, end, grain)[store_id]
+    today = _today(record.timezone)
+    items = [_kpi_row(r, grain, start, end, today) for r in rows]
+    body = KpiSeries(
+        store_id=store_id,
+        grain=grain,
+        from_=start,
+        to=end,
+        items=items,
+        missing_dates=_missing(rows, grain, start, end, today),
+    )
+    return _respond(
+        request,
+        body,
+        [(store_id, i) for i in items],
+        _export.negotiate(fmt, request.headers.get("accept")),
+        f"kpis_{store_id}_{start}_{end}_{grain}",
+    )
+
+
+@router.get(
+    "/v1/kpis",
+    response_model=MultiSeries,
+    responses=_KPI_ERRORS | {200: {"content": _EXPORT_CONTENT}},
+    tags=["kpis"],
+)
+def kpis_side_by_side(
+    request: Request,
+    caller: Reader,
+    engine: Datamart,
+    from_: FromDate,
+    to: ToDate,
+    store_id: Annotated[
+        list[str] | None,
+        Query(
+            description="Stores to compare (repeat the parameter); default: every store the "
+            "caller sees, a page at a time.",
+            max_length=200,
+        ),
+    ] = None,
+    grain: GrainParam = "day",
+    fmt: FormatParam = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Stores per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Stores to skip.")] = 0,
+) -> Response:
+    """KPIs of several stores side by side (ratios from sums per store and period)."""
+    start, end = _date_range(request, from_, to)
+    wanted = list(dict.fromkeys(store_id)) if store_id else None
+    if wanted:
+        for sid in wanted:
+            visible_store(engine, caller, sid)  # 404 naming the first store it may not see
+    records, total = visible_stores(engine, caller, store_ids=wanted, limit=limit, offset=offset)
+    ids = [r.store_id for r in records]
+    by_store = series(engine, caller.tenant_id, ids, start, end, grain) if ids else {}
+    out: list[StoreSeries] = []
+    flat: list[tuple[str, KpiRow]] = []
+    for r in records:
+        today = _today(r.timezone)
+        rows = by_store.get(r.store_id, [])
+        items = [_kpi_row(x, grain, start, end, today) for x in rows]
+        flat += [(r.store_id, i) for i in items]
+        out.append(
+            StoreSeries(
+                store_id=r.store_id,
+                code=r.code,
+                name=r.name,
+                items=items,
+                missing_dates=_missing(rows, grain, start, end, today),
+            )
+        )
+    body = MultiSeries(
+        grain=grain, from_=start, to=end, stores=out, total=total, limit=limit, offset=offset
+    )
+    return _respond(
+        request,
+        body,
+        flat,
+        _export.negotiate(fmt, request.headers.get("accept")),
+        f"kpis_{start}_{end}_{grain}",
+    )
+
+
+TREE_FACTORS = ("passersby", "capture_rate", "conversion_rate", "atv")
+
+
+@router.get(
+    "/v1/stores/{store_id}/sales-tree",
+    response_model=SalesTree,
+    responses=_STORE_ERRORS | {422: _problem("Bad date, reversed or too long range.")},
+    tags=["kpis"],
+)
+def sales_tree(
+    request: Request,
+    caller: Reader,
+    engine: Datamart,
+    store_id: StoreId,
+    from_: FromDate,
+    to: ToDate,
+) -> SalesTree:
+    """net_sales = passersby × capture_rate × conversion_rate × ATV, against the previous
+    period of the same length (the days right before ``from``).
+
+    Only days with both POS and people-counter data enter the tree, so the product holds.
+    """
+    start, end = _date_range(request, from_, to)
+    visible_store(engine, caller, store_id)
+    length = (end - start).days + 1
+    prev_start, prev_end = start - timedelta(days=length), start - timedelta(days=1)
+    days = series(engine, caller.tenant_id, [store_id], prev_start, end, "day")[store_id]
+    current = _tree([r.period for r in days if r.period.period_start >= start], start, end)
+    previous = _tree(
+        [r.period for r in days if r.period.period_start < start], prev_start, prev_end
+    )
+    return SalesTree(
+        store_id=store_id,
+        current=current,
+        previous=previous,
+        change=_tree_change(current, previous),
+    )
+
+
+def _tree(days: Sequence[KpiPeriod], start: date, end: date) -> TreeNode:
+    used = [
+        d
+        for d in days
+        if d.net_sales is not None
+        and d.transactions is not None
+        and d.visitors is not None
+        and d.passersby is not None
+    ]
+    if not used:
+        return TreeNode(from_=start, to=end, days=0)
+    sales = sum((d.net_sales for d in used if d.net_sales is not None), Decimal(0))
+    passersby = sum(d.passersby or 0 for d in used)
+    visitors = sum(d.visitors or 0 for d in used)
+    transactions = sum(d.transactions or 0 for d in used)
+    return TreeNode(
+        from_=start,
+        to=end,
+        days=len(used),
+        net_sales=_money(sales),
+        passersby=passersby,
+        visitors=visitors,
+        transactions=transactions,
+        capture_rate=visitors / passersby if passersby else None,
+        conversion_rate=transactions / visitors if visitors else None,
+        atv=float(sales / transactions) if transactions else None,
+    )
+
+
+def _tree_change(current: TreeNode, previous: TreeNode) -> dict[str, TreeChange]:
+    def value(node: TreeNode, name: str) -> float | None:
+        v = getattr(node, name)
+        return None if v is None else float(v)
+
+    names = ("net_sales", *TREE_FACTORS)
+    cur = {n: value(current, n) for n in names}
+    prev = {n: value(previous, n) for n in names}
+    logs: dict[str, float] | None = None
+    if all(v is not None and v > 0 for v in (*cur.values(), *prev.values())):
+        logs = {n: math.log(cur[n] / prev[n]) for n in names}  # type: ignore[operator]
+        if abs(logs["net_sales"]) < 1e-12:
+            logs = None
+    out: dict[str, TreeChange] = {}
+    for n in names:
+        c, p = cur[n], prev[n]
+        out[n] = TreeChange(
+            absolute=None if c is None or p is None else c - p,
+            relative=None if c is None or not p else c / p - 1,
+            contribution=None if logs is None else logs[n] / logs["net_sales"],
+        )
+    return out
+
+
+def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
     start, end = _parse_date("from", from_), _parse_date("to", to)
     if start > end:
         raise BadInput(f"'from' ({start}) is after 'to' ({end})", param="from")
@@ -152,17 +348,48 @@ def kpis(
             f"the range {start}..{end} spans {span} days; at most {limit} are allowed",
             param="to",
         )
-    get_store(engine, caller.tenant_id, store_id)  # 404 before any data is read
-    periods = store_kpis(engine, caller.tenant_id, store_id, start, end, grain)
-    series = KpiSeries(
-        store_id=store_id, grain=grain, from_=start, to=end, items=[_kpi_row(p) for p in periods]
-    )
-    body = series.model_dump_json(by_alias=True).encode()
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    headers = {"ETag": etag, "Cache-Control": KPI_CACHE_CONTROL, "Vary": "Authorization"}
+    return start, end
+
+
+def _today(timezone: str) -> date:
+    try:
+        zone = ZoneInfo(timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return datetime.now(zone).date() if zone else utcnow().date()
+
+
+def _missing(rows: list[Row], grain: ApiGrain, start: date, end: date, today: date) -> list[date]:
+    if grain == "hour":
+        return missing_dates([Row(r.period) for r in rows], start, end, today)
+    return missing_dates(rows, start, end, today) if grain == "day" else []
+
+
+def _respond(
+    request: Request,
+    body: KpiSeries | MultiSeries,
+    flat: list[tuple[str, KpiRow]],
+    fmt: _export.ExportFormat,
+    filename: str,
+) -> Response:
+    if fmt == "csv":
+        content = _export.to_csv(flat)
+    elif fmt == "parquet":
+        content = _export.to_parquet(flat)
+    else:
+        content = body.model_dump_json(by_alias=True).encode()
+    etag = f'"{hashlib.sha256(content).hexdigest()[:32]}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": KPI_CACHE_CONTROL,
+        "Vary": "Authorization, Cookie, Accept",
+    }
+    if fmt != "json":
+        ext = "csv" if fmt == "csv" else "parquet"
+        headers["Content-Disposition"] = f'attachment; filename="{filename}.{ext}"'
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return Response(content=body, media_type="application/json", headers=headers)
+    return Response(content=content, media_type=_export.MEDIA_TYPES[fmt], headers=headers)
 
 
 def _parse_date(param: str, value: str) -> date:
@@ -200,7 +427,22 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
-def _kpi_row(p: KpiPeriod) -> KpiRow:
+def _flags(p: KpiPeriod, grain: ApiGrain, start: date, end: date, today: date) -> list[str]:
+    flags: list[str] = []
+    if not p.has_pos:
+        flags.append("pos_missing")
+    if not p.has_counter:
+        flags.append("counter_missing")
+    if grain in ("week", "month", "total"):
+        first = max(p.period_start, start)
+        last = min(p.period_end, end, today - timedelta(days=1))
+        if p.days < (last - first).days + 1:
+            flags.append("partial_period")
+    return flags
+
+
+def _kpi_row(row: Row, grain: ApiGrain, start: date, end: date, today: date) -> KpiRow:
+    p = row.period
     return KpiRow(
         business_date=p.period_start,
         period_end=p.period_end,
@@ -218,4 +460,6 @@ def _kpi_row(p: KpiPeriod) -> KpiRow:
         sales_per_visitor=p.sales_per_visitor,
         has_pos=p.has_pos,
         has_counter=p.has_counter,
+        hour=row.hour,
+        flags=_flags(p, grain, start, end, today),
     )

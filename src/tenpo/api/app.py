@@ -10,9 +10,13 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache
+from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
-from tenpo.core.settings import Settings
+from tenpo.api._session_routes import router as session_router
+from tenpo.core.errors import ConfigError
+from tenpo.core.settings import DEV_SESSION_SECRET, Settings
 from tenpo.datamart import ensure_schema, get_engine
 
 logger = logging.getLogger(__name__)
@@ -26,9 +30,11 @@ def create_app(
 ) -> FastAPI:
     """The read API over the datamart ``engine`` (default: ``settings.datamart_db_url``).
 
-    API keys are checked by ``control`` (default: the control plane at
-    ``settings.control_db_url``, opened now and disposed when the app shuts down).
+    API keys and dashboard users are checked by ``control`` (default: the control plane at
+    ``settings.control_db_url``, opened now and disposed when the app shuts down). Raises
+    :class:`ConfigError` in production when ``session_secret`` is the placeholder.
     """
+    _check_session_secret(settings)
     datamart = engine if engine is not None else get_engine(settings.datamart_db_url)
     ensure_schema(datamart)
     owned = None
@@ -47,7 +53,8 @@ def create_app(
     app = FastAPI(
         title="tenpo read API",
         version=_version(),
-        description="Stores and their KPIs for the caller's tenant. Every error is an RFC 9457 "
+        description="Stores and their KPIs for the caller's tenant (API key with scope `read`, "
+        "or a dashboard session from `POST /v1/auth/login`). Every error is an RFC 9457 "
         'problem (`application/problem+json`). Money is a decimal string (`"12345.00"`, yen); '
         "ratios are numbers, `null` when their denominator is zero.",
         lifespan=lifespan,
@@ -55,9 +62,27 @@ def create_app(
     app.state.datamart = datamart
     app.state.control = control
     app.state.max_kpi_days = settings.api_max_kpi_days
+    app.state.sessions = SessionSigner(settings.session_secret, settings.session_ttl_s)
+    app.state.user_cache = _UserCache()
+    app.state.rate_limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
+    # Password guessing: a handful of attempts per client address, then one every 6 s.
+    app.state.login_limiter = RateLimiter(1 / 6, 10)
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(session_router)
+    mount_dashboard(app)
     return app
+
+
+def _check_session_secret(settings: Settings) -> None:
+    if settings.environment != "production":
+        return
+    secret = settings.session_secret
+    if secret == DEV_SESSION_SECRET or len(secret) < 32 or "change" in secret.lower():
+        raise ConfigError(
+            "TENPO_SESSION_SECRET must be set to a random value of at least 32 characters in "
+            "production (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
 
 
 def _version() -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.datamart.kpis import Grain
+from tenpo.api._reads import ApiGrain
 
 Money = Annotated[
     str,
@@ -77,16 +77,110 @@ class KpiRow(_Public):
     sales_per_visitor: float | None = Field(None, description="net_sales / visitors (yen).")
     has_pos: bool = Field(description="Every day of the period had POS data.")
     has_counter: bool = Field(description="Every day of the period had people-counter data.")
+    hour: int | None = Field(
+        None, ge=0, le=23, description="Hour of day (store local time) at grain `hour`."
+    )
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Data-quality flags: `pos_missing` (a day without POS data), "
+        "`counter_missing` (a day without people-counter data), `partial_period` (fewer days "
+        "with data than calendar days of the period inside the range).",
+    )
 
 
 class KpiSeries(_Public):
     """KPIs of one store over a date range; ratios of weeks and months come from sums."""
 
     store_id: str
-    grain: Grain
+    grain: ApiGrain
     from_: date = Field(serialization_alias="from", description="First business date asked.")
     to: date = Field(description="Last business date asked (inclusive).")
     items: list[KpiRow] = Field(description="Periods with data, oldest first.")
+    missing_dates: list[date] = Field(
+        default_factory=list,
+        description="Past business dates of the range without any data (grain day and hour).",
+    )
+
+
+class StoreSeries(_Public):
+    """One store's KPI rows in a side-by-side answer."""
+
+    store_id: str
+    code: str
+    name: str
+    items: list[KpiRow]
+    missing_dates: list[date] = Field(default_factory=list)
+
+
+class MultiSeries(_Public):
+    """KPIs of several stores side by side, one page of stores at a time."""
+
+    grain: ApiGrain
+    from_: date = Field(serialization_alias="from")
+    to: date
+    stores: list[StoreSeries] = Field(description="The page's stores, by code.")
+    total: int = Field(ge=0, description="Stores asked for (or visible), over all pages.")
+    limit: int
+    offset: int
+
+
+class TreeNode(_Public):
+    """The sales tree of one period: net_sales = passersby × capture × conversion × ATV."""
+
+    from_: date = Field(serialization_alias="from")
+    to: date
+    days: int = Field(description="Days with every input of the tree (POS and counters).")
+    net_sales: Money | None = None
+    passersby: int | None = None
+    visitors: int | None = None
+    transactions: int | None = None
+    capture_rate: float | None = None
+    conversion_rate: float | None = None
+    atv: float | None = None
+
+
+class TreeChange(_Public):
+    """How one factor moved against the previous period."""
+
+    absolute: float | None = Field(None, description="current − previous.")
+    relative: float | None = Field(None, description="current / previous − 1.")
+    contribution: float | None = Field(
+        None,
+        description="Share of the change in net sales explained by this factor "
+        "(log decomposition: the four shares add up to 1).",
+    )
+
+
+class SalesTree(_Public):
+    """The sales tree of a range and of the previous range of the same length."""
+
+    store_id: str
+    current: TreeNode
+    previous: TreeNode
+    change: dict[str, TreeChange] = Field(
+        description="Per factor (`net_sales`, `passersby`, `capture_rate`, `conversion_rate`, "
+        "`atv`)."
+    )
+
+
+class LoginRequest(BaseModel):
+    """Email and password of a dashboard user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254, examples=["manager@example.com"])
+    password: str = Field(max_length=256)
+
+
+class Me(_Public):
+    """The caller: a dashboard user or an API key."""
+
+    tenant_id: str
+    kind: str = Field(description="`user` or `api_key`.")
+    user_id: str | None = None
+    email: str | None = None
+    role: str | None = None
+    store_ids: list[str] | None = Field(None, description="Stores a store manager may see.")
 
 
 class Problem(BaseModel):

@@ -1,0 +1,236 @@
+"""Who is calling the read API: an API key (scope ``read``) or a dashboard session cookie.
+
+Sessions are stateless signed tokens: ``base64url(payload).base64url(HMAC-SHA256)`` with the
+settings' ``session_secret``; the payload names the user and an expiry. The user is read
+back from the control plane on each request (cached a few seconds), so a disabled user or a
+changed store assignment takes effect without waiting for the cookie to expire.
+
+Every authenticated caller also passes a per-caller token bucket (:class:`RateLimiter`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from tenpo.control import Principal, UserInfo
+from tenpo.core.errors import AuthError, NotFound, TenpoError
+
+logger = logging.getLogger(__name__)
+
+READ_SCOPE = "read"
+SESSION_COOKIE = "tenpo_session"
+_USER_CACHE_S = 5.0
+
+
+class Authenticator(Protocol):
+    """Turns an API token into a principal (``tenpo.control.ControlPlane`` is one)."""
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal behind ``token``; raises AuthError when it is not valid."""
+        ...
+
+
+class UserDirectory(Protocol):
+    """Users for dashboard sessions (``tenpo.control.ControlPlane`` is one)."""
+
+    def authenticate_user(self, email: str, password: str) -> UserInfo:
+        """The user with these credentials; AuthError otherwise."""
+        ...
+
+    def get_user(self, user_id: str) -> UserInfo:
+        """The user with this id; NotFound otherwise."""
+        ...
+
+
+class RateLimited(TenpoError):
+    """The caller sent more requests than its token bucket allows."""
+
+    http_status = 429
+    title = "Too many requests"
+
+
+# -- session tokens ----------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionSigner:
+    """Issues and verifies signed, expiring session tokens."""
+
+    def __init__(self, secret: str, ttl_s: int) -> None:
+        self._key = hashlib.sha256(b"tenpo-session:" + secret.encode()).digest()
+        self.ttl_s = ttl_s
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+
+    def issue(self, user: UserInfo, now: float | None = None) -> str:
+        """A token naming ``user`` that expires ``ttl_s`` seconds from ``now``."""
+        issued = int(time.time() if now is None else now)
+        body = {"u": user.user_id, "t": user.tenant_id, "exp": issued + self.ttl_s}
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(payload)}"
+
+    def verify(self, token: str, now: float | None = None) -> tuple[str, str]:
+        """``(user_id, tenant_id)`` of a valid token; :class:`AuthError` when forged or expired."""
+        payload, _, signature = token.partition(".")
+        if not payload or not signature or not hmac.compare_digest(signature, self._sign(payload)):
+            raise AuthError("invalid session: log in again")
+        try:
+            body = json.loads(_unb64(payload))
+            user_id, tenant_id, expires = str(body["u"]), str(body["t"]), int(body["exp"])
+        except (ValueError, KeyError, TypeError):
+            raise AuthError("invalid session: log in again") from None
+        if expires <= (time.time() if now is None else now):
+            raise AuthError("session expired: log in again")
+        return user_id, tenant_id
+
+
+# -- rate limiting -----------------------------------------------------------------------
+
+
+class RateLimiter:
+    """In-process token buckets: ``rate`` requests per second per key, bursts up to ``burst``.
+
+    ``rate == 0`` disables limiting. Buckets that have refilled are forgotten now and then so
+    the table does not grow with every key ever seen.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = time.monotonic()
+
+    def acquire(self, key: str, now: float | None = None) -> float:
+        """Take one token for ``key``: 0.0 when allowed, else seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, seen = self._buckets.get(key, (float(self.burst), t))
+            tokens = min(float(self.burst), tokens + (t - seen) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, t)
+                wait = 0.0
+            else:
+                self._buckets[key] = (tokens, t)
+                wait = (1.0 - tokens) / self.rate
+            if t - self._last_sweep > 60.0:
+                self._sweep(t)
+        return wait
+
+    def _sweep(self, now: float) -> None:
+        full = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
+        self._last_sweep = now
+
+    def check(self, key: str) -> None:
+        """Raise :class:`RateLimited` (with ``retry_after`` seconds) when ``key`` is over."""
+        wait = self.acquire(key)
+        if wait > 0:
+            retry = max(1, int(wait + 0.999))
+            raise RateLimited(
+                f"rate limit of {self.rate:g} requests/s (burst {self.burst}) exceeded; "
+                f"retry in {retry} s",
+                retry_after=retry,
+            )
+
+
+# -- the caller ----------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="An API key with the `read` scope.")
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="Dashboard session (POST /v1/auth/login)."
+)
+
+
+class _UserCache:
+    """Users read back for sessions, kept a few seconds (one control-plane read per burst)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, UserInfo]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, users: UserDirectory, user_id: str) -> UserInfo:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(user_id)
+        if hit is not None and now - hit[0] < _USER_CACHE_S:
+            return hit[1]
+        user = users.get_user(user_id)
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[user_id] = (now, user)
+        return user
+
+
+def principal_of(user: UserInfo) -> Principal:
+    """The read-only principal of a dashboard user (store managers see their stores only)."""
+    stores = None if user.role == "tenant_admin" else frozenset(user.store_ids)
+    return Principal(
+        tenant_id=user.tenant_id,
+        key_id=f"user:{user.user_id}",
+        scopes=frozenset({READ_SCOPE}),
+        store_ids=stores,
+    )
+
+
+def session_user(request: Request, token: str) -> UserInfo:
+    """The active user behind a session token; :class:`AuthError` otherwise."""
+    signer: SessionSigner = request.app.state.sessions
+    user_id, tenant_id = signer.verify(token)
+    cache: _UserCache = request.app.state.user_cache
+    try:
+        user = cache.get(request.app.state.control, user_id)
+    except NotFound:
+        raise AuthError("invalid session: the user no longer exists") from None
+    if user.tenant_id != tenant_id or user.disabled_at is not None:
+        raise AuthError("invalid session: log in again")
+    return user
+
+
+def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """The caller: ``Authorization: Bearer <key>`` holding ``read``, else a session cookie.
+
+    Raises AuthError (401), Forbidden (403) or RateLimited (429, per key or user).
+    """
+    if credentials is not None:
+        authenticator: Authenticator = request.app.state.control
+        principal = authenticator.authenticate(credentials.credentials)
+        principal.require(READ_SCOPE)
+    elif session:
+        principal = principal_of(session_user(request, session))
+    else:
+        raise AuthError(
+            "missing API key: send 'Authorization: Bearer <api key>' or log in "
+            "(POST /v1/auth/login) for a session cookie"
+        )
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.check(principal.key_id)
+    return principal
+
+
+Reader = Annotated[Principal, Depends(reader)]

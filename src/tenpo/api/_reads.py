@@ -1,0 +1,290 @@
+"""Read models the API needs beyond :mod:`tenpo.datamart.read`, each scoped to one caller.
+
+Everything takes the caller's :class:`Principal`: its tenant filters every query, and a
+store manager's ``store_ids`` hide the other stores exactly like another tenant's (404).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tenpo.control import Principal
+from tenpo.core.errors import BadInput, NotFound
+from tenpo.datamart import KpiPeriod, StoreRecord, dm_stores, mart_store_daily, rollup
+from tenpo.datamart.kpis import RATIOS
+
+logger = logging.getLogger(__name__)
+
+ApiGrain = Literal["hour", "day", "week", "month", "total"]
+API_GRAINS: tuple[str, ...] = get_args(ApiGrain)
+HOURLY_TABLE = "mart_store_hourly"
+_HOUR_COLUMNS = ("hour", "hour_start", "hour_local", "ts_hour", "interval_start")
+
+
+@dataclass(frozen=True)
+class Row:
+    """A KPI period, with its hour of day (0-23) at the ``hour`` grain."""
+
+    period: KpiPeriod
+    hour: int | None = None
+
+
+def visible_store(engine: Engine, caller: Principal, store_id: str) -> StoreRecord:
+    """The caller's store ``store_id``; :class:`NotFound` for any store it may not see."""
+    if caller.sees_store(store_id):
+        query = sa.select(dm_stores).where(
+            dm_stores.c.tenant_id == caller.tenant_id, dm_stores.c.store_id == store_id
+        )
+        with engine.connect() as conn:
+            row = conn.execute(query).mappings().one_or_none()
+        if row is not None:
+            return StoreRecord(**row)
+    # One answer for unknown, other tenant's and unassigned stores: existence never leaks.
+    raise NotFound(f"store {store_id!r} not found", store_id=store_id)
+
+
+def visible_stores(
+    engine: Engine,
+    caller: Principal,
+    *,
+    store_ids: Sequence[str] | None = None,
+    industry: str | None = None,
+    region: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[StoreRecord], int]:
+    """One page of the caller's stores (by code) matching the filters, and the total matching."""
+    where = [dm_stores.c.tenant_id == caller.tenant_id]
+    if caller.store_ids is not None:
+        where.append(dm_stores.c.store_id.in_(sorted(caller.store_ids)))
+    if store_ids is not None:
+        where.append(dm_stores.c.store_id.in_(list(store_ids)))
+    if industry is not None:
+        where.append(dm_stores.c.industry == industry)
+    if region is not None:
+        where.append(dm_stores.c.region == region)
+    page = (
+        sa.select(dm_stores)
+        .where(*where)
+        .order_by(dm_stores.c.code, dm_stores.c.store_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    count = sa.select(sa.func.count()).select_from(dm_stores).where(*where)
+    with engine.connect() as conn:
+        total = conn.execute(count).scalar_one()
+        rows = conn.execute(page).mappings().all()
+    return [StoreRecord(**row) for row in rows], int(total)
+
+
+def _period(row: Any, day: date) -> KpiPeriod:
+    def get(name: str) -> Any:
+        return row.get(name)
+
+    sales = get("net_sales")
+    counter = get("has_counter")
+    pos = get("has_pos")
+    return KpiPeriod(
+        period_start=day,
+        period_end=day,
+        days=1,
+        net_sales=None if sales is None else Decimal(str(sales)).quantize(Decimal("0.01")),
+        net_sales_incl_tax=None
+        if get("net_sales_incl_tax") is None
+        else Decimal(str(get("net_sales_incl_tax"))).quantize(Decimal("0.01")),
+        transactions=get("transactions"),
+        units=get("units"),
+        atv=get("atv"),
+        upt=get("upt"),
+        visitors=get("visitors"),
+        passersby=get("passersby"),
+        capture_rate=get("capture_rate"),
+        conversion_rate=get("conversion_rate"),
+        sales_per_visitor=get("sales_per_visitor"),
+        has_pos=bool(pos) if pos is not None else sales is not None,
+        has_counter=bool(counter) if counter is not None else get("visitors") is not None,
+    )
+
+
+def daily_rows(
+    engine: Engine, tenant_id: str, store_ids: Sequence[str], start: date, end: date
+) -> dict[str, list[KpiPeriod]]:
+    """Daily KPI rows of ``store_ids`` over ``start..end``, per store, oldest first."""
+    m = mart_store_daily.c
+    query = (
+        sa.select(mart_store_daily)
+        .where(
+            m.tenant_id == tenant_id,
+            m.store_id.in_(list(store_ids)) if len(store_ids) != 1 else m.store_id == store_ids[0],
+            m.business_date >= start,
+            m.business_date <= end,
+        )
+        .order_by(m.store_id, m.business_date)
+    )
+    out: dict[str, list[KpiPeriod]] = defaultdict(list)
+    with engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            out[row["store_id"]].append(_period(row, row["business_date"]))
+    return out
+
+
+_hourly: weakref.WeakKeyDictionary[Engine, sa.Table] = weakref.WeakKeyDictionary()
+_hourly_lock = threading.Lock()
+
+
+def hourly_table(engine: Engine) -> sa.Table:
+    """The datamart's ``mart_store_hourly`` (reflected); BadInput when it does not exist yet.
+
+    Checked at request time, so the hour grain appears once the hourly mart is exported.
+    """
+    with _hourly_lock:
+        table = _hourly.get(engine)
+    if table is not None:
+        return table
+    if not sa.inspect(engine).has_table(HOURLY_TABLE):
+        raise BadInput(
+            f"grain 'hour' needs the datamart table {HOURLY_TABLE}, which this datamart does "
+            "not hold (yet); ask for grain day, week, month or total",
+            param="grain",
+        )
+    table = sa.Table(HOURLY_TABLE, sa.MetaData(), autoload_with=engine)
+    with _hourly_lock:
+        _hourly[engine] = table
+    return table
+
+
+def _hour_of(value: Any) -> int:
+    if isinstance(value, datetime):
+        return value.hour
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).hour if ":" in value else int(value)
+    return int(value)
+
+
+def hourly_rows(
+    engine: Engine, tenant_id: str, store_ids: Sequence[str], start: date, end: date
+) -> dict[str, list[Row]]:
+    """Hourly KPI rows of ``store_ids`` over ``start..end``, per store, oldest first."""
+    table = hourly_table(engine)
+    c = table.c
+    hour_col = next((c[n] for n in _HOUR_COLUMNS if n in c), None)
+    if hour_col is None:
+        raise BadInput(f"{HOURLY_TABLE} has no hour column (one of {', '.join(_HOUR_COLUMNS)})")
+    query = (
+        sa.select(table)
+        .where(
+            c.tenant_id == tenant_id,
+            c.store_id.in_(list(store_ids)),
+            c.business_date >= start,
+            c.business_date <= end,
+        )
+        .order_by(c.store_id, c.business_date, hour_col)
+    )
+    out: dict[str, list[Row]] = defaultdict(list)
+    with engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            day = row["business_date"]
+            if isinstance(day, str):
+                day = date.fromisoformat(day[:10])
+            out[row["store_id"]].append(Row(_period(row, day), _hour_of(row[hour_col.name])))
+    return out
+
+
+def _sum(rows: list[KpiPeriod]) -> KpiPeriod:
+    """Combine rows (any dates) into one period, with the same rules as :func:`rollup`."""
+
+    def money(name: str) -> Decimal | None:
+        known = [getattr(r, name) for r in rows if getattr(r, name) is not None]
+        return sum(known, Decimal(0)) if known else None
+
+    def count(name: str) -> int | None:
+        known = [getattr(r, name) for r in rows if getattr(r, name) is not None]
+        return int(sum(known)) if known else None
+
+    def ratio(name: str) -> float | None:
+        num, den = RATIOS[name]
+        n_sum, d_sum = Decimal(0), Decimal(0)
+        for r in rows:
+            n, d = getattr(r, num), getattr(r, den)
+            if n is not None and d is not None:
+                n_sum += Decimal(n)
+                d_sum += Decimal(d)
+        return float(n_sum / d_sum) if d_sum else None
+
+    first = rows[0]
+    return KpiPeriod(
+        period_start=first.period_start,
+        period_end=first.period_end,
+        days=sum(r.days for r in rows),
+        net_sales=money("net_sales"),
+        net_sales_incl_tax=money("net_sales_incl_tax"),
+        transactions=count("transactions"),
+        units=count("units"),
+        atv=ratio("atv"),
+        upt=ratio("upt"),
+        visitors=count("visitors"),
+        passersby=count("passersby"),
+        capture_rate=ratio("capture_rate"),
+        conversion_rate=ratio("conversion_rate"),
+        sales_per_visitor=ratio("sales_per_visitor"),
+        has_pos=all(r.has_pos for r in rows),
+        has_counter=all(r.has_counter for r in rows),
+    )
+
+
+def series(
+    engine: Engine,
+    tenant_id: str,
+    store_ids: Sequence[str],
+    start: date,
+    end: date,
+    grain: ApiGrain,
+) -> dict[str, list[Row]]:
+    """KPI rows per store at ``grain`` (stores without data map to an empty list)."""
+    if grain == "hour":
+        hours = hourly_rows(engine, tenant_id, store_ids, start, end)
+        return {s: hours.get(s, []) for s in store_ids}
+    days = daily_rows(engine, tenant_id, store_ids, start, end)
+    out: dict[str, list[Row]] = {}
+    for store_id in store_ids:
+        rows = days.get(store_id, [])
+        if grain == "total":
+            combined = _sum(rows) if rows else None
+            out[store_id] = (
+                [Row(replace(combined, period_start=start, period_end=end))] if combined else []
+            )
+        else:
+            out[store_id] = [Row(p) for p in rollup(rows, grain)]
+    return out
+
+
+def missing_dates(rows: Iterable[Row], start: date, end: date, today: date) -> list[date]:
+    """Business dates in ``start..end`` before ``today`` that have no daily data at all."""
+    last = min(end, today - timedelta(days=1))
+    covered: set[date] = set()
+    for row in rows:
+        p = row.period
+        if p.period_start == p.period_end:
+            covered.add(p.period_start)
+    if any(r.period.period_start != r.period.period_end for r in rows):
+        return []  # rolled-up rows: gaps are reported through each period's day count
+    days = (last - start).days + 1
+    return [d for d in (start + timedelta(days=i) for i in range(max(0, days))) if d not in covered]
+
+
+def expected_days(period: KpiPeriod, start: date, end: date, today: date) -> int:
+    """Calendar days of ``period`` inside ``start..end`` and before ``today``."""
+    first = max(period.period_start, start)
+    last = min(period.period_end, end, today - timedelta(days=1))
+    return max(0, (last - first).days + 1)

@@ -1,0 +1,95 @@
+"""Login and logout of dashboard users (a signed session cookie), and who the caller is."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+
+from tenpo.api._auth import (
+    SESSION_COOKIE,
+    RateLimiter,
+    Reader,
+    SessionSigner,
+    UserDirectory,
+)
+from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api.models import LoginRequest, Me, Problem
+from tenpo.control import UserInfo
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are ``Secure`` except on loopback, where the dashboard runs over plain HTTP."""
+    host = (request.url.hostname or "").lower()
+    return not (host in _LOCAL_HOSTS or host.endswith(".localhost"))
+
+
+def _me(user: UserInfo) -> Me:
+    return Me(
+        tenant_id=user.tenant_id,
+        kind="user",
+        user_id=user.user_id,
+        email=user.email,
+        role=user.role,
+        store_ids=list(user.store_ids) if user.role == "store_manager" else None,
+    )
+
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {
+        "model": Problem,
+        "description": "Wrong email or password.",
+        "content": {PROBLEM_JSON: {}},
+    },
+    429: {"model": Problem, "description": "Too many attempts.", "content": {PROBLEM_JSON: {}}},
+}
+
+
+@router.post("/login", response_model=Me, responses=_ERRORS)
+def login(request: Request, response: Response, credentials: LoginRequest) -> Me:
+    """Check the password and set the session cookie (HttpOnly, SameSite=Lax, Secure off
+    loopback). Attempts are rate limited per client address."""
+    limiter: RateLimiter = request.app.state.login_limiter
+    client = request.client.host if request.client else "unknown"
+    limiter.check(f"login:{client}")
+    users: UserDirectory = request.app.state.control
+    user = users.authenticate_user(credentials.email, credentials.password)
+    signer: SessionSigner = request.app.state.sessions
+    response.set_cookie(
+        SESSION_COOKIE,
+        signer.issue(user),
+        max_age=signer.ttl_s,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return _me(user)
+
+
+@router.post("/logout", status_code=204)
+def logout(request: Request) -> Response:
+    """Clear the session cookie (idempotent; needs no valid session)."""
+    response = Response(status_code=204)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request)
+    )
+    return response
+
+
+@router.get("/me", response_model=Me, responses=_ERRORS)
+def me(request: Request, caller: Reader) -> Me:
+    """The caller: the logged-in user, or the API key's tenant."""
+    if caller.key_id.startswith("user:"):
+        users: UserDirectory = request.app.state.control
+        return _me(users.get_user(caller.key_id.removeprefix("user:")))
+    return Me(tenant_id=caller.tenant_id, kind="api_key")
+
+
+__all__ = ["router"]
