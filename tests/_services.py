@@ -73,3 +73,51 @@ def nats_url() -> str:
             raise RuntimeError("nats-server stand-in did not start")
         time.sleep(0.1)
     return f"nats://127.0.0.1:{port}"
+
+
+DEFAULT_MQTT = ("127.0.0.1", 1883)
+
+
+@cache
+def mqtt_broker() -> tuple[str, int, str]:
+    """(host, port, protocol) of an MQTT broker for tests.
+
+    ``TENPO_TEST_MQTT_HOST``/``TENPO_TEST_MQTT_PORT`` (default 127.0.0.1:1883) when it answers;
+    else a private ``mosquitto`` started from PATH; else an ``amqtt`` stand-in (MQTT 3.1.1 only,
+    so the protocol to use is returned too).
+    """
+    host = os.environ.get("TENPO_TEST_MQTT_HOST", DEFAULT_MQTT[0])
+    port = int(os.environ.get("TENPO_TEST_MQTT_PORT", DEFAULT_MQTT[1]))
+    if reachable(host, port):
+        return host, port, "5"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="tenpo-mqtt-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    if binary:
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {free} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+        )
+        cmd, protocol = [binary, "-c", str(conf)], "5"
+    else:
+        conf = workdir / "amqtt.yaml"
+        conf.write_text(
+            f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{free}\n"
+            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+            "    allow_anonymous: true\n"
+        )
+        amqtt = shutil.which("amqtt") or str(Path(sys.executable).parent / "amqtt")
+        cmd, protocol = [amqtt, "-c", str(conf)], "3.1.1"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 15
+    while not reachable("127.0.0.1", free):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"MQTT broker stand-in did not start: {cmd}")
+        time.sleep(0.1)
+    return "127.0.0.1", free, protocol

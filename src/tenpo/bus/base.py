@@ -23,6 +23,13 @@ OBJECT_REGISTERED = "objects.registered"
 PARTITIONS_CHANGED = "partitions.changed"
 """Topic of ``{"table", "tenant_id", "business_date"}`` events after a raw partition commit."""
 
+PARTITIONS_LATE = "partitions.late"
+"""Topic of late data: a raw partition of a past business date changed (``tenpo.iot.late``).
+
+Payload ``{"table", "tenant_id", "business_date", "part_key", "days_late", "detected_at"}``;
+the orchestrator recomputes the marts of that date. Event id ``late:{part_key}``.
+"""
+
 
 @dataclass(frozen=True)
 class Delivery:

@@ -1,4 +1,4 @@
-"""`tenpo serve` commands: the ingest gateway, the read API, or both plus the streamer."""
+"""`tenpo serve` commands: the ingest gateway, the read API, the IoT subscriber, or all."""
 
 from __future__ import annotations
 
@@ -58,6 +58,29 @@ def api(
     host, port = host or s.api_host, port or s.api_port
     console.print(f"API on http://{host}:{port}")
     uvicorn.run(create_app(s), host=host, port=port, log_config=None)
+
+
+@app.command("iot")
+@handles_errors
+def iot(
+    no_late: bool = typer.Option(False, "--no-late", help="Do not run the late-data monitor."),
+) -> None:
+    """Run the MQTT subscriber (devices → landing zone) and the late-data monitor."""
+    from tenpo.iot.service import IotService
+    from tenpo.streamer import stop_on_signals
+
+    s = settings()
+    service = IotService(s, late=not no_late)
+    topic = f"{s.mqtt_topic_prefix}/+/devices/+/events"
+    console.print(f"IoT subscriber on mqtt://{s.mqtt_host}:{s.mqtt_port} ({topic}, QoS 1)")
+    try:
+        with stop_on_signals() as stop:
+            service.start(stop)
+            while not stop.wait(0.5):
+                pass
+            service.join()
+    finally:
+        service.close()
 
 
 @app.command("all")
@@ -145,6 +168,12 @@ async def serve_all(
             target=streamer.run_forever, args=(stop,), name="streamer", daemon=True
         )
         streamer_thread.start()
+        from tenpo.iot.mqtt import mqtt_wanted
+        from tenpo.iot.service import IotService
+
+        iot = IotService(s, control=control, lake=lake, mqtt=mqtt_wanted(s))
+        cleanup.callback(iot.close)
+        iot.start(stop)
         console.print(
             f"gateway on http://{gateway_host}:{gateway_port}, "
             f"API on http://{api_host}:{api_port}, streamer running. Ctrl-C to stop."
@@ -163,6 +192,7 @@ async def serve_all(
         finally:
             request_stop()
             streamer_thread.join(timeout=60)
+            iot.join()
             if streamer_thread.is_alive():
                 log.warning("streamer did not stop within 60s")
 

@@ -36,7 +36,7 @@ from tenpo.core.errors import BadInput, ConfigError, LakeError, NotFound
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
 from tenpo.lake.keys import table_prefix
-from tenpo.warehouse.schemas import MART_TABLES, NATURAL_KEYS, RAW_TABLES
+from tenpo.warehouse.schemas import EVENT_KEYS, MART_TABLES, NATURAL_KEYS, RAW_TABLES
 
 __all__ = ["TABLES", "Warehouse", "duckdb_type", "open_warehouse"]
 
@@ -133,6 +133,11 @@ class Warehouse:
             order = [scan.source_object_id, scan[_FILE], scan[_ROW]]
             rank = ibis.row_number().over(ibis.window(group_by=list(keys), order_by=order))
             scan = scan.mutate(_rank=rank).filter(ibis._["_rank"] == 0)
+        event_keys = EVENT_KEYS.get(name)
+        if event_keys is not None:
+            # A device's (device_id, seq) counts once: keep the rows of its first object only.
+            first = scan.source_object_id.min().over(ibis.window(group_by=list(event_keys)))
+            scan = scan.filter(scan.seq.isnull() | (scan.source_object_id == first))
         return scan.select(*schema.names)
 
     def _latest_pos_version(self, name: str, scan: ibis.Table) -> ibis.Table:

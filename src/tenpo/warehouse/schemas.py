@@ -116,6 +116,8 @@ RAW_DEVICE_HEARTBEATS = pa.schema(
         ("battery", pa.float64()),
         ("seq", pa.int64()),
         ("source_object_id", pa.string()),
+        # When tenpo received the heartbeat (MQTT message or HTTP upload): clock skew = ts - this.
+        ("received_at", TS),
     ]
 )
 
@@ -136,6 +138,15 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "raw_iot_tracks": ("tenant_id", "device_id", "track_id", "ts"),
     "raw_visitor_events": ("tenant_id", "camera_id", "track_id", "event", "ts"),
     "raw_device_heartbeats": ("tenant_id", "device_id", "ts"),
+}
+
+# Device events carry a per-device sequence number (FORMATS.md): an event whose
+# (device_id, seq) was loaded before is a duplicate even when its content differs, so on read
+# only the rows of the first object (smallest source_object_id) holding that seq are kept.
+EVENT_KEYS: dict[str, tuple[str, ...]] = {
+    "raw_iot_counts": ("tenant_id", "device_id", "seq"),
+    "raw_iot_tracks": ("tenant_id", "device_id", "seq"),
+    "raw_device_heartbeats": ("tenant_id", "device_id", "seq"),
 }
 
 # --- marts -------------------------------------------------------------------------------
@@ -221,3 +232,24 @@ MART_TABLES: dict[str, pa.Schema] = {
     "mart_store_hourly": MART_STORE_HOURLY,
     "mart_store_visits": MART_STORE_VISITS,
 }
+
+# Per device and business date (tenpo.iot.health); ``flags`` is a sorted, comma-separated list.
+MART_DEVICE_HEALTH = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("device_id", pa.string()),
+        ("business_date", pa.date32()),
+        ("last_seen", TS),
+        ("interval_s", pa.int64()),
+        ("intervals_expected", pa.int64()),
+        ("intervals_received", pa.int64()),
+        ("intervals_missing", pa.int64()),
+        ("heartbeats", pa.int64()),
+        ("clock_skew_s", pa.float64()),
+        ("battery_min", pa.float64()),
+        ("last_status", pa.string()),
+        ("flags", pa.string()),
+    ]
+)
+MART_TABLES["mart_device_health"] = MART_DEVICE_HEALTH

@@ -1,0 +1,218 @@
+"""MQTT subscriber against a real broker: batching, acks after landing, identity, bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from tenpo.iot.mqtt import (
+    QUARANTINE_TABLE,
+    ControlPlaneOwners,
+    MqttSubscriber,
+    device_topic,
+    parse_topic,
+    subscription,
+)
+from tenpo.iot.preetl import MQTT_BATCH
+from tenpo.streamer import Streamer
+from tenpo.warehouse import Warehouse
+from tests.iot.conftest import Chain, Publisher, count_event, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def subscriber(chain: Chain) -> MqttSubscriber:
+    return MqttSubscriber(
+        chain.settings,
+        chain.lake,
+        chain.landing(),
+        chain.control.directory(),
+        owners=ControlPlaneOwners(chain.control),
+    )
+
+
+def load(chain: Chain) -> Streamer:
+    streamer = Streamer(chain.settings, chain.lake, chain.bus, chain.control.directory())
+    streamer.run_until_idle(timeout=0.3)
+    return streamer
+
+
+def counts(chain: Chain) -> list[dict[str, object]]:
+    with Warehouse(chain.lake) as wh:
+        rows = wh.to_arrow(wh.table("raw_iot_counts")).to_pylist()
+    return sorted(rows, key=lambda r: (str(r["device_id"]), int(r["seq"])))  # type: ignore[call-overload]
+
+
+def test_topics() -> None:
+    assert subscription() == "tenpo/+/devices/+/events"
+    assert device_topic("acme", "pc-1") == "tenpo/acme/devices/pc-1/events"
+    assert parse_topic("tenpo/acme/devices/pc-1/events") == ("acme", "pc-1")
+    for bad, why in [
+        ("tenpo/acme/devices/pc-1", "is not tenpo/{tenant}/devices/{device}/events"),
+        ("other/acme/devices/pc-1/events", "is not"),
+        ("tenpo/ACME/devices/pc-1/events", "invalid tenant id 'ACME'"),
+        ("tenpo/acme/devices/.x/events", "invalid device id '.x'"),
+    ]:
+        with pytest.raises(ValueError, match=why.replace("{", r"\{").replace("}", r"\}")):
+            parse_topic(bad)
+
+
+def test_batches_land_then_ack_and_load_once(chain: Chain, publisher: Publisher) -> None:
+    sub = subscriber(chain)
+    sub.start()
+    try:
+        wait_for(sub.subscribed.is_set, what="subscription")
+        for seq in range(1, 301):
+            tenant, device = ("t1", "pc-001") if seq % 3 else ("t2", "pc-002")
+            publisher.publish(chain.topic(tenant, device), count_event(device, seq, seq % 600))
+        publisher.wait()
+        wait_for(lambda: sub.stats.acked == 300, what="300 acks")
+    finally:
+        sub.join()
+    assert sub.stats.accepted == 300 and sub.stats.rejected == {}
+    assert sub.stats.events_accepted == 300
+    objects = chain.lake.list("landing/iot/")
+    # Batched: a handful of objects per tenant, not one per message.
+    assert 2 <= len(objects) <= 12, objects
+    first = chain.lake.get(objects[0]).splitlines()[0]
+    envelope = json.loads(first)
+    assert set(envelope) == {"topic", "device_id", "received_at", "mid", "dup", "payload"}
+    assert json.loads(envelope["payload"])["type"] == "count"
+    load(chain)
+    rows = counts(chain)
+    assert len(rows) == 300
+    assert {(r["device_id"], r["tenant_id"]) for r in rows} == {("pc-001", "t1"), ("pc-002", "t2")}
+    assert sorted(int(r["seq"]) for r in rows) == list(range(1, 301))  # type: ignore[call-overload]
+    r = next(r for r in rows if r["seq"] == 10)
+    assert (r["count_in"], r["count_out"], r["line"]) == (3, 0, "entrance")
+
+
+def test_bad_input_is_quarantined_and_counted(chain: Chain, publisher: Publisher) -> None:
+    sub = subscriber(chain)
+    sub.start()
+    try:
+        wait_for(sub.subscribed.is_set, what="subscription")
+        t1 = chain.topic("t1", "pc-001")
+        publisher.publish(chain.topic("t2", "pc-001"), count_event("pc-001", 1))  # wrong tenant
+        publisher.publish(chain.topic("t1", "pc-404"), count_event("pc-404", 1))  # unknown
+        publisher.publish(t1, b"{not json")
+        publisher.publish(t1, b"\xff\xfe")
+        publisher.publish(t1, b"[" + b" " * 5000 + b"]")  # over the 4096-byte limit
+        publisher.publish(t1, count_event("pc-002", 1))  # t1's device writing as t2's pc-002
+        publisher.publish(f"{chain.prefix}/T1/devices/pc-001/events", count_event("pc-001", 1))
+        # Event-level problems: counted here, the message is landed, the Pre-ETL quarantines.
+        publisher.publish(t1, count_event("pc-001", 2, **{"in": -4}))
+        publisher.publish(t1, count_event("pc-001", 3, interval_end="2026-11-02T09:00:00+09:00"))
+        publisher.publish(
+            t1,
+            count_event(
+                "pc-001", 4,
+                interval_start="2099-01-01T00:00:00+09:00",
+                interval_end="2099-01-01T00:01:00+09:00",
+            ),
+        )  # fmt: skip
+        publisher.publish(t1, [count_event("pc-001", 5), count_event("pc-001", 6, minute=1)])
+        publisher.wait()
+        wait_for(lambda: sub.stats.acked == 11, what="11 acks")
+        assert sub._thread is not None and sub._thread.is_alive()  # never crashed
+    finally:
+        sub.join()
+    assert dict(sub.stats.rejected) == {
+        "wrong_tenant": 1, "unknown_device": 1, "malformed_json": 2, "too_large": 1,
+        "device_mismatch": 1, "bad_topic": 1,
+    }  # fmt: skip
+    assert dict(sub.stats.events_rejected) == {
+        "invalid_event": 1, "bad_interval": 1, "future_timestamp": 1,
+    }  # fmt: skip
+    assert sub.stats.accepted == 4 and sub.stats.events_accepted == 2
+    quarantined = [
+        json.loads(line)
+        for key in chain.lake.list(f"quarantine/{QUARANTINE_TABLE}/")
+        for line in chain.lake.get(key).splitlines()
+    ]
+    reasons = {q["category"]: q["reason"] for q in quarantined}
+    assert "belongs to another tenant, not 't2'" in reasons["wrong_tenant"]
+    assert "unknown device 'pc-404' for tenant 't1'" in reasons["unknown_device"]
+    assert "exceeds the limit of 4096" in reasons["too_large"]
+    assert "published on the topic of device 'pc-001'" in reasons["device_mismatch"]
+    assert "invalid tenant id 'T1'" in reasons["bad_topic"]
+    # The wrong-tenant message is kept under the topic's tenant, never landed for it.
+    assert any("tenant=t2/" in k for k in chain.lake.list(f"quarantine/{QUARANTINE_TABLE}/"))
+    assert chain.lake.list("landing/iot/tenant=t2/") == []
+    load(chain)
+    assert [r["seq"] for r in counts(chain)] == [5, 6]
+    event_rejects = [
+        json.loads(line)["reason"]
+        for key in chain.lake.list("quarantine/raw_iot_counts/")
+        for line in chain.lake.get(key).splitlines()
+    ]
+    assert len(event_rejects) == 3
+    assert any("in: Input should be greater than or equal to 0" in r for r in event_rejects)
+
+
+def test_persistent_session_delivers_what_was_published_while_down(
+    chain: Chain, publisher: Publisher
+) -> None:
+    sub = subscriber(chain)
+    sub.start()
+    wait_for(sub.subscribed.is_set, what="subscription")
+    sub.join()  # clean stop: the broker keeps the session
+    topic = chain.topic("t1", "pc-001")
+    for seq in range(1, 51):
+        publisher.publish(topic, count_event("pc-001", seq, seq))
+    publisher.wait()
+    again = subscriber(chain)
+    again.start()
+    try:
+        wait_for(lambda: again.stats.acked == 50, what="50 messages queued while down")
+    finally:
+        again.join()
+    load(chain)
+    assert [r["seq"] for r in counts(chain)] == list(range(1, 51))
+
+
+def test_duplicates_never_double_count(chain: Chain) -> None:
+    """Same (device, seq) with other content, and same (device, line, interval) with another
+    seq, in separate objects and batches: each counts once (warehouse read)."""
+    sub = subscriber(chain)
+    received = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    sub.clock = lambda: received
+    topic = chain.topic("t1", "pc-001")
+    original = count_event("pc-001", 7, minute=0, **{"in": 5})
+    sub.receive(1, topic, json.dumps([original, count_event("pc-001", 8, minute=1)]).encode())
+    sub.flush()
+    # A re-send: same seq, different interval (device bug) — and the same interval, new seq.
+    sub.receive(2, topic, json.dumps(count_event("pc-001", 7, minute=5, **{"in": 9})).encode())
+    sub.receive(3, topic, json.dumps(count_event("pc-001", 9, minute=0, **{"in": 6})).encode())
+    sub.flush()
+    sub.receive(4, topic, json.dumps(original).encode(), dup=True)  # broker redelivery
+    sub.flush()
+    assert len(chain.lake.list("landing/iot/")) == 3
+    for key in chain.lake.list("landing/iot/"):
+        assert chain.lake.get(key).startswith(b'{"topic"')
+    load(chain)
+    rows = counts(chain)
+    assert [(r["seq"], r["count_in"]) for r in rows] == [(7, 5), (8, 1)]
+
+
+def test_batch_object_is_parsed_with_the_topic_device(chain: Chain) -> None:
+    """The Pre-ETL re-checks a batch object: an event naming another device is refused."""
+    from tenpo.iot import IotPreEtl
+
+    line = {
+        "topic": chain.topic("t1", "pc-001"),
+        "device_id": "pc-001",
+        "received_at": "2026-11-02T02:00:00+00:00",
+        "mid": 1,
+        "dup": False,
+        "payload": json.dumps([count_event("pc-001", 1), count_event("pc-002", 2)]),
+    }
+    data = (json.dumps(line) + "\n{broken\n").encode()
+    landed = chain.landing().land("iot", "t1", data, "jsonl", content_type=MQTT_BATCH)
+    result = IotPreEtl().parse(landed.event, data, chain.control.directory())
+    assert result.tables["raw_iot_counts"]["seq"].to_pylist() == [1]
+    reasons = sorted(r.reason for r in result.rejects)
+    assert "published on the topic of device 'pc-001'" in reasons[0]
+    assert reasons[1].startswith("message 2: malformed MQTT batch line")
