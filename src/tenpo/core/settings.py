@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = Field(
         7 * 24 * 3600, ge=0, description="How long the broker keeps the session while we are down."
     )
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT version; 3.1.1 brokers cap unacked messages (small batches)."
+    )
     mqtt_batch_messages: int = Field(1000, gt=0, description="Messages per landing object.")
     mqtt_batch_seconds: float = Field(1.0, gt=0, description="Longest wait before landing a batch.")
     mqtt_max_message_bytes: int = Field(
