@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ HEADER = ",".join(
     ["レジ番号", "レシート番号", "取引日時", "取引区分", "行番号", "JANコード", "商品名"]
     + ["数量", "単価", "値引額", "金額", "税率区分", "合計金額"]
 )
-EVENT = event("pos_vendor_a")
+EVENT = event("pos_vendor_a", registered_at=datetime(2026, 10, 6, tzinfo=UTC))  # after the sales
 
 
 def csv_a(*rows: str, header: str = HEADER, newline: str = "\r\n") -> bytes:
@@ -318,3 +318,34 @@ def test_master_other_tenant_store_is_unknown() -> None:
         event("pos_vendor_a_master", tenant="other"), data, directory()
     )
     assert "unknown store code 'T02'" in result.rejects[0].reason
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (row(tail="0,100,,0,標準,0"), "line 1: 数量 is 0"),
+        (row(tail="-1,100,,-100,標準,-100"), "negative 数量 on a 売上 receipt (a return must"),
+        (row(kind="返品"), "positive 数量 on a 返品 receipt"),
+    ],
+)
+def test_quantity_zero_and_return_without_its_kind(row: str, reason: str) -> None:
+    for fast in (True, False):  # the fast path falls back and the row-wise path names it
+        result = parse(csv_a(row, GOOD), _fast=fast)
+        (reject,) = result.rejects
+        assert reason in reject.reason, reject.reason
+        assert rows(result, "raw_pos_transactions")[0]["transaction_id"] == "0001-20261005-9"
+
+
+def test_transaction_in_the_future_beyond_the_tolerance_is_rejected() -> None:
+    # EVENT arrived 2026-10-06 00:00 UTC = 09:00 in Tokyo; tolerance 1 hour by default.
+    late = row(time="2026/10/06 10:00:01")
+    ok = row(time="2026/10/06 10:00:00").replace("0001,1,", "0001,2,")
+    for fast in (True, False):
+        result = parse(csv_a(late, ok, GOOD), _fast=fast)
+        (reject,) = result.rejects
+        assert "取引日時 2026/10/06 10:00:01 is in the future" in reject.reason
+        assert "arrived at 2026/10/06 09:00:00, tolerance 1:00:00" in reject.reason
+        assert not reject.replayable
+        assert len(rows(result, "raw_pos_transactions")) == 2
+    lenient = parse(csv_a(late, GOOD), future_tolerance=timedelta(days=1))
+    assert lenient.rejects == []

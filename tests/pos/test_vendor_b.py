@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,9 @@ from tenpo.pos import VendorBPreEtl
 from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 from tests.data.helpers import DATA, directory, event
 
-EVENT = event("pos_vendor_b")
+EVENT = event(
+    "pos_vendor_b", registered_at=datetime(2026, 11, 30, tzinfo=UTC)
+)  # after the receipts
 
 
 def receipt(**changes: Any) -> dict[str, Any]:
@@ -158,3 +161,30 @@ def test_unknown_store_is_replayable_and_bad_bodies() -> None:
     assert reject.reason == "receipt 1: expected an object, got int"
     dup = parse([receipt(), receipt()])
     assert "duplicate receipt" in dup.rejects[0].reason
+
+
+def test_return_without_its_type_is_rejected() -> None:
+    # Vendor B marks returns by type RETURN with positive figures: negative ones on a SALE are
+    # a return without its kind and are refused, naming the field.
+    r = receipt()
+    r["items"] = copy.deepcopy(r["items"])
+    r["items"][0]["qty"] = -2
+    (reject,) = parse(r).rejects
+    assert "items.0.qty: Input should be greater than 0" in reject.reason
+    (reject,) = parse(receipt(subtotal="-540.00", total="-491")).rejects
+    assert "items add up to 540.00 but subtotal is -540.00" in reject.reason
+
+
+def test_transaction_in_the_future_beyond_the_tolerance_is_rejected() -> None:
+    # EVENT arrived 2026-11-30 00:00 UTC; tolerance 1 hour by default.
+    late = receipt(receiptId="LATE", transactedAt="2026-11-30T10:00:01+09:00")
+    ok = receipt(receiptId="OK", transactedAt="2026-11-30T09:59:59+09:00")
+    result = parse([late, ok])
+    (reject,) = result.rejects
+    assert "'LATE': transactedAt 2026-11-30T10:00:01+09:00 is in the future" in reject.reason
+    assert "tolerance 1:00:00" in reject.reason and reject.line == 1
+    assert result.tables["raw_pos_transactions"]["transaction_id"].to_pylist() == ["R1-OK"]
+    lenient = VendorBPreEtl(future_tolerance=timedelta(days=1)).parse(
+        EVENT, json.dumps([late]).encode(), directory()
+    )
+    assert lenient.rejects == []

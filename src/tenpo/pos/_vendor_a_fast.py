@@ -59,6 +59,8 @@ def parse_fast(
     rounding: Rounding,
     per_line: bool,
     vendor: str,
+    *,
+    not_after: datetime | None = None,
 ) -> dict[str, pa.Table] | None:
     """Both raw tables when the whole object is clean, else None (use the row-wise path)."""
     invalid = False
@@ -103,7 +105,7 @@ def parse_fast(
     discount = _ints(column("discount"), empty_is_zero=True)
     if line_no is None or qty is None or unit is None or amount is None or total is None:
         return None
-    if discount is None or (discount < 0).any():
+    if discount is None or (discount < 0).any() or (qty == 0).any():
         return None
     gross = unit * np.abs(qty) - discount
     if not np.array_equal(amount, np.where(qty < 0, -gross, gross)):
@@ -123,6 +125,10 @@ def parse_fast(
     for values in (kind_codes, total):
         if not np.array_equal(values, values[first_row][groups]):
             return None
+    # Quantities carry the kind's sign: sales positive, returns negative (voids either).
+    kind_of_row = np.array([kinds[k] for k in kind_texts], dtype=object)[kind_codes]
+    if ((kind_of_row == "sale") & (qty < 0)).any() or ((kind_of_row == "return") & (qty > 0)).any():
+        return None
     receipt_total = total[first_row]
     if not np.array_equal(_vector.group_sum(groups, amount, n_groups), receipt_total):
         return None
@@ -164,6 +170,8 @@ def parse_fast(
         ts_local.append(_arrow.micros(local))
     if len(set(tids)) != len(tids):
         return None
+    if not_after is not None and ts_utc and max(ts_utc) > _arrow.micros(not_after):
+        return None  # a transaction in the future: the row-wise path names it
 
     # Tax per receipt and rate, exclusive amounts allocated by largest remainder.
     if per_line:

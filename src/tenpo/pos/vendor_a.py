@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from tenpo.control.directory import Directory, RegisterAssignment, StoreRef
 from tenpo.core.errors import BadInput
@@ -37,6 +37,8 @@ UNIT_PRICE, DISCOUNT, AMOUNT, RATE, TOTAL = "単価", "値引額", "金額", "�
 SALES_COLUMNS: tuple[str, ...] = (REGISTER, RECEIPT, TIME, KIND, LINE_NO, JAN, NAME, QTY)
 SALES_COLUMNS += (UNIT_PRICE, DISCOUNT, AMOUNT, RATE, TOTAL)
 KINDS = {"売上": "sale", "返品": "return", "取消": "void"}
+FUTURE_TOLERANCE = timedelta(hours=1)
+"""How far after the file's arrival a transaction time may be (register clocks drift)."""
 RATE_PERCENTS = {"標準": 10, "軽減": 8, "非課税": 0}
 _FAST_NAMES = {
     "register": REGISTER, "receipt": RECEIPT, "time": TIME, "kind": KIND, "line_no": LINE_NO,
@@ -115,12 +117,18 @@ class VendorAPreEtl:
     source = "pos_vendor_a"
 
     def __init__(
-        self, rounding: Rounding = "floor", per_line: bool = False, *, _fast: bool = True
+        self,
+        rounding: Rounding = "floor",
+        per_line: bool = False,
+        *,
+        future_tolerance: timedelta = FUTURE_TOLERANCE,
+        _fast: bool = True,
     ) -> None:
         if rounding not in ROUNDINGS:
             raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
         self.rounding: Rounding = rounding
         self.per_line = per_line
+        self.future_tolerance = future_tolerance
         self._fast = _fast  # False forces the row-wise path (tests compare both)
 
     def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
@@ -137,6 +145,7 @@ class VendorAPreEtl:
                 tables = parse_fast(
                     text, header, col, event, directory, _FAST_NAMES, KINDS, RATE_PERCENTS,
                     self.rounding, self.per_line, VENDOR,
+                    not_after=event.registered_at + self.future_tolerance,
                 )  # fmt: skip
                 if tables is not None:
                     result.tables = tables
@@ -212,6 +221,13 @@ class VendorAPreEtl:
             line_nos = [ln[0] for ln in lines]
             if len(set(line_nos)) != len(line_nos):
                 problems.append(f"duplicate {LINE_NO} in {sorted(line_nos)}")
+            signs = {(ln[3] > 0) - (ln[3] < 0) for ln in lines}
+            if kind == "sale" and -1 in signs:
+                problems.append(
+                    f"negative {QTY} on a 売上 receipt (a return must have {KIND} 返品)"
+                )
+            elif kind == "return" and 1 in signs:
+                problems.append(f"positive {QTY} on a 返品 receipt (returns carry negative {QTY})")
             if len(totals) != 1:
                 problems.append(f"{TOTAL} differs between lines: {sorted(totals)}")
             else:
@@ -237,6 +253,14 @@ class VendorAPreEtl:
                 receipt,
                 f"register {receipt.register!r} unknown on {day.isoformat()} (receipt {tid})",
                 replayable=True,
+            )
+        aware = local.replace(tzinfo=_text.zone(store.timezone))
+        if aware > ctx.event.registered_at + self.future_tolerance:
+            return ctx.reject(
+                receipt,
+                f"receipt {tid}: {TIME} {local:%Y/%m/%d %H:%M:%S} is in the future (the file"
+                f" arrived at {ctx.event.registered_at.astimezone(aware.tzinfo):%Y/%m/%d %H:%M:%S},"
+                f" tolerance {self.future_tolerance})",
             )
         if tid in seen:
             return ctx.reject(receipt, f"receipt {tid}: duplicate receipt in this file")
@@ -306,6 +330,8 @@ def _line(row: list[str], pos: tuple[int, ...], totals: set[int]) -> _Line:
         if rate is None:
             raise ValueError(f"line {line_no}: unknown {RATE} {rate_text!r}")
     totals.add(total)
+    if qty == 0:
+        raise ValueError(f"line {line_no}: {QTY} is 0")
     if discount < 0:
         raise ValueError(f"line {line_no}: negative {DISCOUNT} {discount}")
     gross = unit * abs(qty) - discount

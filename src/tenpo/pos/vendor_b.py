@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -41,6 +41,8 @@ VENDOR = "vendor_b"
 TRANSACTIONS = "raw_pos_transactions"
 KINDS = {"SALE": "sale", "RETURN": "return", "VOID": "void"}
 SUPPORTED_RATES = (0, 8, 10)  # percent
+FUTURE_TOLERANCE = timedelta(hours=1)
+"""How far after the body's arrival a transaction time may be (register clocks drift)."""
 # Decimal hashes equal for equal values, so "8.000", 8, 0.08 and "0.080" all hit.
 _RATE_PERCENTS = {Decimal(p): p for p in SUPPORTED_RATES if p > 1} | {
     Decimal(p) / 100: p for p in SUPPORTED_RATES
@@ -132,10 +134,17 @@ class VendorBPreEtl:
 
     source = "pos_vendor_b"
 
-    def __init__(self, rounding: Rounding = "floor", *, _fast: bool = True) -> None:
+    def __init__(
+        self,
+        rounding: Rounding = "floor",
+        *,
+        future_tolerance: timedelta = FUTURE_TOLERANCE,
+        _fast: bool = True,
+    ) -> None:
         if rounding not in ROUNDINGS:
             raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
         self.rounding: Rounding = rounding
+        self.future_tolerance = future_tolerance
         self._fast = _fast  # False validates every receipt with the model (tests compare)
 
     def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
@@ -200,6 +209,12 @@ class VendorBPreEtl:
                 return reject(f"{receipt.receiptId!r}: {checked}")
             flat = checked
         label = f"{flat.receipt_id!r}"
+        if flat.transacted_at > event.registered_at + self.future_tolerance:
+            return reject(
+                f"{label}: transactedAt {flat.transacted_at.isoformat()} is in the future (the"
+                f" body arrived at {event.registered_at.isoformat()}, tolerance"
+                f" {self.future_tolerance})"
+            )
         if flat.store_code not in stores:
             stores[flat.store_code] = directory.store_by_code(event.tenant_id, flat.store_code)
         store = stores[flat.store_code]
