@@ -103,6 +103,20 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Tokyo"
     log_level: str = "INFO"
     environment: Literal["development", "production"] = "development"
+    # KPI jobs (tenpo.jobs): repeat visitors and staff exclusion.
+    repeat_window_days: int = Field(
+        180, ge=1, description="A visitor is a repeat visitor after a visit this many days back."
+    )
+    staff_file: Path | None = Field(
+        None, description="CSV of enrolled staff PersonIDs (columns tenant_id, person_id)."
+    )
+    staff_min_visit_hours: float | None = Field(
+        4.0, gt=0, description="One visit this long makes a person staff that day (None: off)."
+    )
+    staff_min_days: int | None = Field(
+        None, ge=1, description="Seen on this many of the last staff_days_window days: staff."
+    )
+    staff_days_window: int = Field(7, ge=1, description="Days looked back by staff_min_days.")
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tenpo.core.errors import ConfigError
-from tenpo.warehouse.schemas import MART_STORE_DAILY
+from tenpo.warehouse.schemas import MART_STORE_DAILY, MART_STORE_HOURLY, MART_STORE_VISITS
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def _column_type(name: str, arrow_type: pa.DataType, key: bool) -> TypeEngine[An
         return sa.Boolean()
     if pa.types.is_string(arrow_type):
         return sa.String(64) if key else sa.Text()
+    if pa.types.is_timestamp(arrow_type):
+        return sa.DateTime(timezone=arrow_type.tz is not None)
     raise TypeError(f"no datamart type for column {name!r} of Arrow type {arrow_type}")
 
 
@@ -101,6 +103,19 @@ mart_store_daily = _mart_table(
 # The primary key (tenant, store, date) serves the API's range reads; exports replace by date.
 sa.Index(None, mart_store_daily.c.business_date)
 
+mart_store_hourly = _mart_table(
+    "mart_store_hourly", MART_STORE_HOURLY, ("tenant_id", "store_id", "business_date", "hour")
+)
+sa.Index(None, mart_store_hourly.c.business_date)
+
+mart_store_visits = _mart_table(
+    "mart_store_visits",
+    MART_STORE_VISITS,
+    ("tenant_id", "store_id", "business_date", "person_id", "entry_ts"),
+)
+sa.Index(None, mart_store_visits.c.business_date)
+sa.Index(None, mart_store_visits.c.tenant_id, mart_store_visits.c.person_id)
+
 dm_stores = sa.Table(
     "dm_stores",
     metadata,
@@ -117,6 +132,8 @@ sa.Index(None, dm_stores.c.tenant_id, dm_stores.c.code)
 
 MART_SCHEMAS: dict[str, tuple[sa.Table, pa.Schema]] = {
     "mart_store_daily": (mart_store_daily, MART_STORE_DAILY),
+    "mart_store_hourly": (mart_store_hourly, MART_STORE_HOURLY),
+    "mart_store_visits": (mart_store_visits, MART_STORE_VISITS),
 }
 """Mart tables the datamart accepts, with the Arrow schema of their partitions."""
 

@@ -7,10 +7,20 @@ them with an hour key.
 
 Choices the definitions leave open:
 
-* ``passersby`` is Σ ``count_in`` at ``passby`` lines. A passby counter faces the street and
-  reports the people crossing its line, one direction as "in" and the other as "out";
-  tenpo counts one direction so that a person walking by is counted once, and the capture
-  rate compares like with like (``visitors`` is Σ ``count_in`` at ``entrance``).
+* ``passersby`` is Σ (``count_in`` + ``count_out``) at ``passby`` lines. A passby counter
+  faces the street: each person walking past crosses its line once, in one direction or the
+  other, so both directions are people passing by (the simulator's ground truth counts the
+  same way). ``visitors`` is Σ ``count_in`` at ``entrance`` lines.
+* ``visitors`` come from the people counter when the store-date has entrance counts, else
+  from the camera's customer entries (``mart_store_visits``; ``visitors_source`` says which).
+* PersonID KPIs come from ``mart_store_visits`` (staff already excluded): ``unique_visitors``
+  are distinct persons of the store-date; ``repeat_visitors`` those with a visit to any store
+  of the tenant on an earlier date within the repeat window (so the visits input must reach
+  back that far); dwell median/mean over visits with an exit (exact median, the mean of the two
+  middle values for an even count).
+* Data quality: ``has_pos`` / ``has_counter`` / ``has_video`` say which sources had rows;
+  ``counter_complete`` is false when an entrance counter's intervals leave a gap between its
+  first and last report; ``video_complete`` is false when an entry has no exit.
 * A metric whose source sent nothing for the store-date is null, not zero: a store without a
   people counter has unknown visitors, a counter-only store-date has unknown sales. The
   ``has_pos`` / ``has_counter`` flags say which sources had rows (a POS day of voids only
@@ -20,17 +30,34 @@ Choices the definitions leave open:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
+from datetime import date
 
 import ibis
-import ibis.expr.datatypes as dt
-import pyarrow as pa
 
-from tenpo.core.errors import BadInput
-from tenpo.warehouse.schemas import MART_STORE_DAILY, MONEY
+from tenpo.jobs._common import (
+    DAILY_KEYS,
+    DEFAULT_UTC_OFFSET_S,
+    cast_to,
+    left_join_on,
+    local_hour,
+    money_zero,
+    outer_join_all,
+    ratio,
+    require,
+    with_offsets,
+)
+from tenpo.warehouse.schemas import MART_STORE_DAILY, MART_STORE_HOURLY
 
-__all__ = ["POS_COLUMNS", "COUNT_COLUMNS", "store_daily"]
+__all__ = [
+    "COUNT_COLUMNS",
+    "DAILY_KEYS",
+    "HOURLY_KEYS",
+    "POS_COLUMNS",
+    "VISIT_COLUMNS",
+    "store_daily",
+    "store_hourly",
+]
 
 # The columns each job reads: anything else in the inputs is ignored.
 POS_COLUMNS = (
@@ -42,44 +69,142 @@ POS_COLUMNS = (
     "total_incl_tax",
     "item_count",
 )
-COUNT_COLUMNS = ("tenant_id", "store_id", "business_date", "line", "count_in")
+COUNT_COLUMNS = ("tenant_id", "store_id", "business_date", "line", "count_in", "count_out")
+VISIT_COLUMNS = ("tenant_id", "store_id", "business_date", "person_id", "exit_ts", "dwell_s")
 
-DAILY_KEYS = ("tenant_id", "store_id", "business_date")
+HOURLY_KEYS = (*DAILY_KEYS, "hour")
 
 _COUNTED_KINDS = ("sale", "return")  # voids count nowhere
 _ENTRANCE, _PASSBY = "entrance", "passby"
 
 
-def store_daily(pos_transactions: ibis.Table, iot_counts: ibis.Table) -> ibis.Table:
+def store_daily(
+    pos_transactions: ibis.Table,
+    iot_counts: ibis.Table,
+    visits: ibis.Table | None = None,
+    *,
+    days: Sequence[date] | None = None,
+    repeat_window_days: int = 180,
+) -> ibis.Table:
     """``mart_store_daily`` rows, one per (tenant_id, store_id, business_date) with any data.
 
-    Inputs follow ``raw_pos_transactions`` / ``raw_iot_counts`` (already deduplicated);
-    ``BadInput`` names any column they lack.
+    Inputs follow ``raw_pos_transactions`` / ``raw_iot_counts`` (deduplicated) and
+    ``mart_store_visits``, which must reach ``repeat_window_days`` before the first date for
+    repeat visitors. ``days`` restricts the output to those dates. ``BadInput`` names any
+    missing column.
     """
-    _require(pos_transactions, POS_COLUMNS, "pos_transactions")
-    _require(iot_counts, COUNT_COLUMNS, "iot_counts")
-    pos = _pos_aggregates(pos_transactions, DAILY_KEYS)
-    counts = _count_aggregates(iot_counts, DAILY_KEYS)
-    joined = _outer_join(pos, counts, DAILY_KEYS)
-    return _with_ratios(joined).select(*_cast_to(MART_STORE_DAILY))
+    require(pos_transactions, POS_COLUMNS, "pos_transactions")
+    require(
+        iot_counts, (*COUNT_COLUMNS, "interval_start", "interval_end", "device_id"), "iot_counts"
+    )
+    pos, counts = pos_transactions, iot_counts
+    if days is not None:
+        wanted = sorted(set(days))
+        pos = pos.filter(pos.business_date.isin(wanted)) if wanted else pos.limit(0)
+        counts = counts.filter(counts.business_date.isin(wanted)) if wanted else counts.limit(0)
+    parts = [
+        _pos_aggregates(pos, DAILY_KEYS),
+        _count_aggregates(counts, DAILY_KEYS),
+        _counter_completeness(counts),
+    ]
+    if visits is not None:
+        require(visits, VISIT_COLUMNS, "visits")
+        current = visits
+        if days is not None:
+            current = (
+                visits.filter(visits.business_date.isin(wanted)) if wanted else visits.limit(0)
+            )
+        parts.append(_visit_aggregates(current, visits, repeat_window_days))
+    joined = outer_join_all(parts, DAILY_KEYS)
+    if visits is None:
+        joined = joined.mutate(
+            unique_visitors=ibis.null("int64"),
+            repeat_visitors=ibis.null("int64"),
+            dwell_time_median_s=ibis.null("float64"),
+            dwell_time_mean_s=ibis.null("float64"),
+            open_visits=ibis.null("int64"),
+            video_entries=ibis.null("int64"),
+            has_video=ibis.literal(False),
+        )
+    joined = joined.mutate(
+        has_pos=joined.has_pos.coalesce(False),
+        has_counter=joined.has_counter.coalesce(False),
+        has_video=joined.has_video.coalesce(False),
+        visitors=joined.counter_visitors.coalesce(joined.video_entries),
+        visitors_source=ibis.cases(
+            (joined.counter_visitors.notnull(), "counter"),
+            (joined.video_entries.notnull(), "video"),
+            else_=ibis.null("string"),
+        ),
+        video_complete=ibis.ifelse(
+            joined.open_visits.isnull(), ibis.null("boolean"), joined.open_visits == 0
+        ),
+    )
+    joined = joined.mutate(repeat_rate=ratio(joined.repeat_visitors, joined.unique_visitors))
+    return _with_ratios(joined).select(*cast_to(MART_STORE_DAILY))
 
 
-def _require(table: ibis.Table, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise BadInput(f"{what} lacks column(s) {', '.join(missing)} needed for the KPI job")
+def store_hourly(
+    pos_transactions: ibis.Table,
+    iot_counts: ibis.Table,
+    visits: ibis.Table | None = None,
+    *,
+    offsets: ibis.Table | None = None,
+    default_utc_offset_s: int = DEFAULT_UTC_OFFSET_S,
+) -> ibis.Table:
+    """``mart_store_hourly`` rows: one per store, business date and local hour with any data.
 
-
-def _money_zero() -> ibis.Value:
-    return ibis.literal(Decimal("0.00"), type=_ibis_type(MONEY))
+    POS receipts fall in the hour of their local time (``ts_local``); counter intervals and
+    visits in the local hour of their start / entry, using ``offsets`` (tenant_id, store_id,
+    business_date, utc_offset_s; ``default_utc_offset_s`` for stores it lacks). Visitors
+    follow the daily rule per store-date (counter if the date has one, else video), so the
+    hours of a store-date add up to its daily row.
+    """
+    require(pos_transactions, (*POS_COLUMNS, "ts_local"), "pos_transactions")
+    require(iot_counts, (*COUNT_COLUMNS, "interval_start"), "iot_counts")
+    pos = pos_transactions.mutate(hour=pos_transactions.ts_local.hour().cast("int32"))
+    counts = with_offsets(iot_counts, offsets, default_utc_offset_s)
+    counts = counts.mutate(hour=local_hour(counts.interval_start, counts._offset_s))
+    parts = [_pos_aggregates(pos, HOURLY_KEYS), _count_aggregates(counts, HOURLY_KEYS)]
+    if visits is not None:
+        require(visits, (*DAILY_KEYS, "entry_hour"), "visits")
+        video = visits.group_by([*DAILY_KEYS, visits.entry_hour.name("hour")]).aggregate(
+            video_entries=visits.count()
+        )
+        parts.append(video)
+    joined = outer_join_all(parts, HOURLY_KEYS)
+    if visits is None:
+        joined = joined.mutate(video_entries=ibis.null("int64"))
+    # Which source gives visitors is decided per store-date, as in the daily mart.
+    day_counter = (
+        iot_counts.filter(iot_counts.line == _ENTRANCE)
+        .select(*DAILY_KEYS)
+        .distinct()
+        .mutate(_day_counter=ibis.literal(True))
+    )
+    joined = left_join_on(joined, day_counter, DAILY_KEYS)
+    from_counter = joined._day_counter.coalesce(False)
+    joined = joined.mutate(
+        has_pos=joined.has_pos.coalesce(False),
+        has_counter=joined.has_counter.coalesce(False),
+        visitors=ibis.ifelse(
+            from_counter, joined.counter_visitors.coalesce(0), joined.video_entries
+        ),
+        visitors_source=ibis.cases(
+            (from_counter, "counter"),
+            (joined.video_entries.notnull(), "video"),
+            else_=ibis.null("string"),
+        ),
+    )
+    return _with_ratios(joined).select(*cast_to(MART_STORE_HOURLY))
 
 
 def _pos_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:
     """Sales, receipts and units per group; sums over sale and return rows only."""
     counted = t.kind.isin(_COUNTED_KINDS)
     return t.group_by(list(keys)).aggregate(
-        net_sales=t.total_excl_tax.sum(where=counted).coalesce(_money_zero()),
-        net_sales_incl_tax=t.total_incl_tax.sum(where=counted).coalesce(_money_zero()),
+        net_sales=t.total_excl_tax.sum(where=counted).coalesce(money_zero()),
+        net_sales_incl_tax=t.total_incl_tax.sum(where=counted).coalesce(money_zero()),
         transactions=(
             t.kind.count(where=t.kind == "sale") - t.kind.count(where=t.kind == "return")
         ),
@@ -91,43 +216,75 @@ def _pos_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:
 def _count_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:
     """Visitors (entrance) and passers-by (passby) per group; null when that line is absent."""
     return t.group_by(list(keys)).aggregate(
-        visitors=t.count_in.cast("int64").sum(where=t.line == _ENTRANCE),
-        passersby=t.count_in.cast("int64").sum(where=t.line == _PASSBY),
+        counter_visitors=t.count_in.cast("int64").sum(where=t.line == _ENTRANCE),
+        passersby=(t.count_in.cast("int64") + t.count_out.cast("int64")).sum(
+            where=t.line == _PASSBY
+        ),
         has_counter=ibis.literal(True),
     )
 
 
-def _outer_join(left: ibis.Table, right: ibis.Table, keys: Sequence[str]) -> ibis.Table:
-    """Full outer join on ``keys`` with the keys coalesced, so one-sided groups survive."""
-    joined = left.join(right, list(keys), how="outer", rname="{name}_r")
-    merged = {k: ibis.coalesce(joined[k], joined[f"{k}_r"]) for k in keys}
-    rest = [c for c in joined.columns if c not in keys and not c.endswith("_r")]
-    return joined.select(**merged, **{c: joined[c] for c in rest}).mutate(
-        has_pos=ibis._.has_pos.coalesce(False),
-        has_counter=ibis._.has_counter.coalesce(False),
+def _counter_completeness(t: ibis.Table) -> ibis.Table:
+    """Per store-date: did every entrance counter report without a gap between its intervals?"""
+    e = t.filter(t.line == _ENTRANCE)
+    start = e.interval_start.epoch_seconds().cast("int64")
+    end = e.interval_end.epoch_seconds().cast("int64")
+    per_device = e.group_by([*DAILY_KEYS, "device_id"]).aggregate(
+        _covered=(end - start).sum(), _span=end.max() - start.min()
     )
+    gap = ibis.ifelse(per_device._covered < per_device._span, 1, 0)
+    return per_device.group_by(list(DAILY_KEYS)).aggregate(counter_complete=gap.sum() == 0)
 
 
-def _ratio(numerator: ibis.Value, denominator: ibis.Value) -> ibis.Value:
-    """numerator / denominator as float64; null for a zero or null denominator."""
-    den = denominator.cast("float64")
-    return numerator.cast("float64") / den.nullif(0.0)
+def _visit_aggregates(
+    current: ibis.Table, history: ibis.Table, repeat_window_days: int
+) -> ibis.Table:
+    """Unique and repeat visitors, dwell median/mean, open visits per store-date of ``current``."""
+    basic = current.group_by(list(DAILY_KEYS)).aggregate(
+        unique_visitors=current.person_id.nunique().cast("int64"),
+        video_entries=current.count(),
+        open_visits=current.count(where=current.exit_ts.isnull()),
+        dwell_time_mean_s=current.dwell_s.mean(),
+        has_video=ibis.literal(True),
+    )
+    # Exact median, portable: the middle value(s) by row number within each store-date.
+    closed = current.filter(current.dwell_s.notnull())
+    ordered = ibis.window(group_by=list(DAILY_KEYS), order_by=closed.dwell_s)
+    whole = ibis.window(group_by=list(DAILY_KEYS))
+    ranked = closed.mutate(
+        _rn=ibis.row_number().over(ordered), _n=closed.dwell_s.count().over(whole)
+    )
+    middle = ranked.filter((ranked._rn == (ranked._n - 1) // 2) | (ranked._rn == ranked._n // 2))
+    median = middle.group_by(list(DAILY_KEYS)).aggregate(
+        dwell_time_median_s=middle.dwell_s.cast("float64").mean()
+    )
+    # Repeat visitors: a visit of the same person to any store of the tenant on an earlier
+    # date within the window.
+    persons = current.select(*DAILY_KEYS, "person_id").distinct()
+    past = history.select(
+        _h_tenant=history.tenant_id, _h_person=history.person_id, _h_date=history.business_date
+    ).distinct()
+    earlier = persons.join(
+        past,
+        [
+            persons.tenant_id == past._h_tenant,
+            persons.person_id == past._h_person,
+            past._h_date < persons.business_date,
+            past._h_date >= persons.business_date - ibis.interval(days=repeat_window_days),
+        ],
+    )
+    repeaters = earlier.select(*DAILY_KEYS, "person_id").distinct()
+    repeat = repeaters.group_by(list(DAILY_KEYS)).aggregate(repeat_visitors=repeaters.count())
+    out = outer_join_all([basic, median], DAILY_KEYS)
+    out = left_join_on(out, repeat, DAILY_KEYS)
+    return out.mutate(repeat_visitors=out.repeat_visitors.coalesce(0))
 
 
 def _with_ratios(t: ibis.Table) -> ibis.Table:
     return t.mutate(
-        atv=_ratio(t.net_sales, t.transactions),
-        upt=_ratio(t.units, t.transactions),
-        capture_rate=_ratio(t.visitors, t.passersby),
-        conversion_rate=_ratio(t.transactions, t.visitors),
-        sales_per_visitor=_ratio(t.net_sales, t.visitors),
+        atv=ratio(t.net_sales, t.transactions),
+        upt=ratio(t.units, t.transactions),
+        capture_rate=ratio(t.visitors, t.passersby),
+        conversion_rate=ratio(t.transactions, t.visitors),
+        sales_per_visitor=ratio(t.net_sales, t.visitors),
     )
-
-
-def _ibis_type(arrow_type: pa.DataType) -> dt.DataType:
-    return ibis.dtype(arrow_type)
-
-
-def _cast_to(schema: pa.Schema) -> list[ibis.Value]:
-    """Column expressions in ``schema``'s order and types (the mart contract)."""
-    return [ibis._[f.name].cast(_ibis_type(f.type)).name(f.name) for f in schema]

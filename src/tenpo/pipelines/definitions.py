@@ -1,7 +1,7 @@
 """The Dagster code location: ``dagster dev -m tenpo.pipelines.definitions``.
 
 Nothing here opens a connection or reads settings: ``TenpoResource`` resolves them from the
-environment (``TENPO_*``) when an asset runs.
+environment (``TENPO_*``) when an asset, the sensor or the schedule runs.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from tenpo.pipelines.kpis import kpi_assets
 from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
 from tenpo.pipelines.raw import raw_table_assets
 from tenpo.pipelines.resources import TenpoResource
+from tenpo.pipelines.schedules import daily_kpis_schedule
+from tenpo.pipelines.sensors import partitions_changed_sensor
 
 __all__ = ["build_definitions", "defs"]
 
@@ -24,10 +26,12 @@ def build_definitions(
     end_offset: int = 1,
     resource: TenpoResource | None = None,
 ) -> Definitions:
-    """tenpo's assets over daily partitions from ``start`` with the ``tenpo`` resource."""
+    """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule."""
     partitions = daily_partitions(start, end_offset=end_offset)
     return Definitions(
         assets=[*raw_table_assets(), *kpi_assets(partitions)],
+        sensors=[partitions_changed_sensor()],
+        schedules=[daily_kpis_schedule(partitions)],
         resources={"tenpo": resource or TenpoResource()},
     )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
+from sqlalchemy.engine import make_url
 
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
@@ -52,6 +54,28 @@ class TenpoResource(ConfigurableResource):
     def open_lake(self) -> Lake:
         """The datalake."""
         return open_lake(self.get_settings().lake_root)
+
+    def store_timezones(self) -> list[tuple[str, str, str]]:
+        """(tenant_id, store_id, timezone) of every store in the control plane.
+
+        Empty when there is no control plane yet (an embedded SQLite file not created): the
+        jobs then use the default timezone.
+        """
+        from tenpo.control import ControlPlane
+
+        settings = self.get_settings()
+        url = make_url(settings.control_db_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+            return []
+        control = ControlPlane.open(settings.control_db_url, migrate=False)
+        try:
+            return [
+                (tenant.tenant_id, store.store_id, store.timezone)
+                for tenant in control.list_tenants()
+                for store in control.list_stores(tenant.tenant_id)
+            ]
+        finally:
+            control.dispose()
 
     def open_warehouse(self) -> Warehouse:
         """A fresh in-memory DuckDB warehouse over the lake; close it when done."""

@@ -8,13 +8,17 @@ shows them.
 
 from __future__ import annotations
 
+import fcntl
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 from dagster import (
+    AssetKey,
     AssetsDefinition,
+    AssetSelection,
     AssetSpec,
     DagsterEventType,
     DagsterInstance,
@@ -30,7 +34,7 @@ from dagster._core.storage.tags import (
 from tenpo.core.errors import BadInput, TenpoError
 from tenpo.core.settings import Settings
 from tenpo.pipelines.definitions import build_definitions
-from tenpo.pipelines.kpis import DATAMART_STORE_DAILY_KEY, MART_STORE_DAILY_KEY
+from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
 from tenpo.pipelines.partitions import DEFAULT_START
 from tenpo.pipelines.resources import TenpoResource
 
@@ -44,13 +48,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASSETS: tuple[str, ...] = (MART_STORE_DAILY_KEY, DATAMART_STORE_DAILY_KEY)
+DEFAULT_ASSETS: tuple[str, ...] = (*MART_KEYS, *DATAMART_KEYS)
+"""Every KPI mart and its datamart export: what ``tenpo jobs materialize`` and the demo run."""
 
+_YAML_MARKER = "# Written by tenpo"
 _DAGSTER_YAML = """\
-# Written by tenpo: local SQLite storage for runs, events and schedules.
+# Written by tenpo (v2): local SQLite storage for runs, events and schedules; run queue limits.
 storage:
   sqlite:
     base_dir: {home}
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    # Runs that write marts replace lake and datamart partitions: one at a time, so two
+    # runs never interleave their writes of the same partition.
+    tag_concurrency_limits:
+      - key: "{writer_key}"
+        limit: 1
 telemetry:
   enabled: false
 """
@@ -63,13 +77,37 @@ class PipelineFailed(TenpoError):
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """``settings.dagster_home``, created with a ``dagster.yaml`` using SQLite storage."""
+    """``settings.dagster_home``, created with a ``dagster.yaml`` (SQLite storage, run limits).
+
+    A ``dagster.yaml`` written by an older tenpo is brought up to date; one written by
+    somebody else is left alone.
+    """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_DAGSTER_YAML.format(home=home.as_posix()), encoding="utf-8")
+    wanted = _DAGSTER_YAML.format(home=home.as_posix(), writer_key=next(iter(WRITER_TAG)))
+    if not config.exists() or (
+        config.read_text(encoding="utf-8").startswith(_YAML_MARKER)
+        and config.read_text(encoding="utf-8") != wanted
+    ):
+        config.write_text(wanted, encoding="utf-8")
     return home
+
+
+@contextmanager
+def _writer_lock(settings: Settings) -> Iterator[None]:
+    """One in-process materialization at a time per data dir (they replace partitions).
+
+    Runs launched by the Dagster daemon are limited by the instance's tag concurrency
+    instead; in-process runs bypass the run queue, hence this file lock.
+    """
+    home = ensure_dagster_home(settings)
+    with (home / "tenpo-writer.lock").open("a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def date_ranges(dates: Sequence[date]) -> list[tuple[date, date]]:
@@ -102,10 +140,12 @@ def materialize_dates(
     dates: Sequence[date],
     assets: Sequence[str] = DEFAULT_ASSETS,
     *,
+    downstream: bool = False,
     instance: DagsterInstance | None = None,
 ) -> list[ExecuteInProcessResult]:
     """Materialize ``assets`` for ``dates`` in process: one run per run of consecutive dates.
 
+    ``downstream`` adds every asset depending on them (re-run one asset with its consumers).
     Safe to repeat (partitions are replaced). ``BadInput`` for no dates or an unknown asset,
     ``PipelineFailed`` naming the failing step when a run fails.
     """
@@ -135,9 +175,27 @@ def materialize_dates(
             f"unknown asset(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(sorted(known))}"
         )
+    if downstream:
+        graph = definitions.resolve_asset_graph()
+        selected = AssetSelection.assets(*assets).downstream().resolve(graph)
+        order = [k for k in DEFAULT_ASSETS if AssetKey(k) in selected]
+        assets = order + sorted(
+            k.to_user_string() for k in selected if k.to_user_string() not in order
+        )
     resources = {"tenpo": TenpoResource.from_settings(settings)}
     if instance is None:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
+    with _writer_lock(settings):
+        return _run_ranges(asset_defs, list(assets), ranges, instance, resources)
+
+
+def _run_ranges(
+    asset_defs: list[AssetsDefinition | SourceAsset | AssetSpec],
+    assets: list[str],
+    ranges: list[tuple[date, date]],
+    instance: DagsterInstance,
+    resources: dict[str, TenpoResource],
+) -> list[ExecuteInProcessResult]:
     results: list[ExecuteInProcessResult] = []
     for first, last in ranges:
         log.info("materializing %s for %s..%s", ", ".join(assets), first, last)
@@ -149,6 +207,7 @@ def materialize_dates(
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
                 ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+                **WRITER_TAG,
             },
             raise_on_error=False,
             # Dagster's console logger follows tenpo's level (its DEBUG events are noise here).

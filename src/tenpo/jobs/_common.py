@@ -1,0 +1,103 @@
+"""Building blocks shared by the KPI jobs (portable Ibis only: DuckDB, Spark, BigQuery)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+import ibis
+import ibis.expr.datatypes as dt
+import pyarrow as pa
+
+from tenpo.core.errors import BadInput
+from tenpo.warehouse.schemas import MONEY
+
+DAILY_KEYS = ("tenant_id", "store_id", "business_date")
+OFFSET_COLUMNS = ("tenant_id", "store_id", "business_date", "utc_offset_s")
+DEFAULT_UTC_OFFSET_S = 9 * 3600  # Asia/Tokyo, tenpo's default store timezone
+
+
+def require(table: ibis.Table, columns: Iterable[str], what: str) -> None:
+    """``BadInput`` naming the ``columns`` that ``table`` lacks."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise BadInput(f"{what} lacks column(s) {', '.join(missing)} needed for the KPI job")
+
+
+def ibis_type(arrow_type: pa.DataType) -> dt.DataType:
+    """The Ibis type of an Arrow type."""
+    return ibis.dtype(arrow_type)
+
+
+def money_zero() -> ibis.Value:
+    """0.00 yen in the money type."""
+    return ibis.literal(Decimal("0.00"), type=ibis_type(MONEY))
+
+
+def ratio(numerator: ibis.Value, denominator: ibis.Value) -> ibis.Value:
+    """numerator / denominator as float64; null for a zero or null denominator."""
+    den = denominator.cast("float64")
+    return numerator.cast("float64") / den.nullif(0.0)
+
+
+def cast_to(schema: pa.Schema) -> list[ibis.Value]:
+    """Column expressions in ``schema``'s order and types (the mart contract)."""
+    return [ibis._[f.name].cast(ibis_type(f.type)).name(f.name) for f in schema]
+
+
+def outer_join_all(tables: Sequence[ibis.Table], keys: Sequence[str]) -> ibis.Table:
+    """Full outer join of ``tables`` on ``keys``, keys coalesced so one-sided groups survive."""
+    result = tables[0]
+    for right in tables[1:]:
+        # Predicates by expression: string keys would be ambiguous when both sides derive
+        # from the same table (e.g. two aggregates of the counts).
+        right, result = right.view(), result.view()
+        joined = result.join(
+            right, [result[k] == right[k] for k in keys], how="outer", rname="{name}_r"
+        )
+        merged = {k: ibis.coalesce(joined[k], joined[f"{k}_r"]) for k in keys}
+        rest = [c for c in joined.columns if c not in keys and c not in {f"{k}_r" for k in keys}]
+        result = joined.select(**merged, **{c: joined[c] for c in rest})
+    return result
+
+
+def left_join_on(left: ibis.Table, right: ibis.Table, keys: Sequence[str]) -> ibis.Table:
+    """``left`` with ``right``'s other columns, matched on equal ``keys`` (right keys dropped)."""
+    left = left.view()
+    r = right.rename({f"_j_{k}": k for k in keys}).view()
+    joined = left.left_join(r, [left[k] == r[f"_j_{k}"] for k in keys])
+    return joined.drop(*[f"_j_{k}" for k in keys])
+
+
+def with_offsets(t: ibis.Table, offsets: ibis.Table | None, default_offset_s: int) -> ibis.Table:
+    """``t`` with ``_offset_s``: its store's UTC offset on its business date (default if unknown).
+
+    ``offsets`` has one row per (tenant_id, store_id, business_date) with ``utc_offset_s``.
+    """
+    default = ibis.literal(default_offset_s, type="int64")
+    if offsets is None:
+        return t.mutate(_offset_s=default)
+    require(offsets, OFFSET_COLUMNS, "offsets")
+    o = offsets.select(
+        _o_tenant=offsets.tenant_id,
+        _o_store=offsets.store_id,
+        _o_date=offsets.business_date,
+        _o_offset=offsets.utc_offset_s.cast("int64"),
+    )
+    t = t.view()
+    joined = t.left_join(
+        o,
+        [t.tenant_id == o._o_tenant, t.store_id == o._o_store, t.business_date == o._o_date],
+    )
+    return joined.mutate(_offset_s=joined._o_offset.coalesce(default)).drop(
+        "_o_tenant", "_o_store", "_o_date", "_o_offset"
+    )
+
+
+def local_hour(ts: ibis.Value, offset_s: ibis.Value) -> ibis.Value:
+    """Local clock hour (0-23) of a UTC instant shifted by ``offset_s`` seconds.
+
+    Plain integer arithmetic on epoch seconds, which every backend compiles the same way.
+    """
+    seconds = ts.epoch_seconds().cast("int64") + offset_s
+    return ((seconds % 86400) // 3600).cast("int32")

@@ -1,0 +1,57 @@
+"""The daily schedule: yesterday's business date, every mart and export, each morning.
+
+The streamer sensor already recomputes what changed during the day; the schedule is the
+nightly safety net that rebuilds the closed business date once all sources have reported.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the schedule function's annotations.
+from datetime import datetime, timedelta
+
+from dagster import (
+    AssetSelection,
+    DailyPartitionsDefinition,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    schedule,
+)
+
+from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
+
+__all__ = ["DAILY_JOB", "daily_kpis_schedule"]
+
+DAILY_JOB = "daily_kpis"
+
+
+def daily_kpis_schedule(
+    partitions: DailyPartitionsDefinition,
+    *,
+    hour: int = 4,
+    timezone: str = "Asia/Tokyo",
+    running: bool = False,
+) -> ScheduleDefinition:
+    """At ``hour``:00 ``timezone``, materialize every mart for the previous business date."""
+    job = define_asset_job(
+        DAILY_JOB,
+        selection=AssetSelection.assets(*MART_KEYS, *DATAMART_KEYS),
+        partitions_def=partitions,
+        tags=WRITER_TAG,
+        description="Every KPI mart and its datamart export for one business date.",
+    )
+
+    @schedule(
+        name="daily_kpis_schedule",
+        job=job,
+        cron_schedule=f"0 {hour} * * *",
+        execution_timezone=timezone,
+        default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
+        description="Nightly rebuild of yesterday's business date.",
+    )
+    def daily(context: ScheduleEvaluationContext) -> RunRequest:
+        tick = context.scheduled_execution_time or datetime.now()
+        day = (tick - timedelta(days=1)).date().isoformat()
+        return RunRequest(run_key=f"daily-{day}", partition_key=day)
+
+    return daily
