@@ -11,7 +11,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test check bench dagster services clean
+.PHONY: setup demo test check bench dagster services clean web chromium
 
 # Install uv (with pip) when missing, then the locked environment.
 setup:
@@ -19,11 +19,11 @@ setup:
 	@$(UV) sync --frozen --quiet
 
 ## make demo: simulate a small chain and run it end to end, then serve the API on :8000.
-demo: setup
+demo: setup web
 	$(RUN) tenpo demo
 
 ## make test: start missing test servers, then run the whole suite.
-test: setup services
+test: setup services web chromium
 	$(RUN) pytest
 
 ## make check: formatting, lint and types.
@@ -43,6 +43,22 @@ dagster: setup
 ## Start PostgreSQL, NATS and Mosquitto stand-ins when they are not already running.
 services: setup
 	@$(RUN) python scripts/ensure_services.py
+
+## make web: the dashboard's chart library from the npm registry (web/package-lock.json)
+## into src/tenpo/api/static/vendor/. The built file is committed too, so a machine
+## without npm still serves a working dashboard.
+WEB_VENDOR := src/tenpo/api/static/vendor/chart.umd.min.js
+web:
+	@if command -v npm >/dev/null 2>&1 && (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then \
+		cp web/node_modules/chart.js/dist/chart.umd.min.js $(WEB_VENDOR); \
+	elif [ -f $(WEB_VENDOR) ]; then echo "npm unavailable: keeping the committed $(WEB_VENDOR)"; \
+	else echo "npm unavailable and $(WEB_VENDOR) missing" >&2; exit 1; fi
+
+## Debian's Chromium for the dashboard's browser tests (installed only when missing).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"; }
 
 clean:
 	rm -rf .tenpo bench/results .pytest_cache .mypy_cache .ruff_cache

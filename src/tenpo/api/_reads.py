@@ -288,3 +288,18 @@ def expected_days(period: KpiPeriod, start: date, end: date, today: date) -> int
     first = max(period.period_start, start)
     last = min(period.period_end, end, today - timedelta(days=1))
     return max(0, (last - first).days + 1)
+
+
+def coverage(engine: Engine, caller: Principal) -> tuple[date | None, date | None]:
+    """First and last business date with daily KPIs among the caller's stores."""
+    m = mart_store_daily.c
+    query = sa.select(sa.func.min(m.business_date), sa.func.max(m.business_date)).where(
+        m.tenant_id == caller.tenant_id
+    )
+    if caller.store_ids is not None:
+        query = query.where(m.store_id.in_(sorted(caller.store_ids)))
+    with engine.connect() as conn:
+        first, last = conn.execute(query).one()
+    if isinstance(first, str):  # SQLite aggregates lose the column type
+        first, last = date.fromisoformat(first), date.fromisoformat(last)
+    return first, last

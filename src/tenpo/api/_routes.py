@@ -18,8 +18,17 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._auth import READ_SCOPE, Authenticator, Reader, reader
 from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api._reads import ApiGrain, Row, missing_dates, series, visible_store, visible_stores
+from tenpo.api._reads import (
+    ApiGrain,
+    Row,
+    coverage,
+    missing_dates,
+    series,
+    visible_store,
+    visible_stores,
+)
 from tenpo.api.models import (
+    Coverage,
     Health,
     KpiRow,
     KpiSeries,
@@ -104,6 +113,13 @@ def stores(
 def store(caller: Reader, engine: Datamart, store_id: StoreId) -> Store:
     """One of the caller's stores (404 for any other id, including other tenants' stores)."""
     return _store(visible_store(engine, caller, store_id))
+
+
+@router.get("/v1/coverage", response_model=Coverage, responses=_AUTH_ERRORS, tags=["kpis"])
+def data_coverage(caller: Reader, engine: Datamart) -> Coverage:
+    """First and last business date with KPIs among the caller's stores (for date pickers)."""
+    first, last = coverage(engine, caller)
+    return Coverage(first=first, last=last)
 
 
 FromDate = Annotated[

@@ -196,3 +196,10 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(
         None, description="Invalid parameters: `loc`, `msg`, `type` each."
     )
+
+
+class Coverage(_Public):
+    """The business dates with daily KPIs among the caller's stores (null when none)."""
+
+    first: date | None
+    last: date | None

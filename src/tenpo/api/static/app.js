@@ -1,0 +1,522 @@
+// tenpo dashboard: plain JS over the read API (session cookie), charts by Chart.js (vendored).
+"use strict";
+
+const I18N = {
+  en: {
+    "nav.overview": "Overview", "nav.compare": "Compare", "nav.logout": "Log out",
+    "range.from": "From", "range.to": "To", "range.apply": "Apply", "range.custom": "Custom",
+    "range.last7": "Last 7 days", "range.last14": "Last 14 days", "range.last28": "Last 28 days",
+    "login.title": "Sign in to tenpo", "login.email": "Email", "login.password": "Password",
+    "login.submit": "Sign in", "login.failed": "Wrong email or password.",
+    "overview.title": "Chain overview", "overview.filter": "Filter stores…",
+    "overview.all_industries": "All industries", "overview.stores": "{n} stores",
+    "store": "Store", "net_sales": "Net sales", "transactions": "Transactions",
+    "visitors": "Visitors", "passersby": "Passers-by", "conversion_rate": "Conversion",
+    "capture_rate": "Capture rate", "atv": "ATV", "upt": "UPT", "sales_per_visitor": "Sales/visitor",
+    "trend": "Daily sales", "flags": "Flags",
+    "flag.gap": "data gap", "flag.below": "below target", "flag.pos": "no POS", "flag.counter": "no counter",
+    "store.daily": "Daily", "store.hourly": "By hour of day (sum over the range)",
+    "store.no_hourly": "Hourly data is not available in this datamart.",
+    "store.tree": "Sales tree", "store.tree_prev": "previous {from} – {to}",
+    "store.compare_title": "Actual vs target vs peers vs benchmark",
+    "store.actual": "Actual", "store.target": "Target", "store.peers": "Cluster peers",
+    "store.benchmark": "Industry benchmark", "store.quality": "Data quality",
+    "store.quality_ok": "Every day in the range has POS and people-counter data.",
+    "store.missing_dates": "No data on: {dates}", "store.no_pos_days": "Days without POS data: {dates}",
+    "store.no_counter_days": "Days without people-counter data: {dates}",
+    "store.not_found": "Store not found, or not visible to you.",
+    "compare.title": "Compare stores", "compare.metric": "Metric", "compare.pick": "Pick stores to compare.",
+    "na": "—", "loading": "Loading…", "error": "Could not load: {msg}",
+    "chain.total": "Chain total",
+  },
+  ja: {
+    "nav.overview": "全店概要", "nav.compare": "店舗比較", "nav.logout": "ログアウト",
+    "range.from": "開始", "range.to": "終了", "range.apply": "適用", "range.custom": "期間指定",
+    "range.last7": "直近7日", "range.last14": "直近14日", "range.last28": "直近28日",
+    "login.title": "tenpo にログイン", "login.email": "メールアドレス", "login.password": "パスワード",
+    "login.submit": "ログイン", "login.failed": "メールアドレスまたはパスワードが違います。",
+    "overview.title": "全店概要", "overview.filter": "店舗を絞り込み…",
+    "overview.all_industries": "全業種", "overview.stores": "{n} 店舗",
+    "store": "店舗", "net_sales": "純売上", "transactions": "客数(取引)",
+    "visitors": "来店客数", "passersby": "通行量", "conversion_rate": "購買率",
+    "capture_rate": "入店率", "atv": "客単価", "upt": "買上点数", "sales_per_visitor": "来店客あたり売上",
+    "trend": "日別売上", "flags": "フラグ",
+    "flag.gap": "データ欠損", "flag.below": "目標未達", "flag.pos": "POSなし", "flag.counter": "カウンターなし",
+    "store.daily": "日別", "store.hourly": "時間帯別（期間合計）",
+    "store.no_hourly": "このデータマートには時間別データがありません。",
+    "store.tree": "売上ツリー", "store.tree_prev": "前期間 {from} – {to}",
+    "store.compare_title": "実績・目標・類似店・業界ベンチマーク",
+    "store.actual": "実績", "store.target": "目標", "store.peers": "類似店",
+    "store.benchmark": "業界ベンチマーク", "store.quality": "データ品質",
+    "store.quality_ok": "期間内の全日に POS と人数カウンターのデータがあります。",
+    "store.missing_dates": "データなし: {dates}", "store.no_pos_days": "POS データなし: {dates}",
+    "store.no_counter_days": "人数カウンターデータなし: {dates}",
+    "store.not_found": "店舗が見つからないか、閲覧権限がありません。",
+    "compare.title": "店舗比較", "compare.metric": "指標", "compare.pick": "比較する店舗を選んでください。",
+    "na": "—", "loading": "読み込み中…", "error": "読み込めませんでした: {msg}",
+    "chain.total": "全店合計",
+  },
+};
+const LOCALES = { en: "en-US", ja: "ja-JP" };
+const METRICS = ["net_sales", "transactions", "visitors", "conversion_rate", "atv"];
+const RATIO_METRICS = new Set(["conversion_rate", "capture_rate"]);
+const YEN_METRICS = new Set(["net_sales", "atv", "sales_per_visitor"]);
+
+const state = {
+  lang: localStorage.getItem("tenpo.lang") || ((navigator.language || "en").startsWith("ja") ? "ja" : "en"),
+  me: null, from: null, to: null, charts: {}, sort: { key: "net_sales", asc: false },
+};
+// Exposed for the browser tests: the charts and their data.
+window.tenpo = state;
+
+// -- formatting ------------------------------------------------------------------------
+const t = (key, vars = {}) =>
+  (I18N[state.lang][key] || I18N.en[key] || key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
+const locale = () => LOCALES[state.lang];
+const num = (v) => (v === null || v === undefined || v === "" ? null : Number(v));
+function fmtYen(v) {
+  const n = num(v);
+  if (n === null || Number.isNaN(n)) return t("na");
+  return new Intl.NumberFormat(locale(), { style: "currency", currency: "JPY", maximumFractionDigits: 0 }).format(n);
+}
+function fmtInt(v) {
+  const n = num(v);
+  return n === null ? t("na") : new Intl.NumberFormat(locale(), { maximumFractionDigits: 0 }).format(n);
+}
+function fmtPct(v) {
+  const n = num(v);
+  return n === null ? t("na") : new Intl.NumberFormat(locale(), { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(n);
+}
+function fmtDec(v, digits = 2) {
+  const n = num(v);
+  return n === null ? t("na") : new Intl.NumberFormat(locale(), { maximumFractionDigits: digits }).format(n);
+}
+function fmtMetric(name, v) {
+  if (YEN_METRICS.has(name)) return fmtYen(v);
+  if (RATIO_METRICS.has(name)) return fmtPct(v);
+  if (name === "upt") return fmtDec(v);
+  return fmtInt(v);
+}
+function fmtDate(iso, opts = { month: "short", day: "numeric" }) {
+  const [y, m, d] = iso.split("-").map(Number);
+  return new Intl.DateTimeFormat(locale(), { ...opts, timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d)));
+}
+function fmtChange(rel) {
+  if (rel === null || rel === undefined) return "";
+  const sign = rel > 0 ? "+" : "";
+  const cls = rel > 0 ? "up" : rel < 0 ? "down" : "";
+  const text = sign + new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(rel);
+  return `<span class="delta ${cls}">${text}</span>`;
+}
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+// -- API -------------------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && problem.detail) || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+async function api(path, opts = {}) {
+  const resp = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" }, ...opts });
+  if (resp.status === 204) return null;
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    if (resp.status === 401 && !path.startsWith("/v1/auth/")) {
+      state.me = null;
+      location.hash = "#/login";
+    }
+    throw new ApiError(resp.status, body);
+  }
+  return body;
+}
+async function optional(path) {
+  try { return await api(path); } catch (e) { return null; }
+}
+const rangeQuery = () => `from=${state.from}&to=${state.to}`;
+async function allKpis(grain, extra = "") {
+  const stores = [];
+  for (let offset = 0; ; offset += 200) {
+    const page = await api(`/v1/kpis?${rangeQuery()}&grain=${grain}&limit=200&offset=${offset}${extra}`);
+    stores.push(...page.stores);
+    if (offset + page.limit >= page.total) return stores;
+  }
+}
+
+// -- date range ------------------------------------------------------------------------
+const isoDay = (d) => d.toISOString().slice(0, 10);
+function addDays(iso, n) {
+  const d = new Date(iso + "T00:00:00Z");
+  d.setUTCDate(d.getUTCDate() + n);
+  return isoDay(d);
+}
+async function initRange() {
+  const saved = JSON.parse(sessionStorage.getItem("tenpo.range") || "null");
+  if (saved) { state.from = saved.from; state.to = saved.to; return; }
+  const cov = await optional("/v1/coverage");
+  const last = (cov && cov.last) || isoDay(new Date(Date.now() - 86400000));
+  state.to = last;
+  state.from = cov && cov.first && cov.first > addDays(last, -27) ? cov.first : addDays(last, -13);
+}
+function bindRange() {
+  const from = document.getElementById("from"), to = document.getElementById("to");
+  from.value = state.from; to.value = state.to;
+  document.getElementById("range").onsubmit = (e) => {
+    e.preventDefault();
+    if (!from.value || !to.value || from.value > to.value) return;
+    state.from = from.value; state.to = to.value;
+    sessionStorage.setItem("tenpo.range", JSON.stringify({ from: state.from, to: state.to }));
+    route();
+  };
+  document.getElementById("preset").onchange = (e) => {
+    const days = Number(e.target.value);
+    if (!days) return;
+    from.value = addDays(to.value || state.to, -(days - 1));
+  };
+}
+
+// -- i18n ------------------------------------------------------------------------------
+function applyI18n(root = document) {
+  document.documentElement.lang = state.lang;
+  root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  const lang = document.getElementById("lang");
+  if (lang) lang.textContent = state.lang === "ja" ? "English" : "日本語";
+}
+function toggleLang() {
+  state.lang = state.lang === "ja" ? "en" : "ja";
+  localStorage.setItem("tenpo.lang", state.lang);
+  applyI18n();
+  route();
+}
+
+// -- charts ----------------------------------------------------------------------------
+function destroyCharts() {
+  Object.values(state.charts).forEach((c) => c.destroy());
+  state.charts = {};
+}
+function chart(id, canvas, config) {
+  config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options || {});
+  state.charts[id] = new Chart(canvas, config);
+  return state.charts[id];
+}
+function metricChart(id, canvas, labels, name, values, type = "bar") {
+  return chart(id, canvas, {
+    type,
+    data: { labels, datasets: [{ label: t(name), data: values, borderColor: "#2563eb", backgroundColor: "rgba(37,99,235,.55)", spanGaps: true, tension: .25 }] },
+    options: {
+      plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => fmtMetric(name, c.parsed.y) } } },
+      scales: { y: { beginAtZero: true, ticks: { callback: (v) => fmtMetric(name, v) } } },
+    },
+  });
+}
+function sparkline(id, canvas, values) {
+  return chart(id, canvas, {
+    type: "line",
+    data: { labels: values.map((_, i) => i), datasets: [{ data: values, borderColor: "#2563eb", borderWidth: 1.5, pointRadius: 0, spanGaps: true, fill: false }] },
+    options: { responsive: false, plugins: { legend: { display: false }, tooltip: { enabled: false } }, scales: { x: { display: false }, y: { display: false } } },
+  });
+}
+
+// -- views -----------------------------------------------------------------------------
+const view = () => document.getElementById("view");
+
+function showLogin() {
+  document.getElementById("topbar").hidden = true;
+  view().replaceChildren(document.getElementById("login-tpl").content.cloneNode(true));
+  applyI18n(view());
+  view().querySelector("[data-lang-toggle]").onclick = () => { toggleLang(); };
+  document.getElementById("login-form").onsubmit = async (e) => {
+    e.preventDefault();
+    const err = document.getElementById("login-error");
+    err.textContent = "";
+    try {
+      state.me = await api("/v1/auth/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ email: document.getElementById("email").value, password: document.getElementById("password").value }),
+      });
+      await start();
+      location.hash = "#/";
+    } catch (ex) {
+      err.textContent = ex.status === 401 ? t("login.failed") : t("error", { msg: ex.message });
+    }
+  };
+}
+
+function storeFlags(s, targetBelow) {
+  const flags = [];
+  const days = s.items;
+  if ((s.missing_dates || []).length) flags.push(`<span class="badge gap" data-flag="gap" title="${esc(s.missing_dates.join(", "))}">${t("flag.gap")}</span>`);
+  if (days.some((r) => r.flags.includes("pos_missing"))) flags.push(`<span class="badge gap" data-flag="pos">${t("flag.pos")}</span>`);
+  if (days.some((r) => r.flags.includes("counter_missing"))) flags.push(`<span class="badge gap" data-flag="counter">${t("flag.counter")}</span>`);
+  if (targetBelow) flags.push(`<span class="badge below" data-flag="below">${t("flag.below")}</span>`);
+  return flags.join("");
+}
+
+// Targets come from the ML issue's endpoint when it exists; any shape with kpi + target works.
+function targetFor(body, kpi) {
+  if (!body) return null;
+  const items = Array.isArray(body) ? body : body.items || body.targets || [];
+  const hit = items.find((x) => x && (x.kpi === kpi || x.metric === kpi));
+  if (hit) return { target: num(hit.target ?? hit.value), peers: num(hit.peer_median ?? hit.cluster_median ?? hit.peers ?? null) };
+  if (body[kpi] !== undefined && typeof body[kpi] !== "object") return { target: num(body[kpi]), peers: null };
+  return null;
+}
+function benchmarkFor(body, kpi) {
+  if (!body) return null;
+  const items = Array.isArray(body) ? body : body.items || body.benchmarks || [];
+  const hit = items.find((x) => x && (x.kpi === kpi || x.metric === kpi));
+  return hit ? num(hit.median ?? hit.p50 ?? hit.value) : null;
+}
+
+async function showOverview() {
+  view().innerHTML = `<h1>${t("overview.title")}</h1><p class="muted">${t("loading")}</p>`;
+  const [totals, daily] = await Promise.all([allKpis("total"), allKpis("day")]);
+  const dailyById = Object.fromEntries(daily.map((s) => [s.store_id, s]));
+  const stores = (await api("/v1/stores?limit=1000")).items;
+  const meta = Object.fromEntries(stores.map((s) => [s.store_id, s]));
+  const rows = totals.map((s) => {
+    const tot = s.items[0] || {};
+    return { id: s.store_id, code: s.code, name: s.name, industry: (meta[s.store_id] || {}).industry, tot, daily: dailyById[s.store_id] };
+  });
+  // Targets: one call per store while the endpoint exists (404 "no such endpoint" stops it).
+  const targets = {};
+  for (const r of rows) {
+    const body = await optional(`/v1/stores/${encodeURIComponent(r.id)}/targets?${rangeQuery()}`);
+    if (body === null) break;
+    targets[r.id] = body;
+  }
+  const chain = rows.reduce((a, r) => ({
+    net_sales: a.net_sales + (num(r.tot.net_sales) || 0),
+    transactions: a.transactions + (r.tot.transactions || 0),
+    visitors: a.visitors + (r.tot.visitors || 0),
+  }), { net_sales: 0, transactions: 0, visitors: 0 });
+  const industries = [...new Set(rows.map((r) => r.industry).filter(Boolean))].sort();
+  view().innerHTML = `
+    <h1>${t("overview.title")} <span class="muted">${fmtDate(state.from, { year: "numeric", month: "short", day: "numeric" })} – ${fmtDate(state.to, { year: "numeric", month: "short", day: "numeric" })}</span></h1>
+    <div class="cards">
+      <div class="card"><div class="label">${t("chain.total")} · ${t("net_sales")}</div><div class="value" id="chain-sales" data-value="${chain.net_sales.toFixed(2)}">${fmtYen(chain.net_sales)}</div></div>
+      <div class="card"><div class="label">${t("transactions")}</div><div class="value">${fmtInt(chain.transactions)}</div></div>
+      <div class="card"><div class="label">${t("visitors")}</div><div class="value">${fmtInt(chain.visitors)}</div></div>
+      <div class="card"><div class="label">${t("conversion_rate")}</div><div class="value">${fmtPct(chain.visitors ? chain.transactions / chain.visitors : null)}</div></div>
+    </div>
+    <h2>${t("overview.stores", { n: rows.length })}</h2>
+    <div class="toolbar">
+      <input id="filter" type="search" placeholder="${t("overview.filter")}">
+      <select id="industry"><option value="">${t("overview.all_industries")}</option>${industries.map((i) => `<option>${esc(i)}</option>`).join("")}</select>
+    </div>
+    <table id="stores"><thead><tr>
+      <th data-key="name">${t("store")}</th>${METRICS.map((m) => `<th data-key="${m}">${t(m)}</th>`).join("")}
+      <th data-key="">${t("trend")}</th><th data-key="">${t("flags")}</th>
+    </tr></thead><tbody></tbody></table>`;
+  const tbody = view().querySelector("#stores tbody");
+  const render = () => {
+    destroyCharts();
+    const q = document.getElementById("filter").value.trim().toLowerCase();
+    const ind = document.getElementById("industry").value;
+    const { key, asc } = state.sort;
+    const shown = rows
+      .filter((r) => (!q || `${r.code} ${r.name}`.toLowerCase().includes(q)) && (!ind || r.industry === ind))
+      .sort((a, b) => {
+        const va = key === "name" ? a.code : num(a.tot[key]) ?? -Infinity;
+        const vb = key === "name" ? b.code : num(b.tot[key]) ?? -Infinity;
+        return (va < vb ? -1 : va > vb ? 1 : 0) * (asc ? 1 : -1);
+      });
+    tbody.innerHTML = shown.map((r) => {
+      const tgt = targetFor(targets[r.id], "net_sales");
+      const below = tgt && tgt.target !== null && num(r.tot.net_sales) !== null && num(r.tot.net_sales) < tgt.target;
+      return `<tr data-store-id="${esc(r.id)}">
+        <td><a href="#/store/${encodeURIComponent(r.id)}">${esc(r.code)} ${esc(r.name)}</a></td>
+        ${METRICS.map((m) => `<td class="num" data-kpi="${m}" data-value="${r.tot[m] ?? ""}">${fmtMetric(m, r.tot[m])}</td>`).join("")}
+        <td><canvas class="spark" width="120" height="32"></canvas></td>
+        <td>${storeFlags(r.daily || { items: [], missing_dates: [] }, below)}</td></tr>`;
+    }).join("");
+    tbody.querySelectorAll("tr").forEach((tr) => {
+      const r = rows.find((x) => x.id === tr.dataset.storeId);
+      const values = (r.daily ? r.daily.items : []).map((d) => num(d.net_sales));
+      sparkline(`spark:${r.id}`, tr.querySelector("canvas"), values);
+    });
+    view().querySelectorAll("th").forEach((th) => {
+      th.classList.toggle("sorted", th.dataset.key === key);
+      th.classList.toggle("asc", th.dataset.key === key && asc);
+    });
+  };
+  view().querySelectorAll("th[data-key]").forEach((th) => {
+    if (!th.dataset.key) return;
+    th.onclick = () => {
+      state.sort = { key: th.dataset.key, asc: state.sort.key === th.dataset.key ? !state.sort.asc : th.dataset.key === "name" };
+      render();
+    };
+  });
+  document.getElementById("filter").oninput = render;
+  document.getElementById("industry").onchange = render;
+  render();
+}
+
+async function showStore(id) {
+  view().innerHTML = `<p class="muted">${t("loading")}</p>`;
+  let store;
+  try {
+    store = await api(`/v1/stores/${encodeURIComponent(id)}`);
+  } catch (e) {
+    if (e.status === 404) {
+      view().innerHTML = `<p class="notice" id="not-found">${t("store.not_found")}</p>`;
+      return;
+    }
+    throw e;
+  }
+  const q = `${rangeQuery()}`;
+  const base = `/v1/stores/${encodeURIComponent(id)}`;
+  const [daily, total, tree] = await Promise.all([
+    api(`${base}/kpis?${q}&grain=day`), api(`${base}/kpis?${q}&grain=total`), api(`${base}/sales-tree?${q}`),
+  ]);
+  let hourly = null;
+  try { hourly = await api(`${base}/kpis?${q}&grain=hour`); } catch (e) { hourly = null; }
+  const targets = await optional(`${base}/targets?${q}`);
+  const bench = store.industry ? await optional(`/v1/benchmarks?industry=${encodeURIComponent(store.industry)}&${q}`) : null;
+  const tot = total.items[0] || {};
+  const compareRows = ["net_sales", "conversion_rate", "atv", "capture_rate", "visitors"].map((m) => {
+    const tg = targetFor(targets, m);
+    return `<tr><td>${t(m)}</td><td class="num" data-kpi="${m}">${fmtMetric(m, tot[m])}</td>
+      <td class="num">${tg && tg.target !== null ? fmtMetric(m, tg.target) : t("na")}</td>
+      <td class="num">${tg && tg.peers !== null ? fmtMetric(m, tg.peers) : t("na")}</td>
+      <td class="num">${benchmarkFor(bench, m) !== null ? fmtMetric(m, benchmarkFor(bench, m)) : t("na")}</td></tr>`;
+  }).join("");
+  const noPos = daily.items.filter((r) => r.flags.includes("pos_missing")).map((r) => fmtDate(r.business_date));
+  const noCounter = daily.items.filter((r) => r.flags.includes("counter_missing")).map((r) => fmtDate(r.business_date));
+  const missing = daily.missing_dates.map((d) => fmtDate(d));
+  const quality = [
+    missing.length ? `<li data-flag="gap">${t("store.missing_dates", { dates: missing.join(", ") })}</li>` : "",
+    noPos.length ? `<li data-flag="pos">${t("store.no_pos_days", { dates: noPos.join(", ") })}</li>` : "",
+    noCounter.length ? `<li data-flag="counter">${t("store.no_counter_days", { dates: noCounter.join(", ") })}</li>` : "",
+  ].join("");
+  const c = tree.change;
+  const node = (name, value, fmt) => `<div class="card node" data-tree="${name}"><div class="label">${t(name)}</div>
+    <div class="value">${fmt(value)}</div><div class="muted">${fmt(tree.previous[name])} ${fmtChange(c[name] && c[name].relative)}</div></div>`;
+  view().innerHTML = `
+    <h1 id="store-title">${esc(store.code)} ${esc(store.name)} <span class="muted">${esc(store.industry || "")} ${esc(store.region || "")}</span></h1>
+    <div class="cards">${["net_sales", "transactions", "visitors", "conversion_rate", "atv", "upt"].map((m) =>
+      `<div class="card"><div class="label">${t(m)}</div><div class="value" data-kpi="${m}" data-value="${tot[m] ?? ""}">${fmtMetric(m, tot[m])}</div></div>`).join("")}</div>
+    <h2>${t("store.tree")} <span class="muted">${t("store.tree_prev", { from: fmtDate(tree.previous.from), to: fmtDate(tree.previous.to) })}</span></h2>
+    <div class="tree">${node("net_sales", tree.current.net_sales, fmtYen)}<span class="op">=</span>
+      ${node("passersby", tree.current.passersby, fmtInt)}<span class="op">×</span>
+      ${node("capture_rate", tree.current.capture_rate, fmtPct)}<span class="op">×</span>
+      ${node("conversion_rate", tree.current.conversion_rate, fmtPct)}<span class="op">×</span>
+      ${node("atv", tree.current.atv, fmtYen)}</div>
+    <h2>${t("store.daily")}</h2>
+    <div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
+      `<div class="chart"><h3>${t(m)}</h3><canvas id="daily-${m}"></canvas></div>`).join("")}</div>
+    <h2>${t("store.hourly")}</h2>
+    ${hourly ? `<div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
+      `<div class="chart"><h3>${t(m)}</h3><canvas id="hourly-${m}"></canvas></div>`).join("")}</div>` : `<p class="muted">${t("store.no_hourly")}</p>`}
+    <h2>${t("store.compare_title")}</h2>
+    <table id="vs"><thead><tr><th></th><th>${t("store.actual")}</th><th>${t("store.target")}</th><th>${t("store.peers")}</th><th>${t("store.benchmark")}</th></tr></thead><tbody>${compareRows}</tbody></table>
+    <h2>${t("store.quality")}</h2>
+    ${quality ? `<ul class="flags" id="quality">${quality}</ul>` : `<p id="quality" class="muted">${t("store.quality_ok")}</p>`}`;
+  destroyCharts();
+  const labels = daily.items.map((r) => fmtDate(r.business_date));
+  for (const m of ["net_sales", "visitors", "conversion_rate", "atv"]) {
+    metricChart(`daily:${m}`, document.getElementById(`daily-${m}`), labels, m, daily.items.map((r) => num(r[m])), m === "net_sales" || m === "visitors" ? "bar" : "line");
+  }
+  if (hourly) {
+    const byHour = Array.from({ length: 24 }, () => ({ net_sales: 0, transactions: 0, visitors: 0, conv_t: 0, conv_v: 0 }));
+    for (const r of hourly.items) {
+      const h = byHour[r.hour];
+      h.net_sales += num(r.net_sales) || 0;
+      h.transactions += r.transactions || 0;
+      h.visitors += r.visitors || 0;
+      if (r.transactions !== null && r.visitors !== null) { h.conv_t += r.transactions; h.conv_v += r.visitors; }
+    }
+    const hours = byHour.map((_, i) => `${i}:00`);
+    const series = {
+      net_sales: byHour.map((h) => h.net_sales),
+      visitors: byHour.map((h) => h.visitors),
+      conversion_rate: byHour.map((h) => (h.conv_v ? h.conv_t / h.conv_v : null)),
+      atv: byHour.map((h) => (h.transactions ? h.net_sales / h.transactions : null)),
+    };
+    for (const m of Object.keys(series)) {
+      metricChart(`hourly:${m}`, document.getElementById(`hourly-${m}`), hours, m, series[m], m === "net_sales" || m === "visitors" ? "bar" : "line");
+    }
+  }
+}
+
+async function showCompare(params) {
+  const stores = (await api("/v1/stores?limit=1000")).items;
+  const picked = (params.get("ids") || stores.slice(0, 3).map((s) => s.store_id).join(",")).split(",").filter(Boolean);
+  const metric = params.get("metric") || "net_sales";
+  view().innerHTML = `<h1>${t("compare.title")}</h1>
+    <div class="picker" id="picker">${stores.map((s) => `<label><input type="checkbox" value="${esc(s.store_id)}" ${picked.includes(s.store_id) ? "checked" : ""}> ${esc(s.code)} ${esc(s.name)}</label>`).join("")}</div>
+    <div class="toolbar"><label>${t("compare.metric")} <select id="metric">${["net_sales", "transactions", "visitors", "passersby", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<option value="${m}" ${m === metric ? "selected" : ""}>${t(m)}</option>`).join("")}</select></label></div>
+    <div id="compare-body"></div>`;
+  const update = () => {
+    const ids = [...document.querySelectorAll("#picker input:checked")].map((i) => i.value);
+    location.hash = `#/compare?ids=${ids.join(",")}&metric=${document.getElementById("metric").value}`;
+  };
+  document.querySelectorAll("#picker input").forEach((i) => { i.onchange = update; });
+  document.getElementById("metric").onchange = update;
+  const body = document.getElementById("compare-body");
+  if (!picked.length) { body.innerHTML = `<p class="muted">${t("compare.pick")}</p>`; return; }
+  const ids = picked.map((i) => `&store_id=${encodeURIComponent(i)}`).join("");
+  const [daily, totals] = await Promise.all([allKpis("day", ids), allKpis("total", ids)]);
+  const dates = [...new Set(daily.flatMap((s) => s.items.map((r) => r.business_date)))].sort();
+  const colors = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#ca8a04"];
+  body.innerHTML = `<div class="chart" style="height:340px"><canvas id="compare-chart"></canvas></div>
+    <h2></h2><table id="compare-table"><thead><tr><th>${t("store")}</th>${["net_sales", "transactions", "visitors", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<th>${t(m)}</th>`).join("")}</tr></thead>
+    <tbody>${totals.map((s) => { const r = s.items[0] || {}; return `<tr data-store-id="${esc(s.store_id)}"><td><a href="#/store/${encodeURIComponent(s.store_id)}">${esc(s.code)} ${esc(s.name)}</a></td>${["net_sales", "transactions", "visitors", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<td class="num" data-kpi="${m}" data-value="${r[m] ?? ""}">${fmtMetric(m, r[m])}</td>`).join("")}</tr>`; }).join("")}</tbody></table>`;
+  destroyCharts();
+  chart("compare", document.getElementById("compare-chart"), {
+    type: "line",
+    data: {
+      labels: dates.map((d) => fmtDate(d)),
+      datasets: daily.map((s, i) => {
+        const byDate = Object.fromEntries(s.items.map((r) => [r.business_date, num(r[metric])]));
+        return { label: `${s.code} ${s.name}`, data: dates.map((d) => byDate[d] ?? null), borderColor: colors[i % colors.length], backgroundColor: colors[i % colors.length], spanGaps: true, tension: .25 };
+      }),
+    },
+    options: { plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmtMetric(metric, c.parsed.y)}` } } }, scales: { y: { ticks: { callback: (v) => fmtMetric(metric, v) } } } },
+  });
+}
+
+// -- routing ---------------------------------------------------------------------------
+async function route() {
+  const hash = location.hash || "#/";
+  const [path, query] = hash.slice(1).split("?");
+  if (path === "/login" || !state.me) { destroyCharts(); showLogin(); return; }
+  document.getElementById("topbar").hidden = false;
+  document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === `#${path}`));
+  bindRange();
+  try {
+    if (path.startsWith("/store/")) await showStore(decodeURIComponent(path.slice(7)));
+    else if (path === "/compare") await showCompare(new URLSearchParams(query || ""));
+    else await showOverview();
+    document.body.dataset.ready = hash;
+  } catch (e) {
+    if (e.status !== 401) view().innerHTML = `<p class="error">${esc(t("error", { msg: e.message }))}</p>`;
+  }
+}
+
+async function start() {
+  document.getElementById("who").textContent = state.me.email || state.me.tenant_id;
+  await initRange();
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  applyI18n();
+  document.getElementById("lang").onclick = toggleLang;
+  document.getElementById("logout").onclick = async () => {
+    await api("/v1/auth/logout", { method: "POST" }).catch(() => null);
+    state.me = null;
+    sessionStorage.removeItem("tenpo.range");
+    location.hash = "#/login";
+  };
+  window.addEventListener("hashchange", route);
+  try {
+    state.me = await api("/v1/auth/me");
+    await start();
+  } catch (e) {
+    state.me = null;
+  }
+  if (state.me && location.hash === "#/login") location.hash = "#/";
+  else route();
+});
