@@ -16,7 +16,7 @@ from tenpo.core.settings import Settings
 from tenpo.lake import Lake, open_lake
 from tenpo.pipelines import PipelineFailed, TenpoResource, date_ranges, materialize_dates
 from tenpo.pipelines.definitions import defs
-from tenpo.pipelines.kpis import kpi_assets
+from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, kpi_assets
 from tenpo.pipelines.partitions import daily_partitions
 from tenpo.warehouse import write_partition
 from tenpo.warehouse.schemas import MART_STORE_DAILY, RAW_TABLES
@@ -51,7 +51,7 @@ def mart_parts(lake: Lake) -> dict[str, bytes]:
 
 def test_definitions_expose_raw_sources_and_kpi_assets() -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {*RAW_TABLES, "mart_store_daily", "datamart_store_daily"}
+    assert keys == {*RAW_TABLES, *MART_KEYS, *DATAMART_KEYS}
     mart = defs.resolve_assets_def("mart_store_daily")
     assert AssetKey("raw_pos_transactions") in mart.dependency_keys
     assert mart.partitions_def is not None
@@ -61,8 +61,8 @@ def test_definitions_expose_raw_sources_and_kpi_assets() -> None:
 def test_mart_partition_materializes_expected_parquet_and_rerun_is_identical(
     settings: Settings, lake: Lake, instance: DagsterInstance
 ) -> None:
-    mart_asset, _ = kpi_assets(daily_partitions(date(2026, 11, 1)))
-    assets = [mart_asset]
+    by_key = {a.key.to_user_string(): a for a in kpi_assets(daily_partitions(date(2026, 11, 1)))}
+    assets = [by_key["mart_store_daily"]]
     resources = {"tenpo": TenpoResource.from_settings(settings)}
     result = materialize(
         assets, partition_key=DAY.isoformat(), instance=instance, resources=resources
@@ -96,9 +96,7 @@ def test_materialize_dates_runs_a_range_in_one_run_and_exports_to_the_datamart(
         for e in results[0].get_asset_materialization_events()
     }
     assert partitions == {
-        (asset, d.isoformat())
-        for asset in ("mart_store_daily", "datamart_store_daily")
-        for d in (DAY, NEXT_DAY)
+        (asset, d.isoformat()) for asset in (*MART_KEYS, *DATAMART_KEYS) for d in (DAY, NEXT_DAY)
     }
     from tenpo.datamart import get_engine, mart_store_daily
 

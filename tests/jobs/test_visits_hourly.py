@@ -1,0 +1,303 @@
+"""store_visits, store_hourly and the PersonID KPIs of store_daily against hand computations.
+
+The fixture (tenant t1, JST stores, business date DAY):
+
+* store A: sale ¥1000 (3 items) 10:30, return −¥200 (−1) 10:45, void 11:10, sale ¥300 (1) 11:20;
+  entrance counter 5 in at 10:00 and 0 at 11:00 (a zero-visitor hour with a sale); passby
+  20+10 at 10:00 and 8+2 at 11:00; camera visits p1 600 s, p2 1800 s, p3 entry without exit,
+  p5 2400 s; staff: t1-s0001 (enrolled, 9 h) and p4 (5 h: over the 4 h threshold).
+* store B: no counter, no POS; camera visits p7 300 s, p8 500 s; p2 visited B the day before
+  (so p2 is a repeat visitor at A, across two stores); p5 visited A 200 days before (outside
+  the 180-day window: not a repeat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pytest
+
+from tenpo.core.errors import BadInput
+from tenpo.jobs import VisitRules, store_daily, store_hourly, store_offsets, store_visits
+from tenpo.warehouse.schemas import (
+    MART_STORE_DAILY,
+    MART_STORE_HOURLY,
+    MART_STORE_VISITS,
+    RAW_VISITOR_EVENTS,
+)
+from tests.jobs.factories import DAY, count_row, counts_table, pos_row, pos_table
+
+JST = 9
+
+
+def at(day: date, hhmm: str) -> datetime:
+    """UTC instant of local (JST) time ``hhmm`` on ``day``."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, h, m, tzinfo=UTC) - timedelta(hours=JST)
+
+
+def ev(
+    store: str, person: str | None, event: str, hhmm: str, *, day: date = DAY, track: str = ""
+) -> dict[str, Any]:
+    """One raw_visitor_events row."""
+    return {
+        "tenant_id": "t1",
+        "store_id": store,
+        "camera_id": f"cam-{store}",
+        "person_id": person,
+        "event": event,
+        "business_date": day,
+        "ts": at(day, hhmm),
+        "quality": 0.9,
+        "track_id": track or f"{person}-{store}-{day}-{hhmm if event == 'entry' else ''}",
+        "source_object_id": "obj-v",
+    }
+
+
+def visit(store: str, person: str, enter: str, leave: str | None, **kw: Any) -> list[dict]:
+    """Entry and exit events of one visit sharing a track id."""
+    track = f"{person}-{store}-{enter}-{kw.get('day', DAY)}"
+    rows = [ev(store, person, "entry", enter, track=track, **kw)]
+    if leave is not None:
+        rows.append(ev(store, person, "exit", leave, track=track, **kw))
+    return rows
+
+
+def events_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=RAW_VISITOR_EVENTS)
+
+
+def fixture_events() -> pa.Table:
+    rows = [
+        *visit("A", "p1", "10:00", "10:10"),
+        *visit("A", "p2", "10:05", "10:35"),
+        *visit("A", "p3", "11:00", None),
+        *visit("A", "p5", "13:00", "13:40"),
+        *visit("A", "t1-s0001", "09:00", "18:00"),
+        *visit("A", "p4", "12:00", "17:00"),
+        *visit("B", "p7", "10:00", "10:05"),
+        *visit("B", "p8", "10:00", "10:08"),
+        *visit("B", "p2", "15:00", "15:20", day=DAY - timedelta(days=1)),
+        *visit("A", "p5", "15:00", "15:20", day=DAY - timedelta(days=200)),
+        # No PersonID: cannot be paired per person, left out.
+        ev("A", None, "entry", "10:01"),
+    ]
+    rows[14]["ts"] += timedelta(seconds=20)  # p8 leaves at 10:08:20: 500 s
+    return events_table(rows)
+
+
+def sale(store: str, tx: str, kind: str, excl: str, incl: str, items: int, hhmm: str) -> dict:
+    row = pos_row(store, tx, kind, excl, incl, items)
+    row["ts"] = at(DAY, hhmm)
+    row["ts_local"] = row["ts"].replace(tzinfo=None) + timedelta(hours=JST)
+    return row
+
+
+def fixture_pos() -> pa.Table:
+    return pos_table(
+        [
+            sale("A", "1", "sale", "1000.00", "1100", 3, "10:30"),
+            sale("A", "2", "return", "-200.00", "-220", -1, "10:45"),
+            sale("A", "3", "void", "500.00", "550", 2, "11:10"),
+            sale("A", "4", "sale", "300.00", "330", 1, "11:20"),
+        ]
+    )
+
+
+def fixture_counts() -> pa.Table:
+    # count_row intervals start at 01:minute UTC = 10:minute JST; shift for 11:00.
+    rows = [
+        count_row("A", "entrance", 5, device="pc-a", minute=0),
+        count_row("A", "entrance", 0, device="pc-a", minute=1),
+        count_row("A", "passby", 20, count_out=10, device="pc-p", minute=0),
+        count_row("A", "passby", 8, count_out=2, device="pc-p", minute=1),
+    ]
+    for row in (rows[1], rows[3]):
+        row["interval_start"] += timedelta(minutes=59)
+        row["interval_end"] += timedelta(minutes=59)
+    return counts_table(rows)
+
+
+STAFF = pa.table({"tenant_id": ["t1"], "person_id": ["t1-s0001"]})
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[Any]:
+    con = ibis.duckdb.connect()
+    yield con
+    con.disconnect()
+
+
+def visits_of(con: Any, events: pa.Table, **kw: Any) -> pa.Table:
+    kw.setdefault("staff", ibis.memtable(STAFF))
+    result: pa.Table = con.to_pyarrow(store_visits(ibis.memtable(events), **kw))
+    return result
+
+
+def keyed(table: pa.Table, *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(r[k] for k in keys): r for r in table.to_pylist()}
+
+
+def test_visits_pair_entries_exclude_staff_and_keep_open_entries(con: Any) -> None:
+    out = visits_of(con, fixture_events(), days=[DAY])
+    assert out.schema.equals(MART_STORE_VISITS)
+    rows = keyed(out, "store_id", "person_id")
+    assert sorted(rows) == [
+        ("A", "p1"),
+        ("A", "p2"),
+        ("A", "p3"),
+        ("A", "p5"),
+        ("B", "p7"),
+        ("B", "p8"),
+    ]
+    assert [rows[("A", p)]["dwell_s"] for p in ("p1", "p2", "p5")] == [600, 1800, 2400]
+    assert (rows[("B", "p7")]["dwell_s"], rows[("B", "p8")]["dwell_s"]) == (300, 500)
+    open_visit = rows[("A", "p3")]
+    assert open_visit["exit_ts"] is None and open_visit["dwell_s"] is None
+    assert rows[("A", "p1")]["entry_hour"] == 10 and open_visit["entry_hour"] == 11
+    assert rows[("A", "p1")]["exit_ts"] == at(DAY, "10:10")
+
+
+def test_staff_rules_are_configurable(con: Any) -> None:
+    # Without the enrolled list, the 9 h shift is still caught by the dwell threshold.
+    out = visits_of(con, fixture_events(), days=[DAY], staff=None)
+    assert "t1-s0001" not in out["person_id"].to_pylist()
+    # With the threshold off and no list, staff count as customers.
+    rules = VisitRules(staff_min_visit_s=None)
+    persons = visits_of(con, fixture_events(), days=[DAY], staff=None, rules=rules)["person_id"]
+    assert {"t1-s0001", "p4"} <= set(persons.to_pylist())
+    # Seen on 3 of the last 3 days → staff on the third day, not before.
+    days = [DAY - timedelta(days=i) for i in (2, 1, 0)]
+    rows = [e for d in days for e in visit("A", "p9", "10:00", "10:05", day=d)]
+    rules = VisitRules(staff_min_days=3, staff_days_window=3)
+    out = visits_of(con, events_table(rows), rules=rules)
+    assert sorted(out["business_date"].to_pylist()) == days[:2]
+
+
+def test_overlapping_visits_of_one_person_pair_by_track(con: Any) -> None:
+    rows = [
+        ev("A", "p1", "entry", "10:00", track="x"),
+        ev("A", "p1", "entry", "10:05", track="y"),
+        ev("A", "p1", "exit", "10:20", track="x"),
+        ev("A", "p1", "exit", "10:30", track="y"),
+        # Track lost: an entry and a later exit on different tracks still pair by person.
+        ev("A", "p2", "entry", "11:00", track="u"),
+        ev("A", "p2", "exit", "11:10", track="v"),
+        # An exit with no entry is ignored.
+        ev("A", "p3", "exit", "12:00", track="w"),
+    ]
+    out = visits_of(con, events_table(rows), staff=None)
+    dwell = sorted((r["person_id"], r["dwell_s"]) for r in out.to_pylist())
+    assert dwell == [("p1", 1200), ("p1", 1500), ("p2", 600)]
+
+
+def test_daily_person_kpis_repeat_across_stores_and_dwell(con: Any) -> None:
+    visits = ibis.memtable(visits_of(con, fixture_events()))
+    expr = store_daily(
+        ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts()), visits, days=[DAY]
+    )
+    out = con.to_pyarrow(expr)
+    assert out.schema.equals(MART_STORE_DAILY)
+    rows = keyed(out, "store_id")
+    a, b = rows[("A",)], rows[("B",)]
+    assert (a["net_sales"], a["net_sales_incl_tax"]) == (Decimal("1100.00"), Decimal("1210.00"))
+    assert (a["transactions"], a["units"]) == (1, 3)
+    assert (a["visitors"], a["visitors_source"], a["passersby"]) == (5, "counter", 40)
+    assert a["conversion_rate"] == pytest.approx(1 / 5)
+    assert (a["unique_visitors"], a["repeat_visitors"]) == (4, 1)  # p2 seen at B yesterday
+    assert a["repeat_rate"] == pytest.approx(0.25)
+    assert a["dwell_time_median_s"] == pytest.approx(1800.0)  # of 600, 1800, 2400
+    assert a["dwell_time_mean_s"] == pytest.approx(1600.0)
+    assert (a["open_visits"], a["video_complete"]) == (1, False)
+    # The counter reported the 10:00 and 11:00 minutes only: a gap between them.
+    assert a["counter_complete"] is False
+    assert (a["has_pos"], a["has_counter"], a["has_video"]) == (True, True, True)
+    # B has no counter: visitors are the camera's customer entries; no POS: sales unknown.
+    assert (b["visitors"], b["visitors_source"], b["unique_visitors"]) == (2, "video", 2)
+    assert b["repeat_visitors"] == 0 and b["repeat_rate"] == pytest.approx(0.0)
+    assert b["dwell_time_median_s"] == pytest.approx(400.0)  # even count: mean of the middle two
+    assert b["net_sales"] is None and b["conversion_rate"] is None
+    assert (b["has_pos"], b["has_counter"], b["video_complete"]) == (False, False, True)
+    assert b["counter_complete"] is None
+    assert sorted(rows) == [("A",), ("B",)]  # history dates are inputs, not outputs
+
+
+def test_repeat_window_is_a_parameter(con: Any) -> None:
+    visits = ibis.memtable(visits_of(con, fixture_events()))
+    pos, counts = ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts())
+    out = con.to_pyarrow(store_daily(pos, counts, visits, days=[DAY], repeat_window_days=365))
+    assert keyed(out, "store_id")[("A",)]["repeat_visitors"] == 2  # p5's old visit now counts
+
+
+def test_counter_gap_is_flagged(con: Any) -> None:
+    rows = [count_row("A", "entrance", 3, device="pc-a", minute=m) for m in (0, 1, 5)]
+    out = con.to_pyarrow(
+        store_daily(ibis.memtable(pos_table([])), ibis.memtable(counts_table(rows)))
+    )
+    assert out["counter_complete"].to_pylist() == [False]
+
+
+def test_hourly_zero_visitor_hour_and_sums_to_daily(con: Any) -> None:
+    visits = ibis.memtable(visits_of(con, fixture_events(), days=[DAY]))
+    pos, counts = ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts())
+    out = con.to_pyarrow(store_hourly(pos, counts, visits))
+    assert out.schema.equals(MART_STORE_HOURLY)
+    rows = keyed(out, "store_id", "hour")
+    h10, h11 = rows[("A", 10)], rows[("A", 11)]
+    assert (h10["net_sales"], h10["transactions"], h10["units"]) == (Decimal("800.00"), 0, 2)
+    assert h10["atv"] is None  # a sale and a return: zero transactions
+    assert (h10["visitors"], h10["passersby"]) == (5, 30)
+    assert h10["conversion_rate"] == pytest.approx(0.0)
+    assert (h11["net_sales"], h11["transactions"], h11["visitors"]) == (Decimal("300.00"), 1, 0)
+    assert h11["conversion_rate"] is None and h11["sales_per_visitor"] is None
+    assert h11["capture_rate"] == pytest.approx(0.0)
+    # A counts with its counter every hour, even where the camera saw entries (13:00).
+    assert rows[("A", 13)]["visitors"] == 0 and rows[("A", 13)]["visitors_source"] == "counter"
+    # B has no counter: its hours count camera entries.
+    assert (rows[("B", 10)]["visitors"], rows[("B", 10)]["visitors_source"]) == (2, "video")
+    daily = keyed(con.to_pyarrow(store_daily(pos, counts, visits, days=[DAY])), "store_id")
+    for store in ("A", "B"):
+        hours = [r for (s, _), r in rows.items() if s == store]
+        for kpi in ("transactions", "units", "visitors", "passersby"):
+            total = sum(r[kpi] or 0 for r in hours)
+            assert total == (daily[(store,)][kpi] or 0), (store, kpi)
+    assert sum(r["net_sales"] or 0 for (s, _), r in rows.items() if s == "A") == Decimal("1100.00")
+
+
+def test_hours_follow_each_store_timezone(con: Any) -> None:
+    counts = fixture_counts()
+    offsets = store_offsets([("t1", "A", "America/New_York")], [DAY])
+    out = con.to_pyarrow(
+        store_hourly(
+            ibis.memtable(pos_table([])),
+            ibis.memtable(counts),
+            offsets=ibis.memtable(offsets),
+        )
+    )
+    # 01:00 UTC on 2 Nov 2026 is 20:00 in New York (EST, UTC−5).
+    assert sorted(out["hour"].to_pylist()) == [20, 21]
+    assert offsets["utc_offset_s"].to_pylist() == [-5 * 3600]
+
+
+def test_bad_inputs_are_named() -> None:
+    events = ibis.memtable(fixture_events().drop_columns(["person_id"]))
+    with pytest.raises(BadInput, match="visitor_events lacks column.*person_id"):
+        store_visits(events)
+    with pytest.raises(BadInput, match="staff lacks column.*person_id"):
+        store_visits(
+            ibis.memtable(fixture_events()), staff=ibis.memtable(pa.table({"tenant_id": ["t1"]}))
+        )
+    with pytest.raises(BadInput, match="repeat_window_days"):
+        VisitRules(repeat_window_days=0)
+    with pytest.raises(BadInput, match="staff_min_days must be between"):
+        VisitRules(staff_min_days=9, staff_days_window=7)
+    with pytest.raises(BadInput, match="unknown timezone 'Mars/Base'"):
+        store_offsets([("t1", "A", "Mars/Base")], [DAY])
+    visits = ibis.memtable(pa.table({"tenant_id": ["t1"]}))
+    with pytest.raises(BadInput, match="visits lacks column"):
+        store_daily(ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts()), visits)
