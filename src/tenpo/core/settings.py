@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     mqtt_max_message_bytes: int = Field(
         256 * 1024, gt=0, description="Larger MQTT messages are quarantined."
     )
+    video_fps: int = Field(15, ge=1, le=60, description="Recorder output frame rate.")
+    video_chunk_seconds: float = Field(300.0, gt=0, description="Length of a recorded chunk.")
+    video_retention_days: int = Field(30, gt=0, description="Recorded chunks kept this long.")
+    video_detect_every: int = Field(3, ge=1, description="Analyzer: detect faces every N frames.")
+    feature_store: Literal["faiss", "pgvector"] = Field("faiss", description="Feature DB.")
+    feature_dir: Path | None = Field(None, description="FAISS index files (default data_dir).")
+    feature_pg_url: str | None = Field(
+        None, description="PostgreSQL URL for feature_store=pgvector."
+    )
+    feature_match_threshold: float = Field(
+        0.6, gt=0, lt=4, description="Largest face-vector distance that is the same person."
+    )
+    feature_retention_days: int = Field(180, gt=0, description="Face vectors expire after this.")
+    feature_ann_min_vectors: int = Field(
+        50_000, ge=1, description="From this many vectors per tenant, FAISS searches use HNSW."
+    )
     default_timezone: str = "Asia/Tokyo"
     log_level: str = "INFO"
     environment: Literal["development", "production"] = "development"
@@ -158,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def warehouse_file(self) -> Path:
         return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def feature_path(self) -> Path:
+        return self.feature_dir or self.data_dir / "features"
 
     @property
     def dagster_home(self) -> Path:
