@@ -8,7 +8,8 @@ import logging
 import signal
 import threading
 from collections.abc import Generator
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -64,6 +65,10 @@ def api(
 @handles_errors
 def iot(
     no_late: bool = typer.Option(False, "--no-late", help="Do not run the late-data monitor."),
+    stats_file: Annotated[
+        Path | None,
+        typer.Option("--stats-file", help="Keep the subscriber's counters (JSON) in this file."),
+    ] = None,
 ) -> None:
     """Run the MQTT subscriber (devices → landing zone) and the late-data monitor."""
     from tenpo.iot.service import IotService
@@ -76,9 +81,12 @@ def iot(
     try:
         with stop_on_signals() as stop:
             service.start(stop)
-            while not stop.wait(0.5):
-                pass
+            while not stop.wait(0.2):
+                if stats_file is not None:
+                    service.write_stats(stats_file)
             service.join()
+            if stats_file is not None:
+                service.write_stats(stats_file)
     finally:
         service.close()
 

@@ -284,8 +284,9 @@ class MqttSubscriber:
             return
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
-        # Room for two full batches awaiting their ack (the MQTT maximum is 65535).
-        props.ReceiveMaximum = min(65535, max(100, 2 * self.settings.mqtt_batch_messages))
+        # The MQTT maximum: the broker keeps sending while a batch awaits its ack, and Mosquitto
+        # only drops for a connected client beyond this plus max_queued_messages.
+        props.ReceiveMaximum = 65535
         client.connect(
             host,
             port,

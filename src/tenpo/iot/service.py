@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from tenpo.core.settings import Settings
@@ -79,6 +82,18 @@ class IotService:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("%s did not stop within %.0fs", thread.name, timeout)
+
+    def write_stats(self, path: Path) -> None:
+        """Write the subscriber's counters and whether it is subscribed to ``path`` (atomic)."""
+        sub = self.subscriber
+        stats = {
+            "subscribed": sub is not None and sub.subscribed.is_set(),
+            **(sub.stats.as_dict() if sub is not None else {}),
+            "late_partitions": self.monitor.stats.late if self.monitor is not None else 0,
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(stats, indent=2) + "\n")
+        os.replace(tmp, path)
 
     def close(self) -> None:
         """Release the service's own connections."""
