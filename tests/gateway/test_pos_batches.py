@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
+from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from tenpo.bus import open_bus
+from tenpo.control import ControlPlane
 from tenpo.core.settings import Settings
-from tenpo.streamer import Streamer
-from tests.gateway.conftest import SAMPLES, Gateway
+from tenpo.gateway import create_app
+from tenpo.lake import open_lake
+from tenpo.streamer import Streamer, read_table
+from tests.gateway.conftest import SAMPLES, Gateway, Keys
 from tests.gateway.test_ingest_api import assert_problem
 
 SALES = (SAMPLES / "vendor_a_sales.csv").read_bytes()
 MASTER = (SAMPLES / "vendor_a_master.csv").read_bytes()
+VENDOR_MAPPINGS = Path(__file__).parents[1] / "pos" / "vendors"
 
 
 def load(gateway: Gateway) -> None:
@@ -134,3 +143,47 @@ def test_pos_uploads_have_their_own_size_limit(gateway: Gateway) -> None:
         "/v1/pos/vendor_b/sales", content=b" " * (limit + 1), headers=gateway.auth()
     )
     assert_problem(too_big, 413, f"limit of {limit} bytes")
+
+
+def test_declarative_vendor_end_to_end(
+    settings: Settings, control: ControlPlane, seeded_control_db: tuple[Path, Keys]
+) -> None:
+    """vendor_c exists only as tests/pos/vendors/vendor_c.toml: POST, stream, raw tables."""
+    cfg = settings.model_copy(update={"vendor_mappings_dir": VENDOR_MAPPINGS})
+    lake, bus = open_lake(cfg.lake_root), open_bus(cfg)
+    app = create_app(cfg, control=control, lake=lake, bus=bus)
+    token = seeded_control_db[1].acme
+    header = "Store\tTill\tTicket\tDate\tType\tLine\tEAN\tDescription\tQty\tNet Price\tDiscount"
+    header += "\tNet Amount\tVAT\tTicket Total"
+    row = "T01\tC1\t1\t05/10/2026 10:15\tS\t1\t4900000000011\tTea\t2\t120.50\t\t241.00\t8%\t260.00"
+    body = f"{header}\n{row}\n".encode()
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        with TestClient(app) as client:
+            posted = client.post("/v1/pos/vendor_c/sales", content=body, headers=auth)
+            assert posted.status_code == 202, posted.text
+            assert posted.json()["counts"] == {"rows": 1}
+            assert posted.json()["key"].startswith("landing/pos_vendor_c/tenant=acme/")
+            other = body.replace(b"T01\t", b"B01\t")  # beta's store: refused, never resolved
+            assert_problem(
+                client.post("/v1/pos/vendor_c/sales", content=other, headers=auth), 403, "'B01'"
+            )
+            wrong = client.post("/v1/pos/vendor_c/sales", content=b"a,b\n1,2\n", headers=auth)
+            assert_problem(wrong, 400, "vendor_c sales file is not in the vendor's format")
+            unknown = client.post("/v1/pos/vendor_z/sales", content=body, headers=auth)
+            assert_problem(unknown, 404, "vendor_a, vendor_b, vendor_c")
+            streamer = Streamer(cfg, lake, bus, control.directory(), fetch_timeout=0.05)
+            try:
+                streamer.run_until_idle(0.2)
+            finally:
+                streamer.close()
+            status = client.get(
+                f"/v1/pos/batches/{posted.json()['object_id']}", headers=auth
+            ).json()
+            assert (status["status"], status["accepted_rows"]) == ("loaded", 2)
+    finally:
+        bus.close()
+    (tx,) = read_table(lake, "raw_pos_transactions").to_pylist()
+    assert (tx["vendor"], tx["transaction_id"], tx["total_incl_tax"]) == (
+        "vendor_c", "T01-C1-1", Decimal("260.00"),
+    )  # fmt: skip

@@ -124,6 +124,14 @@ def csv_rows(text: str) -> list[list[str]]:
         raise MalformedBody(f"body is not valid CSV: {exc}") from exc
 
 
+def csv_rows_with(text: str, delimiter: str) -> list[list[str]]:
+    """The rows of a delimited text (``delimiter``: one character, e.g. tab)."""
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise MalformedBody(f"body is not valid delimited text: {exc}") from exc
+
+
 def normalize_code(code: str) -> str:
     """A store/register code as Pre-ETL compares it: NFKC (full-width digits), trimmed."""
     return unicodedata.normalize("NFKC", code).strip()

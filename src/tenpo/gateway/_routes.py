@@ -26,7 +26,6 @@ from tenpo.gateway.ingest import (
     JSON_UTF8,
     JSONL_UTF8,
     MASTER_VENDORS,
-    POS_VENDORS,
     ControlPlane,
     Ingestor,
     IngestReceipt,
@@ -151,14 +150,16 @@ router = APIRouter()
     tags=["pos"],
 )
 async def post_pos_sales(
-    vendor: Annotated[str, Path(description="POS vendor: vendor_a or vendor_b.")],
+    vendor: Annotated[
+        str, Path(description="POS vendor: vendor_a, vendor_b or a declarative vendor.")
+    ],
     request: Request,
     state: StateDep,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
 ) -> IngestReceipt:
     """Keep a POS sales body as received and announce it to the streamer."""
-    Ingestor.check_vendor(vendor, "sales")
+    state.ingestor.check_vendor(vendor, "sales")
     body = await read_body(request, state.settings.pos_max_body_bytes)
     return await run_in_threadpool(
         state.ingestor.pos_sales, principal, vendor, body, idempotency_key
@@ -180,7 +181,7 @@ async def post_pos_master(
     idempotency_key: IdempotencyKey = None,
 ) -> IngestReceipt:
     """Keep a POS register→store master as received and announce it."""
-    Ingestor.check_vendor(vendor, "master")
+    state.ingestor.check_vendor(vendor, "master")
     body = await read_body(request, state.settings.pos_max_body_bytes)
     return await run_in_threadpool(
         state.ingestor.pos_master, principal, vendor, body, idempotency_key
@@ -216,15 +217,20 @@ async def get_pos_batch(
 
     ledger = await run_in_threadpool(_ledger, request)
     found = await run_in_threadpool(
-        object_status, state.lake, ledger, principal.tenant_id, object_id, _pos_sources()
+        object_status,
+        state.lake,
+        ledger,
+        principal.tenant_id,
+        object_id,
+        _pos_sources(state.ingestor.vendors),
     )
     if found is None:
         raise NotFound(f"no POS upload {object_id!r} for this tenant", object_id=object_id)
     return found
 
 
-def _pos_sources() -> tuple[str, ...]:
-    return tuple(f"pos_{v}" for v in POS_VENDORS) + tuple(f"pos_{v}_master" for v in MASTER_VENDORS)
+def _pos_sources(vendors: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"pos_{v}" for v in vendors) + tuple(f"pos_{v}_master" for v in MASTER_VENDORS)
 
 
 def _ledger(request: Request) -> Any:

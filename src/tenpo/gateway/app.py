@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -69,8 +70,15 @@ def _state(settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus)
         lake=lake,
         bus=bus,
         control=control,
-        ingestor=Ingestor(control, landing),
+        ingestor=Ingestor(control, landing, _vendor_mappings(settings)),
     )
+
+
+def _vendor_mappings(settings: Settings) -> dict[str, Any]:
+    """The declarative POS vendors of ``settings.vendor_mappings_dir`` (or data_dir/vendors)."""
+    from tenpo.pos.mapped import load_mappings, mapping_dirs
+
+    return dict(load_mappings(mapping_dirs(settings.data_dir, settings.vendor_mappings_dir)))
 
 
 def _open_state(

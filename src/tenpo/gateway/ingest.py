@@ -8,7 +8,8 @@ and returns an :class:`IngestReceipt` for the 202 answer.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,9 @@ from tenpo.control.directory import Directory
 from tenpo.core.errors import Forbidden, NotFound
 from tenpo.gateway import _checks
 from tenpo.lake.landing import Landed, LandingZone
+
+if TYPE_CHECKING:
+    from tenpo.pos.mapped import VendorMapping
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +83,27 @@ class IngestReceipt(BaseModel):
 class Ingestor:
     """Checks and lands ingest bodies for authenticated principals."""
 
-    def __init__(self, control: ControlPlane, landing: LandingZone) -> None:
+    def __init__(
+        self,
+        control: ControlPlane,
+        landing: LandingZone,
+        mappings: Mapping[str, VendorMapping] | None = None,
+    ) -> None:
         self._control = control
         self._landing = landing
+        self.mappings: dict[str, VendorMapping] = dict(mappings or {})
 
     # -- POS -------------------------------------------------------------------------------
-    @staticmethod
-    def check_vendor(vendor: str, kind: str) -> None:
+    @property
+    def vendors(self) -> tuple[str, ...]:
+        """Every POS vendor accepted: the built-in ones and the declarative mappings."""
+        return (*POS_VENDORS, *sorted(self.mappings))
+
+    def check_vendor(self, vendor: str, kind: str) -> None:
         """Raise :class:`NotFound` unless ``vendor`` accepts uploads of ``kind`` (sales|master)."""
-        if vendor not in POS_VENDORS:
+        if vendor not in self.vendors:
             raise NotFound(
-                f"unknown POS vendor {vendor!r}; expected one of {', '.join(POS_VENDORS)}",
+                f"unknown POS vendor {vendor!r}; expected one of {', '.join(self.vendors)}",
                 vendor=vendor,
             )
         if kind == "master" and vendor not in MASTER_VENDORS:
@@ -111,6 +125,8 @@ class Ingestor:
             _checks.require_columns(rows, VENDOR_A_SALES_COLUMNS, "vendor_a sales CSV")
             counts = {"rows": _checks.data_row_count(rows)}
             ext, content_type = "csv", CSV_CP932
+        elif vendor in self.mappings:
+            counts, ext, content_type = self._mapped_checks(principal, self.mappings[vendor], body)
         else:
             receipts = _checks.vendor_b_receipts(_checks.parse_json(body))
             self._require_stores(principal.tenant_id, _checks.vendor_b_store_codes(receipts))
@@ -146,6 +162,47 @@ class Ingestor:
             {"vendor": vendor},
         )
         return _receipt(landed, {"rows": _checks.data_row_count(rows)})
+
+    def _mapped_checks(
+        self, principal: Principal, mapping: VendorMapping, body: bytes
+    ) -> tuple[dict[str, int], str, str]:
+        """Cheap checks of a declarative vendor's body: encoding, shape, header, store codes."""
+        if mapping.encoding.replace("-", "_").lower() in ("cp932", "shift_jis", "sjis"):
+            _checks.refuse_utf8_as_cp932(body, mapping.name)
+        try:
+            text = body.decode(mapping.encoding)
+        except UnicodeDecodeError as exc:
+            raise _checks.MalformedBody(
+                f"body is not {mapping.encoding} text: undecodable byte(s) at offset {exc.start}",
+                offset=exc.start,
+            ) from exc
+        text = text.lstrip("\ufeff")
+        fields = mapping.fields
+        if mapping.format == "json":
+            doc = _checks.parse_json(text.encode())
+            if isinstance(doc, dict) and mapping.receipts_key and mapping.receipts_key in doc:
+                doc = doc[mapping.receipts_key]
+            receipts = doc if isinstance(doc, list) else [doc]
+            if not all(isinstance(r, dict) for r in receipts):
+                raise _checks.MalformedBody("body must be a receipt object or an array of them")
+            if fields.store_code and mapping.store_resolution == "code":
+                codes = {
+                    _checks.normalize_code(str(r.get(fields.store_code)))
+                    for r in receipts
+                    if r.get(fields.store_code) is not None
+                }
+                self._require_stores(principal.tenant_id, codes - {""})
+            return {"receipts": len(receipts)}, "json", JSON_UTF8
+        rows = _checks.csv_rows_with(text, mapping.delimiter)
+        wanted = tuple(v for v in fields.model_dump().values() if v is not None)
+        _checks.require_columns(rows, wanted, f"{mapping.name} sales file")
+        if fields.store_code and mapping.store_resolution == "code":
+            header = [_checks.normalize_code(h).lstrip("\ufeff") for h in rows[0]]
+            col = header.index(fields.store_code)
+            codes = {_checks.normalize_code(r[col]) for r in rows[1:] if len(r) > col}
+            self._require_stores(principal.tenant_id, codes - {""})
+        ext = "tsv" if mapping.delimiter == "\t" else "csv"
+        return {"rows": _checks.data_row_count(rows)}, ext, f"text/csv; charset={mapping.encoding}"
 
     # -- devices and video -----------------------------------------------------------------
     def iot_events(

@@ -12,12 +12,13 @@ import dataclasses
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tenpo.control.directory import Directory, StaticDirectory, StoreRef
@@ -25,6 +26,7 @@ from tenpo.core.errors import BadInput
 from tenpo.core.ids import content_id, utcnow
 from tenpo.core.preetl import ParseResult, PreEtl, Reject
 from tenpo.lake.landing import ObjectRegistered
+from tenpo.pos.mapped import MappedVendorPreEtl, VendorMapping
 from tenpo.pos.vendor_a import VENDOR as VENDOR_A
 from tenpo.pos.vendor_a import VendorAPreEtl, parse_master
 from tenpo.pos.vendor_b import VendorBPreEtl
@@ -99,20 +101,29 @@ def offline_directory(
     return directory, rejects
 
 
-def _parser(vendor: str) -> PreEtl:
-    try:
+def _parser(vendor: str, mappings: Mapping[str, VendorMapping]) -> PreEtl:
+    if vendor in VENDORS:
         return VENDORS[vendor]()
-    except KeyError:
-        raise BadInput(
-            f"unknown POS vendor {vendor!r}; expected one of {', '.join(VENDORS)}"
-        ) from None
+    if vendor in mappings:
+        return MappedVendorPreEtl(mappings[vendor])
+    known = [*VENDORS, *sorted(mappings)]
+    raise BadInput(f"unknown POS vendor {vendor!r}; expected one of {', '.join(known)}")
 
 
 def convert_files(
-    vendor: str, paths: Sequence[Path | str], directory: Directory, tenant_id: str
+    vendor: str,
+    paths: Sequence[Path | str],
+    directory: Directory,
+    tenant_id: str,
+    *,
+    mappings: Mapping[str, VendorMapping] | None = None,
 ) -> ParseResult:
-    """Run ``vendor``'s Pre-ETL over local files: tables concatenated, rejects prefixed by file."""
-    parser = _parser(vendor)
+    """Run ``vendor``'s Pre-ETL over local files: tables concatenated, rejects prefixed by file.
+
+    ``vendor`` is a built-in vendor or one of the declarative ``mappings``. A transaction found
+    in several files is kept as in the last one (a corrected re-send replaces the earlier).
+    """
+    parser = _parser(vendor, mappings or {})
     parts: dict[str, list[pa.Table]] = {name: [] for name in _OUTPUT_SCHEMAS}
     rejects: list[Reject] = []
     for raw_path in paths:
@@ -144,7 +155,32 @@ def convert_files(
         name: pa.concat_tables(tbls) if tbls else _OUTPUT_SCHEMAS[name].empty_table()
         for name, tbls in parts.items()
     }
-    return ParseResult(tables=tables, rejects=rejects)
+    return ParseResult(tables=_latest_versions(tables), rejects=rejects)
+
+
+def _latest_versions(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Keep each transaction (and its lines) only from the last file that holds it."""
+    tx, ln = tables["raw_pos_transactions"], tables["raw_pos_lines"]
+    if tx.num_rows < 2:
+        return tables
+    keys = ["tenant_id", "store_id", "transaction_id"]
+    order = pa.array(range(tx.num_rows), pa.int64())
+    last = (
+        tx.select(keys).append_column("_pos", order).group_by(keys, use_threads=False)
+        .aggregate([("_pos", "max")])
+    )  # fmt: skip
+    if last.num_rows == tx.num_rows:
+        return tables
+    keep = pc.take(last["_pos_max"], pc.sort_indices(last["_pos_max"]))  # file order
+    kept_tx = tx.take(keep)
+    winners = kept_tx.select([*keys, "source_object_id"])
+    marked = winners.append_column("_win", pa.array([True] * winners.num_rows))
+    joined = ln.append_column("_row", pa.array(range(ln.num_rows), pa.int64())).join(
+        marked, keys=[*keys, "source_object_id"], join_type="inner", use_threads=False
+    )
+    rows = joined["_row"]
+    kept_ln = ln.take(pc.take(rows, pc.sort_indices(rows)))
+    return {**tables, "raw_pos_transactions": kept_tx, "raw_pos_lines": kept_ln}
 
 
 def reject_json(reject: Reject) -> str:

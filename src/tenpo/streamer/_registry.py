@@ -11,6 +11,7 @@ import logging
 
 from tenpo.core.errors import ConfigError
 from tenpo.core.preetl import PreEtl
+from tenpo.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +54,15 @@ def default_pre_etls() -> dict[str, PreEtl]:
             )
         found[source] = pre_etl
     return found
+
+
+def mapped_pre_etls(settings: Settings) -> dict[str, PreEtl]:
+    """A :class:`tenpo.pos.mapped.MappedVendorPreEtl` per declarative POS vendor of ``settings``.
+
+    A bad mapping file raises :class:`ConfigError` naming it: better not to start than to
+    quarantine a vendor's every upload.
+    """
+    from tenpo.pos.mapped import MappedVendorPreEtl, load_mappings, mapping_dirs
+
+    mappings = load_mappings(mapping_dirs(settings.data_dir, settings.vendor_mappings_dir))
+    return {m.source: MappedVendorPreEtl(m) for m in mappings.values()}

@@ -46,7 +46,7 @@ from tenpo.lake.keys import parse_partition, quarantine_key, table_key
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey
 from tenpo.streamer._quarantine import EVENTS_TABLE, OBJECTS_TABLE, quarantine_files
-from tenpo.streamer._registry import default_pre_etls
+from tenpo.streamer._registry import default_pre_etls, mapped_pre_etls
 from tenpo.streamer._tables import conform, dedupe_table, parquet_bytes, split_partitions
 from tenpo.warehouse.schemas import NATURAL_KEYS, RAW_TABLES
 
@@ -123,7 +123,8 @@ class _Part:
 class Streamer:
     """Follows ``objects.registered`` and loads each object into the raw tables once.
 
-    ``pre_etls`` maps a landing source to its adapter (default: :func:`default_pre_etls`).
+    ``pre_etls`` maps a landing source to its adapter (default: :func:`default_pre_etls` plus
+    one per declarative POS vendor mapping of ``settings``).
     """
 
     def __init__(
@@ -141,7 +142,7 @@ class Streamer:
         self.bus = bus
         self.directory = directory
         self.pre_etls: dict[str, PreEtl] = dict(
-            default_pre_etls() if pre_etls is None else pre_etls
+            default_pre_etls() | mapped_pre_etls(settings) if pre_etls is None else pre_etls
         )
         self.batch_size = settings.streamer_batch_objects
         self.fetch_timeout = fetch_timeout
