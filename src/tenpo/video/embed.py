@@ -41,9 +41,9 @@ class DlibResNetExtractor(FeatureExtractor):
 
 
 class FakeFeatureExtractor(FeatureExtractor):
-    """A vector from a function of the box (for unit tests): e.g. one identity per x range."""
+    """A vector from a function of the face crop and box (for unit tests)."""
 
-    def __init__(self, identity: Callable[[Box], int]) -> None:
+    def __init__(self, identity: Callable[[Image, Box], int]) -> None:
         self._identity = identity
         self.calls = 0
 
@@ -51,5 +51,5 @@ class FakeFeatureExtractor(FeatureExtractor):
         """A unit vector along the identity's axis."""
         self.calls += 1
         vec = np.zeros(DIM, dtype=np.float32)
-        vec[self._identity(box) % DIM] = 1.0
+        vec[self._identity(image, box) % DIM] = 1.0
         return vec
