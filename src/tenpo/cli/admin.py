@@ -30,6 +30,8 @@ app.add_typer(store_app, name="store")
 app.add_typer(device_app, name="device")
 app.add_typer(register_app, name="register")
 app.add_typer(key_app, name="key")
+user_app = typer.Typer(no_args_is_help=True, help="Dashboard users.")
+app.add_typer(user_app, name="user")
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id.")]
 
@@ -271,3 +273,50 @@ def key_revoke(
     with _plane() as plane:
         key = plane.revoke_api_key(tenant, key_id)
     console.print(f"API key [bold]{key.key_id}[/] revoked")
+
+
+@user_app.command("create")
+@handles_errors
+def user_create(
+    tenant: Tenant,
+    email: Annotated[str, typer.Option("--email", help="Login email (unique).")],
+    role: Annotated[str, typer.Option("--role", help="tenant_admin or store_manager.")],
+    store_code: Annotated[
+        list[str] | None,
+        typer.Option("--store-code", help="A store a store_manager sees (repeatable)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="TENPO_NEW_USER_PASSWORD",
+            help="Password (default: prompt, hidden).",
+        ),
+    ] = None,
+) -> None:
+    """Create a dashboard user; the password is prompted for unless given."""
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _plane() as plane:
+        store_ids = [plane.store_by_code(tenant, code).store_id for code in store_code or ()]
+        user = plane.create_user(tenant, email, password, role, store_ids)
+    stores = f" for stores {', '.join(store_code or ())}" if store_code else ""
+    console.print(f"user [bold]{user.email}[/] ({user.role}) created in {tenant}{stores}")
+
+
+@user_app.command("list")
+@handles_errors
+def user_list(tenant: Tenant) -> None:
+    """List a tenant's dashboard users."""
+    with _plane() as plane:
+        users = plane.list_users(tenant)
+    table = Table(Column("user id", no_wrap=True), "email", "role", "stores", "last login")
+    for u in users:
+        table.add_row(
+            u.user_id,
+            u.email,
+            u.role,
+            ", ".join(u.store_ids),
+            u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "",
+        )
+    console.print(table)

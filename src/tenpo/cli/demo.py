@@ -114,6 +114,19 @@ def register_chain(control: Any, chain: dict[str, Any]) -> dict[str, str]:
     return keys
 
 
+DEMO_PASSWORD = "tenpo-demo-password"
+
+
+def create_demo_users(control: Any, chain: dict[str, Any]) -> dict[str, str]:
+    """A tenant_admin dashboard user per simulated tenant; returns tenant → login email."""
+    logins: dict[str, str] = {}
+    for tenant in chain["tenants"]:
+        email = f"demo@{tenant['id']}.example.com"
+        control.create_user(tenant["id"], email, DEMO_PASSWORD, "tenant_admin")
+        logins[tenant["id"]] = email
+    return logins
+
+
 def send_files(
     base_url: str, keys: dict[str, str], files: list[tuple[str, str, Path]], progress: Progress
 ) -> int:
@@ -234,6 +247,7 @@ def run_demo(
 
     control = ControlPlane.open(cfg.control_db_url)
     keys = register_chain(control, chain)
+    logins = create_demo_users(control, chain)
     lake = open_lake(cfg.lake_root)
     bus = open_bus(cfg)
     directory = control.directory()
@@ -294,6 +308,13 @@ def run_demo(
     _print_summary(result, chain)
     gw_server.should_exit = True
     gw_thread.join(timeout=10)
+    dashboard = f"http://{cfg.api_host}:{cfg.api_port}/app/"
+    console.print(
+        f"\n[bold]Dashboard:[/] {dashboard}"
+        + ("" if serve else " (served by `tenpo demo` without --no-serve)")
+    )
+    for tenant_id, email in logins.items():
+        console.print(f"  {tenant_id}: log in as {email} / {DEMO_PASSWORD}", highlight=False)
     if serve:
         console.print(
             f"\n[bold green]API serving at {result.api_url}[/] (docs at {result.api_url}/docs). "
