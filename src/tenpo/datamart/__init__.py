@@ -9,7 +9,14 @@ from tenpo.datamart._engine import dispose_engines, get_engine
 from tenpo.datamart.export import export_partition, sync_stores
 from tenpo.datamart.kpis import GRAINS, Grain, KpiPeriod, rollup
 from tenpo.datamart.read import StoreRecord, get_store, list_stores, store_kpis
-from tenpo.datamart.schema import dm_stores, ensure_schema, mart_store_daily, metadata
+from tenpo.datamart.schema import (
+    dm_stores,
+    ensure_schema,
+    mart_store_daily,
+    mart_store_hourly,
+    mart_store_visits,
+    metadata,
+)
 
 __all__ = [
     "GRAINS",
@@ -24,6 +31,8 @@ __all__ = [
     "get_store",
     "list_stores",
     "mart_store_daily",
+    "mart_store_hourly",
+    "mart_store_visits",
     "metadata",
     "rollup",
     "store_kpis",
