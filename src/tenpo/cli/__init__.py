@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tenpo.cli import admin, demo, jobs, pos, serve, simulate, streamer
+from tenpo.cli import admin, demo, iot, jobs, pos, serve, simulate, streamer
 from tenpo.cli._common import app_callback
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.add_typer(serve.app, name="serve", help="Run the gateway and/or the API serv
 app.add_typer(streamer.app, name="streamer", help="Load landed objects into raw tables.")
 app.add_typer(pos.app, name="pos", help="POS Pre-ETL tools.")
 app.add_typer(jobs.app, name="jobs", help="Materialize and backfill pipeline assets.")
+app.add_typer(iot.app, name="iot", help="IoT devices: broker access (Mosquitto ACL).")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 

@@ -265,7 +265,7 @@ class MqttSubscriber:
             client_id=self.settings.mqtt_client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             manual_ack=True,
-            **({} if v5 else {"clean_session": False}),
+            clean_session=None if v5 else False,  # MQTT 5: clean_start on connect instead
         )
         if self.settings.mqtt_username:
             client.username_pw_set(self.settings.mqtt_username, self.settings.mqtt_password)
