@@ -1,0 +1,186 @@
+"""The dashboard in Debian's headless Chromium (Playwright): log in, overview, store page,
+numbers equal to the API's, language switch, comparison, and another tenant locked out.
+
+Screenshots go to ``test-artifacts/`` (git-ignored) at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tenpo.api import create_app
+from tenpo.datamart import dispose_engines, get_engine
+from tenpo.gateway import serve_in_thread
+from tests.api.world import PASSWORD, USERS, World, build
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("TENPO_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+RANGE = {"from": "2026-10-05", "to": "2026-10-11"}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing and could not be installed (make chromium: apt-get install "
+        "chromium); the dashboard browser tests need it",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
+    world = build(tmp_path_factory.mktemp("browser"))
+    app = create_app(
+        world.settings, engine=get_engine(world.settings.datamart_db_url), control=world.control
+    )
+    server, thread = serve_in_thread(app, "127.0.0.1", 0)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", world
+    server.should_exit = True
+    thread.join(timeout=10)
+    world.control.dispose()
+    dispose_engines()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _page(browser: object, base: str) -> Page:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        base_url=base, viewport={"width": 1280, "height": 900}, locale="en-US"
+    )
+    page: Page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def _login(page: Page, who: str) -> None:
+    page.goto("/app/")
+    page.fill("#email", USERS[who])
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+
+
+def _api(base: str, world: World, path: str, **params: str) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {world.t1_key}"}
+    resp = httpx.get(base + path, params=params, headers=headers, timeout=10)
+    resp.raise_for_status()
+    body: dict[str, object] = resp.json()
+    return body
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard_{name}.png"), full_page=True)
+
+
+def test_login_overview_store_language_compare(served: tuple[str, World], browser: object) -> None:
+    base, world = served
+    page = _page(browser, base)
+    page.goto("/app/")
+    page.wait_for_selector("#login-form")
+    _shot(page, "login")
+    page.fill("#email", USERS["admin"])
+    page.fill("#password", "wrong password!")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-error:has-text('Wrong email or password')")
+
+    _login(page, "admin")
+    page.wait_for_selector("#stores tbody tr[data-store-id='s1']")
+    api_total = _api(base, world, "/v1/kpis", grain="total", **RANGE)
+    s1_total = next(s for s in api_total["stores"] if s["store_id"] == "s1")  # type: ignore[attr-defined]
+    sales = s1_total["items"][0]["net_sales"]
+    cell = page.locator("tr[data-store-id='s1'] td[data-kpi='net_sales']")
+    assert cell.get_attribute("data-value") == sales
+    assert cell.inner_text() == f"¥{int(Decimal(sales)):,}"  # yen without decimals
+    assert page.locator("tr[data-store-id='s1'] [data-flag='gap']").count() == 1
+    assert page.locator("tr[data-store-id='s2'] [data-flag='counter']").count() == 1
+    assert page.locator("tr[data-store-id='zz-t2-secret']").count() == 0
+    # Sorted by net sales, highest first; one click on the header sorts ascending.
+    assert page.locator("#stores tbody tr").first.get_attribute("data-store-id") == "s1"
+    page.click("th[data-key='net_sales']")
+    first = page.locator("#stores tbody tr").first.get_attribute("data-store-id")
+    assert first == "s3"  # no sales sorts lowest
+    page.fill("#filter", "002")
+    assert page.locator("#stores tbody tr").count() == 1
+    page.fill("#filter", "")
+    _shot(page, "overview_en")
+
+    page.click("a[href='#/store/s1']")
+    page.wait_for_selector("#store-title")
+    page.wait_for_function("window.tenpo.charts['daily:net_sales'] !== undefined")
+    daily = _api(base, world, "/v1/stores/s1/kpis", grain="day", **RANGE)
+    expected = [float(r["net_sales"]) for r in daily["items"]]  # type: ignore[attr-defined]
+    shown = page.evaluate("window.tenpo.charts['daily:net_sales'].data.datasets[0].data")
+    assert shown == expected
+    hourly = page.evaluate("window.tenpo.charts['hourly:net_sales'].data.datasets[0].data")
+    assert hourly[10:13] == [6000, 12000, 18000]  # six days × 1000/2000/3000 yen
+    card = page.locator(".card [data-kpi='net_sales']")
+    assert card.get_attribute("data-value") == sales
+    tree = _api(base, world, "/v1/stores/s1/sales-tree", **RANGE)
+    passersby = tree["current"]["passersby"]  # type: ignore[index]
+    assert page.locator("[data-tree='passersby'] .value").inner_text() == f"{passersby:,}"
+    assert "Oct 8" in page.locator("#quality").inner_text()  # the data gap
+    _shot(page, "store_en")
+
+    page.click("#lang")
+    page.wait_for_selector("h2:has-text('売上ツリー')")
+    assert page.locator("html").get_attribute("lang") == "ja"
+    ja_sales = page.locator(".card [data-kpi='net_sales']").inner_text()
+    assert ja_sales.endswith(f"{int(Decimal(sales)):,}") and ja_sales[0] in "¥￥"
+    assert "10月8日" in page.locator("#quality").inner_text()
+    _shot(page, "store_ja")
+
+    page.goto("/app/#/compare?ids=s1,s2&metric=net_sales")
+    page.wait_for_selector("#compare-table tr[data-store-id='s2']")
+    datasets = page.evaluate("window.tenpo.charts['compare'].data.datasets.length")
+    assert datasets == 2
+    _shot(page, "compare_ja")
+    page.click("#lang")
+    page.wait_for_selector("h1:has-text('Compare stores')")
+    assert page.errors == []  # type: ignore[attr-defined]
+    page.click("#logout")
+    page.wait_for_selector("#login-form")
+
+
+def test_other_tenant_cannot_open_the_store(served: tuple[str, World], browser: object) -> None:
+    base, _ = served
+    page = _page(browser, base)
+    _login(page, "other")
+    page.wait_for_selector("#stores tbody tr[data-store-id='zz-t2-secret']")
+    assert page.locator("tr[data-store-id='s1']").count() == 0
+    page.goto("/app/#/store/s1")
+    page.wait_for_selector("#not-found")
+    assert "78,000" not in page.content()
+    assert page.locator("#store-title").count() == 0
+    _shot(page, "other_tenant_store_s1")
+    # A store manager of s2 is refused s1 the same way.
+    manager = _page(browser, base)
+    _login(manager, "manager")
+    manager.wait_for_selector("#stores tbody tr[data-store-id='s2']")
+    manager.goto("/app/#/store/s1")
+    manager.wait_for_selector("#not-found")
