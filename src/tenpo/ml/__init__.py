@@ -1,0 +1,41 @@
+"""Store clustering, target estimation and industry benchmarks (pure functions).
+
+:func:`store_features` turns the KPI marts into one feature row per store over a trailing
+window; :func:`cluster_stores` groups comparable stores; :func:`estimate_targets` sets each
+store's targets from its peers and prices the headroom through the sales tree;
+:func:`industry_benchmarks` publishes k-anonymous KPI distributions per industry. No
+Dagster or FastAPI here: :mod:`tenpo.pipelines.ml` and the API wire these to storage.
+"""
+
+from tenpo.ml.benchmarks import (
+    ALL_SIZES,
+    BENCHMARK_KPIS,
+    industry_benchmarks,
+    period_label,
+    size_band,
+)
+from tenpo.ml.clustering import ClusterResult, GroupModel, cluster_stores, describe_centre
+from tenpo.ml.features import FEATURES, Feature, feature_window, store_features
+from tenpo.ml.params import MlParams
+from tenpo.ml.targets import LEVERS, TREE_LEVERS, estimate_targets, uplift
+
+__all__ = [
+    "ALL_SIZES",
+    "BENCHMARK_KPIS",
+    "FEATURES",
+    "LEVERS",
+    "TREE_LEVERS",
+    "ClusterResult",
+    "Feature",
+    "GroupModel",
+    "MlParams",
+    "cluster_stores",
+    "describe_centre",
+    "estimate_targets",
+    "feature_window",
+    "industry_benchmarks",
+    "period_label",
+    "size_band",
+    "store_features",
+    "uplift",
+]
