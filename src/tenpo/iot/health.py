@@ -68,7 +68,7 @@ class RegisteredDevice:
     tenant_id: str
     store_id: str
     device_id: str
-    kind: str = "people_counter"
+    since: date | None = None  # registered on this date: no ``no_data`` row before it
 
 
 @dataclass
@@ -106,10 +106,10 @@ def device_health(
     days: dict[tuple[str, str, str, date], _Day] = defaultdict(_Day)
     _add_counts(days, _only(counts, wanted))
     _add_heartbeats(days, _only(heartbeats, wanted))
-    registered = {(d.tenant_id, d.store_id, d.device_id) for d in devices}
-    for tenant, store, device in registered:
+    for dev in devices:
         for day in wanted:
-            days.setdefault((tenant, store, device, day), _Day())
+            if dev.since is None or day >= dev.since:
+                days.setdefault((dev.tenant_id, dev.store_id, dev.device_id, day), _Day())
     rows: dict[str, list[Any]] = {name: [] for name in MART_DEVICE_HEALTH.names}
     for (tenant, store, device, day), d in sorted(days.items()):
         missing = max(0, d.expected - d.received)

@@ -10,6 +10,7 @@ from datetime import date
 
 from dagster import Definitions
 
+from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.kpis import kpi_assets
 from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
 from tenpo.pipelines.raw import raw_table_assets
@@ -29,7 +30,7 @@ def build_definitions(
     """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule."""
     partitions = daily_partitions(start, end_offset=end_offset)
     return Definitions(
-        assets=[*raw_table_assets(), *kpi_assets(partitions)],
+        assets=[*raw_table_assets(), *kpi_assets(partitions), *device_assets(partitions)],
         sensors=[partitions_changed_sensor()],
         schedules=[daily_kpis_schedule(partitions)],
         resources={"tenpo": resource or TenpoResource()},

@@ -1,0 +1,150 @@
+"""Device health in the datamart: ``mart_device_health``, replaced one business date at a time.
+
+The table mirrors the lake mart of the same name (``tenpo.iot.health``); ``flags`` stays a
+comma-separated string. Reads are scoped to one tenant (and, for store managers, their stores).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tenpo.core.errors import BadInput
+from tenpo.datamart.schema import metadata
+from tenpo.warehouse.schemas import MART_DEVICE_HEALTH
+
+__all__ = [
+    "DeviceHealthRecord",
+    "device_health",
+    "ensure_device_health",
+    "export_device_health",
+    "latest_health_date",
+    "mart_device_health",
+]
+
+logger = logging.getLogger(__name__)
+
+mart_device_health = sa.Table(
+    "mart_device_health",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("business_date", sa.Date(), primary_key=True),
+    sa.Column("store_id", sa.String(64), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True)),
+    sa.Column("interval_s", sa.BigInteger()),
+    sa.Column("intervals_expected", sa.BigInteger()),
+    sa.Column("intervals_received", sa.BigInteger()),
+    sa.Column("intervals_missing", sa.BigInteger()),
+    sa.Column("heartbeats", sa.BigInteger()),
+    sa.Column("clock_skew_s", sa.Float()),
+    sa.Column("battery_min", sa.Float()),
+    sa.Column("last_status", sa.Text()),
+    sa.Column("flags", sa.Text(), nullable=False),
+)
+sa.Index(None, mart_device_health.c.business_date)
+
+
+@dataclass(frozen=True)
+class DeviceHealthRecord:
+    """One device's health on one business date."""
+
+    device_id: str
+    store_id: str
+    business_date: date
+    last_seen: datetime | None
+    interval_s: int | None
+    intervals_expected: int
+    intervals_received: int
+    intervals_missing: int
+    heartbeats: int
+    clock_skew_s: float | None
+    battery_min: float | None
+    last_status: str | None
+    flags: tuple[str, ...]
+
+
+def ensure_device_health(engine: Engine) -> None:
+    """Create the table when missing (cheap; independent of the other marts' schema check)."""
+    mart_device_health.create(engine, checkfirst=True)
+
+
+def export_device_health(engine: Engine, business_date: date, rows: pa.Table) -> int:
+    """Replace every tenant's rows of ``business_date`` by ``rows``; returns rows written."""
+    if set(rows.column_names) != set(MART_DEVICE_HEALTH.names):
+        raise BadInput(
+            f"mart_device_health rows have columns {sorted(rows.column_names)}, expected "
+            f"{sorted(MART_DEVICE_HEALTH.names)}"
+        )
+    records = rows.select(MART_DEVICE_HEALTH.names).cast(MART_DEVICE_HEALTH).to_pylist()
+    for i, r in enumerate(records):
+        if r["business_date"] != business_date:
+            raise BadInput(
+                f"mart_device_health row {i} has business_date {r['business_date']}, "
+                f"outside the partition {business_date}"
+            )
+        r["flags"] = r["flags"] or ""
+    ensure_device_health(engine)
+    t = mart_device_health
+    with engine.begin() as conn:
+        conn.execute(t.delete().where(t.c.business_date == business_date))
+        if records:
+            conn.execute(t.insert(), records)
+    logger.info("datamart mart_device_health %s: %d rows", business_date, len(records))
+    return len(records)
+
+
+def latest_health_date(engine: Engine, tenant_id: str) -> date | None:
+    """The newest business date with device health for ``tenant_id``."""
+    ensure_device_health(engine)
+    t = mart_device_health
+    query = sa.select(sa.func.max(t.c.business_date)).where(t.c.tenant_id == tenant_id)
+    with engine.connect() as conn:
+        value: date | None = conn.execute(query).scalar_one_or_none()
+    return value
+
+
+def device_health(
+    engine: Engine,
+    tenant_id: str,
+    business_date: date,
+    *,
+    store_ids: Collection[str] | None = None,
+) -> list[DeviceHealthRecord]:
+    """The tenant's devices' health on ``business_date`` (only ``store_ids``' when given)."""
+    ensure_device_health(engine)
+    t = mart_device_health
+    query = sa.select(t).where(t.c.tenant_id == tenant_id, t.c.business_date == business_date)
+    if store_ids is not None:
+        query = query.where(t.c.store_id.in_(sorted(store_ids)))
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(t.c.store_id, t.c.device_id)).mappings().all()
+    return [_record(dict(r)) for r in rows]
+
+
+def _record(r: dict[str, Any]) -> DeviceHealthRecord:
+    seen = r["last_seen"]
+    if seen is not None and seen.tzinfo is None:  # SQLite keeps no offset: values are UTC
+        seen = seen.replace(tzinfo=UTC)
+    return DeviceHealthRecord(
+        device_id=r["device_id"],
+        store_id=r["store_id"],
+        business_date=r["business_date"],
+        last_seen=seen,
+        interval_s=r["interval_s"],
+        intervals_expected=r["intervals_expected"] or 0,
+        intervals_received=r["intervals_received"] or 0,
+        intervals_missing=r["intervals_missing"] or 0,
+        heartbeats=r["heartbeats"] or 0,
+        clock_skew_s=r["clock_skew_s"],
+        battery_min=r["battery_min"],
+        last_status=r["last_status"],
+        flags=tuple(f for f in (r["flags"] or "").split(",") if f),
+    )
