@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tenpo.cli import admin, demo, iot, jobs, pos, serve, simulate, streamer
+from tenpo.cli import admin, demo, features, iot, jobs, pos, serve, simulate, streamer, video
 from tenpo.cli._common import app_callback
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app.add_typer(streamer.app, name="streamer", help="Load landed objects into raw 
 app.add_typer(pos.app, name="pos", help="POS Pre-ETL tools.")
 app.add_typer(jobs.app, name="jobs", help="Materialize and backfill pipeline assets.")
 app.add_typer(iot.app, name="iot", help="IoT devices: broker access (Mosquitto ACL).")
+app.add_typer(video.app, name="video", help="Record cameras and analyze video.")
+app.add_typer(features.app, name="features", help="Feature DB: erase and expire face vectors.")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 

@@ -1,0 +1,159 @@
+"""`tenpo video` commands: record a camera, analyze recorded chunks."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Literal
+
+import typer
+
+from tenpo.cli._common import console, handles_errors, settings
+from tenpo.core.errors import BadInput, NotFound
+from tenpo.core.settings import Settings
+
+if TYPE_CHECKING:
+    from tenpo.video.bulk import Camera
+    from tenpo.video.events import VisitorEvent
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def resolve_camera(cfg: Settings, camera_id: str, tenant_id: str | None) -> Camera:
+    """The registered rgb_camera (its store's timezone, its entrance line from ``config``)."""
+    from tenpo.control import ControlPlane
+    from tenpo.video.bulk import Camera
+    from tenpo.video.line import EntranceLine
+
+    plane = ControlPlane.open(cfg.control_db_url)
+    try:
+        tenants = [tenant_id] if tenant_id else [t.tenant_id for t in plane.list_tenants()]
+        found = [
+            (t, d)
+            for t in tenants
+            for d in plane.list_devices(t)
+            if d.device_id == camera_id and d.kind == "rgb_camera"
+        ]
+        if not found:
+            raise NotFound(
+                f"no rgb_camera {camera_id!r} is registered"
+                + (f" for tenant {tenant_id!r}" if tenant_id else "")
+            )
+        if len(found) > 1:
+            raise BadInput(f"camera {camera_id!r} exists in several tenants: pass --tenant")
+        tenant, device = found[0]
+        store = plane.get_store(tenant, device.store_id)
+        return Camera(tenant, camera_id, store.timezone, EntranceLine.from_config(device.config))
+    finally:
+        plane.dispose()
+
+
+@app.command("record")
+@handles_errors
+def record(
+    source: str = typer.Argument(..., help="RTSP/HTTP URL, device index (0) or a video file."),
+    camera: str = typer.Option(..., "--camera", help="Registered rgb_camera id."),
+    tenant: str | None = typer.Option(None, "--tenant", help="Tenant (default: the camera's)."),
+    chunk_seconds: float | None = typer.Option(None, "--chunk-seconds", min=0.1),
+    analyze: bool = typer.Option(
+        False, "--analyze", help="Streaming mode: analyze frames as they are recorded."
+    ),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
+) -> None:
+    """Record a camera at 15 FPS into MP4 chunks in the lake (video/...)."""
+    from tenpo.bus import open_bus
+    from tenpo.lake import open_lake
+    from tenpo.lake.landing import LandingZone
+    from tenpo.video.bulk import build_analyzer, land_events
+    from tenpo.video.recorder import OpenCvSource, Recorder
+
+    cfg = settings()
+    cam = resolve_camera(cfg, camera, tenant)
+    lake, bus = open_lake(cfg.lake_root), open_bus(cfg)
+    analyzer = None
+    if analyze:
+        from tenpo.features import open_feature_store
+
+        analyzer = build_analyzer(cam, open_feature_store(cfg), detect_every=cfg.video_detect_every)
+    rec = Recorder(
+        lake=lake,
+        bus=bus,
+        tenant_id=cam.tenant_id,
+        camera_id=cam.camera_id,
+        timezone=cam.timezone,
+        fps=cfg.video_fps,
+        chunk_seconds=chunk_seconds or cfg.video_chunk_seconds,
+        retention_days=cfg.video_retention_days,
+        on_frame=analyzer.process if analyzer else None,
+    )
+    src: str | int = int(source) if source.isdigit() else source
+    chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames)
+    console.print(f"recorded {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks")
+    if analyzer is not None:
+        from zoneinfo import ZoneInfo
+
+        analyzer.finish()
+        events = analyzer.events
+        by_day: dict[date, list[VisitorEvent]] = {}
+        for e in events:
+            by_day.setdefault(e.ts.astimezone(ZoneInfo(cam.timezone)).date(), []).append(e)
+        landing = LandingZone(lake, bus, cam.timezone)
+        for day, evs in by_day.items():
+            land_events(landing, cam.tenant_id, evs, day)
+        console.print(f"landed {len(events)} visitor events")
+
+
+@app.command("analyze")
+@handles_errors
+def analyze(
+    camera: str = typer.Option(..., "--camera", help="Registered rgb_camera id."),
+    day: str | None = typer.Option(None, "--date", help="Business date YYYY-MM-DD."),
+    tenant: str | None = typer.Option(None, "--tenant", help="Tenant (default: the camera's)."),
+    detector: str = typer.Option("hog", "--detector", help="hog (default) or haar."),
+    from_bus: bool = typer.Option(
+        False, "--from-bus", help="Analyze chunks announced on the bus instead of a date."
+    ),
+) -> None:
+    """Bulk mode: analyze recorded chunks and land visitor events (re-processing is safe)."""
+    from tenpo.bus import open_bus
+    from tenpo.features import open_feature_store
+    from tenpo.lake import open_lake
+    from tenpo.lake.landing import LandingZone
+    from tenpo.video.bulk import analyze_day, build_analyzer, follow_chunks
+
+    cfg = settings()
+    if detector not in ("hog", "haar"):
+        raise BadInput(f"--detector must be hog or haar, got {detector!r}")
+    cam = resolve_camera(cfg, camera, tenant)
+    lake, bus = open_lake(cfg.lake_root), open_bus(cfg)
+    landing = LandingZone(lake, bus, cam.timezone)
+    store = open_feature_store(cfg)
+    kind: Literal["hog", "haar"] = "hog" if detector == "hog" else "haar"
+    if from_bus:
+        n = follow_chunks(
+            bus,
+            lake,
+            landing,
+            lambda t, c: build_analyzer(
+                resolve_camera(cfg, c, t),
+                store,
+                detector=kind,
+                detect_every=cfg.video_detect_every,
+            ),
+        )
+        console.print(f"analyzed {n} chunks from the bus")
+        return
+    if day is None:
+        raise BadInput("give --date YYYY-MM-DD or --from-bus")
+    try:
+        business_date = date.fromisoformat(day)
+    except ValueError as exc:
+        raise BadInput(f"--date must be YYYY-MM-DD, got {day!r}") from exc
+    analyzer = build_analyzer(cam, store, detector=kind, detect_every=cfg.video_detect_every)
+    events, landed = analyze_day(lake, landing, analyzer, business_date)
+    entries = sum(e.event == "entry" for e in events)
+    console.print(
+        f"{len(events)} visitor events ({entries} entries, {len(events) - entries} exits),"
+        f" {analyzer.stats.frames} frames; rejected faces: {dict(analyzer.quality.rejections)}"
+    )
+    if landed is not None:
+        console.print(f"landed {landed.event.key}")

@@ -1,0 +1,175 @@
+"""Wiring the analyzer to the platform: build it, feed it lake chunks, land its events.
+
+- :func:`build_analyzer`: the default stages (dlib HOG or Haar, landmark quality, IoU
+  tracker, dlib ResNet) for one camera.
+- :func:`analyze_chunks` / :func:`analyze_day` (bulk mode): decode the camera's chunks of a
+  business date from ``video/...`` in time order and run them through one analyzer, so a
+  track that spans a chunk boundary stays one track.
+- :func:`follow_chunks` (bus-driven): analyze the chunks announced on ``video.chunks``.
+- :func:`land_events`: the events as JSONL through the landing zone, source
+  ``visitor_events``; the streamer then loads them into ``raw_visitor_events``. The object
+  id is the content hash, so re-processing the same chunks lands nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from tenpo.bus.base import EventBus
+from tenpo.core.errors import BadInput
+from tenpo.features.base import FeatureStore
+from tenpo.lake.base import Lake
+from tenpo.lake.landing import Landed, LandingZone
+from tenpo.video.analyzer import Analyzer, AnalyzerConfig, Frame
+from tenpo.video.codec import decode_mp4
+from tenpo.video.detect import FaceDetector, HaarFaceDetector, HogFaceDetector
+from tenpo.video.embed import DlibResNetExtractor
+from tenpo.video.events import VisitorEvent
+from tenpo.video.line import EntranceLine
+from tenpo.video.quality import LandmarkQualityChecker, QualityThresholds
+from tenpo.video.recorder import SOURCE, VIDEO_CHUNKS, chunk_start
+from tenpo.video.track import IouTracker
+
+__all__ = [
+    "Camera",
+    "analyze_chunks",
+    "analyze_day",
+    "build_analyzer",
+    "chunk_keys",
+    "follow_chunks",
+    "land_events",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """What the analyzer needs to know about an entrance camera."""
+
+    tenant_id: str
+    camera_id: str
+    timezone: str = "Asia/Tokyo"
+    line: EntranceLine = EntranceLine()
+
+
+def build_analyzer(
+    camera: Camera,
+    store: FeatureStore,
+    *,
+    detector: Literal["hog", "haar"] = "hog",
+    detect_every: int = 3,
+    detect_scale: float = 1.0,
+    thresholds: QualityThresholds | None = None,
+) -> Analyzer:
+    """An analyzer with the production stages for ``camera``."""
+    det: FaceDetector
+    if detector == "hog":
+        det = HogFaceDetector(scale=detect_scale)
+    elif detector == "haar":
+        det = HaarFaceDetector(scale=detect_scale)
+    else:
+        raise BadInput(f"unknown face detector {detector!r}; expected 'hog' or 'haar'")
+    return Analyzer(
+        tenant_id=camera.tenant_id,
+        camera_id=camera.camera_id,
+        detector=det,
+        quality=LandmarkQualityChecker(thresholds),
+        tracker=IouTracker(),
+        extractor=DlibResNetExtractor(),
+        store=store,
+        line=camera.line,
+        config=AnalyzerConfig(detect_every=detect_every),
+    )
+
+
+def chunk_keys(lake: Lake, tenant_id: str, camera_id: str, day: date) -> list[str]:
+    """The camera's chunk keys of a business date, in time order."""
+    prefix = f"video/tenant={tenant_id}/camera={camera_id}/date={day.isoformat()}/"
+    return sorted((k for k in lake.list(prefix) if k.endswith(".mp4")), key=chunk_start)
+
+
+def analyze_chunks(lake: Lake, analyzer: Analyzer, keys: Iterable[str]) -> list[VisitorEvent]:
+    """Run the chunks through ``analyzer`` in order and finish it; every event emitted."""
+    before = len(analyzer.events)
+    for key in keys:
+        start = chunk_start(key)
+        frames = 0
+        for t, image in decode_mp4(lake.get(key)):
+            analyzer.process(Frame(image, start + timedelta(seconds=t)))
+            frames += 1
+        log.info("analyzed %s: %d frames", key, frames)
+    analyzer.finish()
+    return analyzer.events[before:]
+
+
+def land_events(
+    landing: LandingZone, tenant_id: str, events: list[VisitorEvent], day: date
+) -> Landed | None:
+    """Land ``events`` as one JSONL object (source ``visitor_events``); None when empty."""
+    if not events:
+        return None
+    body = "".join(
+        json.dumps(e.model_dump(mode="json"), separators=(",", ":")) + "\n"
+        for e in sorted(events, key=lambda e: (e.ts, e.track_id))
+    ).encode()
+    return landing.land(
+        "visitor_events", tenant_id, body, "jsonl", day=day, content_type="application/x-ndjson"
+    )
+
+
+def analyze_day(
+    lake: Lake, landing: LandingZone, analyzer: Analyzer, day: date
+) -> tuple[list[VisitorEvent], Landed | None]:
+    """Bulk mode: analyze the camera's chunks of ``day`` and land the events."""
+    keys = chunk_keys(lake, analyzer.tenant_id, analyzer.camera_id, day)
+    if not keys:
+        raise BadInput(
+            f"no video chunks for camera {analyzer.camera_id!r} of tenant"
+            f" {analyzer.tenant_id!r} on {day}"
+        )
+    events = analyze_chunks(lake, analyzer, keys)
+    return events, land_events(landing, analyzer.tenant_id, events, day)
+
+
+def follow_chunks(
+    bus: EventBus,
+    lake: Lake,
+    landing: LandingZone,
+    make_analyzer: Callable[[str, str], Analyzer],
+    *,
+    consumer: str = "video-analyzer",
+    timeout: float = 1.0,
+    max_batches: int | None = None,
+) -> int:
+    """Bus-driven mode: analyze chunks announced on ``video.chunks`` until the topic is idle.
+
+    ``make_analyzer(tenant_id, camera_id)`` gives the analyzer of a camera. Each chunk is
+    analyzed on its own and its events landed before the event is acknowledged (a crash
+    re-delivers it; landing is idempotent). Returns the number of chunks analyzed.
+    """
+    done = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        deliveries = bus.fetch(VIDEO_CHUNKS, consumer, max_events=10, timeout=timeout)
+        if not deliveries:
+            break
+        batches += 1
+        for d in deliveries:
+            payload = d.payload
+            if payload.get("source") != SOURCE:
+                bus.ack(d)
+                continue
+            tenant = str(payload["tenant_id"])
+            camera = str(payload.get("meta", {}).get("camera_id", ""))
+            analyzer = make_analyzer(tenant, camera)
+            events = analyze_chunks(lake, analyzer, [str(payload["key"])])
+            land_events(landing, tenant, events, date.fromisoformat(payload["business_date"]))
+            bus.ack(d)
+            done += 1
+    return done
