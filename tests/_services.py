@@ -121,3 +121,35 @@ def mqtt_broker() -> tuple[str, int, str]:
             raise RuntimeError(f"MQTT broker stand-in did not start: {cmd}")
         time.sleep(0.1)
     return "127.0.0.1", free, protocol
+
+
+@cache
+def pgvector_url() -> str:
+    """A SQLAlchemy URL of a PostgreSQL server that has the pgvector extension available.
+
+    The machine's server when it offers ``vector``; otherwise a ``pgserver`` instance
+    (PostgreSQL bundled with pgvector), started once per test session.
+    """
+    import warnings
+
+    import sqlalchemy as sa
+
+    url = pg_url()
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            has = conn.execute(
+                sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            ).first()
+    finally:
+        engine.dispose()
+    if has:
+        return url
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        data = Path(tempfile.mkdtemp(prefix="tenpo-pgvector-"))
+        server = pgserver.get_server(data, cleanup_mode="stop")
+    atexit.register(shutil.rmtree, data, ignore_errors=True)
+    return server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
