@@ -12,6 +12,7 @@ from dagster import Definitions
 
 from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.kpis import kpi_assets
+from tenpo.pipelines.ml import ml_assets, ml_schedules
 from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
 from tenpo.pipelines.raw import raw_table_assets
 from tenpo.pipelines.resources import TenpoResource
@@ -30,9 +31,14 @@ def build_definitions(
     """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule."""
     partitions = daily_partitions(start, end_offset=end_offset)
     return Definitions(
-        assets=[*raw_table_assets(), *kpi_assets(partitions), *device_assets(partitions)],
+        assets=[
+            *raw_table_assets(),
+            *kpi_assets(partitions),
+            *device_assets(partitions),
+            *ml_assets(),
+        ],
         sensors=[partitions_changed_sensor()],
-        schedules=[daily_kpis_schedule(partitions)],
+        schedules=[daily_kpis_schedule(partitions), *ml_schedules()],
         resources={"tenpo": resource or TenpoResource()},
     )
 

@@ -1,0 +1,223 @@
+"""Read API routes of the ML marts: a store's targets (own tenant) and industry benchmarks.
+
+Thin wiring of :mod:`tenpo.datamart.ml` to HTTP, with the read API's auth (``Reader``) and
+problem responses. Benchmarks are aggregates only: no tenant or store is ever named.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+
+from tenpo.api._auth import Reader
+from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api._reads import visible_store
+from tenpo.api._routes import StoreId
+from tenpo.api.models import Money, Problem
+from tenpo.core.errors import BadInput
+from tenpo.datamart.ml import read_benchmarks, store_targets
+
+__all__ = ["ml_router"]
+
+_PERIOD = re.compile(r"^\d{4}-W\d{2}$")
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.datamart
+    return engine
+
+
+Datamart = Annotated[Engine, Depends(_engine)]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: _problem("Missing, malformed, unknown or revoked API key."),
+    403: _problem("The API key lacks the `read` scope."),
+}
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cluster(_Public):
+    """The store's cluster: comparable stores of its tenant and industry."""
+
+    cluster_id: str = Field(description="Group and cluster number, e.g. `t1/cafe#0`.")
+    description: str = Field(description="What sets the cluster apart, from centre z-scores.")
+    k: int = Field(description="Clusters in the store's group (chosen by silhouette).")
+    silhouette: float | None = Field(description="Silhouette of the chosen clustering.")
+    features: list[str] = Field(description="Features the group was clustered on.")
+    imputed: list[str] = Field(description="Features this store lacked (group median used).")
+
+
+class PeerInfo(_Public):
+    """Who the target was judged against."""
+
+    stores: list[str] = Field(description="The caller's own peer stores (ids).")
+    other_tenants_stores: int = Field(description="Peers of other tenants (counted, not named).")
+    n: int = Field(description="Peers with a value for this KPI.")
+
+
+class Target(_Public):
+    """One KPI's target with its headroom and what reaching it is worth."""
+
+    kpi: str = Field(description="`capture_rate`, `conversion_rate`, `atv`, `upt` or `net_sales`.")
+    actual: float | None = Field(description="The store's value over the window (null: no source).")
+    target: float | None = Field(description="max(actual, peers' quantile).")
+    headroom: float | None = Field(description="target − actual.")
+    quantile: float = Field(description="Peer quantile used (0.75 = P75).")
+    peer_basis: str = Field(description="`cluster`, or `group` when the cluster is too small.")
+    peers_n: int
+    peer_p25: float | None
+    peer_median: float | None
+    peer_target: float | None = Field(description="The peers' quantile value.")
+    uplift_per_day: Money | None = Field(description="Net sales per day gained at the target.")
+    uplift_share: float | None = Field(description="Uplift as a share of current daily sales.")
+    is_primary: bool = Field(description="The lever with the largest uplift.")
+    explanation: str = Field(description="The figures behind the target, in words.")
+    peers: PeerInfo | None = None
+
+
+class StoreTargets(_Public):
+    """A store's latest targets (empty until the ML assets have run)."""
+
+    store_id: str
+    as_of: date | None = Field(description="Last business date of the feature window.")
+    cluster: Cluster | None
+    primary_lever: str | None
+    items: list[Target]
+
+
+class Benchmark(_Public):
+    """A KPI's distribution over an industry's stores (statistics null when suppressed)."""
+
+    industry: str
+    size_band: str = Field(description="`all`, or S/M/L/XL by floor area.")
+    kpi: str
+    period_start: date
+    period_end: date
+    published: bool = Field(description="False below k-anonymity (≥5 stores of ≥2 tenants).")
+    suppressed_reason: str | None
+    stores: int | None
+    tenants: int | None
+    p25: float | None
+    median: float | None
+    p75: float | None
+    mean: float | None
+
+
+class BenchmarkPage(_Public):
+    """Benchmarks of one period."""
+
+    period: str | None = Field(description="ISO week of the window's last day, `2026-W43`.")
+    items: list[Benchmark]
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+ml_router = APIRouter()
+
+
+@ml_router.get(
+    "/v1/stores/{store_id}/targets",
+    response_model=StoreTargets,
+    responses=_AUTH | {404: _problem("No such store for the caller's tenant.")},
+    tags=["ml"],
+)
+def targets(caller: Reader, engine: Datamart, store_id: StoreId) -> StoreTargets:
+    """The store's KPI targets against its peers, headroom and sales uplift per lever."""
+    visible_store(engine, caller, store_id)  # 404 for other tenants' (or unassigned) stores
+    cluster, rows = store_targets(engine, caller.tenant_id, store_id)
+    items = [
+        Target(
+            kpi=r.kpi,
+            actual=r.actual,
+            target=r.target,
+            headroom=r.headroom,
+            quantile=r.quantile,
+            peer_basis=r.peer_basis,
+            peers_n=r.peers_n,
+            peer_p25=r.peer_p25,
+            peer_median=r.peer_median,
+            peer_target=r.peer_target,
+            uplift_per_day=_money(r.uplift_per_day),
+            uplift_share=r.uplift_share,
+            is_primary=r.is_primary,
+            explanation=r.explanation,
+            peers=PeerInfo(**r.peers) if r.peers else None,
+        )
+        for r in rows
+    ]
+    return StoreTargets(
+        store_id=store_id,
+        as_of=cluster.business_date if cluster else None,
+        cluster=None
+        if cluster is None
+        else Cluster(
+            cluster_id=cluster.cluster_id,
+            description=cluster.description,
+            k=cluster.k,
+            silhouette=cluster.silhouette,
+            features=cluster.features,
+            imputed=cluster.imputed,
+        ),
+        primary_lever=next((t.kpi for t in items if t.is_primary), None),
+        items=items,
+    )
+
+
+@ml_router.get(
+    "/v1/benchmarks",
+    response_model=BenchmarkPage,
+    responses=_AUTH | {422: _problem("Bad period (expected YYYY-Www).")},
+    tags=["ml"],
+)
+def benchmarks(
+    _caller: Reader,
+    engine: Datamart,
+    industry: Annotated[str | None, Query(max_length=64, description="Only this industry.")] = None,
+    period: Annotated[
+        str | None, Query(description="ISO week `YYYY-Www` (default: the latest).")
+    ] = None,
+) -> BenchmarkPage:
+    """Industry benchmarks per size band and KPI: aggregates over ≥5 stores of ≥2 tenants."""
+    if period is not None and not _PERIOD.match(period):
+        raise BadInput(
+            f"query parameter 'period' must be an ISO week like 2026-W43, got {period!r}",
+            param="period",
+        )
+    found, rows = read_benchmarks(engine, industry=industry, period=period)
+    return BenchmarkPage(
+        period=found or period,
+        items=[
+            Benchmark(
+                industry=r.industry,
+                size_band=r.size_band,
+                kpi=r.kpi,
+                period_start=r.period_start,
+                period_end=r.period_end,
+                published=r.published,
+                suppressed_reason=r.suppressed_reason,
+                stores=r.stores,
+                tenants=r.tenants,
+                p25=r.p25,
+                median=r.median,
+                p75=r.p75,
+                mean=r.mean,
+            )
+            for r in rows
+        ],
+    )
