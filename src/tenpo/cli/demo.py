@@ -264,6 +264,13 @@ def run_demo(
         # Masters first, loaded before the sales that resolve registers through them.
         send_files(gw_url, keys, masters, progress)
         streamer.run_until_idle(timeout=1.0)
+        if _mqtt_wanted(cfg):  # device files over MQTT when a broker answers, else HTTP
+            from tenpo.iot.publish import ingest_files_over_mqtt
+
+            iot = [(tenant, path) for src, tenant, path in rest if src == "iot"]
+            task = progress.add_task(f"mqtt {cfg.mqtt_host}:{cfg.mqtt_port}", total=len(iot))
+            ingest_files_over_mqtt(cfg, lake, control, iot, on_file=lambda: progress.advance(task))
+            rest = [f for f in rest if f[0] != "iot"]
         send_files(gw_url, keys, rest, progress)
     lap("send")
     with console.status("streamer: loading raw tables…"):
@@ -332,6 +339,12 @@ def run_demo(
     bus.close()
     control.dispose()
     return result
+
+
+def _mqtt_wanted(cfg: Settings) -> bool:
+    from tenpo.iot.mqtt import mqtt_wanted
+
+    return mqtt_wanted(cfg)
 
 
 def _bound_port(server: Any) -> int:
