@@ -1,0 +1,283 @@
+"""Read API under load: one store-month of KPIs from a PostgreSQL datamart of 1,000 stores ×
+365 days, at 100 concurrent requests on one uvicorn worker, against a bare endpoint of the
+same app (FastAPI) returning a precomputed JSON body of the same size, in the same run.
+
+The datamart is a dedicated database created for the run (bulk-loaded with COPY) and dropped
+afterwards. The server runs in a subprocess; the load comes from a small asyncio HTTP/1.1
+client with keep-alive connections (lighter than a full HTTP client library, so the machine's
+second core is not the bottleneck). Each KPI request asks for a random store and month.
+
+Reports ``api_kpi``: req/s of the KPI endpoint, baseline = req/s of the bare endpoint,
+ratio target 0.4; p50/p99 latencies of both, and whether p99 < 30 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import report  # noqa: E402
+
+STORES = 1000
+DAYS = 365
+FIRST_DAY = date(2025, 10, 1)
+CONCURRENCY = 100
+DURATION_S = 6.0
+WARMUP_S = 1.5
+P99_TARGET_MS = 30.0
+TENANT = "bench"
+
+_SERVER = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from fastapi import Response
+    from tenpo.api import create_app
+    from tenpo.core.settings import Settings
+
+    datamart, control, port, bare_file = sys.argv[1:5]
+    settings = Settings(
+        data_dir=sys.argv[5], datamart_url=datamart, control_url=control, api_rate_per_s=0
+    )
+    app = create_app(settings)
+    cache = {}
+
+    @app.get("/bench/bare")
+    async def bare() -> Response:
+        body = cache.get("body")
+        if body is None:  # written by the benchmark once it has a real KPI answer
+            body = cache["body"] = open(bare_file, "rb").read()
+        return Response(content=body, media_type="application/json")
+
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
+    """
+)
+
+
+def _pg_url() -> str:
+    return os.environ.get(
+        "TENPO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+
+
+def _load(url: str) -> None:
+    """Create the datamart schema and COPY 1,000 stores × 365 days into it."""
+    import psycopg
+
+    from tenpo.datamart import dispose_engines, ensure_schema, get_engine
+
+    engine = get_engine(url)
+    ensure_schema(engine)
+    dispose_engines()
+    rng = random.Random(7)
+    raw = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(raw) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY dm_stores (tenant_id, store_id, code, name, industry, region, timezone, "
+            "floor_area_m2) FROM STDIN"
+        ) as copy:
+            for i in range(STORES):
+                copy.write_row(
+                    (TENANT, f"st{i:04d}", f"S{i:04d}", f"Store {i}", "apparel", "kanto",
+                     "Asia/Tokyo", 120.0)
+                )  # fmt: skip
+        with cur.copy(
+            "COPY mart_store_daily (tenant_id, store_id, business_date, net_sales, "
+            "net_sales_incl_tax, transactions, units, atv, upt, visitors, passersby, "
+            "capture_rate, conversion_rate, sales_per_visitor, has_pos, has_counter) FROM STDIN"
+        ) as copy:
+            for i in range(STORES):
+                store = f"st{i:04d}"
+                for d in range(DAYS):
+                    tx = rng.randint(50, 400)
+                    sales = tx * rng.randint(800, 3000)
+                    visitors = tx * 2 + rng.randint(0, 50)
+                    passersby = visitors * 8
+                    units = tx * 2
+                    copy.write_row(
+                        (TENANT, store, FIRST_DAY + timedelta(days=d), f"{sales}.00",
+                         f"{sales * 11 // 10}.00", tx, units, sales / tx, units / tx, visitors,
+                         passersby, visitors / passersby, tx / visitors, sales / visitors,
+                         True, True)
+                    )  # fmt: skip
+        conn.execute("ANALYZE")
+        conn.commit()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    body = await reader.readexactly(length)
+    return status, body
+
+
+async def _load_test(port: int, make_request: object, duration: float) -> tuple[float, list[float]]:
+    """``CONCURRENCY`` keep-alive connections sending for ``duration`` s: (req/s, latencies)."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = 0.0
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                request = make_request()  # type: ignore[operator]
+                t0 = time.perf_counter()
+                status, _ = await _one(reader, writer, request)
+                latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    errors += 1
+        finally:
+            writer.close()
+
+    deadline = time.perf_counter() + duration
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{errors} requests failed")
+    return len(latencies) / elapsed, latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    """Build the datamart, run both endpoints under the same load, report ``api_kpi``."""
+    from tenpo.control import ControlPlane
+
+    admin_url = _pg_url()
+    name = f"tenpo_bench_api_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    folder = Path(tempfile.mkdtemp(prefix="tenpo-bench-api-"))
+    server = None
+    try:
+        t0 = time.perf_counter()
+        _load(url)
+        load_s = time.perf_counter() - t0
+        control_url = f"sqlite:///{folder / 'control.db'}"
+        control = ControlPlane.open(control_url)
+        control.create_tenant(TENANT, "Bench")
+        _, token = control.create_api_key(TENANT, "bench", ["read"])
+        control.dispose()
+        months = [
+            (FIRST_DAY.replace(day=1) + timedelta(days=31 * i)).replace(day=1) for i in range(12)
+        ]
+        rng = random.Random(1)
+
+        def kpi_request() -> bytes:
+            store = f"st{rng.randrange(STORES):04d}"
+            start = rng.choice(months)
+            end = (start + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+            return (
+                f"GET /v1/stores/{store}/kpis?from={start}&to={end}&grain=day HTTP/1.1\r\n"
+                f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+
+        # The bare endpoint's body: a real KPI answer of one store-month.
+        import httpx
+
+        port = _free_port()
+        bare_file = folder / "bare.json"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _SERVER,
+                url,
+                control_url,
+                str(port),
+                str(bare_file),
+                str(folder),
+            ],
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        sample = httpx.get(
+            f"{base}/v1/stores/st0001/kpis",
+            params={"from": "2026-01-01", "to": "2026-01-31"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        sample.raise_for_status()
+        bare_file.write_bytes(sample.content)
+        bare_request = b"GET /bench/bare HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        assert len(httpx.get(f"{base}/bench/bare").content) == len(sample.content)
+
+        asyncio.run(_load_test(port, kpi_request, WARMUP_S))
+        kpi_rps, kpi_lat = asyncio.run(_load_test(port, kpi_request, DURATION_S))
+        asyncio.run(_load_test(port, lambda: bare_request, WARMUP_S))
+        bare_rps, bare_lat = asyncio.run(_load_test(port, lambda: bare_request, DURATION_S))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+    p99 = _pct(kpi_lat, 0.99)
+    report(
+        "api_kpi",
+        value=kpi_rps,
+        unit="req/s",
+        baseline=bare_rps,
+        target=0.4,
+        concurrency=CONCURRENCY,
+        rows=STORES * DAYS,
+        body_bytes=len(sample.content),
+        load_s=round(load_s, 1),
+        p50_ms=round(_pct(kpi_lat, 0.5), 1),
+        p99_ms=round(p99, 1),
+        p99_target_ms=P99_TARGET_MS,
+        p99_met=p99 < P99_TARGET_MS,
+        bare_p50_ms=round(_pct(bare_lat, 0.5), 1),
+        bare_p99_ms=round(_pct(bare_lat, 0.99), 1),
+    )
+    print(
+        f"api_kpi latency p50 {_pct(kpi_lat, 0.5):.1f} ms, p99 {p99:.1f} ms "
+        f"(target < {P99_TARGET_MS:.0f} ms); bare p50 {_pct(bare_lat, 0.5):.1f} ms, "
+        f"p99 {_pct(bare_lat, 0.99):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
