@@ -11,7 +11,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test check bench dagster services clean web chromium
+.PHONY: setup demo test test-spark check bench dagster services clean web chromium
 
 # Install uv (with pip) when missing, then the locked environment.
 setup:
@@ -25,6 +25,11 @@ demo: setup web
 ## make test: start missing test servers, then run the whole suite.
 test: setup services web chromium
 	$(RUN) pytest
+
+## make test-spark: the KPI jobs on PySpark local mode vs DuckDB (extra "spark", Java 17; ~1.5 min).
+test-spark: setup
+	$(UV) sync --frozen --quiet --extra spark
+	$(RUN) --extra spark pytest tests/jobs/test_spark.py
 
 ## make check: formatting, lint and types.
 check: setup

@@ -1,0 +1,117 @@
+"""The same KPI job code on PySpark (local mode) gives the same rows as on DuckDB.
+
+Needs the ``spark`` extra (``uv sync --extra spark``; Java 17) and is skipped without it. It
+is not part of ``make test``: starting the JVM and running the jobs takes ~1.5 min on a
+2-core machine; ``make test-spark`` runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tenpo.jobs import store_daily, store_hourly, store_offsets, store_visits
+from tests.jobs.test_visits_hourly import (
+    DAY,
+    STAFF,
+    fixture_counts,
+    fixture_events,
+    fixture_pos,
+)
+
+pytest.importorskip("pyspark")
+
+pytestmark = [
+    pytest.mark.slow,
+    # PySpark 4.3 warns about pandas 3 on import and conversion; not actionable here.
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("tenpo-jobs-test")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def inputs(tmp: Path) -> dict[str, pa.Table]:
+    return {
+        "events": fixture_events(),
+        "pos": fixture_pos(),
+        "counts": fixture_counts(),
+        "staff": STAFF,
+        "offsets": store_offsets([("t1", "A", "Asia/Tokyo"), ("t1", "B", "Asia/Tokyo")], [DAY]),
+    }
+
+
+def run_jobs(con: Any, tables: dict[str, ibis.Table]) -> dict[str, pa.Table]:
+    visits = store_visits(tables["events"], staff=tables["staff"], offsets=tables["offsets"])
+    visit_rows = con.to_pyarrow(visits)
+    v = tables["visits_from"](visit_rows)
+    return {
+        "visits": visit_rows,
+        "daily": con.to_pyarrow(store_daily(tables["pos"], tables["counts"], v, days=[DAY])),
+        "hourly": con.to_pyarrow(
+            store_hourly(tables["pos"], tables["counts"], v, offsets=tables["offsets"])
+        ),
+    }
+
+
+def normalised(table: pa.Table) -> list[tuple[Any, ...]]:
+    def norm(value: Any) -> Any:
+        if isinstance(value, float):
+            return None if math.isnan(value) else round(value, 9)
+        if hasattr(value, "tzinfo") and getattr(value, "tzinfo", None) is not None:
+            return value.replace(tzinfo=None)
+        return value
+
+    return sorted((tuple(norm(v) for v in row.values()) for row in table.to_pylist()), key=repr)
+
+
+def test_jobs_on_spark_equal_duckdb(spark: Any, tmp_path: Path) -> None:
+    data = inputs(tmp_path)
+    duck = ibis.duckdb.connect()
+    duck_tables: dict[str, Any] = {k: ibis.memtable(v) for k, v in data.items()}
+    duck_tables["visits_from"] = ibis.memtable
+    expected = run_jobs(duck, duck_tables)
+    duck.disconnect()
+
+    con = ibis.pyspark.connect(spark)
+    spark_tables: dict[str, Any] = {}
+    for name, table in data.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path)
+        spark_tables[name] = con.read_parquet(str(path), table_name=f"in_{name}")
+
+    def visits_from(rows: pa.Table) -> ibis.Table:
+        path = tmp_path / "visits.parquet"
+        pq.write_table(rows, path)
+        return con.read_parquet(str(path), table_name="in_visits")
+
+    spark_tables["visits_from"] = visits_from
+    got = run_jobs(con, spark_tables)
+    for name in ("visits", "daily", "hourly"):
+        assert got[name].column_names == expected[name].column_names, name
+        assert normalised(got[name]) == normalised(expected[name]), name
+    assert expected["daily"].num_rows == 2 and expected["visits"].num_rows == 8
