@@ -24,10 +24,16 @@ from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 log = logging.getLogger(__name__)
 
 _INT_PATTERN = r"^[+-]?[0-9]+$"
+_LOCAL_TS = r"^[0-9]{4}/[0-9]{1,2}/[0-9]{1,2} +[0-9]{1,2}:[0-9]{2}:[0-9]{2}$"  # as _text's
+_DAYS = 1 << 20  # (register, day) pairs are packed as register * _DAYS + day
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _norm(column: pa.Array) -> pa.Array:
-    return pc.utf8_trim_whitespace(pc.utf8_normalize(column, "NFKC"))
+    # NFKC leaves ASCII unchanged: skip it for the (usual) all-ASCII column.
+    if not pc.all(pc.string_is_ascii(column)).as_py():
+        column = pc.utf8_normalize(column, "NFKC")
+    return pc.utf8_trim_whitespace(column)
 
 
 def _ints(column: pa.Array, empty_is_zero: bool = False) -> np.ndarray | None:
@@ -39,11 +45,13 @@ def _ints(column: pa.Array, empty_is_zero: bool = False) -> np.ndarray | None:
     return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
 
 
-def _codes(column: pa.Array) -> tuple[np.ndarray, list[str]]:
+def _codes(column: pa.Array, normalize: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes of ``column`` and its distinct values (NFKC-normalised if asked)."""
     encoded = pc.dictionary_encode(column)
+    values = encoded.dictionary.to_pylist()
     return (
         encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
-        encoded.dictionary.to_pylist(),
+        [_text.nfkc(v) for v in values] if normalize else values,
     )
 
 
@@ -97,8 +105,9 @@ def parse_fast(
     register, receipt, time = (_norm(column(n)) for n in ("register", "receipt", "time"))
     if not pc.all(pc.and_(pc.not_equal(register, ""), pc.not_equal(receipt, ""))).as_py():
         return None
-    groups, keys = _codes(pc.binary_join_element_wise(register, receipt, time, "\x1f"))
-    n_groups = len(keys)
+    encoded = pc.dictionary_encode(pc.binary_join_element_wise(register, receipt, time, "\x1f"))
+    groups = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n_groups = len(encoded.dictionary)
 
     line_no, qty, unit = _ints(column("line_no")), _ints(column("qty")), _ints(column("unit"))
     amount, total = _ints(column("amount")), _ints(column("total"))
@@ -111,10 +120,10 @@ def parse_fast(
     if not np.array_equal(amount, np.where(qty < 0, -gross, gross)):
         return None
 
-    kind_codes, kind_texts = _codes(_norm(column("kind")))
+    kind_codes, kind_texts = _codes(column("kind"), normalize=True)
     if any(k not in kinds for k in kind_texts):
         return None
-    rate_codes, rate_texts = _codes(_norm(column("rate")))
+    rate_codes, rate_texts = _codes(column("rate"), normalize=True)
     if any(r not in rate_percents for r in rate_texts):
         return None
     rate = np.array([rate_percents[r] for r in rate_texts], dtype=np.int64)[rate_codes]
@@ -126,8 +135,9 @@ def parse_fast(
         if not np.array_equal(values, values[first_row][groups]):
             return None
     # Quantities carry the kind's sign: sales positive, returns negative (voids either).
-    kind_of_row = np.array([kinds[k] for k in kind_texts], dtype=object)[kind_codes]
-    if ((kind_of_row == "sale") & (qty < 0)).any() or ((kind_of_row == "return") & (qty > 0)).any():
+    is_sale = np.array([kinds[k] == "sale" for k in kind_texts])[kind_codes]
+    is_return = np.array([kinds[k] == "return" for k in kind_texts])[kind_codes]
+    if (is_sale & (qty < 0)).any() or (is_return & (qty > 0)).any():
         return None
     receipt_total = total[first_row]
     if not np.array_equal(_vector.group_sum(groups, amount, n_groups), receipt_total):
@@ -137,40 +147,45 @@ def parse_fast(
     if ((np.diff(groups[by_line]) == 0) & (np.diff(line_no[by_line]) == 0)).any():
         return None
 
-    # Per receipt: time, store, transaction id (Python, once per receipt or distinct value).
-    times: dict[str, datetime | None] = {}
-    stores: dict[tuple[str, date], StoreRef | None] = {}
-    tids: list[str] = []
-    store_ids: list[str] = []
-    registers: list[str] = []
-    day_nos: list[int] = []
-    ts_utc: list[int] = []
-    ts_local: list[int] = []
-    for key in keys:
-        reg, rec, time_text = key.split("\x1f")
-        if time_text not in times:
-            try:
-                times[time_text] = _text.parse_local_ts(time_text)
-            except ValueError:
-                times[time_text] = None
-        local = times[time_text]
-        if local is None:
-            return None
-        day = local.date()
-        if (reg, day) not in stores:
-            stores[(reg, day)] = directory.register_store(event.tenant_id, vendor, reg, day)
-        store = stores[(reg, day)]
+    # Per receipt: time, store, transaction id; vectorised, Python only per (register, day).
+    first = pa.array(first_row)
+    registers, receipts, times = register.take(first), receipt.take(first), time.take(first)
+    if not pc.all(pc.match_substring_regex(times, _LOCAL_TS)).as_py():
+        return None
+    local = pc.strptime(times, format="%Y/%m/%d %H:%M:%S", unit="us", error_is_null=True)
+    if local.null_count:
+        return None
+    local_us = local.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    day_nos = local_us // 86_400_000_000
+    reg_codes, reg_names = _codes(registers)
+    pairs, pair_of_receipt = np.unique(reg_codes * _DAYS + (day_nos + _DAYS // 2),
+                                       return_inverse=True)  # fmt: skip
+    pair_of_receipt = pair_of_receipt.astype(np.int64)
+    stores: list[StoreRef] = []
+    for pair in pairs.tolist():
+        day = date.fromordinal(_EPOCH_ORDINAL + pair % _DAYS - _DAYS // 2)
+        store = directory.register_store(event.tenant_id, vendor, reg_names[pair // _DAYS], day)
         if store is None:
             return None
-        tids.append(f"{reg}-{local:%Y%m%d}-{rec}")
-        store_ids.append(store.store_id)
-        registers.append(reg)
-        day_nos.append(_arrow.day_number(day))
-        ts_utc.append(_arrow.micros(local.replace(tzinfo=_text.zone(store.timezone))))
-        ts_local.append(_arrow.micros(local))
-    if len(set(tids)) != len(tids):
+        stores.append(store)
+    store_ids = pa.array([st.store_id for st in stores], pa.string()).take(
+        pa.array(pair_of_receipt)
+    )
+    ts_utc = np.empty(n_groups, dtype=np.int64)
+    zone_of_pair = np.array([st.timezone for st in stores], dtype=object)
+    for zone_name in set(zone_of_pair.tolist()):
+        mask = (zone_of_pair == zone_name)[pair_of_receipt]
+        try:
+            aware = pc.assume_timezone(
+                local.filter(pa.array(mask)), zone_name, ambiguous="earliest", nonexistent="raise"
+            )
+        except (pa.ArrowInvalid, ValueError):
+            return None  # a wall-clock time that does not exist there: the row-wise path decides
+        ts_utc[mask] = aware.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    tids = pc.binary_join_element_wise(registers, pc.strftime(local, "%Y%m%d"), receipts, "-")
+    if pc.count_distinct(tids).as_py() != n_groups:
         return None
-    if not_after is not None and ts_utc and max(ts_utc) > _arrow.micros(not_after):
+    if not_after is not None and int(ts_utc.max()) > _arrow.micros(not_after):
         return None  # a transaction in the future: the row-wise path names it
 
     # Tax per receipt and rate, exclusive amounts allocated by largest remainder.
@@ -195,9 +210,9 @@ def parse_fast(
     g = groups[order]
     lines = {
         "tenant_id": [event.tenant_id] * n_lines,
-        "store_id": pa.array(store_ids, pa.string()).take(pa.array(g)),
-        "transaction_id": pa.array(tids, pa.string()).take(pa.array(g)),
-        "business_date": _arrow.dates(np.asarray(day_nos, dtype=np.int32)[g].tolist()),
+        "store_id": store_ids.take(pa.array(g)),
+        "transaction_id": tids.take(pa.array(g)),
+        "business_date": pa.array(day_nos[g].astype(np.int32), pa.int32()).cast(pa.date32()),
         "line_no": pa.array(line_no[order], pa.int32()),
         "sku": _norm(column("jan")).take(pa.array(order)),
         "name": column("name").take(pa.array(order)),
@@ -219,9 +234,11 @@ def parse_fast(
         "store_id": store_ids,
         "register_id": registers,
         "transaction_id": tids,
-        "business_date": _arrow.dates(day_nos),
-        "ts": _arrow.timestamps(ts_utc, RAW_POS_TRANSACTIONS.field("ts").type),
-        "ts_local": _arrow.timestamps(ts_local, RAW_POS_TRANSACTIONS.field("ts_local").type),
+        "business_date": pa.array(day_nos.astype(np.int32), pa.int32()).cast(pa.date32()),
+        "ts": pa.array(ts_utc, pa.int64()).cast(RAW_POS_TRANSACTIONS.field("ts").type),
+        "ts_local": pa.array(local_us, pa.int64()).cast(
+            RAW_POS_TRANSACTIONS.field("ts_local").type
+        ),
         "kind": kind_names[kind_codes[first_row]].tolist(),
         "total_excl_tax": _arrow.money_from_cents(((receipt_total - receipt_tax) * 100), _money()),
         "total_tax": _arrow.money_from_cents((receipt_tax * 100), _money()),

@@ -71,8 +71,11 @@ def _decode(data: bytes) -> str:
 
 def _header(text: str, required: tuple[str, ...]) -> tuple[list[str], dict[str, int]]:
     """The header row and the positions of the ``required`` columns."""
+    # The header alone: parsing it from the whole text would copy the whole text first.
+    end = text.find("\n")
+    head = text[: end + 1] if end >= 0 and '"' not in text[:end] else text
     try:
-        first = next(_text.rows(text), None)
+        first = next(_text.rows(head), None)
     except csv.Error as exc:
         raise _ObjectProblem(f"malformed CSV header: {exc}") from exc
     if first is None:
