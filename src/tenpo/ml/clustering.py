@@ -139,7 +139,9 @@ def _fit_group(gid: str, group: pd.DataFrame, params: MlParams) -> tuple[np.ndar
     z = scaler.transform(matrix)
     # A feature constant over the group has scale 1 and z 0: harmless.
     best: tuple[float, int, np.ndarray] | None = None
-    for k in range(params.k_min, min(params.k_max, n - 1) + 1):
+    # Identical stores count once: k-means cannot make more clusters than distinct points.
+    distinct = len(np.unique(np.round(z, 9), axis=0))
+    for k in range(params.k_min, min(params.k_max, distinct - 1) + 1):
         fitted = _fit_k(z, k, params)
         if len(set(fitted.tolist())) < 2:
             continue
