@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from tenpo.cli import admin, demo, features, iot, jobs, pos, serve, simulate, streamer, video
+from tenpo.cli import (
+    admin,
+    demo,
+    features,
+    iot,
+    jobs,
+    pos,
+    serve,
+    simulate,
+    streamer,
+    video,
+    warehouse,
+)
 from tenpo.cli._common import app_callback
 
 app = typer.Typer(
@@ -22,6 +34,7 @@ app.add_typer(jobs.app, name="jobs", help="Materialize and backfill pipeline ass
 app.add_typer(iot.app, name="iot", help="IoT devices: broker access (Mosquitto ACL).")
 app.add_typer(video.app, name="video", help="Record cameras and analyze video.")
 app.add_typer(features.app, name="features", help="Feature DB: erase and expire face vectors.")
+app.add_typer(warehouse.app, name="warehouse", help="Ad-hoc SQL and DuckDB views over the lake.")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 

@@ -28,11 +28,14 @@ def _dates(first: datetime, last: datetime) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _run(cfg: Settings, days: list[date], assets: tuple[str, ...]) -> None:
+def _run(
+    cfg: Settings, days: list[date], assets: tuple[str, ...], *, downstream: bool = False
+) -> None:
     from tenpo.pipelines import materialize_dates
 
-    with console.status(f"dagster: materializing {', '.join(assets)} for {len(days)} date(s)…"):
-        results = materialize_dates(cfg, days, assets)
+    what = ", ".join(assets) + (" and downstream" if downstream else "")
+    with console.status(f"dagster: materializing {what} for {len(days)} date(s)…"):
+        results = materialize_dates(cfg, days, assets, downstream=downstream)
     table = Table("asset", "partitions", "rows")
     for result in results:
         for event in result.get_asset_materialization_events():
@@ -50,7 +53,7 @@ def _run(cfg: Settings, days: list[date], assets: tuple[str, ...]) -> None:
 @app.command()
 @handles_errors
 def materialize(first: datetime = _FROM, last: datetime = _TO) -> None:
-    """Compute the daily KPI mart and export it to the datamart for a date range."""
+    """Compute every KPI mart (visits, daily, hourly) and export them for a date range."""
     from tenpo.pipelines import DEFAULT_ASSETS
 
     _run(settings(), _dates(first, last), DEFAULT_ASSETS)
@@ -64,11 +67,15 @@ def backfill(
     asset: list[str] = typer.Option(  # noqa: B008 - Typer declares options as defaults
         None, "--asset", "-a", help="Asset to rebuild (repeatable); default: the KPI assets."
     ),
+    downstream: bool = typer.Option(
+        False, "--downstream", help="Also rebuild every asset depending on the given ones."
+    ),
 ) -> None:
     """Rebuild assets for a date range. Always safe to re-run: partitions are replaced whole."""
     from tenpo.pipelines import DEFAULT_ASSETS
 
-    _run(settings(), _dates(first, last), tuple(asset) if asset else DEFAULT_ASSETS)
+    chosen = tuple(asset) if asset else DEFAULT_ASSETS
+    _run(settings(), _dates(first, last), chosen, downstream=downstream)
 
 
 def ui_command(cfg: Settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
