@@ -304,6 +304,33 @@ def coverage(engine: Engine, caller: Principal) -> tuple[date | None, date | Non
     return first, last
 
 
+def _store_days_query() -> sa.Select[Any]:
+    s, m = dm_stores.c, mart_store_daily.c
+    joined = dm_stores.outerjoin(
+        mart_store_daily,
+        sa.and_(
+            m.tenant_id == s.tenant_id,
+            m.store_id == s.store_id,
+            m.business_date >= sa.bindparam("start", type_=sa.Date()),
+            m.business_date <= sa.bindparam("end", type_=sa.Date()),
+        ),
+    )
+    kpi_columns = [c for c in mart_store_daily.c if c.name not in ("tenant_id", "store_id")]
+    return (
+        sa.select(*dm_stores.c, *kpi_columns)
+        .select_from(joined)
+        .where(
+            s.tenant_id == sa.bindparam("tenant_id", type_=sa.String()),
+            s.store_id == sa.bindparam("store_id", type_=sa.String()),
+        )
+        .order_by(m.business_date)
+    )
+
+
+# Built once: constructing and cache-keying the statement cost more than running it.
+_STORE_DAYS = _store_days_query()
+
+
 def store_with_days(
     engine: Engine, caller: Principal, store_id: str, start: date, end: date
 ) -> tuple[StoreRecord, list[KpiPeriod]]:
@@ -314,25 +341,9 @@ def store_with_days(
     """
     if not caller.sees_store(store_id):
         raise NotFound(f"store {store_id!r} not found", store_id=store_id)
-    s, m = dm_stores.c, mart_store_daily.c
-    joined = dm_stores.outerjoin(
-        mart_store_daily,
-        sa.and_(
-            m.tenant_id == s.tenant_id,
-            m.store_id == s.store_id,
-            m.business_date >= start,
-            m.business_date <= end,
-        ),
-    )
-    kpi_columns = [c for c in mart_store_daily.c if c.name not in ("tenant_id", "store_id")]
-    query = (
-        sa.select(*dm_stores.c, *kpi_columns)
-        .select_from(joined)
-        .where(s.tenant_id == caller.tenant_id, s.store_id == store_id)
-        .order_by(m.business_date)
-    )
+    params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
     with engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
+        rows = conn.execute(_STORE_DAYS, params).mappings().all()
     if not rows:
         raise NotFound(f"store {store_id!r} not found", store_id=store_id)
     first = rows[0]
