@@ -290,6 +290,11 @@ def run_demo(
         ],
     )
     lap("materialize")
+    with console.status("dagster: store clusters, targets and benchmarks…"):
+        from tenpo.pipelines.ml import materialize_ml
+
+        materialize_ml(cfg)
+    lap("ml")
 
     api_app = create_api(cfg, control=control)
     api_server, api_thread = serve_in_thread(api_app, cfg.api_host, cfg.api_port if serve else 0)
