@@ -287,3 +287,13 @@ def test_params_and_tables_refuse_bad_input() -> None:
         cluster_stores(pd.concat([TINY, TINY]))
     with pytest.raises(BadInput, match="unknown ML mart"):
         to_arrow(TINY, "mart_nope")
+
+
+def test_definitions_register_the_ml_assets_and_weekly_schedule() -> None:
+    from tenpo.pipelines.definitions import defs
+    from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS, ML_JOB
+
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {*ML_ASSET_KEYS, DATAMART_ML_KEY} <= keys
+    schedule = defs.resolve_schedule_def("ml_weekly_schedule")
+    assert schedule.cron_schedule == "0 3 * * 1" and schedule.job_name == ML_JOB
