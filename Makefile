@@ -29,7 +29,7 @@ test: setup services web chromium
 ## make test-spark: the KPI jobs on PySpark local mode vs DuckDB (extra "spark", Java 17; ~1.5 min).
 test-spark: setup
 	$(UV) sync --frozen --quiet --extra spark
-	$(RUN) --extra spark pytest tests/jobs/test_spark.py
+	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest tests/jobs/test_spark.py
 
 ## make check: formatting, lint and types.
 check: setup

@@ -19,8 +19,9 @@ Choices the definitions leave open:
   back that far); dwell median/mean over visits with an exit (exact median, the mean of the two
   middle values for an even count).
 * Data quality: ``has_pos`` / ``has_counter`` / ``has_video`` say which sources had rows;
-  ``counter_complete`` is false when an entrance counter's intervals leave a gap between its
-  first and last report; ``video_complete`` is false when an entry has no exit.
+  ``counter_complete`` is false when an entrance counter's intervals (fixed length per
+  device) leave a gap between its first and last report; ``video_complete`` is false when
+  an entry has no exit.
 * A metric whose source sent nothing for the store-date is null, not zero: a store without a
   people counter has unknown visitors, a counter-only store-date has unknown sales. The
   ``has_pos`` / ``has_counter`` flags say which sources had rows (a POS day of voids only
@@ -225,14 +226,21 @@ def _count_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:
 
 
 def _counter_completeness(t: ibis.Table) -> ibis.Table:
-    """Per store-date: did every entrance counter report without a gap between its intervals?"""
+    """Per store-date: did every entrance counter report without a gap between its intervals?
+
+    A device reports fixed-length intervals, so it is complete when its intervals (count ×
+    the first one's length) cover the span from its first start to its last end. Only the
+    aggregates are converted to epoch seconds, which keeps this cheap on big days.
+    """
     e = t.filter(t.line == _ENTRANCE)
-    start = e.interval_start.epoch_seconds().cast("int64")
-    end = e.interval_end.epoch_seconds().cast("int64")
     per_device = e.group_by([*DAILY_KEYS, "device_id"]).aggregate(
-        _covered=(end - start).sum(), _span=end.max() - start.min()
-    )
-    gap = ibis.ifelse(per_device._covered < per_device._span, 1, 0)
+        _n=e.count(), _first=e.interval_start.min(), _first_end=e.interval_end.min(),
+        _last_end=e.interval_end.max(),
+    )  # fmt: skip
+    first = per_device._first.epoch_seconds().cast("int64")
+    length = per_device._first_end.epoch_seconds().cast("int64") - first
+    span = per_device._last_end.epoch_seconds().cast("int64") - first
+    gap = ibis.ifelse(per_device._n * length < span, 1, 0)
     return per_device.group_by(list(DAILY_KEYS)).aggregate(counter_complete=gap.sum() == 0)
 
 
@@ -261,19 +269,23 @@ def _visit_aggregates(
     # Repeat visitors: a visit of the same person to any store of the tenant on an earlier
     # date within the window.
     persons = current.select(*DAILY_KEYS, "person_id").distinct()
-    past = history.select(
-        _h_tenant=history.tenant_id, _h_person=history.person_id, _h_date=history.business_date
-    ).distinct()
-    earlier = persons.join(
-        past,
+    # The person's latest earlier visit date at any store of the tenant, by one window over
+    # distinct (tenant, person, date): an equi-join back instead of a range join.
+    seen = history.select("tenant_id", "person_id", "business_date").distinct()
+    by_person = ibis.window(group_by=["tenant_id", "person_id"], order_by=seen.business_date)
+    seen = seen.mutate(_prev=seen.business_date.lag().over(by_person))
+    returning = seen.filter(
+        seen._prev.notnull()
+        & (seen._prev >= seen.business_date - ibis.interval(days=repeat_window_days))
+    ).select(_h_tenant="tenant_id", _h_person="person_id", _h_date="business_date")
+    repeaters = persons.semi_join(
+        returning,
         [
-            persons.tenant_id == past._h_tenant,
-            persons.person_id == past._h_person,
-            past._h_date < persons.business_date,
-            past._h_date >= persons.business_date - ibis.interval(days=repeat_window_days),
+            persons.tenant_id == returning._h_tenant,
+            persons.person_id == returning._h_person,
+            persons.business_date == returning._h_date,
         ],
     )
-    repeaters = earlier.select(*DAILY_KEYS, "person_id").distinct()
     repeat = repeaters.group_by(list(DAILY_KEYS)).aggregate(repeat_visitors=repeaters.count())
     out = outer_join_all([basic, median], DAILY_KEYS)
     out = left_join_on(out, repeat, DAILY_KEYS)

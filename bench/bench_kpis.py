@@ -1,0 +1,293 @@
+"""KPI jobs: one business date of many stores, Ibis on DuckDB vs a straightforward pandas version.
+
+Synthetic raw rows in the contract schemas (numpy, seeded) for ``STORES`` stores of two
+tenants on one date: ~1,000 receipts per store (sales, ~2 % returns, ~0.5 % voids), people
+counter intervals (1-minute ``entrance`` and ``passby`` counts over 15 hours) and, for 40 % of
+the stores, camera visits of that date and the day before (repeat visitors).
+
+Both arms compute the daily mart's KPIs — net sales excl./incl. tax, transactions, units,
+visitors, passers-by, unique and repeat visitors, dwell median and mean, and the ratios — from
+the same in-memory inputs (pandas gets ready-made DataFrames, its conversion is not timed;
+DuckDB reads the Arrow tables), and the results are asserted equal. Reported: rows/s of input
+(receipts + count intervals + visits) of ``store_daily`` vs pandas; target 5× and < 10 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from bench._common import report
+from tenpo.jobs import store_daily
+from tenpo.warehouse.schemas import (
+    MART_STORE_VISITS,
+    RAW_IOT_COUNTS,
+    RAW_POS_TRANSACTIONS,
+)
+
+STORES = 1000
+RECEIPTS_PER_STORE = 1000
+CAMERA_SHARE = 0.4
+VISITS_PER_CAMERA_STORE = 400
+DAY = date(2026, 11, 2)
+OPEN_MINUTES = 15 * 60
+SEED = 5
+
+log = logging.getLogger(__name__)
+
+
+def _stores() -> tuple[np.ndarray, np.ndarray]:
+    tenants = np.array([f"t{1 + i % 2}" for i in range(STORES)])
+    stores = np.array([f"st{i:05d}" for i in range(STORES)])
+    return tenants, stores
+
+
+def make_pos(rng: np.random.Generator) -> pa.Table:
+    """``raw_pos_transactions`` rows of DAY: sale/return/void receipts with decimal totals."""
+    tenants, stores = _stores()
+    n = STORES * RECEIPTS_PER_STORE
+    store_ix = np.repeat(np.arange(STORES), RECEIPTS_PER_STORE)
+    u = rng.random(n)
+    kind = np.where(u < 0.02, "return", np.where(u < 0.025, "void", "sale"))
+    sign = np.where(kind == "return", -1, 1)
+    excl = rng.integers(1, 5000, n) * sign  # whole yen
+    incl = excl + np.sign(excl) * (np.abs(excl) // 10)  # 10 % tax, floored per receipt
+    items = rng.integers(1, 8, n) * sign
+    start = datetime(DAY.year, DAY.month, DAY.day, 0, tzinfo=UTC)
+    ts = start + pd.to_timedelta(rng.integers(0, OPEN_MINUTES * 60, n), unit="s")
+    money = pa.decimal128(18, 2)
+
+    def dec(yen: np.ndarray) -> pa.Array:
+        # int64 → decimal needs 19 digits; via decimal(38, 2) then down to the money type.
+        return pa.array(yen, pa.int64()).cast(pa.decimal128(38, 2)).cast(money)
+
+    cols = {
+        "tenant_id": tenants[store_ix],
+        "store_id": stores[store_ix],
+        "register_id": "R1",
+        "transaction_id": np.char.add("x", np.arange(n).astype(str)),
+        "business_date": DAY,
+        "ts": ts,
+        "ts_local": (ts + pd.Timedelta(hours=9)).tz_localize(None),
+        "kind": kind,
+        "total_excl_tax": dec(excl),
+        "total_tax": dec(incl - excl),
+        "total_incl_tax": dec(incl),
+        "item_count": items.astype(np.int32),
+        "vendor": "vendor_a",
+        "source_object_id": "bench",
+        "received_at": None,
+    }
+    arrays = []
+    for f in RAW_POS_TRANSACTIONS:
+        value = cols[f.name]
+        if isinstance(value, pa.Array):
+            arrays.append(value)
+        elif isinstance(value, str | date) or value is None:
+            arrays.append(pa.array([value] * n, f.type))
+        else:
+            arrays.append(pa.array(value, f.type))
+    return pa.Table.from_arrays(arrays, schema=RAW_POS_TRANSACTIONS)
+
+
+def make_counts(rng: np.random.Generator) -> pa.Table:
+    """1-minute ``entrance`` and ``passby`` intervals for every store over opening hours."""
+    tenants, stores = _stores()
+    per_store = OPEN_MINUTES * 2
+    n = STORES * per_store
+    store_ix = np.repeat(np.arange(STORES), per_store)
+    minute = np.tile(np.arange(OPEN_MINUTES), STORES * 2)
+    line = np.tile(np.repeat(np.array(["entrance", "passby"]), OPEN_MINUTES), STORES)
+    start = pd.Timestamp(datetime(DAY.year, DAY.month, DAY.day, 0, tzinfo=UTC))
+    starts = start + pd.to_timedelta(minute, unit="min")
+    cols = {
+        "tenant_id": tenants[store_ix],
+        "store_id": stores[store_ix],
+        "device_id": np.char.add(stores[store_ix], np.where(line == "entrance", "-e", "-p")),
+        "line": line,
+        "business_date": [DAY] * n,
+        "interval_start": starts,
+        "interval_end": starts + pd.Timedelta(minutes=1),
+        "count_in": rng.poisson(np.where(line == "entrance", 1.5, 6.0)).astype(np.int32),
+        "count_out": rng.poisson(np.where(line == "entrance", 1.5, 6.0)).astype(np.int32),
+        "seq": minute.astype(np.int64),
+        "source_object_id": ["bench"] * n,
+    }
+    return pa.Table.from_arrays(
+        [pa.array(cols[f.name], f.type) for f in RAW_IOT_COUNTS], schema=RAW_IOT_COUNTS
+    )
+
+
+def make_visits(rng: np.random.Generator) -> pa.Table:
+    """``mart_store_visits`` rows of DAY and the day before for the camera stores."""
+    tenants, stores = _stores()
+    cams = np.flatnonzero(rng.random(STORES) < CAMERA_SHARE)
+    parts = []
+    for day in (DAY - timedelta(days=1), DAY):
+        n = len(cams) * VISITS_PER_CAMERA_STORE
+        store_ix = np.repeat(cams, VISITS_PER_CAMERA_STORE)
+        person = rng.integers(0, 60_000, n)  # a shared pool: some return, some cross stores
+        start = pd.Timestamp(datetime(day.year, day.month, day.day, 0, tzinfo=UTC))
+        entry = start + pd.to_timedelta(rng.integers(0, OPEN_MINUTES * 60, n), unit="s")
+        dwell = rng.integers(60, 3600, n)
+        open_visit = rng.random(n) < 0.01
+        exit_ts = pd.Series(entry + pd.to_timedelta(dwell, unit="s"))
+        exit_ts[open_visit] = pd.NaT
+        cols = {
+            "tenant_id": tenants[store_ix],
+            "store_id": stores[store_ix],
+            "business_date": [day] * n,
+            "person_id": np.char.add(tenants[store_ix], np.char.add("-p", person.astype(str))),
+            "entry_ts": entry,
+            "exit_ts": exit_ts,
+            "dwell_s": pa.array(dwell, pa.int64(), mask=open_visit),
+            "entry_hour": ((entry.hour + 9) % 24).astype(np.int32),
+            "camera_id": np.char.add(stores[store_ix], "-cam"),
+        }
+        parts.append(
+            pa.Table.from_arrays(
+                [pa.array(cols[f.name], f.type) for f in MART_STORE_VISITS],
+                schema=MART_STORE_VISITS,
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+def pandas_daily(pos: pd.DataFrame, counts: pd.DataFrame, visits: pd.DataFrame) -> pd.DataFrame:
+    """The same daily KPIs written the straightforward pandas way."""
+    keys = ["tenant_id", "store_id", "business_date"]
+    counted = pos[pos["kind"].isin(["sale", "return"])]
+    sales = counted.groupby(keys).agg(
+        net_sales=("total_excl_tax", "sum"),
+        net_sales_incl_tax=("total_incl_tax", "sum"),
+        units=("item_count", "sum"),
+    )
+    receipts = pos.assign(
+        s=(pos["kind"] == "sale").astype(int) - (pos["kind"] == "return").astype(int)
+    )
+    sales["transactions"] = receipts.groupby(keys)["s"].sum()
+    entrance = counts[counts["line"] == "entrance"].groupby(keys)["count_in"].sum()
+    passby_rows = counts[counts["line"] == "passby"]
+    passby = (
+        (passby_rows["count_in"] + passby_rows["count_out"])
+        .groupby([passby_rows[k] for k in keys])
+        .sum()
+    )
+    out = sales.join(entrance.rename("visitors"), how="outer").join(
+        passby.rename("passersby"), how="outer"
+    )
+    today = visits[visits["business_date"] == DAY]
+    history = visits[visits["business_date"] < DAY]
+    person = today.groupby(keys).agg(
+        unique_visitors=("person_id", "nunique"),
+        dwell_time_median_s=("dwell_s", "median"),
+        dwell_time_mean_s=("dwell_s", "mean"),
+    )
+    seen = history[["tenant_id", "person_id"]].drop_duplicates()
+    repeaters = (
+        today[keys + ["person_id"]].drop_duplicates().merge(seen, on=["tenant_id", "person_id"])
+    )
+    person["repeat_visitors"] = repeaters.groupby(keys).size()
+    person["repeat_visitors"] = person["repeat_visitors"].fillna(0)
+    out = out.join(person, how="outer")
+    tx = out["transactions"].astype("float64")
+    vis = out["visitors"].astype("float64")
+    out["atv"] = out["net_sales"].astype("float64") / tx.where(tx != 0)
+    out["conversion_rate"] = tx / vis.where(vis != 0)
+    out["capture_rate"] = vis / out["passersby"].astype("float64").where(out["passersby"] != 0)
+    out["repeat_rate"] = out["repeat_visitors"] / out["unique_visitors"].where(
+        out["unique_visitors"] != 0
+    )
+    return out.reset_index()
+
+
+COMPARED = (
+    "net_sales",
+    "net_sales_incl_tax",
+    "transactions",
+    "units",
+    "visitors",
+    "passersby",
+    "unique_visitors",
+    "repeat_visitors",
+    "dwell_time_median_s",
+    "dwell_time_mean_s",
+    "atv",
+    "conversion_rate",
+    "capture_rate",
+    "repeat_rate",
+)
+
+
+def _as_rows(frame: pd.DataFrame) -> dict[tuple[str, str], tuple[object, ...]]:
+    def norm(v: object) -> object:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return None
+        if isinstance(v, Decimal):
+            return v.quantize(Decimal("0.01"))
+        if isinstance(v, float | np.floating):
+            return round(float(v), 6)
+        return int(v) if isinstance(v, int | np.integer) else v
+
+    return {
+        (r["tenant_id"], r["store_id"]): tuple(norm(r[c]) for c in COMPARED)
+        for r in frame.to_dict("records")
+    }
+
+
+def main() -> None:
+    """Generate, run both arms, assert equal results, report rows/s (target 5× pandas)."""
+    rng = np.random.default_rng(SEED)
+    t0 = time.perf_counter()
+    pos, counts, visits = make_pos(rng), make_counts(rng), make_visits(rng)
+    gen_s = time.perf_counter() - t0
+    rows = pos.num_rows + counts.num_rows + visits.num_rows
+    print(
+        f"generated {pos.num_rows:,} receipts, {counts.num_rows:,} count intervals, "
+        f"{visits.num_rows:,} visits for {STORES} stores in {gen_s:.1f}s"
+    )
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    expr = store_daily(ibis.memtable(pos), ibis.memtable(counts), ibis.memtable(visits), days=[DAY])
+    con.to_pyarrow(expr.limit(1))  # warm-up: compile paths and registration
+    t0 = time.perf_counter()
+    ours = con.to_pyarrow(expr)
+    ibis_s = time.perf_counter() - t0
+    con.disconnect()
+
+    frames = [t.to_pandas(types_mapper=pd.ArrowDtype) for t in (pos, counts, visits)]
+    # pandas' groupby of decimals runs through Python objects; keep Arrow decimals instead.
+    t0 = time.perf_counter()
+    theirs = pandas_daily(*frames)
+    pandas_s = time.perf_counter() - t0
+
+    got, want = _as_rows(ours.to_pandas()), _as_rows(theirs)
+    assert got.keys() == want.keys(), "different store sets"
+    differ = [k for k in got if got[k] != want[k]]
+    assert not differ, (
+        f"{len(differ)} stores differ, e.g. {differ[0]}: {got[differ[0]]} != {want[differ[0]]}"
+    )
+    print(f"store_daily on DuckDB {ibis_s:.2f}s, pandas {pandas_s:.2f}s; {len(got)} equal rows")
+    report(
+        "kpi_daily",
+        rows / ibis_s,
+        "rows/s",
+        baseline=rows / pandas_s,
+        target=5.0,
+        stores=STORES,
+        input_rows=rows,
+        ibis_duckdb_s=round(ibis_s, 3),
+        pandas_s=round(pandas_s, 3),
+        under_10s=ibis_s < 10,
+    )
+
+
+if __name__ == "__main__":
+    main()
