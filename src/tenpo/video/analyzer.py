@@ -54,7 +54,7 @@ class AnalyzerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     detect_every: int = Field(3, ge=1, description="Run detection on every N-th frame.")
-    embed_per_track: int = Field(3, ge=1, description="Best faces of a track to embed.")
+    embed_per_track: int = Field(2, ge=1, description="Best faces of a track to embed.")
     min_track_hits: int = Field(2, ge=1, description="Detections before a track counts.")
     crop_margin: float = Field(0.5, ge=0, description="Kept crop = box grown by this fraction.")
 
