@@ -36,8 +36,8 @@ from bench._common import report  # noqa: E402
 STORES = 1000
 DAYS = 365
 FIRST_DAY = date(2025, 10, 1)
-CONCURRENCY = 100
-DURATION_S = 6.0
+CONCURRENCY = int(os.environ.get("TENPO_BENCH_CONCURRENCY", "100"))
+DURATION_S = float(os.environ.get("TENPO_BENCH_SECONDS", "6"))
 WARMUP_S = 1.5
 P99_TARGET_MS = 30.0
 TENANT = "bench"

@@ -208,7 +208,7 @@ def session_user(request: Request, token: str) -> UserInfo:
     return user
 
 
-def reader(
+async def reader(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     session: Annotated[str | None, Depends(_cookie)],
@@ -216,6 +216,9 @@ def reader(
     """The caller: ``Authorization: Bearer <key>`` holding ``read``, else a session cookie.
 
     Raises AuthError (401), Forbidden (403) or RateLimited (429, per key or user).
+    ``async`` on purpose: verified keys and users are cached (30 s and 5 s), so the usual
+    check is pure CPU and a thread-pool hop per request would cost more than the rare
+    cache miss's short control-plane read on the event loop.
     """
     if credentials is not None:
         authenticator: Authenticator = request.app.state.control

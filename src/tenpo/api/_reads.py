@@ -88,6 +88,15 @@ def visible_stores(
     return [StoreRecord(**row) for row in rows], int(total)
 
 
+_CENT = Decimal("0.01")
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value  # the datamart's Money type already reads exact cents
+    return Decimal(str(value)).quantize(_CENT)  # a reflected table's text or float
+
+
 def _period(row: Any, day: date) -> KpiPeriod:
     def get(name: str) -> Any:
         return row.get(name)
@@ -99,10 +108,8 @@ def _period(row: Any, day: date) -> KpiPeriod:
         period_start=day,
         period_end=day,
         days=1,
-        net_sales=None if sales is None else Decimal(str(sales)).quantize(Decimal("0.01")),
-        net_sales_incl_tax=None
-        if get("net_sales_incl_tax") is None
-        else Decimal(str(get("net_sales_incl_tax"))).quantize(Decimal("0.01")),
+        net_sales=_decimal(sales),
+        net_sales_incl_tax=_decimal(get("net_sales_incl_tax")),
         transactions=get("transactions"),
         units=get("units"),
         atv=get("atv"),
