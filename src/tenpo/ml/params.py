@@ -47,7 +47,7 @@ class MlParams(BaseSettings):
     k_min: int = Field(2, ge=2, le=50, description="Fewest clusters tried.")
     k_max: int = Field(8, ge=2, le=50, description="Most clusters tried (capped at stores − 1).")
     seed: int = Field(0, ge=0, description="Seed of k-means (results are deterministic).")
-    n_init: int = Field(20, ge=1, le=200, description="k-means restarts per k.")
+    n_init: int = Field(10, ge=1, le=200, description="k-means restarts per k.")
     min_group_stores: int = Field(
         6, ge=3, description="Fewer stores than this in a group: one cluster, no k search."
     )

@@ -111,32 +111,45 @@ def estimate_targets(
             f"{len(features) - len(merged)} store(s) with features have no cluster assignment"
         )
     rows: list[dict[str, Any]] = []
+    index = _PeerIndex(merged, params)
     for _, store in merged.sort_values(["tenant_id", "store_id"]).iterrows():
-        rows.extend(_store_targets(store, merged, params, as_of))
+        rows.extend(_store_targets(store, index, params, as_of))
     out = pd.DataFrame(rows)
     log.info("targets: %d rows for %d stores", len(out), len(merged))
     return out
 
 
-def _peers(
-    store: pd.Series, merged: pd.DataFrame, kpi: str, params: MlParams
-) -> tuple[pd.DataFrame, str]:
-    group = merged[(merged["group_id"] == store["group_id"]) & merged[kpi].notna()]
-    cluster = group[group["cluster_id"] == store["cluster_id"]]
-    if params.target_peers == "cluster" and len(cluster) >= params.min_peers:
-        return cluster, "cluster"
-    return group, "group"
+class _PeerIndex:
+    """The peers of a (group, cluster, KPI), computed once per cluster, not once per store."""
+
+    def __init__(self, merged: pd.DataFrame, params: MlParams) -> None:
+        self._groups = {str(g): frame for g, frame in merged.groupby("group_id")}
+        self._params = params
+        self._cache: dict[tuple[str, str, str], tuple[pd.DataFrame, str]] = {}
+
+    def get(self, store: pd.Series, kpi: str) -> tuple[pd.DataFrame, str]:
+        """The peers with a value for ``kpi`` and their basis (cluster | group)."""
+        key = (str(store["group_id"]), str(store["cluster_id"]), kpi)
+        if key not in self._cache:
+            group = self._groups[key[0]]
+            group = group[group[kpi].notna()]
+            cluster = group[group["cluster_id"] == key[1]]
+            if self._params.target_peers == "cluster" and len(cluster) >= self._params.min_peers:
+                self._cache[key] = (cluster, "cluster")
+            else:
+                self._cache[key] = (group, "group")
+        return self._cache[key]
 
 
 def _store_targets(
-    store: pd.Series, merged: pd.DataFrame, params: MlParams, as_of: date
+    store: pd.Series, index: _PeerIndex, params: MlParams, as_of: date
 ) -> list[dict[str, Any]]:
     daily = float(store["daily_net_sales"])
     q = params.target_quantile
     rows: list[dict[str, Any]] = []
     factors: dict[str, tuple[float, float]] = {}
     for lever in LEVERS:
-        peers, basis = _peers(store, merged, lever.kpi, params)
+        peers, basis = index.get(store, lever.kpi)
         if len(peers) < 2:
             continue  # nobody to compare with
         values = peers[lever.kpi].astype(float).to_numpy()
