@@ -112,13 +112,23 @@ class SubscriberProcess:
         return stats
 
 
-def landed_keys(chain: Chain) -> set[tuple[str, int]]:
-    seen: set[tuple[str, int]] = set()
-    for key in chain.lake.list("landing/iot/"):
-        for line in chain.lake.get(key).splitlines():
-            ev = json.loads(json.loads(line)["payload"])
-            seen.add((ev["device_id"], ev["seq"]))
-    return seen
+class Landed:
+    """(device, seq) of every message in the landing zone (objects are immutable: read once)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.read: set[str] = set()
+        self.seen: set[tuple[str, int]] = set()
+
+    def __call__(self) -> set[tuple[str, int]]:
+        for key in self.chain.lake.list("landing/iot/"):
+            if key in self.read:
+                continue
+            for line in self.chain.lake.get(key).splitlines():
+                ev = json.loads(json.loads(line)["payload"])
+                self.seen.add((ev["device_id"], ev["seq"]))
+            self.read.add(key)
+        return self.seen
 
 
 def test_every_message_exactly_once_across_two_kills(
@@ -151,7 +161,8 @@ def test_every_message_exactly_once_across_two_kills(
         sub.start()
     wanted = {(DEVICES[j % 2][1], j // 2 + 1) for j in range(TOTAL)}
     deadline = time.monotonic() + 60
-    while (missing := wanted - landed_keys(chain)) and time.monotonic() < deadline:
+    landed = Landed(chain)
+    while (missing := wanted - landed()) and time.monotonic() < deadline:
         time.sleep(0.5)
     if missing:
         seqs = sorted(missing)
