@@ -21,7 +21,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-
 DEV_SESSION_SECRET = "tenpo-development-session-secret-change-me"
 """The placeholder session secret; the API refuses to start with it in production."""
 
