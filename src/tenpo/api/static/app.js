@@ -13,7 +13,7 @@ const I18N = {
     "store": "Store", "net_sales": "Net sales", "transactions": "Transactions",
     "visitors": "Visitors", "passersby": "Passers-by", "conversion_rate": "Conversion",
     "capture_rate": "Capture rate", "atv": "ATV", "upt": "UPT", "sales_per_visitor": "Sales/visitor",
-    "trend": "Daily sales", "flags": "Flags",
+    "trend": "Daily sales", "flags": "Flags", "net_sales_per_day": "Net sales per day",
     "flag.gap": "data gap", "flag.below": "below target", "flag.pos": "no POS", "flag.counter": "no counter",
     "store.daily": "Daily", "store.hourly": "By hour of day (sum over the range)",
     "store.no_hourly": "Hourly data is not available in this datamart.",
@@ -40,7 +40,7 @@ const I18N = {
     "store": "店舗", "net_sales": "純売上", "transactions": "客数(取引)",
     "visitors": "来店客数", "passersby": "通行量", "conversion_rate": "購買率",
     "capture_rate": "入店率", "atv": "客単価", "upt": "買上点数", "sales_per_visitor": "来店客あたり売上",
-    "trend": "日別売上", "flags": "フラグ",
+    "trend": "日別売上", "flags": "フラグ", "net_sales_per_day": "1日あたり純売上",
     "flag.gap": "データ欠損", "flag.below": "目標未達", "flag.pos": "POSなし", "flag.counter": "カウンターなし",
     "store.daily": "日別", "store.hourly": "時間帯別（期間合計）",
     "store.no_hourly": "このデータマートには時間別データがありません。",
@@ -259,15 +259,15 @@ function targetFor(body, kpi) {
   if (!body) return null;
   const items = Array.isArray(body) ? body : body.items || body.targets || [];
   const hit = items.find((x) => x && (x.kpi === kpi || x.metric === kpi));
-  if (hit) return { target: num(hit.target ?? hit.value), peers: num(hit.peer_median ?? hit.cluster_median ?? hit.peers ?? null) };
-  if (body[kpi] !== undefined && typeof body[kpi] !== "object") return { target: num(body[kpi]), peers: null };
-  return null;
+  if (!hit) return null;
+  return { target: num(hit.target ?? hit.value), actual: num(hit.actual ?? null), peers: num(hit.peer_median ?? hit.cluster_median ?? null) };
 }
+// Benchmarks: the industry's published figure over all sizes (else any published band).
 function benchmarkFor(body, kpi) {
   if (!body) return null;
-  const items = Array.isArray(body) ? body : body.items || body.benchmarks || [];
-  const hit = items.find((x) => x && (x.kpi === kpi || x.metric === kpi));
-  return hit ? num(hit.median ?? hit.p50 ?? hit.value) : null;
+  const items = (Array.isArray(body) ? body : body.items || []).filter((x) => x && x.kpi === kpi && x.published !== false);
+  const hit = items.find((x) => x.size_band === "all") || items[0];
+  return hit ? num(hit.median ?? hit.p50 ?? null) : null;
 }
 
 async function showOverview() {
@@ -281,8 +281,9 @@ async function showOverview() {
     return { id: s.store_id, code: s.code, name: s.name, industry: (meta[s.store_id] || {}).industry, tot, daily: dailyById[s.store_id] };
   });
   // Targets: one call per store while the endpoint exists (404 "no such endpoint" stops it).
+  // (capped: a bulk targets endpoint would serve big chains better than one call per store)
   const targets = {};
-  for (const r of rows) {
+  for (const r of rows.slice(0, 60)) {
     const body = await optional(`/v1/stores/${encodeURIComponent(r.id)}/targets?${rangeQuery()}`);
     if (body === null) break;
     targets[r.id] = body;
@@ -325,7 +326,8 @@ async function showOverview() {
       });
     tbody.innerHTML = shown.map((r) => {
       const tgt = targetFor(targets[r.id], "net_sales");
-      const below = tgt && tgt.target !== null && num(r.tot.net_sales) !== null && num(r.tot.net_sales) < tgt.target;
+      // Targets judge the store over the ML window (daily net sales), not the picked range.
+      const below = tgt && tgt.target !== null && tgt.actual !== null && tgt.actual < tgt.target;
       return `<tr data-store-id="${esc(r.id)}">
         <td><a href="#/store/${encodeURIComponent(r.id)}">${esc(r.code)} ${esc(r.name)}</a></td>
         ${METRICS.map((m) => `<td class="num" data-kpi="${m}" data-value="${r.tot[m] ?? ""}">${fmtMetric(m, r.tot[m])}</td>`).join("")}
@@ -374,11 +376,14 @@ async function showStore(id) {
   let hourly = null;
   try { hourly = await api(`${base}/kpis?${q}&grain=hour`); } catch (e) { hourly = null; }
   const targets = await optional(`${base}/targets?${q}`);
-  const bench = store.industry ? await optional(`/v1/benchmarks?industry=${encodeURIComponent(store.industry)}&${q}`) : null;
+  const bench = store.industry ? await optional(`/v1/benchmarks?industry=${encodeURIComponent(store.industry)}`) : null;
   const tot = total.items[0] || {};
-  const compareRows = ["net_sales", "conversion_rate", "atv", "capture_rate", "visitors"].map((m) => {
+  const compareRows = ["net_sales", "conversion_rate", "atv", "capture_rate", "upt"].map((m) => {
     const tg = targetFor(targets, m);
-    return `<tr><td>${t(m)}</td><td class="num" data-kpi="${m}">${fmtMetric(m, tot[m])}</td>
+    // Net sales targets are per day: compare with the range's daily average.
+    const actual = m === "net_sales" ? (tot.days ? num(tot.net_sales) / tot.days : null) : tot[m];
+    const label = m === "net_sales" ? t("net_sales_per_day") : t(m);
+    return `<tr><td>${label}</td><td class="num" data-kpi="${m}">${fmtMetric(m, actual)}</td>
       <td class="num">${tg && tg.target !== null ? fmtMetric(m, tg.target) : t("na")}</td>
       <td class="num">${tg && tg.peers !== null ? fmtMetric(m, tg.peers) : t("na")}</td>
       <td class="num">${benchmarkFor(bench, m) !== null ? fmtMetric(m, benchmarkFor(bench, m)) : t("na")}</td></tr>`;
