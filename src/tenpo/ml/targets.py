@@ -119,25 +119,45 @@ def estimate_targets(
     return out
 
 
+@dataclass(frozen=True)
+class _Peers:
+    """A peer set of one (group, cluster, KPI) with its statistics, computed once."""
+
+    basis: str
+    n: int
+    p25: float
+    median: float
+    target: float
+    by_tenant: dict[str, list[str]]  # tenant → its peer store ids
+
+
 class _PeerIndex:
-    """The peers of a (group, cluster, KPI), computed once per cluster, not once per store."""
+    """Peer sets per (group, cluster, KPI): computed once per cluster, not once per store."""
 
     def __init__(self, merged: pd.DataFrame, params: MlParams) -> None:
         self._groups = {str(g): frame for g, frame in merged.groupby("group_id")}
         self._params = params
-        self._cache: dict[tuple[str, str, str], tuple[pd.DataFrame, str]] = {}
+        self._cache: dict[tuple[str, str, str], _Peers] = {}
 
-    def get(self, store: pd.Series, kpi: str) -> tuple[pd.DataFrame, str]:
-        """The peers with a value for ``kpi`` and their basis (cluster | group)."""
+    def get(self, store: pd.Series, kpi: str) -> _Peers:
+        """The peers with a value for ``kpi`` of ``store``'s cluster (or group)."""
         key = (str(store["group_id"]), str(store["cluster_id"]), kpi)
         if key not in self._cache:
             group = self._groups[key[0]]
             group = group[group[kpi].notna()]
             cluster = group[group["cluster_id"] == key[1]]
+            peers, basis = group, "group"
             if self._params.target_peers == "cluster" and len(cluster) >= self._params.min_peers:
-                self._cache[key] = (cluster, "cluster")
-            else:
-                self._cache[key] = (group, "group")
+                peers, basis = cluster, "cluster"
+            values = peers[kpi].astype(float).to_numpy()
+            q = (0.25, 0.5, self._params.target_quantile)
+            p25, median, target = (
+                (float(v) for v in np.quantile(values, q)) if len(values) else (np.nan,) * 3
+            )
+            by_tenant: dict[str, list[str]] = {}
+            for tenant, store_id in zip(peers["tenant_id"], peers["store_id"], strict=True):
+                by_tenant.setdefault(str(tenant), []).append(str(store_id))
+            self._cache[key] = _Peers(basis, len(peers), p25, median, target, by_tenant)
         return self._cache[key]
 
 
@@ -149,18 +169,17 @@ def _store_targets(
     rows: list[dict[str, Any]] = []
     factors: dict[str, tuple[float, float]] = {}
     for lever in LEVERS:
-        peers, basis = index.get(store, lever.kpi)
-        if len(peers) < 2:
+        peers = index.get(store, lever.kpi)
+        if peers.n < 2:
             continue  # nobody to compare with
-        values = peers[lever.kpi].astype(float).to_numpy()
-        p25, median, peer_target = (float(np.quantile(values, x)) for x in (0.25, 0.5, q))
+        basis, p25, median, peer_target = peers.basis, peers.p25, peers.median, peers.target
         actual = store[lever.kpi]
         actual = None if pd.isna(actual) else float(actual)
-        own = peers[peers["tenant_id"] == store["tenant_id"]]["store_id"].tolist()
+        own = peers.by_tenant.get(str(store["tenant_id"]), [])
         peer_info = {
             "stores": sorted(s for s in own if s != store["store_id"]),
-            "other_tenants_stores": int((peers["tenant_id"] != store["tenant_id"]).sum()),
-            "n": len(peers),
+            "other_tenants_stores": peers.n - len(own),
+            "n": peers.n,
         }
         if actual is None or actual <= 0:
             target, headroom, gain = peer_target, None, None
@@ -176,7 +195,7 @@ def _store_targets(
                 factors[lever.kpi] = (actual, target)
             why = (
                 f"{lever.label} {_fmt(lever.kpi, actual)} vs P{round(q * 100)} "
-                f"{_fmt(lever.kpi, peer_target)} of {len(peers)} {basis} peers"
+                f"{_fmt(lever.kpi, peer_target)} of {peers.n} {basis} peers"
                 f" (median {_fmt(lever.kpi, median)}): "
                 + (
                     f"¥{daily:,.0f}/day × ({target:.4g} / {actual:.4g} − 1) = ¥{gain:,.0f}/day"
@@ -196,7 +215,7 @@ def _store_targets(
                 "headroom": headroom,
                 "quantile": q,
                 "peer_basis": basis,
-                "peers_n": len(peers),
+                "peers_n": peers.n,
                 "peer_p25": p25,
                 "peer_median": median,
                 "peer_target": peer_target,
