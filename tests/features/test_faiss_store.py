@@ -89,7 +89,7 @@ def test_retention_expires_unseen_persons(tmp_path: Path) -> None:
     assert old not in {m.person_id for m in FaissFeatureStore(tmp_path).search("t1", unit(1), 5)}
 
 
-def test_switches_to_hnsw_past_the_size_and_still_finds(tmp_path: Path) -> None:
+def test_switches_to_ivf_past_the_size_and_still_finds(tmp_path: Path) -> None:
     store = FaissFeatureStore(tmp_path, ann_min_vectors=200, autosave=False)
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(300, DIM)).astype(np.float32)
