@@ -178,6 +178,8 @@ class MqttSubscriber:
         self.stats = SubscriberStats()
         self.subscribed = threading.Event()
         self._batch: _Batch | None = None
+        self._retry_at = 0.0  # after a failed landing, no new attempt before this
+        self._failures = 0  # consecutive failed landings
         self._client: Any = None
         self._warned: Counter[str] = Counter()
         self._warn_window = time.monotonic()
@@ -342,7 +344,7 @@ class MqttSubscriber:
             log.exception("unexpected error checking MQTT message on %r", topic)
             message.reason = f"internal error while checking: {type(exc).__name__}: {exc}"
             message.category = "internal"
-        if len(self._batch.messages) >= self.settings.mqtt_batch_messages:
+        if self._due():
             self.flush()
 
     def _check(self, m: _Message) -> None:
@@ -406,6 +408,8 @@ class MqttSubscriber:
 
     def _due(self) -> bool:
         batch = self._batch
+        if time.monotonic() < self._retry_at:
+            return False
         return batch is not None and (
             len(batch.messages) >= self.settings.mqtt_batch_messages
             or time.monotonic() - batch.started >= self.settings.mqtt_batch_seconds
@@ -433,9 +437,14 @@ class MqttSubscriber:
             self._land(batch.messages)
         except TenpoError:
             self.stats.flush_failures += 1
-            log.exception("could not land %d MQTT message(s); will retry", len(batch.messages))
-            batch.started = time.monotonic()  # retry after another batch period
+            self._failures += 1
+            delay = min(30.0, 0.25 * 2 ** min(self._failures, 7))
+            log.exception(
+                "could not land %d MQTT message(s); retrying in %.1fs", len(batch.messages), delay
+            )
+            self._retry_at = time.monotonic() + delay
             return 0
+        self._retry_at, self._failures = 0.0, 0
         self._batch = None
         client = self._client
         if client is not None:
