@@ -89,3 +89,13 @@ def test_record_with_streaming_analysis_and_bad_arguments(
     assert out.exit_code == 2 and "no video chunks" in out.output
     out = runner.invoke(app, ["video", "record", str(tmp_path / "x.mp4"), "--camera", "cam-1"])
     assert out.exit_code == 2 and "cannot open video" in out.output
+
+
+def test_demo_video_flow_matches_truth(settings: Settings) -> None:
+    from tenpo.cli.video import run_video_demo
+
+    assert run_video_demo(settings) == []
+    lake = open_lake(str(settings.data_dir / "demo-video" / "lake"))
+    rows = read_table(lake, "raw_visitor_events", "demo-video").to_pylist()
+    assert sorted(r["event"] for r in rows) == ["entry", "entry", "exit", "exit"]
+    assert len({r["person_id"] for r in rows}) == 3  # the astronaut came back

@@ -413,6 +413,9 @@ def demo(
     stores: int = typer.Option(10, min=2, help="Stores in the simulated chain."),
     days: int = typer.Option(14, min=1, help="Days simulated."),
     seed: int = typer.Option(7, help="Simulation seed."),
+    video: bool = typer.Option(
+        False, "--video", help="Also analyze a synthetic entrance clip into raw_visitor_events."
+    ),
 ) -> None:
     """Simulate a chain and run it through the whole platform, then serve the API."""
     started = time.perf_counter()
@@ -420,6 +423,11 @@ def demo(
         # Progress bars and the summary tell the story; keep library chatter for --verbose.
         for name in ("tenpo", "dagster"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    if video:  # first: the main demo may keep serving until interrupted
+        from tenpo.cli.video import run_video_demo
+
+        if run_video_demo(settings()):
+            raise typer.Exit(1)
     result = run_demo(settings(), stores=stores, days=days, seed=seed, serve=serve)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
     if result.mismatches:
