@@ -25,6 +25,7 @@ import pandas as pd
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from tenpo.core.errors import BadInput
 from tenpo.ml.features import FEATURES, Feature
@@ -177,7 +178,10 @@ def _fit_group(gid: str, group: pd.DataFrame, params: MlParams) -> tuple[np.ndar
 
 def _fit_k(z: np.ndarray, k: int, params: MlParams) -> np.ndarray:
     if params.method == "kmeans":
-        km = KMeans(n_clusters=k, random_state=params.seed, n_init=params.n_init).fit(z)
+        # A group is tens to hundreds of stores: OpenMP threads cost more than they save
+        # (10-100x slower on a busy machine), so k-means runs on one thread.
+        with threadpool_limits(limits=1, user_api="openmp"):
+            km = KMeans(n_clusters=k, random_state=params.seed, n_init=params.n_init).fit(z)
         return np.asarray(km.labels_, dtype=int)
     return np.asarray(AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(z), int)
 
