@@ -15,6 +15,8 @@ from tests.features.test_faiss_store import near, unit
 
 NOW = datetime(2026, 11, 2, 10, tzinfo=UTC)
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def pgvector_server() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tenpo.cli import app
@@ -72,6 +73,7 @@ def test_record_then_analyze_into_raw_visitor_events(settings: Settings, tmp_pat
     assert out.exit_code == 2 and "has no person" in out.output
 
 
+@pytest.mark.slow
 def test_record_with_streaming_analysis_and_bad_arguments(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -91,6 +93,7 @@ def test_record_with_streaming_analysis_and_bad_arguments(
     assert out.exit_code == 2 and "cannot open video" in out.output
 
 
+@pytest.mark.slow
 def test_demo_video_flow_matches_truth(settings: Settings) -> None:
     from tenpo.cli.video import run_video_demo
 
