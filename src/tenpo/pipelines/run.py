@@ -22,6 +22,7 @@ from dagster import (
     AssetSpec,
     DagsterEventType,
     DagsterInstance,
+    Definitions,
     ExecuteInProcessResult,
     SourceAsset,
     materialize,
@@ -44,6 +45,7 @@ __all__ = [
     "date_ranges",
     "ensure_dagster_home",
     "materialize_dates",
+    "with_downstream",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,14 @@ def _dagster_level() -> str:
     return logging.getLevelName(max(logging.getLogger("tenpo").getEffectiveLevel(), logging.INFO))
 
 
+def with_downstream(assets: Sequence[str], definitions: Definitions | None = None) -> list[str]:
+    """``assets`` and every asset depending on them, directly or not (KPI assets first)."""
+    graph = (definitions or build_definitions()).resolve_asset_graph()
+    selected = AssetSelection.assets(*assets).downstream().resolve(graph)
+    order = [k for k in DEFAULT_ASSETS if AssetKey(k) in selected]
+    return order + sorted(k.to_user_string() for k in selected if k.to_user_string() not in order)
+
+
 def materialize_dates(
     settings: Settings,
     dates: Sequence[date],
@@ -176,12 +186,7 @@ def materialize_dates(
             f"choose from {', '.join(sorted(known))}"
         )
     if downstream:
-        graph = definitions.resolve_asset_graph()
-        selected = AssetSelection.assets(*assets).downstream().resolve(graph)
-        order = [k for k in DEFAULT_ASSETS if AssetKey(k) in selected]
-        assets = order + sorted(
-            k.to_user_string() for k in selected if k.to_user_string() not in order
-        )
+        assets = with_downstream(assets, definitions)
     resources = {"tenpo": TenpoResource.from_settings(settings)}
     if instance is None:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
