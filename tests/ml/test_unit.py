@@ -297,3 +297,18 @@ def test_definitions_register_the_ml_assets_and_weekly_schedule() -> None:
     assert {*ML_ASSET_KEYS, DATAMART_ML_KEY} <= keys
     schedule = defs.resolve_schedule_def("ml_weekly_schedule")
     assert schedule.cron_schedule == "0 3 * * 1" and schedule.job_name == ML_JOB
+
+
+def test_no_store_gives_empty_results_not_an_error() -> None:
+    empty = store_features(pd.DataFrame(columns=TINY_DAILY_COLUMNS), [], end=MON)
+    result = cluster_stores(empty)
+    assert result.assignments.empty and "cluster_id" in result.assignments.columns
+    targets = estimate_targets(empty, result.assignments, as_of=MON)
+    assert targets.empty and "uplift_per_day" in targets.columns
+    assert to_arrow(targets, "mart_store_targets").num_rows == 0
+
+
+TINY_DAILY_COLUMNS = [
+    "tenant_id", "store_id", "business_date", "net_sales", "transactions", "units",
+    "visitors", "passersby", "has_pos", "has_counter",
+]  # fmt: skip

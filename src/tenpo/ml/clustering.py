@@ -242,4 +242,6 @@ def cluster_stores(features: pd.DataFrame, params: MlParams | None = None) -> Cl
             model.silhouette,
             ",".join(model.features),
         )
-    return ClusterResult(pd.DataFrame(rows), models)
+    columns = ["tenant_id", "store_id", "industry", "group_id", "cluster", "cluster_id"]
+    columns += ["description", "k", "silhouette", "features", "imputed", "distance"]
+    return ClusterResult(pd.DataFrame(rows, columns=columns), models)

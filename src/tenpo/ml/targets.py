@@ -56,6 +56,11 @@ TREE_LEVERS = ("capture_rate", "conversion_rate", "atv")
 """The multiplicative factors of net sales below passers-by."""
 
 SALES_KPI = "net_sales"
+_COLUMNS = (
+    "tenant_id store_id business_date kpi cluster_id actual target headroom quantile "
+    "peer_basis peers_n peer_p25 peer_median peer_target uplift_per_day uplift_share "
+    "is_primary explanation peers"
+).split()
 _YEN = Decimal("1")
 
 
@@ -114,7 +119,7 @@ def estimate_targets(
     index = _PeerIndex(merged, params)
     for _, store in merged.sort_values(["tenant_id", "store_id"]).iterrows():
         rows.extend(_store_targets(store, index, params, as_of))
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=_COLUMNS)
     log.info("targets: %d rows for %d stores", len(out), len(merged))
     return out
 

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -36,6 +37,8 @@ from dagster import (
     multi_asset,
 )
 from pydantic import Field
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from tenpo.core.errors import BadInput, NotFound
 from tenpo.core.settings import Settings
@@ -123,19 +126,22 @@ def _store_master(tenpo: TenpoResource) -> list[dict[str, Any]]:
     from tenpo.control import ControlPlane
 
     settings = tenpo.get_settings()
-    try:
-        control = ControlPlane.open(settings.control_db_url, migrate=False)
-    except Exception:  # noqa: BLE001 - fall back to the datamart copy, logged
-        log.warning("ml: control plane unavailable; reading stores from the datamart")
+    url = make_url(settings.control_db_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
         return _datamart_stores(settings)
     try:
-        stores = [
-            s.model_dump()
-            for tenant in control.list_tenants()
-            for s in control.list_stores(tenant.tenant_id)
-        ]
-    finally:
-        control.dispose()
+        control = ControlPlane.open(settings.control_db_url, migrate=False)
+        try:
+            stores = [
+                s.model_dump()
+                for tenant in control.list_tenants()
+                for s in control.list_stores(tenant.tenant_id)
+            ]
+        finally:
+            control.dispose()
+    except SQLAlchemyError as exc:
+        log.warning("ml: control plane unreadable (%s); stores from the datamart", exc)
+        return _datamart_stores(settings)
     return stores or _datamart_stores(settings)
 
 
@@ -358,9 +364,11 @@ def ml_assets() -> list[AssetsDefinition]:
 
         lake = tenpo.open_lake()
         days = [d for _, d in list_partitions(lake, MART_STORE_CLUSTERS_KEY)]
-        if not days:
-            raise NotFound("no ML marts to export: materialize mart_store_clusters first")
-        as_of = max(days)
+        # No ML rows at all (no store with enough days yet): empty the latest date's rows.
+        as_of = max(days) if days else latest_business_date(lake)
+        if as_of is None:
+            context.log.warning("datamart ml: no marts yet, nothing to export")
+            return MaterializeResult(metadata={"rows": 0})
         settings = tenpo.get_settings()
         written = {
             name: export_ml(settings, name, as_of, read_ml_mart(lake, name, as_of))
