@@ -3,9 +3,6 @@ SHELL := /bin/bash
 # uv from PATH, else as a module of the machine's Python (installed by `setup` when missing).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_PREFERENCE := only-system
-# Precompile site-packages: this machine sets PYTHONDONTWRITEBYTECODE, so imports would
-# otherwise recompile ibis, dagster, pandas... in every process.
-export UV_COMPILE_BYTECODE := 1
 # Trust the machine's certificate store (package registries may sit behind a local CA).
 export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
@@ -16,7 +13,9 @@ RUN := $(UV) run --frozen
 # Install uv (with pip) when missing, then the locked environment.
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
-	@$(UV) sync --frozen --quiet
+	@# Precompiled: this machine sets PYTHONDONTWRITEBYTECODE, so every process would
+	@# otherwise recompile ibis, dagster, pandas... on import.
+	@$(UV) sync --frozen --quiet --compile-bytecode
 
 ## make demo: simulate a small chain and run it end to end, then serve the API on :8000.
 demo: setup web
