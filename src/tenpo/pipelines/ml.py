@@ -402,7 +402,12 @@ def materialize_ml(
     **overrides: Any,
 ) -> Any:
     """Run the ML assets and their export in process (demo, tests); raises PipelineFailed."""
-    from tenpo.pipelines.run import PipelineFailed, _failure_message, ensure_dagster_home
+    from tenpo.pipelines.run import (
+        PipelineFailed,
+        _dagster_level,
+        _failure_message,
+        ensure_dagster_home,
+    )
 
     resource = TenpoResource.from_settings(settings)
     config = {"as_of": as_of.isoformat() if as_of else None, **overrides}
@@ -412,7 +417,11 @@ def materialize_ml(
         ml_assets(),
         instance=instance,
         resources={"tenpo": resource},
-        run_config={"ops": {"ml_marts": {"config": config}}},
+        run_config={
+            "ops": {"ml_marts": {"config": config}},
+            # Dagster's console logger follows tenpo's level, as in materialize_dates.
+            "loggers": {"console": {"config": {"log_level": _dagster_level()}}},
+        },
         raise_on_error=False,
     )
     if not result.success:
