@@ -21,9 +21,11 @@ setup:
 demo: setup web
 	$(RUN) tenpo demo
 
-## make test: start missing test servers, then run the whole suite.
+## make test: start missing test servers, then run the whole suite (the PySpark
+## portability test included: extra "spark", Java 17).
 test: setup services web chromium
-	$(RUN) pytest
+	$(UV) sync --frozen --quiet --extra spark --compile-bytecode
+	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest
 
 ## make test-spark: the KPI jobs on PySpark local mode vs DuckDB (extra "spark", Java 17; ~1.5 min).
 test-spark: setup
