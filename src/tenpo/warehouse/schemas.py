@@ -152,24 +152,29 @@ EVENT_KEYS: dict[str, tuple[str, ...]] = {
 # --- marts -------------------------------------------------------------------------------
 # KPI columns follow ARCHITECTURE.md's names. Ratios are float64 (null when the denominator is
 # zero); money stays decimal. ``has_*`` flags say which sources had data for the row's date.
+_SALES_TRAFFIC_KPIS: list[tuple[str, pa.DataType]] = [
+    ("net_sales", MONEY),
+    ("net_sales_incl_tax", MONEY),
+    ("transactions", pa.int64()),
+    ("units", pa.int64()),
+    ("atv", pa.float64()),
+    ("upt", pa.float64()),
+    ("visitors", pa.int64()),
+    ("passersby", pa.int64()),
+    ("capture_rate", pa.float64()),
+    ("conversion_rate", pa.float64()),
+    ("sales_per_visitor", pa.float64()),
+    ("has_pos", pa.bool_()),
+    ("has_counter", pa.bool_()),
+]
+"""The sales-tree KPIs shared, in this order, by the daily and hourly marts."""
+
 MART_STORE_DAILY = pa.schema(
     [
         ("tenant_id", pa.string()),
         ("store_id", pa.string()),
         ("business_date", pa.date32()),
-        ("net_sales", MONEY),
-        ("net_sales_incl_tax", MONEY),
-        ("transactions", pa.int64()),
-        ("units", pa.int64()),
-        ("atv", pa.float64()),
-        ("upt", pa.float64()),
-        ("visitors", pa.int64()),
-        ("passersby", pa.int64()),
-        ("capture_rate", pa.float64()),
-        ("conversion_rate", pa.float64()),
-        ("sales_per_visitor", pa.float64()),
-        ("has_pos", pa.bool_()),
-        ("has_counter", pa.bool_()),
+        *_SALES_TRAFFIC_KPIS,
         # PersonID KPIs (video; null at a store-date without visitor events), staff excluded.
         ("unique_visitors", pa.int64()),
         ("repeat_visitors", pa.int64()),
@@ -194,19 +199,7 @@ MART_STORE_HOURLY = pa.schema(
         ("store_id", pa.string()),
         ("business_date", pa.date32()),
         ("hour", pa.int32()),
-        ("net_sales", MONEY),
-        ("net_sales_incl_tax", MONEY),
-        ("transactions", pa.int64()),
-        ("units", pa.int64()),
-        ("atv", pa.float64()),
-        ("upt", pa.float64()),
-        ("visitors", pa.int64()),
-        ("passersby", pa.int64()),
-        ("capture_rate", pa.float64()),
-        ("conversion_rate", pa.float64()),
-        ("sales_per_visitor", pa.float64()),
-        ("has_pos", pa.bool_()),
-        ("has_counter", pa.bool_()),
+        *_SALES_TRAFFIC_KPIS,
         ("visitors_source", pa.string()),
     ]
 )
