@@ -9,9 +9,6 @@ never reveal internals: the answer carries an error id that is logged with the t
 from __future__ import annotations
 
 import logging
-import re
-from http import HTTPStatus
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -19,54 +16,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tenpo.core.errors import AuthError, Forbidden, TenpoError
+from tenpo.core.errors import TenpoError
 from tenpo.core.ids import new_id
+from tenpo.core.problems import (
+    BEARER_CHALLENGE,
+    PROBLEM_JSON,
+    auth_headers,
+    context_extensions,
+    http_error,
+    problem,
+    problem_type,
+    validation_errors,
+)
 
 logger = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
-BEARER_CHALLENGE = 'Bearer realm="tenpo"'
+__all__ = ["BEARER_CHALLENGE", "PROBLEM_JSON", "install_problem_handlers", "problem"]
+
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "errors"})
-
-
-def problem(
-    status: int,
-    detail: str,
-    *,
-    title: str | None = None,
-    type_: str = "about:blank",
-    instance: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extensions: Any,
-) -> JSONResponse:
-    """A problem+json response with ``status`` and ``title`` (default: the status phrase)."""
-    body: dict[str, Any] = {
-        "type": type_,
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if instance:
-        body["instance"] = instance
-    body.update(extensions)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
-
-
-def _slug(exc: TenpoError) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
 
 
 async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TenpoError)
     status = exc.http_status
-    headers: dict[str, str] = {}
-    if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
-        # RFC 6750: no error code when the request carried no credentials at all.
-        headers["WWW-Authenticate"] = (
-            f'{BEARER_CHALLENGE}, error="invalid_token"'
-            if "authorization" in request.headers
-            else BEARER_CHALLENGE
-        )
+    headers = auth_headers(request, exc)
     if status >= 500:
         error_id = new_id("err-")
         logger.error(
@@ -76,7 +49,7 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
             status,
             f"{exc.title}; retry later (error id {error_id})",
             title=exc.title,
-            type_=f"urn:tenpo:problem:{_slug(exc)}",
+            type_=problem_type(exc),
             instance=request.url.path,
             headers=headers | {"Retry-After": "5"},
         )
@@ -84,11 +57,7 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
     retry_after = exc.context.get("retry_after")
     if isinstance(retry_after, int) and status in (429, 503):
         headers["Retry-After"] = str(retry_after)
-    extensions: dict[str, Any] = {
-        k: v
-        for k, v in exc.context.items()
-        if k not in _RESERVED and isinstance(v, str | int) and not isinstance(v, bool)
-    }
+    extensions = context_extensions(exc, _RESERVED)
     param = exc.context.get("param")
     if isinstance(param, str):
         extensions["errors"] = [
@@ -98,7 +67,7 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
         status,
         exc.message,
         title=exc.title,
-        type_=f"urn:tenpo:problem:{_slug(exc)}",
+        type_=problem_type(exc),
         instance=request.url.path,
         headers=headers or None,
         **extensions,
@@ -107,10 +76,7 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e["type"]}
-        for e in exc.errors()
-    ]
+    errors = validation_errors(exc)
     detail = "; ".join(_describe(e["loc"], e["msg"]) for e in errors) or "invalid request"
     return problem(
         422,
@@ -126,19 +92,6 @@ def _describe(loc: list[str], msg: str) -> str:
     if len(loc) >= 2 and loc[0] in ("query", "path", "header"):
         return f"{loc[0]} parameter {'.'.join(loc[1:])!r}: {msg}"
     return f"{'.'.join(loc)}: {msg}"
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    if exc.status_code == 404 and detail == "Not Found":
-        detail = f"no such endpoint: {request.method} {request.url.path}"
-    return problem(
-        exc.status_code,
-        detail,
-        instance=request.url.path,
-        headers=dict(exc.headers) if exc.headers else None,
-    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -172,6 +125,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem JSON."""
     app.add_exception_handler(TenpoError, _tenpo_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(sa.exc.OperationalError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
