@@ -32,6 +32,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("business_date", pa.date32()),
     ("period_end", pa.date32()),
     ("hour", pa.int8()),
+    ("utc_offset_s", pa.int32()),
     ("days", pa.int32()),
     ("net_sales", _MONEY),
     ("net_sales_incl_tax", _MONEY),
@@ -75,6 +76,7 @@ def _records(rows: Sequence[tuple[str, KpiRow]]) -> list[dict[str, object]]:
                 "business_date": r.business_date,
                 "period_end": r.period_end,
                 "hour": r.hour,
+                "utc_offset_s": r.utc_offset_s,
                 "days": r.days,
                 "net_sales": None if r.net_sales is None else Decimal(r.net_sales),
                 "net_sales_incl_tax": None

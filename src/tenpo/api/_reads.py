@@ -38,6 +38,7 @@ class Row:
 
     period: KpiPeriod
     hour: int | None = None
+    utc_offset_s: int | None = None  # at the hour grain: tells the repeated hour's two rows apart
 
 
 def visible_store(engine: Engine, caller: Principal, store_id: str) -> StoreRecord:
@@ -198,13 +199,23 @@ def hourly_rows(
         )
         .order_by(c.store_id, c.business_date, hour_col)
     )
+    if "utc_offset_s" in c:
+        # The hour repeated when clocks go back: the earlier occurrence (larger offset) first.
+        query = query.order_by(c.utc_offset_s.desc())
     out: dict[str, list[Row]] = defaultdict(list)
     with engine.connect() as conn:
         for row in conn.execute(query).mappings():
             day = row["business_date"]
             if isinstance(day, str):
                 day = date.fromisoformat(day[:10])
-            out[row["store_id"]].append(Row(_period(row, day), _hour_of(row[hour_col.name])))
+            offset = row.get("utc_offset_s")
+            out[row["store_id"]].append(
+                Row(
+                    _period(row, day),
+                    _hour_of(row[hour_col.name]),
+                    None if offset is None else int(offset),
+                )
+            )
     return out
 
 

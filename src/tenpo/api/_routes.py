@@ -484,5 +484,6 @@ def _kpi_row(row: Row, grain: ApiGrain, start: date, end: date, today: date) -> 
         has_pos=p.has_pos,
         has_counter=p.has_counter,
         hour=row.hour,
+        utc_offset_s=row.utc_offset_s,
         flags=_flags(p, grain, start, end, today),
     )

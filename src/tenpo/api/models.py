@@ -80,6 +80,12 @@ class KpiRow(_Public):
     hour: int | None = Field(
         None, ge=0, le=23, description="Hour of day (store local time) at grain `hour`."
     )
+    utc_offset_s: int | None = Field(
+        None,
+        description="At grain `hour`: the store's UTC offset (seconds east) during that hour. "
+        "The hour repeated when clocks go back has two rows, one per offset (earlier first); "
+        "the hour skipped when they go forward has none.",
+    )
     flags: list[str] = Field(
         default_factory=list,
         description="Data-quality flags: `pos_missing` (a day without POS data), "

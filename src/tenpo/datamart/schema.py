@@ -104,7 +104,9 @@ mart_store_daily = _mart_table(
 sa.Index(None, mart_store_daily.c.business_date)
 
 mart_store_hourly = _mart_table(
-    "mart_store_hourly", MART_STORE_HOURLY, ("tenant_id", "store_id", "business_date", "hour")
+    "mart_store_hourly",
+    MART_STORE_HOURLY,
+    ("tenant_id", "store_id", "business_date", "hour", "utc_offset_s"),
 )
 sa.Index(None, mart_store_hourly.c.business_date)
 

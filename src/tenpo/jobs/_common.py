@@ -13,7 +13,14 @@ from tenpo.core.errors import BadInput
 from tenpo.warehouse.schemas import MONEY
 
 DAILY_KEYS = ("tenant_id", "store_id", "business_date")
-OFFSET_COLUMNS = ("tenant_id", "store_id", "business_date", "utc_offset_s")
+OFFSET_COLUMNS = (
+    "tenant_id",
+    "store_id",
+    "business_date",
+    "valid_from",
+    "valid_to",
+    "utc_offset_s",
+)
 DEFAULT_UTC_OFFSET_S = 9 * 3600  # Asia/Tokyo, tenpo's default store timezone
 
 
@@ -69,10 +76,16 @@ def left_join_on(left: ibis.Table, right: ibis.Table, keys: Sequence[str]) -> ib
     return joined.drop(*[f"_j_{k}" for k in keys])
 
 
-def with_offsets(t: ibis.Table, offsets: ibis.Table | None, default_offset_s: int) -> ibis.Table:
-    """``t`` with ``_offset_s``: its store's UTC offset on its business date (default if unknown).
+def with_offsets(
+    t: ibis.Table, offsets: ibis.Table | None, default_offset_s: int, ts: str
+) -> ibis.Table:
+    """``t`` with ``_offset_s``: its store's UTC offset at the instant in column ``ts``.
 
-    ``offsets`` has one row per (tenant_id, store_id, business_date) with ``utc_offset_s``.
+    ``offsets`` follows ``tenpo.jobs.timezones.OFFSETS_SCHEMA``: per (tenant_id, store_id,
+    business_date) the offset in force over ``[valid_from, valid_to)``. Each row takes the
+    range that holds its own instant, so the hours either side of a daylight-saving change
+    get their own offsets. Rows of stores (or instants) the table lacks get
+    ``default_offset_s``.
     """
     default = ibis.literal(default_offset_s, type="int64")
     if offsets is None:
@@ -82,15 +95,23 @@ def with_offsets(t: ibis.Table, offsets: ibis.Table | None, default_offset_s: in
         _o_tenant=offsets.tenant_id,
         _o_store=offsets.store_id,
         _o_date=offsets.business_date,
+        _o_from=offsets.valid_from,
+        _o_to=offsets.valid_to,
         _o_offset=offsets.utc_offset_s.cast("int64"),
     )
     t = t.view()
     joined = t.left_join(
         o,
-        [t.tenant_id == o._o_tenant, t.store_id == o._o_store, t.business_date == o._o_date],
+        [
+            t.tenant_id == o._o_tenant,
+            t.store_id == o._o_store,
+            t.business_date == o._o_date,
+            t[ts] >= o._o_from,
+            t[ts] < o._o_to,
+        ],
     )
     return joined.mutate(_offset_s=joined._o_offset.coalesce(default)).drop(
-        "_o_tenant", "_o_store", "_o_date", "_o_offset"
+        "_o_tenant", "_o_store", "_o_date", "_o_from", "_o_to", "_o_offset"
     )
 
 

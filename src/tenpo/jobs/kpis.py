@@ -73,7 +73,7 @@ POS_COLUMNS = (
 COUNT_COLUMNS = ("tenant_id", "store_id", "business_date", "line", "count_in", "count_out")
 VISIT_COLUMNS = ("tenant_id", "store_id", "business_date", "person_id", "exit_ts", "dwell_s")
 
-HOURLY_KEYS = (*DAILY_KEYS, "hour")
+HOURLY_KEYS = (*DAILY_KEYS, "hour", "utc_offset_s")
 
 _COUNTED_KINDS = ("sale", "return")  # voids count nowhere
 _ENTRANCE, _PASSBY = "entrance", "passby"
@@ -155,24 +155,23 @@ def store_hourly(
 ) -> ibis.Table:
     """``mart_store_hourly`` rows: one per store, business date and local hour with any data.
 
-    POS receipts fall in the hour of their local time (``ts_local``); counter intervals and
-    visits in the local hour of their start / entry, using ``offsets`` (tenant_id, store_id,
-    business_date, utc_offset_s; ``default_utc_offset_s`` for stores it lacks). Visitors
-    follow the daily rule per store-date (counter if the date has one, else video), so the
-    hours of a store-date add up to its daily row.
+    A row is a local clock hour *and* the UTC offset in force (``hour``, ``utc_offset_s``):
+    receipts (``ts``), counter intervals (``interval_start``) and visits (``entry_ts``) fall in
+    the local hour of their own instant, converted with the offset ``offsets`` gives for that
+    instant (``tenpo.jobs.timezones``; ``default_utc_offset_s`` for stores it lacks). So the
+    hour repeated when clocks go back appears twice (once per offset) and the hour skipped
+    when they go forward not at all. Visitors follow the daily rule per store-date (counter
+    if the date has one, else video), so the hours of a store-date add up to its daily row.
     """
-    require(pos_transactions, (*POS_COLUMNS, "ts_local"), "pos_transactions")
+    require(pos_transactions, (*POS_COLUMNS, "ts"), "pos_transactions")
     require(iot_counts, (*COUNT_COLUMNS, "interval_start"), "iot_counts")
-    pos = pos_transactions.mutate(hour=pos_transactions.ts_local.hour().cast("int32"))
-    counts = with_offsets(iot_counts, offsets, default_utc_offset_s)
-    counts = counts.mutate(hour=local_hour(counts.interval_start, counts._offset_s))
+    pos = _local_hour_of(pos_transactions, "ts", offsets, default_utc_offset_s)
+    counts = _local_hour_of(iot_counts, "interval_start", offsets, default_utc_offset_s)
     parts = [_pos_aggregates(pos, HOURLY_KEYS), _count_aggregates(counts, HOURLY_KEYS)]
     if visits is not None:
-        require(visits, (*DAILY_KEYS, "entry_hour"), "visits")
-        video = visits.group_by([*DAILY_KEYS, visits.entry_hour.name("hour")]).aggregate(
-            video_entries=visits.count()
-        )
-        parts.append(video)
+        require(visits, (*DAILY_KEYS, "entry_ts"), "visits")
+        v = _local_hour_of(visits, "entry_ts", offsets, default_utc_offset_s)
+        parts.append(v.group_by(list(HOURLY_KEYS)).aggregate(video_entries=v.count()))
     joined = outer_join_all(parts, HOURLY_KEYS)
     if visits is None:
         joined = joined.mutate(video_entries=ibis.null("int64"))
@@ -198,6 +197,14 @@ def store_hourly(
         ),
     )
     return _with_ratios(joined).select(*cast_to(MART_STORE_HOURLY))
+
+
+def _local_hour_of(
+    t: ibis.Table, ts: str, offsets: ibis.Table | None, default_offset_s: int
+) -> ibis.Table:
+    """``t`` with ``hour`` and ``utc_offset_s``: the local hour of column ``ts`` and its offset."""
+    t = with_offsets(t, offsets, default_offset_s, ts)
+    return t.mutate(hour=local_hour(t[ts], t._offset_s), utc_offset_s=t._offset_s.cast("int32"))
 
 
 def _pos_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:

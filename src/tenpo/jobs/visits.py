@@ -127,7 +127,7 @@ def store_visits(
     if days is not None:
         wanted = sorted(set(days))
         visits = visits.filter(visits.business_date.isin(wanted)) if wanted else visits.limit(0)
-    visits = with_offsets(visits, offsets, default_utc_offset_s)
+    visits = with_offsets(visits, offsets, default_utc_offset_s, "entry_ts")
     visits = visits.mutate(entry_hour=local_hour(visits.entry_ts, visits._offset_s))
     return visits.select(*cast_to(MART_STORE_VISITS))
 

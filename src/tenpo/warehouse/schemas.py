@@ -190,7 +190,9 @@ MART_STORE_DAILY = pa.schema(
     ]
 )
 
-# One row per store, business date and local hour (0-23, the store's timezone). Visitors come
+# One row per store, business date, local hour (0-23, the store's timezone) and UTC offset in
+# force: on a fall-back date the repeated hour has a row per offset, the skipped hour of a
+# spring-forward date none (tenpo.jobs.kpis.store_hourly). Visitors come
 # from the counter when the store-date has one, else from video entries, as in the daily mart,
 # so the hours of a store-date add up to its daily row.
 MART_STORE_HOURLY = pa.schema(
@@ -199,6 +201,7 @@ MART_STORE_HOURLY = pa.schema(
         ("store_id", pa.string()),
         ("business_date", pa.date32()),
         ("hour", pa.int32()),
+        ("utc_offset_s", pa.int32()),  # offset in force: the repeated hour has two rows
         *_SALES_TRAFFIC_KPIS,
         ("visitors_source", pa.string()),
     ]
