@@ -159,6 +159,7 @@ def _hourly(tenant: str, store: str, day: date, hour: int, table: sa.Table) -> d
         "store_id": store,
         "business_date": day,
         "hour": hour,
+        "utc_offset_s": 9 * 3600,
         "net_sales": Decimal(1000 * (hour - 9)),
         "net_sales_incl_tax": Decimal(1100 * (hour - 9)),
         "transactions": 2,

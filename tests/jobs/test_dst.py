@@ -129,7 +129,9 @@ def test_each_interval_lands_in_its_own_local_hour(
     # Four quarter-hours per local hour, the repeated one counted once per offset.
     assert [r["visitors"] for r in rows] == [4] * len(rows)
     intervals = {23: 92, 24: 96, 25: 100}[len(CASES[(store, day)])]
-    (day_row,) = [r for r in daily.to_pylist() if (r["store_id"], r["business_date"]) == (store, day)]
+    (day_row,) = [
+        r for r in daily.to_pylist() if (r["store_id"], r["business_date"]) == (store, day)
+    ]
     assert day_row["visitors"] == intervals
     assert sum(r["visitors"] for r in rows) == day_row["visitors"]  # Σ hourly = daily
 

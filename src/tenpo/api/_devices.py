@@ -34,6 +34,11 @@ class DeviceHealth(BaseModel):
     intervals_expected: int
     intervals_received: int
     intervals_missing: int
+    incomplete_hours: list[str] = Field(
+        description="Local hours (`HH:00±hh:mm`, the offset in force) in which an expected "
+        "interval is missing; the schedule is the store's opening hours or 24 h.",
+        examples=[["12:00+09:00", "13:00+09:00"]],
+    )
     heartbeats: int
     clock_skew_s: float | None = Field(
         description="Device clock minus tenpo's receive time (upper bound), seconds."
@@ -117,6 +122,7 @@ def _item(r: DeviceHealthRecord) -> DeviceHealth:
         intervals_expected=r.intervals_expected,
         intervals_received=r.intervals_received,
         intervals_missing=r.intervals_missing,
+        incomplete_hours=list(r.incomplete_hours),
         heartbeats=r.heartbeats,
         clock_skew_s=r.clock_skew_s,
         battery_min=r.battery_min,

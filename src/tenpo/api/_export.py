@@ -32,7 +32,6 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("business_date", pa.date32()),
     ("period_end", pa.date32()),
     ("hour", pa.int8()),
-    ("utc_offset_s", pa.int32()),
     ("days", pa.int32()),
     ("net_sales", _MONEY),
     ("net_sales_incl_tax", _MONEY),
@@ -48,6 +47,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("has_pos", pa.bool_()),
     ("has_counter", pa.bool_()),
     ("flags", pa.string()),
+    ("utc_offset_s", pa.int32()),  # at grain hour; last, so older readers' columns keep places
+    ("device_flags", pa.string()),
 ]
 SCHEMA = pa.schema(COLUMNS)
 
@@ -94,6 +95,7 @@ def _records(rows: Sequence[tuple[str, KpiRow]]) -> list[dict[str, object]]:
                 "has_pos": r.has_pos,
                 "has_counter": r.has_counter,
                 "flags": ";".join(r.flags),
+                "device_flags": ";".join(r.device_flags),
             }
         )
     return out

@@ -46,6 +46,7 @@ from tenpo.api.models import (
 from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 from tenpo.datamart import KpiPeriod, StoreRecord
+from tenpo.datamart.devices import StoreDayHealth, store_day_health
 
 __all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
 
@@ -188,7 +189,8 @@ def kpis(
         record, days = store_with_days(engine, caller, store_id, start, end)
         rows = rollup_rows(days, grain, start, end)
     today = _today(record.timezone)
-    items = [_kpi_row(r, grain, start, end, today) for r in rows]
+    health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
+    items = [_kpi_row(r, grain, start, end, today, health, store_id) for r in rows]
     body = KpiSeries(
         store_id=store_id,
         grain=grain,
@@ -240,12 +242,13 @@ def kpis_side_by_side(
     records, total = visible_stores(engine, caller, store_ids=wanted, limit=limit, offset=offset)
     ids = [r.store_id for r in records]
     by_store = series(engine, caller.tenant_id, ids, start, end, grain) if ids else {}
+    health = store_day_health(engine, caller.tenant_id, ids, start, end)
     out: list[StoreSeries] = []
     flat: list[tuple[str, KpiRow]] = []
     for r in records:
         today = _today(r.timezone)
         rows = by_store.get(r.store_id, [])
-        items = [_kpi_row(x, grain, start, end, today) for x in rows]
+        items = [_kpi_row(x, grain, start, end, today, health, r.store_id) for x in rows]
         flat += [(r.store_id, i) for i in items]
         out.append(
             StoreSeries(
@@ -450,7 +453,18 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
-def _flags(p: KpiPeriod, grain: ApiGrain, start: date, end: date, today: date) -> list[str]:
+_COUNTER_GAPS = frozenset({"no_data", "missing_intervals"})
+
+
+def _flags(
+    row: Row,
+    grain: ApiGrain,
+    start: date,
+    end: date,
+    today: date,
+    health: list[StoreDayHealth],
+) -> list[str]:
+    p = row.period
     flags: list[str] = []
     if not p.has_pos:
         flags.append("pos_missing")
@@ -461,11 +475,41 @@ def _flags(p: KpiPeriod, grain: ApiGrain, start: date, end: date, today: date) -
         last = min(p.period_end, end, today - timedelta(days=1))
         if p.days < (last - first).days + 1:
             flags.append("partial_period")
+    if grain == "hour" and row.hour is not None and row.utc_offset_s is not None:
+        key = _hour_key(row.hour, row.utc_offset_s)
+        if any(key in h.incomplete_hours for h in health):
+            flags.append("counter_incomplete")
+    elif any(h.flags & _COUNTER_GAPS for h in health):
+        flags.append("counter_incomplete")
     return flags
 
 
-def _kpi_row(row: Row, grain: ApiGrain, start: date, end: date, today: date) -> KpiRow:
+def _hour_key(hour: int, offset_s: int) -> str:
+    """The device-health spelling of a local hour: ``HH:00±hh:mm``."""
+    sign = "-" if offset_s < 0 else "+"
+    minutes = abs(offset_s) // 60
+    return f"{hour:02d}:00{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _period_health(
+    p: KpiPeriod, start: date, end: date, store_id: str, health: dict[tuple[str, date], Any]
+) -> list[StoreDayHealth]:
+    first, last = max(p.period_start, start), min(p.period_end, end)
+    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+    return [h for d in days if (h := health.get((store_id, d))) is not None]
+
+
+def _kpi_row(
+    row: Row,
+    grain: ApiGrain,
+    start: date,
+    end: date,
+    today: date,
+    health: dict[tuple[str, date], StoreDayHealth],
+    store_id: str,
+) -> KpiRow:
     p = row.period
+    days = _period_health(p, start, end, store_id, health) if health else []
     return KpiRow(
         business_date=p.period_start,
         period_end=p.period_end,
@@ -485,5 +529,6 @@ def _kpi_row(row: Row, grain: ApiGrain, start: date, end: date, today: date) -> 
         has_counter=p.has_counter,
         hour=row.hour,
         utc_offset_s=row.utc_offset_s,
-        flags=_flags(p, grain, start, end, today),
+        flags=_flags(row, grain, start, end, today, days),
+        device_flags=sorted({f for h in days for f in h.flags}),
     )

@@ -90,7 +90,14 @@ class KpiRow(_Public):
         default_factory=list,
         description="Data-quality flags: `pos_missing` (a day without POS data), "
         "`counter_missing` (a day without people-counter data), `partial_period` (fewer days "
-        "with data than calendar days of the period inside the range).",
+        "with data than calendar days of the period inside the range), `counter_incomplete` "
+        "(device health: a counter missed expected intervals — in this very hour at grain "
+        "`hour`, on a day of the period otherwise — or sent nothing all day).",
+    )
+    device_flags: list[str] = Field(
+        default_factory=list,
+        description="Device-health flags of the period's dates (union over the store's "
+        "devices, see `GET /v1/devices/health`), e.g. `missing_intervals`, `no_data`.",
     )
 
 

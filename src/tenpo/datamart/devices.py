@@ -1,13 +1,18 @@
 """Device health in the datamart: ``mart_device_health``, replaced one business date at a time.
 
 The table mirrors the lake mart of the same name (``tenpo.iot.health``); ``flags`` stays a
-comma-separated string. Reads are scoped to one tenant (and, for store managers, their stores).
+comma-separated string, as does ``incomplete_hours``. Reads are scoped to one tenant (and,
+for store managers, their stores). :func:`store_day_health` gives the KPI reads the health of
+each store-date: the union of its devices' flags and their incomplete local hours.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,6 +32,7 @@ __all__ = [
     "export_device_health",
     "latest_health_date",
     "mart_device_health",
+    "store_day_health",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,7 @@ mart_device_health = sa.Table(
     sa.Column("intervals_expected", sa.BigInteger()),
     sa.Column("intervals_received", sa.BigInteger()),
     sa.Column("intervals_missing", sa.BigInteger()),
+    sa.Column("incomplete_hours", sa.Text()),
     sa.Column("heartbeats", sa.BigInteger()),
     sa.Column("clock_skew_s", sa.Float()),
     sa.Column("battery_min", sa.Float()),
@@ -64,6 +71,7 @@ class DeviceHealthRecord:
     intervals_expected: int
     intervals_received: int
     intervals_missing: int
+    incomplete_hours: tuple[str, ...]
     heartbeats: int
     clock_skew_s: float | None
     battery_min: float | None
@@ -71,9 +79,27 @@ class DeviceHealthRecord:
     flags: tuple[str, ...]
 
 
+_ensured: weakref.WeakSet[Engine] = weakref.WeakSet()
+_ensure_lock = threading.Lock()
+
+
 def ensure_device_health(engine: Engine) -> None:
-    """Create the table when missing (cheap; independent of the other marts' schema check)."""
-    mart_device_health.create(engine, checkfirst=True)
+    """Create the table when missing, and add columns newer than an existing table (once)."""
+    with _ensure_lock:
+        if engine in _ensured:
+            return
+        mart_device_health.create(engine, checkfirst=True)
+        have = {c["name"] for c in sa.inspect(engine).get_columns(mart_device_health.name)}
+        with engine.begin() as conn:
+            for column in mart_device_health.columns:
+                if column.name not in have:  # a datamart created before the column existed
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(
+                        sa.text(
+                            f"ALTER TABLE {mart_device_health.name} ADD COLUMN {column.name} {kind}"
+                        )
+                    )
+        _ensured.add(engine)
 
 
 def export_device_health(engine: Engine, business_date: date, rows: pa.Table) -> int:
@@ -91,6 +117,7 @@ def export_device_health(engine: Engine, business_date: date, rows: pa.Table) ->
                 f"outside the partition {business_date}"
             )
         r["flags"] = r["flags"] or ""
+        r["incomplete_hours"] = r["incomplete_hours"] or ""
     ensure_device_health(engine)
     t = mart_device_health
     with engine.begin() as conn:
@@ -142,9 +169,49 @@ def _record(r: dict[str, Any]) -> DeviceHealthRecord:
         intervals_expected=r["intervals_expected"] or 0,
         intervals_received=r["intervals_received"] or 0,
         intervals_missing=r["intervals_missing"] or 0,
+        incomplete_hours=_split(r.get("incomplete_hours")),
         heartbeats=r["heartbeats"] or 0,
         clock_skew_s=r["clock_skew_s"],
         battery_min=r["battery_min"],
         last_status=r["last_status"],
-        flags=tuple(f for f in (r["flags"] or "").split(",") if f),
+        flags=_split(r["flags"]),
     )
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(f for f in (value or "").split(",") if f)
+
+
+@dataclass(frozen=True)
+class StoreDayHealth:
+    """Device health of one store-date: its devices' flags and incomplete local hours."""
+
+    flags: frozenset[str]
+    incomplete_hours: frozenset[str]
+
+
+def store_day_health(
+    engine: Engine, tenant_id: str, store_ids: Sequence[str], start: date, end: date
+) -> dict[tuple[str, date], StoreDayHealth]:
+    """Per (store_id, business_date) of ``start..end``: the union over the store's devices."""
+    if not store_ids:
+        return {}
+    ensure_device_health(engine)
+    t = mart_device_health
+    query = sa.select(t.c.store_id, t.c.business_date, t.c.flags, t.c.incomplete_hours).where(
+        t.c.tenant_id == tenant_id,
+        t.c.store_id.in_(list(store_ids)),
+        t.c.business_date >= start,
+        t.c.business_date <= end,
+    )
+    flags: dict[tuple[str, date], set[str]] = defaultdict(set)
+    hours: dict[tuple[str, date], set[str]] = defaultdict(set)
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            day = row.business_date
+            if isinstance(day, str):
+                day = date.fromisoformat(day[:10])
+            key = (row.store_id, day)
+            flags[key].update(_split(row.flags))
+            hours[key].update(_split(row.incomplete_hours))
+    return {k: StoreDayHealth(frozenset(flags[k]), frozenset(hours[k])) for k in flags}

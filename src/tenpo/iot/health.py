@@ -1,13 +1,13 @@
 """Device health per device and business date: a pure function of the raw IoT tables.
 
-For every device and date with data (and every registered device without any, when the
-device list is given) :func:`device_health` computes, in the ``mart_device_health`` schema:
+For every device and date with data, and every registered device's silent dates, the function
+:func:`device_health` computes, in the ``mart_device_health`` schema:
 
 * ``last_seen`` — the latest heartbeat ``ts`` or count ``interval_end``;
-* ``interval_s``, ``intervals_expected/received/missing`` — per count line, the device's
-  interval length (median of its intervals) and the intervals between its first start and
-  last end of the day; a gap in between is missing (a device silent all morning is not
-  detected here, but its heartbeats' gap is);
+* ``interval_s``, ``intervals_expected/received/missing``, ``incomplete_hours`` — against the
+  device's **expected schedule** (below): the slots it should have reported per count line
+  (its registered lines and zones, else the lines it sent that day), those it did report,
+  those missing, and the local hours holding a missing slot of any line;
 * ``heartbeats``, ``battery_min``, ``last_status``;
 * ``clock_skew_s`` — ``max(ts − received_at)`` over the heartbeats: delivery only adds delay,
   so the least-delayed heartbeat bounds the device clock's offset from tenpo's;
@@ -17,23 +17,52 @@ device list is given) :func:`device_health` computes, in the ``mart_device_healt
   more than ``late_after_s`` after its ``ts``: buffered, or the clock is far behind),
   ``low_battery``, ``status_not_ok``.
 
-KPI rows use these flags to say whether a store-date's counter data is complete.
+The expected schedule of a registered device on a date is its store's opening hours that
+weekday in the store's zone (around the clock, local midnight to local midnight, when the
+store has none; nothing on a closed weekday), cut into slots of the device's configured
+``interval_s`` on the local clock grid (e.g. :00, :15, :30, :45), or of the median length of
+its reported intervals when none is configured. A slot counts as received when the device
+reported an interval of that line starting inside it. So a counter silent from noon, or until 06:00, has
+missing slots, and on daylight-saving dates the schedule has the local day's real length
+(23 or 25 hours around the clock). Slots that have not ended by ``now`` are not expected yet.
+
+Silent dates: a registered device gets a ``no_data`` row for each wanted date without any
+row, from its configured start date, else the first date it ever reported (``first_seen``:
+the caller reads it from all history, so history loaded later is judged too), else its
+registration date — never before. Closed weekdays get no row unless the device sent data.
+
+A device that reports but is not registered has no known schedule: its slots run from its
+first to its last report of the day, so only gaps between reports are found.
+
+``incomplete_hours`` lists local hours as ``HH:00±hh:mm`` (the offset tells the repeated
+hour of a fall-back night apart), comma-separated in time order. The API uses it to say
+which hourly KPI rows are incomplete; KPI rows carry the flags of their date.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tenpo.core.errors import BadInput
 from tenpo.warehouse.schemas import MART_DEVICE_HEALTH
 
-__all__ = ["FLAGS", "HealthRules", "RegisteredDevice", "device_health"]
+__all__ = [
+    "FLAGS",
+    "HealthRules",
+    "RegisteredDevice",
+    "device_health",
+    "expected_slots",
+    "hour_key",
+]
 
 FLAGS = (
     "no_data",
@@ -48,6 +77,8 @@ FLAGS = (
 """Every data-quality flag :func:`device_health` may set."""
 
 _GROUP = ["tenant_id", "store_id", "device_id", "business_date"]
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -63,20 +94,42 @@ class HealthRules:
 
 @dataclass(frozen=True)
 class RegisteredDevice:
-    """A device expected to report (``no_data`` when it sent nothing on a date)."""
+    """A device expected to report, with what its schedule needs (see the module doc).
+
+    ``opening_hours`` is the store's weekday → ``[open, close]`` (``"HH:MM"``, close may pass
+    midnight as ``"25:00"``; a missing or null weekday is closed); None means around the clock.
+    ``interval_s`` is the configured count interval; ``since`` the configured start date;
+    ``registered`` the registration date (the start only for a device that never reported).
+    """
 
     tenant_id: str
     store_id: str
     device_id: str
-    since: date | None = None  # registered on this date: no ``no_data`` row before it
+    since: date | None = None
+    timezone: str = "Asia/Tokyo"
+    opening_hours: Mapping[str, Any] | None = None
+    interval_s: int | None = None
+    registered: date | None = None
+    lines: tuple[str, ...] = ()  # count lines (and ToF zones) it reports; () = those it sent
+
+    def __post_init__(self) -> None:
+        if self.interval_s is not None and self.interval_s <= 0:
+            raise BadInput(f"device {self.device_id!r}: interval_s must be > 0")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise BadInput(
+                f"device {self.device_id!r}: unknown timezone {self.timezone!r}"
+            ) from exc
 
 
 @dataclass
 class _Day:
     last_seen: datetime | None = None
     interval_s: int | None = None
-    expected: int = 0
-    received: int = 0
+    starts_us: dict[str, list[int]] = field(default_factory=dict)  # per line: interval starts
+    median_s: float | None = None
+    span_us: tuple[int, int] | None = None  # first start, last end of the day's counts
     heartbeats: int = 0
     skew: float | None = None
     battery: float | None = None
@@ -94,36 +147,153 @@ def device_health(
     dates: Iterable[date],
     *,
     devices: Iterable[RegisteredDevice] = (),
+    first_seen: Mapping[tuple[str, str], date] | None = None,
+    now: datetime | None = None,
     rules: HealthRules | None = None,
 ) -> pa.Table:
     """One ``mart_device_health`` row per (device, date) of ``dates`` (see the module doc).
 
     ``counts`` and ``heartbeats`` are ``raw_iot_counts`` / ``raw_device_heartbeats`` rows
     (already deduplicated, as the warehouse reads them); rows of other dates are ignored.
+    ``first_seen`` maps (tenant_id, device_id) to the first business date the device ever
+    reported; ``now`` (UTC) stops the schedule of the current date at the present.
     """
     rules = rules or HealthRules()
     wanted = sorted(set(dates))
+    registered = {(d.tenant_id, d.device_id): d for d in devices}
     days: dict[tuple[str, str, str, date], _Day] = defaultdict(_Day)
     _add_counts(days, _only(counts, wanted))
     _add_heartbeats(days, _only(heartbeats, wanted))
-    for dev in devices:
+    first = dict(first_seen or {})
+    for tenant, _, device, day in days:
+        first[(tenant, device)] = min(first.get((tenant, device), day), day)
+    for reg in registered.values():
+        start = reg.since or first.get((reg.tenant_id, reg.device_id)) or reg.registered
+        if start is None:
+            continue
         for day in wanted:
-            if dev.since is None or day >= dev.since:
-                days.setdefault((dev.tenant_id, dev.store_id, dev.device_id, day), _Day())
+            slot = (reg.tenant_id, reg.store_id, reg.device_id, day)
+            if day >= start and slot not in days and _hours_on(reg, day) != "closed":
+                days[slot] = _Day()
     rows: dict[str, list[Any]] = {name: [] for name in MART_DEVICE_HEALTH.names}
     for (tenant, store, device, day), d in sorted(days.items()):
-        missing = max(0, d.expected - d.received)
+        dev = registered.get((tenant, device))
+        step = (dev.interval_s if dev else None) or _median_step(d)
+        expected, received, incomplete = _coverage(dev, day, d, step, now)
+        missing = expected - received if expected is not None else 0
         values = {
             "tenant_id": tenant, "store_id": store, "device_id": device, "business_date": day,
-            "last_seen": d.last_seen, "interval_s": d.interval_s,
-            "intervals_expected": d.expected, "intervals_received": d.received,
-            "intervals_missing": missing, "heartbeats": d.heartbeats,
-            "clock_skew_s": d.skew, "battery_min": d.battery, "last_status": d.status,
-            "flags": ",".join(_flags(d, missing, rules)),
+            "last_seen": d.last_seen, "interval_s": step,
+            "intervals_expected": expected, "intervals_received": received,
+            "intervals_missing": missing, "incomplete_hours": ",".join(incomplete),
+            "heartbeats": d.heartbeats, "clock_skew_s": d.skew, "battery_min": d.battery,
+            "last_status": d.status, "flags": ",".join(_flags(d, missing, rules)),
         }  # fmt: skip
         for name, value in values.items():
             rows[name].append(value)
     return pa.Table.from_pydict(rows, schema=MART_DEVICE_HEALTH)
+
+
+def hour_key(instant: datetime, tz: ZoneInfo) -> str:
+    """The local hour of ``instant`` as ``HH:00±hh:mm`` (the offset in force then)."""
+    local = instant.astimezone(tz)
+    offset = local.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{local.hour:02d}:00{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def expected_slots(device: RegisteredDevice, day: date, step_s: int) -> tuple[int, int] | None:
+    """First slot start (epoch µs) and slot count of ``device``'s schedule on ``day``.
+
+    None when the store is closed that weekday. Slots lie on the local clock grid of
+    ``step_s`` and cover the opening hours (or local midnight to midnight).
+    """
+    window = _window(device, day)
+    if window is None:
+        return None
+    open_at, close_at = window
+    tz = ZoneInfo(device.timezone)
+    offset = int((open_at.astimezone(tz).utcoffset() or timedelta(0)).total_seconds())
+    open_s, close_s = int(open_at.timestamp()), int(close_at.timestamp())
+    first = open_s - (open_s + offset) % step_s  # on the local grid, at or before opening
+    n = -(-(close_s - first) // step_s)
+    return first * _US, max(0, n)
+
+
+def _hours_on(device: RegisteredDevice, day: date) -> tuple[int, int] | str | None:
+    """(open, close) minutes of the local day, "closed", or None (around the clock)."""
+    hours = device.opening_hours
+    if hours is None:
+        return None
+    span = hours.get(_WEEKDAYS[day.weekday()])
+    if not span:
+        return "closed"
+    minutes = []
+    for value in span:
+        hh, mm = str(value).split(":")
+        minutes.append(int(hh) * 60 + int(mm))
+    return minutes[0], minutes[1]
+
+
+def _local(day: date, minute: int, tz: ZoneInfo) -> datetime:
+    """The UTC instant of local wall time ``minute`` after midnight of ``day`` (may pass 24:00)."""
+    d = day + timedelta(days=minute // 1440)
+    m = minute % 1440
+    return datetime.combine(d, time(m // 60, m % 60), tzinfo=tz).astimezone(UTC)
+
+
+def _window(device: RegisteredDevice, day: date) -> tuple[datetime, datetime] | None:
+    tz = ZoneInfo(device.timezone)
+    hours = _hours_on(device, day)
+    if isinstance(hours, str):
+        return None  # closed
+    open_m, close_m = (0, 1440) if hours is None else hours
+    return _local(day, open_m, tz), _local(day, close_m, tz)
+
+
+def _coverage(
+    device: RegisteredDevice | None, day: date, d: _Day, step: int | None, now: datetime | None
+) -> tuple[int | None, int, list[str]]:
+    """(expected, received, incomplete local hours) of one device-day."""
+    if step is None:
+        return None, 0, []  # nothing reported and no configured interval: unknown
+    tz = ZoneInfo(device.timezone if device else "UTC")
+    if device is None:
+        if d.span_us is None:
+            return None, 0, []
+        first_us, end_us = d.span_us
+        n = max(1, round((end_us - first_us) / (step * _US)))
+    else:
+        slots = expected_slots(device, day, step)
+        if slots is None:
+            return 0, 0, []
+        first_us, n = slots
+    if now is not None:
+        done = (int(now.timestamp() * _US) - first_us) // (step * _US)
+        n = int(max(0, min(n, done)))
+    lines = (device.lines if device else ()) or tuple(sorted(d.starts_us)) or ("",)
+    got = np.zeros((len(lines), n), dtype=bool)
+    for i, line in enumerate(lines):
+        index = (np.asarray(d.starts_us.get(line, []), dtype=np.int64) - first_us) // (step * _US)
+        got[i, index[(index >= 0) & (index < n)]] = True
+    expected, received = n * len(lines), int(got.sum())
+    if device is None:
+        return expected, received, []  # no zone known: no local hours to name
+    hours: list[str] = []
+    for k in np.flatnonzero(~got.all(axis=0)).tolist():
+        slot_start = first_us + k * step * _US
+        t = slot_start
+        while t < slot_start + step * _US:  # every local hour the missing slot touches
+            key = hour_key(datetime.fromtimestamp(t / _US, UTC), tz)
+            if not hours or hours[-1] != key:
+                hours.append(key)
+            t += min(step, 3600) * _US
+    return expected, received, hours
+
+
+def _median_step(d: _Day) -> int | None:
+    return None if d.median_s is None else max(1, round(d.median_s))
 
 
 def _only(table: pa.Table, wanted: list[date]) -> pa.Table:
@@ -139,28 +309,24 @@ def _add_counts(days: dict[tuple[str, str, str, date], _Day], counts: pa.Table) 
     end = counts["interval_end"].cast(pa.int64())
     t = pa.table(
         {
-            **{k: counts[k] for k in (*_GROUP, "line")},
+            **{k: counts[k] for k in _GROUP},
             "start_us": start,
             "end_us": end,
-            "dur_s": pc.divide(pc.subtract(end, start), 1_000_000),
+            "dur_s": pc.divide(pc.subtract(end, start), _US),
         }
     )
-    grouped = t.group_by([*_GROUP, "line"]).aggregate(
-        [
-            ("start_us", "min"),
-            ("end_us", "max"),
-            ("start_us", "count_distinct"),
-            ("dur_s", "approximate_median"),
-        ]
+    per_day = t.group_by(_GROUP).aggregate(
+        [("start_us", "min"), ("end_us", "max"), ("dur_s", "approximate_median")]
     )
-    for r in grouped.to_pylist():
+    for r in per_day.to_pylist():
         d = days[(r["tenant_id"], r["store_id"], r["device_id"], r["business_date"])]
-        step = max(1, round(r["dur_s_approximate_median"]))
-        span_s = (r["end_us_max"] - r["start_us_min"]) / 1_000_000
-        d.expected += max(1, round(span_s / step))
-        d.received += r["start_us_count_distinct"]
-        d.interval_s = max(d.interval_s or 0, step)
+        d.median_s = r["dur_s_approximate_median"]
+        d.span_us = (r["start_us_min"], r["end_us_max"])
         d.seen(_ts(r["end_us_max"]))
+    t = t.append_column("line", counts["line"])
+    for r in t.group_by([*_GROUP, "line"]).aggregate([("start_us", "distinct")]).to_pylist():
+        d = days[(r["tenant_id"], r["store_id"], r["device_id"], r["business_date"])]
+        d.starts_us[r["line"]] = r["start_us_distinct"]
 
 
 def _add_heartbeats(days: dict[tuple[str, str, str, date], _Day], beats: pa.Table) -> None:

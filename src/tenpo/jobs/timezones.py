@@ -68,7 +68,9 @@ def _offset_at(tz: ZoneInfo, instant: datetime) -> int:
 
 
 @lru_cache(maxsize=4096)
-def offset_ranges(timezone: str, start: datetime, end: datetime) -> tuple[tuple[datetime, int], ...]:
+def offset_ranges(
+    timezone: str, start: datetime, end: datetime
+) -> tuple[tuple[datetime, int], ...]:
     """(from, offset_s) pairs covering ``[start, end)`` in ``timezone``, one per offset in force.
 
     The first pair starts at ``start``; each further one at a transition (exact to the second).

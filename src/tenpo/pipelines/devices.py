@@ -2,12 +2,18 @@
 
 Partitioned by business date like the KPI marts and back-filled in a single run. The health
 of each device and date is :func:`tenpo.iot.health.device_health` over the deduplicated raw
-IoT tables; registered people counters and ToF cameras that sent nothing get a ``no_data`` row.
+IoT tables, against each registered people counter's and ToF camera's expected schedule: its
+store's timezone and opening hours, and the device config's ``interval_s`` (seconds) and
+``start_date`` (``YYYY-MM-DD``). Silent dates get a ``no_data`` row from the start date, else
+from the first date the device ever reported (read from all raw history up to the last
+partition, so history loaded later is judged too), else from its registration.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
 import logging
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +26,7 @@ from dagster import (
     asset,
 )
 
+from tenpo.core.ids import utcnow
 from tenpo.core.settings import Settings
 from tenpo.iot.health import RegisteredDevice, device_health
 from tenpo.pipelines._compat import beta_features
@@ -37,19 +44,75 @@ _REPORTING_KINDS = ("people_counter", "tof_camera")
 
 
 def registered_devices(settings: Settings) -> list[RegisteredDevice]:
-    """Active counters and ToF cameras of every tenant, from the control plane."""
+    """Active counters and ToF cameras of every tenant with their schedule, from the control
+    plane."""
     from tenpo.control import ControlPlane
 
     control = ControlPlane.open(settings.control_db_url)
     try:
-        return [
-            RegisteredDevice(d.tenant_id, d.store_id, d.device_id, since=d.created_at.date())
-            for t in control.list_tenants()
-            for d in control.list_devices(t.tenant_id)
-            if d.active and d.kind in _REPORTING_KINDS
-        ]
+        out: list[RegisteredDevice] = []
+        for t in control.list_tenants():
+            stores = {s.store_id: s for s in control.list_stores(t.tenant_id)}
+            for d in control.list_devices(t.tenant_id):
+                store = stores.get(d.store_id)
+                if not d.active or d.kind not in _REPORTING_KINDS or store is None:
+                    continue
+                out.append(
+                    RegisteredDevice(
+                        d.tenant_id, d.store_id, d.device_id,
+                        since=_config_date(d.config, d.device_id),
+                        timezone=store.timezone, opening_hours=store.opening_hours,
+                        interval_s=_config_interval(d.config, d.device_id),
+                        registered=d.created_at.date(),
+                        lines=tuple(dict.fromkeys((*d.lines, *d.zones))),
+                    )
+                )  # fmt: skip
+        return out
     finally:
         control.dispose()
+
+
+def _config_interval(config: Mapping[str, Any], device_id: str) -> int | None:
+    value = config.get("interval_s")
+    if value is None and config.get("interval_minutes") is not None:
+        value = (
+            config["interval_minutes"] * 60 if isinstance(config["interval_minutes"], int) else 0
+        )
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        log.warning(
+            "device %s: config interval %r is not a positive integer; ignored", device_id, value
+        )
+        return None
+    return value
+
+
+def _config_date(config: Mapping[str, Any], device_id: str) -> date | None:
+    value = config.get("start_date")
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        log.warning("device %s: config start_date %r is not YYYY-MM-DD; ignored", device_id, value)
+        return None
+
+
+def first_reported(wh: Any, last: date) -> dict[tuple[str, str], date]:
+    """(tenant_id, device_id) → first business date with a count or heartbeat, up to ``last``."""
+    first: dict[tuple[str, str], date] = {}
+    for name in ("raw_iot_counts", "raw_device_heartbeats"):
+        t = wh.table(name)
+        expr = (
+            t.filter(t.business_date <= last)
+            .group_by(["tenant_id", "device_id"])
+            .aggregate(first=t.business_date.min())
+        )
+        for r in wh.to_arrow(expr).to_pylist():
+            key = (r["tenant_id"], r["device_id"])
+            first[key] = min(first.get(key, r["first"]), r["first"])
+    return first
 
 
 def device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition]:
@@ -76,7 +139,10 @@ def _device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefiniti
         with tenpo.open_warehouse() as wh:
             counts = wh.to_arrow(wh.table("raw_iot_counts", dates=days))
             beats = wh.to_arrow(wh.table("raw_device_heartbeats", dates=days))
-            rows = device_health(counts, beats, days, devices=devices)
+            rows = device_health(
+                counts, beats, days, devices=devices,
+                first_seen=first_reported(wh, max(days)), now=utcnow(),
+            )  # fmt: skip
             written = write_dates(wh.lake, MART_DEVICE_HEALTH_KEY, days, rows)
         flagged = sum(1 for f in rows["flags"].to_pylist() if f)
         context.log.info(

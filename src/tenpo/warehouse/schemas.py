@@ -230,6 +230,7 @@ MART_TABLES: dict[str, pa.Schema] = {
 }
 
 # Per device and business date (tenpo.iot.health); ``flags`` is a sorted, comma-separated list.
+# Expected intervals follow the device's schedule (store opening hours or 24 h, its interval).
 MART_DEVICE_HEALTH = pa.schema(
     [
         ("tenant_id", pa.string()),
@@ -241,6 +242,7 @@ MART_DEVICE_HEALTH = pa.schema(
         ("intervals_expected", pa.int64()),
         ("intervals_received", pa.int64()),
         ("intervals_missing", pa.int64()),
+        ("incomplete_hours", pa.string()),  # local hours with a missing slot, "HH:00±hh:mm,..."
         ("heartbeats", pa.int64()),
         ("clock_skew_s", pa.float64()),
         ("battery_min", pa.float64()),
