@@ -57,7 +57,10 @@ def test_health_from_mqtt_to_the_api(chain: Chain) -> None:
         assert body["date"] == "2026-11-02"
         (pc1,) = body["items"]
         assert pc1["device_id"] == "pc-001"
-        assert (pc1["intervals_expected"], pc1["intervals_received"]) == (5, 4)
+        # The store has no opening hours: 24 h of 1-minute slots for each of the two registered
+        # lines (entrance, passby) are expected; it sent four entrance minutes.
+        assert (pc1["intervals_expected"], pc1["intervals_received"]) == (2 * 1440, 4)
+        assert len(pc1["incomplete_hours"]) == 24 and pc1["incomplete_hours"][10] == "10:00+09:00"
         assert pc1["heartbeats"] == 2 and pc1["battery_min"] == 0.1
         # The last heartbeat (10:15 JST) arrived at 12:00 JST: the day was delivered late.
         assert pc1["flags"] == ["delivered_late", "low_battery", "missing_intervals"]
@@ -77,3 +80,32 @@ def test_health_from_mqtt_to_the_api(chain: Chain) -> None:
         )  # fmt: skip
         assert bad.status_code == 422 and "YYYY-MM-DD" in bad.json()["detail"]
         assert client.get("/v1/devices/health").status_code == 401
+
+
+def test_history_loaded_later_is_judged_from_its_first_report(chain: Chain) -> None:
+    """A device registered today sends old history: silent dates after its first report are
+    ``no_data`` (the old rule started at the registration date and flagged nothing)."""
+    sub = MqttSubscriber(chain.settings, chain.lake, chain.landing(), chain.control.directory())
+    sub.clock = lambda: datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+    events = [count_event("pc-001", seq, minute) for seq, minute in ((1, 0), (2, 1))]
+    sub.receive(1, chain.topic("t1", "pc-001"), json.dumps(events).encode())
+    sub.flush()
+    Streamer(chain.settings, chain.lake, chain.bus, chain.control.directory()).run_until_idle(
+        timeout=0.3
+    )
+    later = [date(2026, 11, 3), date(2026, 11, 4)]  # only the silent dates are materialized
+    materialize_dates(chain.settings, later, [MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY])
+    _, t1_key = chain.control.create_api_key("t1", "read", ["read"])
+    app = create_app(
+        chain.settings, engine=get_engine(chain.settings.datamart_db_url), control=chain.control
+    )
+    with TestClient(app) as client:
+        for day in later:
+            body = client.get(
+                "/v1/devices/health", params={"date": day.isoformat()},
+                headers={"Authorization": f"Bearer {t1_key}"},
+            ).json()  # fmt: skip
+            (pc1,) = body["items"]
+            assert pc1["flags"] == ["no_data", "no_heartbeat"]
+            # No interval configured and none reported that day: the slots are unknown.
+            assert pc1["last_seen"] is None and pc1["intervals_received"] == 0
