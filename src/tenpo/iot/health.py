@@ -22,8 +22,8 @@ weekday in the store's zone (around the clock, local midnight to local midnight,
 store has none; nothing on a closed weekday), cut into slots of the device's configured
 ``interval_s`` on the local clock grid (e.g. :00, :15, :30, :45), or of the median length of
 its reported intervals when none is configured. A slot counts as received when the device
-reported an interval of that line starting inside it. So a counter silent from noon, or until 06:00, has
-missing slots, and on daylight-saving dates the schedule has the local day's real length
+reported an interval of that line starting inside it. So a counter silent from noon, or until
+06:00, has missing slots, and on daylight-saving dates the schedule has the local day's real length
 (23 or 25 hours around the clock). Slots that have not ended by ``now`` are not expected yet.
 
 Silent dates: a registered device gets a ``no_data`` row for each wanted date without any
