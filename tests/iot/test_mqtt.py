@@ -16,7 +16,7 @@ from tenpo.iot.mqtt import (
     parse_topic,
     subscription,
 )
-from tenpo.iot.preetl import MQTT_BATCH
+from tenpo.iot.preetl import MQTT_BATCH, MQTT_FRAMES, frame, read_frames
 from tenpo.streamer import Streamer, read_table
 from tenpo.warehouse import Warehouse
 from tests.iot.conftest import Chain, Publisher, count_event, wait_for
@@ -77,10 +77,14 @@ def test_batches_land_then_ack_and_load_once(chain: Chain, publisher: Publisher)
     objects = chain.lake.list("landing/iot/")
     # Batched: a handful of objects per tenant, not one per message.
     assert 2 <= len(objects) <= 12, objects
-    first = chain.lake.get(objects[0]).splitlines()[0]
-    envelope = json.loads(first)
-    assert set(envelope) == {"topic", "device_id", "received_at", "mid", "dup", "payload"}
-    assert json.loads(envelope["payload"])["type"] == "count"
+    # Each message is kept byte for byte, after a header line naming its topic and size.
+    header, payload = next(read_frames(chain.lake.get(objects[0])))
+    assert set(header) == {"topic", "device_id", "received_at", "mid", "dup", "bytes"}
+    assert header["bytes"] == len(payload) and json.loads(payload)["type"] == "count"
+    published = {json.dumps(count_event(d, n, n % 600)).encode() for d, n in
+                 [("pc-001" if n % 3 else "pc-002", n) for n in range(1, 301)]}  # fmt: skip
+    landed = [p for key in objects for _, p in read_frames(chain.lake.get(key))]
+    assert len(landed) == 300 and set(landed) == published
     load(chain)
     rows = counts(chain)
     assert len(rows) == 300
@@ -224,6 +228,55 @@ def test_batch_object_is_parsed_with_the_topic_device(chain: Chain) -> None:
     reasons = sorted(r.reason for r in result.rejects)
     assert "published on the topic of device 'pc-001'" in reasons[0]
     assert reasons[1].startswith("message 2: malformed MQTT batch line")
+
+
+def test_frames_object_is_parsed_with_the_topic_device(chain: Chain) -> None:
+    """A frames object keeps payloads as received; the Pre-ETL re-checks each against its topic,
+    and a broken frame rejects the rest of the object (nothing after it can be located)."""
+    from tenpo.iot import IotPreEtl
+
+    at = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    topic = chain.topic("t1", "pc-001")
+    mixed = json.dumps([count_event("pc-001", 1), count_event("pc-002", 2)]).encode()
+    odd = b'{"v":1,"device_id":"pc-001","seq":3,"type":"count","line":"entrance",' + (
+        b'"interval_start":"2026-11-02T10:03:00+09:00","interval_end":"2026-11-02T10:04:00+09:00",'
+        b'"in":1,"out":2}\n\n'  # a payload ending in newlines is framed by its length
+    )
+    data = (
+        frame(topic, "pc-001", at, 1, False, mixed)
+        + frame(topic, "pc-001", at, 2, True, odd)
+        + frame(topic, "pc-001", at, 3, False, b"[not json")
+        + b'{"topic":"x","device_id":"pc-001","received_at":"2026-11-02T02:00:00+00:00",'
+        + b'"bytes":99}\nab'
+    )
+    assert [p for _, p in read_frames(data[: data.index(b'{"topic":"x"')])] == [
+        mixed, odd, b"[not json",
+    ]  # fmt: skip
+    landed = chain.landing().land("iot", "t1", data, "frames", content_type=MQTT_FRAMES)
+    result = IotPreEtl().parse(landed.event, data, chain.control.directory())
+    assert result.tables["raw_iot_counts"]["seq"].to_pylist() == [1, 3]
+    assert result.tables["raw_iot_counts"]["count_out"].to_pylist() == [1 % 5, 2]
+    reasons = [r.reason for r in result.rejects]
+    assert len(reasons) == 3, reasons
+    assert "published on the topic of device 'pc-001'" in reasons[0]
+    assert reasons[1].startswith("message 3: malformed JSON payload")
+    assert reasons[2].startswith("message 4: malformed MQTT frame")
+
+
+def test_read_frames_refuses_bad_lengths() -> None:
+    at = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    good = frame("t/x/devices/d/events", "d", at, 1, False, b"[]")
+    assert list(read_frames(good)) == [(json.loads(good.split(b"\n")[0]), b"[]")]
+    for bad in (
+        good[:-1],  # payload not followed by its newline
+        good.replace(b'"bytes":2', b'"bytes":3'),  # length runs past the end
+        good.replace(b'"bytes":2', b'"bytes":-1'),
+        good.replace(b'"bytes":2', b'"bytes":"2"'),
+        good.split(b"\n")[0],  # header without end of line
+        b"[1]\n[]\n",  # header not an object
+    ):
+        with pytest.raises(ValueError):
+            list(read_frames(bad))
 
 
 def test_a_failed_landing_acks_nothing_and_is_retried(

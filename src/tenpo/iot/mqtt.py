@@ -12,8 +12,12 @@ Acknowledgements are manual: a message is PUBACKed only once it is durably in th
    their reason and their bytes exactly as received (:func:`payload_fields`); the events of
    accepted messages are also validated (schema, interval, future timestamps…) so the
    counters show event problems, which the streamer's Pre-ETL quarantines;
-3. the accepted messages of each tenant become ONE landing object (JSON Lines, content type
-   :data:`~tenpo.iot.preetl.MQTT_BATCH`, id = content hash), landed with ``LandingZone.land``;
+   (these checks avoid per-event pydantic: :func:`~tenpo.iot.preetl.judge_event` checks the
+   plain shape directly and asks the models only about the rest; topics and devices are cached);
+3. the accepted messages of each tenant become ONE landing object holding the messages byte
+   for byte as received (content type :data:`~tenpo.iot.preetl.MQTT_FRAMES`: a header line
+   with topic, device, receive time, then the payload; id = content hash), landed with
+   ``LandingZone.land``;
 4. only then is every message of the batch acknowledged.
 
 A crash between 3 and 4 makes the broker redeliver those messages: they land again in another
@@ -42,7 +46,14 @@ from tenpo.control.directory import DeviceRef, Directory
 from tenpo.core.errors import TenpoError
 from tenpo.core.ids import content_id, utcnow
 from tenpo.core.settings import Settings
-from tenpo.iot.preetl import FUTURE_TOLERANCE, MQTT_BATCH, check_event, split_events
+from tenpo.iot.preetl import (
+    FUTURE_TOLERANCE,
+    MQTT_FRAMES,
+    EventCheck,
+    frame,
+    judge_event,
+    split_events,
+)
 from tenpo.lake.base import Lake
 from tenpo.lake.keys import quarantine_key
 from tenpo.lake.landing import LandingZone
@@ -189,6 +200,7 @@ class MqttSubscriber:
         self._last_summary = time.monotonic()
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
+        self._topics: dict[str, tuple[str, str] | str] = {}  # topic → (tenant, device) | error
 
     # -- running -------------------------------------------------------------------------------
 
@@ -351,10 +363,18 @@ class MqttSubscriber:
             self.flush()
 
     def _check(self, m: _Message) -> None:
-        try:
-            m.tenant, m.device = parse_topic(m.topic, self.prefix)
-        except ValueError as exc:
-            return self._refuse(m, str(exc), "bad_topic")
+        parsed = self._topics.get(m.topic)
+        if parsed is None:
+            try:
+                parsed = parse_topic(m.topic, self.prefix)
+            except ValueError as exc:
+                parsed = str(exc)
+            if len(self._topics) > 100_000:  # topics are per device: bounded in practice
+                self._topics.clear()
+            self._topics[m.topic] = parsed
+        if isinstance(parsed, str):
+            return self._refuse(m, parsed, "bad_topic")
+        m.tenant, m.device = parsed
         limit = self.settings.mqtt_max_message_bytes
         if len(m.payload) > limit:
             return self._refuse(
@@ -388,7 +408,9 @@ class MqttSubscriber:
 
         problems: list[tuple[str, str]] = []
         for raw in events:
-            check = check_event(raw, tenant, device_of, latest, topic_device=m.device)
+            check = judge_event(raw, tenant, device_of, latest, topic_device=m.device)
+            if not isinstance(check, EventCheck):
+                continue
             if check.category == "device_mismatch":
                 return self._refuse(m, check.reason or "", "device_mismatch")
             if check.category is not None:
@@ -467,13 +489,16 @@ class MqttSubscriber:
         if refused:
             self._quarantine(refused)
         for tenant, items in sorted(by_tenant.items()):
-            data = b"".join(_envelope(m) for m in items)
+            data = b"".join(
+                frame(m.topic, m.device or "", m.received_at, m.mid, m.dup, m.payload)
+                for m in items
+            )
             landed = self.landing.land(
                 "iot",
                 tenant,
                 data,
-                "jsonl",
-                content_type=MQTT_BATCH,
+                "frames",
+                content_type=MQTT_FRAMES,
                 meta={
                     "transport": "mqtt",
                     "client_id": self.settings.mqtt_client_id,
@@ -551,23 +576,6 @@ def payload_fields(payload: bytes) -> dict[str, str]:
         return {"payload": payload.decode("utf-8")}
     except UnicodeDecodeError:
         return {"payload_base64": base64.b64encode(payload).decode("ascii")}
-
-
-def _envelope(m: _Message) -> bytes:
-    """One JSON line of an MQTT batch object: the message text as received, with its topic."""
-    line = json.dumps(
-        {
-            "topic": m.topic,
-            "device_id": m.device,
-            "received_at": m.received_at.isoformat(),
-            "mid": m.mid,
-            "dup": m.dup,
-            "payload": m.payload.decode("utf-8"),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return line.encode() + b"\n"
 
 
 class ControlPlaneOwners:
