@@ -30,6 +30,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tenpo.control.directory import DeviceRef, Directory
+from tenpo.core.bodies import EVENT_FIELDS, split_records
 from tenpo.core.preetl import ParseResult, Reject
 from tenpo.iot.models import (
     DEVICE_EVENT,
@@ -108,16 +109,9 @@ def read_frames(data: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
 
 
 def split_events(body: Any) -> list[Any]:
-    """The events of a decoded body: one event, an array, or ``{"events": [...]}``."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict):
-        if "events" in body and "type" not in body:
-            if not isinstance(body["events"], list):
-                raise ValueError("'events' must be an array")
-            return list(body["events"])
-        return [body]
-    raise ValueError(f"expected an event object or an array, got {type(body).__name__}")
+    """The events of a decoded body: one event, an array, or ``{"events": [...]}`` — the
+    gateway's rule (:func:`tenpo.core.bodies.split_records`: both at once is ambiguous)."""
+    return split_records(body, "events", EVENT_FIELDS, "event")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -515,6 +509,8 @@ def _plain_event(raw: Any) -> Values | None:
                 return None
             pts, x, y, zone = _plain_ts(p.get("ts")), p.get("x"), p.get("y"), p.get("zone")
             if pts is None or type(x) is not float or type(y) is not float:
+                return None
+            if not (math.isfinite(x) and math.isfinite(y)):  # the model says about inf/nan
                 return None
             if zone is not None and (type(zone) is not str or not zone.isascii()):
                 return None
