@@ -42,7 +42,14 @@ def _ints(column: pa.Array, empty_is_zero: bool = False) -> np.ndarray | None:
         text = pc.if_else(pc.equal(text, ""), "0", text)
     if not pc.all(pc.match_substring_regex(text, _INT_PATTERN)).as_py():
         return None
-    return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+    try:
+        values = pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:  # beyond int64: the row-wise path rejects that receipt alone
+        return None
+    # Also beyond any receipt (cents would wrap around in int64): the row-wise path decides.
+    if len(values) and np.abs(values).max() > _arrow.MAX_YEN:
+        return None
+    return values
 
 
 def _codes(column: pa.Array, normalize: bool = False) -> tuple[np.ndarray, list[str]]:
@@ -115,6 +122,8 @@ def parse_fast(
     if line_no is None or qty is None or unit is None or amount is None or total is None:
         return None
     if discount is None or (discount < 0).any() or (qty == 0).any():
+        return None
+    if np.abs(qty).max() > _arrow.MAX_QUANTITY:
         return None
     gross = unit * np.abs(qty) - discount
     if not np.array_equal(amount, np.where(qty < 0, -gross, gross)):
