@@ -184,11 +184,18 @@ def test_odd_files_fall_back_to_the_row_wise_result(case: str) -> None:
     assert_same(*both(data))
 
 
-def test_undecodable_bytes_and_ctrl_z_fall_back() -> None:
+def test_undecodable_bytes_fall_back() -> None:
     good = encode(random_rows(5, receipts=10))
-    for data in (good.replace(b"0001", b"00\x85\x01", 1)[:-2] + b"\x85\r\n", good + b"\x1a"):
+    for data in (good.replace(b"0001", b"00\x85\x01", 1), good[:-2] + b"\x85\r\n"):
         assert not fast_path_ran(data)
         assert_same(*both(data))
+
+
+@pytest.mark.parametrize("ending", [b"\x1a", b"\r\n\x1a", b"\x1a\r\n", b"\x1a\x1a", b"\x1a\r\n\x1a"])
+def test_a_trailing_ctrl_z_is_dropped_by_both_paths(ending: bytes) -> None:
+    data = encode(random_rows(6, receipts=10)) + ending
+    assert fast_path_ran(data)
+    assert_same(*both(data))
 
 
 def test_header_with_an_extra_column_and_reordered_columns() -> None:

@@ -47,8 +47,6 @@ _FAST_NAMES = {
     "jan": JAN, "name": NAME, "qty": QTY, "unit": UNIT_PRICE, "discount": DISCOUNT,
     "amount": AMOUNT, "rate": RATE, "total": TOTAL,
 }  # fmt: skip
-_FAST_MAX_YEN = 10**10  # larger amounts: the row-wise path decides
-_FAST_MAX_QUANTITY = 1_000_000
 
 STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO = "店舗コード", "店舗名", "適用開始日", "適用終了日"
 MASTER_COLUMNS = (REGISTER, STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO)
@@ -186,6 +184,8 @@ class VendorAPreEtl:
             reject = self._load_receipt(receipt, ctx, cols, seen)
             if reject is not None:
                 result.rejects.append(reject)
+        for tid, reason in cols.take_out_of_range():
+            result.rejects.append(Reject(TRANSACTIONS, f"transaction {tid!r}: {reason}"))
         result.tables = cols.tables()
         log.debug(
             "vendor A object %s: %d receipts, %d rejects",
@@ -216,8 +216,8 @@ class VendorAPreEtl:
             rate_percents=RATE_PERCENTS,
             encoding=ENCODING,
             vendor=VENDOR,
-            max_yen=_FAST_MAX_YEN,
-            max_quantity=_FAST_MAX_QUANTITY,
+            max_yen=_arrow.MAX_YEN,
+            max_quantity=_arrow.MAX_QUANTITY,
         )
         return parse_fast(
             data, end + 1, layout, event, directory, self.rounding, self.per_line,
@@ -453,9 +453,19 @@ def parse_master(
             bad_registers.add(register)
             continue
         good.append((line, row, assignment))
+    overlapping = _overlaps([a for _, _, a in good if a.register_code not in bad_registers])
     rows: list[RegisterAssignment] = []
     for line, row, assignment in good:
-        if assignment.register_code in bad_registers:
+        if assignment.register_code in overlapping:
+            rejects.append(
+                Reject(
+                    MASTER_TABLE,
+                    overlapping[assignment.register_code],
+                    record=dict(zip(header, row, strict=False)),
+                    line=line,
+                )
+            )
+        elif assignment.register_code in bad_registers:
             reason = f"register {assignment.register_code!r} has invalid rows in this master"
             rejects.append(
                 Reject(MASTER_TABLE, reason, record=dict(zip(header, row, strict=False)), line=line)
@@ -463,6 +473,30 @@ def parse_master(
         else:
             rows.append(assignment)
     return rows, rejects
+
+
+def _overlaps(assignments: list[RegisterAssignment]) -> dict[str, str]:
+    """Register → reason, for the registers with two validity periods sharing a day.
+
+    Checked here, per register, so that the other registers of the master still apply (the
+    directory refuses a master with an overlap as a whole).
+    """
+    by_register: dict[str, list[RegisterAssignment]] = {}
+    for a in assignments:
+        by_register.setdefault(a.register_code, []).append(a)
+    reasons: dict[str, str] = {}
+    for code, spans in by_register.items():
+        ordered = sorted(spans, key=lambda a: a.valid_from)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if a.valid_to is None or b.valid_from <= a.valid_to:
+                until = a.valid_to.isoformat() if a.valid_to else "open-ended"
+                reasons[code] = (
+                    f"register {code!r}: validity periods overlap ({a.valid_from} to {until}"
+                    f" in store {a.store_code!r}, and from {b.valid_from} in store"
+                    f" {b.store_code!r}); none of its rows applied"
+                )
+                break
+    return reasons
 
 
 def _master_row(
