@@ -191,11 +191,19 @@ def test_undecodable_bytes_fall_back() -> None:
         assert_same(*both(data))
 
 
-@pytest.mark.parametrize("ending", [b"\x1a", b"\r\n\x1a", b"\x1a\r\n", b"\x1a\x1a", b"\x1a\r\n\x1a"])
+@pytest.mark.parametrize("ending", [b"\x1a", b"\r\n\x1a", b"\x1a\r\n", b"\x1a\x1a"])
 def test_a_trailing_ctrl_z_is_dropped_by_both_paths(ending: bytes) -> None:
     data = encode(random_rows(6, receipts=10)) + ending
     assert fast_path_ran(data)
     assert_same(*both(data))
+
+
+def test_a_ctrl_z_line_before_the_last_one_is_a_bad_row_for_both() -> None:
+    data = encode(random_rows(6, receipts=10)) + b"\x1a\r\n\x1a"
+    assert not fast_path_ran(data)
+    fast, slow = both(data)
+    assert len(slow.rejects) == 1
+    assert_same(fast, slow)
 
 
 def test_header_with_an_extra_column_and_reordered_columns() -> None:
