@@ -186,15 +186,34 @@ def pandas_daily(pos: pd.DataFrame, counts: pd.DataFrame, visits: pd.DataFrame) 
         .groupby([passby_rows[k] for k in keys])
         .sum()
     )
-    out = sales.join(entrance.rename("visitors"), how="outer").join(
-        passby.rename("passersby"), how="outer"
+    # Counter completeness, as the mart defines it: per entrance device, count × the first
+    # interval's length covers the span from its first start to its last end.
+    ent = counts[counts["line"] == "entrance"]
+    dev = ent.groupby([*keys, "device_id"]).agg(
+        n=("interval_start", "size"),
+        first=("interval_start", "min"),
+        first_end=("interval_end", "min"),
+        last_end=("interval_end", "max"),
+    )
+    length = (dev["first_end"] - dev["first"]).dt.total_seconds()
+    span = (dev["last_end"] - dev["first"]).dt.total_seconds()
+    complete = (dev["n"] * length >= span).groupby(level=keys).all()
+    out = (
+        sales.join(entrance.rename("visitors"), how="outer")
+        .join(passby.rename("passersby"), how="outer")
+        .join(complete.rename("counter_complete"), how="outer")
     )
     today = visits[visits["business_date"] == DAY]
     history = visits[visits["business_date"] < DAY]
-    person = today.groupby(keys).agg(
-        unique_visitors=("person_id", "nunique"),
-        dwell_time_median_s=("dwell_s", "median"),
-        dwell_time_mean_s=("dwell_s", "mean"),
+    person = (
+        today.assign(open=today["exit_ts"].isna())
+        .groupby(keys)
+        .agg(
+            unique_visitors=("person_id", "nunique"),
+            dwell_time_median_s=("dwell_s", "median"),
+            dwell_time_mean_s=("dwell_s", "mean"),
+            open_visits=("open", "sum"),
+        )
     )
     seen = history[["tenant_id", "person_id"]].drop_duplicates()
     repeaters = (
@@ -229,6 +248,8 @@ COMPARED = (
     "conversion_rate",
     "capture_rate",
     "repeat_rate",
+    "counter_complete",
+    "open_visits",
 )
 
 

@@ -232,7 +232,7 @@ def run_scale(
                 st.amounts.update(
                     files=len(devices),
                     messages=stats.accepted,
-                    events=stats.events_accepted,
+                    events=stats.events,
                     objects=stats.objects,
                     bytes=sum(path.stat().st_size for _, _, path in devices),
                 )
