@@ -6,7 +6,9 @@ counter intervals (1-minute ``entrance`` and ``passby`` counts over 15 hours) an
 the stores, camera visits of that date and the day before (repeat visitors).
 
 Both arms compute the daily mart's KPIs — net sales excl./incl. tax, transactions, units,
-visitors, passers-by, unique and repeat visitors, dwell median and mean, and the ratios — from
+visitors, passers-by, unique and repeat visitors, dwell median and mean, open visits, counter
+completeness (per entrance device: no gap between its first and last interval) and the
+ratios — from
 the same in-memory inputs (pandas gets ready-made DataFrames, its conversion is not timed;
 DuckDB reads the Arrow tables), and the results are asserted equal. Each arm runs 3 times and
 its best time counts (the first DuckDB run includes query planning and Arrow registration).

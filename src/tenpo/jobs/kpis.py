@@ -32,7 +32,7 @@ Choices the definitions leave open:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import ibis
 
@@ -106,12 +106,17 @@ def store_daily(
     parts = [_pos_aggregates(pos, DAILY_KEYS), _daily_counts(counts)]
     if visits is not None:
         require(visits, VISIT_COLUMNS, "visits")
-        current = visits
+        current, history = visits, visits
         if days is not None:
             current = (
                 visits.filter(visits.business_date.isin(wanted)) if wanted else visits.limit(0)
             )
-        parts.append(_visit_aggregates(current, visits, repeat_window_days))
+            if wanted:  # only earlier dates within the window can make a repeat visit
+                earliest = min(wanted) - timedelta(days=repeat_window_days)
+                history = visits.filter(
+                    visits.business_date.between(earliest, max(wanted) - timedelta(days=1))
+                )
+        parts.append(_visit_aggregates(current, history, repeat_window_days))
     joined = outer_join_all(parts, DAILY_KEYS)
     if visits is None:
         joined = joined.mutate(
