@@ -14,6 +14,7 @@ from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache, trusted_netw
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._ml_routes import ml_router
+from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(devices_router)
     app.include_router(ml_router)
     mount_dashboard(app)
+    install_openapi(app)
     return app
 
 
