@@ -121,36 +121,40 @@ def _describe(exc: ValidationError) -> str:
     )
 
 
+_VARYING = {
+    COUNTS: ("store_id", "device_id", "line", "business_date", "interval_start", "interval_end",
+             "count_in", "count_out", "seq"),
+    TRACKS: ("store_id", "device_id", "track_id", "business_date", "ts", "x", "y", "zone", "seq"),
+    HEARTBEATS: ("store_id", "device_id", "business_date", "ts", "status", "firmware", "battery",
+                 "seq", "received_at"),
+}  # fmt: skip
+"""Per table, the columns a row tuple holds, in order (the others are the object's constants)."""
+_SCHEMAS = {COUNTS: RAW_IOT_COUNTS, TRACKS: RAW_IOT_TRACKS, HEARTBEATS: RAW_DEVICE_HEARTBEATS}
+
+
 class _Rows:
-    """Column lists of the three tables."""
+    """Row tuples of the three tables (see :data:`_VARYING`), turned into columns at the end."""
 
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[str, list[Any]]] = {
-            name: {f.name: [] for f in schema}
-            for name, schema in (
-                (COUNTS, RAW_IOT_COUNTS),
-                (TRACKS, RAW_IOT_TRACKS),
-                (HEARTBEATS, RAW_DEVICE_HEARTBEATS),
-            )
-        }
-
-    def add(self, table: str, **values: Any) -> None:
-        cols = self.tables[table]
-        for name, value in values.items():
-            cols[name].append(value)
+    def __init__(self, tenant_id: str, object_id: str) -> None:
+        self.constants = {"tenant_id": tenant_id, "source_object_id": object_id}
+        self.tables: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _VARYING}
 
     def build(self) -> dict[str, pa.Table]:
         out = {}
-        for name, schema in ((COUNTS, RAW_IOT_COUNTS), (TRACKS, RAW_IOT_TRACKS)):
-            out[name] = _table(schema, self.tables[name])
-        out[HEARTBEATS] = _table(RAW_DEVICE_HEARTBEATS, self.tables[HEARTBEATS])
+        for name, rows in self.tables.items():
+            columns: dict[str, Any] = dict(
+                zip(_VARYING[name], zip(*rows, strict=True), strict=False)
+            )
+            for column, value in self.constants.items():
+                columns[column] = [value] * len(rows)
+            out[name] = _table(_SCHEMAS[name], columns)
         return out
 
 
-def _table(schema: pa.Schema, cols: dict[str, list[Any]]) -> pa.Table:
+def _table(schema: pa.Schema, cols: dict[str, Any]) -> pa.Table:
     arrays = []
     for fld in schema:
-        values = cols[fld.name]
+        values = cols.get(fld.name, ())  # no rows: no column values either
         if pa.types.is_timestamp(fld.type):
             arrays.append(pa.array(values, pa.int64()).cast(fld.type))  # epoch µs
         elif pa.types.is_date32(fld.type):
@@ -188,7 +192,7 @@ class IotPreEtl:
             result.rejects.append(Reject(COUNTS, f"malformed JSON body: {exc}"))
             return result
 
-        rows = _Rows()
+        rows = _Rows(event.tenant_id, event.object_id)
         ctx = _Context(event, directory)
         seen: set[tuple[str, int]] = set()
         duplicates = 0
@@ -208,7 +212,7 @@ class IotPreEtl:
     ) -> ParseResult:
         """MQTT messages as received: each message's events, checked against its topic."""
         result = ParseResult()
-        rows = _Rows()
+        rows = _Rows(event.tenant_id, event.object_id)
         ctx = _Context(event, directory)
         seen: set[tuple[str, int]] = set()
         index = 0
@@ -260,7 +264,7 @@ class IotPreEtl:
     ) -> ParseResult:
         """A JSON Lines batch of MQTT messages: each message's events, checked against its topic."""
         result = ParseResult()
-        rows = _Rows()
+        rows = _Rows(event.tenant_id, event.object_id)
         ctx = _Context(event, directory)
         seen: set[tuple[str, int]] = set()
         index = 0
@@ -576,21 +580,22 @@ class _Context:
         self.directory = directory
         self._devices: dict[str, DeviceRef | None] = {}
         self._zones: dict[str, ZoneInfo] = {}
-        self._days: dict[tuple[datetime, str], int] = {}
+        self._days: dict[tuple[int, str], int] = {}
 
     def device(self, device_id: str) -> DeviceRef | None:
         if device_id not in self._devices:
             self._devices[device_id] = self.directory.device(self.event.tenant_id, device_id)
         return self._devices[device_id]
 
-    def day(self, ts: datetime, device: DeviceRef) -> int:
-        key = (ts, device.timezone)
+    def day(self, ts: tuple[datetime, int], device: DeviceRef) -> int:
+        """Local business date (days since 1970-01-01) of ``ts`` (datetime, epoch µs)."""
+        key = (ts[1], device.timezone)
         found = self._days.get(key)
         if found is None:
             tz = self._zones.get(device.timezone)
             if tz is None:
                 tz = self._zones[device.timezone] = ZoneInfo(device.timezone)
-            found = self._days[key] = ts.astimezone(tz).date().toordinal() - _EPOCH_DAY
+            found = self._days[key] = ts[0].astimezone(tz).date().toordinal() - _EPOCH_DAY
         return found
 
     def load(
@@ -622,31 +627,23 @@ class _Context:
         if (device_id, seq) in seen:
             return True
         seen.add((device_id, seq))
-        common = {
-            "tenant_id": self.event.tenant_id,
-            "store_id": device.store_id,
-            "device_id": device_id,
-            "seq": seq,
-            "source_object_id": self.event.object_id,
-        }
+        tables = rows.tables
         if kind == "count":
             _, _, _, line, start, end, count_in, count_out = values
-            rows.add(
-                COUNTS, **common, line=line, business_date=self.day(start[0], device),
-                interval_start=start[1], interval_end=end[1],
-                count_in=count_in, count_out=count_out,
+            tables[COUNTS].append(
+                (device.store_id, device_id, line, self.day(start, device), start[1], end[1],
+                 count_in, count_out, seq)
             )  # fmt: skip
         elif kind == "track":
-            for ts, x, y, zone in values[4]:
-                rows.add(
-                    TRACKS, **common, track_id=values[3],
-                    business_date=self.day(ts[0], device), ts=ts[1], x=x, y=y, zone=zone,
-                )  # fmt: skip
+            track_id, day = values[3], self.day
+            tables[TRACKS].extend(
+                (device.store_id, device_id, track_id, day(ts, device), ts[1], x, y, zone, seq)
+                for ts, x, y, zone in values[4]
+            )
         else:
             _, _, _, ts, status, firmware, battery = values
-            rows.add(
-                HEARTBEATS, **common, business_date=self.day(ts[0], device), ts=ts[1],
-                status=status, firmware=firmware, battery=battery,
-                received_at=_micros(received),
+            tables[HEARTBEATS].append(
+                (device.store_id, device_id, self.day(ts, device), ts[1], status, firmware,
+                 battery, seq, _micros(received))
             )  # fmt: skip
         return False
