@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
-from tenpo.api._auth import RateLimiter, SessionSigner
+from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache
 from tenpo.control import ControlPlane, UserInfo
 from tenpo.core.errors import AuthError, BadInput, ConfigError, Conflict, NotFound
 from tenpo.core.settings import Settings
@@ -137,7 +137,7 @@ def test_session_tokens_are_signed_and_expire() -> None:
         user_id="usr_1", tenant_id="t1", email="a@b.jp", role="tenant_admin", created_at=DT
     )
     token = signer.issue(user, now=1000)
-    assert signer.verify(token, now=1059) == ("usr_1", "t1")
+    assert signer.verify(token, now=1059) == ("usr_1", "t1", 0)
     with pytest.raises(AuthError, match="expired"):
         signer.verify(token, now=1060)
     payload, sig = token.split(".")
@@ -177,6 +177,60 @@ def test_login_sets_a_secure_cookie_and_logout_clears_it(client: TestClient) -> 
     assert "Secure" in resp.headers["set-cookie"]
 
 
+def _session_of(c: TestClient) -> str:
+    token = c.cookies.get("tenpo_session")
+    assert token
+    return token
+
+
+def _with_cookie(client: TestClient, token: str) -> TestClient:
+    other = TestClient(client.app, base_url="http://127.0.0.1")
+    other.cookies.set("tenpo_session", token)
+    return other
+
+
+def test_logout_ends_the_session_server_side(client: TestClient, world: World) -> None:
+    world.control.create_user("t1", "leaver@t1.jp", PASSWORD, "tenant_admin")
+    phone, laptop = (_login_as(client, "leaver@t1.jp") for _ in range(2))
+    stolen = _with_cookie(client, _session_of(phone))  # a copy of the cookie, kept elsewhere
+    assert stolen.get("/v1/stores").status_code == 200
+    assert phone.post("/v1/auth/logout").status_code == 204
+    # The copied cookie is signed and unexpired, yet refused: the server ended the session.
+    problem(stolen.get("/v1/stores"), 401, "session ended")
+    problem(laptop.get("/v1/auth/me"), 401, "session ended")  # logout ends all of them
+    assert phone.post("/v1/auth/logout").status_code == 204  # idempotent
+    again = _login_as(client, "leaver@t1.jp")  # a new login works
+    assert again.get("/v1/stores").status_code == 200
+
+
+def _login_as(client: TestClient, email: str) -> TestClient:
+    c = TestClient(client.app, base_url="http://127.0.0.1")
+    resp = c.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert resp.status_code == 200, resp.text
+    return c
+
+
+@pytest.mark.parametrize("change", ["password", "removal"])
+def test_password_change_and_removal_end_sessions(world: World, change: str) -> None:
+    email = f"changer-{change}@t1.jp"
+    user = world.control.create_user("t1", email, PASSWORD, "store_manager", ["s2"])
+    with _client(world) as c:
+        c.app.state.user_cache = _UserCache(ttl_s=0.0)  # type: ignore[attr-defined]
+        session = _login_as(c, email)
+        assert session.get("/v1/stores").json()["total"] == 1
+        if change == "password":  # as `tenpo admin user passwd` does, from another process
+            world.control.set_password("t1", user.user_id, "a brand new password")
+        else:
+            world.control.remove_user("t1", user.user_id)
+        problem(session.get("/v1/stores"), 401, "log in again")
+        old = c.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        problem(old, 401, "invalid email or password")
+        new = c.post("/v1/auth/login", json={"email": email, "password": "a brand new password"})
+        assert new.status_code == (200 if change == "password" else 401)
+    with pytest.raises(NotFound):
+        world.control.set_password("t2", user.user_id, "a brand new password")  # other tenant
+
+
 def test_bad_logins(client: TestClient) -> None:
     c = TestClient(client.app, base_url="http://127.0.0.1")
     body = problem(
@@ -198,6 +252,94 @@ def test_login_attempts_are_rate_limited(world: World) -> None:
         resp = c.post("/v1/auth/login", json={"email": USERS["admin"], "password": PASSWORD})
         problem(resp, 429, "rate limit")
         assert int(resp.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("trusted", [(), ("127.0.0.1",)])
+def test_login_limit_and_forwarded_for_over_real_http(world: World, trusted: tuple[str]) -> None:
+    # A real uvicorn server: its default would rewrite the client from a loopback peer's
+    # X-Forwarded-For, so a guesser on the host could reset its limit with every request.
+    import httpx
+
+    from tenpo.gateway import serve_in_thread
+
+    settings = world.settings.model_copy(update={"trusted_proxies": trusted})
+    app = create_app(
+        settings, engine=get_engine(world.settings.datamart_db_url), control=world.control
+    )
+    app.state.login_limiter = RateLimiter(0.01, 3)
+    server, thread = serve_in_thread(app, "127.0.0.1", 0)
+    try:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            codes = [
+                http.post(
+                    "/v1/auth/login",
+                    json={"email": f"nobody{i}@x.jp", "password": "bad password"},
+                    headers={"X-Forwarded-For": f"1.1.1.1, 203.0.113.{i}"},
+                ).status_code
+                for i in range(5)
+            ]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    if trusted:  # behind a configured proxy: one bucket per forwarded client
+        assert codes == [401] * 5
+    else:  # the header is ignored: one bucket for the peer
+        assert codes == [401, 401, 401, 429, 429]
+
+
+def test_client_address_walks_forwarded_for_from_the_right() -> None:
+    from starlette.requests import Request
+
+    from tenpo.api._auth import client_address, trusted_networks
+
+    class _App:
+        class state:  # noqa: N801 - mimics app.state
+            trusted_proxies = trusted_networks(("10.0.0.0/8", "::1"))
+
+    def request(peer: str, *forwarded: str) -> Request:
+        headers = [(b"x-forwarded-for", f.encode()) for f in forwarded]
+        return Request({"type": "http", "client": (peer, 1), "headers": headers, "app": _App()})
+
+    assert client_address(request("10.0.0.5", "198.51.100.7")) == "198.51.100.7"
+    # The client can put anything at the left; the proxy appends what it saw.
+    assert client_address(request("10.0.0.5", "1.2.3.4, 198.51.100.7, 10.0.0.9")) == (
+        "198.51.100.7"
+    )
+    assert client_address(request("10.0.0.5", "1.2.3.4", "198.51.100.7")) == "198.51.100.7"
+    # An untrusted peer's header is ignored, loopback included (it is not configured here
+    # for IPv4), and a proxy chain of only trusted hops names the peer.
+    assert client_address(request("127.0.0.1", "198.51.100.7")) == "127.0.0.1"
+    assert client_address(request("203.0.113.1", "198.51.100.7")) == "203.0.113.1"
+    assert client_address(request("10.0.0.5", "10.0.0.6")) == "10.0.0.5"
+    assert client_address(request("::1", "2001:db8::1")) == "2001:db8::1"
+
+
+def test_login_is_limited_per_account_across_addresses(world: World) -> None:
+    world.control.create_user("t1", "target@t1.jp", PASSWORD, "tenant_admin")
+    with _client(world) as c:
+        c.app.state.account_limiter = RateLimiter(0.01, 3)  # type: ignore[attr-defined]
+        ok = c.post(
+            "/v1/auth/login", json={"email": "target@t1.jp", "password": PASSWORD}
+        )  # successes spend nothing
+        assert ok.status_code == 200
+        codes = []
+        for i in range(5):  # a botnet: every attempt from another address
+            # (a fresh per-address bucket each time)
+            c.app.state.login_limiter = RateLimiter(0.01, 3)  # type: ignore[attr-defined]
+            codes.append(
+                c.post(
+                    "/v1/auth/login",
+                    json={"email": " Target@T1.jp ", "password": f"guess {i:04d}!"},
+                ).status_code
+            )
+        assert codes == [401, 401, 401, 429, 429]
+        # Even the right password waits now: the account is being guessed.
+        problem(
+            c.post("/v1/auth/login", json={"email": "target@t1.jp", "password": PASSWORD}),
+            429,
+            "rate limit",
+        )
 
 
 def test_store_manager_sees_only_assigned_stores(client: TestClient) -> None:

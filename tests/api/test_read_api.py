@@ -334,6 +334,27 @@ def test_bad_kpi_parameters_are_422(
     assert ["query", param] in [e["loc"] for e in body["errors"]]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "param"),
+    [
+        ("/v1/stores", {"offset": str(10**22)}, "offset"),
+        ("/v1/kpis", RANGE | {"offset": str(10**22)}, "offset"),
+        ("/v1/kpis", RANGE | {"offset": "1000001"}, "offset"),
+        ("/v1/stores/s1/sales-tree", {"from": "0001-01-01", "to": "0001-01-05"}, "from"),
+        ("/v1/stores/s1/kpis", {"from": "0001-01-01", "to": "0001-01-05"}, "from"),
+        ("/v1/kpis", {"from": "9999-12-30", "to": "9999-12-31"}, "from"),
+        ("/v1/stores/s1/sales-tree", {"from": "2026-10-05", "to": "3000-01-01"}, "to"),
+    ],
+)
+def test_out_of_range_numbers_and_dates_are_problems_not_500s(
+    client: TestClient, keys: Keys, path: str, params: dict[str, str], param: str
+) -> None:
+    # Once 500s: an offset past 64-bit integers, the sales tree's previous period before 0001.
+    resp = client.get(path, headers=auth(keys.t1_read), params=params)
+    body = assert_problem(resp, 422, param)
+    assert ["query", param] in [e["loc"] for e in body["errors"]]
+
+
 def test_range_limit_is_configurable(dm: Settings, keys: Keys) -> None:
     app = create_app(
         dm.model_copy(update={"api_max_kpi_days": 7}),

@@ -50,3 +50,30 @@ def test_user_create_and_list(settings: Settings) -> None:
     assert users["m@acme.jp"].store_ids == (store.store_id,)
     assert control.authenticate_user("boss@acme.jp", "another password").role == "tenant_admin"
     control.dispose()
+
+
+def test_user_passwd_and_remove(settings: Settings) -> None:
+    control = ControlPlane.open(settings.control_db_url)
+    control.create_tenant("acme", "Acme")
+    user = control.create_user("acme", "m@acme.jp", "a long password", "tenant_admin")
+    control.dispose()
+    runner = CliRunner()
+    out = runner.invoke(
+        app,
+        ["admin", "user", "passwd", "--tenant", "acme", user.user_id],
+        input="a newer password\na newer password\n",
+    )
+    assert out.exit_code == 0, out.output
+    assert "password of m@acme.jp changed; its sessions ended" in out.output
+    control = ControlPlane.open(settings.control_db_url)
+    changed = control.authenticate_user("m@acme.jp", "a newer password")
+    assert changed.session_version == user.session_version + 1
+    control.dispose()
+    wrong = runner.invoke(app, ["admin", "user", "remove", "--tenant", "other", user.user_id])
+    assert wrong.exit_code == 2 and "has no user" in wrong.output
+    out = runner.invoke(app, ["admin", "user", "remove", "--tenant", "acme", user.user_id])
+    assert out.exit_code == 0 and "m@acme.jp removed" in out.output
+    control = ControlPlane.open(settings.control_db_url)
+    removed = control.get_user(user.user_id)
+    assert removed.disabled_at is not None and removed.session_version == 2
+    control.dispose()

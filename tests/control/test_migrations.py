@@ -41,11 +41,11 @@ def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
     assert _revision(empty_db_url) is None
 
     migrate(empty_db_url)
-    assert _revision(empty_db_url) == head_revision() == "0002"
+    assert _revision(empty_db_url) == head_revision() == "0003"
     assert TABLES <= _tables(empty_db_url)
 
     migrate(empty_db_url)  # idempotent
-    assert _revision(empty_db_url) == "0002"
+    assert _revision(empty_db_url) == "0003"
 
     downgrade(empty_db_url, "base")
     assert _revision(empty_db_url) is None

@@ -42,6 +42,9 @@ class BrokenLake(FsspecLake):
     def put(self, key: str, data: bytes) -> None:
         raise self.fail
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        raise self.fail
+
     def exists(self, key: str) -> bool:
         if key == "landing":  # the health probe
             raise self.fail

@@ -450,3 +450,56 @@ def test_overlong_idempotency_key_is_422(gateway: Gateway) -> None:
 
     body = assert_problem(resp, 422, "Idempotency-Key", title="Invalid request")
     assert body["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+# -- hostile bodies (issue 11) -----------------------------------------------------------------
+
+DEEP = b"[" * 20_000 + b"]" * 20_000  # fits the 64 KiB test limit
+HUGE_INT = b"1" * 5000
+
+
+@pytest.mark.parametrize(
+    ("route", "content", "detail"),
+    [
+        ("/v1/pos/vendor_b/sales", DEEP, "JSON nested too deeply"),
+        ("/v1/pos/vendor_b/sales", b'{"receipts": ' + DEEP + b"}", "JSON nested too deeply"),
+        ("/v1/iot/events", b'{"events": ' + DEEP + b"}", "JSON nested too deeply"),
+        ("/v1/video/visitor-events", b'{"a": ' + DEEP + b"}\n", "nested too deeply"),
+        ("/v1/pos/vendor_b/sales", b'{"total": ' + HUGE_INT + b"}", "JSON number too long"),
+        ("/v1/iot/events", b'{"events": [{"seq": ' + HUGE_INT + b"}]}", "number too long"),
+        ("/v1/video/visitor-events", b'{"seq": ' + HUGE_INT + b"}\n", "number too long"),
+    ],
+)
+def test_deep_nesting_and_huge_integers_are_400_not_500(
+    gateway: Gateway, route: str, content: bytes, detail: str
+) -> None:
+    resp = gateway.client.post(route, content=content, headers=gateway.auth())
+
+    assert_problem(resp, 400, detail, title="Malformed body")
+    assert gateway.landed() == []
+
+
+@pytest.mark.parametrize(
+    ("route", "content", "fields"),
+    [
+        (
+            "/v1/pos/vendor_b/sales",
+            {"storeCode": "T01", "receiptId": "R1", "receipts": [{"storeCode": "T01"}]},
+            "'receiptId', 'storeCode'",
+        ),
+        (
+            "/v1/iot/events",
+            {"v": 1, "device_id": "pc-001", "seq": 1, "type": "heartbeat",
+             "events": [{"device_id": "pc-001"}]},
+            "'device_id', 'seq', 'type', 'v'",
+        ),
+    ],
+)  # fmt: skip
+def test_body_both_one_record_and_a_wrapper_is_400_ambiguous(
+    gateway: Gateway, route: str, content: dict[str, Any], fields: str
+) -> None:
+    """The gateway and the streamer would read such a body differently: refuse it."""
+    resp = gateway.client.post(route, content=json.dumps(content), headers=gateway.auth())
+
+    assert_problem(resp, 400, "ambiguous body", fields, "not both")
+    assert gateway.landed() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 
@@ -251,3 +252,39 @@ def test_a_failed_landing_acks_nothing_and_is_retried(
     sub._retry_at = 0.0
     assert sub.flush() == 1 and acked == [7]
     assert len(chain.lake.list("landing/iot/")) == 1
+
+
+def test_quarantined_messages_keep_their_bytes_exactly(chain: Chain) -> None:
+    """A refused message is kept whole: no 64 KiB cut, no replacement characters (issue 11)."""
+    sub = subscriber(chain)
+    limit = chain.settings.mqtt_max_message_bytes
+    big_text = ("あ" * (70 * 1024)).encode()  # 210 KiB of valid UTF-8, over the limit
+    big_binary = bytes(range(256)) * 400  # 100 KiB, not UTF-8
+    sent = {
+        1: (chain.topic("t1", "pc-001"), big_text),
+        2: (chain.topic("t1", "pc-001"), big_binary),
+        3: (f"{chain.prefix}/T1/devices/pc-001/events", b"\xff\xfe{\x00bad topic"),
+        4: (f"{chain.prefix}/t1/devices/pc-001", "caf\u00e9 \U0001f600".encode()),
+    }
+    for mid, (topic, payload) in sent.items():
+        sub.receive(mid, topic, payload)
+    assert sub.flush() == 4
+    lines = [
+        json.loads(line)
+        for key in chain.lake.list(f"quarantine/{QUARANTINE_TABLE}/")
+        for line in chain.lake.get(key).splitlines()
+    ]
+    assert len(lines) == 4
+    by_mid = {q["mid"]: q for q in lines}
+    for mid, (topic, payload) in sent.items():
+        q = by_mid[mid]
+        kept = (
+            q["payload"].encode("utf-8")
+            if "payload" in q
+            else base64.b64decode(q["payload_base64"])
+        )
+        assert kept == payload and q["bytes"] == len(payload) and q["topic"] == topic
+    assert len(big_text) > 65536 and len(big_binary) > limit
+    assert {q["category"] for q in lines} == {"too_large", "bad_topic"}
+    assert "payload_base64" in by_mid[2] and "payload_base64" in by_mid[3]
+    assert "payload" in by_mid[1] and "payload" in by_mid[4]

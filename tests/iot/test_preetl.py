@@ -121,6 +121,24 @@ def test_malformed_bodies() -> None:
     (reject,) = parse(b"\xff\xfe").rejects
     assert "not valid UTF-8 at byte offset 0" in reject.reason
     (reject,) = parse({"events": 3}).rejects
-    assert "'events' must be an array" in reject.reason
+    assert '"events" must be an array' in reject.reason
     (reject,) = parse([7]).rejects
     assert reject.reason == "event 0: expected an object, got int"
+
+
+def test_event_that_is_also_a_wrapper_is_rejected_whole_as_ambiguous() -> None:
+    """Same rule as the gateway: neither the outer event nor the inner list is loaded."""
+    result = parse({**count(), "events": [count(seq=11), count(seq=12)]})
+    assert result.row_count == 0
+    (reject,) = result.rejects
+    assert "malformed JSON body: ambiguous body" in reject.reason
+    assert "'device_id', 'in', 'interval_end'" in reject.reason
+
+
+def test_huge_numbers_and_deep_nesting_reject_the_body_not_crash() -> None:
+    (reject,) = parse(b'{"events": [{"seq": ' + b"9" * 5000 + b"}]}").rejects
+    assert "malformed JSON body" in reject.reason
+    (reject,) = parse(b"[" * 50_000 + b"]" * 50_000).rejects
+    assert "malformed JSON body" in reject.reason
+    (reject,) = parse(count(seq=10**30)).rejects  # fits JSON, not the int64 column
+    assert "seq" in reject.reason and "less than or equal" in reject.reason

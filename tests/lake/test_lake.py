@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +103,64 @@ def test_idempotency_key_names_the_object_and_detects_reuse(tmp_path: Path) -> N
     # Unsafe characters are hashed, never used as a path.
     odd = zone.land("iot", "t1", b"p", "json", idempotency_key="../../etc", day=D)
     assert "/" not in odd.event.object_id and ".." not in odd.event.object_id
+
+
+def _race_put(root: str, key: str, me: int, go: Any, out: Any) -> None:
+    go.wait()
+    out.put((me, open_lake(root).put_if_absent(key, f"writer {me} ".encode() * 2000)))
+
+
+def test_put_if_absent_has_exactly_one_winner_across_processes(tmp_path: Path) -> None:
+    """Concurrent creators of one key (separate processes): one True, and its bytes are kept."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(8):
+        key = f"landing/x/tenant=t1/date=2026-10-05/race-{round_}.bin"
+        go, out = ctx.Event(), ctx.Queue()
+        procs = [
+            ctx.Process(target=_race_put, args=(str(tmp_path), key, i, go, out)) for i in range(8)
+        ]
+        for p in procs:
+            p.start()
+        go.set()
+        results = dict(out.get(timeout=30) for _ in procs)
+        for p in procs:
+            p.join(30)
+        winners = [i for i, won in results.items() if won]
+        assert len(winners) == 1, results
+        assert open_lake(str(tmp_path)).get(key) == f"writer {winners[0]} ".encode() * 2000
+    assert not [p for p in tmp_path.rglob(".tmp-*")]  # no temporary file left behind
+
+
+def test_put_if_absent_on_object_store_backend_is_conditional() -> None:
+    lake = open_lake(f"memory://tenpo-{os.getpid()}-cond")
+    assert lake.put_if_absent("a/b.bin", b"one")
+    assert not lake.put_if_absent("a/b.bin", b"two")
+    assert lake.get("a/b.bin") == b"one"
+
+
+def test_idempotency_key_reused_on_another_day_names_the_first_object(tmp_path: Path) -> None:
+    """A retry after midnight lands nowhere new: same id, same key, same day (issue 11)."""
+    bus = MemoryBus()
+    zone = LandingZone(open_lake(str(tmp_path)), bus)
+    first = zone.land("iot", "t1", b"payload", "json", idempotency_key="k1", day=D)
+    later = date(2026, 10, 6)
+    again = zone.land("iot", "t1", b"payload", "json", idempotency_key="k1", day=later)
+    assert first.created and not again.created
+    assert again.event.key == first.event.key and again.event.business_date == D
+    with pytest.raises(Conflict, match="'k1' was already used"):
+        zone.land("iot", "t1", b"other", "json", idempotency_key="k1", day=later)
+    # Same bytes without a key, on another day: the same content object.
+    plain = zone.land("iot", "t1", b"same", "json", day=D)
+    assert zone.land("iot", "t1", b"same", "json", day=later).event.key == plain.event.key
+    assert [k for k in zone.lake.list("landing/") if "date=2026-10-06" in k] == []
+    # Another source or tenant may use the same key: ids are per (source, tenant).
+    assert zone.land("iot", "t2", b"other", "json", idempotency_key="k1", day=later).created
+
+
+def test_a_claim_whose_writer_crashed_is_completed_by_the_retry(tmp_path: Path) -> None:
+    lake = open_lake(str(tmp_path))
+    zone = LandingZone(lake, MemoryBus())
+    first = zone.land("iot", "t1", b"payload", "json", idempotency_key="k1", day=D)
+    lake.delete(first.event.key)  # as if the writer died between claim and object
+    again = zone.land("iot", "t1", b"payload", "json", idempotency_key="k1", day=date(2026, 10, 9))
+    assert again.event.key == first.event.key and lake.get(first.event.key) == b"payload"

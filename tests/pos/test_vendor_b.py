@@ -156,7 +156,7 @@ def test_unknown_store_is_replayable_and_bad_bodies() -> None:
     (reject,) = parse(b'{"receipts": [').rejects
     assert reject.reason.startswith("unreadable body:")
     (reject,) = parse(b'"just a string"').rejects
-    assert "expected a receipt object or an array" in reject.reason
+    assert "body must be a receipt object, an array of receipts" in reject.reason
     (reject,) = parse([receipt(), 3]).rejects
     assert reject.reason == "receipt 1: expected an object, got int"
     dup = parse([receipt(), receipt()])
@@ -188,3 +188,18 @@ def test_transaction_in_the_future_beyond_the_tolerance_is_rejected() -> None:
         EVENT, json.dumps([late]).encode(), directory()
     )
     assert lenient.rejects == []
+
+
+def test_receipt_that_is_also_a_wrapper_is_rejected_whole_as_ambiguous() -> None:
+    """Same rule as the gateway: neither the outer receipt nor the inner list is loaded."""
+    result = parse({**receipt(), "receipts": [receipt(receiptId="B-2")]})
+    assert result.tables == {} or result.row_count == 0
+    (reject,) = result.rejects
+    assert "unreadable body: ambiguous body" in reject.reason and "'receiptId'" in reject.reason
+
+
+def test_deep_nesting_and_huge_integers_reject_the_body() -> None:
+    (reject,) = parse(b"[" * 50_000 + b"]" * 50_000).rejects
+    assert reject.reason == "unreadable body: JSON nested too deeply"
+    (reject,) = parse(b'[{"total": ' + b"9" * 5000 + b"}]").rejects
+    assert reject.reason.startswith("unreadable body: JSON number too long")

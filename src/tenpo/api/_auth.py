@@ -1,9 +1,11 @@
 """Who is calling the read API: an API key (scope ``read``) or a dashboard session cookie.
 
-Sessions are stateless signed tokens: ``base64url(payload).base64url(HMAC-SHA256)`` with the
-settings' ``session_secret``; the payload names the user and an expiry. The user is read
-back from the control plane on each request (cached a few seconds), so a disabled user or a
-changed store assignment takes effect without waiting for the cookie to expire.
+Sessions are signed tokens: ``base64url(payload).base64url(HMAC-SHA256)`` with the
+settings' ``session_secret``; the payload names the user, the user's session version and an
+expiry. The user is read back from the control plane on each request (cached a few seconds,
+and dropped from this process's cache at logout), so a disabled user, a changed store
+assignment or a bumped session version (logout, password change, user removal) ends the
+session without waiting for the cookie to expire.
 
 Every authenticated caller also passes a per-caller token bucket (:class:`RateLimiter`).
 """
@@ -17,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
@@ -51,6 +54,10 @@ class UserDirectory(Protocol):
         """The user with this id; NotFound otherwise."""
         ...
 
+    def end_sessions(self, user_id: str) -> int:
+        """Invalidate every session token of ``user_id``; its new session version."""
+        ...
+
 
 class RateLimited(TenpoError):
     """The caller sent more requests than its token bucket allows."""
@@ -83,23 +90,30 @@ class SessionSigner:
     def issue(self, user: UserInfo, now: float | None = None) -> str:
         """A token naming ``user`` that expires ``ttl_s`` seconds from ``now``."""
         issued = int(time.time() if now is None else now)
-        body = {"u": user.user_id, "t": user.tenant_id, "exp": issued + self.ttl_s}
+        body = {
+            "u": user.user_id,
+            "t": user.tenant_id,
+            "v": user.session_version,
+            "exp": issued + self.ttl_s,
+        }
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}"
 
-    def verify(self, token: str, now: float | None = None) -> tuple[str, str]:
-        """``(user_id, tenant_id)`` of a valid token; :class:`AuthError` when forged or expired."""
+    def verify(self, token: str, now: float | None = None) -> tuple[str, str, int]:
+        """``(user_id, tenant_id, session_version)`` of a valid token; :class:`AuthError` when
+        forged or expired (the version is checked against the user by :func:`session_user`)."""
         payload, _, signature = token.partition(".")
         if not payload or not signature or not hmac.compare_digest(signature, self._sign(payload)):
             raise AuthError("invalid session: log in again")
         try:
             body = json.loads(_unb64(payload))
             user_id, tenant_id, expires = str(body["u"]), str(body["t"]), int(body["exp"])
+            version = int(body["v"])
         except (ValueError, KeyError, TypeError):
             raise AuthError("invalid session: log in again") from None
         if expires <= (time.time() if now is None else now):
             raise AuthError("session expired: log in again")
-        return user_id, tenant_id
+        return user_id, tenant_id, version
 
 
 # -- rate limiting -----------------------------------------------------------------------
@@ -137,14 +151,25 @@ class RateLimiter:
                 self._sweep(t)
         return wait
 
+    def wait(self, key: str, now: float | None = None) -> float:
+        """Seconds until ``key`` has a token (0.0: now), without taking it."""
+        if self.rate <= 0:
+            return 0.0
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, seen = self._buckets.get(key, (float(self.burst), t))
+        tokens = min(float(self.burst), tokens + (t - seen) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _sweep(self, now: float) -> None:
         full = self.burst / self.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full}
         self._last_sweep = now
 
-    def check(self, key: str) -> None:
-        """Raise :class:`RateLimited` (with ``retry_after`` seconds) when ``key`` is over."""
-        wait = self.acquire(key)
+    def check(self, key: str, *, spend: bool = True) -> None:
+        """Raise :class:`RateLimited` (with ``retry_after`` seconds) when ``key`` is over;
+        ``spend=False`` only looks (the token is taken later, e.g. on a failed login)."""
+        wait = self.acquire(key) if spend else self.wait(key)
         if wait > 0:
             retry = max(1, int(wait + 0.999))
             raise RateLimited(
@@ -152,6 +177,37 @@ class RateLimiter:
                 f"retry in {retry} s",
                 retry_after=retry,
             )
+
+
+# -- the client's address ----------------------------------------------------------------
+
+
+def trusted_networks(entries: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """The ``trusted_proxies`` setting as networks (a bare address is a /32 or /128)."""
+    return tuple(ip_network(e, strict=False) for e in entries)
+
+
+def _is_trusted(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or, when the peer is a configured proxy, the nearest
+    ``X-Forwarded-For`` entry that is not one (entries further left are the client's to
+    forge). Without configured proxies the header is ignored: anybody can send it."""
+    peer = request.client.host if request.client else "unknown"
+    networks: tuple[IPv4Network | IPv6Network, ...] = request.app.state.trusted_proxies
+    if not networks or not _is_trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted(hop, networks):
+            return hop
+    return peer
 
 
 # -- the caller ----------------------------------------------------------------------------
@@ -165,7 +221,8 @@ _cookie = APIKeyCookie(
 class _UserCache:
     """Users read back for sessions, kept a few seconds (one control-plane read per burst)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ttl_s: float = _USER_CACHE_S) -> None:
+        self.ttl_s = ttl_s
         self._items: dict[str, tuple[float, UserInfo]] = {}
         self._lock = threading.Lock()
 
@@ -173,7 +230,7 @@ class _UserCache:
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(user_id)
-        if hit is not None and now - hit[0] < _USER_CACHE_S:
+        if hit is not None and now - hit[0] < self.ttl_s:
             return hit[1]
         user = users.get_user(user_id)
         with self._lock:
@@ -181,6 +238,11 @@ class _UserCache:
                 self._items.clear()
             self._items[user_id] = (now, user)
         return user
+
+    def forget(self, user_id: str) -> None:
+        """Drop ``user_id`` so the next request reads it back (after logout)."""
+        with self._lock:
+            self._items.pop(user_id, None)
 
 
 def principal_of(user: UserInfo) -> Principal:
@@ -197,7 +259,7 @@ def principal_of(user: UserInfo) -> Principal:
 def session_user(request: Request, token: str) -> UserInfo:
     """The active user behind a session token; :class:`AuthError` otherwise."""
     signer: SessionSigner = request.app.state.sessions
-    user_id, tenant_id = signer.verify(token)
+    user_id, tenant_id, version = signer.verify(token)
     cache: _UserCache = request.app.state.user_cache
     try:
         user = cache.get(request.app.state.control, user_id)
@@ -205,6 +267,8 @@ def session_user(request: Request, token: str) -> UserInfo:
         raise AuthError("invalid session: the user no longer exists") from None
     if user.tenant_id != tenant_id or user.disabled_at is not None:
         raise AuthError("invalid session: log in again")
+    if user.session_version != version:
+        raise AuthError("session ended (logged out or password changed): log in again")
     return user
 
 

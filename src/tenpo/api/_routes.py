@@ -50,7 +50,12 @@ from tenpo.datamart import KpiPeriod, StoreRecord
 __all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
 
 KPI_CACHE_CONTROL = "private, max-age=60"
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
+# tree's previous period) must not overflow. The pattern says the same in OpenAPI.
+DATE_PATTERN = r"^(19|2\d)\d{2}-\d{2}-\d{2}$"
+_ISO_DATE = re.compile(DATE_PATTERN)
+MAX_OFFSET = 1_000_000
+"""Largest ``offset`` of a page (beyond it the database's integers overflow)."""
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -103,7 +108,7 @@ def stores(
     industry: Annotated[str | None, Query(description="Only stores of this industry.")] = None,
     region: Annotated[str | None, Query(description="Only stores in this region.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Stores to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Stores to skip.")] = 0,
 ) -> StorePage:
     """The caller's stores (a store manager's assigned ones), by code, one page at a time."""
     records, total = visible_stores(
@@ -129,16 +134,18 @@ FromDate = Annotated[
     str,
     Query(
         alias="from",
-        description="First business date, YYYY-MM-DD.",
-        json_schema_extra={"format": "date"},
+        description="First business date, YYYY-MM-DD (years 1900–2999).",
+        # documented, checked by _parse_date (its message names the expected form)
+        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
         examples=["2026-10-05"],
     ),
 ]
 ToDate = Annotated[
     str,
     Query(
-        description="Last business date (inclusive), YYYY-MM-DD.",
-        json_schema_extra={"format": "date"},
+        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999).",
+        # documented, checked by _parse_date (its message names the expected form)
+        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
         examples=["2026-10-18"],
     ),
 ]
@@ -229,7 +236,7 @@ def kpis_side_by_side(
     grain: GrainParam = "day",
     fmt: FormatParam = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Stores per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Stores to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Stores to skip.")] = 0,
 ) -> Response:
     """KPIs of several stores side by side (ratios from sums per store and period)."""
     start, end = _date_range(request, from_, to)
@@ -422,7 +429,9 @@ def _parse_date(param: str, value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise BadInput(
-            f"query parameter {param!r} must be a date as YYYY-MM-DD, got {value!r}", param=param
+            f"query parameter {param!r} must be a date as YYYY-MM-DD of years 1900–2999, "
+            f"got {value!r}",
+            param=param,
         ) from None
 
 

@@ -12,10 +12,14 @@ from tenpo.api._auth import (
     Reader,
     SessionSigner,
     UserDirectory,
+    _UserCache,
+    client_address,
 )
 from tenpo.api._problems import PROBLEM_JSON
 from tenpo.api.models import LoginRequest, Me, Problem
 from tenpo.control import UserInfo
+from tenpo.control.users import normalize_email
+from tenpo.core.errors import AuthError, BadInput, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +57,23 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 @router.post("/login", response_model=Me, responses=_ERRORS)
 def login(request: Request, response: Response, credentials: LoginRequest) -> Me:
     """Check the password and set the session cookie (HttpOnly, SameSite=Lax, Secure off
-    loopback). Attempts are rate limited per client address."""
+    loopback). Attempts are rate limited per client address (``X-Forwarded-For`` believed
+    from ``trusted_proxies`` only) and per account (guessing from many addresses)."""
     limiter: RateLimiter = request.app.state.login_limiter
-    client = request.client.host if request.client else "unknown"
-    limiter.check(f"login:{client}")
+    limiter.check(f"login:{client_address(request)}")
+    try:
+        account = normalize_email(credentials.email)
+    except BadInput:
+        account = credentials.email.strip().lower()
+    # Only failures spend the account's tokens, so its owner is not locked out by logging in.
+    account_limiter: RateLimiter = request.app.state.account_limiter
+    account_limiter.check(f"account:{account}", spend=False)
     users: UserDirectory = request.app.state.control
-    user = users.authenticate_user(credentials.email, credentials.password)
+    try:
+        user = users.authenticate_user(credentials.email, credentials.password)
+    except AuthError:
+        account_limiter.acquire(f"account:{account}")
+        raise
     signer: SessionSigner = request.app.state.sessions
     response.set_cookie(
         SESSION_COOKIE,
@@ -75,7 +90,24 @@ def login(request: Request, response: Response, credentials: LoginRequest) -> Me
 
 @router.post("/logout", status_code=204)
 def logout(request: Request) -> Response:
-    """Clear the session cookie (idempotent; needs no valid session)."""
+    """End the session: the user's session version is bumped, so this cookie (and every
+    other session of the user) is refused from now on, then clear the cookie. Idempotent;
+    needs no valid session."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        signer: SessionSigner = request.app.state.sessions
+        try:
+            user_id, _, _ = signer.verify(token)
+        except AuthError:
+            user_id = None  # forged or expired: nothing to end
+        if user_id is not None:
+            users: UserDirectory = request.app.state.control
+            try:
+                users.end_sessions(user_id)
+            except NotFound:
+                pass  # removed meanwhile: its sessions are over anyway
+            cache: _UserCache = request.app.state.user_cache
+            cache.forget(user_id)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from tenpo.api._admin_routes import admin_router
-from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache
+from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache, trusted_networks
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._ml_routes import ml_router
@@ -68,8 +68,11 @@ def create_app(
     app.state.sessions = SessionSigner(settings.session_secret, settings.session_ttl_s)
     app.state.user_cache = _UserCache()
     app.state.rate_limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
-    # Password guessing: a handful of attempts per client address, then one every 6 s.
+    # Password guessing: a handful of attempts per client address, then one every 6 s; and
+    # per account (guessing from many addresses), then one every 30 s.
     app.state.login_limiter = RateLimiter(1 / 6, 10)
+    app.state.account_limiter = RateLimiter(1 / 30, 10)
+    app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(session_router)

@@ -308,6 +308,39 @@ def user_create(
     console.print(f"user [bold]{user.email}[/] ({user.role}) created in {tenant}{stores}")
 
 
+@user_app.command("passwd")
+@handles_errors
+def user_passwd(
+    tenant: Tenant,
+    user_id: Annotated[str, typer.Argument(help="User id (usr_...).")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="TENPO_NEW_USER_PASSWORD",
+            help="New password (default: prompt, hidden).",
+        ),
+    ] = None,
+) -> None:
+    """Set a user's password; every session the user had ends."""
+    if password is None:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _plane() as plane:
+        user = plane.set_password(tenant, user_id, password)
+    console.print(f"password of [bold]{user.email}[/] changed; its sessions ended")
+
+
+@user_app.command("remove")
+@handles_errors
+def user_remove(
+    tenant: Tenant, user_id: Annotated[str, typer.Argument(help="User id (usr_...).")]
+) -> None:
+    """Remove a user: no more logins, every session ends (the record stays for the audit)."""
+    with _plane() as plane:
+        user = plane.remove_user(tenant, user_id)
+    console.print(f"user [bold]{user.email}[/] removed; its sessions ended")
+
+
 @user_app.command("list")
 @handles_errors
 def user_list(tenant: Tenant) -> None:

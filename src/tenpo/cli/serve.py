@@ -58,7 +58,9 @@ def api(
     s = settings()
     host, port = host or s.api_host, port or s.api_port
     console.print(f"API on http://{host}:{port}")
-    uvicorn.run(create_app(s), host=host, port=port, log_config=None)
+    # proxy_headers=False: the app itself trusts X-Forwarded-For from settings.trusted_proxies
+    # only (uvicorn's default believes any loopback peer).
+    uvicorn.run(create_app(s), host=host, port=port, log_config=None, proxy_headers=False)
 
 
 @app.command("iot")
@@ -206,4 +208,4 @@ async def serve_all(
 
 
 def _config(app: Any, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, log_config=None)
+    return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)

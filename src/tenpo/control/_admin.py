@@ -395,6 +395,9 @@ class AdminMethods:
                 row.disabled_at = (row.disabled_at or utcnow()) if changes["disabled"] else None
             if "password" in changes:
                 row.password_hash = _users.hasher().hash(_users.check_password(changes["password"]))
+            if changes.get("disabled") or "password" in changes:
+                # As remove_user and set_password: every session the user had ends now.
+                row.session_version = (row.session_version or 0) + 1
             if "store_ids" in changes:
                 stores = list(dict.fromkeys(changes["store_ids"] or ()))
                 if row.role == "tenant_admin" and stores:

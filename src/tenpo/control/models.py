@@ -165,6 +165,8 @@ class User(Base):
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Named by every session token; bumped on logout, password change and removal (0003).
+    session_version: Mapped[int] = mapped_column(sa.Integer, server_default="0", default=0)
 
 
 class UserStore(Base):

@@ -418,6 +418,53 @@ class ControlPlane(AdminMethods):
         logger.info("user %s of %s logged in", row.id, row.tenant_id)
         return _user_info(row, stores)
 
+    def end_sessions(self, user_id: str) -> int:
+        """End every session of ``user_id`` (logout): bump its session version; the new one.
+
+        NotFound for an unknown user. Tokens naming an older version are refused from now on.
+        """
+        with self._sessions.begin() as session:
+            # One atomic increment: two logouts at once both end the sessions they saw.
+            session.execute(
+                sa.update(User)
+                .where(User.id == user_id)
+                .values(session_version=User.session_version + 1)
+            )
+            version = session.scalar(sa.select(User.session_version).where(User.id == user_id))
+        if version is None:
+            raise NotFound(f"no user {user_id!r}")
+        logger.info("user %s: sessions ended (version %d)", user_id, version)
+        return int(version)
+
+    def set_password(self, tenant_id: str, user_id: str, password: str) -> UserInfo:
+        """Give the tenant's user a new password and end every session it had."""
+        hashed = _users.hasher().hash(_users.check_password(password))
+        with self._write("password change") as session:
+            row = session.get(User, user_id)
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"tenant {tenant_id!r} has no user {user_id!r}")
+            row.password_hash = hashed
+            row.session_version = (row.session_version or 0) + 1
+            session.flush()
+            info = _user_info(row, self._user_stores(session, user_id))
+        logger.info("user %s of %s: password changed, sessions ended", user_id, tenant_id)
+        return info
+
+    def remove_user(self, tenant_id: str, user_id: str) -> UserInfo:
+        """Disable the tenant's user for good (kept for the audit trail): it can no longer log
+        in and every session it had ends. Idempotent."""
+        with self._write("user removal") as session:
+            row = session.get(User, user_id)
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"tenant {tenant_id!r} has no user {user_id!r}")
+            if row.disabled_at is None:
+                row.disabled_at = utcnow()
+            row.session_version = (row.session_version or 0) + 1
+            session.flush()
+            info = _user_info(row, self._user_stores(session, user_id))
+        logger.info("user %s of %s removed, sessions ended", user_id, tenant_id)
+        return info
+
     @staticmethod
     def _user_stores(session: Session, user_id: str) -> list[str]:
         return list(
@@ -588,4 +635,5 @@ def _user_info(row: User, store_ids: Iterable[str]) -> UserInfo:
         created_at=row.created_at,
         disabled_at=row.disabled_at,
         last_login_at=row.last_login_at,
+        session_version=row.session_version or 0,
     )

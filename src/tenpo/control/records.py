@@ -109,3 +109,4 @@ class UserInfo(_Record):
     created_at: datetime
     disabled_at: datetime | None = None
     last_login_at: datetime | None = None
+    session_version: int = 0

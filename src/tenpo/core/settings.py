@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -65,6 +67,12 @@ class Settings(BaseSettings):
         description="HMAC key signing dashboard session cookies; must be changed in production.",
     )
     session_ttl_s: int = Field(8 * 3600, gt=0, description="Lifetime of a dashboard session.")
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Addresses or CIDR networks of reverse proxies whose X-Forwarded-For the "
+        "read API believes (login limits per client); empty: the peer address is the client. "
+        "Env: comma-separated.",
+    )
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     pos_max_body_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."
@@ -136,6 +144,16 @@ class Settings(BaseSettings):
         None, ge=1, description="Seen on this many of the last staff_days_window days: staff."
     )
     staff_days_window: int = Field(7, ge=1, description="Days looked back by staff_min_days.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        # TENPO_TRUSTED_PROXIES=10.0.0.1,10.1.0.0/16 (a list from TOML or code passes as is).
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        for entry in value:
+            ip_network(str(entry), strict=False)  # ValueError names the bad entry
+        return value
 
     @classmethod
     def settings_customise_sources(

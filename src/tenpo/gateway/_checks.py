@@ -12,9 +12,13 @@ import csv
 import io
 import json
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tenpo.core import bodies
 from tenpo.core.errors import BadInput
+
+if TYPE_CHECKING:
+    from tenpo.pos.mapped import VendorMapping
 
 
 class MalformedBody(BadInput):
@@ -104,16 +108,16 @@ def decode_utf8(body: bytes) -> str:
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON value of a UTF-8 body; :class:`MalformedBody` naming the error position."""
+    """The JSON value of a UTF-8 body; :class:`MalformedBody` naming the problem (the error
+    position, nesting too deep, a number too long)."""
     text = decode_utf8(body)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedBody(
-            f"invalid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}",
-            line=exc.lineno,
-            column=exc.colno,
-        ) from exc
+        return bodies.loads(text)
+    except bodies.BodyError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            raise MalformedBody(str(exc), line=cause.lineno, column=cause.colno) from exc
+        raise MalformedBody(str(exc)) from exc
 
 
 def csv_rows(text: str) -> list[list[str]]:
@@ -138,24 +142,28 @@ def normalize_code(code: str) -> str:
 
 
 def vendor_b_receipts(doc: Any) -> list[dict[str, Any]]:
-    """The receipts of a vendor B body: one object, an array, or ``{"receipts": [...]}``."""
-    if isinstance(doc, dict) and "receipts" in doc:
-        receipts = doc["receipts"]
-        where = "receipts"
-        if not isinstance(receipts, list):
-            raise MalformedBody('"receipts" must be an array of receipt objects')
-    elif isinstance(doc, list):
-        receipts, where = doc, ""
-    elif isinstance(doc, dict):
-        return [doc]
-    else:
-        raise MalformedBody(
-            'body must be a receipt object, an array of receipts or {"receipts": [...]}'
-        )
+    """The receipts of a vendor B body: one object, an array, or ``{"receipts": [...]}``.
+
+    The same rule as the streamer's (:func:`tenpo.core.bodies.split_records`): an object with
+    both ``receipts`` and receipt fields is refused as ambiguous.
+    """
+    try:
+        receipts = bodies.split_records(doc, "receipts", bodies.RECEIPT_FIELDS, "receipt")
+    except bodies.BodyError as exc:
+        raise MalformedBody(str(exc)) from exc
+    where = "receipts" if isinstance(doc, dict) and "receipts" in doc else ""
     for i, receipt in enumerate(receipts):
         if not isinstance(receipt, dict):
             raise MalformedBody(f"{where}[{i}] is not a receipt object")
     return receipts
+
+
+def mapped_receipts(doc: Any, mapping: VendorMapping) -> list[Any]:
+    """The receipts of a declarative vendor's JSON body, by the streamer's rule."""
+    try:
+        return mapping.receipts(doc)
+    except bodies.BodyError as exc:
+        raise MalformedBody(str(exc)) from exc
 
 
 def vendor_b_store_codes(receipts: list[dict[str, Any]]) -> set[str]:
@@ -193,7 +201,12 @@ def iot_events(doc: Any) -> list[dict[str, Any]]:
     """The events of an IoT HTTP body ``{"events": [...]}``, each an object with a device_id."""
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise MalformedBody('body must be a JSON object {"events": [...]}')
-    events: list[dict[str, Any]] = doc["events"]
+    try:  # the streamer's rule: {"events": [...]} that is also an event is ambiguous
+        events: list[dict[str, Any]] = bodies.split_records(
+            doc, "events", bodies.EVENT_FIELDS, "event"
+        )
+    except bodies.BodyError as exc:
+        raise MalformedBody(str(exc)) from exc
     if not events:
         raise MalformedBody('"events" is empty')
     for i, event in enumerate(events):
@@ -213,11 +226,9 @@ def jsonl_objects(body: bytes) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MalformedBody(
-                f"invalid JSON on line {lineno} column {exc.colno}: {exc.msg}", line=lineno
-            ) from exc
+            value = bodies.loads(line)
+        except bodies.BodyError as exc:
+            raise MalformedBody(f"line {lineno}: {exc}", line=lineno) from exc
         if not isinstance(value, dict):
             raise MalformedBody(f"line {lineno} is not a JSON object", line=lineno)
         objects.append(value)

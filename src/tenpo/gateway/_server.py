@@ -23,7 +23,10 @@ def serve_in_thread(
     cannot start (port in use, failing lifespan) and ``TimeoutError`` after ``timeout`` s.
     """
     # log_config=None keeps the process's logging setup (tenpo's Rich handler).
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning")
+    # proxy_headers=False: apps decide which proxies' X-Forwarded-For to believe.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, log_level="warning", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     failures: list[BaseException] = []
 

@@ -180,9 +180,7 @@ class Ingestor:
         fields = mapping.fields
         if mapping.format == "json":
             doc = _checks.parse_json(text.encode())
-            if isinstance(doc, dict) and mapping.receipts_key and mapping.receipts_key in doc:
-                doc = doc[mapping.receipts_key]
-            receipts = doc if isinstance(doc, list) else [doc]
+            receipts = _checks.mapped_receipts(doc, mapping)
             if not all(isinstance(r, dict) for r in receipts):
                 raise _checks.MalformedBody("body must be a receipt object or an array of them")
             if fields.store_code and mapping.store_resolution == "code":

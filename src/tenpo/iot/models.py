@@ -34,6 +34,12 @@ def _iso_string(value: Any) -> Any:
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), Field(strict=False)]
 
 
+MAX_SEQ = 2**63 - 1
+"""Largest ``seq``: the int64 column's (a larger one rejects the event, not the body)."""
+MAX_COUNT = 1_000_000
+"""Largest ``in``/``out`` of one interval: far above any doorway, inside the int32 column."""
+
+
 class _Model(BaseModel):
     # Unknown extra fields are ignored so devices can add diagnostics without breaking ingest.
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
@@ -42,7 +48,7 @@ class _Model(BaseModel):
 class _Event(_Model):
     v: Literal[1] = Field(description="Schema version.")
     device_id: str = Field(min_length=1, max_length=128)
-    seq: int = Field(ge=0, description="Per-device increasing sequence number.")
+    seq: int = Field(ge=0, le=MAX_SEQ, description="Per-device increasing sequence number.")
 
 
 class CountEvent(_Event):
@@ -52,16 +58,16 @@ class CountEvent(_Event):
     line: str = Field(min_length=1, description="entrance, passby or a configured zone name.")
     interval_start: Timestamp
     interval_end: Timestamp
-    count_in: int = Field(alias="in", ge=0)
-    count_out: int = Field(alias="out", ge=0)
+    count_in: int = Field(alias="in", ge=0, le=MAX_COUNT)
+    count_out: int = Field(alias="out", ge=0, le=MAX_COUNT)
 
 
 class TrackPoint(_Model):
     """One position of a tracked person (metres in the device's floor frame)."""
 
     ts: Timestamp
-    x: float
-    y: float
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
     zone: str | None = None
 
 

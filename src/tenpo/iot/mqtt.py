@@ -9,8 +9,9 @@ Acknowledgements are manual: a message is PUBACKed only once it is durably in th
 2. each message is checked: topic shape, size, a registered device of the topic's tenant,
    UTF-8 JSON whose events all name the topic's device (a device cannot write for another
    device or tenant). Messages failing these checks go to ``quarantine/mqtt_messages/`` with
-   their reason; the events of accepted messages are also validated (schema, interval, future
-   timestamps…) so the counters show event problems, which the streamer's Pre-ETL quarantines;
+   their reason and their bytes exactly as received (:func:`payload_fields`); the events of
+   accepted messages are also validated (schema, interval, future timestamps…) so the
+   counters show event problems, which the streamer's Pre-ETL quarantines;
 3. the accepted messages of each tenant become ONE landing object (JSON Lines, content type
    :data:`~tenpo.iot.preetl.MQTT_BATCH`, id = content hash), landed with ``LandingZone.land``;
 4. only then is every message of the batch acknowledged.
@@ -24,6 +25,7 @@ makes batches small.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -54,6 +56,7 @@ __all__ = [
     "device_topic",
     "mqtt_wanted",
     "parse_topic",
+    "payload_fields",
     "subscription",
 ]
 
@@ -497,7 +500,7 @@ class MqttSubscriber:
                         "topic": m.topic,
                         "mid": m.mid,
                         "received_at": m.received_at.isoformat(),
-                        "payload": m.payload[:65536].decode("utf-8", errors="replace"),
+                        **payload_fields(m.payload),
                         "bytes": len(m.payload),
                         "table": QUARANTINE_TABLE,
                         "tenant_id": tenant,
@@ -536,6 +539,18 @@ class MqttSubscriber:
         if now - self._last_summary >= _LOG_EVERY * 6:
             self._last_summary = now
             log.info("MQTT subscriber: %s", self.stats.as_dict())
+
+
+def payload_fields(payload: bytes) -> dict[str, str]:
+    """A refused message's bytes, exactly as received, for its quarantine line.
+
+    ``{"payload": text}`` when the bytes are valid UTF-8 (the text encodes back to the very same
+    bytes), else ``{"payload_base64": ...}``; never cut, never decoded with replacement characters.
+    """
+    try:
+        return {"payload": payload.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"payload_base64": base64.b64encode(payload).decode("ascii")}
 
 
 def _envelope(m: _Message) -> bytes:

@@ -25,6 +25,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tenpo.control.directory import DeviceRef, Directory
+from tenpo.core.bodies import EVENT_FIELDS, split_records
 from tenpo.core.preetl import ParseResult, Reject
 from tenpo.iot.models import (
     DEVICE_EVENT,
@@ -63,16 +64,9 @@ MQTT_BATCH = "application/vnd.tenpo.mqtt-batch+jsonl"
 
 
 def split_events(body: Any) -> list[Any]:
-    """The events of a decoded body: one event, an array, or ``{"events": [...]}``."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict):
-        if "events" in body and "type" not in body:
-            if not isinstance(body["events"], list):
-                raise ValueError("'events' must be an array")
-            return list(body["events"])
-        return [body]
-    raise ValueError(f"expected an event object or an array, got {type(body).__name__}")
+    """The events of a decoded body: one event, an array, or ``{"events": [...]}`` — the
+    gateway's rule (:func:`tenpo.core.bodies.split_records`: both at once is ambiguous)."""
+    return split_records(body, "events", EVENT_FIELDS, "event")
 
 
 def _describe(exc: ValidationError) -> str:

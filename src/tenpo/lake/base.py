@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -23,12 +24,13 @@ class Lake(ABC):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` at ``key`` atomically: readers see the old object or the new one."""
 
+    @abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Store ``data`` unless ``key`` exists; True when written (ids are content-derived)."""
-        if self.exists(key):
-            return False
-        self.put(key, data)
-        return True
+        """Store ``data`` unless ``key`` exists; True when written.
+
+        Atomic: of concurrent callers (threads, processes, hosts) exactly one gets True, and
+        the stored object is that caller's bytes, complete.
+        """
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -112,6 +114,20 @@ class FsspecLake(Lake):
         except OSError as exc:
             raise LakeError(f"cannot write {key}: {exc}") from exc
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        full = self._full(key)
+        try:
+            if self._local:
+                return _create_local(full, data)
+            # Object stores: a conditional put (S3 If-None-Match: *, GCS if-generation-match 0)
+            # where the fsspec backend implements mode="create".
+            self._fs.pipe_file(full, data, mode="create")
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise LakeError(f"cannot write {key}: {exc}") from exc
+        return True
+
     def get(self, key: str) -> bytes:
         try:
             data: bytes = self._fs.cat_file(self._full(key))
@@ -143,6 +159,40 @@ class FsspecLake(Lake):
             self._fs.rm_file(self._full(key))
         except FileNotFoundError:
             pass
+
+
+def _create_local(full: str, data: bytes) -> bool:
+    """Create ``full`` with ``data`` unless it exists, atomically and durably.
+
+    The bytes go to a temporary file first (fsynced), which is then hard-linked to the key:
+    ``link`` fails when the key exists, so exactly one of concurrent writers wins and readers
+    never see a partial object (``os.replace`` would silently overwrite the winner). The folder
+    is fsynced too, so the new name survives a crash.
+    """
+    folder = os.path.dirname(full)
+    os.makedirs(folder, exist_ok=True)
+    if os.path.exists(full):
+        return False
+    tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, full)  # FileExistsError: another writer won
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(folder)
+    return True
+
+
+def _fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def open_lake(root: str) -> Lake:

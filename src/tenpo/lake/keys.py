@@ -17,6 +17,15 @@ def landing_key(source: str, tenant: str, day: date, object_id: str, ext: str) -
     return f"landing/{source}/tenant={tenant}/date={day.isoformat()}/{object_id}.{ext}"
 
 
+def claim_key(source: str, tenant: str, object_id: str) -> str:
+    """``ids/{source}/tenant={t}/{object_id}.json``: which landing key an object id was given.
+
+    Independent of the date, so an id (a sender's Idempotency-Key, a content hash) names one
+    object for ever, whichever day it is re-sent on; the streamer's ledger has the same key.
+    """
+    return f"ids/{source}/tenant={tenant}/{object_id}.json"
+
+
 def quarantine_key(table: str, tenant: str, day: date, object_id: str) -> str:
     """``quarantine/{table}/tenant={t}/date={d}/{object_id}.jsonl``: rejects with reasons."""
     return f"quarantine/{table}/tenant={tenant}/date={day.isoformat()}/{object_id}.jsonl"

@@ -9,6 +9,7 @@ retries after any failure lands the object once and announces it once.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +21,7 @@ from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.core.errors import Conflict
 from tenpo.core.ids import content_id, idempotency_id, utcnow
 from tenpo.lake.base import Lake
-from tenpo.lake.keys import landing_key
+from tenpo.lake.keys import claim_key, landing_key, parse_partition
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,16 @@ class LandingZone:
         digest = hashlib.sha256(data).hexdigest()
         object_id = idempotency_id(idempotency_key) if idempotency_key else content_id(data)
         day = day or utcnow().astimezone(self._tz).date()
-        key = landing_key(source, tenant_id, day, object_id, ext)
-        created = self.lake.put_if_absent(key, data)
-        if not created and idempotency_key:
-            if hashlib.sha256(self.lake.get(key)).hexdigest() != digest:
-                raise Conflict(
-                    f"Idempotency-Key {idempotency_key!r} was already used for different content"
-                )
+        key, created = self._claim(
+            source,
+            tenant_id,
+            object_id,
+            landing_key(source, tenant_id, day, object_id, ext),
+            data,
+            digest,
+            idempotency_key,
+        )
+        day = parse_partition(key)[1]
         event = ObjectRegistered(
             key=key,
             source=source,
@@ -100,3 +104,48 @@ class LandingZone:
         self.bus.publish(OBJECT_REGISTERED, event.model_dump(mode="json"), event_id=key)
         log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
         return Landed(event=event, created=created)
+
+    def _claim(
+        self,
+        source: str,
+        tenant_id: str,
+        object_id: str,
+        key: str,
+        data: bytes,
+        digest: str,
+        idempotency_key: str | None,
+    ) -> tuple[str, bool]:
+        """Give ``object_id`` to these bytes, once: (the object's landing key, created).
+
+        The claim (``ids/…``, created atomically) is the single point where concurrent senders
+        of one id are ordered: the first one's bytes and landing key are the object's for
+        good; a re-send of the same bytes — concurrent, or days later — answers with that
+        key; other bytes are a :class:`Conflict`. The object itself is written after the
+        claim, by whoever gets there (a winner that crashed in between is completed by the
+        retry), so it is on disk before any caller hears 202.
+        """
+        ckey = claim_key(source, tenant_id, object_id)
+        claim = json.dumps({"key": key, "sha256": digest, "size": len(data)}).encode()
+        if self.lake.put_if_absent(ckey, claim):
+            if self.lake.put_if_absent(key, data):
+                return key, True
+            # An object landed before claims existed (same day): its bytes decide.
+            kept = hashlib.sha256(self.lake.get(key)).hexdigest()
+            if kept != digest:
+                self.lake.put(ckey, json.dumps({"key": key, "sha256": kept}).encode())
+                raise _conflict(idempotency_key, object_id)
+            return key, False
+        owner = json.loads(self.lake.get(ckey))
+        if owner["sha256"] != digest:
+            raise _conflict(idempotency_key, object_id)
+        key = str(owner["key"])
+        self.lake.put_if_absent(key, data)  # completes a claim whose writer crashed
+        return key, False
+
+
+def _conflict(idempotency_key: str | None, object_id: str) -> Conflict:
+    if idempotency_key:
+        return Conflict(
+            f"Idempotency-Key {idempotency_key!r} was already used for different content"
+        )
+    return Conflict(f"object id {object_id!r} is already taken by different content")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 import tomllib
@@ -29,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tenpo.control.directory import Directory, StoreRef
+from tenpo.core.bodies import BodyError, loads, split_records
 from tenpo.core.errors import ConfigError
 from tenpo.core.preetl import ParseResult, Reject
 from tenpo.lake.landing import ObjectRegistered
@@ -167,6 +167,15 @@ class VendorMapping(_Strict):
     def source(self) -> str:
         """The landing source of this vendor's sales (``pos_{name}``)."""
         return f"pos_{self.name}"
+
+    def receipts(self, doc: Any) -> list[Any]:
+        """The receipts of a decoded JSON body: one object, an array or ``{receipts_key: [...]}``
+        (:func:`tenpo.core.bodies.split_records`; the gateway and the Pre-ETL both call this)."""
+        if self.receipts_key is None:
+            return doc if isinstance(doc, list) else [doc]
+        names = {v for v in self.fields.model_dump().values() if isinstance(v, str)}
+        fields = frozenset(names | {self.lines_key})
+        return split_records(doc, self.receipts_key, fields, "receipt")
 
     def check(self) -> None:
         """Raise ``ValueError`` for combinations the field validators cannot see."""
@@ -330,13 +339,9 @@ class MappedVendorPreEtl:
 
     def _json_receipts(self, text: str) -> list[_Receipt]:
         try:
-            body = json.loads(text, parse_float=Decimal)
-        except (ValueError, RecursionError) as exc:
+            items = self.mapping.receipts(loads(text, parse_float=Decimal))
+        except BodyError as exc:
             raise _Problem(f"unreadable body: {exc}") from exc
-        key = self.mapping.receipts_key
-        if isinstance(body, dict) and key is not None and key in body:
-            body = body[key]
-        items = body if isinstance(body, list) else [body]
         f = self.mapping.fields
         receipts = []
         for index, raw in enumerate(items, start=1):

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from tenpo.control.directory import Directory, StoreRef
+from tenpo.core.bodies import RECEIPT_FIELDS, loads, split_records
 from tenpo.core.preetl import ParseResult, Reject
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos import _arrow, _text
@@ -91,17 +92,10 @@ class VendorBReceipt(_Strict):
 
 
 def _receipts(data: bytes) -> list[Any]:
-    """The receipts of a body: one object, an array, or ``{"receipts": [...]}``."""
-    body = json.loads(_text.decode(data, "utf-8"), parse_float=Decimal)
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict):
-        if "receipts" in body and "receiptId" not in body:
-            if not isinstance(body["receipts"], list):
-                raise ValueError("'receipts' must be an array")
-            return list(body["receipts"])
-        return [body]
-    raise ValueError(f"expected a receipt object or an array, got {type(body).__name__}")
+    """The receipts of a body: one object, an array, or ``{"receipts": [...]}`` — the gateway's
+    rule (:func:`tenpo.core.bodies.split_records`: both at once is refused as ambiguous)."""
+    body = loads(_text.decode(data, "utf-8"), parse_float=Decimal)
+    return split_records(body, "receipts", RECEIPT_FIELDS, "receipt")
 
 
 @contextmanager
