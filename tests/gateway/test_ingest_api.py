@@ -503,3 +503,13 @@ def test_body_both_one_record_and_a_wrapper_is_400_ambiguous(
 
     assert_problem(resp, 400, "ambiguous body", fields, "not both")
     assert gateway.landed() == []
+
+
+def test_vendor_a_file_ending_in_ctrl_z_counts_its_real_rows(gateway: Gateway) -> None:
+    """The DOS end-of-file mark is no row, as for the Pre-ETL (issue 11)."""
+    resp = gateway.client.post(
+        "/v1/pos/vendor_a/sales", content=VENDOR_A + b"\x1a", headers=gateway.auth()
+    )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["counts"] == {"rows": 3}
+    assert gateway.lake.get(resp.json()["key"]) == VENDOR_A + b"\x1a"  # kept as received

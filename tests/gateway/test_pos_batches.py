@@ -187,3 +187,62 @@ def test_declarative_vendor_end_to_end(
     assert (tx["vendor"], tx["transaction_id"], tx["total_incl_tax"]) == (
         "vendor_c", "T01-C1-1", Decimal("260.00"),
     )  # fmt: skip
+
+
+def reject_only_body(receipts: int) -> bytes:
+    """Vendor A CSV of ``receipts`` one-line receipts, each rejected (合計金額 off by 200)."""
+    header = SALES.decode("cp932").split("\r\n", 1)[0]
+    rows = [
+        f"0001,{i},2026/10/05 10:00:00,売上,1,49000001,お茶{'あ' * 20},1,100,,100,標準,300"
+        for i in range(1, receipts + 1)
+    ]
+    return ("\r\n".join([header, *rows]) + "\r\n").encode("cp932")
+
+
+def test_reject_only_body_is_quarantined_compactly_and_its_status_paged(
+    gateway: Gateway,
+) -> None:
+    """Issue 11: a reject-only body must not blow up into a quarantine many times its size,
+    and its status must be cheap and paged."""
+    master = gateway.client.post("/v1/pos/vendor_a/master", content=MASTER, headers=gateway.auth())
+    assert master.status_code == 202
+    body = reject_only_body(600)
+    posted = gateway.client.post("/v1/pos/vendor_a/sales", content=body, headers=gateway.auth())
+    assert posted.status_code == 202, posted.text
+    load(gateway)
+    [qkey] = gateway.lake.list("quarantine/raw_pos_transactions/")
+    *details, tail = gateway.lake.get(qkey).splitlines()
+    assert len(details) == 100  # the first rejects in full, then ONE line for the other 500
+    assert len(tail) < 8 * 500  # a few bytes per grouped reject (was ~6x the body in all)
+    url = f"/v1/pos/batches/{posted.json()['object_id']}"
+    first = gateway.client.get(url, headers=gateway.auth()).json()
+    assert first["status"] == "rejected" and first["quarantined"] == 600
+    assert first["entries"] == 101  # 100 single rejects, then one group of the other 500
+    assert [r["line"] for r in first["reasons"]] == list(range(2, 102))
+    assert all("lines add up to 100 but 合計金額 is 300" in r["reason"] for r in first["reasons"])
+    assert first["reason_counts"] == {
+        "lines add up to 100 but 合計金額 is 300 (difference -200)": 600
+    }
+    page = gateway.client.get(f"{url}?offset=100&limit=5", headers=gateway.auth()).json()
+    [group] = page["reasons"]
+    assert page["offset"] == 100 and group["count"] == 500
+    assert group["lines"] == list(range(102, 602))  # every rejected line, by number
+    refused = gateway.client.get(f"{url}?limit=5000", headers=gateway.auth())
+    assert refused.status_code == 422
+
+
+def test_quarantine_records_are_bounded() -> None:
+    from datetime import UTC, date, datetime
+
+    from tenpo.core.preetl import Reject
+    from tenpo.streamer._quarantine import RECORD_LIMIT, quarantine_files
+
+    huge = {"rows": ["x" * 1000] * 1000}
+    files = quarantine_files(
+        [Reject("raw_pos_transactions", "bad", record=huge, line=2)],
+        tenant_id="t1", day=date(2026, 10, 5), object_id="o", source="s", source_key="k",
+        rejected_at=datetime(2026, 10, 5, tzinfo=UTC),
+    )  # fmt: skip
+    [line] = [json.loads(v) for v in files.values()]
+    assert line["record"]["chars"] > 1_000_000
+    assert len(line["record"]["excerpt"]) == RECORD_LIMIT

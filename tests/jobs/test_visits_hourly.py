@@ -179,21 +179,57 @@ def test_staff_rules_are_configurable(con: Any) -> None:
     assert sorted(out["business_date"].to_pylist()) == days[:2]
 
 
-def test_overlapping_visits_of_one_person_pair_by_track(con: Any) -> None:
+def test_overlapping_visits_of_one_person_merge_into_one(con: Any) -> None:
     rows = [
+        # Two overlapping tracks of p1 (10:00-10:20 and 10:05-10:30): one visit 10:00-10:30.
         ev("A", "p1", "entry", "10:00", track="x"),
         ev("A", "p1", "entry", "10:05", track="y"),
         ev("A", "p1", "exit", "10:20", track="x"),
         ev("A", "p1", "exit", "10:30", track="y"),
+        # p1 again after leaving: a second visit.
+        *visit("A", "p1", "11:00", "11:05"),
+        # Re-entering at the second of the exit touches the visit: merged.
+        *visit("A", "p6", "14:00", "14:10"),
+        *visit("A", "p6", "14:10", "14:15"),
+        # An open entry inside another visit of the person is part of it.
+        *visit("A", "p9", "15:00", "15:30"),
+        ev("A", "p9", "entry", "15:10", track="lost"),
         # Track lost: an entry and a later exit on different tracks still pair by person.
         ev("A", "p2", "entry", "11:00", track="u"),
         ev("A", "p2", "exit", "11:10", track="v"),
         # An exit with no entry is ignored.
         ev("A", "p3", "exit", "12:00", track="w"),
+        # The same person at another store at the same time is another visit.
+        *visit("B", "p1", "10:00", "10:10"),
     ]
     out = visits_of(con, events_table(rows), staff=None)
-    dwell = sorted((r["person_id"], r["dwell_s"]) for r in out.to_pylist())
-    assert dwell == [("p1", 1200), ("p1", 1500), ("p2", 600)]
+    got = sorted((r["store_id"], r["person_id"], r["dwell_s"]) for r in out.to_pylist())
+    assert got == [
+        ("A", "p1", 300),
+        ("A", "p1", 1800),
+        ("A", "p2", 600),
+        ("A", "p6", 900),
+        ("A", "p9", 1800),
+        ("B", "p1", 600),
+    ]
+
+
+def test_two_tracks_entering_at_the_same_second_are_one_visit(con: Any) -> None:
+    # The case of issue 13: t2-p0035261, tracks 20261024-00218 and -00219, both entering at
+    # 04:12:29 UTC; the mart's key (tenant, store, date, person, entry_ts) must stay unique.
+    day = date(2026, 10, 24)
+    entered = datetime(2026, 10, 24, 4, 12, 29, tzinfo=UTC)
+    rows = []
+    for track, camera, minutes in (("20261024-00218", "cam-1", 20), ("20261024-00219", "cam-0", 9)):
+        for event, ts in (("entry", entered), ("exit", entered + timedelta(minutes=minutes))):
+            row = ev("A", "t2-p0035261", event, "13:12", day=day, track=track)
+            row.update(tenant_id="t2", camera_id=camera, ts=ts)
+            rows.append(row)
+    out = visits_of(con, events_table(rows), staff=None).to_pylist()
+    assert len(out) == 1
+    (merged,) = out
+    assert (merged["entry_ts"], merged["exit_ts"]) == (entered, entered + timedelta(minutes=20))
+    assert (merged["dwell_s"], merged["camera_id"]) == (1200, "cam-0")  # tie: smallest camera
 
 
 def test_daily_person_kpis_repeat_across_stores_and_dwell(con: Any) -> None:
@@ -301,3 +337,28 @@ def test_bad_inputs_are_named() -> None:
     visits = ibis.memtable(pa.table({"tenant_id": ["t1"]}))
     with pytest.raises(BadInput, match="visits lacks column"):
         store_daily(ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts()), visits)
+
+
+def test_counter_completeness_looks_at_entrance_counters_only(con: Any) -> None:
+    rows = [
+        # A: a complete entrance counter and a passby counter with a gap (not judged).
+        *(count_row("A", "entrance", 2, device="pc-a", minute=m) for m in (0, 1, 2)),
+        *(count_row("A", "passby", 5, count_out=1, device="pc-p", minute=m) for m in (0, 4)),
+        # B: a passby counter only: completeness is unknown, visitors too.
+        *(count_row("B", "passby", 7, device="pc-b", minute=m) for m in (0, 9)),
+        # C: one device counting the entrance and a zone; the entrance minutes have a gap.
+        *(count_row("C", "entrance", 1, device="pc-c", minute=m) for m in (0, 3)),
+        count_row("C", "cosmetics", 4, device="pc-c", minute=1),
+    ]
+    out = con.to_pyarrow(
+        store_daily(ibis.memtable(pos_table([])), ibis.memtable(counts_table(rows)))
+    )
+    got = {
+        r["store_id"]: (r["counter_complete"], r["visitors"], r["passersby"], r["has_counter"])
+        for r in out.to_pylist()
+    }
+    assert got == {
+        "A": (True, 6, 12, True),
+        "B": (None, None, 14, True),
+        "C": (False, 2, None, True),
+    }

@@ -349,3 +349,103 @@ def test_transaction_in_the_future_beyond_the_tolerance_is_rejected() -> None:
         assert len(rows(result, "raw_pos_transactions")) == 2
     lenient = parse(csv_a(late, GOOD), future_tolerance=timedelta(days=1))
     assert lenient.rejects == []
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_absurd_amounts_reject_that_receipt_and_load_the_rest(fast: bool) -> None:
+    """10^17 yen (beyond int64 cents) and 2×10^16 yen (beyond decimal(18,2)) are each rejected
+    alone with the reason; the good receipt of the same file loads (issue 11)."""
+    huge, big = 10**17, 2 * 10**16
+    result = parse(
+        csv_a(
+            f"0001,1,2026/10/05 10:00:00,売上,1,49000001,A,1,{huge},,{huge},非課税,{huge}",
+            f"0001,2,2026/10/05 11:00:00,売上,1,49000001,A,1,{big},,{big},非課税,{big}",
+            "0001,3,2026/10/05 12:00:00,売上,1,49000001,A,2000000,1,,2000000,非課税,2000000",
+            GOOD,
+        ),
+        _fast=fast,
+    )
+    reasons = sorted(r.reason for r in result.rejects)
+    assert len(reasons) == 3, reasons
+    assert "transaction '0001-20261005-1': total_excl_tax ¥100,000,000,000,000,000.00" in reasons[0]
+    assert "beyond the ±¥10,000,000,000 one receipt may hold" in reasons[0]
+    assert "'0001-20261005-2'" in reasons[1] and "¥20,000,000,000,000,000.00" in reasons[1]
+    assert "'0001-20261005-3': item_count 2,000,000 is beyond the ±1,000,000" in reasons[2]
+    assert [r["transaction_id"] for r in rows(result, "raw_pos_transactions")] == [
+        "0001-20261005-9"
+    ]
+    assert [r["transaction_id"] for r in rows(result, "raw_pos_lines")] == ["0001-20261005-9"]
+
+
+def test_master_with_one_overlapping_register_applies_the_others() -> None:
+    """A register whose periods overlap is rejected with the reason; the rest apply (issue 11)."""
+    d = directory()
+    data = "\r\n".join(
+        [
+            MASTER_HEADER,
+            "0001,T01,本町店,2026/04/01,2026/10/05",
+            "0001,T02,駅前店,2026/10/05,",  # shares 2026-10-05 with the row above
+            "0002,T02,駅前店,2026/04/01,",
+            "0003,T01,本町店,2026/04/01,2026/06/30",
+            "0003,T02,駅前店,2026/07/01,",
+        ]
+    ).encode("cp932")
+    result = VendorAMasterPreEtl().parse(event("pos_vendor_a_master"), data, d)
+    assert [r.line for r in result.rejects] == [2, 3]
+    assert all("register '0001': validity periods overlap" in r.reason for r in result.rejects)
+    assert (
+        "2026-04-01 to 2026-10-05 in store 'T01', and from 2026-10-05" in result.rejects[0].reason
+    )
+    assert d.register_store(TENANT, "vendor_a", "0002", date(2026, 10, 5)).code == "T02"  # type: ignore[union-attr]
+    assert d.register_store(TENANT, "vendor_a", "0003", date(2026, 6, 30)).code == "T01"  # type: ignore[union-attr]
+    assert d.register_store(TENANT, "vendor_a", "0003", date(2026, 7, 1)).code == "T02"  # type: ignore[union-attr]
+
+
+def test_master_overlap_against_the_control_plane_applies_the_others(tmp_path: Any) -> None:
+    """The same with the real SQL directory, which refuses an overlapping master whole."""
+    from tenpo.control import ControlPlane
+
+    control = ControlPlane.open(f"sqlite:///{tmp_path}/control.db")
+    try:
+        control.create_tenant(TENANT, "T")
+        control.create_store(TENANT, "T01", "本町店")
+        control.create_store(TENANT, "T02", "駅前店")
+        data = "\r\n".join(
+            [
+                MASTER_HEADER,
+                "0001,T01,本町店,2026/04/01,",
+                "0001,T02,駅前店,2026/10/05,",  # open-ended period above: overlap
+                "0002,T02,駅前店,2026/04/01,",
+            ]
+        ).encode("cp932")
+        directory_ = control.directory()
+        result = VendorAMasterPreEtl().parse(event("pos_vendor_a_master"), data, directory_)
+        assert [r.line for r in result.rejects] == [2, 3]
+        assert "open-ended in store 'T01'" in result.rejects[0].reason
+        assert not any("master not applied" in r.reason for r in result.rejects)
+        store = directory_.register_store(TENANT, "vendor_a", "0002", date(2026, 10, 5))
+        assert store is not None and store.code == "T02"
+        assert directory_.register_store(TENANT, "vendor_a", "0001", date(2026, 10, 5)) is None
+    finally:
+        control.dispose()
+
+
+@pytest.mark.parametrize("ending", [b"\x1a", b"\r\n\x1a", b"\x1a\r\n", b"\x1a\x1a"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_ctrl_z_at_the_end_is_no_record(ending: bytes, fast: bool) -> None:
+    """Windows exports may end with the DOS end-of-file mark: no spurious reject (issue 11)."""
+    body = csv_a(GOOD).rstrip(b"\r\n") + ending
+    result = parse(body, _fast=fast)
+    assert result.rejects == []
+    assert [r["transaction_id"] for r in rows(result, "raw_pos_transactions")] == [
+        "0001-20261005-9"
+    ]
+    master = f"{MASTER_HEADER}\r\n0001,T01,本町店,2026/04/01,\r\n".encode("cp932") + ending
+    d = directory()
+    assert VendorAMasterPreEtl().parse(event("pos_vendor_a_master"), master, d).rejects == []
+    assert d.register_store(TENANT, "vendor_a", "0001", date(2026, 10, 5)) is not None
+
+
+def test_ctrl_z_inside_a_field_is_kept() -> None:
+    result = parse(csv_a(GOOD.replace(",A,", ",A\x1a,")))
+    assert rows(result, "raw_pos_lines")[0]["name"] == "A\x1a"

@@ -203,3 +203,26 @@ def test_deep_nesting_and_huge_integers_reject_the_body() -> None:
     assert reject.reason == "unreadable body: JSON nested too deeply"
     (reject,) = parse(b'[{"total": ' + b"9" * 5000 + b"}]").rejects
     assert reject.reason.startswith("unreadable body: JSON number too long")
+
+
+def test_absurd_amounts_reject_that_receipt_and_load_the_rest() -> None:
+    """One receipt of 10^17 yen and one of 2×10^16 yen: each rejected alone, with the reason;
+    no OverflowError for the body, nothing beyond decimal(18,2) stored (issue 11)."""
+
+    def tax_free(receipt_id: str, yen: int, qty: int = 1) -> dict[str, Any]:
+        items = [{"sku": "1", "name": "x", "qty": qty, "unitPrice": yen, "taxRate": 0}]
+        total = yen * qty
+        return receipt(receiptId=receipt_id, items=items, subtotal=total, tax=0, total=total)
+
+    result = parse(
+        [tax_free("B-huge", 10**17), tax_free("B-big", 2 * 10**16), receipt(),
+         tax_free("B-many", 1, qty=5_000_000)]
+    )  # fmt: skip
+    reasons = sorted(r.reason for r in result.rejects)
+    assert len(reasons) == 3, reasons
+    assert "'R1-B-big': total_excl_tax ¥20,000,000,000,000,000.00 is beyond" in reasons[0]
+    assert "'R1-B-huge': total_excl_tax ¥100,000,000,000,000,000.00 is beyond" in reasons[1]
+    assert "'R1-B-many': item_count 5,000,000 is beyond the ±1,000,000" in reasons[2]
+    (tx,) = result.tables["raw_pos_transactions"].to_pylist()
+    assert tx["transaction_id"] == "R1-B-1" and tx["total_excl_tax"] == Decimal("540.00")
+    assert result.tables["raw_pos_lines"].num_rows == 2

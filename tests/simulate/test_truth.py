@@ -128,7 +128,8 @@ def test_truth_vendor_a_by_hand() -> None:
     assert first.median_dwell_s == Decimal(750)  # median of 600 and 900 (staff excluded)
     assert second.unique_visitors == 2  # persons 5 and 7 (7 came twice)
     assert second.repeat_visitors == 1  # person 5 was here the day before
-    assert second.median_dwell_s == Decimal(900)
+    # 7's two stays (36 100-37 000 s, 36 200-37 400 s) overlap: one visit of 1300 s.
+    assert second.median_dwell_s == Decimal(950)  # median of 600 and 1300
 
 
 def test_truth_vendor_b_by_hand() -> None:
@@ -310,3 +311,14 @@ def test_truth_uses_memory_not_files(small_chain: Chain) -> None:
     (row,) = daily_truth(chain)
     assert row.units == 2 * rows[0].units
     assert rows[0].net_sales > 0 and row.net_sales > rows[0].net_sales
+
+
+def test_overlapping_stays_of_one_person_are_one_visit() -> None:
+    from tenpo.simulate.truth import merged_dwell
+
+    person = np.array([7, 5, 7, 7, 5, 9])
+    entry = np.array([100, 100, 150, 400, 100, 0])
+    exit_ = np.array([200, 130, 300, 450, 160, 10])
+    # 7: 100-200 and 150-300 overlap → 200 s, then 400-450 → 50 s; 5: same second → 60 s.
+    assert sorted(merged_dwell(person, entry, exit_).tolist()) == [10, 50, 60, 200]
+    assert merged_dwell(person[:0], entry[:0], exit_[:0]).tolist() == []

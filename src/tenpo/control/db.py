@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,7 @@ def _run_sqlite(conn: Connection, step: Callable[[Config], None]) -> None:
     try:
         if not _is_memory(conn.engine.url.database or ""):
             # Persistent: readers (gateway, streamer) no longer block on the admin's writes.
-            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+            _enable_wal(raw)
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             step(_config(conn))
@@ -165,3 +166,19 @@ def _run_sqlite(conn: Connection, step: Callable[[Config], None]) -> None:
     finally:
         raw.isolation_level = previous
         conn.rollback()
+
+
+def _enable_wal(raw: sqlite3.Connection) -> None:
+    # Switching the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+    # once (without its busy handler) while another process migrates: wait for it ourselves.
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    delay = 0.01
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)

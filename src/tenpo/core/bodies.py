@@ -24,6 +24,7 @@ __all__ = [
     "BodyError",
     "loads",
     "split_records",
+    "strip_eof_marker",
 ]
 
 RECEIPT_FIELDS = frozenset(
@@ -84,6 +85,15 @@ def split_records(doc: Any, wrapper: str, fields: frozenset[str], what: str) -> 
     if not isinstance(records, list):
         raise BodyError(f'"{wrapper}" must be an array of {what} objects')
     return records
+
+
+def strip_eof_marker(text: str) -> str:
+    """``text`` without a trailing Ctrl-Z (0x1A, the DOS end-of-file mark some Windows exports
+    append), so it is not read as one more record; anything else is left as received."""
+    end = text.rstrip("\r\n")
+    if end.endswith("\x1a"):
+        return end.rstrip("\x1a") + text[len(end) :]
+    return text
 
 
 def _json_type(value: Any) -> str:

@@ -84,9 +84,10 @@ def require_body(body: bytes) -> None:
 
 
 def decode_cp932(body: bytes) -> str:
-    """``body`` decoded as CP932 (Shift_JIS); :class:`MalformedBody` naming the bad offset."""
+    """``body`` decoded as CP932 (Shift_JIS), without a trailing Ctrl-Z end-of-file mark (as
+    the Pre-ETL reads it); :class:`MalformedBody` naming the bad offset."""
     try:
-        return body.decode("cp932")
+        return bodies.strip_eof_marker(body.decode("cp932"))
     except UnicodeDecodeError as exc:
         raise MalformedBody(
             f"body is not CP932 (Shift_JIS) text: undecodable byte(s) "

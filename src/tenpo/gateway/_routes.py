@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -209,15 +210,23 @@ ObjectId = Annotated[
 
 @router.get("/v1/pos/batches/{object_id}", responses=_ERRORS, tags=["pos"])
 async def get_pos_batch(
-    object_id: ObjectId, request: Request, state: StateDep, principal: PosReader
+    object_id: ObjectId,
+    request: Request,
+    state: StateDep,
+    principal: PosReader,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="First quarantine entry of the page.")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Quarantine entries per page.")] = 100,
 ) -> Any:
     """Status of a POS upload of the caller's tenant: landed, loaded, partially quarantined or
-    rejected, with the accepted rows, the quarantined records and their reasons."""
+    rejected, with the accepted rows and one page of the quarantined records and their
+    reasons (alike rejects of a large body come grouped, with their line numbers)."""
     from tenpo.streamer import object_status
 
     ledger = await run_in_threadpool(_ledger, request)
     found = await run_in_threadpool(
-        object_status,
+        partial(object_status, offset=offset, limit=limit),
         state.lake,
         ledger,
         principal.tenant_id,

@@ -10,6 +10,14 @@ store on that date when it is an unpaired exit. Choices:
   An exit with no entry before it is ignored.
 * Events without a PersonID (``person_id`` null) cannot be paired or counted per person and
   are left out.
+* **Overlapping visits of one PersonID at one store on one date are one visit.** A person
+  cannot be in a store twice at once: two overlapping tracks of one PersonID are a split track
+  or two cameras seeing the same person (a real analyzer produces both). Visits are merged when
+  one enters before (or at the second) another of the same person ends; a visit without an
+  exit counts as the instant of its entry. The merged visit enters at the earliest entry (its
+  camera: that entry's, the smallest camera id on a tie) and exits at the latest exit (null
+  only if none of them has one). So (tenant, store, date, person, entry_ts) — the mart's key —
+  is unique by construction, and dwell times, visits and staff shifts are not double counted.
 * Staff are excluded: enrolled PersonIDs (``staff``: tenant_id, person_id), anybody with one
   visit of at least ``staff_min_visit_s`` on a date (a shift, not a shopping trip) for that
   date, and — when ``staff_min_days`` is set — anybody seen at the tenant's stores on at least
@@ -118,7 +126,7 @@ def store_visits(
         entries._next_event == "exit", entries._next_ts, ibis.null(entries.ts.type())
     )
     by_order = entries.select(*VISIT_KEYS, "camera_id", entry_ts=entries.ts, exit_ts=exit_ts)
-    visits = ibis.union(same_track, by_order, distinct=False)
+    visits = _merge_overlapping(ibis.union(same_track, by_order, distinct=False))
     visits = visits.mutate(
         dwell_s=visits.exit_ts.epoch_seconds().cast("int64")
         - visits.entry_ts.epoch_seconds().cast("int64")
@@ -130,6 +138,31 @@ def store_visits(
     visits = with_offsets(visits, offsets, default_utc_offset_s)
     visits = visits.mutate(entry_hour=local_hour(visits.entry_ts, visits._offset_s))
     return visits.select(*cast_to(MART_STORE_VISITS))
+
+
+def _merge_overlapping(visits: ibis.Table) -> ibis.Table:
+    """One row per run of overlapping visits of a person at a store on a date (gaps and islands).
+
+    A visit starts a new run when it enters after every earlier visit of the person has ended;
+    the frame is ROWS up to the row before, so ties in ``entry_ts`` merge whatever their order.
+    """
+    v = visits.mutate(_end=visits.exit_ts.coalesce(visits.entry_ts))
+    before = ibis.window(
+        group_by=list(VISIT_KEYS), order_by=[v.entry_ts, v._end, v.camera_id], rows=(None, -1)
+    )
+    v = v.mutate(_ended=v._end.max().over(before))
+    v = v.mutate(_starts=ibis.ifelse(v._ended.isnull() | (v.entry_ts > v._ended), 1, 0))
+    upto = ibis.window(
+        group_by=list(VISIT_KEYS), order_by=[v.entry_ts, v._end, v.camera_id], rows=(None, 0)
+    )
+    v = v.mutate(_run=v._starts.sum().over(upto))
+    run = [*VISIT_KEYS, "_run"]
+    first = ibis.window(group_by=run, order_by=[v.entry_ts, v.camera_id])
+    v = v.mutate(
+        _first=ibis.row_number().over(first), _exit=v.exit_ts.max().over(ibis.window(group_by=run))
+    )
+    v = v.filter(v._first == 0)
+    return v.select(*VISIT_KEYS, "camera_id", "entry_ts", exit_ts=v._exit)
 
 
 def _without_staff(visits: ibis.Table, staff: ibis.Table | None, rules: VisitRules) -> ibis.Table:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
@@ -42,6 +43,7 @@ from tenpo.pipelines.partitions import partition_dates
 from tenpo.pipelines.resources import TenpoResource
 from tenpo.warehouse.catalog import Warehouse
 from tenpo.warehouse.partitions import write_dates
+from tenpo.warehouse.screen import Screened, quarantine_rows, screen_rows
 
 __all__ = [
     "DATAMART_KEYS",
@@ -125,22 +127,44 @@ def _per_date(days: list[date], written: dict[tuple[str, date], int]) -> dict[st
 
 
 def _write(
-    context: AssetExecutionContext, wh: Warehouse, table: str, days: list[date], rows: pa.Table
-) -> dict[str, Any]:
-    written = write_dates(wh.lake, table, days, rows)
+    context: AssetExecutionContext,
+    wh: Warehouse,
+    table: str,
+    days: list[date],
+    rows: pa.Table,
+    keys: Sequence[str],
+) -> tuple[pa.Table, dict[str, Any], AssetCheckResult]:
+    """Write the rows that keep ``keys`` unique; quarantine the others (a warning check).
+
+    Returns the rows written, the asset metadata and the ``rows_quarantined`` check.
+    """
+    screened = screen_rows(rows, keys, days=days)
+    quarantined = quarantine_rows(wh.lake, table, days, screened)
+    written = write_dates(wh.lake, table, days, screened.kept)
     context.log.info(
         "%s: %d rows over %d date(s), %d tenant partition(s)",
         table,
-        rows.num_rows,
+        screened.kept.num_rows,
         len(days),
         len(written),
     )
-    return {
-        "rows": rows.num_rows,
+    metadata = {
+        "rows": screened.kept.num_rows,
         "partitions_written": sum(1 for n in written.values() if n),
         "partitions_removed": sum(1 for n in written.values() if not n),
         "rows_by_date": _per_date(days, written),
+        "rows_quarantined": screened.rejected.num_rows,
     }
+    return screened.kept, metadata, _quarantine_check(screened, quarantined)
+
+
+def _quarantine_check(screened: Screened, keys: Sequence[str]) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name="rows_quarantined",
+        passed=screened.rejected.num_rows == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={**screened.summary(), "quarantine_files": list(keys[:20])},
+    )
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -252,6 +276,8 @@ def _specs(key: str, names: Sequence[str]) -> list[AssetCheckSpec]:
         "dwell_non_negative": "No visit ends before it starts.",
         "pos_totals_match_raw": "Σ net sales and transactions of the mart = raw POS totals.",
         "hourly_sums_equal_daily": "Σ over hours of additive KPIs = the daily row.",
+        "rows_quarantined": "No row broke the table's key (else it is in quarantine/, "
+        "the rest of the partition written).",
     }
     return [AssetCheckSpec(n, asset=key, description=descriptions[n]) for n in names]
 
@@ -282,7 +308,8 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         deps=["raw_visitor_events"],
         description="Customer visits per PersonID (entry→exit, staff excluded), all tenants.",
         check_specs=_specs(
-            MART_STORE_VISITS_KEY, ("no_null_keys", "row_count", "dwell_non_negative")
+            MART_STORE_VISITS_KEY,
+            ("no_null_keys", "row_count", "dwell_non_negative", "rows_quarantined"),
         ),
         **common,
     )
@@ -307,7 +334,9 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
                 rules=rules,
                 default_utc_offset_s=_default_offset(settings, days),
             ).order_by(list(_VISIT_KEYS))
-            rows = wh.to_arrow(expr)
+            rows, metadata, quarantined = _write(
+                context, wh, MART_STORE_VISITS_KEY, days, wh.to_arrow(expr), _VISIT_KEYS
+            )
             entries = wh.to_arrow(
                 events.filter(
                     events.business_date.isin(days)
@@ -315,7 +344,6 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
                     & events.person_id.notnull()
                 ).aggregate(n=ibis._.count())
             )["n"][0].as_py()
-            metadata = _write(context, wh, MART_STORE_VISITS_KEY, days, rows)
         excluded = int(entries or 0) - rows.num_rows
         metadata["staff_entries_excluded"] = excluded
         checks = [
@@ -327,6 +355,7 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
                 metadata={"visits": rows.num_rows, "entries": int(entries or 0)},
             ),
             _non_negative(rows, ("dwell_s",), "dwell_non_negative"),
+            quarantined,
         ]
         return MaterializeResult(metadata=metadata, check_results=checks)
 
@@ -336,7 +365,13 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         description="Store KPIs per business date (tables/mart_store_daily/), all tenants.",
         check_specs=_specs(
             MART_STORE_DAILY_KEY,
-            ("no_null_keys", "row_count", "visitors_non_negative", "pos_totals_match_raw"),
+            (
+                "no_null_keys",
+                "row_count",
+                "visitors_non_negative",
+                "pos_totals_match_raw",
+                "rows_quarantined",
+            ),
         ),
         **common,
     )
@@ -353,8 +388,9 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
                 days=days,
                 repeat_window_days=window,
             ).order_by(list(DAILY_KEYS))
-            rows = wh.to_arrow(expr)
-            metadata = _write(context, wh, MART_STORE_DAILY_KEY, days, rows)
+            rows, metadata, quarantined = _write(
+                context, wh, MART_STORE_DAILY_KEY, days, wh.to_arrow(expr), DAILY_KEYS
+            )
             current = visits.filter(visits.business_date.isin(days))
             checks = [
                 _null_keys(rows, DAILY_KEYS),
@@ -365,6 +401,7 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
                     "visitors_non_negative",
                 ),
                 _pos_totals(wh, days, rows),
+                quarantined,
             ]
         return MaterializeResult(metadata=metadata, check_results=checks)
 
@@ -374,7 +411,12 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         description="Store KPIs per business date and local hour, all tenants.",
         check_specs=_specs(
             MART_STORE_HOURLY_KEY,
-            ("no_null_keys", "visitors_non_negative", "hourly_sums_equal_daily"),
+            (
+                "no_null_keys",
+                "visitors_non_negative",
+                "hourly_sums_equal_daily",
+                "rows_quarantined",
+            ),
         ),
         **common,
     )
@@ -392,13 +434,15 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
                 offsets=None if offsets is None else ibis.memtable(offsets),
                 default_utc_offset_s=_default_offset(settings, days),
             ).order_by(list(HOURLY_KEYS))
-            rows = wh.to_arrow(expr)
-            metadata = _write(context, wh, MART_STORE_HOURLY_KEY, days, rows)
+            rows, metadata, quarantined = _write(
+                context, wh, MART_STORE_HOURLY_KEY, days, wh.to_arrow(expr), HOURLY_KEYS
+            )
             daily = wh.to_arrow(wh.table(MART_STORE_DAILY_KEY, dates=days))
         checks = [
             _null_keys(rows, HOURLY_KEYS),
             _non_negative(rows, ("visitors", "passersby"), "visitors_non_negative"),
             _hourly_equals_daily(rows, daily),
+            quarantined,
         ]
         return MaterializeResult(metadata=metadata, check_results=checks)
 
@@ -421,22 +465,32 @@ def _export_asset(partitions: DailyPartitionsDefinition, mart: str, name: str) -
         kinds={"sql"},
         op_tags=WRITER_TAG,
         description=f"{mart} copied into the datamart, one date replaced per transaction.",
+        check_specs=_specs(name, ("rows_quarantined",)),
     )
     def export(context: AssetExecutionContext, tenpo: TenpoResource) -> MaterializeResult:
         # Imported here: the datamart is an adapter the marts themselves do not need.
         from tenpo.datamart import export_partition
+        from tenpo.datamart.schema import MART_SCHEMAS
 
         days = partition_dates(context.partition_keys)
         settings = tenpo.get_settings()
         with tenpo.open_warehouse() as wh:
             # One read for the whole range, split per date in memory.
             rows = wh.to_arrow(wh.table(mart, dates=days).order_by(list(order[mart])))
+            # The datamart's own key decides here (it may be stricter than the lake's).
+            key = [c.name for c in MART_SCHEMAS[mart][0].primary_key]
+            screened = screen_rows(rows, key, days=days)
+            quarantined = quarantine_rows(wh.lake, name, days, screened)
+            rows = screened.kept
         exported: dict[str, int] = {}
         for day in days:
             day_rows = rows.filter(pc.equal(rows["business_date"], pa.scalar(day, pa.date32())))
             exported[day.isoformat()] = export_partition(settings, mart, day, day_rows)
         total = sum(exported.values())
         context.log.info("%s: %d rows over %d date(s)", name, total, len(days))
-        return MaterializeResult(metadata={"rows": total, "rows_by_date": exported})
+        return MaterializeResult(
+            metadata={"rows": total, "rows_by_date": exported, **screened.summary()},
+            check_results=[_quarantine_check(screened, quarantined)],
+        )
 
     return export

@@ -53,10 +53,11 @@ from tenpo.ml import (
     period_label,
     store_features,
 )
-from tenpo.ml.tables import ML_SCHEMAS, to_arrow
+from tenpo.ml.tables import ML_KEYS, ML_SCHEMAS, to_arrow
 from tenpo.pipelines.kpis import MART_STORE_DAILY_KEY, WRITER_TAG
 from tenpo.pipelines.resources import TenpoResource
 from tenpo.warehouse.partitions import list_partitions
+from tenpo.warehouse.screen import quarantine_rows, screen_rows
 
 __all__ = [
     "BENCHMARK_TENANT",
@@ -271,7 +272,7 @@ def ml_assets() -> list[AssetsDefinition]:
             AssetSpec(
                 MART_BENCHMARKS_KEY,
                 deps=[MART_STORE_DAILY_KEY],
-                description="Industry benchmarks, k-anonymous (≥5 stores, ≥2 tenants).",
+                description="Industry benchmarks: noisy quantiles over ≥10 stores of ≥2 tenants.",
                 group_name="ml",
                 kinds={"parquet"},
             ),
@@ -311,8 +312,14 @@ def ml_assets() -> list[AssetsDefinition]:
             MART_STORE_TARGETS_KEY: to_arrow(targets, MART_STORE_TARGETS_KEY),
             MART_BENCHMARKS_KEY: to_arrow(bench, MART_BENCHMARKS_KEY, business_date=as_of),
         }
+        quarantined: dict[str, int] = {}
         for name, rows in tables.items():
-            _write_mart(lake, name, as_of, rows)
+            # A row breaking the mart's key is set aside with its reason; the rest is written.
+            screened = screen_rows(rows, ML_KEYS[name], days=[as_of])
+            quarantine_rows(lake, name, [as_of], screened, default_tenant=BENCHMARK_TENANT)
+            tables[name] = screened.kept
+            quarantined[name] = screened.rejected.num_rows
+            _write_mart(lake, name, as_of, screened.kept)
         published = int(bench["published"].sum()) if len(bench) else 0
         metrics: dict[str, Any] = {
             "as_of": as_of.isoformat(),
@@ -322,6 +329,7 @@ def ml_assets() -> list[AssetsDefinition]:
             "groups": result.metrics(),
             "benchmarks_published": published,
             "benchmarks_suppressed": len(bench) - published,
+            "rows_quarantined": quarantined,
         }
         keys = _artifacts(lake, context.run_id, result, params, metrics)
         context.log.info("ml: %d stores as of %s; artifacts %s", len(features), as_of, keys[0])
@@ -334,6 +342,7 @@ def ml_assets() -> list[AssetsDefinition]:
             metadata={
                 **common,
                 "rows": tables[MART_STORE_CLUSTERS_KEY].num_rows,
+                "rows_quarantined": quarantined[MART_STORE_CLUSTERS_KEY],
                 "groups": len(result.models),
             },
         )
@@ -346,6 +355,7 @@ def ml_assets() -> list[AssetsDefinition]:
             metadata={
                 **common,
                 "rows": tables[MART_BENCHMARKS_KEY].num_rows,
+                "rows_quarantined": quarantined[MART_BENCHMARKS_KEY],
                 "published": published,
                 "suppressed": len(bench) - published,
             },

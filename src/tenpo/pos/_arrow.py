@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ def money_from_cents(cents: Sequence[int] | np.ndarray, money_type: pa.DataType)
     words = np.empty((n, 2), dtype=np.int64)
     words[:, 0] = low
     words[:, 1] = low >> 63  # sign extension to the high 64 bits of the 128-bit integer
-    return pa.Array.from_buffers(money_type, n, [None, pa.py_buffer(words.tobytes())])
+    return pa.Array.from_buffers(money_type, n, [None, pa.py_buffer(words)])
 
 
 def micros(ts: datetime) -> int:
@@ -55,7 +56,9 @@ def dates(values: list[int]) -> pa.Array:
 
 def received_column(received_micros: int | None, n: int) -> pa.Array:
     """``received_at`` for ``n`` rows of one object (null when the arrival time is unknown)."""
-    return pa.array([received_micros] * n, pa.int64()).cast(TS)
+    if received_micros is None:
+        return pa.nulls(n, TS)
+    return pa.repeat(pa.scalar(received_micros, pa.int64()), n).cast(TS)
 
 
 def table(schema: pa.Schema, columns: dict[str, Any]) -> pa.Table:
@@ -65,6 +68,25 @@ def table(schema: pa.Schema, columns: dict[str, Any]) -> pa.Table:
         col = columns[fld.name]
         arrays.append(col if isinstance(col, pa.Array) else pa.array(col, fld.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+MAX_YEN = 10**10
+"""Largest amount (yen, either sign) of one receipt or line: ¥10 billion. A day of 100,000
+such receipts still fits the marts' ``decimal(18, 2)`` (< 10^16 yen)."""
+MAX_QUANTITY = 1_000_000
+"""Largest quantity (either sign) of one line or receipt (the columns are ``int32``)."""
+
+_MAX_CENTS = MAX_YEN * 100
+_TX_LIMITS = ((7, _MAX_CENTS), (8, _MAX_CENTS), (9, _MAX_CENTS), (10, MAX_QUANTITY))
+_LN_LIMITS = ((6, MAX_QUANTITY), (7, _MAX_CENTS), (8, _MAX_CENTS), (10, _MAX_CENTS),
+              (11, _MAX_CENTS))  # fmt: skip
+
+
+def _out_of_range(field: str, value: int, limit: int) -> str:
+    if limit == _MAX_CENTS:
+        yen = Decimal(value).scaleb(-2)
+        return f"{field} ¥{yen:,.2f} is beyond the ±¥{MAX_YEN:,} one receipt may hold"
+    return f"{field} {value:,} is beyond the ±{limit:,} one receipt may hold"
 
 
 class PosColumns:
@@ -109,6 +131,34 @@ class PosColumns:
         columns["received_at"] = received_column(self.received_at, n)
         columns["business_date"] = dates(columns["business_date"])
         return columns
+
+    def take_out_of_range(self) -> list[tuple[str, str]]:
+        """Remove every transaction (with its lines) holding an amount beyond ±:data:`MAX_YEN`
+        or a quantity beyond ±:data:`MAX_QUANTITY`; (transaction id, reason) of each.
+
+        The last guard before the ``decimal128(18, 2)`` and ``int32`` columns, whatever the
+        vendor: one absurd receipt is rejected alone instead of overflowing the whole object.
+        """
+        bad: dict[tuple[str, str], str] = {}
+        for rows, fields, id_at, limits in (
+            (self.tx, self.TX_FIELDS, 2, _TX_LIMITS),
+            (self.ln, self.LN_FIELDS, 1, _LN_LIMITS),
+        ):
+            if not rows:
+                continue
+            columns = list(zip(*rows, strict=True))
+            for at, limit in limits:
+                col = columns[at]
+                if -limit <= min(col) and max(col) <= limit:  # the common case: one C pass
+                    continue
+                for row in rows:
+                    value, key = row[at], (row[0], row[id_at])
+                    if not -limit <= value <= limit and key not in bad:
+                        bad[key] = _out_of_range(fields[at], value, limit)
+        if bad:
+            self.tx = [row for row in self.tx if (row[0], row[2]) not in bad]
+            self.ln = [row for row in self.ln if (row[0], row[1]) not in bad]
+        return sorted((tid, reason) for (_, tid), reason in bad.items())
 
     def tables(self) -> dict[str, pa.Table]:
         """Both tables in exactly their warehouse schemas."""

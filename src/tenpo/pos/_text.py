@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from tenpo.core.bodies import strip_eof_marker
+
 _INT = re.compile(r"[+-]?[0-9]+")
 _MINUS_SIGNS = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2012": "-", "\u2013": "-"})
 _LOCAL_TS = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2}) +(\d{1,2}):(\d{2}):(\d{2})")
@@ -21,9 +23,10 @@ class DecodeProblem(ValueError):
 
 
 def decode(data: bytes, encoding: str) -> str:
-    """``data`` decoded strictly; raises :class:`DecodeProblem` naming the first bad byte."""
+    """``data`` decoded strictly, without a trailing Ctrl-Z end-of-file mark; raises
+    :class:`DecodeProblem` naming the first bad byte."""
     try:
-        return data.decode(encoding)
+        return strip_eof_marker(data.decode(encoding))
     except UnicodeDecodeError as exc:
         bad = data[exc.start : exc.end].hex(" ")
         raise DecodeProblem(

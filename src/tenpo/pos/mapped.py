@@ -382,6 +382,8 @@ class MappedVendorPreEtl:
                 result.rejects.append(self._reject(receipt, str(exc)))
             except _Unresolved as exc:
                 result.rejects.append(self._reject(receipt, str(exc), replayable=True))
+        for tid, reason in cols.take_out_of_range():
+            result.rejects.append(Reject(TRANSACTIONS, f"transaction {tid!r}: {reason}"))
         result.tables = cols.tables()
         log.debug(
             "%s object %s: %d receipts, %d rejects",

@@ -162,6 +162,8 @@ class VendorBPreEtl:
             reject = self._load(index, raw, event, directory, stores, seen, cols)
             if reject is not None:
                 result.rejects.append(reject)
+        for tid, reason in cols.take_out_of_range():
+            result.rejects.append(Reject(TRANSACTIONS, f"transaction {tid!r}: {reason}"))
         result.tables = cols.tables()
         log.debug(
             "vendor B object %s: %d receipts, %d rejects",

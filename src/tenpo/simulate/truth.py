@@ -11,7 +11,9 @@ Voids count nowhere. ``visitors`` are the true customer entries (staff are never
 ``visitors_counted`` is what the people counter reported (lower when it was offline).
 ``passersby`` = Σ (in + out) at the ``passby`` line: people walking past in either
 direction. PersonID KPIs (unique/repeat visitors, dwell) exist only for stores with an RGB
-camera and exclude enrolled staff.
+camera and exclude enrolled staff. One person's overlapping stays at one store on one day
+(the draws allow them; an analyzer sees them as two tracks) are one visit, as in
+``mart_store_visits``: its dwell runs from the first entry to the last exit.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def _visit_kpis(
             repeat = sum(
                 1 for p in persons.tolist() if p in seen and ordinal - seen[p] <= REPEAT_WINDOW_DAYS
             )
-            dwell = sd.traffic.exit_s - sd.traffic.entry_s
+            dwell = merged_dwell(sd.traffic.person, sd.traffic.entry_s, sd.traffic.exit_s)
             median = _median(dwell)
             out[((sd.tenant_id, sd.store_code), day)] = (len(persons), repeat, median)
             seen_today.append((sd.tenant_id, persons))
@@ -192,6 +194,26 @@ def _visit_kpis(
             for p in persons.tolist():
                 seen[p] = ordinal
     return out
+
+
+def merged_dwell(person: IntArray, entry_s: IntArray, exit_s: IntArray) -> IntArray:
+    """Dwell seconds of each visit once a person's overlapping stays are merged into one.
+
+    A stay that enters at or before the latest exit of the person's earlier stays joins them.
+    """
+    if len(person) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((exit_s, entry_s, person))
+    p, entry, exit_ = person[order], entry_s[order], exit_s[order]
+    # Shift each person's times apart so one running maximum serves every person at once.
+    rank = np.cumsum(np.concatenate(([0], (p[1:] != p[:-1]).astype(np.int64))))
+    span = int(max(entry.max(), exit_.max())) + 1
+    entry, exit_ = entry + rank * span, exit_ + rank * span
+    ended = np.maximum.accumulate(exit_)
+    starts = np.concatenate(([True], entry[1:] > ended[:-1]))
+    first_entry = entry[starts]
+    last_exit = np.maximum.reduceat(exit_, np.flatnonzero(starts))
+    return (last_exit - first_entry).astype(np.int64)
 
 
 def _median(values: IntArray) -> Decimal | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.lake.base import Lake
-from tenpo.lake.keys import quarantine_key
+from tenpo.lake.keys import claim_key, quarantine_key
 from tenpo.streamer._ledger import LoadLedger
 from tenpo.streamer._quarantine import OBJECTS_TABLE
 
@@ -23,16 +23,21 @@ log = logging.getLogger(__name__)
 
 Status = Literal["landed", "loaded", "partially_quarantined", "rejected"]
 MAX_REASONS = 100
+"""Entries per page of ``reasons`` by default."""
 
 
 class QuarantinedRecord(BaseModel):
-    """One rejected record of the object (or the whole object) and why."""
+    """One rejected record of the object (or the whole object), or a group of alike rejects."""
 
     model_config = ConfigDict(frozen=True)
 
-    reason: str
+    reason: str = Field(description="Why; for a group, the reason of its first reject.")
     line: int | None = Field(None, description="Line (CSV) or 1-based index (JSON) in the body.")
     replayable: bool = Field(description="True when a later upload may fix it (a POS master).")
+    count: int = Field(1, ge=1, description="Rejects this entry stands for (> 1: a group).")
+    lines: list[int] | None = Field(
+        None, description="A group's lines in the body (every one of them)."
+    )
 
 
 class ObjectStatus(BaseModel):
@@ -47,10 +52,14 @@ class ObjectStatus(BaseModel):
     accepted_rows: int = Field(description="Rows written to the raw tables (all tables).")
     quarantined: int = Field(description="Records (or whole objects) in quarantine.")
     replayable: int = Field(description="Quarantined records waiting for a replay.")
-    reasons: list[QuarantinedRecord] = Field(description=f"First {MAX_REASONS} rejects.")
+    reasons: list[QuarantinedRecord] = Field(
+        description="One page of the quarantine entries: single rejects first, then groups."
+    )
     reason_counts: dict[str, int] = Field(
         description="Rejects per kind of problem (the reason without its receipt/line prefix)."
     )
+    offset: int = Field(0, ge=0, description="Index of the page's first entry.")
+    entries: int = Field(0, ge=0, description="Quarantine entries in all (page through them).")
 
 
 def object_status(
@@ -60,11 +69,14 @@ def object_status(
     object_id: str,
     sources: tuple[str, ...] | None = None,
     tables: tuple[str, ...] = ("raw_pos_transactions", "raw_pos_lines", "pos_master"),
+    *,
+    offset: int = 0,
+    limit: int = MAX_REASONS,
 ) -> ObjectStatus | None:
     """The status of ``tenant_id``'s object ``object_id`` (of one of ``sources``), or None.
 
-    None when no such object was landed for this tenant: another tenant's object is never
-    reported.
+    ``reasons`` holds entries ``offset`` to ``offset + limit``. None when no such object was
+    landed for this tenant: another tenant's object is never reported.
     """
     loaded = [
         o
@@ -85,41 +97,51 @@ def object_status(
             replayable=0,
             reasons=[],
             reason_counts={},
+            offset=offset,
         )
     obj = loaded[0]
     day = _landing_date(obj.landing_key)
-    records: list[QuarantinedRecord] = []
+    entries: list[QuarantinedRecord] = []
     for table in (*tables, OBJECTS_TABLE):
         key = quarantine_key(table, tenant_id, day, object_id) if day else None
         if key is None or not lake.exists(key):
             continue
+        # Quarantine files are compact (see _quarantine): reading one whole is cheap.
         for line in lake.get(key).decode("utf-8").splitlines():
             if line.strip():
                 item: dict[str, Any] = json.loads(line)
-                records.append(
+                entries.append(
                     QuarantinedRecord(
                         reason=str(item.get("reason")),
                         line=item.get("line"),
                         replayable=bool(item.get("replayable")),
+                        count=int(item.get("count") or 1),
+                        lines=item.get("lines"),
                     )
                 )
+    quarantined = sum(e.count for e in entries)
     status: Status
-    if not records:
+    if not entries:
         status = "loaded"
     elif obj.rows:
         status = "partially_quarantined"
     else:
         status = "rejected"
+    kinds: Counter[str] = Counter()
+    for e in entries:
+        kinds[_kind(e.reason)] += e.count
     return ObjectStatus(
         object_id=object_id,
         source=obj.source,
         status=status,
         landing_key=obj.landing_key,
         accepted_rows=obj.rows,
-        quarantined=len(records),
-        replayable=sum(r.replayable for r in records),
-        reasons=records[:MAX_REASONS],
-        reason_counts=dict(Counter(_kind(r.reason) for r in records).most_common()),
+        quarantined=quarantined,
+        replayable=sum(e.count for e in entries if e.replayable),
+        reasons=entries[offset : offset + limit],
+        reason_counts=dict(kinds.most_common()),
+        offset=offset,
+        entries=len(entries),
     )
 
 
@@ -141,11 +163,15 @@ def _landing_date(landing_key: str) -> date | None:
 def _landed_key(
     lake: Lake, tenant_id: str, object_id: str, sources: tuple[str, ...] | None
 ) -> str | None:
-    fs = lake.filesystem
-    patterns = [f"landing/{s}/tenant={tenant_id}/date=*/{object_id}.*" for s in sources or ("*",)]
-    root = fs._strip_protocol(lake.path("")).rstrip("/")
-    for pattern in patterns:
-        found = fs.glob(fs._strip_protocol(lake.path(pattern)))
-        if found:
-            return str(found[0])[len(root) :].lstrip("/")
+    """The landing key of a landed (not yet loaded) object, from its id claim (no listing)."""
+    if sources is None:  # one folder level per source, not the landing dates
+        fs = lake.filesystem
+        pattern = fs._strip_protocol(lake.path(claim_key("*", tenant_id, object_id)))
+        sources = tuple(str(found).rsplit("/", 3)[-3] for found in fs.glob(pattern))
+    for source in sources:
+        ckey = claim_key(source, tenant_id, object_id)
+        if lake.exists(ckey):
+            key = str(json.loads(lake.get(ckey))["key"])
+            if lake.exists(key):
+                return key
     return None
