@@ -8,7 +8,7 @@ export UV_SYSTEM_CERTS := 1
 export UV_NATIVE_TLS := 1
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test test-spark check bench dagster services clean web chromium
+.PHONY: setup demo test test-spark check bench bench-scale dagster services clean web chromium
 
 # Install uv (with pip) when missing, then the locked environment.
 setup:
@@ -41,6 +41,12 @@ check: setup
 ## make bench: every benchmark under bench/, results in bench/results/*.json.
 bench: setup
 	$(RUN) python -m bench
+
+## make bench-scale: the whole platform at 100 stores × 30 days, then 700 × 30 (each stage
+## timed, KPIs checked against the ground truth; results in bench/results/scale_*.json).
+bench-scale: setup services
+	$(RUN) tenpo bench scale --stores 100 --days 30
+	$(RUN) tenpo bench scale --stores 700 --days 30
 
 ## make dagster: the Dagster UI on http://127.0.0.1:3000 over the local data dir.
 dagster: setup

@@ -6,7 +6,9 @@ counter intervals (1-minute ``entrance`` and ``passby`` counts over 15 hours) an
 the stores, camera visits of that date and the day before (repeat visitors).
 
 Both arms compute the daily mart's KPIs — net sales excl./incl. tax, transactions, units,
-visitors, passers-by, unique and repeat visitors, dwell median and mean, and the ratios — from
+visitors, passers-by, unique and repeat visitors, dwell median and mean, open visits, counter
+completeness (per entrance device: no gap between its first and last interval) and the
+ratios — from
 the same in-memory inputs (pandas gets ready-made DataFrames, its conversion is not timed;
 DuckDB reads the Arrow tables), and the results are asserted equal. Each arm runs 3 times and
 its best time counts (the first DuckDB run includes query planning and Arrow registration).
@@ -186,15 +188,34 @@ def pandas_daily(pos: pd.DataFrame, counts: pd.DataFrame, visits: pd.DataFrame) 
         .groupby([passby_rows[k] for k in keys])
         .sum()
     )
-    out = sales.join(entrance.rename("visitors"), how="outer").join(
-        passby.rename("passersby"), how="outer"
+    # Counter completeness, as the mart defines it: per entrance device, count × the first
+    # interval's length covers the span from its first start to its last end.
+    ent = counts[counts["line"] == "entrance"]
+    dev = ent.groupby([*keys, "device_id"]).agg(
+        n=("interval_start", "size"),
+        first=("interval_start", "min"),
+        first_end=("interval_end", "min"),
+        last_end=("interval_end", "max"),
+    )
+    length = (dev["first_end"] - dev["first"]).dt.total_seconds()
+    span = (dev["last_end"] - dev["first"]).dt.total_seconds()
+    complete = (dev["n"] * length >= span).groupby(level=keys).all()
+    out = (
+        sales.join(entrance.rename("visitors"), how="outer")
+        .join(passby.rename("passersby"), how="outer")
+        .join(complete.rename("counter_complete"), how="outer")
     )
     today = visits[visits["business_date"] == DAY]
     history = visits[visits["business_date"] < DAY]
-    person = today.groupby(keys).agg(
-        unique_visitors=("person_id", "nunique"),
-        dwell_time_median_s=("dwell_s", "median"),
-        dwell_time_mean_s=("dwell_s", "mean"),
+    person = (
+        today.assign(open=today["exit_ts"].isna())
+        .groupby(keys)
+        .agg(
+            unique_visitors=("person_id", "nunique"),
+            dwell_time_median_s=("dwell_s", "median"),
+            dwell_time_mean_s=("dwell_s", "mean"),
+            open_visits=("open", "sum"),
+        )
     )
     seen = history[["tenant_id", "person_id"]].drop_duplicates()
     repeaters = (
@@ -229,6 +250,8 @@ COMPARED = (
     "conversion_rate",
     "capture_rate",
     "repeat_rate",
+    "counter_complete",
+    "open_visits",
 )
 
 

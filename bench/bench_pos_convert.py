@@ -2,8 +2,9 @@
 
 Generates a vendor A sales file (FORMATS.md: CP932, CRLF, Japanese headers, quoted amounts
 with thousands separators, full-width digits here and there, sales and returns at 8 % and
-10 %) and converts it exactly as ``tenpo pos convert`` does: decode, parse, validate, resolve
-registers through the POS master, tax per receipt and rate, write both Parquet tables.
+10 %) and converts it exactly as ``tenpo pos convert`` does: read the file, decode, parse,
+validate, resolve registers through the POS master, tax per receipt and rate, write both
+Parquet tables. Writing the generated input file to disk is setup, outside the timed part.
 
 Baseline, measured in the same run: ``pandas.read_csv(encoding="cp932")`` and a row-by-row
 Python loop that groups lines into receipts and computes the same tax (floor per receipt and
@@ -12,9 +13,11 @@ slice of the file (a rate is a rate) to keep the benchmark short.
 
 Rates are lines per CPU second of this process (``time.process_time``: the machine may be
 shared; Arrow's CSV reader threads count too), wall-clock figures are reported beside them.
-Both arms run once on a small file first, so one-time import and first-call costs are out.
+Both arms run once on a small file first, so one-time import and first-call costs are out,
+then 3 times each; the best run (least CPU) counts.
 
-Targets (issue 3): ≥ 300,000 lines/s on one core and ≥ 5× the baseline.
+Targets (issues 3 and 14): ≥ 300,000 lines/s on one core and ≥ 5× the baseline (``met`` is
+the ratio; ``target_lines_per_s_met`` the absolute floor).
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench._common import report
 
 LINES = int(os.environ.get("TENPO_BENCH_POS_LINES", "1000000"))
 BASELINE_LINES = 200_000
+REPEATS = 3  # each arm; the best (least CPU) counts: the machine is shared
 TENANT = "bench"
 HEADER = (
     "レジ番号,レシート番号,取引日時,取引区分,行番号,JANコード,商品名,数量,単価,値引額,金額,"
@@ -79,14 +84,19 @@ def generate(lines: int, seed: int = 7) -> tuple[bytes, bytes]:
     )
 
 
-def convert(data: bytes, master: bytes, workdir: Path) -> int:
+def stage(data: bytes, workdir: Path) -> Path:
+    """The sales file on disk, where ``tenpo pos convert`` reads it (not timed)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = workdir / "sales.csv"
+    src.write_bytes(data)
+    return src
+
+
+def convert(src: Path, master: bytes, workdir: Path) -> int:
     """tenpo's conversion, end to end (file → Parquet); returns the lines written."""
     from tenpo.pos import convert_files, offline_directory
     from tenpo.pos.convert import write_result
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    src = workdir / "sales.csv"
-    src.write_bytes(data)
     directory, rejects = offline_directory(TENANT, master=master)
     assert not rejects, rejects[:3]
     result = convert_files("vendor_a", [src], directory, TENANT)
@@ -122,6 +132,17 @@ def baseline(data: bytes) -> int:
     return len(frame)
 
 
+def _best(run: Callable[[], int]) -> tuple[tuple[float, float], int]:
+    """((wall, CPU) seconds of the run with the least CPU, of ``REPEATS``), and its result."""
+    best, result = (float("inf"), float("inf")), 0
+    for _ in range(REPEATS):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run()
+        took = (time.perf_counter() - wall, time.process_time() - cpu)
+        best = min(best, took, key=lambda t: t[1])
+    return best, result
+
+
 def main() -> None:
     """Run both arms and report ``pos_convert`` (lines/s, ratio vs the pandas baseline)."""
     logging.disable(logging.INFO)
@@ -139,14 +160,12 @@ def main() -> None:
         sliced = data[: data.index(b"\r\n", len(data) * BASELINE_LINES // LINES) + 2]
     small, _ = generate(2_000, seed=1)
     with tempfile.TemporaryDirectory(prefix="tenpo-bench-pos-") as tmp:
-        convert(small, master, Path(tmp) / "warm")  # lazy imports and first-call costs
+        warm = Path(tmp) / "warm"
+        convert(stage(small, warm), master, warm)  # lazy imports and first-call costs
         baseline(small)
-        wall, cpu = time.perf_counter(), time.process_time()
-        lines = convert(data, master, Path(tmp))
-        ours_wall, ours = time.perf_counter() - wall, time.process_time() - cpu
-    wall, cpu = time.perf_counter(), time.process_time()
-    base_lines = baseline(sliced)
-    base_wall, base = time.perf_counter() - wall, time.process_time() - cpu
+        src = stage(data, Path(tmp))
+        (ours_wall, ours), lines = _best(lambda: convert(src, master, Path(tmp)))
+    (base_wall, base), base_lines = _best(lambda: baseline(sliced))
     report(
         "pos_convert",
         lines / ours,

@@ -196,3 +196,27 @@ def test_ensure_schema_is_idempotent(settings: Settings) -> None:
     ensure_schema(engine)
     assert get_engine(settings.datamart_db_url) is engine
     assert set(sa.inspect(engine).get_table_names()) >= {"mart_store_daily", dm_stores.name}
+
+
+def test_sqlite_fast_path_stores_what_sqlalchemy_stores() -> None:
+    # export._insert formats dates and timestamps with Arrow on SQLite; the text must be the
+    # one SQLAlchemy's own bind processors produce, or reads and deletes by date would miss.
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    stamps = [
+        datetime(2026, 10, 24, 4, 12, 29, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+        None,
+    ]
+    ts = pa.array(stamps, pa.timestamp("us", tz="UTC"))
+    process = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert pc.strftime(ts, format="%Y-%m-%d %H:%M:%S").to_pylist() == [process(v) for v in stamps]
+    days = [D1, None]
+    process = sa.Date().dialect_impl(dialect).bind_processor(dialect)
+    got = pc.strftime(pa.array(days, pa.date32()), format="%Y-%m-%d").to_pylist()
+    assert got == [process(v) for v in days]

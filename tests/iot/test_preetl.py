@@ -126,6 +126,79 @@ def test_malformed_bodies() -> None:
     assert reject.reason == "event 0: expected an object, got int"
 
 
+def _track(**changes: Any) -> dict[str, Any]:
+    point = {"ts": "2026-10-05T10:00:01.5+09:00", "x": 1.5, "y": 2.5, "zone": "z"}
+    ev = {"v": 1, "device_id": "tof-01", "seq": 5, "type": "track", "track_id": "t-1",
+          "points": [point]}  # fmt: skip
+    ev.update(changes)
+    return ev
+
+
+def _heartbeat(**changes: Any) -> dict[str, Any]:
+    ev = {"v": 1, "device_id": "pc-001", "seq": 9, "type": "heartbeat",
+          "ts": "2026-10-05T10:00:00Z", "status": "ok", "firmware": "1.2",
+          "battery": 0.5}  # fmt: skip
+    ev.update(changes)
+    return ev
+
+
+# Plain shapes the fast path takes, and near misses it must hand to the models unchanged.
+HOSTILE = [
+    count(), count(**{"in": True}), count(**{"in": 1.0}), count(seq=-1), count(seq=True),
+    count(seq=2**63), count(seq=10**30), count(v=True), count(v=1.0), count(v="1"),
+    count(device_id=""), count(device_id="x" * 129), count(device_id="pc-other"),
+    count(line=""), count(line="entrance\u0000"), count(line=7), count(**{"out": -1}),
+    count(interval_start="2026-10-04T23:59:00"), count(interval_start="2026-10-04 23:59:00+09:00"),
+    count(interval_start="20261004T235900+0900"), count(interval_start="2026-02-30T10:00:00Z"),
+    count(interval_start="2026-10-04T24:00:00+09:00"), count(interval_start="2026-10-04T23:59:60Z"),
+    count(interval_start="2026-10-04T23:59:00.1234567+09:00"),
+    count(interval_start="2026-10-04t23:59:00z"),
+    count(interval_end="2026-10-04T23:59:00+09:00"), count(interval_end="2030-01-01T00:00:00Z"),
+    count(interval_start="2026-10-04T14:59:00.000001Z"), count(interval_start=1_700_000_000),
+    {k: v for k, v in count().items() if k != "in"} | {"count_in": 4}, count(type="COUNT"),
+    _track(), _track(points=[]), _track(points=[{"ts": "2026-10-05T10:00:00Z", "x": 1, "y": 2}]),
+    _track(points=[{"ts": "2026-10-05T10:00:00Z", "x": 1.0, "y": 2.0, "zone": None}]),
+    _track(points=[{"ts": "2026-10-05T10:00:00Z", "x": float("nan"), "y": 2.0}]),
+    _track(points=[{"ts": "2026-10-05T10:00:00Z", "x": 1.0, "y": 2.0, "zone": "\ud800"}]),
+    _track(track_id=""), _track(track_id="trk-\ud800"), _track(points="p"), _track(points=[3]),
+    _heartbeat(), _heartbeat(battery=1), _heartbeat(battery=1.5), _heartbeat(battery=float("nan")),
+    _heartbeat(battery=None, firmware=None), _heartbeat(status=""), _heartbeat(status="\ud800"),
+    _heartbeat(firmware=3), _heartbeat(ts="2030-01-01T00:00:00Z"), _heartbeat(device_id="tof-01"),
+    [count()], None, "count", 7,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+def test_fast_path_judges_like_the_models(raw: Any) -> None:
+    """judge_event (plain shapes checked directly) agrees with check_event (pydantic) on every
+    verdict, reason and value, so the fast path can never accept what the models refuse."""
+    from tenpo.iot.preetl import _values_of, check_event, judge_event
+
+    devices = {d.device_id: d for d in directory().devices if d.tenant_id == "t1"}
+    latest = datetime(2026, 10, 6, tzinfo=UTC)
+    slow = check_event(raw, "t1", devices.get, latest)
+    fast = judge_event(raw, "t1", devices.get, latest)
+    if slow.event is None:
+        assert fast == slow
+    else:
+        assert fast == (_values_of(slow.event), slow.device)
+        values = fast[0]
+        assert [type(v) for v in values] == [type(v) for v in _values_of(slow.event)]
+    # ... and with the topic's device (MQTT): a mismatch is judged by the models too.
+    slow = check_event(raw, "t1", devices.get, latest, topic_device="pc-001")
+    fast = judge_event(raw, "t1", devices.get, latest, topic_device="pc-001")
+    assert fast == slow if slow.event is None else fast == (_values_of(slow.event), slow.device)
+
+
+def test_plain_events_take_the_fast_path() -> None:
+    from tenpo.iot.preetl import _plain_event
+
+    for raw in (count(), _track(), _heartbeat(), _heartbeat(battery=None, firmware=None)):
+        assert _plain_event(raw) is not None, raw
+    for raw in (count(seq=True), count(interval_start="2026-10-04 23:59:00+09:00")):
+        assert _plain_event(raw) is None, raw
+
+
 def test_event_that_is_also_a_wrapper_is_rejected_whole_as_ambiguous() -> None:
     """Same rule as the gateway: neither the outer event nor the inner list is loaded."""
     result = parse({**count(), "events": [count(seq=11), count(seq=12)]})

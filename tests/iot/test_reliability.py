@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tenpo.iot.preetl import read_frames
 from tenpo.streamer import Streamer, read_table
 from tenpo.warehouse import Warehouse
 from tests.iot.conftest import Chain, Publisher, wait_for
@@ -124,8 +125,8 @@ class Landed:
         for key in self.chain.lake.list("landing/iot/"):
             if key in self.read:
                 continue
-            for line in self.chain.lake.get(key).splitlines():
-                ev = json.loads(json.loads(line)["payload"])
+            for _, payload in read_frames(self.chain.lake.get(key)):
+                ev = json.loads(payload)
                 self.seen.add((ev["device_id"], ev["seq"]))
             self.read.add(key)
         return self.seen

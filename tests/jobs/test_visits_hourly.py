@@ -337,3 +337,28 @@ def test_bad_inputs_are_named() -> None:
     visits = ibis.memtable(pa.table({"tenant_id": ["t1"]}))
     with pytest.raises(BadInput, match="visits lacks column"):
         store_daily(ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts()), visits)
+
+
+def test_counter_completeness_looks_at_entrance_counters_only(con: Any) -> None:
+    rows = [
+        # A: a complete entrance counter and a passby counter with a gap (not judged).
+        *(count_row("A", "entrance", 2, device="pc-a", minute=m) for m in (0, 1, 2)),
+        *(count_row("A", "passby", 5, count_out=1, device="pc-p", minute=m) for m in (0, 4)),
+        # B: a passby counter only: completeness is unknown, visitors too.
+        *(count_row("B", "passby", 7, device="pc-b", minute=m) for m in (0, 9)),
+        # C: one device counting the entrance and a zone; the entrance minutes have a gap.
+        *(count_row("C", "entrance", 1, device="pc-c", minute=m) for m in (0, 3)),
+        count_row("C", "cosmetics", 4, device="pc-c", minute=1),
+    ]
+    out = con.to_pyarrow(
+        store_daily(ibis.memtable(pos_table([])), ibis.memtable(counts_table(rows)))
+    )
+    got = {
+        r["store_id"]: (r["counter_complete"], r["visitors"], r["passersby"], r["has_counter"])
+        for r in out.to_pylist()
+    }
+    assert got == {
+        "A": (True, 6, 12, True),
+        "B": (None, None, 14, True),
+        "C": (False, 2, None, True),
+    }

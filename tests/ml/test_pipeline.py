@@ -119,7 +119,7 @@ def test_ml_marts_are_computed_from_the_kpi_marts(run: Run) -> None:
     assert "tenant_id" not in bench.column_names
     published = bench.filter(pc.field("published")).to_pylist()
     assert any(b["industry"] == "cafe" and b["size_band"] == "all" for b in published)
-    assert all(b["stores"] >= 5 and b["tenants"] >= 2 for b in published)
+    assert all(b["stores_band"] == "10-19" and b["tenants_band"] == "1-4" for b in published)
 
 
 def test_artifacts_hold_the_fitted_models_params_and_metrics(run: Run) -> None:
@@ -162,6 +162,28 @@ def test_targets_endpoint_serves_the_callers_store(run: Run, client: TestClient)
             assert t["headroom"] == pytest.approx(t["target"] - t["actual"])
             assert set(t["peers"]["stores"]) <= set(run.stores["t1"])
             assert t["peers"]["other_tenants_stores"] == 0
+
+
+def test_store_manager_sees_peer_statistics_of_five_stores_only(
+    run: Run, client: TestClient
+) -> None:
+    mine = run.stores["t1"][0]
+    run.control.create_user("t1", "one-store@t1.jp", "a long password", "store_manager", [mine])
+    c = TestClient(client.app, base_url="http://127.0.0.1")  # loopback: cookie not Secure
+    c.post("/v1/auth/login", json={"email": "one-store@t1.jp", "password": "a long password"})
+    resp = c.get(f"/v1/stores/{mine}/targets")
+    assert resp.status_code == 200, resp.text
+    assert not any(s in resp.text for s in run.stores["t1"] if s != mine)  # never named
+    admin = client.get(f"/v1/stores/{mine}/targets", headers=_auth(run, "t1")).json()
+    full = {t["kpi"]: t for t in admin["items"]}
+    for t in resp.json()["items"]:
+        if t["kpi"] == "net_sales":
+            continue
+        if t["peers_n"] >= 5:
+            assert t["peer_median"] == full[t["kpi"]]["peer_median"]
+        else:  # 2 × median − own would give the unassigned peers away
+            assert t["peer_median"] is None and t["peer_target"] is None and t["target"] is None
+            assert full[t["kpi"]]["peer_median"] is not None  # the tenant admin sees them
 
 
 def test_no_store_of_one_tenant_appears_in_another_tenants_results(

@@ -24,6 +24,7 @@ from tenpo.ml import (
     store_features,
     uplift,
 )
+from tenpo.ml.benchmarks import BENCHMARK_KPIS, count_band, suppressed_reason
 from tenpo.ml.clustering import group_key
 from tenpo.ml.tables import to_arrow
 
@@ -255,19 +256,45 @@ def _bench(features: pd.DataFrame) -> pd.DataFrame:
     return out[(out.kpi == "atv") & (out.size_band == "all")].iloc[0]
 
 
-def test_benchmarks_are_published_only_over_five_stores_of_two_tenants() -> None:
-    few = _bench(_bench_features({"t1": 2, "t2": 2}))
-    assert not few.published and few.suppressed_reason == "fewer than 5 stores (4)"
-    assert few.p25 is None and few["mean"] is None and few.stores is None
-    one = _bench(_bench_features({"t1": 6}))
-    assert not one.published and one.suppressed_reason == "fewer than 2 tenants (1)"
-    ok = _bench(_bench_features({"t1": 3, "t2": 2}))
-    values = np.array([1000, 1100, 1200, 1000, 1100], dtype=float)
-    assert ok.published and ok.stores == 5 and ok.tenants == 2
-    assert (ok.p25, ok["median"], ok.p75, ok["mean"]) == pytest.approx(
-        (1000.0, 1100.0, 1100.0, values.mean())
-    )
+def test_benchmarks_are_published_only_over_ten_stores_none_dominating() -> None:
+    reason = suppressed_reason(MlParams())
+    few = _bench(_bench_features({"t1": 5, "t2": 4}))
+    assert not few.published and few.suppressed_reason == reason  # no count in the reason
+    assert few.p25 is None and few.stores_band is None and few.tenants_band is None
+    one = _bench(_bench_features({"t1": 12}))
+    assert not one.published and one.suppressed_reason == reason
+    dominated = _bench(_bench_features({"t1": 8, "t2": 4}))  # t1 sees only 4 others
+    assert not dominated.published and dominated.suppressed_reason == reason
+    ok = _bench(_bench_features({"t1": 6, "t2": 5}))
+    values = np.array([1000.0 + 100 * i for i in range(6)] + [1000.0 + 100 * i for i in range(5)])
+    assert ok.published and (ok.stores_band, ok.tenants_band) == ("10-19", "1-4")
+    exact = np.quantile(values, (0.25, 0.5, 0.75))
+    iqr = exact[2] - exact[0]
+    noisy = np.array([ok.p25, ok["median"], ok.p75])
+    assert ok.p25 <= ok["median"] <= ok.p75
+    assert np.all(np.abs(noisy - exact) < 8 * 0.1 * iqr + 10)  # near, not equal
+    assert not set(noisy) & set(exact)  # the exact quartiles are not published
+    assert all(float(f"{v:.3g}") == v for v in noisy)  # rounded to 3 digits
+    assert "mean" not in ok.index and "stores" not in ok.index
     assert "tenant_id" not in ok.index and "store_id" not in ok.index
+    # The same inputs give the same numbers (re-runs cannot average the noise away).
+    again = _bench(_bench_features({"t1": 6, "t2": 5}))
+    assert (again.p25, again["median"], again.p75) == (ok.p25, ok["median"], ok.p75)
+
+
+def test_every_band_is_listed_for_every_industry() -> None:
+    out = industry_benchmarks(
+        _bench_features({"t1": 6, "t2": 5}), MlParams(), period="2026-W42",
+        period_start=MON - timedelta(days=6), period_end=MON,
+    )  # fmt: skip
+    assert set(out.size_band) == {"all", "S", "M", "L", "XL"}
+    assert len(out) == 5 * len(BENCHMARK_KPIS)
+
+
+def test_count_bands() -> None:
+    assert [count_band(n) for n in (1, 4, 5, 10, 19, 20, 99, 100, 5000)] == [
+        "1-4", "1-4", "5-9", "10-19", "10-19", "20-49", "50-99", "100+", "100+",
+    ]  # fmt: skip
 
 
 def test_size_bands() -> None:

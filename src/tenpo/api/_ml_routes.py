@@ -64,7 +64,9 @@ class Cluster(_Public):
 class PeerInfo(_Public):
     """Who the target was judged against."""
 
-    stores: list[str] = Field(description="The caller's own peer stores (ids).")
+    stores: list[str] = Field(
+        description="The peer stores of the caller's tenant that the caller may read (ids)."
+    )
     other_tenants_stores: int = Field(description="Peers of other tenants (counted, not named).")
     n: int = Field(description="Peers with a value for this KPI.")
 
@@ -74,7 +76,10 @@ class Target(_Public):
 
     kpi: str = Field(description="`capture_rate`, `conversion_rate`, `atv`, `upt` or `net_sales`.")
     actual: float | None = Field(description="The store's value over the window (null: no source).")
-    target: float | None = Field(description="max(actual, peers' quantile).")
+    target: float | None = Field(
+        description="max(actual, peers' quantile); null, like every peer figure, when the "
+        "peers are fewer than 5 and not all stores the caller may read."
+    )
     headroom: float | None = Field(description="target − actual.")
     quantile: float = Field(description="Peer quantile used (0.75 = P75).")
     peer_basis: str = Field(description="`cluster`, or `group` when the cluster is too small.")
@@ -107,14 +112,16 @@ class Benchmark(_Public):
     kpi: str
     period_start: date
     period_end: date
-    published: bool = Field(description="False below k-anonymity (≥5 stores of ≥2 tenants).")
-    suppressed_reason: str | None
-    stores: int | None
-    tenants: int | None
-    p25: float | None
-    median: float | None
-    p75: float | None
-    mean: float | None
+    published: bool = Field(
+        description="False below the anonymity threshold (≥10 stores of ≥2 tenants, ≥5 of "
+        "them outside any one tenant); a suppressed cell has no statistics and no counts."
+    )
+    suppressed_reason: str | None = Field(description="One fixed text for every suppressed cell.")
+    stores_band: str | None = Field(description="Stores in the cell as a band, e.g. `10-19`.")
+    tenants_band: str | None = Field(description="Tenants in the cell as a band, e.g. `1-4`.")
+    p25: float | None = Field(description="25th percentile, noised and rounded (3 digits).")
+    median: float | None = Field(description="Median, noised and rounded.")
+    p75: float | None = Field(description="75th percentile, noised and rounded.")
 
 
 class BenchmarkPage(_Public):
@@ -140,7 +147,7 @@ ml_router = APIRouter()
 def targets(caller: Reader, engine: Datamart, store_id: StoreId) -> StoreTargets:
     """The store's KPI targets against its peers, headroom and sales uplift per lever."""
     visible_store(engine, caller, store_id)  # 404 for other tenants' (or unassigned) stores
-    cluster, rows = store_targets(engine, caller.tenant_id, store_id)
+    cluster, rows = store_targets(engine, caller.tenant_id, store_id, caller.store_ids)
     items = [
         Target(
             kpi=r.kpi,
@@ -193,7 +200,8 @@ def benchmarks(
         str | None, Query(description="ISO week `YYYY-Www` (default: the latest).")
     ] = None,
 ) -> BenchmarkPage:
-    """Industry benchmarks per size band and KPI: aggregates over ≥5 stores of ≥2 tenants."""
+    """Industry benchmarks per size band and KPI: noisy, rounded quartiles over ≥10 stores of
+    ≥2 tenants (docs/security.md); no store or tenant is named or counted exactly."""
     if period is not None and not _PERIOD.match(period):
         raise BadInput(
             f"query parameter 'period' must be an ISO week like 2026-W43, got {period!r}",
@@ -211,12 +219,11 @@ def benchmarks(
                 period_end=r.period_end,
                 published=r.published,
                 suppressed_reason=r.suppressed_reason,
-                stores=r.stores,
-                tenants=r.tenants,
+                stores_band=r.stores_band,
+                tenants_band=r.tenants_band,
                 p25=r.p25,
                 median=r.median,
                 p75=r.p75,
-                mean=r.mean,
             )
             for r in rows
         ],

@@ -6,6 +6,7 @@ import typer
 
 from tenpo.cli import (
     admin,
+    bench,
     demo,
     features,
     iot,
@@ -35,6 +36,7 @@ app.add_typer(iot.app, name="iot", help="IoT devices: broker access (Mosquitto A
 app.add_typer(video.app, name="video", help="Record cameras and analyze video.")
 app.add_typer(features.app, name="features", help="Feature DB: erase and expire face vectors.")
 app.add_typer(warehouse.app, name="warehouse", help="Ad-hoc SQL and DuckDB views over the lake.")
+app.add_typer(bench.app, name="bench", help="Benchmarks: the whole platform at scale.")
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 

@@ -7,7 +7,6 @@ simulator's ground truth. Everything lives under ``{data_dir}/demo``, wiped at e
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -23,22 +22,19 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tenpo import flow
 from tenpo.cli._common import console, handles_errors, settings
-from tenpo.core.errors import TenpoError
 from tenpo.core.settings import Settings
+from tenpo.flow import (
+    DEMO_PASSWORD,
+    compare_with_truth,
+    create_demo_users,
+    read_truth,
+    register_chain,
+    source_files,
+)
 
 log = logging.getLogger(__name__)
-
-DEMO_SCOPES = ["pos:write", "iot:write", "video:write", "read"]
-
-# Order matters: a vendor A POS master must be loaded before the sales that need it.
-SOURCE_ROUTES = {
-    "pos_vendor_a_master": ("/v1/pos/vendor_a/master", "text/csv"),
-    "pos_vendor_a": ("/v1/pos/vendor_a/sales", "text/csv"),
-    "pos_vendor_b": ("/v1/pos/vendor_b/sales", "application/json"),
-    "iot": ("/v1/iot/events", "application/json"),
-    "visitor_events": ("/v1/video/visitor-events", "application/x-ndjson"),
-}
 
 
 @dataclass
@@ -61,128 +57,13 @@ def _progress() -> Progress:
     )
 
 
-def source_files(sim_dir: Path) -> list[tuple[str, str, Path]]:
-    """(source, tenant, path) of every file the simulator wrote, in sending order."""
-    found: list[tuple[str, str, Path]] = []
-    for tenant_dir in sorted((sim_dir / "pos" / "vendor_a").glob("*")):
-        master = tenant_dir / "master.csv"
-        if master.exists():
-            found.append(("pos_vendor_a_master", tenant_dir.name, master))
-        found += [
-            ("pos_vendor_a", tenant_dir.name, p) for p in sorted(tenant_dir.glob("sales_*.csv"))
-        ]
-    for tenant_dir in sorted((sim_dir / "pos" / "vendor_b").glob("*")):
-        found += [("pos_vendor_b", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.json"))]
-    for tenant_dir in sorted((sim_dir / "iot").glob("*")):
-        found += [("iot", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.json"))]
-    for tenant_dir in sorted((sim_dir / "video").glob("*")):
-        found += [
-            ("visitor_events", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.jsonl"))
-        ]
-    return found
-
-
-def register_chain(control: Any, chain: dict[str, Any]) -> dict[str, str]:
-    """Create the simulated tenants, stores, devices and API keys; returns tenant → API key."""
-    keys: dict[str, str] = {}
-    for tenant in chain["tenants"]:
-        control.create_tenant(tenant["id"], tenant["name"])
-        _, token = control.create_api_key(tenant["id"], "demo", DEMO_SCOPES)
-        keys[tenant["id"]] = token
-    store_ids: dict[tuple[str, str], str] = {}
-    for s in chain["stores"]:
-        info = control.create_store(
-            s["tenant_id"],
-            s["code"],
-            s["name"],
-            timezone=s.get("timezone", "Asia/Tokyo"),
-            industry=s.get("industry"),
-            region=s.get("region"),
-            floor_area_m2=s.get("floor_area_m2"),
-            opening_hours=s.get("opening_hours"),
-        )
-        store_ids[(s["tenant_id"], s["code"])] = info.store_id
-    for d in chain["devices"]:
-        control.create_device(
-            d["tenant_id"],
-            d["device_id"],
-            store_ids[(d["tenant_id"], d["store_code"])],
-            d["kind"],
-            lines=tuple(d.get("lines") or ()),
-            zones=tuple(d.get("zones") or ()),
-        )
-    return keys
-
-
-DEMO_PASSWORD = "tenpo-demo-password"
-
-
-def create_demo_users(control: Any, chain: dict[str, Any]) -> dict[str, str]:
-    """A tenant_admin dashboard user per simulated tenant; returns tenant → login email."""
-    logins: dict[str, str] = {}
-    for tenant in chain["tenants"]:
-        email = f"demo@{tenant['id']}.example.com"
-        control.create_user(tenant["id"], email, DEMO_PASSWORD, "tenant_admin")
-        logins[tenant["id"]] = email
-    return logins
-
-
 def send_files(
     base_url: str, keys: dict[str, str], files: list[tuple[str, str, Path]], progress: Progress
 ) -> int:
-    """POST every file to the gateway; a non-202 answer stops the demo with the problem text."""
+    """POST every file to the gateway with a progress bar; a non-202 answer stops the demo."""
     task = progress.add_task("gateway: sending files", total=len(files))
-    sent = 0
-    with httpx.Client(base_url=base_url, timeout=60) as client:
-        for source, tenant, path in files:
-            route, content_type = SOURCE_ROUTES[source]
-            resp = client.post(
-                route,
-                content=path.read_bytes(),
-                headers={"Authorization": f"Bearer {keys[tenant]}", "Content-Type": content_type},
-            )
-            if resp.status_code != 202:
-                raise TenpoError(f"gateway refused {path.name}: {resp.status_code} {resp.text}")
-            sent += 1
-            progress.advance(task)
-    return sent
-
-
-def read_truth(sim_dir: Path) -> dict[tuple[str, str, date], dict[str, str]]:
-    """The simulator's ground truth, keyed by (tenant, store code, business date)."""
-    with (sim_dir / "truth" / "daily_kpis.csv").open(newline="", encoding="utf-8") as fh:
-        return {
-            (r["tenant_id"], r["store_code"], date.fromisoformat(r["business_date"])): r
-            for r in csv.DictReader(fh)
-        }
-
-
-def compare_with_truth(
-    rows: list[dict[str, Any]], truth: dict[tuple[str, str, date], dict[str, str]]
-) -> list[str]:
-    """Differences between the API's daily KPIs and the ground truth (empty when equal)."""
-    problems: list[str] = []
-    seen: set[tuple[str, str, date]] = set()
-    for r in rows:
-        key = (r["tenant_id"], r["store_code"], date.fromisoformat(r["business_date"]))
-        seen.add(key)
-        t = truth.get(key)
-        if t is None:
-            problems.append(f"{key}: in the API but not in the truth")
-            continue
-        checks = {
-            "net_sales": (Decimal(str(r["net_sales"])), Decimal(t["net_sales"])),
-            "transactions": (int(r["transactions"] or 0), int(t["transactions"])),
-            "visitors": (int(r["visitors"] or 0), int(t["visitors"])),
-        }
-        for name, (got, want) in checks.items():
-            if got != want:
-                problems.append(f"{key} {name}: API {got} != truth {want}")
-    for key, t in truth.items():
-        active = int(t["transactions"]) != 0 or int(t["visitors"]) != 0
-        if key not in seen and active:
-            problems.append(f"{key}: in the truth but missing from the API")
-    return problems
+    flow.send_files(base_url, keys, files, on_file=lambda _n: progress.advance(task))
+    return len(files)
 
 
 def run_demo(
@@ -434,4 +315,11 @@ def demo(
         raise typer.Exit(1)
 
 
-__all__ = ["DemoResult", "compare_with_truth", "demo", "run_demo", "source_files"]
+__all__ = [
+    "DemoResult",
+    "compare_with_truth",
+    "demo",
+    "register_chain",
+    "run_demo",
+    "source_files",
+]

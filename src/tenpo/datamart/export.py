@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -51,7 +51,7 @@ def export_partition(
             if tenant_id is not None:
                 delete = delete.where(target.c.tenant_id == tenant_id)
             removed = conn.execute(delete).rowcount
-            if records:
+            if records.num_rows:
                 _insert(conn, target, schema, records)
     except sa.exc.IntegrityError as exc:
         raise BadInput(
@@ -63,9 +63,9 @@ def export_partition(
         business_date,
         f" tenant={tenant_id}" if tenant_id else "",
         removed,
-        len(records),
+        records.num_rows,
     )
-    return len(records)
+    return records.num_rows
 
 
 def sync_stores(settings: Settings, stores: Iterable[Mapping[str, Any] | object]) -> int:
@@ -96,8 +96,12 @@ def _records(
     rows: pa.Table,
     business_date: date,
     tenant_id: str | None,
-) -> list[dict[str, Any]]:
-    """The partition's rows as dicts in the mart's schema, after checking they belong to it."""
+) -> pa.Table:
+    """The partition's rows in the mart's schema, after checking they belong to it.
+
+    Checked column-wise (Arrow compute), so a partition of a million rows costs milliseconds;
+    the first offending row is named.
+    """
     table = target.name
     key_names = [c.name for c in target.primary_key]
     if not isinstance(rows, pa.Table):
@@ -114,49 +118,94 @@ def _records(
         rows = rows.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise BadInput(f"{table} rows cannot be cast to its schema: {exc}", table=table) from exc
-    records = rows.to_pylist()
-    floats = [f.name for f in schema if pa.types.is_floating(f.type)]
-    keys: set[tuple[Any, ...]] = set()
-    for i, record in enumerate(records):
-        if record["business_date"] != business_date:
+    if rows.num_rows == 0:
+        return rows
+    days = rows["business_date"]
+    outside = pc.fill_null(pc.not_equal(days, pa.scalar(business_date, days.type)), True)
+    if (i := _first(outside)) is not None:
+        raise BadInput(
+            f"{table} row {i} has business_date {days[i].as_py()}, "
+            f"outside the partition {business_date}",
+            table=table,
+        )
+    if tenant_id is not None:
+        other = pc.fill_null(pc.not_equal(rows["tenant_id"], tenant_id), True)
+        if (i := _first(other)) is not None:
             raise BadInput(
-                f"{table} row {i} has business_date {record['business_date']}, "
-                f"outside the partition {business_date}",
+                f"{table} row {i} belongs to tenant {rows['tenant_id'][i].as_py()!r}, "
+                f"not {tenant_id!r}",
                 table=table,
             )
-        if tenant_id is not None and record["tenant_id"] != tenant_id:
-            raise BadInput(
-                f"{table} row {i} belongs to tenant {record['tenant_id']!r}, not {tenant_id!r}",
-                table=table,
-            )
-        key = tuple(record[n] for n in key_names)
-        if None in key:
+    for name in key_names:
+        if (i := _first(pc.is_null(rows[name]))) is not None:
             raise BadInput(f"{table} row {i} has a null key column ({key_names})", table=table)
-        if key in keys:
-            raise BadInput(
-                f"{table} row {i} repeats the key {dict(zip(key_names, key, strict=True))}",
-                table=table,
-            )
-        keys.add(key)
-        for name in floats:
-            value = record[name]
-            if value is not None and not math.isfinite(value):
+    counted = (
+        rows.select(key_names).group_by(key_names, use_threads=False).aggregate([([], "count_all")])
+    )
+    repeated = counted.filter(pc.greater(counted["count_all"], 1))
+    if repeated.num_rows:
+        key = {k: repeated[k][0].as_py() for k in key_names}
+        raise BadInput(f"{table} row repeats the key {key}", table=table)
+    for f in schema:
+        if pa.types.is_floating(f.type):
+            column = rows[f.name]
+            bad = pc.and_kleene(pc.is_valid(column), pc.invert(pc.is_finite(column)))
+            if (i := _first(bad)) is not None:
                 # The KPI contract: a ratio with a zero denominator is null, never NaN or inf.
-                raise BadInput(f"{table} row {i} has non-finite {name} ({value})", table=table)
-    return records
+                raise BadInput(
+                    f"{table} row {i} has non-finite {f.name} ({column[i].as_py()})",
+                    table=table,
+                )
+    return rows
 
 
-def _insert(
-    conn: Connection, target: sa.Table, schema: pa.Schema, records: list[dict[str, Any]]
-) -> None:
+def _first(mask: pa.ChunkedArray | pa.Array) -> int | None:
+    hits = pc.indices_nonzero(pc.fill_null(mask, False))
+    return int(hits[0].as_py()) if len(hits) else None
+
+
+def _insert(conn: Connection, target: sa.Table, schema: pa.Schema, rows: pa.Table) -> None:
+    names = schema.names
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy_postgres(conn, target, schema.names, records)
-    else:
-        conn.execute(target.insert(), records)
+        # psycopg adapts Decimal, date and datetime itself.
+        columns = [rows[n].to_pylist() for n in names]
+        _copy_postgres(conn, target, names, zip(*columns, strict=True))
+        return
+    # Column by column through each type's own bind processor, then one driver executemany:
+    # the same stored values as ``conn.execute(target.insert(), dicts)`` at a fraction of
+    # SQLAlchemy's per-row cost.
+    dialect = conn.dialect
+    columns = []
+    for name in names:
+        column = rows[name]
+        if dialect.name == "sqlite" and _sqlite_text(column.type):
+            # SQLAlchemy's SQLite storage format, written by Arrow (checked equal in tests).
+            fmt = "%Y-%m-%d" if pa.types.is_date(column.type) else "%Y-%m-%d %H:%M:%S"
+            columns.append(pc.strftime(column, format=fmt).to_pylist())
+            continue
+        values = column.to_pylist()
+        process = target.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append([process(v) for v in values] if process else values)
+    quote = dialect.identifier_preparer.quote
+    marks = ", ".join(["?"] * len(names)) if dialect.paramstyle == "qmark" else None
+    if marks is None:
+        conn.execute(target.insert(), rows.to_pylist())
+        return
+    statement = (
+        f"INSERT INTO {quote(target.name)} ({', '.join(quote(n) for n in names)}) VALUES ({marks})"
+    )
+    conn.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+
+
+def _sqlite_text(arrow_type: pa.DataType) -> bool:
+    """Dates, and microsecond timestamps (whose ``%S`` Arrow prints as ``SS.ffffff``)."""
+    if pa.types.is_date32(arrow_type):
+        return True
+    return pa.types.is_timestamp(arrow_type) and arrow_type.unit == "us"
 
 
 def _copy_postgres(
-    conn: Connection, target: sa.Table, names: list[str], records: list[dict[str, Any]]
+    conn: Connection, target: sa.Table, names: list[str], records: Iterable[tuple[Any, ...]]
 ) -> None:
     """Bulk load with COPY on the transaction's own connection (several times faster)."""
     import psycopg
@@ -169,7 +218,7 @@ def _copy_postgres(
     assert isinstance(driver, psycopg.Connection)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for record in records:
-            copy.write_row([record[n] for n in names])
+            copy.write_row(record)
 
 
 def _store_record(store: Mapping[str, Any] | object, default_timezone: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,7 @@ from tenpo.ml.tables import ML_KEYS, ML_SCHEMAS
 __all__ = [
     "BenchmarkRecord",
     "StoreCluster",
+    "MIN_PEERS_SHOWN",
     "TargetRecord",
     "benchmark_periods",
     "ensure_ml_schema",
@@ -37,6 +38,7 @@ __all__ = [
     "ml_metadata",
     "read_benchmarks",
     "store_targets",
+    "visible_targets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ def ensure_ml_schema(engine: Engine) -> None:
     with _lock:
         if engine in _ready:
             return
+        _drop_leaky_benchmarks(engine)
         ml_metadata.create_all(engine)
         inspector = sa.inspect(engine)
         for table in ml_metadata.sorted_tables:
@@ -89,6 +92,20 @@ def ensure_ml_schema(engine: Engine) -> None:
                     table=table.name,
                 )
         _ready.add(engine)
+
+
+def _drop_leaky_benchmarks(engine: Engine) -> None:
+    # The former release (exact counts, mean, exact quantiles) let a tenant recover other
+    # stores' figures (issue 11): its rows must not stay readable. They are derived data;
+    # the next ML run writes the new release.
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(mart_benchmarks.name):
+        return
+    columns = {c["name"] for c in inspector.get_columns(mart_benchmarks.name)}
+    if "mean" in columns or "stores_band" not in columns:
+        logger.warning("datamart: dropping mart_benchmarks of the former (leaky) release")
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {mart_benchmarks.name}"))
 
 
 def export_ml(settings: Settings, table: str, as_of: date, rows: pa.Table) -> int:
@@ -145,10 +162,61 @@ class TargetRecord:
     peers: dict[str, Any]
 
 
+MIN_PEERS_SHOWN = 5
+"""Peer statistics are shown only over this many peers, unless the caller reads them all."""
+
+
+def _may_see_peers(target: TargetRecord, readable: frozenset[str] | None) -> bool:
+    if target.peers_n >= MIN_PEERS_SHOWN:
+        return True
+    # Fewer peers: 2 × median − own is the other store's figure. Only a caller who may read
+    # every peer anyway (its own tenant's, all assigned to it) learns nothing from them.
+    if target.peers.get("other_tenants_stores", 1) != 0:
+        return False
+    return readable is None or set(target.peers.get("stores", [])) <= readable
+
+
+def visible_targets(
+    targets: list[TargetRecord], readable: frozenset[str] | None
+) -> list[TargetRecord]:
+    """``targets`` as a caller reading ``readable`` stores (None: the whole tenant) may see.
+
+    Peer stores it may not read are not named; a KPI whose peers are fewer than
+    :data:`MIN_PEERS_SHOWN` (and not all readable) loses its peer statistics and everything
+    computed from them (target, headroom, uplift, the explanation), and so does the
+    ``net_sales`` row combining them; no lever is primary then.
+    """
+    hidden = {t.kpi for t in targets if t.kpi != "net_sales" and not _may_see_peers(t, readable)}
+    note = (
+        f"peer statistics hidden: fewer than {MIN_PEERS_SHOWN} peers, not all of them "
+        "stores you may read"
+    )
+    out = []
+    for t in targets:
+        peers = dict(t.peers)
+        if readable is not None and "stores" in peers:
+            peers["stores"] = [s for s in peers["stores"] if s in readable]
+        if t.kpi in hidden or (t.kpi == "net_sales" and hidden):
+            t = replace(
+                t,
+                target=None,
+                headroom=None,
+                peer_p25=None,
+                peer_median=None,
+                peer_target=None,
+                uplift_per_day=None,
+                uplift_share=None,
+                explanation=note if t.kpi in hidden else f"{note} ({', '.join(sorted(hidden))})",
+            )
+        out.append(replace(t, peers=peers, is_primary=t.is_primary and not hidden))
+    return out
+
+
 def store_targets(
-    engine: Engine, tenant_id: str, store_id: str
+    engine: Engine, tenant_id: str, store_id: str, readable: frozenset[str] | None = None
 ) -> tuple[StoreCluster | None, list[TargetRecord]]:
-    """The store's latest cluster and targets (None, [] when none were computed)."""
+    """The store's latest cluster and targets (None, [] when none were computed), as a
+    caller reading ``readable`` stores may see them (:func:`visible_targets`)."""
     ensure_ml_schema(engine)
     c, t = mart_store_clusters.c, mart_store_targets.c
     with engine.connect() as conn:
@@ -208,12 +276,12 @@ def store_targets(
         )
         for r in rows
     ]
-    return info, targets
+    return info, visible_targets(targets, readable)
 
 
 @dataclass(frozen=True)
 class BenchmarkRecord:
-    """One benchmark cell: statistics only when published (k-anonymous)."""
+    """One benchmark cell: noisy statistics and count bands only when published."""
 
     period: str
     period_start: date
@@ -221,14 +289,13 @@ class BenchmarkRecord:
     industry: str
     size_band: str
     kpi: str
-    stores: int | None
-    tenants: int | None
+    stores_band: str | None
+    tenants_band: str | None
     published: bool
     suppressed_reason: str | None
     p25: float | None
     median: float | None
     p75: float | None
-    mean: float | None
 
 
 def benchmark_periods(engine: Engine, industry: str | None = None) -> list[str]:

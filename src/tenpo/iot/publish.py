@@ -54,12 +54,21 @@ def ingest_files_over_mqtt(
     files: Iterable[tuple[str, Path]],
     *,
     on_file: Callable[[], None] | None = None,
-    timeout: float = 120.0,
+    on_acked: Callable[[int, int], None] | None = None,
+    stall_timeout: float = 60.0,
+    max_in_flight: int = 500,
 ) -> SubscriberStats:
     """Publish every (tenant, events file) over MQTT and return once all are landed.
 
-    Raises :class:`ConfigError` when the broker is unreachable or the subscriber falls
-    behind by more than ``timeout`` seconds.
+    The wait scales with the work: it fails only when neither the broker's publish
+    acknowledgements nor the subscriber's landed messages advance for ``stall_timeout``
+    seconds (:class:`ConfigError`, also when the broker is unreachable). ``on_acked(acked,
+    total)`` reports the subscriber's progress while waiting.
+
+    At most ``max_in_flight`` messages are published and not yet landed: a broker queues a
+    limited number of messages per subscriber (Mosquitto's ``max_queued_messages``, 1000 by
+    default) and silently drops the rest, so publishing a month of a chain at once would lose
+    messages the publisher saw acknowledged.
     """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -95,23 +104,16 @@ def ingest_files_over_mqtt(
         except OSError as exc:
             raise ConfigError(f"MQTT broker unreachable: {exc}") from exc
         pub.loop_start()
-        infos = []
+        infos: list[Any] = []
+        window = _Window(sub, max_in_flight, stall_timeout)
         for tenant, path in files:
             for device, payload in device_messages(path.read_bytes()):
+                window.wait_for_room(len(infos))
                 topic = device_topic(tenant, device, cfg.mqtt_topic_prefix)
                 infos.append(pub.publish(topic, payload, qos=1))
             if on_file is not None:
                 on_file()
-        deadline = time.monotonic() + timeout
-        for info in infos:
-            info.wait_for_publish(max(0.01, deadline - time.monotonic()))
-        while sub.stats.acked < len(infos):
-            if time.monotonic() > deadline:
-                raise ConfigError(
-                    f"MQTT subscriber acknowledged {sub.stats.acked} of {len(infos)} messages "
-                    f"within {timeout:.0f}s"
-                )
-            time.sleep(0.02)
+        _wait_for_progress(infos, sub, stall_timeout, on_acked)
         log.info("sent %d MQTT messages: %s", len(infos), sub.stats.as_dict())
         return sub.stats
     finally:
@@ -119,3 +121,54 @@ def ingest_files_over_mqtt(
         pub.loop_stop()
         sub.join()
         bus.close()
+
+
+class _Window:
+    """Holds the publisher back while ``limit`` messages wait for the subscriber."""
+
+    def __init__(self, sub: MqttSubscriber, limit: int, stall_timeout: float) -> None:
+        if limit < 1:
+            raise BadInput(f"max_in_flight must be ≥ 1, got {limit}")
+        self.sub, self.limit, self.stall_timeout = sub, limit, stall_timeout
+
+    def wait_for_room(self, published: int) -> None:
+        acked, moved_at = self.sub.stats.acked, time.monotonic()
+        while published - acked >= self.limit:
+            time.sleep(0.002)
+            now, latest = time.monotonic(), self.sub.stats.acked
+            if latest != acked:
+                acked, moved_at = latest, now
+            elif now - moved_at > self.stall_timeout:
+                raise ConfigError(
+                    f"MQTT ingest stalled: the subscriber acknowledged {acked} of {published} "
+                    f"published messages and made no progress for {self.stall_timeout:.0f}s"
+                )
+
+
+def _wait_for_progress(
+    infos: list[Any],
+    sub: MqttSubscriber,
+    stall_timeout: float,
+    on_acked: Callable[[int, int], None] | None,
+) -> None:
+    """Until the subscriber acknowledged every message; ``ConfigError`` once progress stalls."""
+    total, published = len(infos), 0
+    last, moved_at = (-1, -1), time.monotonic()
+    while True:
+        # QoS-1 messages complete mostly in order: advance a cursor instead of rescanning.
+        while published < total and infos[published].is_published():
+            published += 1
+        acked = sub.stats.acked
+        if on_acked is not None:
+            on_acked(acked, total)
+        if acked >= total:
+            return
+        now = time.monotonic()
+        if (published, acked) != last:
+            last, moved_at = (published, acked), now
+        elif now - moved_at > stall_timeout:
+            raise ConfigError(
+                f"MQTT ingest stalled: the subscriber acknowledged {acked} of {total} messages "
+                f"({published} published) and made no progress for {stall_timeout:.0f}s"
+            )
+        time.sleep(0.05)

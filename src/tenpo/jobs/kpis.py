@@ -32,7 +32,7 @@ Choices the definitions leave open:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import ibis
 
@@ -103,19 +103,20 @@ def store_daily(
         wanted = sorted(set(days))
         pos = pos.filter(pos.business_date.isin(wanted)) if wanted else pos.limit(0)
         counts = counts.filter(counts.business_date.isin(wanted)) if wanted else counts.limit(0)
-    parts = [
-        _pos_aggregates(pos, DAILY_KEYS),
-        _count_aggregates(counts, DAILY_KEYS),
-        _counter_completeness(counts),
-    ]
+    parts = [_pos_aggregates(pos, DAILY_KEYS), _daily_counts(counts)]
     if visits is not None:
         require(visits, VISIT_COLUMNS, "visits")
-        current = visits
+        current, history = visits, visits
         if days is not None:
             current = (
                 visits.filter(visits.business_date.isin(wanted)) if wanted else visits.limit(0)
             )
-        parts.append(_visit_aggregates(current, visits, repeat_window_days))
+            if wanted:  # only earlier dates within the window can make a repeat visit
+                earliest = min(wanted) - timedelta(days=repeat_window_days)
+                history = visits.filter(
+                    visits.business_date.between(earliest, max(wanted) - timedelta(days=1))
+                )
+        parts.append(_visit_aggregates(current, history, repeat_window_days))
     joined = outer_join_all(parts, DAILY_KEYS)
     if visits is None:
         joined = joined.mutate(
@@ -225,23 +226,35 @@ def _count_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:
     )
 
 
-def _counter_completeness(t: ibis.Table) -> ibis.Table:
-    """Per store-date: did every entrance counter report without a gap between its intervals?
+def _daily_counts(t: ibis.Table) -> ibis.Table:
+    """Visitors, passers-by and counter completeness per store-date, in one pass over the counts.
 
-    A device reports fixed-length intervals, so it is complete when its intervals (count ×
-    the first one's length) cover the span from its first start to its last end. Only the
-    aggregates are converted to epoch seconds, which keeps this cheap on big days.
+    The intervals are first summed per device, so the big table is grouped once;
+    everything else is computed from those few rows. A device reports fixed-length intervals,
+    so an entrance counter is complete when its intervals (count × the first one's length)
+    cover the span from its first start to its last end; only the per-device aggregates are
+    converted to epoch seconds. ``counter_complete`` is null without an entrance counter.
     """
-    e = t.filter(t.line == _ENTRANCE)
-    per_device = e.group_by([*DAILY_KEYS, "device_id"]).aggregate(
-        _n=e.count(), _first=e.interval_start.min(), _first_end=e.interval_end.min(),
-        _last_end=e.interval_end.max(),
+    entrance, passby = t.line == _ENTRANCE, t.line == _PASSBY
+    per_device = t.group_by([*DAILY_KEYS, "device_id"]).aggregate(
+        _in=t.count_in.cast("int64").sum(where=entrance),
+        _both=(t.count_in.cast("int64") + t.count_out.cast("int64")).sum(where=passby),
+        _n=t.count(where=entrance), _first=t.interval_start.min(where=entrance),
+        _first_end=t.interval_end.min(where=entrance), _last_end=t.interval_end.max(where=entrance),
     )  # fmt: skip
-    first = per_device._first.epoch_seconds().cast("int64")
-    length = per_device._first_end.epoch_seconds().cast("int64") - first
-    span = per_device._last_end.epoch_seconds().cast("int64") - first
-    gap = ibis.ifelse(per_device._n * length < span, 1, 0)
-    return per_device.group_by(list(DAILY_KEYS)).aggregate(counter_complete=gap.sum() == 0)
+    d = per_device
+    first = d._first.epoch_seconds().cast("int64")
+    length = d._first_end.epoch_seconds().cast("int64") - first
+    span = d._last_end.epoch_seconds().cast("int64") - first
+    gap = ibis.cases(  # null for a device without entrance rows: it says nothing
+        (d._n == 0, ibis.null("int64")), (d._n * length < span, 1), else_=0
+    )
+    return d.group_by(list(DAILY_KEYS)).aggregate(
+        counter_visitors=d._in.sum(),
+        passersby=d._both.sum(),
+        has_counter=ibis.literal(True),
+        counter_complete=gap.sum() == 0,
+    )
 
 
 def _visit_aggregates(
@@ -249,47 +262,47 @@ def _visit_aggregates(
 ) -> ibis.Table:
     """Unique and repeat visitors, dwell median/mean, open visits per store-date of ``current``."""
     basic = current.group_by(list(DAILY_KEYS)).aggregate(
-        unique_visitors=current.person_id.nunique().cast("int64"),
         video_entries=current.count(),
         open_visits=current.count(where=current.exit_ts.isnull()),
         dwell_time_mean_s=current.dwell_s.mean(),
         has_video=ibis.literal(True),
     )
-    # Exact median, portable: the middle value(s) by row number within each store-date.
+    # Exact median, portable: the middle value(s) by row number within each store-date. The
+    # count uses the same window as the row number, so engines sort once for both.
     closed = current.filter(current.dwell_s.notnull())
     ordered = ibis.window(group_by=list(DAILY_KEYS), order_by=closed.dwell_s)
-    whole = ibis.window(group_by=list(DAILY_KEYS))
     ranked = closed.mutate(
-        _rn=ibis.row_number().over(ordered), _n=closed.dwell_s.count().over(whole)
+        _rn=ibis.row_number().over(ordered), _n=closed.dwell_s.count().over(ordered)
     )
     middle = ranked.filter((ranked._rn == (ranked._n - 1) // 2) | (ranked._rn == ranked._n // 2))
     median = middle.group_by(list(DAILY_KEYS)).aggregate(
         dwell_time_median_s=middle.dwell_s.cast("float64").mean()
     )
     # Repeat visitors: a visit of the same person to any store of the tenant on an earlier
-    # date within the window.
-    persons = current.select(*DAILY_KEYS, "person_id").distinct()
-    # The person's latest earlier visit date at any store of the tenant, by one window over
-    # distinct (tenant, person, date): an equi-join back instead of a range join.
-    seen = history.select("tenant_id", "person_id", "business_date").distinct()
-    by_person = ibis.window(group_by=["tenant_id", "person_id"], order_by=seen.business_date)
-    seen = seen.mutate(_prev=seen.business_date.lag().over(by_person))
-    returning = seen.filter(
-        seen._prev.notnull()
-        & (seen._prev >= seen.business_date - ibis.interval(days=repeat_window_days))
-    ).select(_h_tenant="tenant_id", _h_person="person_id", _h_date="business_date")
+    # date within the window. A semi join on (tenant, person) with the date range as a
+    # residual condition: no window or de-duplication over the whole history.
+    persons = current.filter(current.person_id.notnull()).select(*DAILY_KEYS, "person_id")
+    persons = persons.distinct()
+    seen = history.select(
+        _h_tenant=history.tenant_id, _h_person=history.person_id, _h_date=history.business_date
+    )
     repeaters = persons.semi_join(
-        returning,
+        seen,
         [
-            persons.tenant_id == returning._h_tenant,
-            persons.person_id == returning._h_person,
-            persons.business_date == returning._h_date,
+            persons.tenant_id == seen._h_tenant,
+            persons.person_id == seen._h_person,
+            seen._h_date < persons.business_date,
+            seen._h_date >= persons.business_date - ibis.interval(days=repeat_window_days),
         ],
     )
+    unique = persons.group_by(list(DAILY_KEYS)).aggregate(unique_visitors=persons.count())
     repeat = repeaters.group_by(list(DAILY_KEYS)).aggregate(repeat_visitors=repeaters.count())
     out = outer_join_all([basic, median], DAILY_KEYS)
-    out = left_join_on(out, repeat, DAILY_KEYS)
-    return out.mutate(repeat_visitors=out.repeat_visitors.coalesce(0))
+    out = left_join_on(left_join_on(out, unique, DAILY_KEYS), repeat, DAILY_KEYS)
+    return out.mutate(
+        unique_visitors=out.unique_visitors.coalesce(0),
+        repeat_visitors=out.repeat_visitors.coalesce(0),
+    )
 
 
 def _with_ratios(t: ibis.Table) -> ibis.Table:

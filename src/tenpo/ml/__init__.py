@@ -3,7 +3,8 @@
 :func:`store_features` turns the KPI marts into one feature row per store over a trailing
 window; :func:`cluster_stores` groups comparable stores; :func:`estimate_targets` sets each
 store's targets from its peers and prices the headroom through the sales tree;
-:func:`industry_benchmarks` publishes k-anonymous KPI distributions per industry. No
+:func:`industry_benchmarks` publishes KPI distributions per industry that determine no
+store's figure. No
 Dagster or FastAPI here: :mod:`tenpo.pipelines.ml` and the API wire these to storage.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MlParams"]
@@ -79,8 +79,31 @@ class MlParams(BaseSettings):
     min_peers: int = Field(
         3, ge=2, description="Fewer peers with a value in the cluster: peers = the whole group."
     )
-    benchmark_min_stores: int = Field(5, ge=1, description="k-anonymity: stores per benchmark.")
-    benchmark_min_tenants: int = Field(2, ge=1, description="k-anonymity: tenants per benchmark.")
+    benchmark_min_stores: int = Field(
+        10, ge=1, description="A benchmark cell is published over at least this many stores."
+    )
+    benchmark_min_tenants: int = Field(2, ge=1, description="... of at least this many tenants.")
+    benchmark_min_other_stores: int = Field(
+        5,
+        ge=1,
+        description="... with at least this many stores outside every contributing tenant "
+        "(no tenant dominates a cell).",
+    )
+    benchmark_noise: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="Laplace noise on benchmark quantiles, as a share of the cell's "
+        "interquartile range (at least that share of 1 % of the median).",
+    )
+    benchmark_digits: int = Field(
+        3, ge=1, le=15, description="Benchmark quantiles are rounded to this many digits."
+    )
+    benchmark_noise_key: SecretStr = Field(
+        SecretStr(""),
+        description="Secret keying the benchmark noise (TENPO_ML_BENCHMARK_NOISE_KEY; set one "
+        "in production so nobody can replay the noise from guessed inputs).",
+    )
     size_bands_m2: tuple[float, ...] = Field(
         (100.0, 300.0, 1000.0),
         description="Floor-area limits (m²) between size bands: S < 100 ≤ M < 300 ≤ L < 1000 ≤ XL.",

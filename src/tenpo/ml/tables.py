@@ -85,14 +85,13 @@ MART_BENCHMARKS = pa.schema(
         ("industry", pa.string()),
         ("size_band", pa.string()),
         ("kpi", pa.string()),
-        ("stores", pa.int32()),
-        ("tenants", pa.int32()),
+        ("stores_band", pa.string()),  # "10-19": exact counts are not published
+        ("tenants_band", pa.string()),
         ("published", pa.bool_()),
         ("suppressed_reason", pa.string()),
-        ("p25", pa.float64()),
+        ("p25", pa.float64()),  # noisy and rounded (tenpo.ml.benchmarks)
         ("median", pa.float64()),
         ("p75", pa.float64()),
-        ("mean", pa.float64()),
     ]
 )
 

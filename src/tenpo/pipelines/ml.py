@@ -272,7 +272,7 @@ def ml_assets() -> list[AssetsDefinition]:
             AssetSpec(
                 MART_BENCHMARKS_KEY,
                 deps=[MART_STORE_DAILY_KEY],
-                description="Industry benchmarks, k-anonymous (≥5 stores, ≥2 tenants).",
+                description="Industry benchmarks: noisy quantiles over ≥10 stores of ≥2 tenants.",
                 group_name="ml",
                 kinds={"parquet"},
             ),

@@ -29,7 +29,7 @@ def money_from_cents(cents: Sequence[int] | np.ndarray, money_type: pa.DataType)
     words = np.empty((n, 2), dtype=np.int64)
     words[:, 0] = low
     words[:, 1] = low >> 63  # sign extension to the high 64 bits of the 128-bit integer
-    return pa.Array.from_buffers(money_type, n, [None, pa.py_buffer(words.tobytes())])
+    return pa.Array.from_buffers(money_type, n, [None, pa.py_buffer(words)])
 
 
 def micros(ts: datetime) -> int:
@@ -56,7 +56,9 @@ def dates(values: list[int]) -> pa.Array:
 
 def received_column(received_micros: int | None, n: int) -> pa.Array:
     """``received_at`` for ``n`` rows of one object (null when the arrival time is unknown)."""
-    return pa.array([received_micros] * n, pa.int64()).cast(TS)
+    if received_micros is None:
+        return pa.nulls(n, TS)
+    return pa.repeat(pa.scalar(received_micros, pa.int64()), n).cast(TS)
 
 
 def table(schema: pa.Schema, columns: dict[str, Any]) -> pa.Table:

@@ -13,6 +13,9 @@ from tenpo.pos.tax import Rounding
 
 Ints = npt.NDArray[np.int64]
 
+SAFE = 1 << 62
+"""Products and sums must stay below this to be exact in int64 (callers check)."""
+
 
 def group_sum(groups: Ints, values: Ints, n_groups: int) -> Ints:
     """Σ values per group id (exact int64)."""
@@ -46,16 +49,22 @@ def largest_remainder(groups: Ints, numerators: Ints, denominators: Ints, totals
     num = np.where(den < 0, -numerators, numerators)
     den = np.abs(den)
     parts = num // den
-    remainders = num - parts * den
     missing = totals - group_sum(groups, parts, len(totals))
     if not missing.any():
         return parts
-    n = len(parts)
-    rows = np.arange(n)
-    order = np.lexsort((rows, -remainders, groups))  # by group, largest remainder, row
-    sorted_groups = groups[order]
-    starts = np.searchsorted(sorted_groups, np.arange(len(totals)))
-    rank = rows - starts[sorted_groups]
+    # Only the rows of groups that still miss units are ranked (often few of all rows).
+    rows = np.flatnonzero(missing[groups] > 0)
+    remainders = num[rows] - parts[rows] * den[rows]
+    row_groups = groups[rows]
+    span = int(den.max())
+    if (int(row_groups.max()) + 1) * span < SAFE:
+        # One stable sort of an int64 key: group, then remainder descending (ties: row order).
+        order = np.argsort(row_groups * span + (span - 1 - remainders), kind="stable")
+    else:
+        order = np.lexsort((rows, -remainders, row_groups))  # by group, largest remainder, row
+    sorted_groups = row_groups[order]
+    starts = np.searchsorted(sorted_groups, sorted_groups, side="left")
+    rank = np.arange(len(rows)) - starts
     bump = rank < missing[sorted_groups]
-    parts[order[bump]] += 1
+    parts[rows[order[bump]]] += 1
     return parts

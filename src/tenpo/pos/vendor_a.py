@@ -14,12 +14,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import pyarrow as pa
+
 from tenpo.control.directory import Directory, RegisterAssignment, StoreRef
 from tenpo.core.errors import BadInput
 from tenpo.core.preetl import ParseResult, Reject
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos import _arrow, _text
-from tenpo.pos._vendor_a_fast import parse_fast
+from tenpo.pos._vendor_a_fast import Layout, parse_fast
 from tenpo.pos.tax import ROUNDINGS, Rounding, split_inclusive
 
 __all__ = ["VendorAMasterPreEtl", "VendorAPreEtl", "parse_master"]
@@ -141,18 +143,14 @@ class VendorAPreEtl:
         object through the row-wise path, which names each problem.
         """
         result = ParseResult()
+        if self._fast:
+            tables = self._parse_fast(event, data, directory)
+            if tables is not None:
+                result.tables = tables
+                return result
         try:
             text = _decode(data)
             header, col = _header(text, SALES_COLUMNS)
-            if self._fast:
-                tables = parse_fast(
-                    text, header, col, event, directory, _FAST_NAMES, KINDS, RATE_PERCENTS,
-                    self.rounding, self.per_line, VENDOR,
-                    not_after=event.registered_at + self.future_tolerance,
-                )  # fmt: skip
-                if tables is not None:
-                    result.tables = tables
-                    return result
             records = _records(text)
         except _ObjectProblem as exc:
             result.rejects.append(Reject(TRANSACTIONS, str(exc)))
@@ -196,6 +194,35 @@ class VendorAPreEtl:
             len(result.rejects),
         )
         return result
+
+    def _parse_fast(
+        self, event: ObjectRegistered, data: bytes, directory: Directory
+    ) -> dict[str, pa.Table] | None:
+        """Both tables from the column-wise fast path, or None when the row-wise path must run.
+
+        Only the header line is decoded here; the fast path reads the records' raw bytes.
+        """
+        end = data.find(b"\n")
+        if end < 0 or b'"' in data[:end]:
+            return None
+        try:
+            header, col = _header(_decode(data[: end + 1]), SALES_COLUMNS)
+        except _ObjectProblem:
+            return None
+        layout = Layout(
+            width=len(header),
+            col={role: col[name] for role, name in _FAST_NAMES.items()},
+            kinds=KINDS,
+            rate_percents=RATE_PERCENTS,
+            encoding=ENCODING,
+            vendor=VENDOR,
+            max_yen=_arrow.MAX_YEN,
+            max_quantity=_arrow.MAX_QUANTITY,
+        )
+        return parse_fast(
+            data, end + 1, layout, event, directory, self.rounding, self.per_line,
+            not_after=event.registered_at + self.future_tolerance,
+        )  # fmt: skip
 
     def _load_receipt(
         self, receipt: _Receipt, ctx: _Context, cols: _arrow.PosColumns, seen: set[str]

@@ -1,0 +1,183 @@
+"""`tenpo bench scale`: a simulated chain through the whole platform, every stage measured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from tenpo.cli._common import console, handles_errors, settings
+
+app = typer.Typer(no_args_is_help=True)
+
+RESULTS = Path("bench/results")
+
+E2E_FLOOR_S_PER_STORE_DAY = 60.0 / 3000
+"""Issue 13's end-to-end floor: 100 stores × 30 days in 60 s (send → API read-back)."""
+
+
+class _Bars:
+    """One Rich bar per stage; the previous stage's bar is completed when the next starts."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.current: TaskID | None = None
+
+    def __call__(self, name: str, total: int | None) -> Any:
+        self._finish()
+        task = self.progress.add_task(name, total=total)
+        self.current = task
+        return lambda n: self.progress.advance(task, n)
+
+    def _finish(self) -> None:
+        if self.current is not None:
+            task = self.progress.tasks[self.current]
+            self.progress.update(
+                self.current, total=task.completed or 1, completed=task.completed or 1
+            )
+
+    def close(self) -> None:
+        self._finish()
+
+
+def bench_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The bench keys (name, value, unit, baseline, ratio, target, met) of a scale report:
+    end-to-end seconds against the issue's floor scaled to the run's store-days."""
+    store_days = report["stores"] * report["days"]
+    budget = E2E_FLOOR_S_PER_STORE_DAY * store_days
+    value = report["e2e_seconds"]
+    ratio = budget / value if value else 0.0
+    return {
+        "name": f"scale_{report['stores']}x{report['days']}",
+        "value": round(value, 2),
+        "unit": "s end to end",
+        "baseline": round(budget, 2),
+        "baseline_kind": "floor budget: 60 s per 3,000 store-days (issue 13)",
+        "ratio": round(ratio, 3),
+        "target": 1.0,
+        "met": bool(report["ground_truth_exact"] and ratio >= 1.0),
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The stage table and the headline figures."""
+    table = Table(title=f"scale {report['stores']} stores × {report['days']} days")
+    for col in ("stage", "seconds", "moved", "per second"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, st in report["stages"].items():
+        amounts = {k: v for k, v in st.items() if k != "seconds" and not k.endswith("_per_s")}
+        moved = ", ".join(f"{v:,} {k}" for k, v in amounts.items())
+        rates = ", ".join(
+            f"{st[k + '_per_s']:,.0f} {k}/s" for k in amounts if st.get(k + "_per_s") is not None
+        )
+        table.add_row(name, f"{st['seconds']:.2f}", moved, rates)
+    console.print(table)
+    per = report["lake_bytes_per_store_day"]
+    console.print(
+        f"end to end (send → API): {report['e2e_seconds']:.1f} s, "
+        f"{report['e2e_raw_rows_per_s'] or 0:,.0f} raw rows/s over {report['raw_rows']:,} rows; "
+        f"peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB; lake per store-day: "
+        f"landing {per['landing'] / 1024:,.0f} KiB, tables {per['tables'] / 1024:,.0f} KiB",
+        highlight=False,
+    )
+    if report["ground_truth_exact"]:
+        console.print(
+            f"[bold green]✓ all {report['store_days_checked']:,} store-days equal the ground "
+            "truth[/] (net sales, receipts, visitors)"
+        )
+    else:
+        console.print(f"[bold red]{len(report['mismatches'])}+ differences from the truth:[/]")
+        for m in report["mismatches"]:
+            console.print(f"  {m}", highlight=False)
+
+
+@app.command("scale")
+@handles_errors
+def scale(
+    stores: int = typer.Option(100, "--stores", min=1, help="Stores in the simulated chain."),
+    days: int = typer.Option(30, "--days", min=1, help="Days simulated."),
+    tenants: int = typer.Option(2, "--tenants", min=1, help="Tenants (stores split evenly)."),
+    datamart: str = typer.Option(
+        "sqlite", "--datamart", help="Datamart engine: sqlite or postgresql (a fresh database)."
+    ),
+    pg_server: str = typer.Option(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        "--pg-server",
+        help="PostgreSQL server for --datamart postgresql (a maintenance database URL).",
+    ),
+    device_path: str = typer.Option(
+        "auto", "--devices", help="Device events over mqtt, http, or auto (MQTT if it answers)."
+    ),
+    seed: int = typer.Option(7, help="Simulation seed."),
+    out: Annotated[Path, typer.Option("--out", help="Folder of the JSON result.")] = RESULTS,
+) -> None:
+    """Simulate a chain, run it through the whole platform, time every stage, check the truth.
+
+    Writes ``{out}/scale_{stores}x{days}.json``. Exit status 1 when the API's KPIs differ
+    from the simulator's ground truth.
+    """
+    from tenpo.core.errors import BadInput
+    from tenpo.flow.scale import run_scale
+
+    if datamart not in ("sqlite", "postgresql"):
+        raise BadInput(f"--datamart must be sqlite or postgresql, not {datamart!r}")
+    if device_path not in ("auto", "mqtt", "http"):
+        raise BadInput(f"--devices must be auto, mqtt or http, not {device_path!r}")
+    kind: Literal["sqlite", "postgresql"] = "postgresql" if datamart == "postgresql" else "sqlite"
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("tenpo", "dagster"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    base = settings()
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description:<48}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bars = _Bars(progress)
+        result = run_scale(
+            base,
+            (base.data_dir / "scale").resolve(),
+            stores=stores,
+            days=days,
+            tenants=tenants,
+            datamart=kind,
+            datamart_server=pg_server,
+            seed=seed,
+            mqtt=None if device_path == "auto" else device_path == "mqtt",
+            progress=bars,
+        )
+        bars.close()
+    report = result.as_dict()
+    body = {
+        **bench_summary(report),
+        **report,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    print_report(report)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"scale_{stores}x{days}.json"
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    mark = "met" if body["met"] else "NOT met"
+    console.print(
+        f"{body['name']}: {body['value']:.1f} s vs floor {body['baseline']:.1f} s → ratio "
+        f"{body['ratio']:.2f} ({mark}); written to {path}",
+        highlight=False,
+    )
+    if result.mismatches:
+        raise typer.Exit(1)

@@ -1,0 +1,419 @@
+"""The scale harness (``tenpo bench scale``): a simulated chain through the whole platform,
+every stage timed, the result checked against the simulator's ground truth.
+
+Stages, in order: simulate → register → send POS and video files over HTTP (the gateway) →
+send device events over MQTT (when a broker answers; else over HTTP like the rest) → stream
+→ marts (every KPI mart) → ML marts → export (every datamart table) → read every store's KPIs
+back through the read API → check. Each stage reports its wall time and what it moved (rows,
+objects, bytes, events), so rows/s and objects/s follow; the report adds peak RSS, the lake's
+bytes per store-day (landing and tables) and the end-to-end raw rows/s (every stage after
+register; simulating is the test rig, not the platform).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from tenpo.core.errors import BadInput
+from tenpo.core.settings import Settings
+from tenpo.flow.stages import (
+    compare_with_truth,
+    isolated_settings,
+    read_store_kpis,
+    read_truth,
+    register_chain,
+    send_files,
+    source_files,
+)
+
+__all__ = ["Advance", "ProgressFactory", "ScaleReport", "StageResult", "run_scale"]
+
+log = logging.getLogger(__name__)
+
+Advance = Callable[[int], None]
+"""Move a stage's progress bar by n."""
+ProgressFactory = Callable[[str, int | None], Advance]
+"""Start a stage's bar (description, total or None when unknown); returns its advance."""
+
+START = date(2026, 10, 5)
+PLATFORM_STAGES = ("send_http", "send_mqtt", "stream", "marts", "ml", "export", "api")
+"""Stages that make up the end-to-end time (simulate and register are the rig)."""
+
+
+@dataclass
+class StageResult:
+    """One stage: wall seconds and the amounts it moved (rows, objects, bytes, events...)."""
+
+    name: str
+    seconds: float = 0.0
+    amounts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Seconds, amounts and each amount per second."""
+        rates = {
+            f"{k}_per_s": round(v / self.seconds, 1) if self.seconds else None
+            for k, v in self.amounts.items()
+        }
+        return {"seconds": round(self.seconds, 3), **self.amounts, **rates}
+
+
+@dataclass
+class ScaleReport:
+    """What one scale run measured; ``mismatches`` empty means the truth was met exactly."""
+
+    stores: int
+    days: int
+    tenants: int
+    datamart: str
+    mqtt: bool
+    stages: dict[str, StageResult] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+    store_days_checked: int = 0
+    raw_rows: int = 0
+    peak_rss_bytes: int = 0
+    lake_bytes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def store_days(self) -> int:
+        """Simulated store-days."""
+        return self.stores * self.days
+
+    @property
+    def e2e_seconds(self) -> float:
+        """Wall time of the platform's stages (send to API read-back)."""
+        return sum(s.seconds for n, s in self.stages.items() if n in PLATFORM_STAGES)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-able values (the ``scale_{N}x{D}.json`` body, without the bench
+        summary keys)."""
+        e2e = self.e2e_seconds
+        per = {k: round(v / self.store_days) for k, v in self.lake_bytes.items()}
+        return {
+            "stores": self.stores,
+            "days": self.days,
+            "tenants": self.tenants,
+            "datamart": self.datamart,
+            "device_path": "mqtt" if self.mqtt else "http",
+            "ground_truth_exact": not self.mismatches,
+            "store_days_checked": self.store_days_checked,
+            "mismatches": self.mismatches[:20],
+            "stages": {n: s.as_dict() for n, s in self.stages.items()},
+            "raw_rows": self.raw_rows,
+            "e2e_seconds": round(e2e, 3),
+            "e2e_raw_rows_per_s": round(self.raw_rows / e2e, 1) if e2e else None,
+            "e2e_seconds_per_store_day": round(e2e / self.store_days, 5),
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "lake_bytes": self.lake_bytes,
+            "lake_bytes_per_store_day": per,
+        }
+
+
+def _no_progress(_name: str, _total: int | None) -> Advance:
+    return lambda _n: None
+
+
+def run_scale(
+    base: Settings,
+    root: Path,
+    *,
+    stores: int,
+    days: int,
+    tenants: int = 2,
+    datamart: Literal["sqlite", "postgresql"] = "sqlite",
+    datamart_server: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    seed: int = 7,
+    mqtt: bool | None = None,
+    progress: ProgressFactory = _no_progress,
+    send_workers: int = 4,
+) -> ScaleReport:
+    """Run a chain of ``stores`` × ``days`` through the platform in ``root`` (wiped first).
+
+    ``mqtt`` None: device events over MQTT when a broker answers, else HTTP. With
+    ``datamart="postgresql"`` a fresh database on ``datamart_server`` holds the datamart.
+    """
+    if stores < tenants or tenants < 1 or days < 1:
+        raise BadInput(f"need days ≥ 1 and stores ≥ tenants ≥ 1 (got {stores}, {tenants}, {days})")
+    if stores % tenants:
+        raise BadInput(f"stores ({stores}) must be a multiple of tenants ({tenants})")
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    overrides: dict[str, Any] = {}
+    if datamart == "postgresql":
+        overrides["datamart_url"] = _fresh_database(datamart_server, f"tenpo_scale_{stores}x{days}")
+    cfg = isolated_settings(base, root, **overrides)
+    if mqtt is None:
+        from tenpo.iot.mqtt import mqtt_wanted
+
+        mqtt = mqtt_wanted(cfg)
+    report = ScaleReport(stores, days, tenants, datamart, mqtt)
+    dates = [START + timedelta(days=i) for i in range(days)]
+
+    @contextmanager
+    def stage(name: str) -> Iterator[StageResult]:
+        result = StageResult(name)
+        started = time.perf_counter()
+        try:
+            yield result
+        finally:
+            result.seconds = time.perf_counter() - started
+            report.stages[name] = result
+            log.info("stage %s: %s", name, result.as_dict())
+
+    sim_dir = root / "sim"
+    with stage("simulate") as st:
+        files_written = _simulate(seed, tenants, stores, days, sim_dir, progress)
+        st.amounts.update(files_written)
+    chain = json.loads((sim_dir / "chain.json").read_text(encoding="utf-8"))
+
+    with ExitStack() as cleanup:
+        from tenpo.bus import open_bus
+        from tenpo.control import ControlPlane
+        from tenpo.gateway import create_app as create_gateway
+        from tenpo.gateway import serve_in_thread
+        from tenpo.lake import open_lake
+        from tenpo.streamer import Streamer
+
+        with stage("register") as st:
+            control = ControlPlane.open(cfg.control_db_url)
+            cleanup.callback(control.dispose)
+            keys = register_chain(control, chain)
+            lake = open_lake(cfg.lake_root)
+            bus = open_bus(cfg)
+            cleanup.callback(bus.close)
+            st.amounts["stores"] = len(chain["stores"])
+            st.amounts["devices"] = len(chain["devices"])
+
+        gateway = create_gateway(cfg, control=control, lake=lake, bus=bus)
+        gw_server, gw_thread = serve_in_thread(gateway, "127.0.0.1", 0)
+        cleanup.callback(_stop, gw_server, gw_thread)
+        gw_url = f"http://127.0.0.1:{_port(gw_server)}"
+        streamer = Streamer(cfg, lake, bus, control.directory())
+        if hasattr(streamer, "close"):
+            cleanup.callback(streamer.close)
+        files = source_files(sim_dir)
+        masters = [f for f in files if f[0] == "pos_vendor_a_master"]
+        devices = [f for f in files if f[0] == "iot"] if mqtt else []
+        http = [f for f in files if f[0] != "pos_vendor_a_master" and f not in devices]
+
+        streamed = _StreamTotals()
+        with stage("send_http") as st:
+            advance = progress("gateway: POS + video (HTTP)", len(masters) + len(http))
+            sent = _Counter(advance)
+            # Masters first and loaded, so the sales resolve their registers through them.
+            nbytes = send_files(gw_url, keys, masters, on_file=sent)
+            streamed.add(streamer.run_until_idle(timeout=0.5))
+            nbytes += send_files(gw_url, keys, http, on_file=sent, workers=send_workers)
+            st.amounts.update(objects=len(masters) + len(http), bytes=nbytes)
+
+        if mqtt:
+            from tenpo.iot.publish import ingest_files_over_mqtt
+
+            with stage("send_mqtt") as st:
+                advance = progress(f"mqtt {cfg.mqtt_host}:{cfg.mqtt_port}: device events", None)
+                acked = _Latest(advance)
+                stats = ingest_files_over_mqtt(
+                    cfg,
+                    lake,
+                    control,
+                    [(tenant, path) for _, tenant, path in devices],
+                    on_acked=lambda done, _total: acked(done),
+                )
+                st.amounts.update(
+                    files=len(devices),
+                    messages=stats.accepted,
+                    events=stats.events,
+                    objects=stats.objects,
+                    bytes=sum(path.stat().st_size for _, _, path in devices),
+                )
+
+        with stage("stream") as st:
+            advance = progress("streamer: raw tables (rows)", None)
+            before = streamed.rows
+            streamed.add(
+                streamer.run_until_idle(timeout=1.0, on_batch=lambda b: advance(b.total_rows))
+            )
+            st.amounts.update(rows=streamed.rows - before, objects=streamed.objects)
+        report.raw_rows = streamed.rows
+
+        from tenpo.pipelines.run import DEFAULT_ASSETS, materialize_dates
+
+        marts = [a for a in DEFAULT_ASSETS if not a.startswith("datamart_")]
+        exports = [a for a in DEFAULT_ASSETS if a.startswith("datamart_")]
+        with stage("marts") as st:
+            progress(f"dagster: {len(marts)} marts × {len(dates)} days", None)
+            materialize_dates(cfg, dates, marts)
+            st.amounts["rows"] = _table_rows(lake, marts)
+            st.amounts["raw_rows_in"] = report.raw_rows
+        from tenpo.pipelines.ml import ML_ASSET_KEYS, materialize_ml
+
+        if not set(ML_ASSET_KEYS) <= set(DEFAULT_ASSETS):
+            with stage("ml") as st:
+                progress("dagster: ML marts (clusters, targets, benchmarks)", None)
+                materialize_ml(cfg)
+                st.amounts["rows"] = _table_rows(lake, ML_ASSET_KEYS)
+        with stage("export") as st:
+            progress(f"dagster: datamart export ({datamart})", None)
+            materialize_dates(cfg, dates, exports)
+            if "datamart_stores" not in DEFAULT_ASSETS:
+                from tenpo.datamart import sync_stores
+
+                sync_stores(
+                    cfg,
+                    [
+                        s.model_dump()
+                        for t in chain["tenants"]
+                        for s in control.list_stores(t["id"])
+                    ],
+                )
+            st.amounts["rows"] = _datamart_rows(cfg)
+
+        from tenpo.api import create_app as create_api
+
+        api = create_api(cfg, control=control)
+        api_server, api_thread = serve_in_thread(api, "127.0.0.1", 0)
+        cleanup.callback(_stop, api_server, api_thread)
+        with stage("api") as st:
+            advance = progress("api: every store's KPIs (stores)", len(chain["stores"]))
+            rows = read_store_kpis(
+                f"http://127.0.0.1:{_port(api_server)}",
+                keys,
+                [t["id"] for t in chain["tenants"]],
+                dates[0],
+                dates[-1],
+                on_page=advance,
+            )
+            st.amounts.update(rows=len(rows), stores=len(chain["stores"]))
+
+        with stage("check") as st:
+            report.mismatches = compare_with_truth(rows, read_truth(sim_dir))
+            report.store_days_checked = len(rows)
+            st.amounts["store_days"] = len(rows)
+
+        report.lake_bytes = _lake_bytes(Path(cfg.lake_root))
+    report.peak_rss_bytes = _peak_rss()
+    return report
+
+
+class _Counter:
+    def __init__(self, advance: Advance) -> None:
+        self.advance = advance
+
+    def __call__(self, _nbytes: int) -> None:
+        self.advance(1)
+
+
+class _Latest:
+    """Turns absolute progress (n done) into the increments a progress bar wants."""
+
+    def __init__(self, advance: Advance) -> None:
+        self.advance, self.done = advance, 0
+
+    def __call__(self, done: int) -> None:
+        if done > self.done:
+            self.advance(done - self.done)
+            self.done = done
+
+
+@dataclass
+class _StreamTotals:
+    rows: int = 0
+    objects: int = 0
+
+    def add(self, stats: Any) -> None:
+        self.rows += stats.total_rows
+        self.objects += stats.objects
+
+
+def _simulate(
+    seed: int, tenants: int, stores: int, days: int, out: Path, progress: ProgressFactory
+) -> dict[str, int]:
+    from tenpo.simulate import SimConfig, simulate
+
+    progress(f"simulate {stores} stores × {days} days", None)
+    simulate(
+        SimConfig(
+            seed=seed,
+            tenants=tenants,
+            stores_per_tenant=stores // tenants,
+            days=days,
+            start_date=START,
+        ),
+        out,
+    )
+    files = [p for p in out.rglob("*") if p.is_file()]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
+def _table_rows(lake: Any, tables: Any) -> int:
+    import pyarrow.parquet as pq
+
+    total = 0
+    for table in tables:
+        for key in lake.list(f"tables/{table}/"):
+            if key.endswith(".parquet"):
+                total += pq.ParquetFile(lake.path(key)).metadata.num_rows
+    return total
+
+
+def _datamart_rows(cfg: Settings) -> int:
+    import sqlalchemy as sa
+
+    from tenpo.datamart import get_engine
+
+    engine = get_engine(cfg.datamart_db_url)
+    names = sa.inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        return sum(
+            int(conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar() or 0) for n in names
+        )
+
+
+def _lake_bytes(root: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for zone in ("landing", "tables", "quarantine"):
+        total = 0
+        for folder, _, names in os.walk(root / zone):
+            total += sum(os.path.getsize(os.path.join(folder, n)) for n in names)
+        out[zone] = total
+    return out
+
+
+def _peak_rss() -> int:
+    # ru_maxrss is in KiB on Linux.
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _fresh_database(server_url: str, name: str) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
+
+
+def _stop(server: Any, thread: Any) -> None:
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _port(server: Any) -> int:
+    for srv in server.servers:
+        for sock in srv.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("server has no listening socket")
