@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from tenpo.api._admin_routes import admin_router
 from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache, trusted_networks
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
@@ -77,6 +78,8 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.state.operator_tenant = settings.operator_tenant
+    app.include_router(admin_router)
     mount_dashboard(app)
     return app
 
