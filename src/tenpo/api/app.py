@@ -10,10 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from tenpo.api._admin_routes import admin_router
 from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache, trusted_networks
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._ml_routes import ml_router
+from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
@@ -77,7 +79,10 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.state.operator_tenant = settings.operator_tenant
+    app.include_router(admin_router)
     mount_dashboard(app)
+    install_openapi(app)
     return app
 
 
