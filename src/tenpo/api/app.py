@@ -11,7 +11,14 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from tenpo.api._admin_routes import admin_router
-from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache, trusted_networks
+from tenpo.api._auth import (
+    FastRefusal,
+    KnownCredentials,
+    RateLimiter,
+    SessionSigner,
+    _UserCache,
+    trusted_networks,
+)
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._ml_routes import ml_router
@@ -74,6 +81,8 @@ def create_app(
     app.state.login_limiter = RateLimiter(1 / 6, 10)
     app.state.account_limiter = RateLimiter(1 / 30, 10)
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
+    app.state.known_credentials = KnownCredentials()
+    app.add_middleware(FastRefusal)  # a 429 before routing: refusals cost less than answers
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(session_router)
