@@ -371,3 +371,22 @@ def test_read_table_of_empty_and_unknown_tables(lake: Lake) -> None:
     assert empty.num_rows == 0 and "count_in" in empty.schema.names
     with pytest.raises(Exception, match="unknown table 'nope'"):
         read_table(lake, "nope")
+
+
+def test_split_partitions_matches_a_row_by_row_split() -> None:
+    """Partitions come out sorted by (tenant, date), each with its rows in their order."""
+    import random
+
+    from tenpo.streamer._tables import split_partitions
+
+    rng = random.Random(5)
+    n = 5000
+    tenants = [rng.choice(["t1", "t2", "t10"]) for _ in range(n)]
+    days = [date(2026, 10, rng.randint(1, 9)) for _ in range(n)]
+    table = pa.table({"tenant_id": tenants, "business_date": days, "i": list(range(n))})
+    expected: dict[tuple[str, date], list[int]] = {}
+    for i, key in enumerate(zip(tenants, days, strict=True)):
+        expected.setdefault(key, []).append(i)
+    got = [(t, d, rows["i"].to_pylist()) for t, d, rows in split_partitions(table)]
+    assert got == [(t, d, expected[(t, d)]) for t, d in sorted(expected)]
+    assert list(split_partitions(table.slice(0, 0))) == []

@@ -21,13 +21,15 @@ and after a failed batch (this streamer's own).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -477,7 +479,8 @@ class Streamer:
                 return None
             return _whole_object_rejected(f"landing object missing: {exc}")
         try:
-            result = pre_etl.parse(event, data, self.directory)
+            with _paused_gc():
+                result = pre_etl.parse(event, data, self.directory)
         except Exception as exc:  # noqa: BLE001 - a Pre-ETL bug must not stop the stream
             log.exception("Pre-ETL %s failed on %s", event.source, event.key)
             return _whole_object_rejected(
@@ -583,6 +586,20 @@ def _without_keys(table: pa.Table, earlier: pa.Table | None, keys: tuple[str, ..
     seen = seen.append_column("__tenpo_seen", pa.array([True] * seen.num_rows))
     joined = table.join(seen, keys=list(keys), join_type="left outer", use_threads=False)
     return joined.filter(pc.is_null(joined["__tenpo_seen"])).select(table.column_names)
+
+
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """Pause the cyclic GC while a Pre-ETL parses: a large body allocates millions of acyclic
+    objects (decoded JSON, row tuples) and the collector's repeated passes over them cost a
+    quarter of the parse time; the collector runs again right after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _whole_object_rejected(reason: str, *, replayable: bool = False) -> ParseResult:

@@ -89,13 +89,22 @@ def split_partitions(table: pa.Table) -> Iterator[tuple[str, date, pa.Table]]:
         table, sort_keys=[("tenant_id", "ascending"), ("business_date", "ascending")]
     )
     ordered = table.take(order)
-    tenants = ordered["tenant_id"].to_pylist()
-    days = ordered["business_date"].to_pylist()
+    # Groups of sorted rows, in order (single-threaded grouping keeps first-seen order): the
+    # partition boundaries without a Python pass over every row.
+    groups = (
+        ordered.select(["tenant_id", "business_date"])
+        .group_by(["tenant_id", "business_date"], use_threads=False)
+        .aggregate([([], "count_all")])
+    )
     start = 0
-    for i in range(1, len(tenants) + 1):
-        if i == len(tenants) or tenants[i] != tenants[start] or days[i] != days[start]:
-            yield tenants[start], days[start], ordered.slice(start, i - start)
-            start = i
+    for tenant, day, n in zip(
+        groups["tenant_id"].to_pylist(),
+        groups["business_date"].to_pylist(),
+        groups["count_all"].to_pylist(),
+        strict=True,
+    ):
+        yield tenant, day, ordered.slice(start, n)
+        start += n
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
