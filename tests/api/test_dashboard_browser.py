@@ -184,3 +184,44 @@ def test_other_tenant_cannot_open_the_store(served: tuple[str, World], browser: 
     manager.wait_for_selector("#stores tbody tr[data-store-id='s2']")
     manager.goto("/app/#/store/s1")
     manager.wait_for_selector("#not-found")
+
+
+def test_phone_japanese_empty_range_and_reasons(served: tuple[str, World], browser: object) -> None:
+    base, _ = served
+    context = browser.new_context(  # type: ignore[attr-defined]
+        base_url=base, viewport={"width": 390, "height": 844}, locale="ja-JP"
+    )
+    # An empty range: no store has data in 2025 (sessionStorage is read at start).
+    context.add_init_script(
+        "localStorage.setItem('tenpo.lang', 'ja');"
+        "sessionStorage.setItem('tenpo.range', JSON.stringify({from: '2025-01-06', to: '2025-01-12'}));"
+    )
+    page: Page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/app/")
+    page.wait_for_selector("#login-form")
+    # The top bar (navigation, dates, log out) stays hidden on the login page.
+    assert not page.locator("#topbar").is_visible()
+    assert not page.locator("#logout").is_visible()
+    _login(page, "admin")
+    page.wait_for_selector("#stores tbody tr[data-store-id='s1']")
+    assert page.locator("#topbar").is_visible()
+    # Empty range: "—", never ¥0, with the reason as a tooltip.
+    chain = page.locator("#chain-sales")
+    assert chain.inner_text() == "—" and chain.get_attribute("data-value") == ""
+    assert chain.get_attribute("title")
+    cell = page.locator("tr[data-store-id='s1'] td[data-kpi='net_sales']")
+    assert cell.inner_text() == "—"
+    assert cell.get_attribute("title") == "期間内にこの店舗のデータがありません"
+    assert "¥0" not in page.locator("#view").inner_text()
+    # Industry names in Japanese.
+    options = page.locator("#industry option").all_inner_texts()
+    assert "アパレル" in options and "apparel" not in options
+    # Nothing wider than the phone: the table scrolls inside its box.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    wrap = page.locator(".table-wrap").first
+    assert page.evaluate("(el) => getComputedStyle(el).overflowX", wrap.element_handle()) == "auto"
+    _shot(page, "phone_ja_empty")
+    assert errors == []
+    context.close()

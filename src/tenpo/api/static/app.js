@@ -28,6 +28,14 @@ const I18N = {
     "compare.title": "Compare stores", "compare.metric": "Metric", "compare.pick": "Pick stores to compare.",
     "na": "—", "loading": "Loading…", "error": "Could not load: {msg}",
     "chain.total": "Chain total",
+    "industry.apparel": "Apparel", "industry.drugstore": "Drugstore",
+    "industry.supermarket": "Supermarket", "industry.cafe": "Café", "industry.food": "Food",
+    "why.no_data": "No data for this store in the range",
+    "why.no_pos": "No POS data in the range", "why.no_counter": "No people-counter data in the range",
+    "why.zero": "Not defined: its denominator is zero",
+    "why.no_target": "No target yet (the ML assets have not run for this store)",
+    "why.hidden_peers": "Hidden: fewer than 5 peer stores, not all of them yours to read",
+    "why.no_bench": "No published benchmark (too few stores or tenants in the industry)",
   },
   ja: {
     "nav.overview": "全店概要", "nav.compare": "店舗比較", "nav.logout": "ログアウト",
@@ -55,6 +63,14 @@ const I18N = {
     "compare.title": "店舗比較", "compare.metric": "指標", "compare.pick": "比較する店舗を選んでください。",
     "na": "—", "loading": "読み込み中…", "error": "読み込めませんでした: {msg}",
     "chain.total": "全店合計",
+    "industry.apparel": "アパレル", "industry.drugstore": "ドラッグストア",
+    "industry.supermarket": "スーパーマーケット", "industry.cafe": "カフェ", "industry.food": "食品",
+    "why.no_data": "期間内にこの店舗のデータがありません",
+    "why.no_pos": "期間内に POS データがありません", "why.no_counter": "期間内に人数カウンターデータがありません",
+    "why.zero": "分母が 0 のため定義できません",
+    "why.no_target": "目標はまだありません（この店舗の ML 処理が未実行）",
+    "why.hidden_peers": "非表示: 類似店が 5 店未満で、閲覧できない店舗を含みます",
+    "why.no_bench": "公開されたベンチマークがありません（業界の店舗数・企業数が不足）",
   },
 };
 const LOCALES = { en: "en-US", ja: "ja-JP" };
@@ -73,6 +89,22 @@ window.tenpo = state;
 const t = (key, vars = {}) =>
   (I18N[state.lang][key] || I18N.en[key] || key).replace(/\{(\w+)\}/g, (_, k) => vars[k] ?? "");
 const locale = () => LOCALES[state.lang];
+// Industry names come from the data in English; show them in the user's language.
+const industryName = (i) => (i ? (I18N[state.lang][`industry.${i}`] || I18N.en[`industry.${i}`] || i) : "");
+// Sum that stays null when no value is known: an empty range is "—", never ¥0.
+function sumOrNull(values) {
+  const known = values.map(num).filter((v) => v !== null && !Number.isNaN(v));
+  return known.length ? known.reduce((a, b) => a + b, 0) : null;
+}
+const COUNTER_METRICS = new Set(["visitors", "passersby", "conversion_rate", "capture_rate", "sales_per_visitor"]);
+// Why a KPI cell of a total row is "—" (shown as its tooltip).
+function naReason(tot, m) {
+  if (!tot || !tot.days) return t("why.no_data");
+  if (COUNTER_METRICS.has(m) && !tot.has_counter) return t("why.no_counter");
+  if (!tot.has_pos && !COUNTER_METRICS.has(m)) return t("why.no_pos");
+  return t("why.zero");
+}
+const naTitle = (v, why) => (num(v) === null ? ` title="${esc(why)}"` : "");
 const num = (v) => (v === null || v === undefined || v === "" ? null : Number(v));
 function fmtYen(v) {
   const n = num(v);
@@ -288,29 +320,29 @@ async function showOverview() {
     if (body === null) break;
     targets[r.id] = body;
   }
-  const chain = rows.reduce((a, r) => ({
-    net_sales: a.net_sales + (num(r.tot.net_sales) || 0),
-    transactions: a.transactions + (r.tot.transactions || 0),
-    visitors: a.visitors + (r.tot.visitors || 0),
-  }), { net_sales: 0, transactions: 0, visitors: 0 });
+  const chain = {
+    net_sales: sumOrNull(rows.map((r) => r.tot.net_sales)),
+    transactions: sumOrNull(rows.map((r) => r.tot.transactions)),
+    visitors: sumOrNull(rows.map((r) => r.tot.visitors)),
+  };
   const industries = [...new Set(rows.map((r) => r.industry).filter(Boolean))].sort();
   view().innerHTML = `
     <h1>${t("overview.title")} <span class="muted">${fmtDate(state.from, { year: "numeric", month: "short", day: "numeric" })} – ${fmtDate(state.to, { year: "numeric", month: "short", day: "numeric" })}</span></h1>
     <div class="cards">
-      <div class="card"><div class="label">${t("chain.total")} · ${t("net_sales")}</div><div class="value" id="chain-sales" data-value="${chain.net_sales.toFixed(2)}">${fmtYen(chain.net_sales)}</div></div>
+      <div class="card"><div class="label">${t("chain.total")} · ${t("net_sales")}</div><div class="value" id="chain-sales" data-value="${chain.net_sales === null ? "" : chain.net_sales.toFixed(2)}"${naTitle(chain.net_sales, t("why.no_data"))}>${fmtYen(chain.net_sales)}</div></div>
       <div class="card"><div class="label">${t("transactions")}</div><div class="value">${fmtInt(chain.transactions)}</div></div>
       <div class="card"><div class="label">${t("visitors")}</div><div class="value">${fmtInt(chain.visitors)}</div></div>
-      <div class="card"><div class="label">${t("conversion_rate")}</div><div class="value">${fmtPct(chain.visitors ? chain.transactions / chain.visitors : null)}</div></div>
+      <div class="card"><div class="label">${t("conversion_rate")}</div><div class="value">${fmtPct(chain.visitors && chain.transactions !== null ? chain.transactions / chain.visitors : null)}</div></div>
     </div>
     <h2>${t("overview.stores", { n: rows.length })}</h2>
     <div class="toolbar">
       <input id="filter" type="search" placeholder="${t("overview.filter")}">
-      <select id="industry"><option value="">${t("overview.all_industries")}</option>${industries.map((i) => `<option>${esc(i)}</option>`).join("")}</select>
+      <select id="industry"><option value="">${t("overview.all_industries")}</option>${industries.map((i) => `<option value="${esc(i)}">${esc(industryName(i))}</option>`).join("")}</select>
     </div>
-    <table id="stores"><thead><tr>
+    <div class="table-wrap"><table id="stores"><thead><tr>
       <th data-key="name">${t("store")}</th>${METRICS.map((m) => `<th data-key="${m}">${t(m)}</th>`).join("")}
       <th data-key="">${t("trend")}</th><th data-key="">${t("flags")}</th>
-    </tr></thead><tbody></tbody></table>`;
+    </tr></thead><tbody></tbody></table></div>`;
   const tbody = view().querySelector("#stores tbody");
   const render = () => {
     destroyCharts();
@@ -330,7 +362,7 @@ async function showOverview() {
       const below = tgt && tgt.target !== null && tgt.actual !== null && tgt.actual < tgt.target;
       return `<tr data-store-id="${esc(r.id)}">
         <td><a href="#/store/${encodeURIComponent(r.id)}">${esc(r.code)} ${esc(r.name)}</a></td>
-        ${METRICS.map((m) => `<td class="num" data-kpi="${m}" data-value="${r.tot[m] ?? ""}">${fmtMetric(m, r.tot[m])}</td>`).join("")}
+        ${METRICS.map((m) => `<td class="num" data-kpi="${m}" data-value="${r.tot[m] ?? ""}"${naTitle(r.tot[m], naReason(r.tot, m))}>${fmtMetric(m, r.tot[m])}</td>`).join("")}
         <td><canvas class="spark" width="120" height="32"></canvas></td>
         <td>${storeFlags(r.daily || { items: [], missing_dates: [] }, below)}</td></tr>`;
     }).join("");
@@ -383,10 +415,12 @@ async function showStore(id) {
     // Net sales targets are per day: compare with the range's daily average.
     const actual = m === "net_sales" ? (tot.days ? num(tot.net_sales) / tot.days : null) : tot[m];
     const label = m === "net_sales" ? t("net_sales_per_day") : t(m);
-    return `<tr><td>${label}</td><td class="num" data-kpi="${m}">${fmtMetric(m, actual)}</td>
-      <td class="num">${tg && tg.target !== null ? fmtMetric(m, tg.target) : t("na")}</td>
-      <td class="num">${tg && tg.peers !== null ? fmtMetric(m, tg.peers) : t("na")}</td>
-      <td class="num">${benchmarkFor(bench, m) !== null ? fmtMetric(m, benchmarkFor(bench, m)) : t("na")}</td></tr>`;
+    // A "—" says why: no target yet, peers hidden (fewer than 5), no published benchmark.
+    const noTarget = tg ? t("why.hidden_peers") : t("why.no_target");
+    return `<tr><td>${label}</td><td class="num" data-kpi="${m}"${naTitle(actual, naReason(tot, m))}>${fmtMetric(m, actual)}</td>
+      <td class="num"${tg && tg.target !== null ? "" : ` title="${esc(noTarget)}"`}>${tg && tg.target !== null ? fmtMetric(m, tg.target) : t("na")}</td>
+      <td class="num"${tg && tg.peers !== null ? "" : ` title="${esc(noTarget)}"`}>${tg && tg.peers !== null ? fmtMetric(m, tg.peers) : t("na")}</td>
+      <td class="num"${benchmarkFor(bench, m) !== null ? "" : ` title="${esc(t("why.no_bench"))}"`}>${benchmarkFor(bench, m) !== null ? fmtMetric(m, benchmarkFor(bench, m)) : t("na")}</td></tr>`;
   }).join("");
   const noPos = daily.items.filter((r) => r.flags.includes("pos_missing")).map((r) => fmtDate(r.business_date));
   const noCounter = daily.items.filter((r) => r.flags.includes("counter_missing")).map((r) => fmtDate(r.business_date));
@@ -400,7 +434,7 @@ async function showStore(id) {
   const node = (name, value, fmt) => `<div class="card node" data-tree="${name}"><div class="label">${t(name)}</div>
     <div class="value">${fmt(value)}</div><div class="muted">${fmt(tree.previous[name])} ${fmtChange(c[name] && c[name].relative)}</div></div>`;
   view().innerHTML = `
-    <h1 id="store-title">${esc(store.code)} ${esc(store.name)} <span class="muted">${esc(store.industry || "")} ${esc(store.region || "")}</span></h1>
+    <h1 id="store-title">${esc(store.code)} ${esc(store.name)} <span class="muted">${esc(industryName(store.industry))} ${esc(store.region || "")}</span></h1>
     <div class="cards">${["net_sales", "transactions", "visitors", "conversion_rate", "atv", "upt"].map((m) =>
       `<div class="card"><div class="label">${t(m)}</div><div class="value" data-kpi="${m}" data-value="${tot[m] ?? ""}">${fmtMetric(m, tot[m])}</div></div>`).join("")}</div>
     <h2>${t("store.tree")} <span class="muted">${t("store.tree_prev", { from: fmtDate(tree.previous.from), to: fmtDate(tree.previous.to) })}</span></h2>
@@ -416,7 +450,7 @@ async function showStore(id) {
     ${hourly ? `<div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
       `<div class="chart"><h3>${t(m)}</h3><canvas id="hourly-${m}"></canvas></div>`).join("")}</div>` : `<p class="muted">${t("store.no_hourly")}</p>`}
     <h2>${t("store.compare_title")}</h2>
-    <table id="vs"><thead><tr><th></th><th>${t("store.actual")}</th><th>${t("store.target")}</th><th>${t("store.peers")}</th><th>${t("store.benchmark")}</th></tr></thead><tbody>${compareRows}</tbody></table>
+    <div class="table-wrap"><table id="vs"><thead><tr><th></th><th>${t("store.actual")}</th><th>${t("store.target")}</th><th>${t("store.peers")}</th><th>${t("store.benchmark")}</th></tr></thead><tbody>${compareRows}</tbody></table></div>
     <h2>${t("store.quality")}</h2>
     ${quality ? `<ul class="flags" id="quality">${quality}</ul>` : `<p id="quality" class="muted">${t("store.quality_ok")}</p>`}`;
   destroyCharts();
@@ -467,8 +501,8 @@ async function showCompare(params) {
   const dates = [...new Set(daily.flatMap((s) => s.items.map((r) => r.business_date)))].sort();
   const colors = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#ca8a04"];
   body.innerHTML = `<div class="chart" style="height:340px"><canvas id="compare-chart"></canvas></div>
-    <h2></h2><table id="compare-table"><thead><tr><th>${t("store")}</th>${["net_sales", "transactions", "visitors", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<th>${t(m)}</th>`).join("")}</tr></thead>
-    <tbody>${totals.map((s) => { const r = s.items[0] || {}; return `<tr data-store-id="${esc(s.store_id)}"><td><a href="#/store/${encodeURIComponent(s.store_id)}">${esc(s.code)} ${esc(s.name)}</a></td>${["net_sales", "transactions", "visitors", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<td class="num" data-kpi="${m}" data-value="${r[m] ?? ""}">${fmtMetric(m, r[m])}</td>`).join("")}</tr>`; }).join("")}</tbody></table>`;
+    <h2></h2><div class="table-wrap"><table id="compare-table"><thead><tr><th>${t("store")}</th>${["net_sales", "transactions", "visitors", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<th>${t(m)}</th>`).join("")}</tr></thead>
+    <tbody>${totals.map((s) => { const r = s.items[0] || {}; return `<tr data-store-id="${esc(s.store_id)}"><td><a href="#/store/${encodeURIComponent(s.store_id)}">${esc(s.code)} ${esc(s.name)}</a></td>${["net_sales", "transactions", "visitors", "conversion_rate", "capture_rate", "atv", "upt"].map((m) => `<td class="num" data-kpi="${m}" data-value="${r[m] ?? ""}">${fmtMetric(m, r[m])}</td>`).join("")}</tr>`; }).join("")}</tbody></table></div>`;
   destroyCharts();
   chart("compare", document.getElementById("compare-chart"), {
     type: "line",
