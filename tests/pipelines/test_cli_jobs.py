@@ -62,3 +62,33 @@ def test_ui_command_points_dagster_at_tenpo_definitions(settings: Settings) -> N
     assert env["TENPO_DATA_DIR"] == str(settings.data_dir.resolve())
     config = (settings.dagster_home / "dagster.yaml").read_text(encoding="utf-8")
     assert "sqlite" in config and str(settings.dagster_home) in config
+
+
+def test_unknown_group_is_refused(settings: Settings) -> None:
+    args = ["jobs", "materialize", "--from", "2026-11-02", "--to", "2026-11-02", "--only", "x"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "unknown asset group(s) x" in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+def test_materialize_only_kpis_serves_the_control_planes_stores(settings: Settings) -> None:
+    import sqlalchemy as sa
+
+    from tenpo.control import ControlPlane
+    from tenpo.datamart import dm_stores, get_engine
+
+    control = ControlPlane.open(settings.control_db_url)
+    control.create_tenant("t1", "T1")
+    store = control.create_store("t1", "S1", "Store 1", industry="cafe", floor_area_m2="80")
+    control.dispose()
+    lake = open_lake(settings.lake_root)
+    write_partition(lake, "raw_pos_transactions", "t1", DAY, on_day(fixture_pos(), DAY))
+    args = ["jobs", "materialize", "--from", "2026-11-02", "--to", "2026-11-02", "--only", "kpis"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "datamart_stores" in result.output and "mart_device_health" not in result.output
+    with get_engine(settings.datamart_db_url).connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(dm_stores.c.store_id, dm_stores.c.code,
+                                                          dm_stores.c.floor_area_m2))]  # fmt: skip
+    assert rows == [(store.store_id, "S1", 80.0)]

@@ -31,32 +31,68 @@ def _dates(first: datetime, last: datetime) -> list[date]:
 def _run(
     cfg: Settings, days: list[date], assets: tuple[str, ...], *, downstream: bool = False
 ) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from tenpo.pipelines import materialize_dates
+    from tenpo.pipelines.run import RunProgress
 
     what = ", ".join(assets) + (" and downstream" if downstream else "")
-    with console.status(f"dagster: materializing {what} for {len(days)} date(s)…"):
-        results = materialize_dates(cfg, days, assets, downstream=downstream)
+    console.print(f"dagster: materializing {what} for {days[0]}..{days[-1]}")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def show(p: RunProgress) -> None:
+            step = f" · {p.step} done" if p.step else ""
+            progress.update(
+                task,
+                description=f"run {p.run}/{p.runs} {p.first}..{p.last}{step}",
+                completed=p.steps_done,
+                total=p.steps,
+            )
+
+        results = materialize_dates(cfg, days, assets, downstream=downstream, on_progress=show)
     table = Table("asset", "partitions", "rows")
     for result in results:
         for event in result.get_asset_materialization_events():
             mat = event.materialization
             by_date = getattr(mat.metadata.get("rows_by_date"), "data", None) or {}
-            table.add_row(
-                mat.asset_key.to_user_string(),
-                mat.partition or "",
-                str(by_date.get(mat.partition, "")),
-            )
+            rows = by_date.get(mat.partition, "") if mat.partition else ""
+            if not mat.partition and "rows" in mat.metadata:
+                rows = getattr(mat.metadata["rows"], "value", "")
+            table.add_row(mat.asset_key.to_user_string(), mat.partition or "", str(rows))
     console.print(table)
     console.print(f"[green]done[/]: {days[0]}..{days[-1]} in {len(results)} run(s)")
 
 
+_ONLY = typer.Option(
+    None,
+    "--only",
+    help="Asset group(s) only (repeatable): kpis (marts, exports, store list), devices, ml.",
+)
+_SELECT = typer.Option(None, "--select", "-a", help="Asset to build (repeatable), added to --only.")
+
+
 @app.command()
 @handles_errors
-def materialize(first: datetime = _FROM, last: datetime = _TO) -> None:
-    """Compute every KPI mart (visits, daily, hourly) and export them for a date range."""
-    from tenpo.pipelines import DEFAULT_ASSETS
+def materialize(
+    first: datetime = _FROM,
+    last: datetime = _TO,
+    only: list[str] = _ONLY,
+    select: list[str] = _SELECT,
+) -> None:
+    """Build every mart (KPIs, device health, ML), the store list and every datamart export.
 
-    _run(settings(), _dates(first, last), DEFAULT_ASSETS)
+    ``--only kpis`` (or devices, ml) and ``--select ASSET`` narrow it down.
+    """
+    from tenpo.pipelines.run import resolve_selection
+
+    _run(settings(), _dates(first, last), resolve_selection(only or (), select or ()))
 
 
 @app.command()
