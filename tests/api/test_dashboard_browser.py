@@ -194,7 +194,8 @@ def test_phone_japanese_empty_range_and_reasons(served: tuple[str, World], brows
     # An empty range: no store has data in 2025 (sessionStorage is read at start).
     context.add_init_script(
         "localStorage.setItem('tenpo.lang', 'ja');"
-        "sessionStorage.setItem('tenpo.range', JSON.stringify({from: '2025-01-06', to: '2025-01-12'}));"
+        "sessionStorage.setItem('tenpo.range',"
+        " JSON.stringify({from: '2025-01-06', to: '2025-01-12'}));"
     )
     page: Page = context.new_page()
     errors: list[str] = []
