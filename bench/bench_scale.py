@@ -55,7 +55,7 @@ def main() -> None:
     report(
         "bench_scale_linearity",
         large,
-        "s per store-day end to end (larger chain)",
+        "s per store-day end to end",
         small,
         1 / 1.2 if exact else float("inf"),
         higher_is_better=False,

@@ -25,12 +25,13 @@ from tenpo.bus.memory import MemoryBus
 from tenpo.cli.demo import register_chain, source_files
 from tenpo.control import ControlPlane
 from tenpo.core.settings import Settings
-from tenpo.datamart import dispose_engines, sync_stores
+from tenpo.datamart import dispose_engines
 from tenpo.lake import Lake, open_lake
 from tenpo.lake.landing import LandingZone
 from tenpo.ml import LEVERS
 from tenpo.pipelines import materialize_dates
 from tenpo.pipelines.ml import materialize_ml, read_ml_mart
+from tenpo.pipelines.run import resolve_selection
 from tenpo.simulate import SimConfig, simulate
 from tenpo.streamer import Streamer
 from tenpo.warehouse import open_warehouse
@@ -85,9 +86,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         streamer.run_until_idle(timeout=0.2)
     dates = [START + timedelta(days=i) for i in range(DAYS)]
     instance = DagsterInstance.ephemeral()
-    materialize_dates(settings, dates, instance=instance)
+    # The KPI group (marts, exports, the store list); the ML run below has its own parameters.
+    materialize_dates(settings, dates, resolve_selection(only=["kpis"]), instance=instance)
     stores = {t["id"]: control.list_stores(t["id"]) for t in chain["tenants"]}
-    sync_stores(settings, [s.model_dump() for tenant in stores.values() for s in tenant])
     materialize_ml(settings, instance=instance, window_weeks=2)
     yield Run(
         settings,

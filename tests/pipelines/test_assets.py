@@ -20,6 +20,7 @@ from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEAL
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, kpi_assets
 from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS
 from tenpo.pipelines.partitions import daily_partitions
+from tenpo.pipelines.stores import DATAMART_STORES_KEY
 from tenpo.warehouse import write_partition
 from tenpo.warehouse.schemas import MART_STORE_DAILY, RAW_TABLES
 from tests.jobs.factories import DAY, NEXT_DAY, fixture_counts, fixture_pos, on_day
@@ -55,7 +56,7 @@ def test_definitions_expose_raw_sources_and_kpi_assets() -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     keys -= {*ML_ASSET_KEYS, DATAMART_ML_KEY}  # tests/ml checks the ML assets
     keys -= {MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY}  # checked in tests/iot
-    assert keys == {*RAW_TABLES, *MART_KEYS, *DATAMART_KEYS}
+    assert keys == {*RAW_TABLES, *MART_KEYS, *DATAMART_KEYS, DATAMART_STORES_KEY}
     mart = defs.resolve_assets_def("mart_store_daily")
     assert AssetKey("raw_pos_transactions") in mart.dependency_keys
     assert mart.partitions_def is not None
@@ -99,9 +100,13 @@ def test_materialize_dates_runs_a_range_in_one_run_and_exports_to_the_datamart(
         (e.asset_key.to_user_string(), e.partition)
         for e in results[0].get_asset_materialization_events()
     }
+    # Every mart and export by default: the partitioned ones per date, the store list and the
+    # ML marts once (no partition).
+    partitioned = (*MART_KEYS, *DATAMART_KEYS, MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY)
+    once = (DATAMART_STORES_KEY, *ML_ASSET_KEYS, DATAMART_ML_KEY)
     assert partitions == {
-        (asset, d.isoformat()) for asset in (*MART_KEYS, *DATAMART_KEYS) for d in (DAY, NEXT_DAY)
-    }
+        (asset, d.isoformat()) for asset in partitioned for d in (DAY, NEXT_DAY)
+    } | {(asset, None) for asset in once}
     from tenpo.datamart import get_engine, mart_store_daily
 
     engine = get_engine(settings.datamart_db_url)

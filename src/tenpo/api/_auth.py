@@ -24,6 +24,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenpo.control import Principal, UserInfo
 from tenpo.core.errors import AuthError, NotFound, TenpoError
@@ -296,8 +297,96 @@ async def reader(
             "(POST /v1/auth/login) for a session cookie"
         )
     limiter: RateLimiter = request.app.state.rate_limiter
+    known: KnownCredentials = request.app.state.known_credentials
+    known.remember(credentials.credentials if credentials is not None else session, principal)
     limiter.check(principal.key_id)
     return principal
+
+
+class KnownCredentials:
+    """Credentials that authenticated, and the bucket (key id) each spends from."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, credential: str | None, principal: Principal) -> None:
+        """Map ``credential`` to its principal's bucket (after a successful check)."""
+        if credential is None or self._known.get(credential) == principal.key_id:
+            return
+        with self._lock:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[credential] = principal.key_id
+
+    def forget(self, credential: str) -> None:
+        """Stop recognising ``credential`` (logout)."""
+        with self._lock:
+            self._known.pop(credential, None)
+
+    def bucket(self, credential: str) -> str | None:
+        """The key id ``credential`` authenticated as, if it did."""
+        return self._known.get(credential)
+
+
+class FastRefusal:
+    """ASGI middleware answering 429 before routing, auth and handlers when the caller's
+    bucket is empty (issue 11: a refusal must cost less than the answer).
+
+    Only credentials that authenticated before are recognised (``app.state.known_credentials``;
+    a forged token naming someone's key id cannot drain that key's bucket). The request
+    that empties a bucket takes the normal path, which spends the token and refuses.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "app" in scope:
+            state = scope["app"].state
+            known: KnownCredentials = state.known_credentials
+            key_id = known.bucket(_credential(scope))
+            limiter: RateLimiter = state.rate_limiter
+            if key_id is not None and (wait := limiter.wait(key_id)) > 0:
+                await _send_429(send, scope, limiter, wait)
+                return
+        await self.app(scope, receive, send)
+
+
+def _credential(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, token = part.strip().partition("=")
+                if key == SESSION_COOKIE:
+                    return token
+    return ""
+
+
+async def _send_429(send: Send, scope: Scope, limiter: RateLimiter, wait: float) -> None:
+    retry = max(1, int(wait + 0.999))
+    body = json.dumps(
+        {
+            "type": "urn:tenpo:problem:rate-limited",
+            "title": RateLimited.title,
+            "status": 429,
+            "detail": f"rate limit of {limiter.rate:g} requests/s (burst {limiter.burst}) "
+            f"exceeded; retry in {retry} s",
+            "instance": scope.get("path", ""),
+        },
+        separators=(",", ":"),
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(retry).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 Reader = Annotated[Principal, Depends(reader)]

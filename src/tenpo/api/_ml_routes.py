@@ -197,7 +197,11 @@ def benchmarks(
     engine: Datamart,
     industry: Annotated[str | None, Query(max_length=64, description="Only this industry.")] = None,
     period: Annotated[
-        str | None, Query(description="ISO week `YYYY-Www` (default: the latest).")
+        str | None,
+        Query(
+            description="ISO week `YYYY-Www` (default: the latest).",
+            json_schema_extra={"pattern": _PERIOD.pattern},  # checked below, with a message
+        ),
     ] = None,
 ) -> BenchmarkPage:
     """Industry benchmarks per size band and KPI: noisy, rounded quartiles over ≥10 stores of

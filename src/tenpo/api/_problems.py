@@ -53,7 +53,8 @@ async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
             instance=request.url.path,
             headers=headers | {"Retry-After": "5"},
         )
-    logger.info("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+    # DEBUG: a flood of refusals must not become a flood of log lines (issue 11).
+    logger.debug("%s %s -> %d: %s", request.method, request.url.path, status, exc)
     retry_after = exc.context.get("retry_after")
     if isinstance(retry_after, int) and status in (429, 503):
         headers["Retry-After"] = str(retry_after)

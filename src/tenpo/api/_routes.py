@@ -143,7 +143,8 @@ FromDate = Annotated[
 ToDate = Annotated[
     str,
     Query(
-        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999).",
+        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999), not "
+        "before `from` and at most `api_max_kpi_days` (default 366) days from it.",
         # documented, checked by _parse_date (its message names the expected form)
         json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
         examples=["2026-10-18"],

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from tenpo.api._auth import (
     SESSION_COOKIE,
+    KnownCredentials,
     RateLimiter,
     Reader,
     SessionSigner,
@@ -108,6 +109,8 @@ def logout(request: Request) -> Response:
                 pass  # removed meanwhile: its sessions are over anyway
             cache: _UserCache = request.app.state.user_cache
             cache.forget(user_id)
+        known: KnownCredentials = request.app.state.known_credentials
+        known.forget(token)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request)

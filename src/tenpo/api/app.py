@@ -10,10 +10,19 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache, trusted_networks
+from tenpo.api._admin_routes import admin_router
+from tenpo.api._auth import (
+    FastRefusal,
+    KnownCredentials,
+    RateLimiter,
+    SessionSigner,
+    _UserCache,
+    trusted_networks,
+)
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._ml_routes import ml_router
+from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
@@ -72,12 +81,17 @@ def create_app(
     app.state.login_limiter = RateLimiter(1 / 6, 10)
     app.state.account_limiter = RateLimiter(1 / 30, 10)
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
+    app.state.known_credentials = KnownCredentials()
+    app.add_middleware(FastRefusal)  # a 429 before routing: refusals cost less than answers
     install_problem_handlers(app)
     app.include_router(router)
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.state.operator_tenant = settings.operator_tenant
+    app.include_router(admin_router)
     mount_dashboard(app)
+    install_openapi(app)
     return app
 
 

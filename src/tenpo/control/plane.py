@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tenpo.control import _validate
 from tenpo.control import users as _users
+from tenpo.control._admin import AdminMethods
 from tenpo.control._cache import TtlCache
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
 from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
@@ -45,8 +46,10 @@ logger = logging.getLogger(__name__)
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-class ControlPlane:
+class ControlPlane(AdminMethods):
     """Reads and writes the control-plane database through ``engine``.
+
+    Idempotent creates, updates and the bulk import are in :mod:`tenpo.control._admin`.
 
     ``auth_cache_ttl`` is how long a verified token is trusted without a database read; a
     key revoked in another process is refused after at most that many seconds.
@@ -117,21 +120,18 @@ class ControlPlane:
         store_id: str | None = None,
     ) -> StoreInfo:
         """Register a store; :class:`Conflict` if the code (or given id) is taken."""
-        code = _validate.text(code, "store code", max_len=64)
-        row = Store(
-            id=_validate.safe_id(store_id, "store id")
-            if store_id
-            else f"st_{secrets.token_hex(6)}",
-            tenant_id=tenant_id,
-            code=code,
-            name=_validate.text(name, "store name"),
-            timezone=_validate.timezone(timezone),
-            industry=_validate.optional_text(industry, "industry"),
-            region=_validate.optional_text(region, "region"),
-            floor_area_m2=_validate.floor_area(floor_area_m2),
-            opening_hours=_validate.opening_hours(opening_hours),
-            created_at=utcnow(),
+        row = store_row(
+            tenant_id,
+            code,
+            name,
+            timezone=timezone,
+            industry=industry,
+            region=region,
+            floor_area_m2=floor_area_m2,
+            opening_hours=opening_hours,
+            store_id=store_id,
         )
+        code = row.code
         with self._write(f"store code {code!r} or id {row.id!r} already exists") as session:
             self._require_tenant(session, tenant_id)
             if session.scalar(_store_by_code(tenant_id, code)) is not None:
@@ -178,16 +178,8 @@ class ControlPlane:
         config: Mapping[str, Any] | None = None,
     ) -> DeviceInfo:
         """Register a device in one of the tenant's stores; :class:`Conflict` if the id is taken."""
-        row = Device(
-            tenant_id=tenant_id,
-            device_id=_validate.safe_id(device_id, "device id"),
-            store_id=store_id,
-            kind=_validate.device_kind(kind),
-            lines=_validate.names(lines, "line"),
-            zones=_validate.names(zones, "zone"),
-            config=_validate.json_object(config, "device config"),
-            active=True,
-            created_at=utcnow(),
+        row = device_row(
+            tenant_id, device_id, store_id, kind, lines=lines, zones=zones, config=config
         )
         with self._write(f"device {device_id!r} already exists") as session:
             self._store(session, tenant_id, store_id)
@@ -519,6 +511,57 @@ class ControlPlane:
         if row is None or row.tenant_id != tenant_id:
             raise NotFound(f"tenant {tenant_id!r} has no store {store_id!r}")
         return row
+
+
+def store_row(
+    tenant_id: str,
+    code: str,
+    name: str,
+    *,
+    timezone: str = "Asia/Tokyo",
+    industry: str | None = None,
+    region: str | None = None,
+    floor_area_m2: Decimal | int | str | None = None,
+    opening_hours: Mapping[str, Any] | None = None,
+    store_id: str | None = None,
+) -> Store:
+    """A new, validated store row (not yet added to a session); :class:`BadInput` if invalid."""
+    return Store(
+        id=_validate.safe_id(store_id, "store id") if store_id else f"st_{secrets.token_hex(6)}",
+        tenant_id=tenant_id,
+        code=_validate.text(code, "store code", max_len=64),
+        name=_validate.text(name, "store name"),
+        timezone=_validate.timezone(timezone),
+        industry=_validate.optional_text(industry, "industry"),
+        region=_validate.optional_text(region, "region"),
+        floor_area_m2=_validate.floor_area(floor_area_m2),
+        opening_hours=_validate.opening_hours(opening_hours),
+        created_at=utcnow(),
+    )
+
+
+def device_row(
+    tenant_id: str,
+    device_id: str,
+    store_id: str,
+    kind: str,
+    *,
+    lines: Iterable[str] = (),
+    zones: Iterable[str] = (),
+    config: Mapping[str, Any] | None = None,
+) -> Device:
+    """A new, validated device row (not yet added to a session); :class:`BadInput` if invalid."""
+    return Device(
+        tenant_id=tenant_id,
+        device_id=_validate.safe_id(device_id, "device id"),
+        store_id=store_id,
+        kind=_validate.device_kind(kind),
+        lines=_validate.names(lines, "line"),
+        zones=_validate.names(zones, "zone"),
+        config=_validate.json_object(config, "device config"),
+        active=True,
+        created_at=utcnow(),
+    )
 
 
 def _store_by_code(tenant_id: str, code: str) -> sa.Select[Store]:

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         20.0, ge=0, description="Requests per second per API key or user (0: no limit)."
     )
     api_rate_burst: int = Field(100, gt=0, description="Requests a key may burst at once.")
+    operator_tenant: str | None = Field(
+        None,
+        description="Tenant whose admin keys manage every tenant (create tenants, ?tenant=).",
+    )
     session_secret: str = Field(
         DEV_SESSION_SECRET,
         min_length=16,

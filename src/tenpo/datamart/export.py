@@ -68,25 +68,45 @@ def export_partition(
     return records.num_rows
 
 
-def sync_stores(settings: Settings, stores: Iterable[Mapping[str, Any] | object]) -> int:
-    """Replace, for every tenant present in ``stores``, that tenant's list in ``dm_stores``.
+def sync_stores(
+    settings: Settings,
+    stores: Iterable[Mapping[str, Any] | object],
+    *,
+    tenants: Iterable[str] | None = None,
+    exclusive: bool = False,
+) -> int:
+    """Replace, for every tenant present in ``stores`` (and in ``tenants``), its ``dm_stores`` rows.
 
     Each store is a mapping or an object with tenant_id, store_id (or id), code, name,
-    industry, region, timezone and floor_area_m2. Returns the stores written.
+    industry, region, timezone and floor_area_m2. A tenant named in ``tenants`` without any
+    store ends up with none; with ``exclusive`` the rows of every other tenant are removed too
+    (the control plane is the whole truth). Returns the stores written.
     """
     records = [_store_record(s, settings.default_timezone) for s in stores]
     keys = [(r["tenant_id"], r["store_id"]) for r in records]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise BadInput(f"store {dup[1]!r} of tenant {dup[0]!r} is listed twice")
-    tenants = sorted({r["tenant_id"] for r in records})
+    listed = sorted({r["tenant_id"] for r in records} | set(tenants or ()))
     engine = get_engine(settings.datamart_db_url)
     ensure_schema(engine)
     with engine.begin() as conn:
-        if tenants:
-            conn.execute(dm_stores.delete().where(dm_stores.c.tenant_id.in_(tenants)))
+        if exclusive:
+            removed = conn.execute(dm_stores.delete()).rowcount
+        elif listed:
+            removed = conn.execute(
+                dm_stores.delete().where(dm_stores.c.tenant_id.in_(listed))
+            ).rowcount
+        else:
+            removed = 0
+        if records:
             conn.execute(dm_stores.insert(), records)
-    logger.info("datamart stores synced: %d stores of %d tenants", len(records), len(tenants))
+    logger.info(
+        "datamart stores synced: %d stores of %d tenants (replaced %d rows)",
+        len(records),
+        len(listed),
+        removed,
+    )
     return len(records)
 
 

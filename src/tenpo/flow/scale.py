@@ -338,19 +338,14 @@ class _StreamTotals:
 def _simulate(
     seed: int, tenants: int, stores: int, days: int, out: Path, progress: ProgressFactory
 ) -> dict[str, int]:
-    from tenpo.simulate import SimConfig, simulate
+    from tenpo.simulate import SimConfig, simulate_chain, write_chain
 
     progress(f"simulate {stores} stores × {days} days", None)
-    simulate(
-        SimConfig(
-            seed=seed,
-            tenants=tenants,
-            stores_per_tenant=stores // tenants,
-            days=days,
-            start_date=START,
-        ),
-        out,
+    config = SimConfig(
+        seed=seed, tenants=tenants, stores_per_tenant=stores // tenants, days=days, start_date=START
     )
+    # Tenants are written by parallel processes (same bytes as one): 1.6× on 2 cores at 40×30.
+    write_chain(simulate_chain(config), out, workers=min(4, os.cpu_count() or 1))
     files = [p for p in out.rglob("*") if p.is_file()]
     return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
+from tenpo.core.bodies import EVENT_FIELDS, RECEIPT_FIELDS
 from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
 from tenpo.gateway._checks import PayloadTooLarge
@@ -113,9 +114,91 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(received)
 
 
-def _body_doc(description: str, *media_types: str) -> dict[str, Any]:
+def _none_of(fields: frozenset[str]) -> dict[str, Any]:
+    return {"not": {"anyOf": [{"required": [f]} for f in sorted(fields)]}}
+
+
+_OBJECT = {"type": "object"}
+RECEIPTS_BODY: dict[str, Any] = {
+    "description": 'One receipt object, an array of them, or {"receipts": [...]} (not both).',
+    "anyOf": [
+        {"type": "array", "items": _OBJECT},
+        {
+            "type": "object",
+            "required": ["receipts"],
+            "properties": {"receipts": {"type": "array", "items": _OBJECT}},
+            **_none_of(RECEIPT_FIELDS),
+        },
+        {"type": "object", "not": {"required": ["receipts"]}},
+    ],
+    "example": {
+        "receipts": [
+            {
+                "storeCode": "S001",
+                "registerId": "R1",
+                "receiptId": "B-20261102-000123",
+                "transactedAt": "2026-11-02T10:15:00+09:00",
+                "type": "SALE",
+                "items": [
+                    {
+                        "sku": "4901234567894",
+                        "name": "お茶 500ml",
+                        "qty": 2,
+                        "unitPrice": "120.00",
+                        "discount": "0",
+                        "taxRate": "8.000",
+                    }
+                ],
+                "subtotal": "240.00",
+                "tax": "19",
+                "total": "259",
+            }
+        ]
+    },  # FORMATS.md
+}
+"""What the gateway's cheap checks accept as a vendor B body (receipts are checked later)."""
+
+EVENTS_BODY: dict[str, Any] = {
+    "description": '{"events": [...]}, each event naming its device (the object is no event).',
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["device_id"],
+                "properties": {"device_id": {"type": "string", "pattern": "\\S"}},
+            },
+        }
+    },
+    **_none_of(EVENT_FIELDS - {"events"}),
+    "example": {
+        "events": [
+            {
+                "v": 1,
+                "device_id": "pc-001",
+                "seq": 1041,
+                "type": "count",
+                "line": "entrance",
+                "interval_start": "2026-11-02T10:00:00+09:00",
+                "interval_end": "2026-11-02T10:01:00+09:00",
+                "in": 5,
+                "out": 3,
+            }
+        ]
+    },  # FORMATS.md
+}
+"""What the gateway's cheap checks accept as a device-events body."""
+
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _body_doc(description: str, *media_types: str, json_schema: Any = None) -> dict[str, Any]:
     content: dict[str, Any] = {
-        media: {"schema": {"type": "string", "format": "binary"}} for media in media_types
+        media: {"schema": json_schema if media == JSON_UTF8 and json_schema else _BINARY}
+        for media in media_types
     }
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
@@ -147,12 +230,17 @@ router = APIRouter()
         "The vendor's native sales body: vendor_a CSV (CP932), vendor_b JSON (UTF-8).",
         CSV_CP932,
         JSON_UTF8,
+        json_schema=RECEIPTS_BODY,
     ),
     tags=["pos"],
 )
 async def post_pos_sales(
     vendor: Annotated[
-        str, Path(description="POS vendor: vendor_a, vendor_b or a declarative vendor.")
+        str,
+        Path(
+            description="POS vendor: vendor_a, vendor_b or a declarative vendor.",
+            examples=["vendor_b", "vendor_a"],
+        ),
     ],
     request: Request,
     state: StateDep,
@@ -257,7 +345,9 @@ def _ledger(request: Request) -> Any:
     "/v1/iot/events",
     status_code=202,
     responses=_ERRORS,
-    openapi_extra=_body_doc('Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8),
+    openapi_extra=_body_doc(
+        'Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8, json_schema=EVENTS_BODY
+    ),
     tags=["iot"],
 )
 async def post_iot_events(

@@ -18,6 +18,7 @@ from tenpo.pipelines.raw import raw_table_assets
 from tenpo.pipelines.resources import TenpoResource
 from tenpo.pipelines.schedules import daily_kpis_schedule
 from tenpo.pipelines.sensors import partitions_changed_sensor
+from tenpo.pipelines.stores import store_assets
 
 __all__ = ["build_definitions", "defs"]
 
@@ -33,6 +34,7 @@ def build_definitions(
     return Definitions(
         assets=[
             *raw_table_assets(),
+            *store_assets(),
             *kpi_assets(partitions),
             *device_assets(partitions),
             *ml_assets(),

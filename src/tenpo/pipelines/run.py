@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -35,23 +39,55 @@ from dagster._core.storage.tags import (
 from tenpo.core.errors import BadInput, TenpoError
 from tenpo.core.settings import Settings
 from tenpo.pipelines.definitions import build_definitions
+from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
+from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS
 from tenpo.pipelines.partitions import DEFAULT_START
 from tenpo.pipelines.resources import TenpoResource
+from tenpo.pipelines.stores import DATAMART_STORES_KEY
 
 __all__ = [
+    "ASSET_GROUPS",
     "DEFAULT_ASSETS",
     "PipelineFailed",
+    "RunProgress",
     "date_ranges",
     "ensure_dagster_home",
     "materialize_dates",
+    "resolve_selection",
     "with_downstream",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ASSETS: tuple[str, ...] = (*MART_KEYS, *DATAMART_KEYS)
-"""Every KPI mart and its datamart export: what ``tenpo jobs materialize`` and the demo run."""
+ASSET_GROUPS: dict[str, tuple[str, ...]] = {
+    # The store dimension goes with the KPIs: the API serves no KPI of a store it does not list.
+    "kpis": (DATAMART_STORES_KEY, *MART_KEYS, *DATAMART_KEYS),
+    "devices": (MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY),
+    "ml": (*ML_ASSET_KEYS, DATAMART_ML_KEY),
+}
+"""Named asset sets of ``tenpo jobs materialize --only``; together, every asset the API reads."""
+
+DEFAULT_ASSETS: tuple[str, ...] = tuple(k for group in ASSET_GROUPS.values() for k in group)
+"""Every mart, the store dimension and every datamart export, in dependency order: what
+``tenpo jobs materialize``, the demo and the daily schedule build unless told otherwise."""
+
+# Assets without date partitions: they run once, in the last run of a request.
+_UNPARTITIONED = frozenset({DATAMART_STORES_KEY, *ML_ASSET_KEYS, DATAMART_ML_KEY})
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where an in-process materialization is: run ``run`` of ``runs``, the step just done."""
+
+    run: int
+    runs: int
+    first: date
+    last: date
+    steps_done: int
+    steps: int
+    step: str | None
+
 
 _YAML_MARKER = "# Written by tenpo"
 _DAGSTER_YAML = """\
@@ -145,6 +181,24 @@ def with_downstream(assets: Sequence[str], definitions: Definitions | None = Non
     return order + sorted(k.to_user_string() for k in selected if k.to_user_string() not in order)
 
 
+def resolve_selection(only: Sequence[str] = (), select: Sequence[str] = ()) -> tuple[str, ...]:
+    """The assets of groups ``only`` (see :data:`ASSET_GROUPS`) plus ``select``, in run order.
+
+    Nothing given: :data:`DEFAULT_ASSETS`. ``BadInput`` names an unknown group; unknown asset
+    names are refused by :func:`materialize_dates`.
+    """
+    unknown = [g for g in only if g not in ASSET_GROUPS]
+    if unknown:
+        raise BadInput(
+            f"unknown asset group(s) {', '.join(unknown)}; choose from {', '.join(ASSET_GROUPS)}"
+        )
+    if not only and not select:
+        return DEFAULT_ASSETS
+    chosen = {k for g in only for k in ASSET_GROUPS[g]} | set(select)
+    ordered = [k for k in DEFAULT_ASSETS if k in chosen]
+    return (*ordered, *sorted(chosen - set(ordered)))
+
+
 def materialize_dates(
     settings: Settings,
     dates: Sequence[date],
@@ -152,11 +206,14 @@ def materialize_dates(
     *,
     downstream: bool = False,
     instance: DagsterInstance | None = None,
+    on_progress: Callable[[RunProgress], None] | None = None,
 ) -> list[ExecuteInProcessResult]:
     """Materialize ``assets`` for ``dates`` in process: one run per run of consecutive dates.
 
-    ``downstream`` adds every asset depending on them (re-run one asset with its consumers).
-    Safe to repeat (partitions are replaced). ``BadInput`` for no dates or an unknown asset,
+    Assets without date partitions (the store dimension, the ML marts) run once, in the last
+    run. ``downstream`` adds every asset depending on them (re-run one asset with its
+    consumers). ``on_progress`` is called from a watcher thread as steps finish. Safe to
+    repeat (partitions are replaced). ``BadInput`` for no dates or an unknown asset,
     ``PipelineFailed`` naming the failing step when a run fails.
     """
     if not dates:
@@ -185,13 +242,17 @@ def materialize_dates(
             f"unknown asset(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(sorted(known))}"
         )
+    selected = list(dict.fromkeys(assets))
     if downstream:
-        assets = with_downstream(assets, definitions)
+        selected = with_downstream(selected, definitions)
+    if any(a in ML_ASSET_KEYS for a in selected):
+        # One multi-asset computes the three ML marts: selecting one selects all three.
+        selected += [k for k in ML_ASSET_KEYS if k not in selected]
     resources = {"tenpo": TenpoResource.from_settings(settings)}
     if instance is None:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
     with _writer_lock(settings):
-        return _run_ranges(asset_defs, list(assets), ranges, instance, resources)
+        return _run_ranges(asset_defs, selected, ranges, instance, resources, on_progress)
 
 
 def _run_ranges(
@@ -200,27 +261,105 @@ def _run_ranges(
     ranges: list[tuple[date, date]],
     instance: DagsterInstance,
     resources: dict[str, TenpoResource],
+    on_progress: Callable[[RunProgress], None] | None,
 ) -> list[ExecuteInProcessResult]:
+    partitioned = [a for a in assets if a not in _UNPARTITIONED]
+    once = [a for a in assets if a in _UNPARTITIONED]
+    plan = [(first, last, partitioned) for first, last in ranges]
+    if once:
+        first, last, chosen = plan[-1]
+        plan[-1] = (first, last, [*chosen, *once])
+    plan = [p for p in plan if p[2]]
     results: list[ExecuteInProcessResult] = []
-    for first, last in ranges:
-        log.info("materializing %s for %s..%s", ", ".join(assets), first, last)
-        result = materialize(
-            asset_defs,
-            instance=instance,
-            resources=resources,
-            selection=list(assets),
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-                **WRITER_TAG,
-            },
-            raise_on_error=False,
+    for index, (first, last, chosen) in enumerate(plan, start=1):
+        log.info("materializing %s for %s..%s", ", ".join(chosen), first, last)
+        batch = uuid.uuid4().hex
+        run_config: dict[str, Any] = {
             # Dagster's console logger follows tenpo's level (its DEBUG events are noise here).
-            run_config={"loggers": {"console": {"config": {"log_level": _dagster_level()}}}},
+            "loggers": {"console": {"config": {"log_level": _dagster_level()}}}
+        }
+        steps = len([a for a in chosen if a not in ML_ASSET_KEYS]) + (
+            1 if any(a in ML_ASSET_KEYS for a in chosen) else 0
         )
+        progress = RunProgress(index, len(plan), first, last, 0, steps, None)
+        with _watch(instance, batch, progress, on_progress):
+            result = materialize(
+                asset_defs,
+                instance=instance,
+                resources=resources,
+                selection=chosen,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+                    ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+                    _BATCH_TAG: batch,
+                    **WRITER_TAG,
+                },
+                raise_on_error=False,
+                run_config=run_config,
+            )
         if not result.success:
             raise PipelineFailed(
-                f"materializing {', '.join(assets)} for {first}..{last}: {_failure_message(result)}"
+                f"materializing {', '.join(chosen)} for {first}..{last}: {_failure_message(result)}"
             )
         results.append(result)
     return results
+
+
+_BATCH_TAG = "tenpo/batch"
+
+
+@contextmanager
+def _watch(
+    instance: DagsterInstance,
+    batch: str,
+    start: RunProgress,
+    on_progress: Callable[[RunProgress], None] | None,
+) -> Iterator[None]:
+    """Report finished steps of the run tagged ``batch`` while it executes (polls storage)."""
+    if on_progress is None:
+        yield
+        return
+    on_progress(start)
+    stop = threading.Event()
+
+    def poll() -> None:
+        from dagster import RunsFilter
+
+        run_id: str | None = None
+        done: list[str] = []
+        while True:
+            finished = stop.wait(0.5)
+            try:
+                if run_id is None:
+                    runs = instance.get_runs(RunsFilter(tags={_BATCH_TAG: batch}), limit=1)
+                    run_id = runs[0].run_id if runs else None
+                if run_id is not None:
+                    records = instance.get_records_for_run(
+                        run_id, of_type=DagsterEventType.STEP_SUCCESS
+                    ).records
+                    names = [r.event_log_entry.step_key or "" for r in records]
+                    for name in names[len(done) :]:
+                        done.append(name)
+                        on_progress(
+                            RunProgress(
+                                start.run,
+                                start.runs,
+                                start.first,
+                                start.last,
+                                len(done),
+                                max(start.steps, len(done)),
+                                name,
+                            )
+                        )
+            except Exception:  # progress is cosmetic: never let it break a run
+                log.debug("progress watcher failed", exc_info=True)
+            if finished:
+                return
+
+    thread = threading.Thread(target=poll, name="tenpo-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)

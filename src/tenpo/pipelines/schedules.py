@@ -18,7 +18,9 @@ from dagster import (
     schedule,
 )
 
+from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
+from tenpo.pipelines.stores import DATAMART_STORES_KEY
 
 __all__ = ["DAILY_JOB", "daily_kpis_schedule"]
 
@@ -35,10 +37,16 @@ def daily_kpis_schedule(
     """At ``hour``:00 ``timezone``, materialize every mart for the previous business date."""
     job = define_asset_job(
         DAILY_JOB,
-        selection=AssetSelection.assets(*MART_KEYS, *DATAMART_KEYS),
+        selection=AssetSelection.assets(
+            DATAMART_STORES_KEY,
+            *MART_KEYS,
+            *DATAMART_KEYS,
+            MART_DEVICE_HEALTH_KEY,
+            DATAMART_DEVICE_HEALTH_KEY,
+        ),
         partitions_def=partitions,
         tags=WRITER_TAG,
-        description="Every KPI mart and its datamart export for one business date.",
+        description="KPI and device-health marts, their exports, the store list: one date.",
     )
 
     @schedule(

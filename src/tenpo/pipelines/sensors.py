@@ -12,9 +12,11 @@ Affected partitions:
 * visitor events → ``mart_store_visits`` of that date and both KPI marts of that date, plus
   ``mart_store_daily`` of the later dates within the repeat window that already exist (their
   repeat visitors look back at this date);
-* other raw tables (ToF tracks, heartbeats) feed no mart.
+* counts and heartbeats → ``mart_device_health`` of that date;
+* other raw tables (ToF tracks) feed no mart.
 
-Each mart's datamart export runs after it.
+Each mart's datamart export runs after it, and every run also refreshes the store dimension
+(``datamart_stores``), so a store registered since the last run is served with its KPIs.
 
 Delivery safety: events are acknowledged on the *next* tick, once Dagster has stored the run
 requests of the tick that read them (it does so after the evaluation returns). If the process
@@ -48,6 +50,7 @@ from dagster._core.storage.tags import (
 )
 
 from tenpo.bus import PARTITIONS_CHANGED, Delivery, EventBus
+from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
 from tenpo.pipelines.kpis import (
     DATAMART_STORE_DAILY_KEY,
     DATAMART_STORE_HOURLY_KEY,
@@ -58,6 +61,7 @@ from tenpo.pipelines.kpis import (
     WRITER_TAG,
 )
 from tenpo.pipelines.resources import TenpoResource
+from tenpo.pipelines.stores import DATAMART_STORES_KEY
 from tenpo.warehouse.partitions import list_partitions
 
 __all__ = [
@@ -76,10 +80,12 @@ CONSUMER = "orchestrator"
 _KPIS = (MART_STORE_DAILY_KEY, DATAMART_STORE_DAILY_KEY, MART_STORE_HOURLY_KEY,
          DATAMART_STORE_HOURLY_KEY)  # fmt: skip
 _VISITS = (MART_STORE_VISITS_KEY, DATAMART_STORE_VISITS_KEY)
+_DEVICES = (MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY)
 TABLE_ASSETS: dict[str, tuple[str, ...]] = {
     "raw_pos_transactions": _KPIS,
     "raw_pos_lines": _KPIS,
-    "raw_iot_counts": _KPIS,
+    "raw_iot_counts": (*_KPIS, *_DEVICES),
+    "raw_device_heartbeats": _DEVICES,
     "raw_visitor_events": (*_VISITS, *_KPIS),
 }
 """Raw table → the assets to recompute for a changed date of it."""
@@ -201,7 +207,7 @@ def _evaluate(context: SensorEvaluationContext, tenpo: TenpoResource) -> Iterato
     for run in runs:
         yield RunRequest(
             run_key=run.run_key,
-            asset_selection=[AssetKey(a) for a in run.assets],
+            asset_selection=[AssetKey(a) for a in (*run.assets, DATAMART_STORES_KEY)],
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: run.first.isoformat(),
                 ASSET_PARTITION_RANGE_END_TAG: run.last.isoformat(),
@@ -217,7 +223,7 @@ def partitions_changed_sensor(
 
     @sensor(
         name="partitions_changed",
-        target=AssetSelection.assets(*_VISITS, *_KPIS),
+        target=AssetSelection.assets(*_VISITS, *_KPIS, *_DEVICES, DATAMART_STORES_KEY),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
         description="Runs the marts for exactly the partitions the streamer changed.",
