@@ -8,6 +8,7 @@ timezone give ``store_id`` and the business date.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from datetime import UTC, date, datetime, timedelta
@@ -74,6 +75,10 @@ class VisitorEventsPreEtl:
                 Reject(TABLE, f"not valid UTF-8 at byte offset {exc.start}: {exc.reason}")
             )
             return result
+        fast = _vectorised(event, data, text, directory)
+        if fast is not None:
+            result.tables = {TABLE: fast}
+            return result
         cols: dict[str, list[Any]] = {f.name: [] for f in RAW_VISITOR_EVENTS}
         cameras: dict[str, DeviceRef | None] = {}
         zones: dict[str, ZoneInfo] = {}
@@ -135,3 +140,102 @@ class VisitorEventsPreEtl:
         result.tables = {TABLE: pa.Table.from_arrays(arrays, schema=RAW_VISITOR_EVENTS)}
         log.debug("visitor events %s: %d rows", event.object_id, len(cols["ts"]))
         return result
+
+
+# --- vectorised path ---------------------------------------------------------------------
+# The analyzer writes plain lines; Arrow's JSON reader parses a whole object in C++ and the
+# checks below run on columns. Anything unusual (a type or shape Arrow refuses, a missing
+# field, a value out of range, an unknown camera, a line break Python would split where Arrow
+# does not, escapes) leaves it to the line-by-line path above, which names each problem, so
+# both paths load the same rows (tests compare them).
+
+_READ_SCHEMA = pa.schema(
+    [("camera_id", pa.string()), ("person_id", pa.string()), ("event", pa.string()),
+     ("ts", pa.string()), ("quality", pa.float64()), ("track_id", pa.string())]
+)  # fmt: skip
+_FIELD_KEYS = [f'"{name}"'.encode() for name in _READ_SCHEMA.names]
+# Separators str.splitlines() breaks at (inside a string too) but JSON Lines does not, and
+# escapes (\uXXXX: surrogates and all): the line-by-line path judges those.
+_UNUSUAL = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\r", b"\xc2\x85", b"\xe2\x80\xa8",
+            b"\xe2\x80\xa9", b"\\u")  # fmt: skip
+_CANONICAL_TS = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+def _vectorised(
+    event: ObjectRegistered, data: bytes, text: str, directory: Directory
+) -> pa.Table | None:
+    """The rows of a plain, wholly valid object, or None for the line-by-line path."""
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    rows = sum(1 for line in text.splitlines() if line.strip())
+    if rows == 0 or any(s in data for s in _UNUSUAL) or data.count(b"{") != rows:
+        return None  # nested objects could hide a missing key from the counts below
+    if any(data.count(key) != rows for key in _FIELD_KEYS):
+        return None  # every line names every field once (person_id null, not missing)
+    try:
+        read = pj.read_json(
+            io.BytesIO(data),
+            parse_options=pj.ParseOptions(
+                explicit_schema=_READ_SCHEMA, unexpected_field_behavior="ignore"
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if read.num_rows != rows:
+        return None
+    cols = {name: read[name].combine_chunks() for name in read.column_names}
+    for name in ("camera_id", "event", "ts", "quality", "track_id"):
+        if cols[name].null_count:
+            return None
+    quality = cols["quality"]
+    checks = (
+        pc.all(pc.is_in(cols["event"], value_set=pa.array(["entry", "exit"]))),
+        pc.all(pc.and_(pc.greater_equal(quality, 0.0), pc.less_equal(quality, 1.0))),
+        pc.all(pc.greater_equal(pc.utf8_length(cols["camera_id"]), 1)),
+        pc.all(pc.greater_equal(pc.utf8_length(cols["track_id"]), 1)),
+        pc.all(pc.match_substring_regex(cols["ts"], _CANONICAL_TS)),
+    )
+    if not all(c.as_py() for c in checks):
+        return None
+    try:
+        ts = pc.cast(cols["ts"], RAW_VISITOR_EVENTS.field("ts").type)
+    except pa.ArrowInvalid:  # 2026-02-30 and the like
+        return None
+    names = pc.unique(cols["camera_id"])
+    cameras = []
+    for camera_id in names.to_pylist():
+        device = directory.device(event.tenant_id, camera_id)
+        if device is None or device.kind != CAMERA_KIND:
+            return None
+        cameras.append(device)
+    which = pc.index_in(cols["camera_id"], value_set=names)
+    zones = sorted({c.timezone for c in cameras})
+    by_zone = [
+        pc.cast(pc.local_timestamp(pc.cast(ts, pa.timestamp("us", zone))), pa.date32())
+        for zone in zones
+    ]
+    if len(zones) == 1:
+        business_date = by_zone[0]
+    else:
+        zone_of = pa.array([zones.index(c.timezone) for c in cameras], pa.int8())
+        business_date = pc.choose(pc.take(zone_of, which), *by_zone)
+    n = read.num_rows
+    columns = {
+        "tenant_id": pa.array([event.tenant_id] * n, pa.string()),
+        "store_id": pc.take(pa.array([c.store_id for c in cameras], pa.string()), which),
+        "camera_id": cols["camera_id"],
+        "person_id": cols["person_id"],
+        "event": cols["event"],
+        "business_date": business_date,
+        "ts": ts,
+        "quality": quality,
+        "track_id": cols["track_id"],
+        "source_object_id": pa.array([event.object_id] * n, pa.string()),
+    }
+    return pa.Table.from_arrays(
+        [columns[f.name] for f in RAW_VISITOR_EVENTS], schema=RAW_VISITOR_EVENTS
+    )
