@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 Bytes = npt.NDArray[np.uint8]
 Ints = npt.NDArray[np.int64]
 
-_LOCAL_TS = r"^[0-9]{4}/[0-9]{1,2}/[0-9]{1,2} +[0-9]{1,2}:[0-9]{2}:[0-9]{2}$"  # as _text's
+_LOCAL_TS = (  # as _text's
+    r"^(?P<year>[0-9]{4})/(?P<month>[0-9]{1,2})/(?P<day>[0-9]{1,2}) +"
+    r"(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})$"
+)
 _DAYS = 1 << 20  # (register, day) pairs are packed as register * _DAYS + day
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _QUOTE, _COMMA, _CR, _LF = 0x22, 0x2C, 0x0D, 0x0A
@@ -392,6 +395,8 @@ class _Object:
             return None
         if np.abs(qty).max() > layout.max_quantity:
             return None
+        if line_no.min() < -(1 << 31) or line_no.max() >= 1 << 31:  # the column is int32
+            return None
         gross = unit * np.abs(qty) - discount
         if not np.array_equal(amount, np.where(qty < 0, -gross, gross)):
             return None
@@ -434,8 +439,8 @@ class _Object:
             return None
         if not pc.all(pc.match_substring_regex(times, _LOCAL_TS)).as_py():
             return None
-        local = pc.strptime(times, format="%Y/%m/%d %H:%M:%S", unit="us", error_is_null=True)
-        if local.null_count:
+        local = _local_times(times)
+        if local is None:
             return None
         local_us = local.cast(pa.int64()).to_numpy(zero_copy_only=False)
         day_nos = local_us // 86_400_000_000
@@ -533,6 +538,25 @@ class _Object:
                 return None
             stores.append(store)
         return stores, pair_of_receipt.astype(np.int64)
+
+
+def _local_times(times: pa.Array) -> pa.Array | None:
+    """Naive timestamps of ``yyyy/MM/dd HH:mm:ss`` texts, or None if one is not a valid
+    ``datetime`` (Arrow's strptime rolls 02/30 and 23:59:60 over to the next day)."""
+    local = pc.strptime(times, format="%Y/%m/%d %H:%M:%S", unit="us", error_is_null=True)
+    if local.null_count:
+        return None
+    parts = pc.extract_regex(times, _LOCAL_TS)
+    for name, part in (
+        ("year", pc.year), ("month", pc.month), ("day", pc.day),
+        ("hour", pc.hour), ("minute", pc.minute), ("second", pc.second),
+    ):  # fmt: skip
+        written = pc.cast(parts.field(name), pa.int64())
+        if not pc.all(pc.equal(written, pc.cast(part(local), pa.int64()))).as_py():
+            return None
+    if not pc.all(pc.greater_equal(pc.year(local), 1)).as_py():
+        return None  # year 0000: no such datetime
+    return local
 
 
 def _day_texts(day_nos: Ints) -> pa.Array:

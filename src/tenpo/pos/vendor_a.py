@@ -48,6 +48,8 @@ _FAST_NAMES = {
     "amount": AMOUNT, "rate": RATE, "total": TOTAL,
 }  # fmt: skip
 
+_INT32 = 1 << 31
+
 STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO = "店舗コード", "店舗名", "適用開始日", "適用終了日"
 MASTER_COLUMNS = (REGISTER, STORE_CODE, STORE_NAME, VALID_FROM, VALID_TO)
 
@@ -362,6 +364,8 @@ def _line(row: list[str], pos: tuple[int, ...], totals: set[int]) -> _Line:
         if rate is None:
             raise ValueError(f"line {line_no}: unknown {RATE} {rate_text!r}")
     totals.add(total)
+    if not -_INT32 <= line_no < _INT32:  # the column is int32
+        raise ValueError(f"{LINE_NO} {line_no} is out of range")
     if qty == 0:
         raise ValueError(f"line {line_no}: {QTY} is 0")
     if discount < 0:
