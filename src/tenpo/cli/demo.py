@@ -33,6 +33,7 @@ from tenpo.flow import (
     DEMO_PASSWORD,
     compare_with_truth,
     create_demo_users,
+    isolated_settings,
     read_store_kpis,
     read_truth,
     register_chain,
@@ -88,18 +89,7 @@ def run_demo(
     root = (base.data_dir / "demo").resolve()
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    cfg = base.model_copy(
-        update={
-            "data_dir": root,
-            "lake_url": None,
-            "control_url": None,
-            "datamart_url": None,
-            "bus": "sqlite",
-            "bus_url": None,
-            "streamer_state_url": None,
-            "bus_ack_wait_s": 10.0,
-        }
-    )
+    cfg = isolated_settings(base, root)
     result = DemoResult()
     clock = time.perf_counter()
 
