@@ -193,11 +193,12 @@ def run_demo(
         for tenant_id, token in keys.items():
             console.print(f"  {tenant_id}: {token}", highlight=False, soft_wrap=True)
         if serve:
-            console.print(
-                f"\n[bold green]API serving at {result.api_url}[/] "
-                f"(docs at {result.api_url}/docs). Ctrl-C or SIGTERM to stop."
-            )
+            # Handlers first: a signal sent as soon as the banner shows must stop us cleanly.
             with _stop_on_signals() as stop:
+                console.print(
+                    f"\n[bold green]API serving at {result.api_url}[/] "
+                    f"(docs at {result.api_url}/docs). Ctrl-C or SIGTERM to stop."
+                )
                 while api_thread.is_alive() and not stop.wait(0.5):
                     pass
     return result
@@ -217,8 +218,13 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     previous = {sig: signal.getsignal(sig) for sig in signals}
 
     def handle(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping the demo's servers", signum)
-        stop.set()
+        # The handler runs on the main thread, which may be inside ``stop.wait`` holding the
+        # event's lock: setting it here deadlocks. Set it (and log) from another thread.
+        def set_stop() -> None:
+            log.info("signal %d: stopping the demo's servers", signum)
+            stop.set()
+
+        threading.Thread(target=set_stop, name="tenpo-demo-stop", daemon=True).start()
 
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signals reach the main thread only: its owner stops us
