@@ -213,7 +213,9 @@ def test_stores_without_a_counter_are_clustered_on_what_they_have() -> None:
     ]
     features = _features(rows)  # type: ignore[arg-type]
     features.loc[[0, 6], ["capture_rate", "conversion_rate", "visitors_per_open_hour"]] = np.nan
-    a = cluster_stores(features, MlParams(k_max=4)).assignments.set_index("store_id")
+    levers = ("visitors_per_open_hour", "capture_rate", "conversion_rate", "atv", "upt")
+    params = MlParams(k_max=4, cluster_features=levers)
+    a = cluster_stores(features, params).assignments.set_index("store_id")
     assert a.loc["s00", "imputed"] == ["visitors_per_open_hour", "capture_rate", "conversion_rate"]
     assert a.loc["s01", "imputed"] == []
     # ATV and UPT still place the counter-less stores with their kind.

@@ -56,7 +56,7 @@ def test_manifest_lists_every_file(small_out: Manifest) -> None:
 
 def test_chain_json_has_the_contract_fields(small_out: Manifest, small_chain: Chain) -> None:
     doc = json.loads((small_out.out_dir / "chain.json").read_text(encoding="utf-8"))
-    assert set(doc) == {"tenants", "stores", "devices", "registers"}
+    assert set(doc) == {"tenants", "stores", "devices", "registers", "initiatives"}
     assert [t["id"] for t in doc["tenants"]] == ["t1", "t2"]
     assert [t["pos_vendor"] for t in doc["tenants"]] == ["vendor_a", "vendor_b"]
     for store in doc["stores"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,9 @@ from typer.testing import CliRunner
 from tenpo.cli import app
 from tenpo.simulate import Chain, SimConfig, daily_truth, simulate, simulate_chain
 from tenpo.simulate.catalog import build_catalogs, is_valid_jan13, jan_check_digit
+from tenpo.simulate.initiatives import lever_lifts
+from tenpo.simulate.profiles import LOCATIONS, top_quartile_execution
+from tenpo.simulate.truth import TARGET_KPIS
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -95,7 +98,7 @@ def test_parallel_writing_gives_the_same_bytes(
 # -- planted structure ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def wide_chain() -> Chain:
-    """Enough stores for every archetype several times (no files written)."""
+    """Enough stores for every location type several times (no files written)."""
     return simulate_chain(
         SimConfig(seed=2, tenants=2, stores=40, days=7, traffic_scale=0.25, rgb_camera_share=1.0)
     )
@@ -114,35 +117,29 @@ def _per_store(chain: Chain) -> dict[tuple[str, str], dict[str, float]]:
     return sums
 
 
-def test_archetypes_are_planted(wide_chain: Chain) -> None:
+def test_context_and_execution_are_planted(wide_chain: Chain) -> None:
+    """Location types set traffic and the demand shape; execution sets how far each lever
+    is from its context's frontier, and the store's potential follows from it alone."""
     sums = _per_store(wide_chain)
-    by_arch: dict[str, list[dict[str, float]]] = defaultdict(list)
-    potential: dict[str, list[float]] = defaultdict(list)
+    by_loc: dict[str, list[dict[str, float]]] = defaultdict(list)
     for store in wide_chain.stores:
-        by_arch[store.archetype].append(sums[(store.tenant_id, store.code)])
-        potential[store.archetype].append(store.potential)
-    assert set(by_arch) == {
-        "standard", "high_traffic_low_conversion", "destination_high_atv",
-        "neighbourhood_regular", "underperformer",
-    }  # fmt: skip
-
-    def mean(arch: str, num: str, den: str) -> float:
-        values = [s[num] / s[den] for s in by_arch[arch]]
-        return sum(values) / len(values)
-
-    def rank(arch: str, num: str, den: str) -> float:
-        # Compare each store with the standard stores of the same industry.
-        return mean(arch, num, den) / mean("standard", num, den)
-
-    # Relative to the industry norm the effects are large, so they show in the means even
-    # across industries when compared within industry-neutral ratios:
-    conv = {a: mean(a, "transactions", "visitors") for a in by_arch}
-    assert conv["high_traffic_low_conversion"] < conv["neighbourhood_regular"]
-    assert conv["underperformer"] < conv["neighbourhood_regular"]
-    repeat = {a: mean(a, "repeat", "unique") for a in by_arch}
-    assert repeat["neighbourhood_regular"] > repeat["high_traffic_low_conversion"]
-    assert min(potential["underperformer"]) > max(potential["destination_high_atv"])
-    assert rank("destination_high_atv", "visitors", "passersby") > 1.0  # captures more
+        by_loc[store.archetype].append(sums[(store.tenant_id, store.code)])
+    assert set(by_loc) == set(LOCATIONS)
+    assert all(0.0 < e <= 1.0 for s in wide_chain.stores for e in s.execution)
+    passby = {loc: sum(s["passersby"] for s in rows) / len(rows) for loc, rows in by_loc.items()}
+    assert passby["station"] > passby["mall"] > passby["suburban"]
+    for store in wide_chain.stores:
+        ratios = {k: store.achievable_ratio(k) for k in TARGET_KPIS}
+        assert all(r >= 1.0 for r in ratios.values())
+        assert ratios["net_sales"] == pytest.approx(
+            ratios["capture_rate"] * ratios["conversion_rate"] * ratios["atv"]
+        )
+        assert store.potential == pytest.approx(ratios["net_sales"], abs=1e-4)
+    # The worst-run capture has the most headroom: 1/e against the top quartile's execution.
+    worst = min(wide_chain.stores, key=lambda s: s.execution[0])
+    assert worst.achievable_ratio("capture_rate") == pytest.approx(
+        top_quartile_execution() / worst.execution[0]
+    )
 
 
 def test_repeat_visitors_also_across_stores(wide_chain: Chain) -> None:
@@ -202,3 +199,25 @@ def test_cli_rejects_bad_settings(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--stores", "1"])
     assert result.exit_code == 2
     assert "`stores` (1) must be at least `tenants` (2)" in " ".join(result.output.split())
+
+
+def test_initiatives_are_planted_with_room_for_controls() -> None:
+    config = SimConfig(seed=5, tenants=2, stores=24, days=42, initiatives_per_tenant=4)
+    chain = simulate_chain(config.model_copy(update={"traffic_scale": 0.05}))
+    assert chain.initiatives
+    for tenant in chain.tenants:
+        mine = [i for i in chain.initiatives if i.tenant_id == tenant.id]
+        treated = [c for i in mine for c in i.store_codes]
+        assert len(treated) == len(set(treated)) <= 12 // 2  # half the stores stay controls
+        for i in mine:
+            assert (i.start - chain.dates[0]).days >= 21  # a pre-period of half the dates
+            assert i.end <= chain.dates[-1] and 7 <= (i.end - i.start).days + 1 <= 28
+            assert 0.03 <= i.true_effect <= 0.12
+            assert len({chain.store(tenant.id, c).industry for c in i.store_codes}) == 1
+    i = chain.initiatives[0]
+    assert lever_lifts([i], i.store_codes[0], i.start)
+    lifts = lever_lifts([i], i.store_codes[0], i.start)
+    assert max(lifts.values()) == pytest.approx(1 + i.true_effect)
+    assert lever_lifts([i], i.store_codes[0], i.end + timedelta(days=1)) == dict.fromkeys(
+        ("capture", "conversion", "basket"), 1.0
+    )

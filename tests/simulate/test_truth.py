@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tenpo.simulate import (
     Chain,
@@ -300,6 +301,28 @@ def test_truth_files_agree(small_out: Manifest) -> None:
     assert first["net_sales"] == Decimal(row["net_sales"])
     stores = (small_out.out_dir / "truth" / "stores.csv").read_text().splitlines()
     assert stores[0] == "tenant_id,store_code,archetype,potential" and len(stores) == 7
+
+
+def test_target_truth_is_actual_times_the_execution_gap(
+    small_out: Manifest, small_chain: Chain
+) -> None:
+    rows = list(csv.DictReader((small_out.out_dir / "truth" / "targets.csv").open()))
+    assert list(rows[0]) == ["tenant_id", "store_code", "kpi", "actual", "achievable"]
+    assert len(rows) == 5 * len(small_chain.stores)
+    by_store: dict[tuple[str, str], dict[str, dict[str, str]]] = defaultdict(dict)
+    for r in rows:
+        by_store[(r["tenant_id"], r["store_code"])][r["kpi"]] = r
+    truth = daily_truth(small_chain)
+    for (tenant, code), kpis in by_store.items():
+        mine = [t for t in truth if (t.tenant_id, t.store_code) == (tenant, code)]
+        sales = sum(float(t.net_sales) for t in mine)
+        tx = sum(t.transactions for t in mine)
+        assert float(kpis["net_sales"]["actual"]) == pytest.approx(sales / len(mine), rel=1e-5)
+        assert float(kpis["atv"]["actual"]) == pytest.approx(sales / tx, rel=1e-5)
+        store = small_chain.store(tenant, code)
+        for kpi, r in kpis.items():
+            ratio = float(r["achievable"]) / float(r["actual"])
+            assert ratio == pytest.approx(store.achievable_ratio(kpi), rel=1e-4)
 
 
 def test_truth_uses_memory_not_files(small_chain: Chain) -> None:

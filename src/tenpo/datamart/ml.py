@@ -81,6 +81,7 @@ def ensure_ml_schema(engine: Engine) -> None:
         if engine in _ready:
             return
         _drop_leaky_benchmarks(engine)
+        _drop_older_layouts(engine)
         ml_metadata.create_all(engine)
         inspector = sa.inspect(engine)
         for table in ml_metadata.sorted_tables:
@@ -92,6 +93,24 @@ def ensure_ml_schema(engine: Engine) -> None:
                     table=table.name,
                 )
         _ready.add(engine)
+
+
+def _drop_older_layouts(engine: Engine) -> None:
+    # The ML tables hold derived data only (the lake keeps the marts; the next ML run or
+    # `datamart_ml` writes them again): a table of an older layout is dropped and rebuilt.
+    inspector = sa.inspect(engine)
+    for table in ml_metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        if missing := [c.name for c in table.columns if c.name not in present]:
+            logger.warning(
+                "datamart: %s lacks %s (older layout): dropped, the next export rebuilds it",
+                table.name,
+                missing,
+            )
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE {table.name}"))
 
 
 def _drop_leaky_benchmarks(engine: Engine) -> None:

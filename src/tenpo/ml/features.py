@@ -33,27 +33,36 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Feature:
-    """A store feature: its name, the words describing a high/low value, and its scale."""
+    """A store feature: its name, the words describing a high/low value, and its scale.
+
+    ``role``: ``context`` is what the store cannot change (where it stands, its size, its
+    hours, when its customers come), ``lever`` what it can (the sales-tree ratios),
+    ``outcome`` a composite of both (sales per visitor, per m²).
+    """
 
     name: str
     label: str  # "traffic" → "high traffic" / "low traffic"
     log_scale: bool  # clustered on log(value): multiplicative spread
     source: str  # what it needs: pos | counter | area | hours | hourly
+    role: str = "lever"  # context | lever | outcome
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("visitors_per_open_hour", "traffic", True, "counter"),
+    Feature("visitors_per_open_hour", "traffic", True, "counter", "outcome"),
     Feature("capture_rate", "capture", True, "counter"),
     Feature("conversion_rate", "conversion", True, "counter"),
     Feature("atv", "basket value", True, "pos"),
     Feature("upt", "units per basket", True, "pos"),
-    Feature("sales_per_visitor", "sales per visitor", True, "counter"),
-    Feature("sales_per_m2", "sales density", True, "area"),
-    Feature("repeat_rate", "repeat visitors", False, "video"),
-    Feature("weekend_share", "weekend share", False, "pos"),
-    Feature("morning_share", "morning trade", False, "hourly"),
-    Feature("lunch_share", "lunchtime trade", False, "hourly"),
-    Feature("evening_share", "evening trade", False, "hourly"),
+    Feature("sales_per_visitor", "sales per visitor", True, "counter", "outcome"),
+    Feature("sales_per_m2", "sales density", True, "area", "outcome"),
+    Feature("repeat_rate", "repeat visitors", False, "video", "context"),
+    Feature("weekend_share", "weekend share", False, "pos", "context"),
+    Feature("morning_share", "morning trade", False, "hourly", "context"),
+    Feature("lunch_share", "lunchtime trade", False, "hourly", "context"),
+    Feature("evening_share", "evening trade", False, "hourly", "context"),
+    Feature("passersby_per_day", "street traffic", True, "counter", "context"),
+    Feature("floor_area_m2", "floor area", True, "area", "context"),
+    Feature("open_hours_per_week", "opening hours", False, "hours", "context"),
 )
 """Every feature, in column order."""
 
@@ -114,6 +123,14 @@ def _open_hours(hours: Mapping[str, Any] | None, day: date) -> float | None:
     return (minutes if minutes > 0 else minutes + 24 * 60) / 60
 
 
+def _weekly_hours(hours: Mapping[str, Any] | None) -> float:
+    """Open hours per week from the master's opening hours (NaN when unknown)."""
+    if not hours:
+        return float("nan")
+    week = date(2024, 1, 1)  # a Monday
+    return float(sum(_open_hours(hours, week + timedelta(days=i)) or 0.0 for i in range(7)))
+
+
 def store_features(
     daily: pa.Table | pd.DataFrame,
     stores: Iterable[Mapping[str, Any]],
@@ -136,7 +153,7 @@ def store_features(
     frame = _frame(daily, "daily KPI rows", _DAILY_COLUMNS)
     frame = frame[(frame["business_date"] >= start) & (frame["business_date"] <= end)]
     master = {(str(s["tenant_id"]), str(s["store_id"])): s for s in stores}
-    columns = ["tenant_id", "store_id", "industry", "floor_area_m2", "open_days", *_NAMES]
+    columns = ["tenant_id", "store_id", "industry", "open_days", *_NAMES]
     if frame.empty:
         return pd.DataFrame(columns=[*columns, "daily_net_sales", "missing"])
     frame = frame.assign(
@@ -203,6 +220,7 @@ def store_features(
     out["visitors_per_open_hour"] = _ratio(sums["h_visitors"], sums["hours"])
     out["daily_net_sales"] = sums["net_sales"] / sums["open_days"]
     out["passersby_per_day"] = _ratio(sums["c_passersby"], sums["counter_days"])
+    out.loc[sums["counter_days"] == 0, "passersby_per_day"] = np.nan
     for name in ("capture_rate", "conversion_rate", "sales_per_visitor", "visitors_per_open_hour"):
         out.loc[sums["counter_days"] == 0, name] = np.nan
     out = _with_hourly(out, hourly, start, end)
@@ -217,6 +235,9 @@ def store_features(
     area = [master[k].get("floor_area_m2") for k in out.index]
     out["floor_area_m2"] = [float(a) if a is not None and float(a) > 0 else np.nan for a in area]
     out["sales_per_m2"] = out["daily_net_sales"] / out["floor_area_m2"]
+    out["open_hours_per_week"] = [
+        _weekly_hours((master[k] or {}).get("opening_hours")) for k in out.index
+    ]
     out = out.reset_index()
     out["missing"] = [
         [n for n in _NAMES if pd.isna(row[n])] for row in out[list(_NAMES)].to_dict("records")
@@ -228,7 +249,7 @@ def store_features(
         end,
         sum(1 for m in out["missing"] if m),
     )
-    return out[[*columns, "daily_net_sales", "passersby_per_day", "missing"]]
+    return out[[*columns, "daily_net_sales", "missing"]]
 
 
 def _with_hourly(

@@ -25,19 +25,20 @@ class MlParams(BaseSettings):
     )
     cluster_features: tuple[str, ...] = Field(
         (
-            "visitors_per_open_hour",
-            "capture_rate",
-            "conversion_rate",
-            "atv",
-            "upt",
-            "repeat_rate",
+            "passersby_per_day",
+            "weekend_share",
             "morning_share",
             "lunch_share",
             "evening_share",
         ),
         min_length=1,
-        description="Features stores are clustered on (the sales-tree drivers, loyalty and the "
-        "hourly shape); composites (sales per visitor, per m²) only describe clusters.",
+        description="Features stores are clustered on: their context, what a store cannot "
+        "change (street traffic, weekly and hourly demand shape; floor area and opening hours "
+        "are available but off by default: within an industry they told little about a "
+        "lever's reach in the back-test and diluted the distances). "
+        "The levers (capture, conversion, ATV, UPT) are what peers are compared on, never "
+        "what makes them peers: clustering on them makes an underperformer's peers other "
+        "underperformers, and its headroom vanish.",
     )
     method: Literal["kmeans", "ward"] = Field(
         "kmeans",

@@ -46,7 +46,6 @@ MART_STORE_CLUSTERS = pa.schema(
         ("features", pa.string()),  # JSON list: features clustered on
         ("imputed", pa.string()),  # JSON list: features filled with the group median
         ("open_days", pa.int32()),
-        ("floor_area_m2", pa.float64()),
         ("daily_net_sales", _MONEY),
         *((f.name, pa.float64()) for f in FEATURES),
     ]

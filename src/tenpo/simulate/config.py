@@ -76,6 +76,13 @@ class SimConfig(BaseModel):
         description="Probability that a people counter is offline for a while on a store-day "
         "(its intervals are missing; truth keeps the true visitors and `visitors_counted`).",
     )
+    initiatives_per_tenant: int = Field(
+        1,
+        ge=0,
+        le=200,
+        description="Initiatives planted per tenant (known effect on one KPI at 1-3 stores; "
+        "`truth/initiatives.csv`); none when fewer than 14 days are simulated.",
+    )
     quirk_rate: float = Field(
         0.02,
         ge=0,

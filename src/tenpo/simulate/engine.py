@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+import jpholiday
 import numpy as np
 
 from tenpo.simulate.catalog import build_catalogs
 from tenpo.simulate.config import SimConfig
+from tenpo.simulate.initiatives import lever_lifts, plant_initiatives
 from tenpo.simulate.model import (
     RETURN,
     SALE,
@@ -29,6 +31,7 @@ from tenpo.simulate.model import (
     WEEKDAYS,
     Chain,
     Device,
+    Initiative,
     IntArray,
     Register,
     Sales,
@@ -40,13 +43,20 @@ from tenpo.simulate.model import (
     Traffic,
 )
 from tenpo.simulate.profiles import (
-    ARCHETYPES,
     BRAND_BY_INDUSTRY,
+    CAPTURE_CAP,
+    CONVERSION_CAP,
+    EXECUTION_LEVERS,
+    EXECUTION_SPREAD,
     INDUSTRIES,
+    LOCATIONS,
     PLACES,
     REGIONS,
     TENANT_NAMES,
-    assign_archetypes,
+    assign_locations,
+    location_hourly,
+    location_week,
+    typical_execution,
 )
 
 log = logging.getLogger(__name__)
@@ -100,6 +110,7 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
     staff: list[StaffMember] = []
     states: list[list[_StoreState]] = []
     next_person: list[int] = []
+    initiatives: list[Initiative] = []
     for t_index, count in enumerate(config.store_counts()):
         tenant = _tenant(t_index)
         tenants.append(tenant)
@@ -116,7 +127,12 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
                     staff.append(StaffMember(tenant.id, state.store.code, f"{tenant.id}-s{n:04d}"))
         next_person.append(_allocate_pools(config, tenant_states))
         states.append(tenant_states)
+        planted = plant_initiatives(
+            config, _rng(seed, 7, t_index), [s.store for s in tenant_states], dates
+        )
+        initiatives.extend(planted)
 
+    shocks = regional_shocks(seed, len(dates))
     days: list[StoreDay] = []
     for d_index, day in enumerate(dates):
         for t_index, tenant_states in enumerate(states):
@@ -130,9 +146,12 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
                     continue
                 rng = _rng(seed, 3, t_index, state.store_index, d_index)
                 codes = tuple(r.register_code for r in active if r.store_code == state.store.code)
+                demand = day_demand(state.store, day, shocks[d_index])
+                lifts = lever_lifts(initiatives, state.store.code, day)
                 store_day, used = _store_day(
-                    config, rng, state, day, hours, codes, catalogs, cameras, next_person[t_index]
-                )
+                    config, rng, state, day, hours, codes, catalogs, cameras, next_person[t_index],
+                    demand, lifts,
+                )  # fmt: skip
                 next_person[t_index] += used
                 days.append(store_day)
         if on_progress is not None:
@@ -144,7 +163,25 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
         len(days),
         sum(d.sales.receipt_count for d in days),
     )
-    return Chain(config, tenants, stores, devices, registers, catalogs, staff, days, dates)
+    return Chain(
+        config, tenants, stores, devices, registers, catalogs, staff, days, dates, initiatives
+    )
+
+
+def regional_shocks(seed: int, days: int) -> np.ndarray:
+    """Demand shock per (date, region) shared by every store there (weather, local events):
+    log-normal, σ 0.1. Controls of the same region absorb it; that is what they are for."""
+    return _rng(seed, 6).lognormal(0.0, 0.1, (days, len(REGIONS)))
+
+
+def day_demand(store: Store, day: date, shocks: np.ndarray) -> float:
+    """Street traffic of ``store`` on ``day`` relative to its average day (before noise).
+
+    Weekday shape of its context; a Japanese public holiday trades like a Sunday.
+    """
+    week = store.weekday_factor or INDUSTRIES[store.industry].weekday_factor
+    weekday = 6 if jpholiday.is_holiday(day) else day.weekday()
+    return float(week[weekday] * shocks[REGIONS.index(store.region)])
 
 
 def _tenant(index: int) -> Tenant:
@@ -163,27 +200,40 @@ def _stores(
     catalogs: dict[str, list[Sku]],
 ) -> list[_StoreState]:
     _, brand = TENANT_NAMES[t_index % len(TENANT_NAMES)]
-    archetypes = assign_archetypes(rng, count)
+    locations = assign_locations(rng, count)
     places = [PLACES[i] for i in rng.permutation(len(PLACES))]
     camera_count = round(config.rgb_camera_share * count)
     if config.rgb_camera_share > 0:
         camera_count = max(1, camera_count)
     cameras = set(rng.choice(count, size=camera_count, replace=False).tolist())
+    typical = typical_execution()
     states: list[_StoreState] = []
     for i in range(count):
         industry = config.industries[(i + t_index) % len(config.industries)]
         prof = INDUSTRIES[industry]
-        arch = ARCHETYPES[archetypes[i]]
+        loc = LOCATIONS[locations[i]]
         low, high = prof.floor_area
-        area = int(rng.integers(low, high + 1)) // 5 * 5
+        area = int(rng.integers(low, high + 1) * loc.area) // 5 * 5
         hours = prof.hours[int(rng.integers(0, len(prof.hours)))]
+        hours = loc.hours or hours
         opening: dict[str, tuple[str, str] | None] = dict.fromkeys(WEEKDAYS, hours)
-        if rng.random() < prof.closed_weekday_share:
+        if rng.random() < prof.closed_weekday_share and loc.hours is None:
             opening[WEEKDAYS[int(rng.integers(0, 5))]] = None  # closed one weekday (mon-fri)
         place = places[i % len(places)]
         if i >= len(places):
             place += f"第{i // len(places) + 1}"
         size = (area / ((low + high) / 2)) ** 0.25
+        # Execution per lever: how close to its context's frontier the store is run.
+        execution = np.exp(-rng.uniform(0.0, EXECUTION_SPREAD, len(EXECUTION_LEVERS)))
+        ex = dict(zip(EXECUTION_LEVERS, execution.tolist(), strict=True))
+        # The frontier of a lever (its value at execution 1) is set by the context alone;
+        # a 3 % nuisance stands for what neither the context nor the execution explains.
+        frontier = rng.lognormal(0.0, 0.03, 4) / typical
+        skus = catalogs[industry]
+        popularity = 1.0 / (rng.permutation(len(skus)) + 1.0) ** 0.8
+        prices = np.array([s.price_excl_sen for s in skus], dtype=float)
+        unit_price = prices.mean() * loc.price * frontier[3] * ex["price"]
+        tilt = _tilt_for(popularity, prices, unit_price)
         store = Store(
             tenant_id=tenant.id,
             code=f"S{i + 1:03d}",
@@ -192,25 +242,26 @@ def _stores(
             floor_area_m2=area,
             region=REGIONS[int(rng.integers(0, len(REGIONS)))],
             opening_hours=opening,
-            archetype=archetypes[i],
-            potential=round(float(rng.uniform(*arch.potential)), 2),
+            archetype=locations[i],
+            potential=1.0,
             passersby_per_day=prof.passersby_per_day
-            * arch.passersby
+            * loc.passersby
             * size
             * float(rng.lognormal(0, 0.2))
             * config.traffic_scale,
-            capture_rate=min(0.9, prof.capture_rate * arch.capture * float(rng.lognormal(0, 0.1))),
-            conversion_rate=min(
-                0.97, prof.conversion_rate * arch.conversion * float(rng.lognormal(0, 0.08))
-            ),
-            basket_lines=max(1.05, prof.basket_lines * arch.basket * float(rng.lognormal(0, 0.08))),
-            price_tilt=arch.price_tilt,
+            capture_rate=min(CAPTURE_CAP, prof.capture_rate * loc.capture * frontier[0])
+            * ex["capture"],
+            conversion_rate=min(CONVERSION_CAP, prof.conversion_rate * loc.conversion * frontier[1])
+            * ex["conversion"],
+            basket_lines=max(1.0, prof.basket_lines * loc.basket * frontier[2] * ex["upt"]),
+            price_tilt=tilt,
             dwell_median_s=prof.dwell_median_s * float(rng.lognormal(0, 0.12)),
-            regular_share=min(0.95, config.regular_share * arch.regular),
+            regular_share=min(0.95, config.regular_share * loc.regular),
+            weekday_factor=location_week(prof, loc),
+            hourly_traffic=location_hourly(prof, loc),
+            execution=tuple(round(v, 6) for v in execution.tolist()),
         )
-        skus = catalogs[industry]
-        popularity = 1.0 / (rng.permutation(len(skus)) + 1.0) ** 0.8
-        prices = np.array([s.price_incl for s in skus], dtype=float)
+        store = replace(store, potential=round(store.achievable_ratio("net_sales"), 4))
         weights = popularity * prices**store.price_tilt
         states.append(
             _StoreState(
@@ -223,6 +274,27 @@ def _stores(
             )
         )
     return states
+
+
+def _tilt_for(popularity: np.ndarray, prices: np.ndarray, unit_price: float) -> float:
+    """The price tilt at which the SKU mix (popularity × price^tilt) averages ``unit_price``.
+
+    The weighted mean price rises with the tilt, so bisection finds it (clipped to ±6).
+    """
+    log_p = np.log(prices)
+
+    def mean_price(tilt: float) -> float:
+        w = popularity * np.exp(tilt * (log_p - log_p.max()))
+        return float((w * prices).sum() / w.sum())
+
+    low, high = -6.0, 6.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        if mean_price(mid) < unit_price:
+            low = mid
+        else:
+            high = mid
+    return round((low + high) / 2, 6)
 
 
 def _devices(
@@ -317,21 +389,25 @@ def _store_day(
     catalogs: dict[str, list[Sku]],
     cameras: list[_StoreState],
     next_person: int,
+    demand: float = 1.0,
+    lifts: dict[str, float] | None = None,
 ) -> tuple[StoreDay, int]:
     store = state.store
     prof = INDUSTRIES[store.industry]
+    lifts = lifts or {}
     open_m, close_m = hours
     start, end = max(0, open_m - 60), min(24 * 60, close_m + 60)
     minutes = np.arange(start, end)
     hour = minutes // 60
-    profile = np.asarray(prof.hourly_traffic)
+    profile = np.asarray(store.hourly_traffic or prof.hourly_traffic)
     hour_noise = rng.lognormal(0.0, 0.1, 24)
-    daily = store.passersby_per_day * prof.weekday_factor[day.weekday()] * rng.lognormal(0, 0.12)
+    daily = store.passersby_per_day * demand * rng.lognormal(0, 0.06)
     lam = daily * profile[hour] * hour_noise[hour] / profile.sum() / 60.0
     passby = rng.poisson(lam)
     passby_in = rng.binomial(passby, 0.5)
     accepting = (minutes >= open_m) & (minutes < close_m - 5)
-    entering = rng.binomial(passby, np.where(accepting, store.capture_rate, 0.0))
+    capture = store.capture_rate * lifts.get("capture", 1.0)
+    entering = rng.binomial(passby, np.where(accepting, capture, 0.0))
     n = int(entering.sum())
     entry_s = np.repeat(minutes, entering) * 60 + rng.integers(0, 60, n)
     entry_s.sort()
@@ -356,7 +432,7 @@ def _store_day(
         staff_exit_s=staff_out,
         offline=offline,
     )
-    sales = _sales(config, rng, state, registers, catalogs[store.industry], entry_s, exit_s)
+    sales = _sales(config, rng, state, registers, catalogs[store.industry], entry_s, exit_s, lifts)
     return StoreDay(store.tenant_id, store.code, day, open_m, close_m, traffic, sales), used
 
 
@@ -430,14 +506,16 @@ def _sales(
     skus: list[Sku],
     entry_s: IntArray,
     exit_s: IntArray,
+    lifts: dict[str, float],
 ) -> Sales:
     store = state.store
     prof = INDUSTRIES[store.industry]
     n = len(entry_s)
-    buyer = np.flatnonzero(rng.random(n) < store.conversion_rate)
+    buyer = np.flatnonzero(rng.random(n) < store.conversion_rate * lifts.get("conversion", 1.0))
     sale_ts = np.maximum(entry_s[buyer] + 5, exit_s[buyer] - rng.integers(15, 120, len(buyer)))
     n_sale = len(buyer)
-    sale_lines = np.minimum(1 + rng.poisson(store.basket_lines - 1.0, n_sale), 30)
+    basket = store.basket_lines * lifts.get("basket", 1.0)
+    sale_lines = np.minimum(1 + rng.poisson(basket - 1.0, n_sale), 30)
 
     n_return = int(rng.binomial(n_sale, config.return_rate)) if n else 0
     returner = rng.choice(n, size=min(n_return, n), replace=False) if n else np.zeros(0, int)

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tenpo.simulate.config import SimConfig
+from tenpo.simulate.profiles import EXECUTION_LEVERS, top_quartile_execution
 
 IntArray = npt.NDArray[np.int64]
 
@@ -49,8 +50,8 @@ class Store:
     floor_area_m2: int
     region: str
     opening_hours: dict[str, tuple[str, str] | None]  # weekday → (open, close) or closed
-    archetype: str
-    potential: float  # the multiplier on net sales the store could reach
+    archetype: str  # the planted context group: location type (profiles.LOCATIONS)
+    potential: float  # net sales at top-quartile execution ÷ net sales now (expected)
     # Latent drivers (not in chain.json):
     passersby_per_day: float
     capture_rate: float
@@ -60,6 +61,33 @@ class Store:
     dwell_median_s: float
     regular_share: float
     timezone: str = TIMEZONE
+    # Context the store cannot change, and how well it is run (see profiles.Location):
+    weekday_factor: tuple[float, ...] = ()  # demand mon..sun (empty: the industry's)
+    hourly_traffic: tuple[float, ...] = ()  # 24 street-traffic weights (empty: the industry's)
+    execution: tuple[float, ...] = ()  # per EXECUTION_LEVERS, in (0, 1]; 1 = the frontier
+
+    def achievable_ratio(self, lever: str) -> float:
+        """Lever value at top-quartile execution ÷ its value now (≥ 1; expected values).
+
+        ``lever``: capture_rate, conversion_rate, upt, atv (= UPT × price per unit) or
+        net_sales (capture × conversion × ATV, the sales tree below passers-by).
+        """
+        if not self.execution:
+            return 1.0
+        e = dict(zip(EXECUTION_LEVERS, self.execution, strict=True))
+        single = {"capture_rate": e["capture"], "conversion_rate": e["conversion"], "upt": e["upt"]}
+        if lever in single:
+            return max(1.0, top_quartile_execution() / single[lever])
+        atv = max(1.0, top_quartile_execution(2) / (e["upt"] * e["price"]))
+        if lever == "atv":
+            return atv
+        if lever == "net_sales":
+            return (
+                atv
+                * self.achievable_ratio("capture_rate")
+                * self.achievable_ratio("conversion_rate")
+            )
+        raise KeyError(lever)
 
     def hours_on(self, day: date) -> tuple[int, int] | None:
         """Opening and closing minute of the day, or None when closed."""
@@ -188,6 +216,33 @@ class StoreDay:
     sales: Sales
 
 
+INITIATIVE_KPIS = ("net_sales", "visitors", "conversion_rate", "atv")
+"""KPIs a planted initiative aims at (and the lever it moves: capture for net sales and
+visitors, conversion, or lines per basket for ATV)."""
+
+
+@dataclass(frozen=True)
+class Initiative:
+    """A planted measure (施策) at some stores: ``kpi`` rises by ``true_effect`` (relative)
+    on every open day from ``start`` to ``end`` (inclusive), nothing else changes."""
+
+    tenant_id: str
+    initiative_id: str
+    name: str
+    kind: str
+    store_codes: tuple[str, ...]
+    start: date
+    end: date
+    kpi: str
+    true_effect: float
+
+    def lift(self, store_code: str, day: date) -> float:
+        """Multiplier of the lever this initiative moves at ``store_code`` on ``day``."""
+        if store_code in self.store_codes and self.start <= day <= self.end:
+            return 1.0 + self.true_effect
+        return 1.0
+
+
 @dataclass
 class Chain:
     """A simulated set of tenants with their stores, devices, registers and daily activity."""
@@ -201,6 +256,7 @@ class Chain:
     staff: list[StaffMember]
     days: list[StoreDay]  # ordered by date, then tenant and store
     dates: list[date]
+    initiatives: list[Initiative] = field(default_factory=list)
 
     def store(self, tenant_id: str, code: str) -> Store:
         """The store with this code (KeyError when unknown)."""

@@ -185,35 +185,127 @@ INDUSTRIES: dict[str, IndustryProfile] = {
 
 
 @dataclass(frozen=True)
-class Archetype:
-    """A planted kind of store: multipliers on the industry profile and a potential range."""
+class Location:
+    """A planted location type: context a store cannot change.
+
+    The multipliers apply to the industry profile: street traffic, the *frontier* of each
+    lever (what the best-run store of that context reaches), the weekly and hourly demand
+    shape, and the customer mix. Execution (:data:`EXECUTION_SPREAD`) then decides how
+    close to the frontier a store gets.
+    """
 
     passersby: float
     capture: float
     conversion: float
-    basket: float
-    price_tilt: float
+    basket: float  # lines per receipt (UPT)
+    price: float  # price per unit (SKU mix)
     regular: float
-    potential: tuple[float, float]
+    weekend: float  # multiplies the industry's sat/sun demand
+    weekday: float  # multiplies its mon-fri demand
+    hourly: dict[int, float]  # local hour → multiplier on the industry's street traffic
+    area: float = 1.0  # multiplies the industry's floor-area range
+    hours: tuple[str, str] | None = None  # opening hours imposed by the location (a mall's)
 
 
-ARCHETYPES: dict[str, Archetype] = {
-    "standard": Archetype(1.0, 1.0, 1.0, 1.0, 0.0, 1.0, (1.08, 1.22)),
-    "high_traffic_low_conversion": Archetype(2.0, 0.9, 0.6, 0.9, 0.0, 0.6, (1.25, 1.45)),
-    "destination_high_atv": Archetype(0.55, 1.6, 1.05, 1.35, 0.6, 0.8, (1.02, 1.12)),
-    "neighbourhood_regular": Archetype(0.8, 1.3, 1.1, 0.95, -0.2, 1.8, (1.05, 1.2)),
-    "underperformer": Archetype(0.9, 0.75, 0.7, 0.85, 0.0, 0.8, (1.35, 1.7)),
+def _hours_boost(hours: tuple[int, ...], factor: float) -> dict[int, float]:
+    return dict.fromkeys(hours, factor)
+
+
+LOCATIONS: dict[str, Location] = {
+    "station": Location(
+        passersby=2.4,
+        capture=0.55,
+        conversion=0.85,
+        basket=0.8,
+        price=0.95,
+        regular=0.6,
+        weekend=0.7,
+        weekday=1.1,
+        area=0.7,
+        hourly={**_hours_boost((7, 8, 9), 2.2), **_hours_boost((17, 18, 19, 20), 1.9)},
+    ),
+    "office": Location(
+        passersby=1.4,
+        capture=0.8,
+        conversion=0.95,
+        basket=0.9,
+        price=1.0,
+        regular=1.2,
+        weekend=0.4,
+        weekday=1.15,
+        area=0.85,
+        hourly={**_hours_boost((11, 12, 13), 2.6), 8: 1.3, 19: 0.6, 20: 0.4},
+    ),
+    "suburban": Location(
+        passersby=0.55,
+        capture=1.6,
+        conversion=1.05,
+        basket=1.3,
+        price=1.05,
+        regular=1.5,
+        weekend=1.3,
+        weekday=0.95,
+        area=1.4,
+        hourly={**_hours_boost((14, 15, 16), 1.5), 7: 0.5, 8: 0.6, 20: 0.7},
+    ),
+    "mall": Location(
+        passersby=1.0,
+        capture=1.15,
+        conversion=0.95,
+        basket=1.05,
+        price=1.12,
+        regular=0.8,
+        weekend=1.5,
+        weekday=0.9,
+        hourly={**_hours_boost((12, 13, 14, 15, 16, 17), 1.3), 10: 0.8, 20: 0.8},
+        hours=("10:00", "21:00"),
+    ),
 }
+"""Planted context groups (within an industry): where the store stands."""
+
+EXECUTION_LEVERS = ("capture", "conversion", "upt", "price")
+"""Levers with a latent execution quality each (ATV = UPT × price per unit)."""
+
+EXECUTION_SPREAD = 0.35
+"""Execution of a lever = exp(−g), g ~ U(0, spread): 1 is the context's frontier."""
+
+TOP_QUARTILE_GAP = {"single": 0.25, "product": 0.5**0.5}
+"""Lower quartile of g (single lever) and of g₁ + g₂ (a product of two, e.g. ATV), in
+units of the spread: g ~ U(0, s) → Q25 = s/4; g₁ + g₂ is triangular → Q25 = s·√½."""
+
+CAPTURE_CAP, CONVERSION_CAP = 0.9, 0.95
 
 
-def assign_archetypes(rng: np.random.Generator, count: int) -> list[str]:
-    """Archetypes for ``count`` stores: each one at least once when count allows, rest random."""
-    names = list(ARCHETYPES)
+def top_quartile_execution(levers: int = 1) -> float:
+    """Execution of a top-quartile store on one lever (or a product of two, for ATV)."""
+    share = TOP_QUARTILE_GAP["single" if levers == 1 else "product"]
+    return float(np.exp(-share * EXECUTION_SPREAD))
+
+
+def typical_execution() -> float:
+    """Mean of g → the execution at which a store shows the industry's typical figures."""
+    return float(np.exp(-EXECUTION_SPREAD / 2))
+
+
+def assign_locations(rng: np.random.Generator, count: int) -> list[str]:
+    """Location types for ``count`` stores: each one at least once when count allows."""
+    names = list(LOCATIONS)
     first = [names[i] for i in rng.permutation(len(names))][:count]
-    weights = np.array([0.3, 0.2, 0.15, 0.2, 0.15])
+    weights = np.array([0.3, 0.2, 0.3, 0.2])
     rest = [names[i] for i in rng.choice(len(names), size=count - len(first), p=weights)]
     out = first + rest
     return [out[i] for i in rng.permutation(count)]
+
+
+def location_week(industry: IndustryProfile, location: Location) -> tuple[float, ...]:
+    """Demand per weekday (mon..sun) of a store of ``industry`` at ``location``."""
+    week = industry.weekday_factor
+    return (*(f * location.weekday for f in week[:5]), *(f * location.weekend for f in week[5:]))
+
+
+def location_hourly(industry: IndustryProfile, location: Location) -> tuple[float, ...]:
+    """Relative street traffic per local hour of a store of ``industry`` at ``location``."""
+    return tuple(w * location.hourly.get(h, 1.0) for h, w in enumerate(industry.hourly_traffic))
 
 
 REGIONS = ("東京都", "神奈川県", "大阪府", "愛知県", "福岡県", "北海道", "埼玉県", "京都府")

@@ -21,12 +21,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 
-from tenpo.simulate.model import RETURN, SALE, TAX_PCTS, Chain, IntArray, StoreDay
+from tenpo.simulate.model import RETURN, SALE, TAX_PCTS, Chain, IntArray, Store, StoreDay
 
-__all__ = ["DailyTruth", "daily_truth", "vendor_a_tax", "vendor_b_tax"]
+__all__ = [
+    "TARGET_KPIS",
+    "DailyTruth",
+    "TargetTruth",
+    "daily_truth",
+    "target_truth",
+    "vendor_a_tax",
+    "vendor_b_tax",
+]
 
 REPEAT_WINDOW_DAYS = 180
 _PCT = np.asarray(TAX_PCTS, dtype=np.int64)
@@ -224,3 +233,77 @@ def _median(values: IntArray) -> Decimal | None:
     if len(ordered) % 2:
         return Decimal(int(ordered[mid]))
     return Decimal(int(ordered[mid - 1]) + int(ordered[mid])) / 2
+
+
+TARGET_KPIS = ("capture_rate", "conversion_rate", "atv", "upt", "net_sales")
+"""KPIs of ``truth/targets.csv``, in row order."""
+
+TARGET_WINDOW_DAYS = 56
+"""The targets' default window (``MlParams.window_weeks`` = 8 weeks)."""
+
+
+@dataclass(frozen=True)
+class TargetTruth:
+    """What a store shows over the target window, and what it would reach at top-quartile
+    execution in its context (``net_sales`` per open day)."""
+
+    tenant_id: str
+    store_code: str
+    kpi: str
+    actual: float | None
+    achievable: float | None
+
+
+class _HasStores(Protocol):
+    @property
+    def stores(self) -> list[Store]: ...
+    @property
+    def dates(self) -> list[date]: ...
+
+
+def target_truth(
+    chain: _HasStores,
+    rows: list[DailyTruth] | None = None,
+    *,
+    window_days: int = TARGET_WINDOW_DAYS,
+) -> list[TargetTruth]:
+    """Per store and TARGET_KPIS: the actual value over the last ``window_days`` dates.
+
+    ``actual`` is a ratio of sums over the window (as tenpo's features are), from the true
+    visitors and passers-by; ``achievable`` = actual × the store's execution ratio
+    (:meth:`Store.achievable_ratio`): the same store and context, its lever run at the top
+    quartile of execution (unchanged when it already is). None where a ratio has a zero
+    denominator.
+    """
+    if rows is None:
+        if not isinstance(chain, Chain):
+            raise TypeError("rows are required unless chain is a full Chain")
+        rows = daily_truth(chain)
+    first = chain.dates[-min(window_days, len(chain.dates))]
+    sums: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if r.business_date < first:
+            continue
+        acc = sums.setdefault((r.tenant_id, r.store_code), [0.0] * 6)
+        for i, v in enumerate(
+            (float(r.net_sales), r.transactions, r.units, r.visitors, r.passersby, 1)
+        ):
+            acc[i] += v
+    out: list[TargetTruth] = []
+    for store in chain.stores:
+        key = (store.tenant_id, store.code)
+        if key not in sums:
+            continue
+        sales, tx, units, visitors, passersby, days = sums[key]
+        actual = {
+            "capture_rate": visitors / passersby if passersby else None,
+            "conversion_rate": tx / visitors if visitors else None,
+            "atv": sales / tx if tx else None,
+            "upt": units / tx if tx else None,
+            "net_sales": sales / days,
+        }
+        for kpi in TARGET_KPIS:
+            value = actual[kpi]
+            achievable = None if value is None else value * store.achievable_ratio(kpi)
+            out.append(TargetTruth(store.tenant_id, store.code, kpi, value, achievable))
+    return out

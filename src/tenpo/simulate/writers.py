@@ -9,6 +9,8 @@ Layout under ``out_dir``::
     iot/{tenant}/{device_id}_{YYYYMMDD}.json        {"events": [...]} counters and ToF
     video/{tenant}/{camera_id}_{YYYYMMDD}.jsonl     visitor events (analyzer output)
     truth/daily_kpis.csv, truth/daily_kpis.parquet, truth/stores.csv, truth/staff.csv
+    truth/targets.csv                               actual vs achievable per store and lever
+    truth/initiatives.csv                           planted initiatives and their true effect
     manifest.json                                   every file with tenant, source, date
 
 Files are written only for store-days a store was open. Presentation quirks that FORMATS.md
@@ -44,7 +46,7 @@ from tenpo.simulate.model import (
     Sku,
     StoreDay,
 )
-from tenpo.simulate.truth import DailyTruth, daily_truth
+from tenpo.simulate.truth import DailyTruth, daily_truth, target_truth
 
 __all__ = ["Manifest", "ManifestEntry", "write_chain"]
 
@@ -290,6 +292,19 @@ class _Writer:
                     "valid_to": r.valid_to.isoformat() if r.valid_to else None,
                 }
                 for r in c.registers
+            ],
+            "initiatives": [
+                {
+                    "tenant_id": i.tenant_id,
+                    "initiative_id": i.initiative_id,
+                    "name": i.name,
+                    "kind": i.kind,
+                    "store_codes": list(i.store_codes),
+                    "start": i.start.isoformat(),
+                    "end": i.end.isoformat(),
+                    "kpi": i.kpi,
+                }
+                for i in c.initiatives
             ],
         }
         data = (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
@@ -694,9 +709,37 @@ class _Writer:
         ]
         data = _csv_bytes(("tenant_id", "store_code", "archetype", "potential"), stores, "utf-8")
         self._add("truth/stores.csv", data.replace(b"\r\n", b"\n"), "truth", "text/csv")
+        targets = [
+            (t.tenant_id, t.store_code, t.kpi, _num(t.actual), _num(t.achievable))
+            for t in target_truth(self.chain, rows)
+        ]
+        data = _csv_bytes(
+            ("tenant_id", "store_code", "kpi", "actual", "achievable"), targets, "utf-8"
+        )
+        self._add("truth/targets.csv", data.replace(b"\r\n", b"\n"), "truth", "text/csv")
+        initiatives = [
+            (
+                i.tenant_id,
+                i.initiative_id,
+                " ".join(i.store_codes),
+                i.start.isoformat(),
+                i.end.isoformat(),
+                i.kpi,
+                f"{i.true_effect:.3f}",
+            )  # fmt: skip
+            for i in self.chain.initiatives
+        ]
+        columns = ("tenant_id", "initiative_id", "store_codes", "start", "end", "kpi")
+        data = _csv_bytes((*columns, "true_effect"), initiatives, "utf-8")
+        self._add("truth/initiatives.csv", data.replace(b"\r\n", b"\n"), "truth", "text/csv")
         staff = [(m.tenant_id, m.store_code, m.person_id) for m in self.chain.staff]
         data = _csv_bytes(("tenant_id", "store_code", "person_id"), staff, "utf-8")
         self._add("truth/staff.csv", data.replace(b"\r\n", b"\n"), "truth", "text/csv")
+
+
+def _num(value: float | None) -> str:
+    """A truth figure in CSV: 6 significant digits, empty when unknown."""
+    return "" if value is None else f"{value:.6g}"
 
 
 def _line_numbers(line_receipt: np.ndarray) -> list[int]:

@@ -1,0 +1,169 @@
+"""The same chain at store-day grain: daily and hourly KPIs without receipts or files.
+
+For the ML back-tests (targets, initiative effects), which need hundreds of stores over
+months but only their KPIs. Stores (context, execution), initiatives, weekly shape, Japanese
+holidays and regional demand shocks are exactly those of :func:`simulate_chain` for the
+same config; the day itself is drawn per hour instead of per person: passers-by (Poisson),
+visitors (binomial on the capture rate), receipts (binomial on the conversion rate), lines
+per receipt (1 + Poisson), SKUs and quantities as in the full simulator. Returns, voids,
+discounts and tax rounding are left out (net sales = Σ tax-excluded price × quantity).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from tenpo.simulate.catalog import build_catalogs
+from tenpo.simulate.config import SimConfig
+from tenpo.simulate.engine import _rng, _stores, _StoreState, _tenant, day_demand, regional_shocks
+from tenpo.simulate.initiatives import lever_lifts, plant_initiatives
+from tenpo.simulate.model import Initiative, Store, Tenant
+from tenpo.simulate.profiles import INDUSTRIES
+from tenpo.simulate.truth import DailyTruth
+
+__all__ = ["StoreDays", "simulate_store_days"]
+
+
+@dataclass
+class StoreDays:
+    """Stores, initiatives and per store-day truth (``daily``) and hourly receipts/visitors."""
+
+    config: SimConfig
+    tenants: list[Tenant]
+    stores: list[Store]
+    initiatives: list[Initiative]
+    dates: list[date]
+    daily: list[DailyTruth]
+    hourly: pd.DataFrame  # tenant_id, store_id, business_date, hour, transactions, visitors
+
+    def store(self, tenant_id: str, code: str) -> Store:
+        """The store with this code (KeyError when unknown)."""
+        for s in self.stores:
+            if s.tenant_id == tenant_id and s.code == code:
+                return s
+        raise KeyError(f"{tenant_id}/{code}")
+
+
+def simulate_store_days(config: SimConfig) -> StoreDays:
+    """Daily and hourly KPIs of the chain of ``config`` (deterministic in ``config``)."""
+    seed = config.seed
+    catalogs = build_catalogs(_rng(seed, 1))
+    prices = {
+        k: np.array([s.price_excl_sen for s in v], dtype=np.int64) for k, v in catalogs.items()
+    }
+    dates = [config.start_date + timedelta(days=i) for i in range(config.days)]
+    tenants: list[Tenant] = []
+    states: list[_StoreState] = []
+    initiatives: list[Initiative] = []
+    for t_index, count in enumerate(config.store_counts()):
+        tenant = _tenant(t_index)
+        tenants.append(tenant)
+        tenant_states = _stores(config, _rng(seed, 2, t_index), tenant, t_index, count, catalogs)
+        states.extend(tenant_states)
+        initiatives.extend(
+            plant_initiatives(
+                config, _rng(seed, 7, t_index), [s.store for s in tenant_states], dates
+            )
+        )
+    shocks = regional_shocks(seed, len(dates))
+    daily: list[DailyTruth] = []
+    hourly: dict[str, list[object]] = {
+        k: []
+        for k in ("tenant_id", "store_id", "business_date", "hour", "transactions", "visitors")
+    }
+    for d_index, day in enumerate(dates):
+        for state in states:
+            store = state.store
+            hours = store.hours_on(day)
+            if hours is None:
+                continue
+            rng = _rng(seed, 8, state.tenant_index, state.store_index, d_index)
+            demand = day_demand(store, day, shocks[d_index])
+            lifts = lever_lifts(initiatives, store.code, day)
+            row, tx_h, vis_h = _store_day(rng, state, day, hours, demand, lifts, prices)
+            daily.append(row)
+            active = np.flatnonzero(tx_h + vis_h)
+            hourly["tenant_id"] += [store.tenant_id] * len(active)
+            hourly["store_id"] += [store.code] * len(active)
+            hourly["business_date"] += [day] * len(active)
+            hourly["hour"] += active.tolist()
+            hourly["transactions"] += tx_h[active].tolist()
+            hourly["visitors"] += vis_h[active].tolist()
+    return StoreDays(
+        config, tenants, [s.store for s in states], initiatives, dates, daily, pd.DataFrame(hourly)
+    )
+
+
+@functools.cache
+def _hour_shares(hours: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per local hour: minutes of the counted window (an hour either side of opening) and
+    the share of them in which a passer-by may enter (open, not in the last 5 minutes)."""
+    open_m, close_m = hours
+    minute = np.arange(24 * 60)
+    in_window = (minute >= max(0, open_m - 60)) & (minute < min(24 * 60, close_m + 60))
+    accepting = (minute >= open_m) & (minute < close_m - 5)
+    window_h = in_window.reshape(24, 60).sum(axis=1)
+    accept_h = accepting.reshape(24, 60).sum(axis=1)
+    return window_h, np.divide(accept_h, window_h, out=np.zeros(24), where=window_h > 0)
+
+
+_CDFS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _cdfs(state: _StoreState) -> tuple[np.ndarray, np.ndarray]:
+    key = id(state)
+    if key not in _CDFS:
+        qty = np.asarray(INDUSTRIES[state.store.industry].qty_probs, dtype=float)
+        _CDFS[key] = (np.cumsum(state.sku_weights), np.cumsum(qty / qty.sum()))
+    return _CDFS[key]
+
+
+def _store_day(
+    rng: np.random.Generator,
+    state: _StoreState,
+    day: date,
+    hours: tuple[int, int],
+    demand: float,
+    lifts: dict[str, float],
+    prices: dict[str, np.ndarray],
+) -> tuple[DailyTruth, np.ndarray, np.ndarray]:
+    store = state.store
+    prof = INDUSTRIES[store.industry]
+    window_h, share = _hour_shares(hours)
+    profile = np.asarray(store.hourly_traffic or prof.hourly_traffic)
+    daily = store.passersby_per_day * demand * rng.lognormal(0, 0.06)
+    lam = daily * profile * rng.lognormal(0.0, 0.1, 24) / profile.sum() / 60.0 * window_h
+    passby = rng.poisson(lam)
+    visitors = rng.binomial(rng.binomial(passby, share), store.capture_rate * lifts["capture"])
+    tx = rng.binomial(visitors, store.conversion_rate * lifts["conversion"])
+    n_tx = int(tx.sum())
+    basket = store.basket_lines * lifts["basket"]
+    lines = n_tx + int(rng.poisson(n_tx * (basket - 1.0)))
+    sku_cdf, qty_cdf = _cdfs(state)
+    sku = np.minimum(np.searchsorted(sku_cdf, rng.random(lines)), len(sku_cdf) - 1)
+    qty = 1 + np.minimum(np.searchsorted(qty_cdf, rng.random(lines)), 2)
+    sen = int((prices[store.industry][sku] * qty).sum())
+    units = int(qty.sum())
+    row = DailyTruth(
+        tenant_id=store.tenant_id,
+        store_code=store.code,
+        business_date=day,
+        net_sales=Decimal(sen).scaleb(-2),
+        net_sales_incl_tax=Decimal(sen).scaleb(-2),
+        transactions=n_tx,
+        units=units,
+        visitors=int(visitors.sum()),
+        visitors_counted=int(visitors.sum()),
+        passersby=int(passby.sum()),
+        passersby_counted=int(passby.sum()),
+        unique_visitors=None,
+        repeat_visitors=None,
+        median_dwell_s=None,
+    )
+    return row, tx.astype(np.int64), visitors.astype(np.int64)
