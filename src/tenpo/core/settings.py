@@ -73,6 +73,19 @@ class Settings(BaseSettings):
         "read API believes (login limits per client); empty: the peer address is the client. "
         "Env: comma-separated.",
     )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a verified API key is trusted without a control-plane read; a "
+        "key revoked in another process is refused after at most this long (0: no cache).",
+    )
+    gateway_commit_window_ms: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="How long a gateway group-commit round waits for more requests before "
+        "its one syncfs (each request is answered after the round that made it durable).",
+    )
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     pos_max_body_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."

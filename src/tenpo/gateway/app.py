@@ -46,6 +46,9 @@ def create_app(
             try:
                 yield
             finally:
+                state = app.state.gateway
+                if state is not None:
+                    await run_in_threadpool(state.ingestor.landing.close)
                 if opened:
                     app.state.gateway = None
 
@@ -64,7 +67,14 @@ def create_app(
 
 
 def _state(settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus) -> GatewayState:
-    landing = LandingZone(lake, bus, timezone=settings.default_timezone)
+    # Group commit: concurrent requests share one syncfs and one bus transaction.
+    landing = LandingZone(
+        lake,
+        bus,
+        timezone=settings.default_timezone,
+        group_commit=True,
+        commit_window_s=settings.gateway_commit_window_ms / 1000,
+    )
     return GatewayState(
         settings=settings,
         lake=lake,
@@ -100,7 +110,9 @@ def _open_state(
     if control is None:
         from tenpo.control import ControlPlane as SqlControlPlane
 
-        opened = SqlControlPlane.open(settings.control_db_url)
+        opened = SqlControlPlane.open(
+            settings.control_db_url, auth_cache_ttl=settings.auth_cache_seconds
+        )
         owned.callback(opened.dispose)
         control = opened
     return _state(settings, control, lake, bus)

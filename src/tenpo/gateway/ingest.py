@@ -90,7 +90,7 @@ class Ingestor:
         mappings: Mapping[str, VendorMapping] | None = None,
     ) -> None:
         self._control = control
-        self._landing = landing
+        self.landing = landing
         self.mappings: dict[str, VendorMapping] = dict(mappings or {})
 
     # -- POS -------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class Ingestor:
         idempotency_key: str | None,
         meta: dict[str, str],
     ) -> Landed:
-        landed = self._landing.land(
+        landed = self.landing.land(
             source,
             principal.tenant_id,
             body,
