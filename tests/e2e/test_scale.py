@@ -102,7 +102,10 @@ def test_rss_sampler_counts_child_processes() -> None:
     sampler = RssSampler()
     alone = sampler.tree_rss()
     # A child holding ~200 MiB shows in the tree's RSS.
-    code = "b = bytearray(200 * 2**20); import sys; sys.stdout.write('ok'); sys.stdout.flush(); input()"
+    code = (
+        "import sys; b = bytearray(200 * 2**20); sys.stdout.write('ok'); sys.stdout.flush(); "
+        "input()"
+    )
     child = subprocess.Popen(
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
