@@ -133,6 +133,7 @@ def test_openapi_documents_the_endpoints(gateway: Gateway) -> None:
         "/v1/pos/batches/{object_id}",
         "/v1/iot/events",
         "/v1/video/visitor-events",
+        "/v1/video/{camera_id}/chunks",
         "/healthz",
     }
     sales = spec["paths"]["/v1/pos/{vendor}/sales"]["post"]

@@ -18,6 +18,7 @@ from tenpo.bus.base import EventBus
 from tenpo.core.settings import Settings
 from tenpo.gateway._problems import install_problem_handlers
 from tenpo.gateway._routes import GatewayState, router
+from tenpo.gateway._video import router as video_router
 from tenpo.gateway.ingest import ControlPlane, Ingestor
 from tenpo.lake.base import Lake
 from tenpo.lake.landing import LandingZone
@@ -57,6 +58,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(video_router)
     if control is not None and lake is not None and bus is not None:
         # Fully injected: usable even by a client that does not run the lifespan.
         app.state.gateway = _state(settings, control, lake, bus)

@@ -105,6 +105,42 @@ class LandingZone:
         log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
         return Landed(event=event, created=created)
 
+    def land_at(
+        self,
+        key: str,
+        source: str,
+        tenant_id: str,
+        object_id: str,
+        data: bytes,
+        *,
+        day: date,
+        topic: str,
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+    ) -> Landed:
+        """Keep ``data`` at a caller-chosen ``key`` (e.g. a ``video/...`` chunk) with the same
+        claim-then-write durability as :meth:`land`, and publish ``ObjectRegistered`` on
+        ``topic``. ``object_id`` names the object for ever: a re-send of the same bytes answers
+        ``created=False``; other bytes are a :class:`Conflict`.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        key, created = self._claim(source, tenant_id, object_id, key, data, digest, None)
+        event = ObjectRegistered(
+            key=key,
+            source=source,
+            tenant_id=tenant_id,
+            business_date=day,
+            object_id=object_id,
+            size=len(data),
+            sha256=digest,
+            content_type=content_type,
+            registered_at=utcnow(),
+            meta=meta or {},
+        )
+        self.bus.publish(topic, event.model_dump(mode="json"), event_id=key)
+        log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
+        return Landed(event=event, created=created)
+
     def _claim(
         self,
         source: str,
