@@ -53,15 +53,20 @@ class _Bars:
 def print_report(report: dict[str, Any]) -> None:
     """The stage table and the headline figures."""
     table = Table(title=f"scale {report['stores']} stores × {report['days']} days")
-    for col in ("stage", "seconds", "moved", "per second"):
+    for col in ("stage", "seconds", "moved", "per second", "peak RSS"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for name, st in report["stages"].items():
-        amounts = {k: v for k, v in st.items() if k != "seconds" and not k.endswith("_per_s")}
+        amounts = {
+            k: v
+            for k, v in st.items()
+            if k not in ("seconds", "peak_rss_bytes") and not k.endswith("_per_s")
+        }
         moved = ", ".join(f"{v:,} {k}" for k, v in amounts.items())
         rates = ", ".join(
             f"{st[k + '_per_s']:,.0f} {k}/s" for k in amounts if st.get(k + "_per_s") is not None
         )
-        table.add_row(name, f"{st['seconds']:.2f}", moved, rates)
+        rss = f"{st.get('peak_rss_bytes', 0) / 2**20:,.0f} MiB"
+        table.add_row(name, f"{st['seconds']:.2f}", moved, rates, rss)
     console.print(table)
     per = report["lake_bytes_per_store_day"]
     console.print(

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the streamer's load ledger (default: a SQLite file)."
     )
     streamer_batch_objects: int = Field(200, gt=0, description="Objects loaded per batch.")
+    streamer_batch_rows: int = Field(
+        1_000_000,
+        gt=0,
+        description="Parsed rows after which a batch's objects are written and committed (the"
+        " rest of the batch follows in another commit): bounds memory when objects are big.",
+    )
     mqtt_enabled: bool | None = Field(
         None, description="Run the MQTT subscriber in `serve all` (None: when the broker answers)."
     )
