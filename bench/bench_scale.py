@@ -13,16 +13,14 @@ Sizes: ``TENPO_BENCH_SCALE`` = ``N1xD1,N2xD2`` (default ``4x3,8x6``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 from pathlib import Path
 
 from bench._common import RESULTS, report
-from tenpo.cli.bench import bench_summary
 from tenpo.core.settings import Settings
-from tenpo.flow.scale import run_scale
+from tenpo.flow.scale import run_scale, write_result
 
 
 def _sizes() -> list[tuple[int, int]]:
@@ -38,11 +36,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tenpo-bench-scale-") as tmp:
         base = Settings(data_dir=Path(tmp))
         for stores, days in _sizes():
-            result = run_scale(base, Path(tmp) / f"{stores}x{days}", stores=stores, days=days)
+            result = run_scale(
+                base,
+                Path(tmp) / f"{stores}x{days}",
+                stores=stores,
+                days=days,
+                on_stage=lambda partial: write_result(partial, RESULTS),
+            )
             body = result.as_dict()
-            full = {**bench_summary(body), **body}
-            RESULTS.mkdir(exist_ok=True)
-            (RESULTS / f"{full['name']}.json").write_text(json.dumps(full, indent=2) + "\n")
             stages = ", ".join(f"{n} {s['seconds']:.1f}s" for n, s in body["stages"].items())
             print(
                 f"scale {stores}x{days}: e2e {body['e2e_seconds']:.1f} s "

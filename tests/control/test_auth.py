@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from tenpo.control import SCOPES, ControlPlane, Principal
 from tenpo.control.models import ApiKey
 from tenpo.core.errors import AuthError, BadInput, Forbidden, NotFound
+from tenpo.core.settings import Settings
 
 
 @pytest.fixture
@@ -86,6 +88,24 @@ def test_revoked_elsewhere_is_seen_after_cache_ttl(acme: ControlPlane) -> None:
     acme.revoke_api_key("acme", key.key_id)
     with pytest.raises(AuthError, match="revoked"):
         other_process.authenticate(token)
+
+
+def test_revocation_elsewhere_is_honoured_within_the_cache_bound(acme: ControlPlane) -> None:
+    key, token = acme.create_api_key("acme", "k", ["iot:write"])
+    server = ControlPlane(acme.engine, auth_cache_ttl=0.5)  # a gateway process
+    server.authenticate(token)
+    acme.revoke_api_key("acme", key.key_id)  # e.g. `tenpo admin`, another process
+    assert server.authenticate(token).key_id == key.key_id  # cached: no database read
+    time.sleep(0.6)
+    with pytest.raises(AuthError, match="revoked"):
+        server.authenticate(token)
+
+
+def test_the_auth_cache_bound_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENPO_AUTH_CACHE_SECONDS", "2.5")
+    assert Settings().auth_cache_seconds == 2.5
+    monkeypatch.delenv("TENPO_AUTH_CACHE_SECONDS")
+    assert Settings().auth_cache_seconds == 5.0
 
 
 def test_revoke_other_tenants_key(acme: ControlPlane) -> None:

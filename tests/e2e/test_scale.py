@@ -65,6 +65,55 @@ def test_bench_scale_cli_writes_its_result(settings: Settings, tmp_path) -> None
     assert body["name"] == "scale_2x2" and body["ground_truth_exact"] is True
     assert body["device_path"] == "http" and "send_mqtt" not in body["stages"]
     assert body["stages"]["api"]["rows"] == 4
+    assert body["complete"] is True and body["failed_stage"] is None
+    # Peak RSS of the process tree, per stage and overall.
+    assert all(st["peak_rss_bytes"] > 0 for st in body["stages"].values())
+    assert body["peak_rss_bytes"] >= max(st["peak_rss_bytes"] for st in body["stages"].values())
+
+
+def test_a_failing_stage_leaves_the_stages_before_it_and_its_error(
+    settings: Settings, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import tenpo.pipelines.run
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(tenpo.pipelines.run, "materialize_dates", broken)
+    result = CliRunner().invoke(
+        app,
+        ["bench", "scale", "--stores", "2", "--days", "1", "--devices", "http"]
+        + ["--out", str(tmp_path)],
+    )
+    assert result.exit_code != 0
+    body = json.loads((tmp_path / "scale_2x1.json").read_text())
+    assert body["complete"] is False and body["met"] is False
+    assert body["failed_stage"] == "marts" and "disk on fire" in body["error"]
+    assert {"simulate", "register", "send_http", "stream", "marts"} <= set(body["stages"])
+    assert body["stages"]["stream"]["rows"] > 0 and "api" not in body["stages"]
+
+
+def test_rss_sampler_counts_child_processes() -> None:
+    import subprocess
+    import sys
+
+    from tenpo.flow.scale import RssSampler
+
+    sampler = RssSampler()
+    alone = sampler.tree_rss()
+    # A child holding ~200 MiB shows in the tree's RSS.
+    code = (
+        "import sys; b = bytearray(200 * 2**20); sys.stdout.write('ok'); sys.stdout.flush(); "
+        "input()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None and child.stdout.read(2) == b"ok"
+        assert sampler.tree_rss() >= alone + 150 * 2**20
+    finally:
+        child.communicate(b"\n", timeout=10)
 
 
 def test_bench_scale_refuses_bad_options(settings: Settings) -> None:

@@ -45,6 +45,12 @@ class BrokenLake(FsspecLake):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         raise self.fail
 
+    def put_unsynced(self, key: str, data: bytes) -> None:
+        raise self.fail
+
+    def put_if_absent_unsynced(self, key: str, data: bytes) -> bool:
+        raise self.fail
+
     def exists(self, key: str) -> bool:
         if key == "landing":  # the health probe
             raise self.fail
@@ -124,6 +130,23 @@ def test_lifespan_opens_the_control_plane_from_settings(
     assert lake.list("landing/iot/") == [resp.json()["key"]]
 
 
+def test_a_key_revoked_elsewhere_is_refused_within_auth_cache_seconds(
+    settings: Settings, control: ControlPlane, keys: Keys
+) -> None:
+    settings = settings.model_copy(update={"auth_cache_seconds": 0.5})
+    app = create_app(settings, lake=open_lake(settings.lake_root), bus=MemoryBus())
+    writer = next(k for k in control.list_api_keys("acme") if k.name == "writer")
+    headers = {"Authorization": f"Bearer {keys.acme}"}
+    with TestClient(app) as client:
+        first = client.post("/v1/iot/events", content=DEVICE_EVENTS, headers=headers)
+        assert first.status_code == 202
+        control.revoke_api_key("acme", writer.key_id)  # another process's control plane
+        time.sleep(0.6)
+        resp = client.post("/v1/iot/events", content=DEVICE_EVENTS, headers=headers)
+    assert resp.status_code == 401
+    assert "revoked" in resp.json()["detail"]
+
+
 def test_openapi_documents_the_endpoints(gateway: Gateway) -> None:
     spec = gateway.client.get("/openapi.json").json()
 
@@ -133,6 +156,7 @@ def test_openapi_documents_the_endpoints(gateway: Gateway) -> None:
         "/v1/pos/batches/{object_id}",
         "/v1/iot/events",
         "/v1/video/visitor-events",
+        "/v1/video/{camera_id}/chunks",
         "/healthz",
     }
     sales = spec["paths"]["/v1/pos/{vendor}/sales"]["post"]

@@ -33,9 +33,9 @@ EXAMPLES = 30
 """Examples per operation: bounded, so the test takes seconds."""
 
 
-@schemathesis.serializer("application/x-ndjson", "text/csv; charset=cp932")
+@schemathesis.serializer("application/x-ndjson", "text/csv; charset=cp932", "video/mp4")
 def _as_bytes(_ctx: Any, value: Any) -> bytes:
-    """Bodies documented as bytes (JSON Lines, CP932 CSV) are sent as generated."""
+    """Bodies documented as bytes (JSON Lines, CP932 CSV, MP4) are sent as generated."""
     return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
 
 

@@ -169,6 +169,13 @@ def test_date_ranges_groups_consecutive_days() -> None:
         (date(2026, 1, 3), date(2026, 1, 5)),
         (date(2026, 1, 9), date(2026, 1, 9)),
     ]
+    # At most two days per range (memory per run bounded for a big chain).
+    assert date_ranges(days, 2) == [
+        (date(2026, 1, 3), date(2026, 1, 4)),
+        (date(2026, 1, 5), date(2026, 1, 5)),
+        (date(2026, 1, 9), date(2026, 1, 9)),
+    ]
+    assert date_ranges(days, 1) == [(d, d) for d in sorted(set(days))]
 
 
 def test_resource_reproduces_settings_locations(settings: Settings) -> None:

@@ -92,6 +92,23 @@ def test_a_batch_writes_one_part_per_partition(
     assert len(txn_ids(lake)) == 30
 
 
+def test_a_batch_of_big_objects_commits_in_chunks_of_rows(
+    landing: LandingZone, lake: Lake, bus: MemoryBus, make_streamer: Callable[..., Streamer]
+) -> None:
+    for i in range(6):
+        rows = [("S1", f"T{i}-{j}", "2026-10-05", "1") for j in range(3)]
+        landing.land("test_json", "t1", body(*rows), "json", day=D1)
+    # One batch of six objects, committed after every two (6 rows ≥ 5).
+    stats = make_streamer(streamer_batch_objects=10, streamer_batch_rows=5).run_until_idle(0.2)
+    assert stats.objects == 6 and stats.parts == 3 and stats.rows == {TABLE: 18}
+    assert len(parts(lake)) == 3
+    assert txn_ids(lake) == sorted(f"T{i}-{j}" for i in range(6) for j in range(3))
+    assert bus.pending(OBJECT_REGISTERED, CONSUMER) == 0
+    # Loaded once: a second streamer finds nothing to do.
+    again = make_streamer().run_until_idle(0.2)
+    assert again.objects == 0 and len(txn_ids(lake)) == 18
+
+
 def test_redelivered_event_is_not_loaded_twice(
     landing: LandingZone,
     lake: Lake,

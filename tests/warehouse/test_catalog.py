@@ -176,3 +176,25 @@ def test_unreadable_part_raises_lake_error_naming_the_file(lake: Lake, wh: Wareh
     lake.put(f"tables/raw_iot_counts/tenant=t1/date={DAY.isoformat()}/broken.parquet", b"nope")
     with pytest.raises(LakeError, match="raw_iot_counts.*broken.parquet"):
         wh.table("raw_iot_counts")
+
+
+def test_a_correction_moving_a_receipt_to_another_date_wins_in_a_read_of_some_dates(
+    lake: Lake, wh: Warehouse
+) -> None:
+    from datetime import UTC, datetime
+
+    old = pos_row("S1", "1", "sale", "100.00", "110", 1, source="obj-a")
+    old["received_at"] = datetime(2026, 10, 1, tzinfo=UTC)
+    new = pos_row("S1", "1", "sale", "90.00", "99", 1, day=NEXT_DAY, source="obj-b")
+    new["received_at"] = datetime(2026, 10, 2, tzinfo=UTC)
+    kept = pos_row("S1", "2", "sale", "5.00", "5", 1, source="obj-a")
+    kept["received_at"] = old["received_at"]
+    put_part(lake, "raw_pos_transactions", "t1", DAY, "a", pos_table([old, kept]))
+    put_part(lake, "raw_pos_transactions", "t1", NEXT_DAY, "b", pos_table([new]))
+    # Ranked only over the transactions of the dates read, but over every date of those.
+    day = wh.table("raw_pos_transactions", dates=[DAY]).to_pyarrow()
+    assert day["transaction_id"].to_pylist() == ["2"]
+    nxt = wh.table("raw_pos_transactions", dates=[NEXT_DAY]).to_pyarrow()
+    assert nxt["total_excl_tax"].to_pylist() == [Decimal("90.00")]
+    both = wh.table("raw_pos_transactions").order_by("transaction_id").to_pyarrow()
+    assert both["transaction_id"].to_pylist() == ["1", "2"]

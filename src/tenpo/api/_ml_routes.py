@@ -17,11 +17,11 @@ from sqlalchemy.engine import Engine
 
 from tenpo.api._auth import Reader
 from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api._reads import visible_store
 from tenpo.api._routes import StoreId
 from tenpo.api.models import Money, Problem
 from tenpo.core.errors import BadInput
 from tenpo.datamart.ml import read_benchmarks, store_targets
+from tenpo.datamart.read import visible_store
 
 __all__ = ["ml_router"]
 

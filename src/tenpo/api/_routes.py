@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -18,17 +16,6 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._auth import READ_SCOPE, Authenticator, Reader, reader
 from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api._reads import (
-    ApiGrain,
-    Row,
-    coverage,
-    missing_dates,
-    rollup_rows,
-    series,
-    store_with_days,
-    visible_store,
-    visible_stores,
-)
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -45,8 +32,19 @@ from tenpo.api.models import (
 )
 from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
-from tenpo.datamart import KpiPeriod, StoreRecord
+from tenpo.datamart import StoreRecord
+from tenpo.datamart import read as dm
 from tenpo.datamart.devices import StoreDayHealth, store_day_health
+from tenpo.datamart.read import (
+    ApiGrain,
+    Row,
+    coverage,
+    rollup_rows,
+    series,
+    store_with_days,
+    visible_store,
+    visible_stores,
+)
 
 __all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
 
@@ -192,7 +190,7 @@ def kpis(
     start, end = _date_range(request, from_, to)
     if grain == "hour":
         record = visible_store(engine, caller, store_id)  # 404 before any data is read
-        rows = series(engine, caller.tenant_id, [store_id], start, end, grain)[store_id]
+        rows = series(engine, caller, [store_id], start, end, grain)[store_id]
     else:  # the hot path: store check and daily rows in one query
         record, days = store_with_days(engine, caller, store_id, start, end)
         rows = rollup_rows(days, grain, start, end)
@@ -205,7 +203,7 @@ def kpis(
         from_=start,
         to=end,
         items=items,
-        missing_dates=_missing(rows, grain, start, end, today),
+        missing_dates=dm.series_missing(rows, grain, start, end, today),
     )
     return _respond(
         request,
@@ -249,7 +247,7 @@ def kpis_side_by_side(
             visible_store(engine, caller, sid)  # 404 naming the first store it may not see
     records, total = visible_stores(engine, caller, store_ids=wanted, limit=limit, offset=offset)
     ids = [r.store_id for r in records]
-    by_store = series(engine, caller.tenant_id, ids, start, end, grain) if ids else {}
+    by_store = series(engine, caller, ids, start, end, grain) if ids else {}
     health = store_day_health(engine, caller.tenant_id, ids, start, end)
     out: list[StoreSeries] = []
     flat: list[tuple[str, KpiRow]] = []
@@ -264,7 +262,7 @@ def kpis_side_by_side(
                 code=r.code,
                 name=r.name,
                 items=items,
-                missing_dates=_missing(rows, grain, start, end, today),
+                missing_dates=dm.series_missing(rows, grain, start, end, today),
             )
         )
     body = MultiSeries(
@@ -277,9 +275,6 @@ def kpis_side_by_side(
         _export.negotiate(fmt, request.headers.get("accept")),
         f"kpis_{start}_{end}_{grain}",
     )
-
-
-TREE_FACTORS = ("passersby", "capture_rate", "conversion_rate", "atv")
 
 
 @router.get(
@@ -302,73 +297,31 @@ def sales_tree(
     Only days with both POS and people-counter data enter the tree, so the product holds.
     """
     start, end = _date_range(request, from_, to)
-    visible_store(engine, caller, store_id)
-    length = (end - start).days + 1
-    prev_start, prev_end = start - timedelta(days=length), start - timedelta(days=1)
-    days = series(engine, caller.tenant_id, [store_id], prev_start, end, "day")[store_id]
-    current = _tree([r.period for r in days if r.period.period_start >= start], start, end)
-    previous = _tree(
-        [r.period for r in days if r.period.period_start < start], prev_start, prev_end
-    )
+    result = dm.sales_tree(engine, caller, store_id, start, end)
     return SalesTree(
-        store_id=store_id,
-        current=current,
-        previous=previous,
-        change=_tree_change(current, previous),
+        store_id=result.store_id,
+        current=_tree_node(result.current),
+        previous=_tree_node(result.previous),
+        change={
+            name: TreeChange(absolute=c.absolute, relative=c.relative, contribution=c.contribution)
+            for name, c in result.change.items()
+        },
     )
 
 
-def _tree(days: Sequence[KpiPeriod], start: date, end: date) -> TreeNode:
-    used = [
-        d
-        for d in days
-        if d.net_sales is not None
-        and d.transactions is not None
-        and d.visitors is not None
-        and d.passersby is not None
-    ]
-    if not used:
-        return TreeNode(from_=start, to=end, days=0)
-    sales = sum((d.net_sales for d in used if d.net_sales is not None), Decimal(0))
-    passersby = sum(d.passersby or 0 for d in used)
-    visitors = sum(d.visitors or 0 for d in used)
-    transactions = sum(d.transactions or 0 for d in used)
+def _tree_node(node: dm.TreeNode) -> TreeNode:
     return TreeNode(
-        from_=start,
-        to=end,
-        days=len(used),
-        net_sales=_money(sales),
-        passersby=passersby,
-        visitors=visitors,
-        transactions=transactions,
-        capture_rate=visitors / passersby if passersby else None,
-        conversion_rate=transactions / visitors if visitors else None,
-        atv=float(sales / transactions) if transactions else None,
+        from_=node.from_,
+        to=node.to,
+        days=node.days,
+        net_sales=_money(node.net_sales),
+        passersby=node.passersby,
+        visitors=node.visitors,
+        transactions=node.transactions,
+        capture_rate=node.capture_rate,
+        conversion_rate=node.conversion_rate,
+        atv=node.atv,
     )
-
-
-def _tree_change(current: TreeNode, previous: TreeNode) -> dict[str, TreeChange]:
-    def value(node: TreeNode, name: str) -> float | None:
-        v = getattr(node, name)
-        return None if v is None else float(v)
-
-    names = ("net_sales", *TREE_FACTORS)
-    cur = {n: value(current, n) for n in names}
-    prev = {n: value(previous, n) for n in names}
-    logs: dict[str, float] | None = None
-    if all(v is not None and v > 0 for v in (*cur.values(), *prev.values())):
-        logs = {n: math.log(cur[n] / prev[n]) for n in names}  # type: ignore[operator]
-        if abs(logs["net_sales"]) < 1e-12:
-            logs = None
-    out: dict[str, TreeChange] = {}
-    for n in names:
-        c, p = cur[n], prev[n]
-        out[n] = TreeChange(
-            absolute=None if c is None or p is None else c - p,
-            relative=None if c is None or not p else c / p - 1,
-            contribution=None if logs is None else logs[n] / logs["net_sales"],
-        )
-    return out
 
 
 def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
@@ -391,12 +344,6 @@ def _today(timezone: str) -> date:
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
     return datetime.now(zone).date() if zone else utcnow().date()
-
-
-def _missing(rows: list[Row], grain: ApiGrain, start: date, end: date, today: date) -> list[date]:
-    if grain == "hour":
-        return missing_dates([Row(r.period) for r in rows], start, end, today)
-    return missing_dates(rows, start, end, today) if grain == "day" else []
 
 
 def _respond(
@@ -463,52 +410,6 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
-_COUNTER_GAPS = frozenset({"no_data", "missing_intervals"})
-
-
-def _flags(
-    row: Row,
-    grain: ApiGrain,
-    start: date,
-    end: date,
-    today: date,
-    health: list[StoreDayHealth],
-) -> list[str]:
-    p = row.period
-    flags: list[str] = []
-    if not p.has_pos:
-        flags.append("pos_missing")
-    if not p.has_counter:
-        flags.append("counter_missing")
-    if grain in ("week", "month", "total"):
-        first = max(p.period_start, start)
-        last = min(p.period_end, end, today - timedelta(days=1))
-        if p.days < (last - first).days + 1:
-            flags.append("partial_period")
-    if grain == "hour" and row.hour is not None and row.utc_offset_s is not None:
-        key = _hour_key(row.hour, row.utc_offset_s)
-        if any(key in h.incomplete_hours for h in health):
-            flags.append("counter_incomplete")
-    elif any(h.flags & _COUNTER_GAPS for h in health):
-        flags.append("counter_incomplete")
-    return flags
-
-
-def _hour_key(hour: int, offset_s: int) -> str:
-    """The device-health spelling of a local hour: ``HH:00±hh:mm``."""
-    sign = "-" if offset_s < 0 else "+"
-    minutes = abs(offset_s) // 60
-    return f"{hour:02d}:00{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _period_health(
-    p: KpiPeriod, start: date, end: date, store_id: str, health: dict[tuple[str, date], Any]
-) -> list[StoreDayHealth]:
-    first, last = max(p.period_start, start), min(p.period_end, end)
-    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
-    return [h for d in days if (h := health.get((store_id, d))) is not None]
-
-
 def _kpi_row(
     row: Row,
     grain: ApiGrain,
@@ -519,7 +420,7 @@ def _kpi_row(
     store_id: str,
 ) -> KpiRow:
     p = row.period
-    days = _period_health(p, start, end, store_id, health) if health else []
+    days = dm.period_health(p, start, end, store_id, health)
     return KpiRow(
         business_date=p.period_start,
         period_end=p.period_end,
@@ -539,6 +440,6 @@ def _kpi_row(
         has_counter=p.has_counter,
         hour=row.hour,
         utc_offset_s=row.utc_offset_s,
-        flags=_flags(row, grain, start, end, today, days),
+        flags=dm.row_flags(row, grain, start, end, today, days),
         device_flags=sorted({f for h in days for f in h.flags}),
     )

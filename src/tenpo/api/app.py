@@ -52,7 +52,9 @@ def create_app(
     if control is None:
         from tenpo.control import ControlPlane
 
-        control = owned = ControlPlane.open(settings.control_db_url)
+        control = owned = ControlPlane.open(
+            settings.control_db_url, auth_cache_ttl=settings.auth_cache_seconds
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._reads import ApiGrain
+from tenpo.datamart.read import ApiGrain
 
 Money = Annotated[
     str,

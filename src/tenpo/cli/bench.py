@@ -25,9 +25,6 @@ app = typer.Typer(no_args_is_help=True)
 
 RESULTS = Path("bench/results")
 
-E2E_FLOOR_S_PER_STORE_DAY = 60.0 / 3000
-"""Issue 13's end-to-end floor: 100 stores × 30 days in 60 s (send → API read-back)."""
-
 
 class _Bars:
     """One Rich bar per stage; the previous stage's bar is completed when the next starts."""
@@ -53,37 +50,23 @@ class _Bars:
         self._finish()
 
 
-def bench_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The bench keys (name, value, unit, baseline, ratio, target, met) of a scale report:
-    end-to-end seconds against the issue's floor scaled to the run's store-days."""
-    store_days = report["stores"] * report["days"]
-    budget = E2E_FLOOR_S_PER_STORE_DAY * store_days
-    value = report["e2e_seconds"]
-    ratio = budget / value if value else 0.0
-    return {
-        "name": f"scale_{report['stores']}x{report['days']}",
-        "value": round(value, 2),
-        "unit": "s end to end",
-        "baseline": round(budget, 2),
-        "baseline_kind": "floor budget: 60 s per 3,000 store-days (issue 13)",
-        "ratio": round(ratio, 3),
-        "target": 1.0,
-        "met": bool(report["ground_truth_exact"] and ratio >= 1.0),
-    }
-
-
 def print_report(report: dict[str, Any]) -> None:
     """The stage table and the headline figures."""
     table = Table(title=f"scale {report['stores']} stores × {report['days']} days")
-    for col in ("stage", "seconds", "moved", "per second"):
+    for col in ("stage", "seconds", "moved", "per second", "peak RSS"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for name, st in report["stages"].items():
-        amounts = {k: v for k, v in st.items() if k != "seconds" and not k.endswith("_per_s")}
+        amounts = {
+            k: v
+            for k, v in st.items()
+            if k not in ("seconds", "peak_rss_bytes") and not k.endswith("_per_s")
+        }
         moved = ", ".join(f"{v:,} {k}" for k, v in amounts.items())
         rates = ", ".join(
             f"{st[k + '_per_s']:,.0f} {k}/s" for k in amounts if st.get(k + "_per_s") is not None
         )
-        table.add_row(name, f"{st['seconds']:.2f}", moved, rates)
+        rss = f"{st.get('peak_rss_bytes', 0) / 2**20:,.0f} MiB"
+        table.add_row(name, f"{st['seconds']:.2f}", moved, rates, rss)
     console.print(table)
     per = report["lake_bytes_per_store_day"]
     console.print(
@@ -130,7 +113,7 @@ def scale(
     from the simulator's ground truth.
     """
     from tenpo.core.errors import BadInput
-    from tenpo.flow.scale import run_scale
+    from tenpo.flow.scale import ScaleReport, run_scale, write_result
 
     if datamart not in ("sqlite", "postgresql"):
         raise BadInput(f"--datamart must be sqlite or postgresql, not {datamart!r}")
@@ -142,6 +125,11 @@ def scale(
             logging.getLogger(name).setLevel(logging.WARNING)
     base = settings()
     started = time.perf_counter()
+
+    def checkpoint(partial: ScaleReport) -> None:
+        # After every stage: a run that fails (or is killed) still leaves what it measured.
+        write_result(partial, out, wall_seconds=round(time.perf_counter() - started, 1))
+
     with Progress(
         TextColumn("[bold]{task.description:<48}"),
         BarColumn(),
@@ -161,18 +149,13 @@ def scale(
             seed=seed,
             mqtt=None if device_path == "auto" else device_path == "mqtt",
             progress=bars,
+            on_stage=checkpoint,
         )
         bars.close()
     report = result.as_dict()
-    body = {
-        **bench_summary(report),
-        **report,
-        "wall_seconds": round(time.perf_counter() - started, 1),
-    }
+    path = write_result(result, out, wall_seconds=round(time.perf_counter() - started, 1))
+    body = json.loads(path.read_text(encoding="utf-8"))
     print_report(report)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"scale_{stores}x{days}.json"
-    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     mark = "met" if body["met"] else "NOT met"
     console.print(
         f"{body['name']}: {body['value']:.1f} s vs floor {body['baseline']:.1f} s → ratio "

@@ -138,7 +138,7 @@ async def serve_all(
     from tenpo.streamer import Streamer
 
     with contextlib.ExitStack() as cleanup:
-        control = ControlPlane.open(s.control_db_url)
+        control = ControlPlane.open(s.control_db_url, auth_cache_ttl=s.auth_cache_seconds)
         cleanup.callback(control.dispose)
         lake = open_lake(s.lake_root)
         # Separate bus connections: the streamer thread and the gateway's threadpool.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import typer
@@ -58,8 +59,24 @@ def record(
         False, "--analyze", help="Streaming mode: analyze frames as they are recorded."
     ),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N."),
+    upload: str | None = typer.Option(
+        None,
+        "--upload",
+        help="Edge mode: send each closed chunk to this gateway URL (spooled until accepted).",
+    ),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="TENPO_API_KEY", help="video:write key for --upload."
+    ),
+    spool_dir: str | None = typer.Option(
+        None, "--spool", help="Upload spool folder (default data_dir/video-spool/CAMERA)."
+    ),
+    spool_mb: int = typer.Option(4096, "--spool-mb", min=1, help="Spool bound, MiB."),
+    drain_seconds: float = typer.Option(
+        30.0, "--drain-seconds", min=0, help="After recording, keep uploading this long."
+    ),
 ) -> None:
-    """Record a camera at 15 FPS into MP4 chunks in the lake (video/...)."""
+    """Record a camera at 15 FPS into MP4 chunks in the lake (video/...), or with --upload
+    into a local spool that a background uploader sends to the gateway."""
     from tenpo.bus import open_bus
     from tenpo.lake import open_lake
     from tenpo.lake.landing import LandingZone
@@ -67,6 +84,27 @@ def record(
     from tenpo.video.recorder import OpenCvSource, Recorder
 
     cfg = settings()
+    if upload:
+        if not api_key:
+            raise BadInput("--upload needs --api-key (or TENPO_API_KEY): a video:write key")
+        if not upload.startswith(("http://", "https://")):
+            raise BadInput(f"--upload must be an http(s) URL, got {upload!r}")
+        if analyze:
+            raise BadInput("--upload and --analyze exclude each other: the cloud analyzes")
+        _record_upload(
+            cfg,
+            source,
+            camera,
+            tenant,
+            chunk_seconds,
+            max_frames,
+            upload,
+            api_key,
+            Path(spool_dir) if spool_dir else cfg.data_dir / "video-spool" / camera,
+            spool_mb,
+            drain_seconds,
+        )
+        return
     cam = resolve_camera(cfg, camera, tenant)
     lake, bus = open_lake(cfg.lake_root), open_bus(cfg)
     analyzer = None
@@ -100,6 +138,71 @@ def record(
         for day, evs in by_day.items():
             land_events(landing, cam.tenant_id, evs, day)
         console.print(f"landed {len(events)} visitor events")
+
+
+def _record_upload(
+    cfg: Settings,
+    source: str,
+    camera: str,
+    tenant: str | None,
+    chunk_seconds: float | None,
+    max_frames: int | None,
+    url: str,
+    api_key: str,
+    spool_dir: Path,
+    spool_mb: int,
+    drain_seconds: float,
+) -> None:
+    """Edge recording: chunks into the spool, a thread uploading them as they close.
+
+    The edge box need not hold the control plane: the camera's tenant and timezone are the
+    gateway's business (it files the chunk by its key's tenant and the camera's store).
+    """
+    import threading
+
+    import httpx
+
+    from tenpo.video.recorder import OpenCvSource, Recorder
+    from tenpo.video.spool import ChunkSpool, ChunkUploader
+
+    spool = ChunkSpool(spool_dir, max_bytes=spool_mb * 1024 * 1024)
+    waiting = spool.status()
+    if waiting["pending"]:
+        console.print(f"spool {spool_dir}: {waiting['pending']} chunks from an earlier run")
+    rec = Recorder(
+        lake=None,
+        bus=None,
+        tenant_id=tenant or "",
+        camera_id=camera,
+        fps=cfg.video_fps,
+        chunk_seconds=chunk_seconds or cfg.video_chunk_seconds,
+        spool=spool,
+    )
+    stop = threading.Event()
+    with httpx.Client(base_url=url.rstrip("/"), timeout=120) as client:
+        uploader = ChunkUploader(spool, client, camera, api_key)
+        thread = threading.Thread(
+            target=uploader.run, args=(stop,), kwargs={"drain_seconds": drain_seconds}
+        )
+        thread.start()
+        try:
+            src: str | int = int(source) if source.isdigit() else source
+            chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames)
+        finally:
+            stop.set()
+            thread.join()
+    status = spool.status()
+    console.print(
+        f"recorded {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks;"
+        f" uploaded {uploader.uploaded}, waiting {status['pending']} ({status['bytes']} bytes),"
+        f" dropped {spool.dropped_now} now ({status['dropped']} ever),"
+        f" refused by the gateway {status['rejected']}"
+    )
+    if status["pending"]:
+        console.print(
+            f"[yellow]{status['pending']} chunks stay in {spool_dir}; the next"
+            " `tenpo video record --upload` sends them first[/]"
+        )
 
 
 @app.command("analyze")

@@ -55,7 +55,7 @@ class ControlPlane(AdminMethods):
     key revoked in another process is refused after at most that many seconds.
     """
 
-    def __init__(self, engine: Engine, *, auth_cache_ttl: float = 30.0) -> None:
+    def __init__(self, engine: Engine, *, auth_cache_ttl: float = 5.0) -> None:
         prepare_engine(engine)
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -64,12 +64,15 @@ class ControlPlane(AdminMethods):
         self._directory: SqlDirectory | None = None
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> ControlPlane:
-        """A control plane on the database at ``url``, first upgraded to the newest schema."""
+    def open(cls, url: str, *, migrate: bool = True, auth_cache_ttl: float = 5.0) -> ControlPlane:
+        """A control plane on the database at ``url``, first upgraded to the newest schema.
+
+        ``auth_cache_ttl``: ``settings.auth_cache_seconds`` for the servers.
+        """
         engine = create_control_engine(url)
         if migrate:
             upgrade_engine(engine)
-        return cls(engine)
+        return cls(engine, auth_cache_ttl=auth_cache_ttl)
 
     @property
     def engine(self) -> Engine:

@@ -73,6 +73,19 @@ class Settings(BaseSettings):
         "read API believes (login limits per client); empty: the peer address is the client. "
         "Env: comma-separated.",
     )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a verified API key is trusted without a control-plane read; a "
+        "key revoked in another process is refused after at most this long (0: no cache).",
+    )
+    gateway_commit_window_ms: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="How long a gateway group-commit round waits for more requests before "
+        "its one syncfs (each request is answered after the round that made it durable).",
+    )
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     pos_max_body_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."
@@ -85,6 +98,12 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the streamer's load ledger (default: a SQLite file)."
     )
     streamer_batch_objects: int = Field(200, gt=0, description="Objects loaded per batch.")
+    streamer_batch_rows: int = Field(
+        1_000_000,
+        gt=0,
+        description="Parsed rows after which a batch's objects are written and committed (the"
+        " rest of the batch follows in another commit): bounds memory when objects are big.",
+    )
     mqtt_enabled: bool | None = Field(
         None, description="Run the MQTT subscriber in `serve all` (None: when the broker answers)."
     )
@@ -115,6 +134,9 @@ class Settings(BaseSettings):
     video_chunk_seconds: float = Field(300.0, gt=0, description="Length of a recorded chunk.")
     video_retention_days: int = Field(30, gt=0, description="Recorded chunks kept this long.")
     video_detect_every: int = Field(3, ge=1, description="Analyzer: detect faces every N frames.")
+    video_max_chunk_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest video chunk the gateway accepts."
+    )
     feature_store: Literal["faiss", "pgvector"] = Field("faiss", description="Feature DB.")
     feature_dir: Path | None = Field(None, description="FAISS index files (default data_dir).")
     feature_pg_url: str | None = Field(

@@ -19,21 +19,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.core.bodies import EVENT_FIELDS, RECEIPT_FIELDS
+from tenpo.core.checks import PayloadTooLarge
 from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
-from tenpo.gateway._checks import PayloadTooLarge
 from tenpo.gateway._problems import PROBLEM_JSON
 from tenpo.gateway.ingest import (
-    CSV_CP932,
-    JSON_UTF8,
     JSONL_UTF8,
-    MASTER_VENDORS,
     ControlPlane,
     Ingestor,
     IngestReceipt,
     Principal,
 )
 from tenpo.lake.base import Lake
+from tenpo.pos.vendors import CSV_CP932, JSON_UTF8
 
 log = logging.getLogger(__name__)
 
@@ -319,15 +317,11 @@ async def get_pos_batch(
         ledger,
         principal.tenant_id,
         object_id,
-        _pos_sources(state.ingestor.vendors),
+        state.ingestor.pos_sources,
     )
     if found is None:
         raise NotFound(f"no POS upload {object_id!r} for this tenant", object_id=object_id)
     return found
-
-
-def _pos_sources(vendors: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"pos_{v}" for v in vendors) + tuple(f"pos_{v}_master" for v in MASTER_VENDORS)
 
 
 def _ledger(request: Request) -> Any:

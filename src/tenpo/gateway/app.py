@@ -18,6 +18,7 @@ from tenpo.bus.base import EventBus
 from tenpo.core.settings import Settings
 from tenpo.gateway._problems import install_problem_handlers
 from tenpo.gateway._routes import GatewayState, router
+from tenpo.gateway._video import router as video_router
 from tenpo.gateway.ingest import ControlPlane, Ingestor
 from tenpo.lake.base import Lake
 from tenpo.lake.landing import LandingZone
@@ -46,6 +47,9 @@ def create_app(
             try:
                 yield
             finally:
+                state = app.state.gateway
+                if state is not None:
+                    await run_in_threadpool(state.ingestor.landing.close)
                 if opened:
                     app.state.gateway = None
 
@@ -57,6 +61,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(video_router)
     if control is not None and lake is not None and bus is not None:
         # Fully injected: usable even by a client that does not run the lifespan.
         app.state.gateway = _state(settings, control, lake, bus)
@@ -64,7 +69,14 @@ def create_app(
 
 
 def _state(settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus) -> GatewayState:
-    landing = LandingZone(lake, bus, timezone=settings.default_timezone)
+    # Group commit: concurrent requests share one syncfs and one bus transaction.
+    landing = LandingZone(
+        lake,
+        bus,
+        timezone=settings.default_timezone,
+        group_commit=True,
+        commit_window_s=settings.gateway_commit_window_ms / 1000,
+    )
     return GatewayState(
         settings=settings,
         lake=lake,
@@ -100,7 +112,9 @@ def _open_state(
     if control is None:
         from tenpo.control import ControlPlane as SqlControlPlane
 
-        opened = SqlControlPlane.open(settings.control_db_url)
+        opened = SqlControlPlane.open(
+            settings.control_db_url, auth_cache_ttl=settings.auth_cache_seconds
+        )
         owned.callback(opened.dispose)
         control = opened
     return _state(settings, control, lake, bus)

@@ -14,29 +14,16 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.control.directory import Directory
+from tenpo.core import checks as _checks
 from tenpo.core.errors import Forbidden, NotFound
-from tenpo.gateway import _checks
 from tenpo.lake.landing import Landed, LandingZone
+from tenpo.pos.vendors import JSON_UTF8, Vendor, registry
 
 if TYPE_CHECKING:
     from tenpo.pos.mapped import VendorMapping
 
 log = logging.getLogger(__name__)
 
-POS_VENDORS: tuple[str, ...] = ("vendor_a", "vendor_b")
-"""POS vendors whose native sales format the gateway accepts."""
-
-MASTER_VENDORS: tuple[str, ...] = ("vendor_a",)
-"""POS vendors that send a register→store master file."""
-
-VENDOR_A_SALES_COLUMNS: tuple[str, ...] = (
-    "レジ番号", "レシート番号", "取引日時", "取引区分", "行番号", "JANコード", "商品名",
-    "数量", "単価", "値引額", "金額", "税率区分", "合計金額",
-)  # fmt: skip
-"""Header columns a vendor A sales CSV must have (FORMATS.md)."""
-
-CSV_CP932 = "text/csv; charset=cp932"
-JSON_UTF8 = "application/json"
 JSONL_UTF8 = "application/x-ndjson"
 
 
@@ -90,117 +77,78 @@ class Ingestor:
         mappings: Mapping[str, VendorMapping] | None = None,
     ) -> None:
         self._control = control
-        self._landing = landing
+        self.landing = landing
         self.mappings: dict[str, VendorMapping] = dict(mappings or {})
+        self._registry = registry(self.mappings)
 
     # -- POS -------------------------------------------------------------------------------
     @property
+    def registry(self) -> dict[str, Vendor]:
+        """Every POS vendor accepted (:func:`tenpo.pos.vendors.registry`), by key."""
+        return self._registry
+
+    @property
     def vendors(self) -> tuple[str, ...]:
         """Every POS vendor accepted: the built-in ones and the declarative mappings."""
-        return (*POS_VENDORS, *sorted(self.mappings))
+        return tuple(self._registry)
 
-    def check_vendor(self, vendor: str, kind: str) -> None:
-        """Raise :class:`NotFound` unless ``vendor`` accepts uploads of ``kind`` (sales|master)."""
-        if vendor not in self.vendors:
+    @property
+    def pos_sources(self) -> tuple[str, ...]:
+        """The landing sources of every POS upload accepted (sales, then masters)."""
+        sales = tuple(v.sales.source for v in self._registry.values())
+        return sales + tuple(v.master.source for v in self._registry.values() if v.master)
+
+    def check_vendor(self, vendor: str, kind: str) -> Vendor:
+        """The vendor; :class:`NotFound` unless ``vendor`` accepts uploads of ``kind``."""
+        found = self._registry.get(vendor)
+        if found is None:
             raise NotFound(
                 f"unknown POS vendor {vendor!r}; expected one of {', '.join(self.vendors)}",
                 vendor=vendor,
             )
-        if kind == "master" and vendor not in MASTER_VENDORS:
+        if found.upload(kind) is None:
+            senders = [v.key for v in self._registry.values() if v.upload(kind) is not None]
             raise NotFound(
-                f"POS vendor {vendor!r} has no master upload "
-                f"(only {', '.join(MASTER_VENDORS)} sends one)",
+                f"POS vendor {vendor!r} has no {kind} upload (only {', '.join(senders)} sends one)",
                 vendor=vendor,
             )
+        return found
 
     def pos_sales(
         self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """Land a vendor's native sales body after the cheap checks (and store ownership)."""
-        self.check_vendor(vendor, "sales")
-        _checks.require_body(body)
-        if vendor == "vendor_a":
-            _checks.refuse_utf8_as_cp932(body, vendor)
-            rows = _checks.csv_rows(_checks.decode_cp932(body))
-            _checks.require_columns(rows, VENDOR_A_SALES_COLUMNS, "vendor_a sales CSV")
-            counts = {"rows": _checks.data_row_count(rows)}
-            ext, content_type = "csv", CSV_CP932
-        elif vendor in self.mappings:
-            counts, ext, content_type = self._mapped_checks(principal, self.mappings[vendor], body)
-        else:
-            receipts = _checks.vendor_b_receipts(_checks.parse_json(body))
-            self._require_stores(principal.tenant_id, _checks.vendor_b_store_codes(receipts))
-            counts = {"receipts": len(receipts)}
-            ext, content_type = "json", JSON_UTF8
-        landed = self._land(
-            principal,
-            f"pos_{vendor}",
-            body,
-            ext,
-            content_type,
-            idempotency_key,
-            {"vendor": vendor},
-        )
-        return _receipt(landed, counts)
+        return self._pos_upload(principal, vendor, "sales", body, idempotency_key)
 
     def pos_master(
         self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
-        """Land a vendor A POS master (CSV, CP932) whose store codes are the tenant's."""
-        self.check_vendor(vendor, "master")
+        """Land a vendor's POS master after the cheap checks (its store codes the tenant's)."""
+        return self._pos_upload(principal, vendor, "master", body, idempotency_key)
+
+    def _pos_upload(
+        self,
+        principal: Principal,
+        vendor: str,
+        kind: str,
+        body: bytes,
+        idempotency_key: str | None,
+    ) -> IngestReceipt:
+        upload = self.check_vendor(vendor, kind).upload(kind)
+        assert upload is not None  # check_vendor refused the vendor otherwise
         _checks.require_body(body)
-        _checks.refuse_utf8_as_cp932(body, vendor)
-        rows = _checks.csv_rows(_checks.decode_cp932(body))
-        self._require_stores(principal.tenant_id, _checks.vendor_a_master_store_codes(rows))
+        checked = upload.check(body)
+        self._require_stores(principal.tenant_id, set(checked.store_codes))
         landed = self._land(
             principal,
-            f"pos_{vendor}_master",
+            upload.source,
             body,
-            "csv",
-            CSV_CP932,
+            upload.ext,
+            upload.content_type,
             idempotency_key,
             {"vendor": vendor},
         )
-        return _receipt(landed, {"rows": _checks.data_row_count(rows)})
-
-    def _mapped_checks(
-        self, principal: Principal, mapping: VendorMapping, body: bytes
-    ) -> tuple[dict[str, int], str, str]:
-        """Cheap checks of a declarative vendor's body: encoding, shape, header, store codes."""
-        if mapping.encoding.replace("-", "_").lower() in ("cp932", "shift_jis", "sjis"):
-            _checks.refuse_utf8_as_cp932(body, mapping.name)
-        try:
-            text = body.decode(mapping.encoding)
-        except UnicodeDecodeError as exc:
-            raise _checks.MalformedBody(
-                f"body is not {mapping.encoding} text: undecodable byte(s) at offset {exc.start}",
-                offset=exc.start,
-            ) from exc
-        text = text.lstrip("\ufeff")
-        fields = mapping.fields
-        if mapping.format == "json":
-            doc = _checks.parse_json(text.encode())
-            receipts = _checks.mapped_receipts(doc, mapping)
-            if not all(isinstance(r, dict) for r in receipts):
-                raise _checks.MalformedBody("body must be a receipt object or an array of them")
-            if fields.store_code and mapping.store_resolution == "code":
-                codes = {
-                    _checks.normalize_code(str(r.get(fields.store_code)))
-                    for r in receipts
-                    if r.get(fields.store_code) is not None
-                }
-                self._require_stores(principal.tenant_id, codes - {""})
-            return {"receipts": len(receipts)}, "json", JSON_UTF8
-        rows = _checks.csv_rows_with(text, mapping.delimiter)
-        wanted = tuple(v for v in fields.model_dump().values() if v is not None)
-        _checks.require_columns(rows, wanted, f"{mapping.name} sales file")
-        if fields.store_code and mapping.store_resolution == "code":
-            header = [_checks.normalize_code(h).lstrip("\ufeff") for h in rows[0]]
-            col = header.index(fields.store_code)
-            codes = {_checks.normalize_code(r[col]) for r in rows[1:] if len(r) > col}
-            self._require_stores(principal.tenant_id, codes - {""})
-        ext = "tsv" if mapping.delimiter == "\t" else "csv"
-        return {"rows": _checks.data_row_count(rows)}, ext, f"text/csv; charset={mapping.encoding}"
+        return _receipt(landed, checked.counts)
 
     # -- devices and video -----------------------------------------------------------------
     def iot_events(
@@ -249,7 +197,7 @@ class Ingestor:
         idempotency_key: str | None,
         meta: dict[str, str],
     ) -> Landed:
-        landed = self._landing.land(
+        landed = self.landing.land(
             source,
             principal.tenant_id,
             body,

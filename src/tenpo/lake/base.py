@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
+import sys
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -30,6 +34,26 @@ class Lake(ABC):
 
         Atomic: of concurrent callers (threads, processes, hosts) exactly one gets True, and
         the stored object is that caller's bytes, complete.
+        """
+
+    def put_if_absent_unsynced(self, key: str, data: bytes) -> bool:
+        """Like :meth:`put_if_absent`, but durable only once a later :meth:`sync` returns.
+
+        For group commit: many callers write, one :meth:`sync` makes all their writes
+        durable, and none of them acknowledges its write before that. Readers of this
+        process see the object at once. Lakes whose puts are durable when they return
+        (object stores) simply put.
+        """
+        return self.put_if_absent(key, data)
+
+    def put_unsynced(self, key: str, data: bytes) -> None:
+        """Like :meth:`put`, but durable only once a later :meth:`sync` returns."""
+        self.put(key, data)
+
+    def sync(self) -> None:  # noqa: B027 - durable at once unless a subclass defers
+        """Make every ``*_unsynced`` write that returned before this call durable.
+
+        :class:`LakeError` when the storage reports a write-back error.
         """
 
     @abstractmethod
@@ -68,7 +92,10 @@ class FsspecLake(Lake):
 
     Local puts write a temporary file in the same folder, fsync it and rename it over the key,
     so a crash never leaves a partial object. Object stores (S3, GCS) make single puts atomic
-    themselves.
+    themselves. Local ``*_unsynced`` puts skip the fsyncs and remember the files and folders
+    they touched; :meth:`sync` makes them durable with one ``syncfs`` (Linux) or, elsewhere,
+    an fsync of each. A crash before that sync may leave such an object empty or missing,
+    which is why nobody acknowledges it before (:mod:`tenpo.lake.commit`).
     """
 
     def __init__(self, root: str, **storage_options: object) -> None:
@@ -77,6 +104,8 @@ class FsspecLake(Lake):
         self._local = isinstance(fs, LocalFileSystem)
         self._root = path.rstrip("/")
         self._protocol = root.split("://", 1)[0] if "://" in root else ""
+        self._unsynced: set[str] = set()
+        self._unsynced_lock = threading.Lock()
         if self._local:
             os.makedirs(self._root, exist_ok=True)
 
@@ -98,27 +127,47 @@ class FsspecLake(Lake):
         return full if self._local else f"{self._protocol}://{full}"
 
     def put(self, key: str, data: bytes) -> None:
+        self._put(key, data, durable=True)
+
+    def put_unsynced(self, key: str, data: bytes) -> None:
+        self._put(key, data, durable=False)
+
+    def _put(self, key: str, data: bytes, *, durable: bool) -> None:
         full = self._full(key)
         try:
             if self._local:
                 folder = os.path.dirname(full)
-                os.makedirs(folder, exist_ok=True)
+                self._makedirs(folder, durable)
                 tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
                 with open(tmp, "wb") as fh:
                     fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    if durable:
+                        fh.flush()
+                        os.fsync(fh.fileno())
                 os.replace(tmp, full)
+                if not durable:
+                    self._remember(full, folder)
             else:
                 self._fs.pipe_file(full, data)
         except OSError as exc:
             raise LakeError(f"cannot write {key}: {exc}") from exc
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._put_if_absent(key, data, durable=True)
+
+    def put_if_absent_unsynced(self, key: str, data: bytes) -> bool:
+        return self._put_if_absent(key, data, durable=False)
+
+    def _put_if_absent(self, key: str, data: bytes, *, durable: bool) -> bool:
         full = self._full(key)
         try:
             if self._local:
-                return _create_local(full, data)
+                folder = os.path.dirname(full)
+                self._makedirs(folder, durable)
+                created = _create_local(full, data, durable=durable)
+                if created and not durable:
+                    self._remember(full, folder)
+                return created
             # Object stores: a conditional put (S3 If-None-Match: *, GCS if-generation-match 0)
             # where the fsspec backend implements mode="create".
             self._fs.pipe_file(full, data, mode="create")
@@ -127,6 +176,47 @@ class FsspecLake(Lake):
         except OSError as exc:
             raise LakeError(f"cannot write {key}: {exc}") from exc
         return True
+
+    def sync(self) -> None:
+        if not self._local:
+            return
+        with self._unsynced_lock:
+            paths, self._unsynced = self._unsynced, set()
+        if not paths:
+            return
+        try:
+            if _SYNCFS is not None:
+                _syncfs(self._root)
+            else:
+                # Files before folders: a folder's fsync makes the names in it durable.
+                for path in sorted(paths, key=os.path.isdir):
+                    _fsync_path(path)
+        except OSError as exc:
+            with self._unsynced_lock:
+                self._unsynced |= paths  # a later sync retries them
+            raise LakeError(f"cannot make the lake's writes durable: {exc}") from exc
+
+    def _remember(self, *paths: str) -> None:
+        with self._unsynced_lock:
+            self._unsynced.update(paths)
+
+    def _makedirs(self, folder: str, durable: bool) -> None:
+        """Create ``folder`` and its missing parents; their new names are synced too."""
+        if os.path.isdir(folder):
+            return
+        missing = []
+        parent = folder
+        while parent != self._root and not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        os.makedirs(folder, exist_ok=True)
+        # A new folder's name lives in its parent: that parent needs a sync as well.
+        created = [os.path.dirname(m) for m in missing]
+        if durable:
+            for path in created:
+                _fsync_path(path)
+        else:
+            self._remember(*created)
 
     def get(self, key: str) -> bytes:
         try:
@@ -161,36 +251,63 @@ class FsspecLake(Lake):
             pass
 
 
-def _create_local(full: str, data: bytes) -> bool:
-    """Create ``full`` with ``data`` unless it exists, atomically and durably.
+def _create_local(full: str, data: bytes, *, durable: bool = True) -> bool:
+    """Create ``full`` with ``data`` unless it exists, atomically (and durably if asked).
 
-    The bytes go to a temporary file first (fsynced), which is then hard-linked to the key:
-    ``link`` fails when the key exists, so exactly one of concurrent writers wins and readers
-    never see a partial object (``os.replace`` would silently overwrite the winner). The folder
-    is fsynced too, so the new name survives a crash.
+    The bytes go to a temporary file first (fsynced when ``durable``), which is then
+    hard-linked to the key: ``link`` fails when the key exists, so exactly one of concurrent
+    writers wins and readers never see a partial object (``os.replace`` would silently
+    overwrite the winner). When ``durable`` the folder is fsynced too, so the new name
+    survives a crash; otherwise the caller syncs later (:meth:`FsspecLake.sync`).
     """
     folder = os.path.dirname(full)
-    os.makedirs(folder, exist_ok=True)
     if os.path.exists(full):
         return False
     tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.link(tmp, full)  # FileExistsError: another writer won
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _fsync_dir(folder)
+    if durable:
+        _fsync_path(folder)
     return True
 
 
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> object | None:
+    """libc's ``syncfs`` (Linux): one call makes a whole filesystem's writes durable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    return getattr(libc, "syncfs", None)
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(folder: str) -> None:
+    """``syncfs`` on the filesystem holding ``folder`` (data, inodes and directory entries)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:  # type: ignore[operator]
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
     finally:
         os.close(fd)
 

@@ -4,6 +4,12 @@
 derived from its content hash (or the sender's idempotency key), then publishes an
 ``ObjectRegistered`` event whose id is the key. Both steps are idempotent, so a sender that
 retries after any failure lands the object once and announces it once.
+
+With ``group_commit=True`` (the gateway) the writes are not fsynced one by one: concurrent
+``land`` calls share one durability round (:class:`tenpo.lake.commit.GroupCommit`) and one
+bus transaction, and each returns only after the round that covers its writes. Such a write
+that a crash interrupted (never acknowledged) may leave an empty claim or object behind;
+the sender's retry finds it damaged and completes it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -21,6 +28,7 @@ from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.core.errors import Conflict
 from tenpo.core.ids import content_id, idempotency_id, utcnow
 from tenpo.lake.base import Lake
+from tenpo.lake.commit import GroupCommit
 from tenpo.lake.keys import claim_key, landing_key, parse_partition
 
 log = logging.getLogger(__name__)
@@ -54,10 +62,27 @@ class Landed:
 class LandingZone:
     """Stores raw objects in the lake and publishes their registration."""
 
-    def __init__(self, lake: Lake, bus: EventBus, timezone: str = "Asia/Tokyo") -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        bus: EventBus,
+        timezone: str = "Asia/Tokyo",
+        *,
+        group_commit: bool = False,
+        commit_window_s: float = 0.0,
+    ) -> None:
         self.lake = lake
         self.bus = bus
         self._tz = ZoneInfo(timezone)
+        self._repair = threading.Lock()
+        self.committer: GroupCommit[ObjectRegistered] | None = (
+            GroupCommit(lake, self._publish_all, window_s=commit_window_s) if group_commit else None
+        )
+
+    def close(self) -> None:
+        """Finish the pending group-commit round and stop its thread (if any)."""
+        if self.committer is not None:
+            self.committer.close()
 
     def land(
         self,
@@ -101,7 +126,46 @@ class LandingZone:
             meta=meta or {},
         )
         # Publishing again for a re-send is harmless: the event id is the key.
-        self.bus.publish(OBJECT_REGISTERED, event.model_dump(mode="json"), event_id=key)
+        if self.committer is None:
+            self.bus.publish(OBJECT_REGISTERED, event.model_dump(mode="json"), event_id=key)
+        else:
+            self.committer.commit(event)  # durable, then published, then we return
+        log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
+        return Landed(event=event, created=created)
+
+    def land_at(
+        self,
+        key: str,
+        source: str,
+        tenant_id: str,
+        object_id: str,
+        data: bytes,
+        *,
+        day: date,
+        topic: str,
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+    ) -> Landed:
+        """Keep ``data`` at a caller-chosen ``key`` (e.g. a ``video/...`` chunk) with the same
+        claim-then-write durability as :meth:`land`, and publish ``ObjectRegistered`` on
+        ``topic``. ``object_id`` names the object for ever: a re-send of the same bytes answers
+        ``created=False``; other bytes are a :class:`Conflict`.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        key, created = self._claim(source, tenant_id, object_id, key, data, digest, None)
+        event = ObjectRegistered(
+            key=key,
+            source=source,
+            tenant_id=tenant_id,
+            business_date=day,
+            object_id=object_id,
+            size=len(data),
+            sha256=digest,
+            content_type=content_type,
+            registered_at=utcnow(),
+            meta=meta or {},
+        )
+        self.bus.publish(topic, event.model_dump(mode="json"), event_id=key)
         log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
         return Landed(event=event, created=created)
 
@@ -126,21 +190,68 @@ class LandingZone:
         """
         ckey = claim_key(source, tenant_id, object_id)
         claim = json.dumps({"key": key, "sha256": digest, "size": len(data)}).encode()
-        if self.lake.put_if_absent(ckey, claim):
-            if self.lake.put_if_absent(key, data):
+        deferred = self.committer is not None
+        put_if_absent = self.lake.put_if_absent_unsynced if deferred else self.lake.put_if_absent
+        put = self.lake.put_unsynced if deferred else self.lake.put
+        if put_if_absent(ckey, claim):
+            if put_if_absent(key, data):
                 return key, True
             # An object landed before claims existed (same day): its bytes decide.
-            kept = hashlib.sha256(self.lake.get(key)).hexdigest()
+            kept_bytes = self.lake.get(key)
+            kept = hashlib.sha256(kept_bytes).hexdigest()
             if kept != digest:
-                self.lake.put(ckey, json.dumps({"key": key, "sha256": kept}).encode())
+                if _damaged(kept_bytes, data):  # a crashed, never acknowledged write of these
+                    put(key, data)
+                    return key, True
+                put(ckey, json.dumps({"key": key, "sha256": kept}).encode())
                 raise _conflict(idempotency_key, object_id)
             return key, False
-        owner = json.loads(self.lake.get(ckey))
+        owner = _read_claim(self.lake, ckey)
+        if owner is None:
+            # Unreadable: its writer crashed before the sync, so nobody heard 202 for it.
+            with self._repair:
+                owner = _read_claim(self.lake, ckey)
+                if owner is None:
+                    log.warning("repairing the damaged claim %s", ckey)
+                    put(ckey, claim)
+                    put(key, data)
+                    return key, True
         if owner["sha256"] != digest:
             raise _conflict(idempotency_key, object_id)
         key = str(owner["key"])
-        self.lake.put_if_absent(key, data)  # completes a claim whose writer crashed
+        if not put_if_absent(key, data):  # completes a claim whose writer crashed
+            kept_bytes = self.lake.get(key)
+            if kept_bytes != data and _damaged(kept_bytes, data):
+                log.warning("repairing the damaged object %s", key)
+                put(key, data)
         return key, False
+
+    def _publish_all(self, events: list[ObjectRegistered]) -> None:
+        """One group-commit round's events, in one bus transaction where the bus has one."""
+        pairs = [(e.key, e.model_dump(mode="json")) for e in events]
+        many = getattr(self.bus, "publish_many", None)
+        if many is not None:
+            many(OBJECT_REGISTERED, pairs)
+            return
+        for event_id, payload in pairs:
+            self.bus.publish(OBJECT_REGISTERED, payload, event_id=event_id)
+
+
+def _read_claim(lake: Lake, ckey: str) -> dict[str, object] | None:
+    """The claim at ``ckey``; None when it is empty or cut short (a crashed, unsynced write)."""
+    try:
+        owner = json.loads(lake.get(ckey))
+    except ValueError:
+        return None
+    if not isinstance(owner, dict) or "key" not in owner or "sha256" not in owner:
+        return None
+    return owner
+
+
+def _damaged(kept: bytes, data: bytes) -> bool:
+    """Whether ``kept`` is what a crash can leave of an unsynced write of ``data``: empty or a
+    prefix of it."""
+    return len(kept) < len(data) and data.startswith(kept)
 
 
 def _conflict(idempotency_key: str | None, object_id: str) -> Conflict:

@@ -148,11 +148,16 @@ def _writer_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def date_ranges(dates: Sequence[date]) -> list[tuple[date, date]]:
-    """Sorted, de-duplicated ``dates`` as inclusive ranges of consecutive days."""
+def date_ranges(dates: Sequence[date], max_days: int | None = None) -> list[tuple[date, date]]:
+    """Sorted, de-duplicated ``dates`` as inclusive ranges of consecutive days, each at most
+    ``max_days`` long when given."""
     ranges: list[tuple[date, date]] = []
     for day in sorted(set(dates)):
-        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+        if (
+            ranges
+            and ranges[-1][1] + timedelta(days=1) == day
+            and (max_days is None or (day - ranges[-1][0]).days < max_days)
+        ):
             ranges[-1] = (ranges[-1][0], day)
         else:
             ranges.append((day, day))
@@ -207,8 +212,13 @@ def materialize_dates(
     downstream: bool = False,
     instance: DagsterInstance | None = None,
     on_progress: Callable[[RunProgress], None] | None = None,
+    max_days_per_run: int | None = None,
 ) -> list[ExecuteInProcessResult]:
     """Materialize ``assets`` for ``dates`` in process: one run per run of consecutive dates.
+
+    ``max_days_per_run`` splits longer runs of dates into runs of at most that many days, in
+    date order: an asset holds one run's rows in memory, so this bounds memory for a big
+    chain (each run still reads the earlier dates it looks back at from the lake).
 
     Assets without date partitions (the store dimension, the ML marts) run once, in the last
     run. ``downstream`` adds every asset depending on them (re-run one asset with its
@@ -218,7 +228,9 @@ def materialize_dates(
     """
     if not dates:
         raise BadInput("no business dates to materialize")
-    ranges = date_ranges(dates)
+    if max_days_per_run is not None and max_days_per_run < 1:
+        raise BadInput(f"max_days_per_run must be at least 1, not {max_days_per_run}")
+    ranges = date_ranges(dates, max_days_per_run)
     # Partitions must cover every requested date, including old or (simulated) future ones.
     start = min(DEFAULT_START, ranges[0][0])
     end_offset = max(1, (ranges[-1][1] - date.today()).days + 2)

@@ -31,7 +31,7 @@ from tenpo.simulate.model import (
     Traffic,
 )
 from tenpo.simulate.truth import DailyTruth, daily_truth
-from tenpo.simulate.writers import Manifest, ManifestEntry, write_chain
+from tenpo.simulate.writers import Manifest, ManifestEntry, simulate_to_dir, write_chain
 
 __all__ = [
     "Chain",
@@ -51,6 +51,7 @@ __all__ = [
     "daily_truth",
     "simulate",
     "simulate_chain",
+    "simulate_to_dir",
     "write_chain",
 ]
 

@@ -12,8 +12,9 @@ the output depends only on the config.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -98,8 +99,48 @@ class _StoreState:
     counter_interval: int = 15
 
 
+@dataclass
+class _Master:
+    """The chain's master data and the per-store working state days are simulated from."""
+
+    chain: Chain  # with no store-days
+    states: list[list[_StoreState]]
+    next_person: list[int]
+
+
 def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Chain:
     """Simulate the chain described by ``config`` (deterministic in ``config``)."""
+    master = _master(config)
+    days: list[StoreDay] = []
+    for d_index, (_, store_days) in enumerate(_iter_days(config, master)):
+        days.extend(store_days)
+        if on_progress is not None:
+            on_progress(d_index + 1, len(master.chain.dates))
+    log.debug(
+        "simulated %d tenants, %d stores, %d store-days, %d receipts",
+        len(master.chain.tenants),
+        len(master.chain.stores),
+        len(days),
+        sum(d.sales.receipt_count for d in days),
+    )
+    return dataclasses.replace(master.chain, days=days)
+
+
+def simulate_master(config: SimConfig) -> Chain:
+    """The chain's master data only (tenants, stores, devices, registers, catalogs, staff):
+    :func:`simulate_chain` without store-days."""
+    return _master(config).chain
+
+
+def iter_store_days(
+    config: SimConfig, tenant_ids: Collection[str] | None = None
+) -> Iterator[tuple[date, list[StoreDay]]]:
+    """The store-days of ``config``'s chain date by date (of ``tenant_ids`` only, if given):
+    the same store-days as :func:`simulate_chain`, never more than one date in memory."""
+    yield from _iter_days(config, _master(config), tenant_ids)
+
+
+def _master(config: SimConfig) -> _Master:
     seed = config.seed
     catalogs = build_catalogs(_rng(seed, 1))
     dates = [config.start_date + timedelta(days=i) for i in range(config.days)]
@@ -119,11 +160,12 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
         stores.extend(s.store for s in tenant_states)
         devices.extend(_devices(config, rng, tenant_states))
         registers.extend(_registers(config, rng, tenant, tenant_states, dates))
+        n = 0
         for state in tenant_states:
             if state.has_camera:
                 for _ in range(config.staff_per_store):
                     state.staff += (len(staff),)
-                    n = sum(1 for m in staff if m.tenant_id == tenant.id) + 1
+                    n += 1
                     staff.append(StaffMember(tenant.id, state.store.code, f"{tenant.id}-s{n:04d}"))
         next_person.append(_allocate_pools(config, tenant_states))
         states.append(tenant_states)
@@ -131,41 +173,51 @@ def simulate_chain(config: SimConfig, on_progress: Progress | None = None) -> Ch
             config, _rng(seed, 7, t_index), [s.store for s in tenant_states], dates
         )
         initiatives.extend(planted)
+    chain = Chain(
+        config, tenants, stores, devices, registers, catalogs, staff, [], dates, initiatives
+    )
+    return _Master(chain, states, next_person)
 
-    shocks = regional_shocks(seed, len(dates))
-    days: list[StoreDay] = []
-    for d_index, day in enumerate(dates):
-        for t_index, tenant_states in enumerate(states):
-            active = [
-                r for r in registers if r.tenant_id == tenants[t_index].id and r.active_on(day)
-            ]
+
+def _iter_days(
+    config: SimConfig, master: _Master, tenant_ids: Collection[str] | None = None
+) -> Iterator[tuple[date, list[StoreDay]]]:
+    chain = master.chain
+    next_person = list(master.next_person)
+    by_tenant = {t.id: [r for r in chain.registers if r.tenant_id == t.id] for t in chain.tenants}
+    shocks = regional_shocks(config.seed, len(chain.dates))
+    for d_index, day in enumerate(chain.dates):
+        days: list[StoreDay] = []
+        for t_index, tenant_states in enumerate(master.states):
+            tenant = chain.tenants[t_index]
+            if tenant_ids is not None and tenant.id not in tenant_ids:
+                continue
+            active = [r for r in by_tenant[tenant.id] if r.active_on(day)]
             cameras = [s for s in tenant_states if s.has_camera]
             for state in tenant_states:
                 hours = state.store.hours_on(day)
                 if hours is None:
                     continue
-                rng = _rng(seed, 3, t_index, state.store_index, d_index)
+                rng = _rng(config.seed, 3, t_index, state.store_index, d_index)
                 codes = tuple(r.register_code for r in active if r.store_code == state.store.code)
                 demand = day_demand(state.store, day, shocks[d_index])
-                lifts = lever_lifts(initiatives, state.store.code, day)
+                lifts = lever_lifts(chain.initiatives, state.store.code, day)
                 store_day, used = _store_day(
-                    config, rng, state, day, hours, codes, catalogs, cameras, next_person[t_index],
-                    demand, lifts,
-                )  # fmt: skip
+                    config,
+                    rng,
+                    state,
+                    day,
+                    hours,
+                    codes,
+                    chain.catalogs,
+                    cameras,
+                    next_person[t_index],
+                    demand,
+                    lifts,
+                )
                 next_person[t_index] += used
                 days.append(store_day)
-        if on_progress is not None:
-            on_progress(d_index + 1, len(dates))
-    log.debug(
-        "simulated %d tenants, %d stores, %d store-days, %d receipts",
-        len(tenants),
-        len(stores),
-        len(days),
-        sum(d.sales.receipt_count for d in days),
-    )
-    return Chain(
-        config, tenants, stores, devices, registers, catalogs, staff, days, dates, initiatives
-    )
+        yield day, days
 
 
 def regional_shocks(seed: int, days: int) -> np.ndarray:

@@ -72,8 +72,14 @@ def vendor_b_tax(subtotal_sen: int, tax_pct: int) -> int:
     return subtotal_sen * tax_pct // 10_000
 
 
-def daily_truth(chain: Chain) -> list[DailyTruth]:
-    """One row per simulated (open) store-day, in the order of ``chain.days``."""
+def daily_truth(
+    chain: Chain, last_seen: dict[str, dict[int, int]] | None = None
+) -> list[DailyTruth]:
+    """One row per simulated (open) store-day, in the order of ``chain.days``.
+
+    ``last_seen`` (tenant → person → last date ordinal, updated here) carries the repeat-visitor
+    state over from earlier dates when a chain's days are given a date at a time.
+    """
     vendors = {t.id: t.pos_vendor for t in chain.tenants}
     industry = {(s.tenant_id, s.code): s.industry for s in chain.stores}
     cameras = {(d.tenant_id, d.store_code) for d in chain.devices if d.kind == "rgb_camera"}
@@ -85,7 +91,7 @@ def daily_truth(chain: Chain) -> list[DailyTruth]:
         )
         for name, skus in chain.catalogs.items()
     }
-    visits = _visit_kpis(chain, cameras)
+    visits = _visit_kpis(chain, cameras, last_seen)
     rows: list[DailyTruth] = []
     for sd in chain.days:
         key = (sd.tenant_id, sd.store_code)
@@ -176,10 +182,15 @@ def _counted(sd: StoreDay) -> tuple[int, int]:
 
 
 def _visit_kpis(
-    chain: Chain, cameras: set[tuple[str, str]]
+    chain: Chain,
+    cameras: set[tuple[str, str]],
+    last_seen: dict[str, dict[int, int]] | None = None,
 ) -> dict[tuple[tuple[str, str], date], tuple[int, int, Decimal | None]]:
     """Unique visitors, repeat visitors and median dwell per camera store-day."""
-    last_seen: dict[str, dict[int, int]] = {t.id: {} for t in chain.tenants}
+    if last_seen is None:
+        last_seen = {}
+    for t in chain.tenants:
+        last_seen.setdefault(t.id, {})
     out: dict[tuple[tuple[str, str], date], tuple[int, int, Decimal | None]] = {}
     by_date: dict[date, list[StoreDay]] = {}
     for sd in chain.days:

@@ -21,6 +21,7 @@ a generator seeded by the config seed, so output stays byte-identical for a conf
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -35,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from tenpo.simulate.config import SimConfig
+from tenpo.simulate.engine import iter_store_days, simulate_master
 from tenpo.simulate.model import (
     RETURN,
     SALE,
@@ -48,7 +51,7 @@ from tenpo.simulate.model import (
 )
 from tenpo.simulate.truth import DailyTruth, daily_truth, target_truth
 
-__all__ = ["Manifest", "ManifestEntry", "write_chain"]
+__all__ = ["Manifest", "ManifestEntry", "simulate_to_dir", "write_chain"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,73 @@ def write_chain(
     )
     log.debug("wrote %d files to %s", len(w.entries), out_dir)
     return manifest
+
+
+def simulate_to_dir(
+    config: SimConfig, out_dir: Path, on_progress: Progress | None = None, workers: int = 1
+) -> Manifest:
+    """Simulate ``config``'s chain and write it under ``out_dir`` a date at a time: the same
+    files as ``write_chain(simulate_chain(config), out_dir)``, in memory bounded by one
+    date's store-days (per worker) instead of the whole chain.
+
+    ``workers`` > 1 simulates and writes tenants in parallel processes;
+    ``on_progress(done, total)`` then counts tenants, else business dates.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    master = simulate_master(config)
+    w = _Writer(master, out_dir)
+    w.chain_json()
+    w.masters()
+    tenant_ids = [t.id for t in master.tenants]
+    parts: list[tuple[list[ManifestEntry], list[DailyTruth]]]
+    if workers > 1 and len(tenant_ids) > 1:
+        context = multiprocessing.get_context("spawn")
+        results: dict[int, tuple[list[ManifestEntry], list[DailyTruth]]] = {}
+        with ProcessPoolExecutor(min(workers, len(tenant_ids)), mp_context=context) as pool:
+            futures = {
+                pool.submit(_stream_tenants, config, out_dir, [t]): i
+                for i, t in enumerate(tenant_ids)
+            }
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if on_progress is not None:
+                    on_progress(len(results), len(tenant_ids))
+        parts = [results[i] for i in range(len(tenant_ids))]
+    else:
+        parts = [_stream_tenants(config, out_dir, tenant_ids, on_progress)]
+    order = {t: i for i, t in enumerate(tenant_ids)}
+    dated = [e for entries, _ in parts for e in entries]
+    dated.sort(key=lambda e: e.business_date or date.min)  # stable: tenant order kept
+    w.entries.extend(dated)
+    rows = [r for _, truth in parts for r in truth]
+    rows.sort(key=lambda r: (r.business_date, order[r.tenant_id]))  # chain.days order
+    w.truth(rows)
+    manifest = Manifest(out_dir, w.entries)
+    _write_bytes(
+        out_dir / "manifest.json",
+        (json.dumps(manifest.to_json(), ensure_ascii=False, indent=1) + "\n").encode(),
+    )
+    return manifest
+
+
+def _stream_tenants(
+    config: SimConfig,
+    out_dir: Path,
+    tenant_ids: list[str],
+    on_progress: Progress | None = None,
+) -> tuple[list[ManifestEntry], list[DailyTruth]]:
+    """Simulate and write the dated files of ``tenant_ids``, a date at a time; their manifest
+    entries and truth rows."""
+    master = simulate_master(config)
+    w = _Writer(master, out_dir)
+    last_seen: dict[str, dict[int, int]] = {}
+    rows: list[DailyTruth] = []
+    for i, (day, store_days) in enumerate(iter_store_days(config, set(tenant_ids))):
+        w.business_date(day, store_days)
+        rows += daily_truth(dataclasses.replace(master, days=store_days), last_seen)
+        if on_progress is not None:
+            on_progress(i + 1, len(master.dates))
+    return w.entries, rows
 
 
 def _tenant_chain(chain: Chain, tenant_id: str) -> Chain:
@@ -698,8 +768,9 @@ class _Writer:
         )  # fmt: skip
 
     # -- ground truth --------------------------------------------------------------------
-    def truth(self) -> None:
-        rows = daily_truth(self.chain)
+    def truth(self, rows: list[DailyTruth] | None = None) -> None:
+        if rows is None:
+            rows = daily_truth(self.chain)
         csv_rows = [_truth_row(r) for r in rows]
         data = _csv_bytes(TRUTH_COLUMNS, csv_rows, "utf-8").replace(b"\r\n", b"\n")
         self._add("truth/daily_kpis.csv", data, "truth", "text/csv")

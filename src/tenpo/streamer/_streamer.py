@@ -299,8 +299,10 @@ class Streamer:
         return list(work.values())
 
     def _load(self, work: list[_Work], stats: BatchStats) -> None:
-        """Steps 2-6 for the objects of one batch."""
+        """Steps 2-6 for the objects of one batch, committed in chunks of at most about
+        ``streamer_batch_rows`` parsed rows (big objects never pile up in memory)."""
         ready: list[_Work] = []
+        rows = 0
         for item in work:
             result = self._parse(item.event)
             if result is None:
@@ -309,8 +311,15 @@ class Streamer:
             item.tables = result.tables
             item.rejects = result.rejects
             ready.append(item)
-        if not ready:
-            return
+            rows += sum(t.num_rows for t in item.tables.values())
+            if rows >= self.settings.streamer_batch_rows:
+                self._load_ready(ready, stats)
+                ready, rows = [], 0
+        if ready:
+            self._load_ready(ready, stats)
+
+    def _load_ready(self, ready: list[_Work], stats: BatchStats) -> None:
+        """Steps 2-6 for parsed objects: parts written, committed, published, events acked."""
         parts = self._plan_parts(ready)
         part_keys = [p.key for p in parts]
         self.ledger.begin_parts(part_keys, self.owner)  # step 2

@@ -140,7 +140,7 @@ class Analyzer:
         self.stats.faces += len(boxes)
         scored = [(b, self.quality.check(image, b)) for b in boxes]
         t2 = clock()
-        seen, ended = self.tracker.update(boxes, frame.ts)
+        seen, ended = self.tracker.update(boxes, frame.ts, image)
         t3 = clock()
         by_box = {id(b): q for b, q in scored}
         for track in seen:

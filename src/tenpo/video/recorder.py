@@ -35,8 +35,10 @@ from tenpo.lake.base import Lake
 from tenpo.lake.keys import video_key
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.video.analyzer import Frame
+from tenpo.video.chunks import SOURCE, VIDEO_CHUNKS, format_chunk_ts
 from tenpo.video.codec import encode_mp4
 from tenpo.video.detect import Image
+from tenpo.video.spool import ChunkSpool
 
 __all__ = [
     "VIDEO_CHUNKS",
@@ -52,10 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-VIDEO_CHUNKS = "video.chunks"
-"""Bus topic of recorded chunks: an ``ObjectRegistered`` payload whose key is under video/."""
-SOURCE = "video_chunks"
 
 
 class SourceDisconnected(TenpoError):
@@ -165,12 +163,6 @@ class Resampler:
             self._last = None
 
 
-def format_chunk_ts(ts: datetime) -> str:
-    """Chunk start as used in keys: UTC, ``YYYYMMDDTHHMMSS.mmmZ``."""
-    utc = ts.astimezone(UTC)
-    return utc.strftime("%Y%m%dT%H%M%S") + f".{utc.microsecond // 1000:03d}Z"
-
-
 def chunk_start(key: str) -> datetime:
     """The capture time of a chunk's first frame, from its key."""
     name = key.rsplit("/", 1)[-1].removesuffix(".mp4")
@@ -224,7 +216,7 @@ class Recorder:
     def __init__(
         self,
         *,
-        lake: Lake,
+        lake: Lake | None,
         bus: EventBus | None,
         tenant_id: str,
         camera_id: str,
@@ -236,6 +228,7 @@ class Recorder:
         reconnect_delay_s: float = 1.0,
         on_frame: Callable[[Frame], object] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        spool: ChunkSpool | None = None,
     ) -> None:
         self.frames_per_chunk = round(fps * chunk_seconds)
         if self.frames_per_chunk < 1:
@@ -250,6 +243,9 @@ class Recorder:
         self.max_reconnects = max_reconnects
         self.reconnect_delay_s = reconnect_delay_s
         self.on_frame = on_frame
+        self.spool = spool
+        if lake is None and spool is None:
+            raise BadInput("a recorder needs a lake or an upload spool")
         self._sleep = sleep
         self.resampler = Resampler(fps)
         self.chunks: list[ChunkWritten] = []
@@ -322,6 +318,12 @@ class Recorder:
         data = encode_mp4(cur.frames, self.fps)
         day = start.astimezone(self.tz).date()
         key = video_key(self.tenant_id, self.camera_id, day, format_chunk_ts(start))
+        if self.spool is not None:
+            # Edge mode: the chunk waits in the local spool until the uploader sends it.
+            self.spool.put(start, len(cur.frames), data)
+            self.chunks.append(ChunkWritten(key, start, len(cur.frames), len(data)))
+            return
+        assert self.lake is not None
         self.lake.put(key, data)
         if self.bus is not None:
             event = ObjectRegistered(

@@ -9,7 +9,8 @@ upwards an exit. :class:`Walk` describes one pass; :func:`render` yields the fra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,7 +23,16 @@ from tenpo.core.errors import BadInput
 from tenpo.video.analyzer import Frame
 from tenpo.video.detect import Image
 
-__all__ = ["FACES", "Walk", "face_sprite", "render", "truth"]
+__all__ = [
+    "FACES",
+    "Loiter",
+    "Scene",
+    "Walk",
+    "face_sprite",
+    "render",
+    "truth",
+    "truth_csv",
+]
 
 # LFW-subset images whose dlib descriptors are pairwise far apart (distinct people).
 _LFW = {"lfw0": 0, "lfw1": 1, "lfw7": 7, "lfw18": 18, "lfw46": 46}
@@ -58,6 +68,13 @@ class Walk:
     scale: float = 1.0
     brightness: float = 1.0
     blur_sigma: float = 0.0
+    x_end: float | None = None  # diagonal walk: the centre ends here (default: x)
+    person: str = ""  # ground-truth label (default: the face)
+
+    @property
+    def label(self) -> str:
+        """Who this is in the ground truth."""
+        return self.person or self.face
 
     def center(self, t: float, width: int, height: int) -> tuple[float, float] | None:
         """Sprite centre in pixels at clip time ``t``; None when not in the scene."""
@@ -67,7 +84,55 @@ class Walk:
         y0, y1 = 0.18 * height, 0.82 * height
         if self.direction == "exit":
             y0, y1 = y1, y0
-        return self.x * width, y0 + (y1 - y0) * u
+        x1 = self.x if self.x_end is None else self.x_end
+        return (self.x + (x1 - self.x) * u) * width, y0 + (y1 - y0) * u
+
+
+@dataclass(frozen=True)
+class Loiter:
+    """Someone (staff) hanging about near the door without crossing the line."""
+
+    face: str
+    start_s: float
+    duration_s: float
+    x: float = 0.5
+    y: float = 0.3  # the line is at 0.5: stays on the street side
+    radius: float = 0.06  # fraction of the width/height of the wandering
+    scale: float = 1.0
+    brightness: float = 1.0
+    blur_sigma: float = 0.0
+    person: str = "staff"
+
+    @property
+    def label(self) -> str:
+        return self.person
+
+    def center(self, t: float, width: int, height: int) -> tuple[float, float] | None:
+        """A slow figure-of-eight around (x, y)."""
+        u = t - self.start_s
+        if not 0 <= u <= self.duration_s:
+            return None
+        ax, ay = self.radius * math.sin(0.9 * u), self.radius * 0.5 * math.sin(1.8 * u)
+        return (self.x + ax) * width, (self.y + ay) * height
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What else happens in the clip: occluders in front of people, lighting over time."""
+
+    # (t0, t1, x0, y0, x1, y1): a sign in front of people from t0 to t1 s, box in 0..1
+    occluders: tuple[tuple[float, float, float, float, float, float], ...] = ()
+    light: tuple[tuple[float, float], ...] = ()  # (t seconds, gain), piecewise linear
+
+    def gain(self, t: float) -> float:
+        """Global light gain at clip time ``t`` (1 when no lighting change)."""
+        if not self.light:
+            return 1.0
+        ts = [p[0] for p in self.light]
+        return float(np.interp(t, ts, [p[1] for p in self.light]))
+
+
+Person = Walk | Loiter
 
 
 def _background(width: int, height: int) -> Image:
@@ -79,7 +144,7 @@ def _background(width: int, height: int) -> Image:
     return img
 
 
-def _sprite(walk: Walk) -> tuple[Any, Any]:
+def _sprite(walk: Person) -> tuple[Any, Any]:
     sprite = face_sprite(walk.face)
     size = max(8, round(sprite.shape[0] * walk.scale))
     img = cv2.resize(sprite, (size, size), interpolation=cv2.INTER_AREA)
@@ -94,17 +159,22 @@ def _sprite(walk: Walk) -> tuple[Any, Any]:
 
 
 def render(
-    walks: list[Walk],
+    walks: Sequence[Person],
     seconds: float,
     *,
     start: datetime,
     width: int = 640,
     height: int = 480,
     fps: int = 15,
+    scene: Scene | None = None,
 ) -> Iterator[Frame]:
-    """The clip's frames, ``fps`` per second from ``start`` (timezone-aware)."""
+    """The clip's frames, ``fps`` per second from ``start`` (timezone-aware).
+
+    People are drawn in list order (a later one passes in front), then the occluders.
+    """
     if start.tzinfo is None:
         raise BadInput("the clip start must be timezone-aware")
+    scene = scene or Scene()
     bg = _background(width, height)
     sprites = [_sprite(w) for w in walks]
     for i in range(round(seconds * fps)):
@@ -123,15 +193,91 @@ def render(
             region = img[ya:yb, xa:xb].astype(np.float32)
             m = mask[sub]
             img[ya:yb, xa:xb] = (region * (1 - m) + spr[sub] * m).astype(np.uint8)
+        for t0, t1, x0, y0, x1, y1 in scene.occluders:
+            if not t0 <= t <= t1:
+                continue
+            img[round(y0 * height) : round(y1 * height), round(x0 * width) : round(x1 * width)] = (
+                60,
+                70,
+                80,
+            )
+        gain = scene.gain(t)
+        if gain != 1.0:
+            img = np.asarray(cv2.convertScaleAbs(img, alpha=gain), dtype=np.uint8)
         yield Frame(img, start + timedelta(seconds=t))
 
 
-def truth(walks: list[Walk], start: datetime) -> list[tuple[str, str, datetime]]:
-    """Expected (face, event, time of crossing the middle line), by time."""
+def truth(walks: Sequence[Person], start: datetime) -> list[tuple[str, str, datetime]]:
+    """Expected (person label, event, time of crossing the middle line), by time."""
     return sorted(
         (
-            (w.face, w.direction, start + timedelta(seconds=w.start_s + w.duration_s / 2))
+            (w.label, w.direction, start + timedelta(seconds=w.start_s + w.duration_s / 2))
             for w in walks
+            if isinstance(w, Walk)
         ),
         key=lambda e: e[2],
     )
+
+
+def truth_csv(crossings: Sequence[tuple[str, str, datetime]]) -> str:
+    """Hand-count CSV (``ts,direction,person``) of crossings, as ``tenpo video audit`` reads."""
+    rows = ["ts,direction,person"]
+    rows += [f"{ts.isoformat()},{event},{label}" for label, event, ts in crossings]
+    return "\n".join(rows) + "\n"
+
+
+def store_visit_scenario(
+    seed: int, *, offset_s: float = 0.0, mirror: bool = False
+) -> tuple[list[Person], Scene, float]:
+    """A hard 33 s entrance sequence (walks, scene, length), jittered by ``seed``.
+
+    A group of three entering abreast; two people crossing paths at the line (one hides the
+    other); staff loitering near the door while two leave; a sign hiding a walker just before
+    the line; lighting dimming to 55 % and back while three enter (one of them returning);
+    five people in the frame at once while four leave. 8 entries and 8 exits; five customers
+    (astronaut, lfw0, lfw1, lfw7, lfw18) and one member of staff (lfw46) who never crosses.
+    ``mirror`` flips the scene left-right; ``offset_s`` shifts it in time (to chain several).
+    """
+    rng = np.random.default_rng(seed)
+
+    def j(v: float, spread: float) -> float:
+        return float(v + rng.uniform(-spread, spread))
+
+    def x(v: float) -> float:
+        v = j(v, 0.03)
+        return 1 - v if mirror else v
+
+    o = offset_s
+    sc = j(0.74, 0.03)
+    people: list[Person] = [
+        # A: a group of three abreast
+        Walk("astronaut", "entry", o + j(0.3, 0.15), 2.2, x=x(0.18), scale=sc),
+        Walk("lfw0", "entry", o + j(0.4, 0.15), 2.2, x=x(0.5), scale=sc),
+        Walk("lfw1", "entry", o + j(0.3, 0.15), 2.2, x=x(0.82), scale=sc),
+        # B: crossing paths; they meet on the line
+        Walk("lfw7", "entry", o + 4.2, 2.4, x=x(0.3), x_end=x(0.68), scale=sc),
+        Walk("lfw18", "exit", o + 4.2 + j(0.0, 0.1), 2.4, x=x(0.7), x_end=x(0.32), scale=sc),
+        # C: staff loitering near the door while two leave
+        Loiter("lfw46", o + 8.0, 6.0, x=x(0.5), y=0.27, scale=sc),
+        Walk("astronaut", "exit", o + j(9.0, 0.2), 2.2, x=x(0.16), scale=sc),
+        Walk("lfw0", "exit", o + j(10.5, 0.2), 2.2, x=x(0.84), scale=sc),
+        # D: a sign hides one walker just before the line
+        Walk("lfw1", "exit", o + j(14.5, 0.2), 2.2, x=x(0.25), scale=sc),
+        Walk("lfw18", "entry", o + j(15.0, 0.2), 2.2, x=x(0.75), scale=sc),
+        # E: lighting dims while three enter; the astronaut returns
+        Walk("astronaut", "entry", o + j(19.5, 0.2), 2.2, x=x(0.72), scale=sc, brightness=1.1),
+        Walk("lfw0", "entry", o + j(19.8, 0.2), 2.2, x=x(0.28), scale=sc),
+        Walk("lfw1", "entry", o + j(21.6, 0.2), 2.2, x=x(0.5), scale=sc),
+        # F: five in the frame: staff by the door, four leaving
+        Loiter("lfw46", o + 26.0, 6.5, x=x(0.14), y=0.25, radius=0.03, scale=sc),
+        Walk("lfw7", "exit", o + j(26.5, 0.2), 2.2, x=x(0.42), scale=sc),
+        Walk("astronaut", "exit", o + j(26.8, 0.2), 2.2, x=x(0.84), scale=sc),
+        Walk("lfw0", "exit", o + j(29.0, 0.2), 2.2, x=x(0.6), scale=sc),
+        Walk("lfw18", "exit", o + j(29.6, 0.2), 2.2, x=x(0.3), scale=sc),
+    ]
+    sign = (0.0, 0.35, 0.45, 0.45) if not mirror else (0.55, 0.35, 1.0, 0.45)
+    scene = Scene(
+        occluders=((o + 14.0, o + 18.5, *sign),),
+        light=((o + 19.0, 1.0), (o + 21.0, 0.55), (o + 23.5, 0.55), (o + 25.0, 1.0)),
+    )
+    return people, scene, 33.0

@@ -14,10 +14,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tenpo.core.errors import BadInput
-from tenpo.video.detect import Box
+import cv2
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
 
-__all__ = ["IouTracker", "ObjectTracker", "Track"]
+from tenpo.core.errors import BadInput
+from tenpo.video.detect import Box, Image
+
+__all__ = ["IouTracker", "KalmanTracker", "ObjectTracker", "Track", "appearance"]
 
 
 @dataclass
@@ -35,8 +40,11 @@ class ObjectTracker(ABC):
     """Associates detections of successive frames into tracks."""
 
     @abstractmethod
-    def update(self, boxes: list[Box], ts: datetime) -> tuple[list[Track], list[Track]]:
-        """Feed one frame's detections; (tracks matched or created now, tracks just ended)."""
+    def update(
+        self, boxes: list[Box], ts: datetime, image: Image | None = None
+    ) -> tuple[list[Track], list[Track]]:
+        """Feed one frame's detections (and the frame, for appearance cues); (tracks matched
+        or created now, tracks just ended)."""
 
     @abstractmethod
     def flush(self) -> list[Track]:
@@ -70,7 +78,9 @@ class IouTracker(ObjectTracker):
         gate = self.max_center_dist * (1 + 0.5 * track.missed)
         return 1.0 - dist / gate if dist < gate else 0.0
 
-    def update(self, boxes: list[Box], ts: datetime) -> tuple[list[Track], list[Track]]:
+    def update(
+        self, boxes: list[Box], ts: datetime, image: Image | None = None
+    ) -> tuple[list[Track], list[Track]]:
         """Match boxes to live tracks (best pairs first), start tracks for the rest."""
         pairs = sorted(
             (
@@ -112,4 +122,164 @@ class IouTracker(ObjectTracker):
     def flush(self) -> list[Track]:
         """End all live tracks."""
         ended, self.live = self.live, []
+        return ended
+
+
+def appearance(image: Image, box: Box, size: int = 16) -> npt.NDArray[np.float32]:
+    """A cheap appearance cue: the face's grey patch at ``size``², zero mean, unit norm
+    (a global lighting change scales it away)."""
+    h, w = image.shape[:2]
+    b = box.clip(w, h)
+    if b.width < 2 or b.height < 2:
+        return np.zeros(size * size, np.float32)
+    patch = cv2.cvtColor(image[b.top : b.bottom, b.left : b.right], cv2.COLOR_BGR2GRAY)
+    vec = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    vec = vec.ravel() - vec.mean()
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
+@dataclass
+class _Motion:
+    """Constant-velocity Kalman filter on the box centre (pixels, seconds)."""
+
+    x: npt.NDArray[np.float64]  # cx, cy, vx, vy
+    p: npt.NDArray[np.float64]
+    ts: datetime
+
+    @classmethod
+    def start(cls, box: Box, ts: datetime) -> _Motion:
+        cx, cy = box.center
+        s = max(box.width, box.height)
+        return cls(np.array([cx, cy, 0.0, 0.0]), np.diag([s, s, 4 * s, 4 * s]) ** 2 * 0.1, ts)
+
+    def predict(self, ts: datetime, size: float) -> tuple[float, float]:
+        dt = max(0.0, (ts - self.ts).total_seconds())
+        f = np.eye(4)
+        f[0, 2] = f[1, 3] = dt
+        x = f @ self.x
+        return float(x[0]), float(x[1])
+
+    def step(self, ts: datetime, size: float) -> None:
+        dt = max(0.0, (ts - self.ts).total_seconds())
+        f = np.eye(4)
+        f[0, 2] = f[1, 3] = dt
+        q = np.diag([dt**3 / 3, dt**3 / 3, dt, dt]) * (2.0 * size) ** 2
+        self.x = f @ self.x
+        self.p = f @ self.p @ f.T + q
+        self.ts = ts
+
+    def correct(self, box: Box) -> None:
+        h = np.zeros((2, 4))
+        h[0, 0] = h[1, 1] = 1
+        r = np.eye(2) * (0.05 * max(box.width, box.height)) ** 2
+        s = h @ self.p @ h.T + r
+        k = self.p @ h.T @ np.linalg.inv(s)
+        self.x = self.x + k @ (np.array(box.center) - h @ self.x)
+        self.p = (np.eye(4) - k @ h) @ self.p
+
+
+@dataclass
+class _Live:
+    track: Track
+    motion: _Motion
+    look: npt.NDArray[np.float32]
+    size: float
+
+
+class KalmanTracker(ObjectTracker):
+    """Motion (a Kalman filter per track) plus appearance, optimally assigned.
+
+    Each detection round, every live track's centre is predicted at the frame's time; the
+    cost of pairing it with a detection mixes the distance from the prediction (relative to
+    the face size; gated, the gate widening while a track goes unseen) and the appearance
+    distance (1 − correlation of :func:`appearance` patches; gated at ``min_similarity``).
+    The pairs come from the Hungarian algorithm on that cost, so two people crossing, or a
+    group walking abreast, keep their identities where greedy IoU swaps them; a track hidden
+    (occluded) for up to ``max_missed`` rounds coasts on its prediction and is picked up again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_missed: int = 6,
+        gate: float = 0.9,
+        min_similarity: float = 0.35,
+        appearance_weight: float = 0.6,
+        learn: float = 0.3,
+    ) -> None:
+        if max_missed < 0:
+            raise BadInput(f"max_missed must be ≥ 0, got {max_missed}")
+        if not 0 <= appearance_weight <= 1:
+            raise BadInput(f"appearance_weight must be in [0, 1], got {appearance_weight}")
+        self.max_missed = max_missed
+        self.gate = gate
+        self.min_similarity = min_similarity
+        self.w = appearance_weight
+        self.learn = learn
+        self.live: list[_Live] = []
+        self._ids = itertools.count(1)
+
+    def update(
+        self, boxes: list[Box], ts: datetime, image: Image | None = None
+    ) -> tuple[list[Track], list[Track]]:
+        """Assign detections to tracks (Hungarian on motion + appearance cost)."""
+        looks = [
+            appearance(image, b) if image is not None else np.zeros(256, np.float32) for b in boxes
+        ]
+        n, m = len(self.live), len(boxes)
+        cost = np.full((n, m), 1e6)
+        for i, lt in enumerate(self.live):
+            px, py = lt.motion.predict(ts, lt.size)
+            gate = self.gate * (1 + 0.35 * lt.track.missed)
+            for j, b in enumerate(boxes):
+                cx, cy = b.center
+                dist = ((cx - px) ** 2 + (cy - py) ** 2) ** 0.5 / max(lt.size, 1.0)
+                ratio = max(b.width, b.height) / max(lt.size, 1.0)
+                if dist > gate or not 0.6 < ratio < 1.6:
+                    continue
+                sim = float(lt.look @ looks[j]) if image is not None else 1.0
+                if sim < self.min_similarity:
+                    continue
+                cost[i, j] = (1 - self.w) * dist / gate + self.w * (1 - sim)
+        pairs: list[tuple[int, int]] = []
+        if n and m:
+            rows, cols = linear_sum_assignment(cost)
+            pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < 1e6]
+        seen: list[Track] = []
+        matched_t = {i for i, _ in pairs}
+        matched_b = {j for _, j in pairs}
+        for i, j in pairs:
+            lt, b = self.live[i], boxes[j]
+            lt.motion.step(ts, lt.size)
+            lt.motion.correct(b)
+            lt.size = 0.7 * lt.size + 0.3 * max(b.width, b.height)
+            if image is not None:
+                look = (1 - self.learn) * lt.look + self.learn * looks[j]
+                lt.look = (look / max(float(np.linalg.norm(look)), 1e-6)).astype(np.float32)
+            t = lt.track
+            t.box, t.missed, t.hits = b, 0, t.hits + 1
+            t.path.append((ts, *b.center))
+            seen.append(t)
+        ended: list[Track] = []
+        keep: list[_Live] = []
+        for i, lt in enumerate(self.live):
+            if i not in matched_t:
+                lt.track.missed += 1
+                if lt.track.missed > self.max_missed:
+                    ended.append(lt.track)
+                    continue
+            keep.append(lt)
+        for j, b in enumerate(boxes):
+            if j not in matched_b:
+                t = Track(f"t{next(self._ids)}", b, [(ts, *b.center)])
+                keep.append(_Live(t, _Motion.start(b, ts), looks[j], float(max(b.width, b.height))))
+                seen.append(t)
+        self.live = keep
+        return seen, ended
+
+    def flush(self) -> list[Track]:
+        """End all live tracks."""
+        ended = [lt.track for lt in self.live]
+        self.live = []
         return ended

@@ -128,7 +128,7 @@ class Warehouse:
             scan = scan.filter(scan[_DATE].isin(wanted)) if wanted else scan.limit(0)
         keys = NATURAL_KEYS.get(name)
         if name in _POS_VERSIONED:
-            scan = self._latest_pos_version(name, scan)
+            scan = self._latest_pos_version(name, scan, restricted=wanted is not None)
         elif keys is not None:
             order = [scan.source_object_id, scan[_FILE], scan[_ROW]]
             rank = ibis.row_number().over(ibis.window(group_by=list(keys), order_by=order))
@@ -140,7 +140,9 @@ class Warehouse:
             scan = scan.filter(scan.seq.isnull() | (scan.source_object_id == first))
         return scan.select(*schema.names)
 
-    def _latest_pos_version(self, name: str, scan: ibis.Table) -> ibis.Table:
+    def _latest_pos_version(
+        self, name: str, scan: ibis.Table, *, restricted: bool = False
+    ) -> ibis.Table:
         """POS rows of the latest received version of each (tenant, store, transaction).
 
         The winner is the transaction row with the latest ``received_at`` (null = oldest), then
@@ -148,8 +150,15 @@ class Warehouse:
         date, so a correction that moves a receipt to another business date replaces it too.
         Lines are taken only from the winning version's object, so a corrected receipt with
         fewer lines loses the rest.
+
+        ``restricted`` (``scan`` holds some dates only): versions are ranked only for the
+        transactions ``scan`` holds — still over every date, so the result is the same, but
+        a run over a few days no longer ranks the whole history.
         """
         tx = self._scan("raw_pos_transactions", RAW_TABLES["raw_pos_transactions"])
+        if restricted:
+            keys = scan.select(*_POS_TX_KEY).distinct()
+            tx = tx.semi_join(keys, list(_POS_TX_KEY))
         order = [
             ibis.desc(tx.received_at.isnull().ifelse(0, 1)),
             ibis.desc(tx.received_at),

@@ -1,5 +1,7 @@
 """Cheap synchronous checks of ingest bodies, run before anything is landed.
 
+The gateway and each POS vendor's ``check`` (:mod:`tenpo.pos.vendors`) build on these.
+
 They only catch what a sender must hear about at once (empty body, undecodable text, broken
 JSON, wrong top-level shape) and extract the identifiers whose ownership the gateway checks
 (store codes, device ids). Record-level validation is the streamer's job: a body that passes
@@ -12,13 +14,10 @@ import csv
 import io
 import json
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tenpo.core import bodies
 from tenpo.core.errors import BadInput
-
-if TYPE_CHECKING:
-    from tenpo.pos.mapped import VendorMapping
 
 
 class MalformedBody(BadInput):
@@ -140,57 +139,6 @@ def csv_rows_with(text: str, delimiter: str) -> list[list[str]]:
 def normalize_code(code: str) -> str:
     """A store/register code as Pre-ETL compares it: NFKC (full-width digits), trimmed."""
     return unicodedata.normalize("NFKC", code).strip()
-
-
-def vendor_b_receipts(doc: Any) -> list[dict[str, Any]]:
-    """The receipts of a vendor B body: one object, an array, or ``{"receipts": [...]}``.
-
-    The same rule as the streamer's (:func:`tenpo.core.bodies.split_records`): an object with
-    both ``receipts`` and receipt fields is refused as ambiguous.
-    """
-    try:
-        receipts = bodies.split_records(doc, "receipts", bodies.RECEIPT_FIELDS, "receipt")
-    except bodies.BodyError as exc:
-        raise MalformedBody(str(exc)) from exc
-    where = "receipts" if isinstance(doc, dict) and "receipts" in doc else ""
-    for i, receipt in enumerate(receipts):
-        if not isinstance(receipt, dict):
-            raise MalformedBody(f"{where}[{i}] is not a receipt object")
-    return receipts
-
-
-def mapped_receipts(doc: Any, mapping: VendorMapping) -> list[Any]:
-    """The receipts of a declarative vendor's JSON body, by the streamer's rule."""
-    try:
-        return mapping.receipts(doc)
-    except bodies.BodyError as exc:
-        raise MalformedBody(str(exc)) from exc
-
-
-def vendor_b_store_codes(receipts: list[dict[str, Any]]) -> set[str]:
-    """The distinct store codes the receipts name (receipts without one are left to Pre-ETL)."""
-    codes: set[str] = set()
-    for receipt in receipts:
-        code = receipt.get("storeCode")
-        if isinstance(code, str | int) and not isinstance(code, bool):
-            normalized = normalize_code(str(code))
-            if normalized:
-                codes.add(normalized)
-    return codes
-
-
-MASTER_STORE_COLUMN = "店舗コード"
-
-
-def vendor_a_master_store_codes(rows: list[list[str]]) -> set[str]:
-    """The distinct store codes of a vendor A POS master (header row first)."""
-    if not rows:
-        raise MalformedBody("POS master has no header row")
-    header = [normalize_code(h).lstrip("\ufeff") for h in rows[0]]
-    if MASTER_STORE_COLUMN not in header:
-        raise MalformedBody(f"POS master has no {MASTER_STORE_COLUMN} column")
-    col = header.index(MASTER_STORE_COLUMN)
-    return {normalize_code(r[col]) for r in rows[1:] if len(r) > col and normalize_code(r[col])}
 
 
 def data_row_count(rows: list[list[str]]) -> int:

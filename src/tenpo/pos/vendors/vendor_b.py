@@ -1,0 +1,62 @@
+"""Vendor B: JSON receipts (UTF-8) with nested items, amounts excluding tax, store codes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tenpo.core import bodies, checks
+from tenpo.pos.vendors import JSON_UTF8, Checked, Upload, Vendor
+
+if TYPE_CHECKING:
+    from tenpo.core.preetl import PreEtl
+
+KEY = "vendor_b"
+
+
+def receipts(doc: Any) -> list[dict[str, Any]]:
+    """The receipts of a vendor B body: one object, an array, or ``{"receipts": [...]}``.
+
+    The same rule as the streamer's (:func:`tenpo.core.bodies.split_records`): an object with
+    both ``receipts`` and receipt fields is refused as ambiguous.
+    """
+    try:
+        found = bodies.split_records(doc, "receipts", bodies.RECEIPT_FIELDS, "receipt")
+    except bodies.BodyError as exc:
+        raise checks.MalformedBody(str(exc)) from exc
+    where = "receipts" if isinstance(doc, dict) and "receipts" in doc else ""
+    for i, receipt in enumerate(found):
+        if not isinstance(receipt, dict):
+            raise checks.MalformedBody(f"{where}[{i}] is not a receipt object")
+    return found
+
+
+def store_codes(found: list[dict[str, Any]]) -> frozenset[str]:
+    """The distinct store codes the receipts name (receipts without one are left to Pre-ETL)."""
+    codes: set[str] = set()
+    for receipt in found:
+        code = receipt.get("storeCode")
+        if isinstance(code, str | int) and not isinstance(code, bool):
+            normalized = checks.normalize_code(str(code))
+            if normalized:
+                codes.add(normalized)
+    return frozenset(codes)
+
+
+def check_sales(body: bytes) -> Checked:
+    """UTF-8 JSON receipts; counts them and names their store codes."""
+    found = receipts(checks.parse_json(body))
+    return Checked({"receipts": len(found)}, store_codes(found))
+
+
+def _sales_pre_etl() -> PreEtl:
+    from tenpo.pos.vendor_b import VendorBPreEtl
+
+    return VendorBPreEtl()
+
+
+VENDOR = Vendor(
+    key=KEY,
+    title="Vendor B: JSON receipts (UTF-8), amounts excl. tax, store codes in the data",
+    sales=Upload(f"pos_{KEY}", "json", JSON_UTF8, check_sales, _sales_pre_etl),
+    writer="vendor_b_sales",
+)
