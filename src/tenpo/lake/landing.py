@@ -165,6 +165,8 @@ class LandingZone:
             registered_at=utcnow(),
             meta=meta or {},
         )
+        if self.committer is not None:
+            self.lake.sync()  # _claim wrote unsynced: durable before it is announced
         self.bus.publish(topic, event.model_dump(mode="json"), event_id=key)
         log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
         return Landed(event=event, created=created)
