@@ -269,6 +269,11 @@ def _weather_columns(
     return hist_a, fut_a
 
 
+def _items(series: pd.Series) -> list[tuple[date, float]]:
+    """(date, value) pairs of a date-indexed series."""
+    return [(d, float(v)) for d, v in zip(series.index, series.to_numpy(), strict=True)]
+
+
 def seasonal_naive_daily(observed: pd.Series, *, as_of: date, horizon: int) -> np.ndarray:
     """Same weekday of the last week with a value (NaN when none in 8 weeks), per future date."""
     values = observed[observed.index <= as_of]
@@ -316,13 +321,13 @@ def _hour_profile(
 ) -> _Profile | None:
     start = as_of - timedelta(days=_PROFILE_DAYS - 1)
     recent = hourly[(hourly["business_date"] >= start) & (hourly["business_date"] <= as_of)]
-    valid = {d for d, v in daily_obs.items() if start <= d <= as_of and v > 0}
+    valid = {d for d, v in _items(daily_obs) if start <= d <= as_of and v > 0}
     recent = recent[recent["business_date"].isin(valid)]
     if recent.empty:
         return None
-    grid = (
-        recent.groupby(["business_date", "hour"])["y"].sum().unstack(fill_value=0.0)
-    ).reindex(columns=range(24), fill_value=0.0)
+    grid = (recent.groupby(["business_date", "hour"])["y"].sum().unstack(fill_value=0)).reindex(
+        columns=range(24), fill_value=0.0
+    )
     totals = grid.sum(axis=1).to_numpy()
     keep = totals > 0
     grid, totals = grid[keep], totals[keep]
@@ -380,7 +385,9 @@ def forecast_hourly(
         return None
     z = {lvl: _quantile_z(lvl) for lvl in LEVELS}
     rows: list[tuple[object, ...]] = []
-    quantiles = [0.5] + [q for lvl in LEVELS for q in ((1 - lvl / 100) / 2, 1 - (1 - lvl / 100) / 2)]
+    quantiles = [0.5] + [
+        q for lvl in LEVELS for q in ((1 - lvl / 100) / 2, 1 - (1 - lvl / 100) / 2)
+    ]
     for rec in daily.head(horizon_days).itertuples(index=False):
         day: date = rec.business_date  # type: ignore[assignment]
         day_type = _HOLIDAY if is_holiday(day) else day.weekday()
@@ -487,11 +494,15 @@ def forecast_store(
                 hours_out.append(hfc.assign(kpi=kpi))
     daily_cols = ["kpi", "business_date", "mean", *INTERVAL_COLUMNS]
     hourly_cols = ["kpi", "business_date", "hour", "utc_offset_s", "mean", *INTERVAL_COLUMNS]
-    d = pd.concat(days_out, ignore_index=True)[daily_cols] if days_out else pd.DataFrame(
-        columns=daily_cols
+    d = (
+        pd.concat(days_out, ignore_index=True)[daily_cols]
+        if days_out
+        else pd.DataFrame(columns=daily_cols)
     )
-    h = pd.concat(hours_out, ignore_index=True)[hourly_cols] if hours_out else pd.DataFrame(
-        columns=hourly_cols
+    h = (
+        pd.concat(hours_out, ignore_index=True)[hourly_cols]
+        if hours_out
+        else pd.DataFrame(columns=hourly_cols)
     )
     return d, h
 
@@ -527,7 +538,7 @@ class _Acc:
 
 def _in_sample_scale(obs: pd.Series, as_of: date) -> float:
     hist = obs[obs.index <= as_of]
-    lookup = {d: float(v) for d, v in hist.items() if v > 0}
+    lookup = {d: v for d, v in _items(hist) if v > 0}
     diffs = [
         abs(v - lookup[d - timedelta(days=7)])
         for d, v in lookup.items()

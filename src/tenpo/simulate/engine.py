@@ -226,9 +226,7 @@ def regional_shocks(seed: int, days: int) -> np.ndarray:
     return _rng(seed, 6).lognormal(0.0, 0.1, (days, len(REGIONS)))
 
 
-def day_demand(
-    store: Store, day: date, shocks: np.ndarray, yearly_amplitude: float = 0.0
-) -> float:
+def day_demand(store: Store, day: date, shocks: np.ndarray, yearly_amplitude: float = 0.0) -> float:
     """Street traffic of ``store`` on ``day`` relative to its average day (before noise).
 
     Weekday shape of its context; a Japanese public holiday trades like a Sunday; with
