@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenpo.control import _validate
 from tenpo.control import users as _users
 from tenpo.control._admin import AdminMethods
-from tenpo.control._initiatives import InitiativeMethods
 from tenpo.control._cache import TtlCache
+from tenpo.control._initiatives import InitiativeMethods
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
 from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
 from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant, User, UserStore
