@@ -83,7 +83,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_a_plugin_vendor_is_accepted_loaded_and_converted(
     gateway: Gateway, plugin: Path, tmp_path: Path
 ) -> None:
-    assert list(built_in()) == ["vendor_a", "vendor_b", "vendor_t"]
+    assert list(built_in()) == ["smaregi", "vendor_a", "vendor_b", "vendor_t"]
     assert routes()["pos_vendor_t"] == ("/v1/pos/vendor_t/sales", "application/json")
     body = json.dumps({"receipts": [RECEIPT]}).encode()
     app = create_app(gateway.settings, control=gateway.control, lake=gateway.lake, bus=gateway.bus)
@@ -131,3 +131,29 @@ def test_docs_and_readme_list_the_registry() -> None:
     table = markdown_table()
     for vendor in registry().values():
         assert f"`POST /v1/pos/{vendor.key}/sales`" in table
+
+
+def test_smaregi_transactions_pushed_to_the_gateway_are_loaded(gateway: Gateway) -> None:
+    from tests.pos.test_smaregi import transaction
+
+    body = json.dumps([transaction(), transaction(transactionHeadId="9", storeCode="B01")])
+    refused = gateway.client.post("/v1/pos/smaregi/sales", content=body, headers=gateway.auth())
+    assert refused.status_code == 403  # B01 is tenant beta's store: nothing is kept
+    assert gateway.landed() == []
+    body = json.dumps([transaction()])
+    posted = gateway.client.post("/v1/pos/smaregi/sales", content=body, headers=gateway.auth())
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["counts"] == {"transactions": 1}
+    streamer = Streamer(
+        gateway.settings, gateway.lake, gateway.bus, gateway.control.directory(), fetch_timeout=0.05
+    )
+    try:
+        streamer.run_until_idle(0.2)
+    finally:
+        streamer.close()
+    (tx,) = read_table(gateway.lake, "raw_pos_transactions").to_pylist()
+    assert (tx["vendor"], tx["transaction_id"], str(tx["total_tax"])) == (
+        "smaregi",
+        "1001",
+        "137.00",
+    )

@@ -55,7 +55,9 @@ def test_default_registry_skips_missing_adapters(monkeypatch: pytest.MonkeyPatch
     )
     found = default_pre_etls()
     # Every vendor plugin's uploads (the vendor registry), then the device adapters found.
-    assert list(found) == ["pos_vendor_a", "pos_vendor_a_master", "pos_vendor_b", "iot"]
+    assert list(found) == [
+        "pos_smaregi", "pos_vendor_a", "pos_vendor_a_master", "pos_vendor_b", "iot",
+    ]  # fmt: skip
     assert found["pos_vendor_b"].source == "pos_vendor_b"
     assert found["iot"].source == "iot"
 
