@@ -103,7 +103,7 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             rng = _rng(seed, 8, state.tenant_index, state.store_index, d_index)
             demand = day_demand(store, day, shocks[d_index], config.yearly_amplitude)
             demand *= _demand_event(config, state, d_index)
-            lifts = lever_lifts(initiatives, store.code, day)
+            lifts = lever_lifts(initiatives, store.tenant_id, store.code, day)
             row, tx_h, vis_h = _store_day(rng, state, day, hours, demand, lifts, prices)
             counted_h = _counter_gap(config, state, d_index, hours, vis_h)
             if counted_h is not vis_h:
