@@ -25,6 +25,7 @@ from tenpo.control import _validate
 from tenpo.control import users as _users
 from tenpo.control._admin import AdminMethods
 from tenpo.control._cache import TtlCache
+from tenpo.control._initiatives import InitiativeMethods
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
 from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
 from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant, User, UserStore
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-class ControlPlane(AdminMethods):
+class ControlPlane(AdminMethods, InitiativeMethods):
     """Reads and writes the control-plane database through ``engine``.
 
     Idempotent creates, updates and the bulk import are in :mod:`tenpo.control._admin`.

@@ -31,7 +31,7 @@ from tenpo.gateway.ingest import (
     Principal,
 )
 from tenpo.lake.base import Lake
-from tenpo.pos.vendors import CSV_CP932, JSON_UTF8
+from tenpo.pos.vendors import JSON_UTF8, built_in
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "Unknown vendor or endpoint",
         409: "Idempotency-Key reused for different content",
         413: "Body larger than max_body_bytes (pos_max_body_bytes for POS)",
-        415: "Text in another encoding than the vendor's (e.g. UTF-8 sent as vendor_a)",
+        415: "Text in another encoding than the vendor's (e.g. UTF-8 sent to a CP932 vendor)",
         422: "Invalid header or parameter",
         503: "Datalake or event bus unavailable",
     }.items()
@@ -219,15 +219,23 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter()
 
+_VENDORS = built_in()
+_SALES_DOC = "The vendor's native sales body: " + "; ".join(
+    f"{v.key} `{v.sales.content_type}`" for v in _VENDORS.values()
+)
+_MASTERS = {k: v.master for k, v in _VENDORS.items() if v.master is not None}
+_MASTER_DOC = "The vendor's POS master: " + "; ".join(
+    f"{k} `{u.content_type}`" for k, u in _MASTERS.items()
+)
+
 
 @router.post(
     "/v1/pos/{vendor}/sales",
     status_code=202,
     responses=_ERRORS,
     openapi_extra=_body_doc(
-        "The vendor's native sales body: vendor_a CSV (CP932), vendor_b JSON (UTF-8).",
-        CSV_CP932,
-        JSON_UTF8,
+        _SALES_DOC,
+        *dict.fromkeys(v.sales.content_type for v in _VENDORS.values()),
         json_schema=RECEIPTS_BODY,
     ),
     tags=["pos"],
@@ -236,8 +244,8 @@ async def post_pos_sales(
     vendor: Annotated[
         str,
         Path(
-            description="POS vendor: vendor_a, vendor_b or a declarative vendor.",
-            examples=["vendor_b", "vendor_a"],
+            description=f"POS vendor: {', '.join(_VENDORS)} or a declarative vendor.",
+            examples=list(_VENDORS),
         ),
     ],
     request: Request,
@@ -257,11 +265,13 @@ async def post_pos_sales(
     "/v1/pos/{vendor}/master",
     status_code=202,
     responses=_ERRORS,
-    openapi_extra=_body_doc("vendor_a POS master CSV (CP932).", CSV_CP932),
+    openapi_extra=_body_doc(_MASTER_DOC, *dict.fromkeys(u.content_type for u in _MASTERS.values())),
     tags=["pos"],
 )
 async def post_pos_master(
-    vendor: Annotated[str, Path(description="POS vendor sending a master: vendor_a.")],
+    vendor: Annotated[
+        str, Path(description=f"POS vendor sending a master: {', '.join(_MASTERS)}.")
+    ],
     request: Request,
     state: StateDep,
     principal: PosWriter,
