@@ -302,6 +302,18 @@ class ControlPlane(AdminMethods, InitiativeMethods):
         self._auth_cache.discard(lambda k: k[0] == key_id)
         return _key_info(row)
 
+    def cached_principal(self, token: str) -> Principal | None:
+        """The principal behind ``token`` when the auth cache holds it, else None: no
+        database, no blocking (an event loop may call it; :meth:`authenticate` on a miss).
+        A revoked key leaves the cache at once here and within the TTL elsewhere."""
+        token = token.strip() if isinstance(token, str) else ""
+        try:
+            key_id, _ = parse_token(token)
+        except AuthError:
+            return None
+        hit, cached = self._auth_cache.get((key_id, hashlib.sha256(token.encode()).digest()))
+        return cached if hit else None
+
     def authenticate(self, token: str) -> Principal:
         """The principal behind ``token``; :class:`AuthError` if malformed, unknown or revoked."""
         token = token.strip() if isinstance(token, str) else ""

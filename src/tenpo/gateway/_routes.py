@@ -1,12 +1,18 @@
 """HTTP routes of the gateway: authenticate, read the body within the limit, hand it over.
 
 Everything the routes need (settings, lake, bus, control plane, ingestor) comes from the
-:class:`GatewayState` on ``app.state.gateway`` through dependencies. Blocking work
-(control-plane lookups, lake writes, bus publishes) runs in the threadpool.
+:class:`GatewayState` on ``app.state.gateway`` through dependencies. The ingest routes'
+dependency chain is async: a cached API key is authenticated on the event loop (the
+database only on a cache miss, in a worker thread), the blocking part of an upload (checks,
+directory look-ups, unsynced lake writes) takes ONE worker-thread hop, and the group commit
+(durable, then announced) is awaited on the loop (:meth:`Ingestor.pos_sales_async`). FastAPI
+runs a sync ``def`` dependency in its threadpool: a hop per dependency per request, which is
+what the hot path cannot afford.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -14,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
@@ -47,7 +53,7 @@ class GatewayState:
     ingestor: Ingestor
 
 
-def get_state(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
     """The app's :class:`GatewayState`."""
     state: GatewayState = request.app.state.gateway
     return state
@@ -60,21 +66,39 @@ _bearer = HTTPBearer(
 )
 
 
-def authenticate(
-    request: Request,
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The principal behind ``Authorization: Bearer <api key>``; :class:`AuthError` otherwise."""
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Any:
+    """The principal behind the bearer credentials (see :func:`authenticate`)."""
     if credentials is None:
         if request.headers.get("Authorization") is None:
             raise AuthError("missing Authorization header (expected 'Bearer <api key>')")
         raise AuthError("malformed Authorization header (expected 'Bearer <api key>')")
-    return state.control.authenticate(credentials.credentials)
+    control = request.app.state.gateway.control
+    token = credentials.credentials
+    cached = getattr(control, "cached_principal", None)
+    if cached is not None and (principal := cached(token)) is not None:
+        return principal
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, control.authenticate, token)
+
+
+async def authenticate(request: Request, credentials: BearerDep) -> Principal:
+    """The principal behind ``Authorization: Bearer <api key>``; :class:`AuthError` otherwise.
+
+    A key in the control plane's auth cache is answered on the event loop; otherwise the
+    database lookup (and the cache fill) runs in a worker thread.
+    """
+    principal: Principal = await _principal(request, credentials)
+    return principal
 
 
 def _scoped(scope: str) -> Any:
-    def require_scope(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    # One flat dependency (no chain through authenticate/get_state): FastAPI solves each
+    # level of a dependency tree anew on every request.
+    async def require_scope(request: Request, credentials: BearerDep) -> Principal:
+        principal: Principal = await _principal(request, credentials)
         principal.require(scope)
         return principal
 
@@ -232,6 +256,7 @@ _MASTER_DOC = "The vendor's POS master: " + "; ".join(
 @router.post(
     "/v1/pos/{vendor}/sales",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc(
         _SALES_DOC,
@@ -249,21 +274,20 @@ async def post_pos_sales(
         ),
     ],
     request: Request,
-    state: StateDep,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a POS sales body as received and announce it to the streamer."""
+    state: GatewayState = request.app.state.gateway
     state.ingestor.check_vendor(vendor, "sales")
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return await run_in_threadpool(
-        state.ingestor.pos_sales, principal, vendor, body, idempotency_key
-    )
+    return _accepted(await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key))
 
 
 @router.post(
     "/v1/pos/{vendor}/master",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc(_MASTER_DOC, *dict.fromkeys(u.content_type for u in _MASTERS.values())),
     tags=["pos"],
@@ -276,16 +300,16 @@ async def post_pos_master(
     state: StateDep,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a POS register→store master as received and announce it."""
     state.ingestor.check_vendor(vendor, "master")
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return await run_in_threadpool(
-        state.ingestor.pos_master, principal, vendor, body, idempotency_key
+    return _accepted(
+        await state.ingestor.pos_master_async(principal, vendor, body, idempotency_key)
     )
 
 
-def _pos_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def _pos_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     """The caller, when it may write POS data or read its tenant's data."""
     try:
         principal.require("pos:write")
@@ -348,6 +372,7 @@ def _ledger(request: Request) -> Any:
 @router.post(
     "/v1/iot/events",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc(
         'Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8, json_schema=EVENTS_BODY
@@ -359,15 +384,16 @@ async def post_iot_events(
     state: StateDep,
     principal: IotWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a batch of device events as received and announce it."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(state.ingestor.iot_events, principal, body, idempotency_key)
+    return _accepted(await state.ingestor.iot_events_async(principal, body, idempotency_key))
 
 
 @router.post(
     "/v1/video/visitor-events",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc("Visitor events, one JSON object per line.", JSONL_UTF8),
     tags=["video"],
@@ -377,10 +403,15 @@ async def post_visitor_events(
     state: StateDep,
     principal: VideoWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a JSON Lines batch of visitor events as received and announce it."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(state.ingestor.visitor_events, principal, body, idempotency_key)
+    return _accepted(await state.ingestor.visitor_events_async(principal, body, idempotency_key))
+
+
+def _accepted(receipt: IngestReceipt) -> Response:
+    """The 202 answer, serialized once by pydantic's core (no response-model round trip)."""
+    return Response(receipt.model_dump_json(), status_code=202, media_type=JSON_UTF8)
 
 
 STREAMER_CONSUMER = "streamer"
