@@ -11,7 +11,7 @@ from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
@@ -78,6 +78,12 @@ class TenpoResource(ConfigurableResource):
         if self._lake is None:
             self._lake = open_lake(self.get_settings().lake_root)
         return self._lake
+
+    def datamart_engine(self) -> Engine:
+        """The datamart's engine, one per URL for the process (:func:`datamart.get_engine`)."""
+        from tenpo.datamart import get_engine
+
+        return get_engine(self.get_settings().datamart_db_url)
 
     def store_timezones(self) -> list[tuple[str, str, str]]:
         """(tenant_id, store_id, timezone) of every store in the control plane.
