@@ -286,7 +286,7 @@ def _print_initiatives(initiatives: list[dict[str, Any]], sim_dir: Path) -> None
         true = truth.get((i["tenant_id"], i["initiative_id"]))
         table.add_row(
             i["tenant_id"],
-            f"{i['initiative_id']} {i['name']}",
+            i["initiative_id"],
             i["kpi"],
             str(len(i["stores"])),
             f"{float(true):+.1%}" if true else "—",
