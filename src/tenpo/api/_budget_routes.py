@@ -26,10 +26,10 @@ from tenpo.api._routes import Datamart, FromDate, StoreId, ToDate, _parse_date
 from tenpo.api.models import Money, Problem
 from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.core.errors import BadInput
-from tenpo.core.problems import problem_type
 from tenpo.datamart import mart_store_daily
 from tenpo.datamart.ml import store_targets
 from tenpo.datamart.read import visible_store
+from tenpo.problems import problem_type
 
 __all__ = ["budget_router"]
 
