@@ -39,6 +39,7 @@ from tenpo.flow import (
     register_chain,
     source_files,
 )
+from tenpo.pos.vendors import master_sources
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ def run_demo(
         streamer = Streamer(cfg, lake, bus, directory)
         cleanup.callback(streamer.close)
         files = source_files(sim_dir)
-        masters = [f for f in files if f[0] == "pos_vendor_a_master"]
-        rest = [f for f in files if f[0] != "pos_vendor_a_master"]
+        masters = [f for f in files if f[0] in master_sources()]
+        rest = [f for f in files if f[0] not in master_sources()]
         with _progress() as progress:
             # Masters first, loaded before the sales that resolve registers through them.
             send_files(gw_url, keys, masters, progress)

@@ -85,7 +85,7 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
                 continue
             rng = _rng(seed, 8, state.tenant_index, state.store_index, d_index)
             demand = day_demand(store, day, shocks[d_index])
-            lifts = lever_lifts(initiatives, store.code, day)
+            lifts = lever_lifts(initiatives, store.tenant_id, store.code, day)
             row, tx_h, vis_h = _store_day(rng, state, day, hours, demand, lifts, prices)
             daily.append(row)
             active = np.flatnonzero(tx_h + vis_h)

@@ -201,7 +201,7 @@ def _iter_days(
                 rng = _rng(config.seed, 3, t_index, state.store_index, d_index)
                 codes = tuple(r.register_code for r in active if r.store_code == state.store.code)
                 demand = day_demand(state.store, day, shocks[d_index])
-                lifts = lever_lifts(chain.initiatives, state.store.code, day)
+                lifts = lever_lifts(chain.initiatives, state.store.tenant_id, state.store.code, day)
                 store_day, used = _store_day(
                     config,
                     rng,

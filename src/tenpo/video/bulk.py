@@ -1,7 +1,7 @@
 """Wiring the analyzer to the platform: build it, feed it lake chunks, land its events.
 
-- :func:`build_analyzer`: the default stages (dlib HOG or Haar, landmark quality, IoU
-  tracker, dlib ResNet) for one camera.
+- :func:`build_analyzer`: the default stages (dlib HOG or Haar, landmark quality, Kalman +
+  appearance tracker, dlib ResNet) for one camera.
 - :func:`analyze_chunks` / :func:`analyze_day` (bulk mode): decode the camera's chunks of a
   business date from ``video/...`` in time order and run them through one analyzer, so a
   track that spans a chunk boundary stays one track.
@@ -33,7 +33,7 @@ from tenpo.video.events import VisitorEvent
 from tenpo.video.line import EntranceLine
 from tenpo.video.quality import LandmarkQualityChecker, QualityThresholds
 from tenpo.video.recorder import SOURCE, VIDEO_CHUNKS, chunk_start
-from tenpo.video.track import IouTracker
+from tenpo.video.track import KalmanTracker
 
 __all__ = [
     "Camera",
@@ -80,7 +80,7 @@ def build_analyzer(
         camera_id=camera.camera_id,
         detector=det,
         quality=LandmarkQualityChecker(thresholds),
-        tracker=IouTracker(),
+        tracker=KalmanTracker(),
         extractor=DlibResNetExtractor(),
         store=store,
         line=camera.line,
