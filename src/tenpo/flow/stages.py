@@ -132,6 +132,19 @@ def register_chain(control: Any, chain: dict[str, Any]) -> dict[str, str]:
             lines=tuple(d.get("lines") or ()),
             zones=tuple(d.get("zones") or ()),
         )
+    for i in chain.get("initiatives", []):
+        # The simulator's planted initiatives, as a chain would register its own measures.
+        control.ensure_initiative(
+            i["tenant_id"],
+            initiative_id=i["initiative_id"],
+            name=i["name"],
+            kind=i["kind"],
+            kpi=i["kpi"],
+            store_ids=[store_ids[(i["tenant_id"], c)] for c in i["store_codes"]],
+            start=date.fromisoformat(i["start"]),
+            end=date.fromisoformat(i["end"]),
+            description=i.get("description", ""),
+        )
     return keys
 
 

@@ -430,3 +430,30 @@ def _series(
 
 def _ratio(value: float) -> float | None:
     return round(math.exp(value), 5) if math.isfinite(value) else None
+
+
+EFFECT_COLUMNS = (
+    "tenant_id initiative_id kpi business_date status effect ci_low ci_high confidence "
+    "p_value significant std_error pre_start pre_end post_start post_end pre_days post_days "
+    "treated controls candidates pre_rmse pre_corr pre_slope_per_week pre_slope_p "
+    "parallel_trends treated_mean_pre treated_mean_post control_mean_pre control_mean_post "
+    "series"
+).split()
+"""Columns of ``mart_initiative_effects`` (key: tenant_id, initiative_id, kpi)."""
+
+
+def effect_record(effect: KpiEffect, as_of: date) -> dict[str, object]:
+    """One ``mart_initiative_effects`` row: lists and the daily series as JSON text."""
+    import json
+
+    row: dict[str, object] = {
+        name: getattr(effect, name) for name in EFFECT_COLUMNS if hasattr(effect, name)
+    }
+    row["business_date"] = as_of
+    row["treated"] = json.dumps(effect.treated)
+    row["controls"] = json.dumps(effect.controls)
+    row["series"] = json.dumps(effect.series, separators=(",", ":"))
+    for name, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            row[name] = None
+    return {name: row[name] for name in EFFECT_COLUMNS}

@@ -40,6 +40,7 @@ from tenpo.core.errors import BadInput, TenpoError
 from tenpo.core.settings import Settings
 from tenpo.pipelines.definitions import build_definitions
 from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
+from tenpo.pipelines.initiatives import DATAMART_INITIATIVES_KEY, MART_INITIATIVE_EFFECTS_KEY
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
 from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS
 from tenpo.pipelines.partitions import DEFAULT_START
@@ -65,6 +66,7 @@ ASSET_GROUPS: dict[str, tuple[str, ...]] = {
     "kpis": (DATAMART_STORES_KEY, *MART_KEYS, *DATAMART_KEYS),
     "devices": (MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY),
     "ml": (*ML_ASSET_KEYS, DATAMART_ML_KEY),
+    "initiatives": (MART_INITIATIVE_EFFECTS_KEY, DATAMART_INITIATIVES_KEY),
 }
 """Named asset sets of ``tenpo jobs materialize --only``; together, every asset the API reads."""
 
@@ -73,7 +75,15 @@ DEFAULT_ASSETS: tuple[str, ...] = tuple(k for group in ASSET_GROUPS.values() for
 ``tenpo jobs materialize``, the demo and the daily schedule build unless told otherwise."""
 
 # Assets without date partitions: they run once, in the last run of a request.
-_UNPARTITIONED = frozenset({DATAMART_STORES_KEY, *ML_ASSET_KEYS, DATAMART_ML_KEY})
+_UNPARTITIONED = frozenset(
+    {
+        DATAMART_STORES_KEY,
+        *ML_ASSET_KEYS,
+        DATAMART_ML_KEY,
+        MART_INITIATIVE_EFFECTS_KEY,
+        DATAMART_INITIATIVES_KEY,
+    }
+)
 
 
 @dataclass(frozen=True)
