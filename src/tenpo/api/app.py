@@ -27,6 +27,7 @@ from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
+from tenpo.api._video_routes import video_router
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings
 from tenpo.datamart import ensure_schema, get_engine
@@ -91,6 +92,8 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.include_router(video_router)
+    app.state.lake_root = settings.lake_root
     app.state.operator_tenant = settings.operator_tenant
     app.include_router(admin_router)
     app.include_router(initiative_router)
