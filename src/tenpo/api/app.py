@@ -21,6 +21,7 @@ from tenpo.api._auth import (
 )
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
+from tenpo.api._forecast_routes import forecast_router
 from tenpo.api._ml_routes import ml_router
 from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.include_router(forecast_router)
     app.state.operator_tenant = settings.operator_tenant
     app.include_router(admin_router)
     mount_dashboard(app)
