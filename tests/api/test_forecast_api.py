@@ -13,18 +13,20 @@ from datetime import date, timedelta
 from typing import Any
 
 import jpholiday
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from tenpo.api import create_app
+from tenpo.cli import app
 from tenpo.datamart import dispose_engines, get_engine
 from tenpo.datamart.forecast import export_forecasts, read_weather
 from tenpo.lake import open_lake
 from tenpo.lake.keys import table_key
-from tenpo.ml.forecast import MART_STORE_FORECAST
-from tenpo.pipelines.forecast import materialize_forecasts
+from tenpo.ml.forecast import MART_STORE_FORECAST, forecast_rows
 from tenpo.warehouse.schemas import MART_STORE_HOURLY
 from tests.api.world import SECRET_STORE, World, build
 from tests.datamart.factory import BACKENDS, daily_row, mart_table, temporary_database
@@ -40,8 +42,9 @@ def _visitors(day: date) -> int:
     return round(base * (1 + 0.03 * ((day.toordinal() * 7) % 5 - 2) / 2))
 
 
-def _seed_lake(world: World) -> None:
-    lake = open_lake(world.settings.lake_root)
+def _marts() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    daily: list[dict[str, Any]] = []
+    hourly: list[dict[str, Any]] = []
     for day in DAYS:
         v = _visitors(day)
         rows = [
@@ -49,10 +52,8 @@ def _seed_lake(world: World) -> None:
                       net_sales=f"{v // 4 * 1500}.00"),
             daily_row("t2", SECRET_STORE, day, visitors=2 * v, transactions=v // 2),
         ]  # fmt: skip
-        for tenant in ("t1", "t2"):
-            part = mart_table([r for r in rows if r["tenant_id"] == tenant])
-            _put(lake, "mart_store_daily", tenant, day, part)
-        hourly = [
+        daily += rows
+        hourly += [
             {
                 "tenant_id": "t1",
                 "store_id": "s1",
@@ -66,7 +67,18 @@ def _seed_lake(world: World) -> None:
             }
             for h in HOURS
         ]
-        _put(lake, "mart_store_hourly", "t1", day, pa.Table.from_pylist(hourly, MART_STORE_HOURLY))
+    return daily, hourly
+
+
+def _seed_lake(world: World) -> None:
+    lake = open_lake(world.settings.lake_root)
+    daily, hourly = _marts()
+    for day in DAYS:
+        for tenant in ("t1", "t2"):
+            part = [r for r in daily if r["tenant_id"] == tenant and r["business_date"] == day]
+            _put(lake, "mart_store_daily", tenant, day, mart_table(part))
+        hours = [r for r in hourly if r["business_date"] == day]
+        _put(lake, "mart_store_hourly", "t1", day, pa.Table.from_pylist(hours, MART_STORE_HOURLY))
 
 
 def _put(lake: Any, table: str, tenant: str, day: date, rows: pa.Table) -> None:
@@ -83,8 +95,22 @@ def world(
     folder = tmp_path_factory.mktemp("forecast")
     with temporary_database(request.param, folder, pg) as url:
         w = build(folder, url)
-        _seed_lake(w)
-        materialize_forecasts(w.settings)
+        if request.param == "sqlite":  # the operator's path: lake marts → `tenpo jobs forecast`
+            env = {
+                "TENPO_DATA_DIR": str(w.settings.data_dir),
+                "TENPO_DATAMART_URL": url,
+                "TENPO_CONTROL_URL": str(w.settings.control_url),
+            }
+            empty = CliRunner().invoke(app, ["jobs", "forecast"], env=env)
+            assert empty.exit_code == 2 and "mart_store_daily is empty" in empty.output
+            _seed_lake(w)
+            done = CliRunner().invoke(app, ["jobs", "forecast"], env=env)
+            assert done.exit_code == 0, done.output
+        else:  # the same rows, exported straight into PostgreSQL
+            daily, hourly = _marts()
+            stores = [{"tenant_id": "t1", "store_id": "s1"}]
+            rows = forecast_rows(pd.DataFrame(daily), pd.DataFrame(hourly), stores, as_of=AS_OF)
+            export_forecasts(w.settings, rows)
         yield w
         dispose_engines()
 

@@ -18,7 +18,7 @@ from tenpo.api._auth import Reader
 from tenpo.api._ml_routes import _AUTH, Datamart, _problem
 from tenpo.api._routes import StoreId
 from tenpo.datamart.forecast import store_forecast, write_weather
-from tenpo.ml.forecast import LEVELS
+from tenpo.ml.forecast import GRAINS, KPIS, LEVELS
 
 __all__ = ["forecast_router"]
 
@@ -85,11 +85,21 @@ def _offset(seconds: int | None) -> str | None:
 
 forecast_router = APIRouter()
 
+# Enumerated in the schema, checked in tenpo.datamart.forecast (a problem naming the choices).
 _KPI = Annotated[
     str,
-    Query(description="`visitors`, `transactions` or `net_sales`.", max_length=32),
+    Query(
+        description="`visitors`, `transactions` or `net_sales`.",
+        json_schema_extra={"enum": list(KPIS)},
+    ),
 ]
-_GRAIN = Annotated[str, Query(description="`day` (90 days) or `hour` (14 days).", max_length=8)]
+_GRAIN = Annotated[
+    str,
+    Query(
+        description="`day` (90 days) or `hour` (14 days).",
+        json_schema_extra={"enum": list(GRAINS)},
+    ),
+]
 
 
 @forecast_router.get(
