@@ -12,6 +12,7 @@ from dagster import Definitions
 
 from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.forecast import forecast_assets, forecast_schedules
+from tenpo.pipelines.initiatives import initiative_assets, initiative_schedules
 from tenpo.pipelines.kpis import kpi_assets
 from tenpo.pipelines.ml import ml_assets, ml_schedules
 from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
@@ -40,9 +41,15 @@ def build_definitions(
             *device_assets(partitions),
             *ml_assets(),
             *forecast_assets(),
+            *initiative_assets(),
         ],
         sensors=[partitions_changed_sensor()],
-        schedules=[daily_kpis_schedule(partitions), *ml_schedules(), *forecast_schedules()],
+        schedules=[
+            daily_kpis_schedule(partitions),
+            *ml_schedules(),
+            *forecast_schedules(),
+            *initiative_schedules(),
+        ],
         resources={"tenpo": resource or TenpoResource()},
     )
 

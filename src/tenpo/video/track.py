@@ -55,6 +55,10 @@ class ObjectTracker(ABC):
     def flush(self) -> list[Track]:
         """End every live track (end of stream) and return them."""
 
+    @abstractmethod
+    def open_tracks(self) -> int:
+        """How many tracks are live (matched lately or coasting)."""
+
 
 class IouTracker(ObjectTracker):
     """Greedy IoU / centre-distance tracker that survives ``max_missed`` empty rounds."""
@@ -128,6 +132,10 @@ class IouTracker(ObjectTracker):
         """End all live tracks."""
         ended, self.live = self.live, []
         return ended
+
+    def open_tracks(self) -> int:
+        """Live tracks."""
+        return len(self.live)
 
 
 _HOG = cv2.HOGDescriptor((32, 32), (16, 16), (8, 8), (8, 8), 9)
@@ -300,3 +308,7 @@ class KalmanTracker(ObjectTracker):
         ended = [lt.track for lt in self.live]
         self.live = []
         return ended
+
+    def open_tracks(self) -> int:
+        """Live tracks."""
+        return len(self.live)

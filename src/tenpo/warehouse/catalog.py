@@ -21,6 +21,7 @@ earlier one, the transaction and all its lines (docs/vendors.md).
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -38,7 +39,7 @@ from tenpo.lake.base import Lake, open_lake
 from tenpo.lake.keys import table_prefix
 from tenpo.warehouse.schemas import EVENT_KEYS, MART_TABLES, NATURAL_KEYS, RAW_TABLES
 
-__all__ = ["TABLES", "Warehouse", "duckdb_type", "open_warehouse"]
+__all__ = ["TABLES", "BaseWarehouse", "Warehouse", "duckdb_type", "open_warehouse"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ _POS_TX_KEY = ("tenant_id", "store_id", "transaction_id")
 
 # Internal columns of the scan views: partition keys and the position used to order duplicates.
 _TENANT, _DATE, _FILE, _ROW = "_part_tenant", "_part_date", "_file", "_row"
+# The parts of a table, relative to its prefix (hive partitions tenant=/date=).
+_PART_GLOB = "tenant=*/date=*/*.parquet"
 
 
 def duckdb_type(arrow_type: pa.DataType) -> str:
@@ -84,37 +87,58 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class Warehouse:
-    """Ibis connection over the lake with every raw and mart table exposed by name.
+class BaseWarehouse(ABC):
+    """Every raw and mart table of the lake by name, as Ibis tables of one engine.
 
-    Build one per unit of work (a job run, a CLI command) and close it; it holds an
-    in-memory DuckDB unless ``database`` names a file.
+    The reading rules (contract schema, natural-key deduplication, POS versions, partition
+    pruning) are Ibis expressions over each engine's *scan* of a table — its typed columns
+    plus the partition keys and the position (file, row) of each row — so every engine
+    reads the same rows. Subclasses provide the scan and execution: :class:`Warehouse`
+    (DuckDB, in process) and :class:`tenpo.warehouse.spark.SparkWarehouse`.
+    Build one per unit of work (a job run, a CLI command) and close it.
     """
 
-    def __init__(
-        self, lake: Lake, backend: str = "duckdb", *, database: str | Path = ":memory:"
-    ) -> None:
-        if backend not in SUPPORTED_BACKENDS:
-            raise ConfigError(
-                f"warehouse backend {backend!r} is not supported (choose from "
-                f"{', '.join(SUPPORTED_BACKENDS)})"
-            )
+    engine: str = ""
+    """The engine's name as in ``Settings.engine``."""
+
+    def __init__(self, lake: Lake) -> None:
         self.lake = lake
-        self.backend = backend
-        self._con: DuckDBBackend = ibis.duckdb.connect(str(database))
-        # Instants come back in UTC whatever the machine's zone (TIMESTAMPTZ follows the session).
-        self._con.raw_sql("SET TimeZone = 'UTC'")
-        if not isinstance(lake.filesystem, LocalFileSystem):
-            # Remote lakes (s3://, gs://): DuckDB reads through the lake's own fsspec filesystem.
-            self._con.register_filesystem(lake.filesystem)
-        self._views: dict[str, bool] = {}
+
+    # -- engine-specific ----------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def con(self) -> ibis.BaseBackend:
+        """The Ibis backend (for expressions spanning several tables)."""
+
+    @abstractmethod
+    def _scan(self, name: str, schema: pa.Schema) -> ibis.Table:
+        """Table ``name``'s rows as stored: contract columns plus ``_part_tenant``,
+        ``_part_date`` (the hive partition keys), ``_file`` and ``_row`` (position)."""
+
+    @abstractmethod
+    def to_arrow(self, expr: ibis.Table) -> pa.Table:
+        """Execute an expression of this warehouse into an Arrow table."""
+
+    @abstractmethod
+    def sql(self, query: str) -> pa.Table:
+        """Run a SELECT (the engine's SQL dialect) over the tables, by name, into Arrow."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine's resources held by this warehouse."""
+
+    def __enter__(self) -> BaseWarehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # -- public API -------------------------------------------------------------------------
-    @property
-    def con(self) -> DuckDBBackend:
-        """The Ibis backend (for expressions spanning several tables)."""
-        return self._con
-
     def table(self, name: str, *, dates: Iterable[date] | None = None) -> ibis.Table:
         """Table ``name`` with its contract schema; raw tables deduplicated by natural key.
 
@@ -136,8 +160,11 @@ class Warehouse:
         event_keys = EVENT_KEYS.get(name)
         if event_keys is not None:
             # A device's (device_id, seq) counts once: keep the rows of its first object only.
+            # (A column first, then the filter: Ibis's PySpark compiler mis-scopes a window
+            # function inside a filter predicate.)
             first = scan.source_object_id.min().over(ibis.window(group_by=list(event_keys)))
-            scan = scan.filter(scan.seq.isnull() | (scan.source_object_id == first))
+            scan = scan.mutate(_first=first)
+            scan = scan.filter(scan.seq.isnull() | (scan.source_object_id == scan._first))
         return scan.select(*schema.names)
 
     def _latest_pos_version(
@@ -183,6 +210,58 @@ class Warehouse:
         )
         return lines.mutate(_rank=rank).filter(ibis._["_rank"] == 0)
 
+    # -- internals --------------------------------------------------------------------------
+    def _has_files(self, name: str) -> bool:
+        """Whether table ``name`` has a Parquet part (engines refuse to scan no file)."""
+        fs = self.lake.filesystem
+        pattern = self.lake.path(table_prefix(name)) + _PART_GLOB
+        return bool(fs.glob(fs._strip_protocol(pattern)))
+
+    @staticmethod
+    def _schema(name: str) -> pa.Schema:
+        try:
+            return TABLES[name]
+        except KeyError:
+            raise NotFound(
+                f"no warehouse table {name!r} (known: {', '.join(sorted(TABLES))})"
+            ) from None
+
+
+class Warehouse(BaseWarehouse):
+    """The DuckDB warehouse: each table a DuckDB view over its Parquet dataset.
+
+    It holds an in-memory DuckDB unless ``database`` names a file.
+    """
+
+    engine = "duckdb"
+
+    def __init__(
+        self, lake: Lake, backend: str = "duckdb", *, database: str | Path = ":memory:"
+    ) -> None:
+        if backend not in SUPPORTED_BACKENDS:
+            raise ConfigError(
+                f"warehouse backend {backend!r} is not supported by this class (choose from "
+                f"{', '.join(SUPPORTED_BACKENDS)}); for Spark set TENPO_ENGINE=spark and use "
+                "open_warehouse()"
+            )
+        super().__init__(lake)
+        self.backend = backend
+        self._con: DuckDBBackend = ibis.duckdb.connect(str(database))
+        # Instants come back in UTC whatever the machine's zone (TIMESTAMPTZ follows the session).
+        self._con.raw_sql("SET TimeZone = 'UTC'")
+        if not isinstance(lake.filesystem, LocalFileSystem):
+            # Remote lakes (s3://, gs://): DuckDB reads through the lake's own fsspec filesystem.
+            self._con.register_filesystem(lake.filesystem)
+        self._views: dict[str, bool] = {}
+
+    @property
+    def con(self) -> DuckDBBackend:
+        """The Ibis DuckDB backend (for expressions spanning several tables)."""
+        return self._con
+
+    def __enter__(self) -> Warehouse:
+        return self
+
     def sql(self, query: str) -> pa.Table:
         """Run a SELECT over the tables (by name, raw ones deduplicated) into Arrow."""
         for name in TABLES:
@@ -210,34 +289,8 @@ class Warehouse:
         """Release the DuckDB connection."""
         self._con.disconnect()
 
-    def __enter__(self) -> Warehouse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- internals --------------------------------------------------------------------------
-    @staticmethod
-    def _schema(name: str) -> pa.Schema:
-        try:
-            return TABLES[name]
-        except KeyError:
-            raise NotFound(
-                f"no warehouse table {name!r} (known: {', '.join(sorted(TABLES))})"
-            ) from None
-
     def _glob(self, name: str) -> str:
-        return self.lake.path(table_prefix(name)) + "tenant=*/date=*/*.parquet"
-
-    def _has_files(self, name: str) -> bool:
-        pattern = self._glob(name)
-        fs = self.lake.filesystem
-        return bool(fs.glob(fs._strip_protocol(pattern)))
+        return self.lake.path(table_prefix(name)) + _PART_GLOB
 
     def _scan(self, name: str, schema: pa.Schema) -> ibis.Table:
         """The (re)created view ``_scan_{name}``: typed columns plus partition and position."""
@@ -281,6 +334,21 @@ class Warehouse:
         return f"SELECT {', '.join(cols)} FROM {source}"
 
 
-def open_warehouse(settings: Settings, *, database: str | Path = ":memory:") -> Warehouse:
-    """A DuckDB warehouse over the settings' lake (``database``: DuckDB file, default memory)."""
-    return Warehouse(open_lake(settings.lake_root), database=database)
+def open_warehouse(
+    settings: Settings, *, database: str | Path = ":memory:", engine: str | None = None
+) -> BaseWarehouse:
+    """The warehouse over the settings' lake on the configured engine (``settings.engine``).
+
+    The one place an engine is chosen: the Dagster resource, the CLI and the demo all call
+    this. ``engine`` overrides the setting; ``database`` is DuckDB's file (default memory).
+    ``ConfigError`` for an unknown engine or when Spark is wanted but not installed.
+    """
+    chosen = engine or settings.engine
+    lake = open_lake(settings.lake_root)
+    if chosen == "duckdb":
+        return Warehouse(lake, database=database)
+    if chosen == "spark":
+        from tenpo.warehouse.spark import SparkWarehouse, spark_session
+
+        return SparkWarehouse(lake, spark_session(settings))
+    raise ConfigError(f"unknown warehouse engine {chosen!r} (choose duckdb or spark)")
