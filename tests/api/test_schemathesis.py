@@ -58,6 +58,8 @@ OPERATIONS = [
     ("POST", "/v1/initiatives"),
     ("GET", "/v1/initiatives"),
     ("GET", "/v1/initiatives/{initiative_id}/effect"),
+    ("POST", "/v1/budgets"),
+    ("GET", "/v1/stores/{store_id}/budget"),
 ]
 
 

@@ -19,6 +19,7 @@ from tenpo.api._auth import (
     _UserCache,
     trusted_networks,
 )
+from tenpo.api._budget_routes import budget_router
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._initiative_routes import initiative_router
@@ -97,6 +98,7 @@ def create_app(
     app.state.operator_tenant = settings.operator_tenant
     app.include_router(admin_router)
     app.include_router(initiative_router)
+    app.include_router(budget_router)
     mount_dashboard(app)
     install_openapi(app)
     return app
