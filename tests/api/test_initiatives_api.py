@@ -243,3 +243,84 @@ def test_effect_is_served_from_the_datamart(world: World) -> None:
     seen = m1.get("/v1/initiatives/spring-promo/effect").json()
     assert seen["items"][0]["controls"] == [] and seen["items"][0]["controls_hidden"] == 2
     assert world.stores["S2"] not in m1.get("/v1/initiatives/spring-promo/effect").text
+
+
+# -- budgets ------------------------------------------------------------------------------------
+
+
+def test_budgets_upload_csv_or_json_and_read_beside_actuals(world: World) -> None:
+    from tenpo.datamart import export_partition, sync_stores
+    from tests.datamart.factory import daily_row, mart_table
+
+    c, s1 = world.client, world.stores["S1"]
+    csv_body = "store_code,date,net_sales\nS1,2026-11-01,300000\nS1,2026-11-02,320000.50\n"
+    csv_headers = world.a_admin | {"Content-Type": "text/csv"}
+    first = c.post("/v1/budgets", content=csv_body.encode(), headers=csv_headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"tenant_id": "a", "created": 2, "updated": 0, "unchanged": 0}
+    again = c.post("/v1/budgets", content=csv_body.encode(), headers=csv_headers).json()
+    assert (again["created"], again["unchanged"]) == (0, 2)
+    fix = {"items": [{"store_id": s1, "date": "2026-11-02", "net_sales": "310000"}]}
+    assert c.post("/v1/budgets", json=fix, headers=world.a_admin).json()["updated"] == 1
+    # Every bad row is named; nothing of the upload is written.
+    bad = (
+        "store_code,date,net_sales\nS1,2026-11-03,1\nS9,2026-11-04,1\nS1,11/05,1\n"
+        "S1,2026-11-06,-5\n"
+    )
+    resp = c.post("/v1/budgets", content=bad.encode(), headers=csv_headers)
+    _problem(resp, 422, "3 invalid row(s)")
+    assert [e["row"] for e in resp.json()["errors"]] == [2, 3, 4]
+    _problem(
+        c.post("/v1/budgets", content=b"x", headers=world.a_admin | {"Content-Type": "text/plain"}),
+        415,
+        "text/csv",
+    )
+    _problem(c.post("/v1/budgets", content=b"a,b\n1,2\n", headers=csv_headers), 422, "header")
+    _problem(c.post("/v1/budgets", json=fix, headers=world.a_read), 403, "admin")
+    # Tenant b's "S1" is b's own store: a's budget stays.
+    b_csv = b"store_code,date,net_sales\nS1,2026-11-01,1\n"
+    assert (
+        c.post(
+            "/v1/budgets", content=b_csv, headers=world.b_admin | {"Content-Type": "text/csv"}
+        ).json()["created"]
+        == 1
+    )
+    _problem(c.post("/v1/budgets", json=fix, headers=world.b_admin), 422, "unknown store id")
+
+    sync_stores(world.settings, world.control.list_stores("a"), tenants=["a"])
+    day1, day2 = date(2026, 11, 1), date(2026, 11, 2)
+    for day, sales in ((day1, "330000.00"), (day2, "279000.00")):
+        export_partition(
+            world.settings,
+            "mart_store_daily",
+            day,
+            mart_table([daily_row("a", s1, day, net_sales=sales)]),
+            tenant_id="a",
+        )
+    got = c.get(
+        f"/v1/stores/{s1}/budget",
+        params={"from": "2026-11-01", "to": "2026-11-03"},
+        headers=world.a_read,
+    )
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert [(d["date"], d["budget"], d["actual"]) for d in body["days"]] == [
+        ("2026-11-01", "300000.00", "330000.00"),
+        ("2026-11-02", "310000.00", "279000.00"),
+    ]
+    assert body["budget_total"] == "610000.00" and body["actual_total"] == "609000.00"
+    assert body["achievement"] == pytest.approx(609000 / 610000)
+    assert c.get(
+        f"/v1/stores/{s1}/budget",
+        params={"from": "2026-11-01", "to": "2026-11-03"},
+        headers=world.b_admin,
+    ).status_code in (403, 404)
+    _problem(
+        c.get(
+            f"/v1/stores/{s1}/budget",
+            params={"from": "2026-11-03", "to": "2026-11-01"},
+            headers=world.a_read,
+        ),
+        422,
+        "'to'",
+    )

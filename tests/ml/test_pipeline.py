@@ -30,8 +30,8 @@ from tenpo.lake import Lake, open_lake
 from tenpo.lake.landing import LandingZone
 from tenpo.ml import LEVERS
 from tenpo.pipelines import materialize_dates
-from tenpo.pipelines.ml import materialize_ml, read_ml_mart
-from tenpo.pipelines.run import resolve_selection
+from tenpo.pipelines.ml import read_ml_mart
+from tenpo.pipelines.run import materialize_ml, resolve_selection
 from tenpo.simulate import SimConfig, simulate
 from tenpo.streamer import Streamer
 from tenpo.warehouse import open_warehouse

@@ -66,3 +66,29 @@ def test_default_registry_refuses_a_source_mismatch(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_registry, "DEFAULT_PRE_ETLS", {"iot": ("tenpo.pos", "VendorBPreEtl")})
     with pytest.raises(ConfigError, match="declares source 'pos_vendor_b'"):
         default_pre_etls()
+
+
+def test_an_injected_ledger_stays_the_callers(settings: Settings) -> None:
+    from tenpo.bus import open_bus
+    from tenpo.control.directory import StaticDirectory
+    from tenpo.lake import open_lake
+    from tenpo.streamer import Streamer
+
+    closed: list[str] = []
+
+    class Spy(LoadLedger):
+        def close(self) -> None:
+            closed.append("closed")
+            super().close()
+
+    ledger = Spy(settings.streamer_db_url)
+    bus = open_bus(settings)
+    lake = open_lake(settings.lake_root)
+    streamer = Streamer(settings, lake, bus, StaticDirectory(), ledger=ledger)
+    assert streamer.ledger is ledger
+    streamer.run_until_idle(0.05)
+    streamer.close()
+    assert closed == []  # the caller's, left open
+    ledger.close()
+    assert closed == ["closed"]
+    bus.close()

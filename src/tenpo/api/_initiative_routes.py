@@ -141,6 +141,10 @@ class KpiEffect(BaseModel):
     controls: list[str] = Field(description="Control stores the caller may read.")
     controls_hidden: int = Field(description="Other control stores (counted, not named).")
     candidates: int = Field(description="Stores that could have been controls.")
+    control_basis: str = Field(
+        description="`group`: candidates of the treated stores' industry; `tenant`: any "
+        "store of the tenant (the industry had fewer than two)."
+    )
     pre_rmse: float | None = Field(description="Daily treated−control gap left unexplained.")
     pre_corr: float | None = Field(description="Correlation of treated and control (pre).")
     pre_slope_per_week: float | None = Field(description="Pre-period drift of the gap.")

@@ -19,8 +19,10 @@ from tenpo.api._auth import (
     _UserCache,
     trusted_networks,
 )
+from tenpo.api._budget_routes import budget_router
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
+from tenpo.api._forecast_routes import forecast_router
 from tenpo.api._initiative_routes import initiative_router
 from tenpo.api._ml_routes import ml_router
 from tenpo.api._openapi import install_openapi
@@ -92,11 +94,13 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.include_router(forecast_router)
     app.include_router(video_router)
     app.state.lake_root = settings.lake_root
     app.state.operator_tenant = settings.operator_tenant
     app.include_router(admin_router)
     app.include_router(initiative_router)
+    app.include_router(budget_router)
     mount_dashboard(app)
     install_openapi(app)
     return app

@@ -80,6 +80,7 @@ def record(
     from tenpo.bus import open_bus
     from tenpo.lake import open_lake
     from tenpo.lake.landing import LandingZone
+    from tenpo.streamer import stop_on_signals
     from tenpo.video.bulk import build_analyzer, land_events
     from tenpo.video.recorder import OpenCvSource, Recorder
 
@@ -124,7 +125,8 @@ def record(
         on_frame=analyzer.process if analyzer else None,
     )
     src: str | int = int(source) if source.isdigit() else source
-    chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames)
+    with stop_on_signals() as stop:  # SIGINT/SIGTERM: close the open chunk, then exit 0
+        chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames, stop=stop)
     console.print(f"recorded {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks")
     if analyzer is not None:
         from zoneinfo import ZoneInfo
@@ -162,6 +164,7 @@ def _record_upload(
 
     import httpx
 
+    from tenpo.streamer import stop_on_signals
     from tenpo.video.recorder import OpenCvSource, Recorder
     from tenpo.video.spool import ChunkSpool, ChunkUploader
 
@@ -187,7 +190,8 @@ def _record_upload(
         thread.start()
         try:
             src: str | int = int(source) if source.isdigit() else source
-            chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames)
+            with stop_on_signals() as stopped:  # SIGINT/SIGTERM: close the chunk, drain, exit 0
+                chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames, stop=stopped)
         finally:
             stop.set()
             thread.join()

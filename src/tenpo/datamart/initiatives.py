@@ -63,6 +63,7 @@ mart_initiative_effects = sa.Table(
     sa.Column("pre_days", sa.Integer, nullable=False),
     sa.Column("post_days", sa.Integer, nullable=False),
     sa.Column("candidates", sa.Integer, nullable=False),
+    sa.Column("control_basis", sa.String(16), nullable=False),
     sa.Column("treated", sa.Text, nullable=False),
     sa.Column("controls", sa.Text, nullable=False),
     sa.Column("series", sa.Text, nullable=False),
@@ -133,6 +134,7 @@ class EffectRecord:
     controls: list[str]
     controls_hidden: int
     candidates: int
+    control_basis: str
     pre_rmse: float | None
     pre_corr: float | None
     pre_slope_per_week: float | None

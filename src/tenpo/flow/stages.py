@@ -196,6 +196,22 @@ def send_files(
             return sum(pool.map(send, files))
 
 
+def read_initiative_effects(
+    api_url: str, keys: dict[str, str], tenants: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Every tenant's initiatives with the measured effect on the KPI each aims at, read
+    through ``GET /v1/initiatives`` and ``GET /v1/initiatives/{id}/effect``."""
+    out: list[dict[str, Any]] = []
+    with httpx.Client(base_url=api_url, timeout=120) as client:
+        for tenant in tenants:
+            auth = {"Authorization": f"Bearer {keys[tenant]}"}
+            for item in _get(client, "/v1/initiatives", auth, {})["items"]:
+                effect = _get(client, f"/v1/initiatives/{item['initiative_id']}/effect", auth, {})
+                aimed = next((e for e in effect["items"] if e["kpi"] == item["kpi"]), None)
+                out.append({"tenant_id": tenant, **item, "effect": aimed})
+    return out
+
+
 def read_store_kpis(
     api_url: str,
     keys: dict[str, str],

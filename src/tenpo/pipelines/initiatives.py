@@ -89,6 +89,7 @@ EFFECT_SCHEMA = pa.schema(
         ("treated", pa.string()),
         ("controls", pa.string()),
         ("candidates", pa.int32()),
+        ("control_basis", pa.string()),
         ("pre_rmse", _F),
         ("pre_corr", _F),
         ("pre_slope_per_week", _F),
