@@ -10,6 +10,7 @@ from datetime import date
 
 from dagster import Definitions
 
+from tenpo.pipelines.alerts import alert_assets, alert_sensors
 from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.forecast import forecast_assets, forecast_schedules
 from tenpo.pipelines.initiatives import initiative_assets, initiative_schedules
@@ -41,9 +42,10 @@ def build_definitions(
             *device_assets(partitions),
             *ml_assets(),
             *forecast_assets(),
+            *alert_assets(),
             *initiative_assets(),
         ],
-        sensors=[partitions_changed_sensor()],
+        sensors=[partitions_changed_sensor(), *alert_sensors()],
         schedules=[
             daily_kpis_schedule(partitions),
             *ml_schedules(),
