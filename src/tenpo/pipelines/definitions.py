@@ -11,6 +11,7 @@ from datetime import date
 from dagster import Definitions
 
 from tenpo.pipelines.alerts import alert_assets, alert_sensors
+from tenpo.pipelines.connectors import pull_connectors_job, pull_connectors_schedule
 from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.forecast import forecast_assets, forecast_schedules
 from tenpo.pipelines.initiatives import initiative_assets, initiative_schedules
@@ -45,12 +46,14 @@ def build_definitions(
             *alert_assets(),
             *initiative_assets(),
         ],
+        jobs=[pull_connectors_job],
         sensors=[partitions_changed_sensor(), *alert_sensors()],
         schedules=[
             daily_kpis_schedule(partitions),
             *ml_schedules(),
             *forecast_schedules(),
             *initiative_schedules(),
+            pull_connectors_schedule(),
         ],
         resources={"tenpo": resource or TenpoResource()},
     )
