@@ -10,6 +10,7 @@ from datetime import date
 
 from dagster import Definitions
 
+from tenpo.pipelines.connectors import pull_connectors_job, pull_connectors_schedule
 from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.forecast import forecast_assets, forecast_schedules
 from tenpo.pipelines.initiatives import initiative_assets, initiative_schedules
@@ -43,12 +44,14 @@ def build_definitions(
             *forecast_assets(),
             *initiative_assets(),
         ],
+        jobs=[pull_connectors_job],
         sensors=[partitions_changed_sensor()],
         schedules=[
             daily_kpis_schedule(partitions),
             *ml_schedules(),
             *forecast_schedules(),
             *initiative_schedules(),
+            pull_connectors_schedule(),
         ],
         resources={"tenpo": resource or TenpoResource()},
     )
