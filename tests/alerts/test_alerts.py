@@ -19,7 +19,7 @@ from tenpo.alerts import Alert, Rule, alert_id, deliver, evaluate, sign
 from tenpo.core.errors import BadInput
 
 DAY = date(2026, 11, 10)
-SECRET = "whsec-test"
+SECRET = "whsec-test-0123456789"
 
 
 def _daily() -> pd.DataFrame:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from tenpo.api._admin_routes import admin_router
+from tenpo.api._alert_routes import alert_router
 from tenpo.api._auth import (
     FastRefusal,
     KnownCredentials,
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(devices_router)
     app.include_router(ml_router)
     app.include_router(forecast_router)
+    app.include_router(alert_router)
     app.include_router(video_router)
     app.state.lake_root = settings.lake_root
     app.state.operator_tenant = settings.operator_tenant

@@ -10,6 +10,7 @@ from datetime import date
 
 from dagster import Definitions
 
+from tenpo.pipelines.alerts import alert_assets, alert_sensors
 from tenpo.pipelines.connectors import pull_connectors_job, pull_connectors_schedule
 from tenpo.pipelines.devices import device_assets
 from tenpo.pipelines.forecast import forecast_assets, forecast_schedules
@@ -42,10 +43,11 @@ def build_definitions(
             *device_assets(partitions),
             *ml_assets(),
             *forecast_assets(),
+            *alert_assets(),
             *initiative_assets(),
         ],
         jobs=[pull_connectors_job],
-        sensors=[partitions_changed_sensor()],
+        sensors=[partitions_changed_sensor(), *alert_sensors()],
         schedules=[
             daily_kpis_schedule(partitions),
             *ml_schedules(),
