@@ -380,13 +380,12 @@ def run_video_demo(base: Settings) -> list[str]:
     import httpx
     from rich.table import Table
 
-    from tenpo.core.errors import ConfigError
-    from tenpo.gateway import create_app as create_gateway
-    from tenpo.gateway import serve_in_thread
-
     from tenpo.bus import open_bus
     from tenpo.control import ControlPlane
+    from tenpo.core.errors import ConfigError
     from tenpo.features import open_feature_store
+    from tenpo.gateway import create_app as create_gateway
+    from tenpo.gateway import serve_in_thread
     from tenpo.lake import open_lake
     from tenpo.lake.landing import LandingZone
     from tenpo.streamer import Streamer, read_table
