@@ -18,7 +18,10 @@ import sqlalchemy as sa
 from tenpo.control import ControlPlane, migrate
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
-_TABLES = "user_stores, users, api_keys, pos_registers, devices, stores, tenants"
+_TABLES = (
+    "budgets, initiative_stores, initiatives, user_stores, users, api_keys, pos_registers, "
+    "devices, stores, tenants"
+)
 
 
 @pytest.fixture(params=BACKENDS)

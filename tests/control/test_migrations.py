@@ -18,7 +18,18 @@ from tenpo.control.db import (
 )
 from tenpo.control.models import Base
 
-TABLES = {"tenants", "stores", "devices", "pos_registers", "api_keys", "users", "user_stores"}
+TABLES = {
+    "tenants",
+    "stores",
+    "devices",
+    "pos_registers",
+    "api_keys",
+    "users",
+    "user_stores",
+    "initiatives",
+    "budgets",
+    "initiative_stores",
+}
 
 
 def _tables(url: str) -> set[str]:
@@ -41,11 +52,11 @@ def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
     assert _revision(empty_db_url) is None
 
     migrate(empty_db_url)
-    assert _revision(empty_db_url) == head_revision() == "0003"
+    assert _revision(empty_db_url) == head_revision() == "0005"
     assert TABLES <= _tables(empty_db_url)
 
     migrate(empty_db_url)  # idempotent
-    assert _revision(empty_db_url) == "0003"
+    assert _revision(empty_db_url) == "0005"
 
     downgrade(empty_db_url, "base")
     assert _revision(empty_db_url) is None

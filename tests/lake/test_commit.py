@@ -117,3 +117,74 @@ def test_unsynced_puts_become_durable_with_sync(tmp_path: Path) -> None:
     assert lake.get("a/b/c.json") == b"1" and lake.get("a/b/d.json") == b"3"
     lake.sync()  # syncfs (or an fsync of each file and folder): no error, nothing pending
     assert lake._unsynced == set()
+
+
+def test_async_callers_share_a_round_and_hear_only_after_the_sync(tmp_path: Path) -> None:
+    """run_staged: the works of concurrent async callers run in the committer's round, the
+    loop is answered after the sync and the publish, each caller gets its own result."""
+    import asyncio
+
+    lake, bus = GatedLake(str(tmp_path)), MemoryBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+    lake.gate.clear()
+
+    def stage(i: int) -> tuple[object, int]:
+        return zone.stage("iot", "t1", b'{"n": %d}' % i, "json"), i * 10
+
+    async def main() -> list[tuple[object, int]]:
+        tasks = [asyncio.ensure_future(zone.run_staged(lambda i=i: stage(i))) for i in range(5)]
+        await asyncio.sleep(0.3)
+        assert not any(t.done() for t in tasks)  # the round waits for the sync
+        assert _events(bus) == []
+        lake.gate.set()
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(main())
+    assert [extra for _, extra in results] == [0, 10, 20, 30, 40]
+    keys = [landed.event.key for landed, _ in results]  # type: ignore[attr-defined]
+    assert sorted(_events(bus)) == sorted(keys)
+    assert [lake.get(k) for k in keys] == [b'{"n": %d}' % i for i in range(5)]
+    assert lake.syncs <= 2 and zone.committer is not None and zone.committer.rounds <= 2
+    zone.close()
+
+
+def test_async_work_errors_stay_their_callers_and_a_failed_sync_fails_the_round(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from tenpo.core.errors import Conflict
+
+    lake, bus = GatedLake(str(tmp_path)), MemoryBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+
+    def bad() -> tuple[object, None]:
+        raise Conflict("taken")
+
+    def good() -> tuple[object, None]:
+        return zone.stage("iot", "t1", b"{}", "json"), None
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            zone.run_staged(bad), zone.run_staged(good), return_exceptions=True
+        )
+
+    first = asyncio.run(main())
+    assert isinstance(first[0], Conflict) and not isinstance(first[1], BaseException)
+    assert len(_events(bus)) == 1  # only the good one was announced
+    lake.fail = LakeError("cannot make the lake's writes durable: EIO")
+
+    def other() -> tuple[object, None]:
+        return zone.stage("iot", "t1", b'{"x": 1}', "json"), None
+
+    second = asyncio.run(_one(zone, other))
+    assert isinstance(second, LakeError)
+    assert _events(bus) == []  # nothing (new) announced from the failed round
+    zone.close()
+
+
+async def _one(zone: LandingZone, work: object) -> object:
+    try:
+        return await zone.run_staged(work)
+    except LakeError as exc:
+        return exc

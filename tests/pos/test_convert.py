@@ -62,7 +62,16 @@ def test_cli_convert_vendor_b_with_stores_file(tmp_path: Path) -> None:
 def test_cli_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(
-        app, ["pos", "convert", str(DATA / "vendor_a_sales.csv"), "-o", str(tmp_path)]
+        app,
+        [
+            "pos",
+            "convert",
+            "--vendor",
+            "vendor_a",
+            str(DATA / "vendor_a_sales.csv"),
+            "-o",
+            str(tmp_path),
+        ],
     )
     assert res.exit_code == 2 and "vendor_a needs --master" in res.output
     res = runner.invoke(

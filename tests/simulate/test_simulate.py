@@ -229,9 +229,9 @@ def test_initiatives_are_planted_with_room_for_controls() -> None:
             assert 0.03 <= i.true_effect <= 0.12
             assert len({chain.store(tenant.id, c).industry for c in i.store_codes}) == 1
     i = chain.initiatives[0]
-    assert lever_lifts([i], i.store_codes[0], i.start)
-    lifts = lever_lifts([i], i.store_codes[0], i.start)
+    assert lever_lifts([i], i.tenant_id, i.store_codes[0], i.start)
+    lifts = lever_lifts([i], i.tenant_id, i.store_codes[0], i.start)
     assert max(lifts.values()) == pytest.approx(1 + i.true_effect)
-    assert lever_lifts([i], i.store_codes[0], i.end + timedelta(days=1)) == dict.fromkeys(
-        ("capture", "conversion", "basket"), 1.0
-    )
+    assert lever_lifts(
+        [i], i.tenant_id, i.store_codes[0], i.end + timedelta(days=1)
+    ) == dict.fromkeys(("capture", "conversion", "basket"), 1.0)

@@ -158,8 +158,9 @@ def test_analyzer_with_fakes_counts_crossings_and_embeds_best_frames(tmp_path: P
     assert extractor.calls == 6  # 3 best frames × 2 tracks, not every frame
     assert len({e.person_id for e in events}) == 2
     entry = next(e for e in events if e.event == "entry")
-    # Crossed y = 240 (+ margin) at detection call 8 → frame 16.
-    assert entry.ts == ts(16)
+    # Past y = 240 + margin at detection call 8 (frame 16); the line itself (y = 240) was cut
+    # between call 6 (y = 210, frame 12) and call 8 (y = 260): 30/50 of the way, frame 14.4.
+    assert entry.ts == T0 + timedelta(seconds=14.4 / 15)
     with pytest.raises(BadInput, match="older"):
         analyzer.process(Frame(image, ts(0)))
     with pytest.raises(BadInput, match="timezone"):

@@ -18,6 +18,7 @@ from tenpo.control.plane import ControlPlane
 from tenpo.control.records import (
     ApiKeyInfo,
     DeviceInfo,
+    InitiativeInfo,
     RegisterInfo,
     StoreInfo,
     TenantInfo,
@@ -32,6 +33,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceRef",
     "Directory",
+    "InitiativeInfo",
     "Principal",
     "RegisterAssignment",
     "RegisterInfo",

@@ -178,3 +178,44 @@ class UserStore(Base):
     user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(sa.String(32))
     store_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class Initiative(Base):
+    __tablename__ = "initiatives"
+
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    kpi: Mapped[str] = mapped_column(sa.String(32))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    description: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+
+
+class InitiativeStore(Base):
+    __tablename__ = "initiative_stores"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "initiative_id"], ["initiatives.tenant_id", "initiatives.id"]
+        ),
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    initiative_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    store_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class Budget(Base):
+    __tablename__ = "budgets"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    store_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    net_sales: Mapped[Decimal]
+    updated_at: Mapped[datetime]

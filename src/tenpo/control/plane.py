@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenpo.control import _validate
 from tenpo.control import users as _users
 from tenpo.control._admin import AdminMethods
+from tenpo.control._budgets import BudgetMethods
 from tenpo.control._cache import TtlCache
+from tenpo.control._initiatives import InitiativeMethods
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
 from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
 from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant, User, UserStore
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-class ControlPlane(AdminMethods):
+class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods):
     """Reads and writes the control-plane database through ``engine``.
 
     Idempotent creates, updates and the bulk import are in :mod:`tenpo.control._admin`.
@@ -300,6 +302,18 @@ class ControlPlane(AdminMethods):
                 logger.info("API key %s of %s revoked", key_id, tenant_id)
         self._auth_cache.discard(lambda k: k[0] == key_id)
         return _key_info(row)
+
+    def cached_principal(self, token: str) -> Principal | None:
+        """The principal behind ``token`` when the auth cache holds it, else None: no
+        database, no blocking (an event loop may call it; :meth:`authenticate` on a miss).
+        A revoked key leaves the cache at once here and within the TTL elsewhere."""
+        token = token.strip() if isinstance(token, str) else ""
+        try:
+            key_id, _ = parse_token(token)
+        except AuthError:
+            return None
+        hit, cached = self._auth_cache.get((key_id, hashlib.sha256(token.encode()).digest()))
+        return cached if hit else None
 
     def authenticate(self, token: str) -> Principal:
         """The principal behind ``token``; :class:`AuthError` if malformed, unknown or revoked."""

@@ -110,3 +110,19 @@ class UserInfo(_Record):
     disabled_at: datetime | None = None
     last_login_at: datetime | None = None
     session_version: int = 0
+
+
+class InitiativeInfo(_Record):
+    """An initiative (施策): a measure run at some stores from ``start`` to ``end`` (inclusive)
+    that aims at one KPI; its effect is measured against control stores."""
+
+    tenant_id: str
+    initiative_id: str
+    name: str
+    kind: str
+    kpi: str
+    store_ids: tuple[str, ...]
+    start: date
+    end: date
+    description: str
+    created_at: datetime

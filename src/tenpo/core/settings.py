@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     bus_stream: str = Field("tenpo", description="JetStream stream name (and subject prefix).")
     bus_ack_wait_s: float = Field(30.0, gt=0, description="Redelivery after this many seconds.")
     warehouse_path: Path | None = Field(None, description="DuckDB file for analysts' views.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Query engine of the warehouse and so of every mart asset: DuckDB in "
+        "process, or Spark (extra `spark`, Java 17) reading the same Parquet in the lake.",
+    )
+    spark_master: str = Field(
+        "local[*]",
+        min_length=1,
+        description="Spark master URL for engine=spark: local[N] (in process) or a cluster "
+        "(spark://host:7077, yarn, k8s://...).",
+    )
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8001, ge=1, le=65535)
     api_host: str = "127.0.0.1"

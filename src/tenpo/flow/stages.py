@@ -21,6 +21,9 @@ import httpx
 
 from tenpo.core.errors import TenpoError
 from tenpo.core.settings import Settings
+from tenpo.pos.vendors import by_source as vendors_by_source
+from tenpo.pos.vendors import master_sources
+from tenpo.pos.vendors import routes as vendor_routes
 
 __all__ = [
     "DEMO_PASSWORD",
@@ -41,11 +44,10 @@ log = logging.getLogger(__name__)
 DEMO_SCOPES = ["pos:write", "iot:write", "video:write", "read"]
 DEMO_PASSWORD = "tenpo-demo-password"
 
-# Order matters: a vendor A POS master must be loaded before the sales that need it.
+# Order matters: a POS master must be loaded before the sales that need it (the vendor
+# registry lists masters first).
 SOURCE_ROUTES = {
-    "pos_vendor_a_master": ("/v1/pos/vendor_a/master", "text/csv"),
-    "pos_vendor_a": ("/v1/pos/vendor_a/sales", "text/csv"),
-    "pos_vendor_b": ("/v1/pos/vendor_b/sales", "application/json"),
+    **vendor_routes(),
     "iot": ("/v1/iot/events", "application/json"),
     "visitor_events": ("/v1/video/visitor-events", "application/x-ndjson"),
 }
@@ -71,23 +73,33 @@ def isolated_settings(base: Settings, root: Path, **overrides: Any) -> Settings:
 
 
 def source_files(sim_dir: Path) -> list[SourceFile]:
-    """(source, tenant, path) of every file the simulator wrote, in sending order."""
-    found: list[SourceFile] = []
-    for tenant_dir in sorted((sim_dir / "pos" / "vendor_a").glob("*")):
-        master = tenant_dir / "master.csv"
-        if master.exists():
-            found.append(("pos_vendor_a_master", tenant_dir.name, master))
-        found += [
-            ("pos_vendor_a", tenant_dir.name, p) for p in sorted(tenant_dir.glob("sales_*.csv"))
-        ]
-    for tenant_dir in sorted((sim_dir / "pos" / "vendor_b").glob("*")):
-        found += [("pos_vendor_b", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.json"))]
-    for tenant_dir in sorted((sim_dir / "iot").glob("*")):
-        found += [("iot", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.json"))]
-    for tenant_dir in sorted((sim_dir / "video").glob("*")):
-        found += [
-            ("visitor_events", tenant_dir.name, p) for p in sorted(tenant_dir.glob("*.jsonl"))
-        ]
+    """(source, tenant, path) of every file the simulator wrote (its ``manifest.json``) that
+    has a route, in sending order: by vendor (then device source), tenant, master before
+    sales, path."""
+    from tenpo.simulate.writers import Manifest
+
+    manifest = Manifest.load(sim_dir)
+    by_source = vendors_by_source()
+    order = list(dict.fromkeys(
+        [by_source[s][0].key if s in by_source else s for s in SOURCE_ROUTES]
+    ))  # fmt: skip
+
+    def group(source: str) -> str:
+        return by_source[source][0].key if source in by_source else source
+
+    found = [
+        (e.source, e.tenant_id, manifest.path(e))
+        for e in manifest.entries
+        if e.source in SOURCE_ROUTES and e.tenant_id is not None
+    ]
+    found.sort(
+        key=lambda f: (
+            order.index(group(f[0])),
+            f[1],
+            f[0] not in master_sources(),
+            f[2].as_posix(),
+        )
+    )
     return found
 
 
@@ -119,6 +131,19 @@ def register_chain(control: Any, chain: dict[str, Any]) -> dict[str, str]:
             d["kind"],
             lines=tuple(d.get("lines") or ()),
             zones=tuple(d.get("zones") or ()),
+        )
+    for i in chain.get("initiatives", []):
+        # The simulator's planted initiatives, as a chain would register its own measures.
+        control.ensure_initiative(
+            i["tenant_id"],
+            initiative_id=i["initiative_id"],
+            name=i["name"],
+            kind=i["kind"],
+            kpi=i["kpi"],
+            store_ids=[store_ids[(i["tenant_id"], c)] for c in i["store_codes"]],
+            start=date.fromisoformat(i["start"]),
+            end=date.fromisoformat(i["end"]),
+            description=i.get("description", ""),
         )
     return keys
 
@@ -169,6 +194,22 @@ def send_files(
             return sum(send(f) for f in files)
         with ThreadPoolExecutor(workers, thread_name_prefix="send") as pool:
             return sum(pool.map(send, files))
+
+
+def read_initiative_effects(
+    api_url: str, keys: dict[str, str], tenants: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Every tenant's initiatives with the measured effect on the KPI each aims at, read
+    through ``GET /v1/initiatives`` and ``GET /v1/initiatives/{id}/effect``."""
+    out: list[dict[str, Any]] = []
+    with httpx.Client(base_url=api_url, timeout=120) as client:
+        for tenant in tenants:
+            auth = {"Authorization": f"Bearer {keys[tenant]}"}
+            for item in _get(client, "/v1/initiatives", auth, {})["items"]:
+                effect = _get(client, f"/v1/initiatives/{item['initiative_id']}/effect", auth, {})
+                aimed = next((e for e in effect["items"] if e["kpi"] == item["kpi"]), None)
+                out.append({"tenant_id": tenant, **item, "effect": aimed})
+    return out
 
 
 def read_store_kpis(

@@ -1,20 +1,27 @@
 """HTTP routes of the gateway: authenticate, read the body within the limit, hand it over.
 
 Everything the routes need (settings, lake, bus, control plane, ingestor) comes from the
-:class:`GatewayState` on ``app.state.gateway`` through dependencies. Blocking work
-(control-plane lookups, lake writes, bus publishes) runs in the threadpool.
+:class:`GatewayState` on ``app.state.gateway`` through dependencies. The ingest routes'
+dependency chain is async: a cached API key is authenticated on the event loop (the
+database only on a cache miss, in a worker thread), the blocking part of an upload (checks,
+directory look-ups, unsynced lake writes) takes ONE worker-thread hop, and the group commit
+(durable, then announced) is awaited on the loop (:meth:`Ingestor.pos_sales_async`). FastAPI
+runs a sync ``def`` dependency in its threadpool: a hop per dependency per request, which is
+what the hot path cannot afford.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
@@ -31,9 +38,41 @@ from tenpo.gateway.ingest import (
     Principal,
 )
 from tenpo.lake.base import Lake
-from tenpo.pos.vendors import CSV_CP932, JSON_UTF8
+from tenpo.pos.vendors import JSON_UTF8, built_in
 
 log = logging.getLogger(__name__)
+
+
+class Ledger:
+    """The streamer's load ledger as the gateway reads it (batch status): opened on first use
+    from ``url`` unless one is injected, closed with the app (an injected one stays open)."""
+
+    def __init__(self, url: str, ledger: Any = None) -> None:
+        self.url = url
+        self._ledger = ledger
+        self._owned = ledger is None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The ledger (a :class:`tenpo.streamer.LoadLedger`), opening it the first time."""
+        with self._lock:
+            if self._ledger is None:
+                from tenpo.streamer import LoadLedger
+
+                self._ledger = LoadLedger(self.url)
+            return self._ledger
+
+    @property
+    def is_open(self) -> bool:
+        """True while a ledger is held (opened here or injected)."""
+        return self._ledger is not None
+
+    def close(self) -> None:
+        """Close the ledger if this holder opened it."""
+        with self._lock:
+            if self._owned and self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
 
 
 @dataclass(frozen=True)
@@ -45,9 +84,10 @@ class GatewayState:
     bus: EventBus
     control: ControlPlane
     ingestor: Ingestor
+    ledger: Ledger
 
 
-def get_state(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
     """The app's :class:`GatewayState`."""
     state: GatewayState = request.app.state.gateway
     return state
@@ -60,21 +100,39 @@ _bearer = HTTPBearer(
 )
 
 
-def authenticate(
-    request: Request,
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The principal behind ``Authorization: Bearer <api key>``; :class:`AuthError` otherwise."""
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Any:
+    """The principal behind the bearer credentials (see :func:`authenticate`)."""
     if credentials is None:
         if request.headers.get("Authorization") is None:
             raise AuthError("missing Authorization header (expected 'Bearer <api key>')")
         raise AuthError("malformed Authorization header (expected 'Bearer <api key>')")
-    return state.control.authenticate(credentials.credentials)
+    control = request.app.state.gateway.control
+    token = credentials.credentials
+    cached = getattr(control, "cached_principal", None)
+    if cached is not None and (principal := cached(token)) is not None:
+        return principal
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, control.authenticate, token)
+
+
+async def authenticate(request: Request, credentials: BearerDep) -> Principal:
+    """The principal behind ``Authorization: Bearer <api key>``; :class:`AuthError` otherwise.
+
+    A key in the control plane's auth cache is answered on the event loop; otherwise the
+    database lookup (and the cache fill) runs in a worker thread.
+    """
+    principal: Principal = await _principal(request, credentials)
+    return principal
 
 
 def _scoped(scope: str) -> Any:
-    def require_scope(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    # One flat dependency (no chain through authenticate/get_state): FastAPI solves each
+    # level of a dependency tree anew on every request.
+    async def require_scope(request: Request, credentials: BearerDep) -> Principal:
+        principal: Principal = await _principal(request, credentials)
         principal.require(scope)
         return principal
 
@@ -211,7 +269,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "Unknown vendor or endpoint",
         409: "Idempotency-Key reused for different content",
         413: "Body larger than max_body_bytes (pos_max_body_bytes for POS)",
-        415: "Text in another encoding than the vendor's (e.g. UTF-8 sent as vendor_a)",
+        415: "Text in another encoding than the vendor's (e.g. UTF-8 sent to a CP932 vendor)",
         422: "Invalid header or parameter",
         503: "Datalake or event bus unavailable",
     }.items()
@@ -219,15 +277,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter()
 
+_VENDORS = built_in()
+_SALES_DOC = "The vendor's native sales body: " + "; ".join(
+    f"{v.key} `{v.sales.content_type}`" for v in _VENDORS.values()
+)
+_MASTERS = {k: v.master for k, v in _VENDORS.items() if v.master is not None}
+_MASTER_DOC = "The vendor's POS master: " + "; ".join(
+    f"{k} `{u.content_type}`" for k, u in _MASTERS.items()
+)
+
 
 @router.post(
     "/v1/pos/{vendor}/sales",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc(
-        "The vendor's native sales body: vendor_a CSV (CP932), vendor_b JSON (UTF-8).",
-        CSV_CP932,
-        JSON_UTF8,
+        _SALES_DOC,
+        *dict.fromkeys(v.sales.content_type for v in _VENDORS.values()),
         json_schema=RECEIPTS_BODY,
     ),
     tags=["pos"],
@@ -236,46 +303,47 @@ async def post_pos_sales(
     vendor: Annotated[
         str,
         Path(
-            description="POS vendor: vendor_a, vendor_b or a declarative vendor.",
-            examples=["vendor_b", "vendor_a"],
+            description=f"POS vendor: {', '.join(_VENDORS)} or a declarative vendor.",
+            examples=list(_VENDORS),
         ),
     ],
     request: Request,
-    state: StateDep,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a POS sales body as received and announce it to the streamer."""
+    state: GatewayState = request.app.state.gateway
     state.ingestor.check_vendor(vendor, "sales")
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return await run_in_threadpool(
-        state.ingestor.pos_sales, principal, vendor, body, idempotency_key
-    )
+    return _accepted(await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key))
 
 
 @router.post(
     "/v1/pos/{vendor}/master",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
-    openapi_extra=_body_doc("vendor_a POS master CSV (CP932).", CSV_CP932),
+    openapi_extra=_body_doc(_MASTER_DOC, *dict.fromkeys(u.content_type for u in _MASTERS.values())),
     tags=["pos"],
 )
 async def post_pos_master(
-    vendor: Annotated[str, Path(description="POS vendor sending a master: vendor_a.")],
+    vendor: Annotated[
+        str, Path(description=f"POS vendor sending a master: {', '.join(_MASTERS)}.")
+    ],
     request: Request,
     state: StateDep,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a POS register→store master as received and announce it."""
     state.ingestor.check_vendor(vendor, "master")
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return await run_in_threadpool(
-        state.ingestor.pos_master, principal, vendor, body, idempotency_key
+    return _accepted(
+        await state.ingestor.pos_master_async(principal, vendor, body, idempotency_key)
     )
 
 
-def _pos_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def _pos_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     """The caller, when it may write POS data or read its tenant's data."""
     try:
         principal.require("pos:write")
@@ -310,7 +378,7 @@ async def get_pos_batch(
     reasons (alike rejects of a large body come grouped, with their line numbers)."""
     from tenpo.streamer import object_status
 
-    ledger = await run_in_threadpool(_ledger, request)
+    ledger = await run_in_threadpool(state.ledger.get)
     found = await run_in_threadpool(
         partial(object_status, offset=offset, limit=limit),
         state.lake,
@@ -324,20 +392,10 @@ async def get_pos_batch(
     return found
 
 
-def _ledger(request: Request) -> Any:
-    """The streamer's load ledger, opened once per app."""
-    ledger = getattr(request.app.state, "pos_ledger", None)
-    if ledger is None:
-        from tenpo.streamer import LoadLedger
-
-        state: GatewayState = request.app.state.gateway
-        ledger = request.app.state.pos_ledger = LoadLedger(state.settings.streamer_db_url)
-    return ledger
-
-
 @router.post(
     "/v1/iot/events",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc(
         'Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8, json_schema=EVENTS_BODY
@@ -349,15 +407,16 @@ async def post_iot_events(
     state: StateDep,
     principal: IotWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a batch of device events as received and announce it."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(state.ingestor.iot_events, principal, body, idempotency_key)
+    return _accepted(await state.ingestor.iot_events_async(principal, body, idempotency_key))
 
 
 @router.post(
     "/v1/video/visitor-events",
     status_code=202,
+    response_model=IngestReceipt,
     responses=_ERRORS,
     openapi_extra=_body_doc("Visitor events, one JSON object per line.", JSONL_UTF8),
     tags=["video"],
@@ -367,10 +426,15 @@ async def post_visitor_events(
     state: StateDep,
     principal: VideoWriter,
     idempotency_key: IdempotencyKey = None,
-) -> IngestReceipt:
+) -> Response:
     """Keep a JSON Lines batch of visitor events as received and announce it."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(state.ingestor.visitor_events, principal, body, idempotency_key)
+    return _accepted(await state.ingestor.visitor_events_async(principal, body, idempotency_key))
+
+
+def _accepted(receipt: IngestReceipt) -> Response:
+    """The 202 answer, serialized once by pydantic's core (no response-model round trip)."""
+    return Response(receipt.model_dump_json(), status_code=202, media_type=JSON_UTF8)
 
 
 STREAMER_CONSUMER = "streamer"

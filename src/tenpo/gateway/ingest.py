@@ -8,8 +8,9 @@ and returns an :class:`IngestReceipt` for the 202 answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,13 +119,29 @@ class Ingestor:
         self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """Land a vendor's native sales body after the cheap checks (and store ownership)."""
-        return self._pos_upload(principal, vendor, "sales", body, idempotency_key)
+        return _receipt(*self._pos_upload(principal, vendor, "sales", body, idempotency_key))
 
     def pos_master(
         self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """Land a vendor's POS master after the cheap checks (its store codes the tenant's)."""
-        return self._pos_upload(principal, vendor, "master", body, idempotency_key)
+        return _receipt(*self._pos_upload(principal, vendor, "master", body, idempotency_key))
+
+    async def pos_sales_async(
+        self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
+    ) -> IngestReceipt:
+        """:meth:`pos_sales` on the event loop (see :meth:`_landed_async`)."""
+        return await self._landed_async(
+            self._pos_upload, principal, vendor, "sales", body, idempotency_key
+        )
+
+    async def pos_master_async(
+        self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
+    ) -> IngestReceipt:
+        """:meth:`pos_master` on the event loop (see :meth:`_landed_async`)."""
+        return await self._landed_async(
+            self._pos_upload, principal, vendor, "master", body, idempotency_key
+        )
 
     def _pos_upload(
         self,
@@ -133,7 +150,9 @@ class Ingestor:
         kind: str,
         body: bytes,
         idempotency_key: str | None,
-    ) -> IngestReceipt:
+        *,
+        staged: bool = False,
+    ) -> tuple[Landed, dict[str, int]]:
         upload = self.check_vendor(vendor, kind).upload(kind)
         assert upload is not None  # check_vendor refused the vendor otherwise
         _checks.require_body(body)
@@ -147,14 +166,31 @@ class Ingestor:
             upload.content_type,
             idempotency_key,
             {"vendor": vendor},
+            staged=staged,
         )
-        return _receipt(landed, checked.counts)
+        return landed, checked.counts
 
     # -- devices and video -----------------------------------------------------------------
     def iot_events(
         self, principal: Principal, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """Land ``{"events": [...]}`` when every event's device is the tenant's."""
+        return _receipt(*self._iot_events(principal, body, idempotency_key))
+
+    async def iot_events_async(
+        self, principal: Principal, body: bytes, idempotency_key: str | None = None
+    ) -> IngestReceipt:
+        """:meth:`iot_events` on the event loop (see :meth:`_landed_async`)."""
+        return await self._landed_async(self._iot_events, principal, body, idempotency_key)
+
+    def _iot_events(
+        self,
+        principal: Principal,
+        body: bytes,
+        idempotency_key: str | None,
+        *,
+        staged: bool = False,
+    ) -> tuple[Landed, dict[str, int]]:
         _checks.require_body(body)
         events = _checks.iot_events(_checks.parse_json(body))
         directory = self._control.directory()
@@ -164,19 +200,54 @@ class Ingestor:
                     f"device {device_id!r} is not registered to tenant {principal.tenant_id!r}",
                     device_id=device_id,
                 )
-        landed = self._land(principal, "iot", body, "json", JSON_UTF8, idempotency_key, {})
-        return _receipt(landed, {"events": len(events)})
+        landed = self._land(
+            principal, "iot", body, "json", JSON_UTF8, idempotency_key, {}, staged=staged
+        )
+        return landed, {"events": len(events)}
 
     def visitor_events(
         self, principal: Principal, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """Land a JSON Lines batch of visitor events as the video analyzer emits them."""
+        return _receipt(*self._visitor_events(principal, body, idempotency_key))
+
+    async def visitor_events_async(
+        self, principal: Principal, body: bytes, idempotency_key: str | None = None
+    ) -> IngestReceipt:
+        """:meth:`visitor_events` on the event loop (see :meth:`_landed_async`)."""
+        return await self._landed_async(self._visitor_events, principal, body, idempotency_key)
+
+    def _visitor_events(
+        self,
+        principal: Principal,
+        body: bytes,
+        idempotency_key: str | None,
+        *,
+        staged: bool = False,
+    ) -> tuple[Landed, dict[str, int]]:
         _checks.require_body(body)
         events = _checks.jsonl_objects(body)
         landed = self._land(
-            principal, "visitor_events", body, "jsonl", JSONL_UTF8, idempotency_key, {}
+            principal,
+            "visitor_events",
+            body,
+            "jsonl",
+            JSONL_UTF8,
+            idempotency_key,
+            {},
+            staged=staged,
         )
-        return _receipt(landed, {"events": len(events)})
+        return landed, {"events": len(events)}
+
+    async def _landed_async(
+        self, upload: Callable[..., tuple[Landed, dict[str, int]]], *args: Any
+    ) -> IngestReceipt:
+        """Run ``upload`` (checks, directory look-ups, unsynced writes: the blocking part)
+        inside the landing zone's next group-commit round and await that round on the event
+        loop (:meth:`LandingZone.run_staged`): the answer comes once the body is durable and
+        announced; no thread waits for the round, and no thread hop is paid per request."""
+        landed, counts = await self.landing.run_staged(partial(upload, *args, staged=True))
+        return _receipt(landed, counts)
 
     # -- helpers ---------------------------------------------------------------------------
     def _require_stores(self, tenant_id: str, codes: set[str]) -> None:
@@ -196,8 +267,11 @@ class Ingestor:
         content_type: str,
         idempotency_key: str | None,
         meta: dict[str, str],
+        *,
+        staged: bool = False,
     ) -> Landed:
-        landed = self.landing.land(
+        land = self.landing.stage if staged else self.landing.land
+        landed = land(
             source,
             principal.tenant_id,
             body,
@@ -207,7 +281,8 @@ class Ingestor:
             meta={"key_id": principal.key_id, **meta},
         )
         log.info(
-            "landed %s (%d bytes, new=%s, key %s)",
+            "%s %s (%d bytes, new=%s, key %s)",
+            "staged" if staged else "landed",
             landed.event.key,
             landed.event.size,
             landed.created,

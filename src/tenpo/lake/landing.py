@@ -14,12 +14,16 @@ the sender's retry finds it damaged and completes it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +36,8 @@ from tenpo.lake.commit import GroupCommit
 from tenpo.lake.keys import claim_key, landing_key, parse_partition
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 class ObjectRegistered(BaseModel):
@@ -100,6 +106,42 @@ class LandingZone:
 
         Raises :class:`Conflict` when ``idempotency_key`` was used before for other bytes.
         """
+        landed = self.stage(
+            source,
+            tenant_id,
+            data,
+            ext,
+            idempotency_key=idempotency_key,
+            day=day,
+            content_type=content_type,
+            meta=meta,
+        )
+        # Publishing again for a re-send is harmless: the event id is the key.
+        if self.committer is None:
+            event = landed.event
+            self.bus.publish(OBJECT_REGISTERED, event.model_dump(mode="json"), event_id=event.key)
+        else:
+            self.committer.commit(landed.event)  # durable, then published, then we return
+        return landed
+
+    def stage(
+        self,
+        source: str,
+        tenant_id: str,
+        data: bytes,
+        ext: str,
+        *,
+        idempotency_key: str | None = None,
+        day: date | None = None,
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+    ) -> Landed:
+        """The blocking half of :meth:`land`: claim and write ``data``, announce nothing.
+
+        With group commit the writes are not durable yet: follow with :meth:`announce`
+        (awaited) before telling anyone the object landed. Without it they are durable, and
+        :meth:`announce` only publishes.
+        """
         digest = hashlib.sha256(data).hexdigest()
         object_id = idempotency_id(idempotency_key) if idempotency_key else content_id(data)
         day = day or utcnow().astimezone(self._tz).date()
@@ -125,13 +167,41 @@ class LandingZone:
             registered_at=utcnow(),
             meta=meta or {},
         )
-        # Publishing again for a re-send is harmless: the event id is the key.
-        if self.committer is None:
-            self.bus.publish(OBJECT_REGISTERED, event.model_dump(mode="json"), event_id=key)
-        else:
-            self.committer.commit(event)  # durable, then published, then we return
-        log.debug("landed %s (%d bytes, new=%s)", key, len(data), created)
+        log.debug("staged %s (%d bytes, new=%s)", key, len(data), created)
         return Landed(event=event, created=created)
+
+    async def run_staged(self, stage: Callable[[], tuple[Landed, R]]) -> tuple[Landed, R]:
+        """Run ``stage`` (blocking: it calls :meth:`stage`, and returns what it staged and a
+        result of its own), then make that durable and announce it; returns once both
+        happened. With group commit ``stage`` runs inside the committer's next round, so an
+        event loop pays no thread hop per call (:meth:`GroupCommit.submit_async`); without,
+        it runs in a worker thread and :meth:`announce` follows."""
+        if self.committer is not None:
+
+            def work() -> tuple[ObjectRegistered, tuple[Landed, R]]:
+                landed, extra = stage()
+                return landed.event, (landed, extra)
+
+            return await self.committer.submit_async(work)
+        loop = asyncio.get_running_loop()
+        landed, extra = await loop.run_in_executor(None, stage)
+        await self.announce(landed)
+        return landed, extra
+
+    async def announce(self, landed: Landed) -> None:
+        """The async second half of :meth:`land`: make a :meth:`stage`'d object durable
+        (one group-commit round shared with concurrent writers) and publish its
+        ``ObjectRegistered``; returns once both happened. Without group commit the publish
+        runs in a worker thread."""
+        if self.committer is not None:
+            await self.committer.commit_async(landed.event)
+            return
+        event = landed.event
+        payload = event.model_dump(mode="json")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None, partial(self.bus.publish, OBJECT_REGISTERED, payload, event_id=event.key)
+        )
 
     def land_at(
         self,

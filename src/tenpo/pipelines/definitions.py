@@ -11,6 +11,7 @@ from datetime import date
 from dagster import Definitions
 
 from tenpo.pipelines.devices import device_assets
+from tenpo.pipelines.initiatives import initiative_assets, initiative_schedules
 from tenpo.pipelines.kpis import kpi_assets
 from tenpo.pipelines.ml import ml_assets, ml_schedules
 from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
@@ -38,9 +39,10 @@ def build_definitions(
             *kpi_assets(partitions),
             *device_assets(partitions),
             *ml_assets(),
+            *initiative_assets(),
         ],
         sensors=[partitions_changed_sensor()],
-        schedules=[daily_kpis_schedule(partitions), *ml_schedules()],
+        schedules=[daily_kpis_schedule(partitions), *ml_schedules(), *initiative_schedules()],
         resources={"tenpo": resource or TenpoResource()},
     )
 

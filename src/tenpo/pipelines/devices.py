@@ -165,7 +165,7 @@ def _device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefiniti
         backfill_policy=BackfillPolicy.single_run(),
         deps=["raw_iot_counts", "raw_device_heartbeats"],
         group_name="devices",
-        kinds={"duckdb", "parquet"},
+        kinds={"ibis", "parquet"},
         description="Device health per device and business date (tables/mart_device_health/).",
     )
     def mart_device_health(

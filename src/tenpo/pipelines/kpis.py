@@ -41,7 +41,7 @@ from tenpo.jobs.kpis import DAILY_KEYS, HOURLY_KEYS
 from tenpo.pipelines._compat import beta_features
 from tenpo.pipelines.partitions import partition_dates
 from tenpo.pipelines.resources import TenpoResource
-from tenpo.warehouse.catalog import Warehouse
+from tenpo.warehouse.catalog import BaseWarehouse
 from tenpo.warehouse.partitions import write_dates
 from tenpo.warehouse.screen import Screened, quarantine_rows, screen_rows
 
@@ -128,7 +128,7 @@ def _per_date(days: list[date], written: dict[tuple[str, date], int]) -> dict[st
 
 def _write(
     context: AssetExecutionContext,
-    wh: Warehouse,
+    wh: BaseWarehouse,
     table: str,
     days: list[date],
     rows: pa.Table,
@@ -220,7 +220,7 @@ def _hourly_equals_daily(hourly: pa.Table, daily: pa.Table) -> AssetCheckResult:
     )
 
 
-def _pos_totals(wh: Warehouse, days: list[date], daily: pa.Table) -> AssetCheckResult:
+def _pos_totals(wh: BaseWarehouse, days: list[date], daily: pa.Table) -> AssetCheckResult:
     raw = wh.table("raw_pos_transactions", dates=days)
     counted = raw.kind.isin(("sale", "return"))
     expr = raw.aggregate(
@@ -258,7 +258,7 @@ def _row_count(rows: pa.Table, expected: int, what: str) -> AssetCheckResult:
     )
 
 
-def _source_store_dates(wh: Warehouse, days: list[date], visits: ibis.Table) -> int:
+def _source_store_dates(wh: BaseWarehouse, days: list[date], visits: ibis.Table) -> int:
     parts = [
         wh.table(name, dates=days).select(*DAILY_KEYS)
         for name in ("raw_pos_transactions", "raw_iot_counts")
@@ -299,7 +299,7 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         "partitions_def": partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": "kpis",
-        "kinds": {"duckdb", "parquet"},
+        "kinds": {"ibis", "parquet"},
         "op_tags": WRITER_TAG,
     }
 

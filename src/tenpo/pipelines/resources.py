@@ -1,4 +1,8 @@
-"""Dagster resources: the one place pipelines get settings, the lake and the warehouse from."""
+"""Dagster resources: the one place pipelines get settings, the lake and the warehouse from.
+
+The warehouse's engine (DuckDB or Spark, ``TENPO_ENGINE``) is chosen here, through
+:func:`tenpo.warehouse.open_warehouse`: assets receive a warehouse and never test the engine.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
-from tenpo.warehouse.catalog import Warehouse
+from tenpo.warehouse.catalog import BaseWarehouse, open_warehouse
 
 __all__ = ["TenpoResource"]
 
@@ -28,6 +32,12 @@ class TenpoResource(ConfigurableResource):
         default=None, description="Datalake root; default {data_dir}/lake."
     )
     datamart_url: str | None = Field(default=None, description="Datamart SQLAlchemy URL.")
+    engine: str | None = Field(
+        default=None, description="Warehouse engine of the mart assets: duckdb or spark."
+    )
+    spark_master: str | None = Field(
+        default=None, description="Spark master URL for engine=spark (default local[*])."
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TenpoResource:
@@ -36,6 +46,8 @@ class TenpoResource(ConfigurableResource):
             data_dir=str(settings.data_dir.resolve()),
             lake_url=settings.lake_url,
             datamart_url=settings.datamart_url,
+            engine=settings.engine,
+            spark_master=settings.spark_master,
         )
 
     def get_settings(self) -> Settings:
@@ -46,6 +58,8 @@ class TenpoResource(ConfigurableResource):
                 "data_dir": self.data_dir,
                 "lake_url": self.lake_url,
                 "datamart_url": self.datamart_url,
+                "engine": self.engine,
+                "spark_master": self.spark_master,
             }.items()
             if v is not None
         }
@@ -77,6 +91,6 @@ class TenpoResource(ConfigurableResource):
         finally:
             control.dispose()
 
-    def open_warehouse(self) -> Warehouse:
-        """A fresh in-memory DuckDB warehouse over the lake; close it when done."""
-        return Warehouse(self.open_lake())
+    def open_warehouse(self) -> BaseWarehouse:
+        """A fresh warehouse over the lake on the configured engine; close it when done."""
+        return open_warehouse(self.get_settings())

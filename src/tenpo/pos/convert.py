@@ -26,20 +26,20 @@ from tenpo.core.errors import BadInput
 from tenpo.core.ids import content_id, utcnow
 from tenpo.core.preetl import ParseResult, PreEtl, Reject
 from tenpo.lake.landing import ObjectRegistered
-from tenpo.pos.mapped import MappedVendorPreEtl, VendorMapping
-from tenpo.pos.vendor_a import VENDOR as VENDOR_A
-from tenpo.pos.vendor_a import VendorAPreEtl, parse_master
-from tenpo.pos.vendor_b import VendorBPreEtl
+from tenpo.pos.mapped import VendorMapping
+from tenpo.pos.vendors import Vendor, built_in, registry
 from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 
-__all__ = ["VENDORS", "convert_files", "offline_directory", "reject_json", "write_result"]
+__all__ = [
+    "convert_files",
+    "master_vendor",
+    "offline_directory",
+    "reject_json",
+    "vendor_for",
+    "write_result",
+]
 
 log = logging.getLogger(__name__)
-
-VENDORS: dict[str, type[VendorAPreEtl] | type[VendorBPreEtl]] = {
-    "vendor_a": VendorAPreEtl,
-    "vendor_b": VendorBPreEtl,
-}
 _OUTPUT_SCHEMAS = {"raw_pos_transactions": RAW_POS_TRANSACTIONS, "raw_pos_lines": RAW_POS_LINES}
 
 
@@ -83,10 +83,13 @@ def offline_directory(
     master: bytes | None = None,
     stores_csv: Path | None = None,
     timezone: str = "Asia/Tokyo",
+    master_of: str | None = None,
 ) -> tuple[StaticDirectory, list[Reject]]:
-    """A directory for offline conversion, and the rejects of the vendor-A ``master`` if any.
+    """A directory for offline conversion, and the rejects of the POS ``master`` if any.
 
-    Without ``stores_csv`` any store code is accepted as a store whose id is the code.
+    The master is loaded by the master Pre-ETL of vendor ``master_of`` (default: the one
+    built-in vendor that has a master upload). Without ``stores_csv`` any store code is
+    accepted as a store whose id is the code.
     """
     directory: StaticDirectory
     if stores_csv is not None:
@@ -95,19 +98,58 @@ def offline_directory(
         directory = _AutoStoreDirectory(timezone=timezone)
     rejects: list[Reject] = []
     if master is not None:
-        rows, rejects = parse_master(master, directory, tenant_id)
-        if rows:
-            directory.apply_pos_master(tenant_id, VENDOR_A, rows)
+        upload = _master_vendor(master_of).master
+        assert upload is not None
+        event = _event(f"memory://{upload.source}", upload.source, tenant_id, master)
+        rejects = upload.pre_etl().parse(event, master, directory).rejects
     return directory, rejects
 
 
-def _parser(vendor: str, mappings: Mapping[str, VendorMapping]) -> PreEtl:
-    if vendor in VENDORS:
-        return VENDORS[vendor]()
-    if vendor in mappings:
-        return MappedVendorPreEtl(mappings[vendor])
-    known = [*VENDORS, *sorted(mappings)]
-    raise BadInput(f"unknown POS vendor {vendor!r}; expected one of {', '.join(known)}")
+def _master_vendor(key: str | None) -> Vendor:
+    with_master = {k: v for k, v in built_in().items() if v.master is not None}
+    if key is None and len(with_master) == 1:
+        return next(iter(with_master.values()))
+    if key in with_master:
+        return with_master[key]
+    raise BadInput(
+        f"no POS master upload for {key or 'an unnamed vendor'}; vendors with one: "
+        f"{', '.join(with_master) or 'none'}"
+    )
+
+
+def vendor_for(vendor: str, mappings: Mapping[str, VendorMapping] | None = None) -> Vendor:
+    """The registry entry of ``vendor`` (built-in, plugin or one of ``mappings``); an unknown
+    name raises :class:`BadInput` listing the known ones."""
+    known = registry(mappings)
+    if vendor not in known:
+        raise BadInput(f"unknown POS vendor {vendor!r}; expected one of {', '.join(known)}")
+    return known[vendor]
+
+
+def master_vendor(vendor: str, mappings: Mapping[str, VendorMapping] | None = None) -> str | None:
+    """Whose POS master resolves ``vendor``'s registers (None when its data names stores)."""
+    entry = vendor_for(vendor, mappings)
+    if not entry.resolves_by_master:
+        return None
+    if entry.master is not None:
+        return entry.key
+    mapping = (mappings or {}).get(vendor)
+    return mapping.master_vendor if mapping is not None else None
+
+
+def _event(key: str, source: str, tenant_id: str, data: bytes) -> ObjectRegistered:
+    object_id = content_id(data)
+    return ObjectRegistered(
+        key=key,
+        source=source,
+        tenant_id=tenant_id,
+        business_date=date.today(),
+        object_id=object_id,
+        size=len(data),
+        sha256=object_id,
+        content_type="application/octet-stream",
+        registered_at=utcnow(),
+    )
 
 
 def convert_files(
@@ -123,7 +165,7 @@ def convert_files(
     ``vendor`` is a built-in vendor or one of the declarative ``mappings``. A transaction found
     in several files is kept as in the last one (a corrected re-send replaces the earlier).
     """
-    parser = _parser(vendor, mappings or {})
+    parser: PreEtl = vendor_for(vendor, mappings).sales.pre_etl()
     parts: dict[str, list[pa.Table]] = {name: [] for name in _OUTPUT_SCHEMAS}
     rejects: list[Reject] = []
     for raw_path in paths:
@@ -132,18 +174,7 @@ def convert_files(
             data = path.read_bytes()
         except OSError as exc:
             raise BadInput(f"cannot read {path}: {exc}") from exc
-        object_id = content_id(data)
-        event = ObjectRegistered(
-            key=f"file://{path.resolve()}",
-            source=parser.source,
-            tenant_id=tenant_id,
-            business_date=date.today(),
-            object_id=object_id,
-            size=len(data),
-            sha256=object_id,
-            content_type="application/octet-stream",
-            registered_at=utcnow(),
-        )
+        event = _event(f"file://{path.resolve()}", parser.source, tenant_id, data)
         result = parser.parse(event, data, directory)
         for name, tbl in result.tables.items():
             parts.setdefault(name, []).append(tbl)

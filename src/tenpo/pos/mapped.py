@@ -36,7 +36,6 @@ from tenpo.pos import _arrow, _text
 from tenpo.pos.tax import Rounding, added_tax, allocate, split_inclusive
 
 __all__ = [
-    "BUILT_IN_VENDORS",
     "MappedVendorPreEtl",
     "VendorMapping",
     "load_mapping",
@@ -47,7 +46,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TRANSACTIONS = "raw_pos_transactions"
-BUILT_IN_VENDORS = ("vendor_a", "vendor_b")
 KIND_NAMES = ("sale", "return", "void")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _PLACEHOLDERS = {"register", "receipt", "date", "store"}
@@ -122,7 +120,9 @@ class VendorMapping(_Strict):
     def _valid_name(cls, value: str) -> str:
         if not _NAME.fullmatch(value):
             raise ValueError("must be lower_snake_case: a-z, 0-9, _ (max 48)")
-        if value in BUILT_IN_VENDORS:
+        from tenpo.pos.vendors import built_in
+
+        if value in built_in():
             raise ValueError(f"{value!r} is a built-in vendor")
         return value
 

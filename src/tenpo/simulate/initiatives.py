@@ -78,10 +78,15 @@ def plant_initiatives(
     return out
 
 
-def lever_lifts(initiatives: list[Initiative], store_code: str, day: date) -> dict[str, float]:
-    """Multipliers of capture, conversion and basket lines at a store on a day."""
+def lever_lifts(
+    initiatives: list[Initiative], tenant_id: str, store_code: str, day: date
+) -> dict[str, float]:
+    """Multipliers of capture, conversion and basket lines at a tenant's store on a day
+    (store codes repeat across tenants: an initiative lifts its own tenant's stores only)."""
     lifts = {"capture": 1.0, "conversion": 1.0, "basket": 1.0}
     for initiative in initiatives:
+        if initiative.tenant_id != tenant_id:
+            continue
         lift = initiative.lift(store_code, day)
         if lift != 1.0:
             lever = _LEVER.get(initiative.kpi, "basket")

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from tenpo.pos.vendors import vendor_a
 from tenpo.simulate.config import SimConfig
 from tenpo.simulate.engine import iter_store_days, simulate_master
 from tenpo.simulate.model import (
@@ -57,11 +58,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-VENDOR_A_SALES_HEADER = (
-    "レジ番号", "レシート番号", "取引日時", "取引区分", "行番号", "JANコード", "商品名",
-    "数量", "単価", "値引額", "金額", "税率区分", "合計金額",
-)  # fmt: skip
-VENDOR_A_MASTER_HEADER = ("レジ番号", "店舗コード", "店舗名", "適用開始日", "適用終了日")
+VENDOR_A_SALES_HEADER = vendor_a.SALES_COLUMNS
+VENDOR_A_MASTER_HEADER = vendor_a.MASTER_COLUMNS
 TRUTH_COLUMNS = (
     "tenant_id", "store_code", "business_date", "net_sales", "net_sales_incl_tax",
     "transactions", "units", "visitors", "visitors_counted", "passersby", "passersby_counted",

@@ -46,6 +46,7 @@ from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake
 from tenpo.lake.keys import parse_partition, quarantine_key, table_key
 from tenpo.lake.landing import ObjectRegistered
+from tenpo.pos.vendors import master_sources
 from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey
 from tenpo.streamer._quarantine import EVENTS_TABLE, OBJECTS_TABLE, quarantine_files
 from tenpo.streamer._registry import default_pre_etls, mapped_pre_etls
@@ -56,9 +57,6 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "streamer"
 """Durable consumer name of the streamer on ``objects.registered``."""
-
-REPLAY_AFTER = frozenset({"pos_vendor_a_master"})
-"""Sources whose load may resolve earlier replayable rejects of the same tenant."""
 
 
 @dataclass
@@ -126,7 +124,8 @@ class Streamer:
     """Follows ``objects.registered`` and loads each object into the raw tables once.
 
     ``pre_etls`` maps a landing source to its adapter (default: :func:`default_pre_etls` plus
-    one per declarative POS vendor mapping of ``settings``).
+    one per declarative POS vendor mapping of ``settings``). ``ledger`` is the load ledger to
+    use (default: one opened on ``settings.streamer_db_url`` and closed by :meth:`close`).
     """
 
     def __init__(
@@ -138,6 +137,7 @@ class Streamer:
         pre_etls: Mapping[str, PreEtl] | None = None,
         *,
         fetch_timeout: float = 0.5,
+        ledger: LoadLedger | None = None,
     ) -> None:
         self.settings = settings
         self.lake = lake
@@ -146,9 +146,12 @@ class Streamer:
         self.pre_etls: dict[str, PreEtl] = dict(
             default_pre_etls() | mapped_pre_etls(settings) if pre_etls is None else pre_etls
         )
+        self.replay_after = master_sources()
+        """Sources (POS masters) whose load may resolve earlier replayable rejects."""
         self.batch_size = settings.streamer_batch_objects
         self.fetch_timeout = fetch_timeout
-        self.ledger = LoadLedger(settings.streamer_db_url)
+        self._owns_ledger = ledger is None
+        self.ledger = LoadLedger(settings.streamer_db_url) if ledger is None else ledger
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
         self._recovered = False
 
@@ -252,8 +255,10 @@ class Streamer:
         return len(pending)
 
     def close(self) -> None:
-        """Release the ledger's connections (the lake and bus belong to the caller)."""
-        self.ledger.close()
+        """Release the ledger's connections when this streamer opened it (an injected
+        ledger, like the lake and the bus, belongs to the caller)."""
+        if self._owns_ledger:
+            self.ledger.close()
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -354,7 +359,9 @@ class Streamer:
         for part in parts:
             stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
         # A new POS master may resolve registers that quarantined earlier sales: replay them.
-        for tenant in sorted({i.event.tenant_id for i in ready if i.event.source in REPLAY_AFTER}):
+        for tenant in sorted(
+            {i.event.tenant_id for i in ready if i.event.source in self.replay_after}
+        ):
             try:
                 replayed = self.replay(tenant_id=tenant)
             except Exception:  # noqa: BLE001 - the batch is committed; `streamer replay` retries

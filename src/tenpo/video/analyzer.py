@@ -153,6 +153,11 @@ class Analyzer:
         )
         return self._finish_tracks(ended)
 
+    @property
+    def last_ts(self) -> datetime | None:
+        """Capture time of the last frame fed (None before the first)."""
+        return self._last_ts
+
     def finish(self) -> list[VisitorEvent]:
         """End of stream: close every live track; their events."""
         return self._finish_tracks(self.tracker.flush())

@@ -3,7 +3,8 @@
 :class:`LandmarkQualityChecker` checks, in this order (the first failure is the reason):
 ``too_small`` (box side below ``min_size`` px), ``too_dark`` / ``too_bright`` (mean grey
 level), ``low_contrast`` (grey-level standard deviation), ``blurred`` (variance of the
-Laplacian of the face resized to 100 px, so the measure does not depend on face size) and
+Laplacian of the face resized to 100 px and scaled to a mean grey level of 128, so the
+measure depends neither on face size nor on the light) and
 ``not_frontal`` (from dlib's 5-point landmarks: the nose's horizontal offset from the eyes'
 midpoint relative to the eye distance, and the tilt of the eye line). Every rejection is
 counted by reason in :attr:`FaceQualityChecker.rejections`.
@@ -45,9 +46,11 @@ class QualityThresholds(BaseModel):
     min_size: int = Field(60, ge=1, description="Smallest face box side, px.")
     min_brightness: float = Field(40, ge=0, le=255, description="Lowest mean grey level.")
     max_brightness: float = Field(220, ge=0, le=255, description="Highest mean grey level.")
-    min_contrast: float = Field(20, ge=0, description="Lowest grey-level standard deviation.")
+    min_contrast: float = Field(12, ge=0, description="Lowest grey-level standard deviation.")
     min_sharpness: float = Field(
-        10, ge=0, description="Lowest Laplacian variance of the face at 100 px."
+        10,
+        ge=0,
+        description="Lowest Laplacian variance of the face at 100 px, mean grey level 128.",
     )
     max_yaw: float = Field(
         0.25, gt=0, description="Largest nose offset from the eyes' midpoint / eye distance."
@@ -118,7 +121,9 @@ class LandmarkQualityChecker(FaceQualityChecker):
         if std < t.min_contrast:
             return Quality(False, 0.0, "low_contrast")
         norm = cv2.resize(face, (100, 100), interpolation=cv2.INTER_AREA)
-        sharp = float(cv2.Laplacian(norm, cv2.CV_64F).var())
+        # Normalised to a mean grey level of 128: dimmer light scales the edges with the
+        # mean, so it does not read as blur (blur leaves the mean where it was).
+        sharp = float(cv2.Laplacian(norm, cv2.CV_64F).var()) * (128.0 / mean) ** 2
         if sharp < t.min_sharpness:
             return Quality(False, 0.0, "blurred")
         pts = self.landmarks(gray, box)

@@ -43,13 +43,10 @@ def write_views(warehouse: Warehouse, path: str | Path) -> list[str]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(target))
-    warehouse.live_views = True
     try:
         # Scans first: a table's view may read other scans (POS versions read transactions).
         for name, schema in TABLES.items():
-            body = warehouse._scan_sql(
-                name, schema, warehouse._glob(name) if warehouse._has_files(name) else None
-            )
+            body = warehouse._scan_sql(name, schema, warehouse._has_files(name))
             con.execute(f"CREATE OR REPLACE VIEW {_quote('_scan_' + name)} AS {body}")
         for name in TABLES:
             sql = ibis.to_sql(warehouse.table(name), dialect="duckdb")
@@ -57,7 +54,6 @@ def write_views(warehouse: Warehouse, path: str | Path) -> list[str]:
     except duckdb.Error as exc:
         raise LakeError(f"cannot create warehouse views in {target}: {exc}") from exc
     finally:
-        warehouse.live_views = False
         con.close()
     log.info("wrote %d warehouse views to %s", len(TABLES), target)
     return list(TABLES)

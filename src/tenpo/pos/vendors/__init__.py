@@ -3,15 +3,18 @@
 A built-in vendor is a module ``tenpo/pos/vendors/<key>.py`` defining ``VENDOR``, a
 :class:`Vendor` that declares its key, its uploads (landing source, file extension, media
 type, the gateway's cheap ``check(body)``, its Pre-ETL) and, where it has one, its simulator
-writer. A declarative vendor (a TOML mapping, :mod:`tenpo.pos.mapped`) is registered the same
-way by :func:`declarative`. The gateway, the streamer, ``tenpo pos convert`` and the demo read
-:func:`registry` and name no vendor (as Frigate's detector plugins: each plugin declares its
-key and config, the registry discovers the modules).
+writer. A vendor shipped outside tenpo is a module anywhere on the path named by an entry point
+of the group ``tenpo.pos_vendors`` (``key = "package.module"``) whose ``VENDOR`` is found the
+same way. A declarative vendor (a TOML mapping, :mod:`tenpo.pos.mapped`) is registered by
+:func:`declarative`. The gateway, the streamer, ``tenpo pos convert``, the demo and
+``docs/vendors.md`` read the registry and name no vendor (as Frigate's detector plugins: each
+plugin declares its key and config, the registry discovers the modules).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,11 +35,22 @@ __all__ = [
     "Checked",
     "Upload",
     "Vendor",
+    "BEGIN_MARK",
+    "END_MARK",
+    "ENTRY_POINT_GROUP",
     "built_in",
+    "by_source",
     "declarative",
+    "markdown_table",
+    "master_sources",
     "registry",
     "registry_for",
+    "routes",
+    "with_table",
 ]
+
+ENTRY_POINT_GROUP = "tenpo.pos_vendors"
+"""Entry-point group of vendor plugins shipped outside tenpo (name = key, value = module)."""
 
 CSV_CP932 = "text/csv; charset=cp932"
 JSON_UTF8 = "application/json"
@@ -80,6 +94,8 @@ class Vendor:
     """The simulator's writer for this vendor (``tenpo.simulate.writers``), if it has one."""
     resolves_by_master: bool = False
     """True when registers resolve to stores through a POS master (convert needs one)."""
+    connector: str | None = None
+    """Module of its pull connector (:mod:`tenpo.pos.connectors`), if tenpo can pull it."""
     notes: tuple[str, ...] = field(default=())
 
     def upload(self, kind: str) -> Upload | None:
@@ -92,21 +108,115 @@ class Vendor:
         return (self.sales,) if self.master is None else (self.sales, self.master)
 
 
+def _plugin(module_name: str, key: str) -> Vendor:
+    module = importlib.import_module(module_name)
+    vendor = getattr(module, "VENDOR", None)
+    if not isinstance(vendor, Vendor):
+        raise ConfigError(f"{module_name} defines no VENDOR (a tenpo.pos.vendors.Vendor)")
+    if vendor.key != key:
+        raise ConfigError(f"{module_name} declares vendor {vendor.key!r}, registered as {key!r}")
+    for kind in ("sales", "master"):
+        upload = vendor.upload(kind)
+        if upload is not None and not upload.source.startswith("pos_"):
+            raise ConfigError(f"{module_name}: {kind} source {upload.source!r} lacks pos_")
+    return vendor
+
+
 @cache
 def built_in() -> dict[str, Vendor]:
-    """Every built-in vendor: the ``VENDOR`` of each public module of this package, by key."""
+    """Every code vendor, by key: the ``VENDOR`` of each public module of this package, then
+    of each module named by an entry point of :data:`ENTRY_POINT_GROUP` (sorted by key).
+
+    Raises :class:`ConfigError` for a module without a ``VENDOR``, a key that is not the
+    module's (entry point's) name, or two vendors with one key or one landing source.
+    """
     found: dict[str, Vendor] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        vendor = getattr(module, "VENDOR", None)
-        if not isinstance(vendor, Vendor):
-            raise ConfigError(f"{module.__name__} defines no VENDOR (a tenpo.pos.vendors.Vendor)")
-        if vendor.key != info.name:
-            raise ConfigError(f"{module.__name__} declares vendor {vendor.key!r}")
-        found[vendor.key] = vendor
+        if not info.name.startswith("_"):
+            found[info.name] = _plugin(f"{__name__}.{info.name}", info.name)
+    for point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=str):
+        if point.name in found:
+            raise ConfigError(f"vendor plugin {point.value!r} reuses the key {point.name!r}")
+        found[point.name] = _plugin(point.value, point.name)
+    _check_sources(found)
     return found
+
+
+def _check_sources(vendors: Mapping[str, Vendor]) -> None:
+    seen: dict[str, str] = {}
+    for vendor in vendors.values():
+        for upload in vendor.uploads:
+            if upload.source in seen:
+                raise ConfigError(
+                    f"vendors {seen[upload.source]!r} and {vendor.key!r} both land "
+                    f"{upload.source!r}"
+                )
+            seen[upload.source] = vendor.key
+
+
+def by_source(vendors: Mapping[str, Vendor] | None = None) -> dict[str, tuple[Vendor, str]]:
+    """Landing source → (vendor, upload kind) of ``vendors`` (default :func:`built_in`)."""
+    found: dict[str, tuple[Vendor, str]] = {}
+    for vendor in (built_in() if vendors is None else vendors).values():
+        for kind in ("master", "sales"):
+            upload = vendor.upload(kind)
+            if upload is not None:
+                found[upload.source] = (vendor, kind)
+    return found
+
+
+def routes(vendors: Mapping[str, Vendor] | None = None) -> dict[str, tuple[str, str]]:
+    """Landing source → (gateway path, media type) of every upload, masters first (a master
+    must be loaded before the sales that resolve registers through it)."""
+    found = by_source(vendors)
+    order = sorted(found, key=lambda s: (found[s][1] != "master", found[s][0].key))
+    return {
+        s: (f"/v1/pos/{found[s][0].key}/{found[s][1]}", _upload(found[s]).content_type)
+        for s in order
+    }
+
+
+def _upload(entry: tuple[Vendor, str]) -> Upload:
+    upload = entry[0].upload(entry[1])
+    assert upload is not None
+    return upload
+
+
+def master_sources(vendors: Mapping[str, Vendor] | None = None) -> frozenset[str]:
+    """Landing sources of POS masters: loading one may resolve earlier rejected sales."""
+    return frozenset(
+        v.master.source for v in (built_in() if vendors is None else vendors).values() if v.master
+    )
+
+
+def markdown_table(vendors: Mapping[str, Vendor] | None = None) -> str:
+    """The upload endpoints of ``vendors`` (default :func:`built_in`) as a Markdown table
+    (``docs/vendors.md`` and the README hold it; a test checks they match the registry)."""
+    rows = ["| vendor | endpoint | body | landing source |", "|---|---|---|---|"]
+    found = by_source(vendors)
+    for source, (route, content_type) in routes(vendors).items():
+        rows.append(
+            f"| `{found[source][0].key}` | `POST {route}` | `{content_type}` | `{source}` |"
+        )
+    rows.append("")
+    rows += [
+        f"- `{v.key}`: {v.title}" for v in (built_in() if vendors is None else vendors).values()
+    ]
+    return "\n".join(rows) + "\n"
+
+
+BEGIN_MARK = "<!-- vendors:begin (generated by `tenpo pos vendors --markdown`) -->"
+END_MARK = "<!-- vendors:end -->"
+
+
+def with_table(text: str, vendors: Mapping[str, Vendor] | None = None) -> str:
+    """``text`` with the part between :data:`BEGIN_MARK` and :data:`END_MARK` replaced by
+    :func:`markdown_table`; raises :class:`ConfigError` when the marks are missing."""
+    start, end = text.find(BEGIN_MARK), text.find(END_MARK)
+    if start < 0 or end < start:
+        raise ConfigError("no vendors table marks in the text")
+    head = text[: start + len(BEGIN_MARK)]
+    return f"{head}\n{markdown_table(vendors)}{text[end:]}"
 
 
 def registry(mappings: Mapping[str, VendorMapping] | None = None) -> dict[str, Vendor]:
