@@ -473,7 +473,7 @@ def _export_asset(partitions: DailyPartitionsDefinition, mart: str, name: str) -
         from tenpo.datamart.schema import MART_SCHEMAS
 
         days = partition_dates(context.partition_keys)
-        settings = tenpo.get_settings()
+        engine = tenpo.datamart_engine()
         with tenpo.open_warehouse() as wh:
             # One read for the whole range, split per date in memory.
             rows = wh.to_arrow(wh.table(mart, dates=days).order_by(list(order[mart])))
@@ -485,7 +485,7 @@ def _export_asset(partitions: DailyPartitionsDefinition, mart: str, name: str) -
         exported: dict[str, int] = {}
         for day in days:
             day_rows = rows.filter(pc.equal(rows["business_date"], pa.scalar(day, pa.date32())))
-            exported[day.isoformat()] = export_partition(settings, mart, day, day_rows)
+            exported[day.isoformat()] = export_partition(engine, mart, day, day_rows)
         total = sum(exported.values())
         context.log.info("%s: %d rows over %d date(s)", name, total, len(days))
         return MaterializeResult(

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
-from pydantic import Field
-from sqlalchemy.engine import make_url
+from pydantic import Field, PrivateAttr
+from sqlalchemy.engine import Engine, make_url
 
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
@@ -32,6 +32,8 @@ class TenpoResource(ConfigurableResource):
         default=None, description="Datalake root; default {data_dir}/lake."
     )
     datamart_url: str | None = Field(default=None, description="Datamart SQLAlchemy URL.")
+    _settings: Settings | None = PrivateAttr(default=None)
+    _lake: Lake | None = PrivateAttr(default=None)
     engine: str | None = Field(
         default=None, description="Warehouse engine of the mart assets: duckdb or spark."
     )
@@ -51,7 +53,13 @@ class TenpoResource(ConfigurableResource):
         )
 
     def get_settings(self) -> Settings:
-        """The settings this resource stands for (explicit fields over the environment)."""
+        """The settings this resource stands for (explicit fields over the environment),
+        read once per resource instance (Dagster makes one per run and process)."""
+        if self._settings is None:
+            self._settings = self._read_settings()
+        return self._settings
+
+    def _read_settings(self) -> Settings:
         overrides: dict[str, Any] = {
             k: v
             for k, v in {
@@ -66,8 +74,16 @@ class TenpoResource(ConfigurableResource):
         return Settings(**overrides)
 
     def open_lake(self) -> Lake:
-        """The datalake."""
-        return open_lake(self.get_settings().lake_root)
+        """The datalake, opened once per resource instance (a lake holds no connection)."""
+        if self._lake is None:
+            self._lake = open_lake(self.get_settings().lake_root)
+        return self._lake
+
+    def datamart_engine(self) -> Engine:
+        """The datamart's engine, one per URL for the process (:func:`datamart.get_engine`)."""
+        from tenpo.datamart import get_engine
+
+        return get_engine(self.get_settings().datamart_db_url)
 
     def store_timezones(self) -> list[tuple[str, str, str]]:
         """(tenant_id, store_id, timezone) of every store in the control plane.
