@@ -200,6 +200,6 @@ def test_the_dagster_job_pulls_every_configured_connector(
         resources={"tenpo": TenpoResource.from_settings(settings)}
     )
     assert result.success
-    assert result.output_for_node("pull_connectors") == {"smaregi": 5}
+    assert result.output_for_node("pull_vendor_connectors") == {"smaregi": 5}
     lake = open_lake(settings.lake_root)
     assert lake.exists(f"state/connectors/smaregi/{TENANT}/{fake.contract}.json")

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Query engine of the warehouse and so of every mart asset: DuckDB in "
         "process, or Spark (extra `spark`, Java 17) reading the same Parquet in the lake.",
     )
+    dagster_storage_url: str | None = Field(
+        None,
+        description="PostgreSQL URL of Dagster's run, event-log and schedule storage "
+        "(dagster-postgres); default: SQLite files under {data_dir}/dagster.",
+    )
     spark_master: str = Field(
         "local[*]",
         min_length=1,

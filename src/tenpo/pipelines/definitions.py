@@ -32,8 +32,14 @@ def build_definitions(
     *,
     end_offset: int = 1,
     resource: TenpoResource | None = None,
+    sensor_interval_s: int = 30,
+    sensor_running: bool = False,
 ) -> Definitions:
-    """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule."""
+    """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule.
+
+    ``sensor_interval_s`` is the ``partitions_changed`` sensor's minimum interval between
+    ticks; ``sensor_running`` starts it by default (else start it in the UI or with
+    ``dagster sensor start``)."""
     partitions = daily_partitions(start, end_offset=end_offset)
     return Definitions(
         assets=[
@@ -47,7 +53,12 @@ def build_definitions(
             *initiative_assets(),
         ],
         jobs=[pull_connectors_job],
-        sensors=[partitions_changed_sensor(), *alert_sensors()],
+        sensors=[
+            partitions_changed_sensor(
+                minimum_interval_seconds=sensor_interval_s, running=sensor_running
+            ),
+            *alert_sensors(),
+        ],
         schedules=[
             daily_kpis_schedule(partitions),
             *ml_schedules(),

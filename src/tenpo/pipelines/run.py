@@ -9,6 +9,7 @@ shows them.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import threading
 import uuid
@@ -35,8 +36,9 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from sqlalchemy.engine import make_url
 
-from tenpo.core.errors import BadInput, TenpoError
+from tenpo.core.errors import BadInput, ConfigError, TenpoError
 from tenpo.core.settings import Settings
 from tenpo.pipelines.definitions import build_definitions
 from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
@@ -102,10 +104,9 @@ class RunProgress:
 
 _YAML_MARKER = "# Written by tenpo"
 _DAGSTER_YAML = """\
-# Written by tenpo (v2): local SQLite storage for runs, events and schedules; run queue limits.
+# Written by tenpo (v2): {what} storage for runs, events and schedules; run queue limits.
 storage:
-  sqlite:
-    base_dir: {home}
+{storage}
 concurrency:
   runs:
     max_concurrent_runs: 4
@@ -134,13 +135,33 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = _DAGSTER_YAML.format(home=home.as_posix(), writer_key=next(iter(WRITER_TAG)))
+    wanted = _DAGSTER_YAML.format(
+        what="PostgreSQL" if settings.dagster_storage_url else "local SQLite",
+        storage=_storage_yaml(settings, home),
+        writer_key=next(iter(WRITER_TAG)),
+    )
     if not config.exists() or (
         config.read_text(encoding="utf-8").startswith(_YAML_MARKER)
         and config.read_text(encoding="utf-8") != wanted
     ):
         config.write_text(wanted, encoding="utf-8")
     return home
+
+
+def _storage_yaml(settings: Settings, home: Path) -> str:
+    """The ``storage:`` body of dagster.yaml: SQLite files in ``home``, or PostgreSQL."""
+    url = settings.dagster_storage_url
+    if not url:
+        return f"  sqlite:\n    base_dir: {home.as_posix()}"
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"TENPO_DAGSTER_STORAGE_URL must be a PostgreSQL URL, not {parsed.drivername}://"
+        )
+    # dagster-postgres is written for psycopg2 (its NOTIFY binds a parameter psycopg 3 cannot),
+    # and SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://: name the driver.
+    url2 = parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    return f"  postgres:\n    postgres_url: {json.dumps(url2)}"
 
 
 @contextmanager
