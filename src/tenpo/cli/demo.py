@@ -77,9 +77,19 @@ def send_files(
 
 
 def run_demo(
-    base: Settings, *, stores: int = 10, days: int = 14, seed: int = 7, serve: bool = False
+    base: Settings,
+    *,
+    stores: int = 10,
+    days: int = 14,
+    seed: int = 7,
+    serve: bool = False,
+    start: date = date(2026, 10, 5),
+    dst_store_share: float = 0.0,
 ) -> DemoResult:
-    """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API."""
+    """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API.
+
+    ``dst_store_share`` of the stores are in zones with daylight saving time
+    (``SimConfig.dst_store_share``); the check against the truth is the same."""
     from tenpo.api import create_app as create_api
     from tenpo.bus import open_bus
     from tenpo.control import ControlPlane
@@ -103,7 +113,6 @@ def run_demo(
         result.timings[name] = round(now - clock, 2)
         clock = now
 
-    start = date(2026, 10, 5)
     sim_dir = root / "sim"
     tenants = 2
     with console.status("simulating the chain…"):
@@ -114,6 +123,7 @@ def run_demo(
                 stores_per_tenant=max(1, stores // tenants),
                 days=days,
                 start_date=start,
+                dst_store_share=dst_store_share,
             ),
             sim_dir,
         )

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from tenpo.cli._common import console, err_console
-from tenpo.simulate import SimConfig, simulate_chain, write_chain, writers
 
 _DEFAULT_START = datetime(2026, 10, 5)
 _DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
@@ -33,6 +32,8 @@ def simulate(
     ] = _DEFAULT_WORKERS,
 ) -> None:
     """Simulate a retail chain: POS, device and visitor files per FORMATS.md, plus ground truth."""
+    from tenpo.simulate import SimConfig, simulate_chain, write_chain, writers
+
     try:
         config = SimConfig(
             seed=seed, tenants=tenants, stores=stores, days=days, start_date=_day(start)
