@@ -128,3 +128,42 @@ def test_forecast_store_hourly_rows_over_a_fall_back_date() -> None:
     assert set(h["hour"]) == set(range(8, 22))
     assert len(h) == 7 * 14
     assert set(h[h["business_date"] == date(2026, 11, 2)]["utc_offset_s"]) == {-5 * 3600}
+
+
+def test_definitions_refresh_the_forecasts_daily() -> None:
+    from tenpo.pipelines.definitions import defs
+    from tenpo.pipelines.forecast import (
+        DATAMART_FORECAST_KEY,
+        FORECAST_JOB,
+        MART_STORE_FORECAST_KEY,
+    )
+
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {MART_STORE_FORECAST_KEY, DATAMART_FORECAST_KEY} <= keys
+    schedule = defs.resolve_schedule_def("forecast_daily_schedule")
+    assert schedule.cron_schedule == "0 4 * * *" and schedule.job_name == FORECAST_JOB
+
+
+def test_weather_feed_is_a_regressor_when_present() -> None:
+    # Rain takes 30 % of the traffic; the feed covers the history and the next week.
+    days = [date(2025, 3, 3) + timedelta(days=i) for i in range(98)]
+    rng = np.random.default_rng(9)
+    rain = rng.random(len(days) + 7) < 0.3
+    values = 100 * np.where(rain[: len(days)], 0.7, 1.0) * rng.lognormal(0, 0.03, len(days))
+    obs = pd.Series(values, index=days)
+    future = [days[-1] + timedelta(days=k) for k in range(1, 8)]
+    weather = pd.DataFrame(
+        {
+            "precipitation_mm": np.where(rain, 15.0, 0.0),
+            "temperature_c": 15.0,
+        },
+        index=days + future,
+    )
+    fc = forecast_daily(obs, as_of=days[-1], horizon=7, is_holiday=lambda d: False, weather=weather)
+    assert fc is not None
+    expected = np.where(rain[len(days) :], 70.0, 100.0)
+    assert np.allclose(fc["mean"], expected, rtol=0.06), fc["mean"].tolist()
+    without = forecast_daily(obs, as_of=days[-1], horizon=7, is_holiday=lambda d: False)
+    assert without is not None  # without the feed the rainy days are not foreseen
+    error = np.abs(fc["mean"] - expected).mean()
+    assert np.abs(without["mean"] - expected).mean() > 3 * error

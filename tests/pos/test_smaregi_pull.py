@@ -177,3 +177,29 @@ def test_cli_pull_and_backfill(
     assert "1 windows, 1 pages, 7 transactions, 1 new objects" in res.output  # 6 a day, inclusive
     res = runner.invoke(app, ["pos", "pull", "vendor_a", "--tenant", TENANT])
     assert res.exit_code == 2 and "no pull connector for 'vendor_a'" in res.output
+
+
+def test_the_dagster_job_pulls_every_configured_connector(
+    settings: Settings, fake: FakeSmaregi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenpo.pipelines import TenpoResource
+    from tenpo.pipelines.connectors import pull_connectors_job, pull_connectors_schedule
+
+    assert pull_connectors_schedule().default_status.value == "STOPPED"  # nothing configured
+    for name, value in {
+        "SMAREGI_TENANT": TENANT, "SMAREGI_CONTRACT_ID": fake.contract,
+        "SMAREGI_CLIENT_ID": fake.client_id, "SMAREGI_CLIENT_SECRET": fake.client_secret,
+        "SMAREGI_API_URL": fake.url, "SMAREGI_ID_URL": fake.url,
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert pull_connectors_schedule().default_status.value == "RUNNING"
+    recent = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    for t in fake.transactions[:5]:  # updated yesterday: inside a first pull's 31 days
+        t["updDateTime"] = recent
+    result = pull_connectors_job.execute_in_process(
+        resources={"tenpo": TenpoResource.from_settings(settings)}
+    )
+    assert result.success
+    assert result.output_for_node("pull_connectors") == {"smaregi": 5}
+    lake = open_lake(settings.lake_root)
+    assert lake.exists(f"state/connectors/smaregi/{TENANT}/{fake.contract}.json")

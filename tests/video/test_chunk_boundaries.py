@@ -56,7 +56,7 @@ def test_a_crossing_at_a_chunk_boundary_is_counted_once(
             tracker=KalmanTracker(),
             extractor=models[1],
             store=store,
-            config=AnalyzerConfig(detect_every=3),
+            config=AnalyzerConfig(),
         )
 
     def summary(events: list[VisitorEvent]) -> list[tuple[str, float]]:

@@ -94,7 +94,7 @@ def _run_day(
         tracker=KalmanTracker(),
         extractor=DlibResNetExtractor(),
         store=store,
-        config=AnalyzerConfig(detect_every=3),
+        config=AnalyzerConfig(),
     )
     for frame in render(people, seconds, start=start, scene=scene):  # type: ignore[arg-type]
         analyzer.process(frame)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from tenpo.api._admin_routes import admin_router
+from tenpo.api._alert_routes import alert_router
 from tenpo.api._auth import (
     FastRefusal,
     KnownCredentials,
@@ -22,6 +23,7 @@ from tenpo.api._auth import (
 from tenpo.api._budget_routes import budget_router
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
+from tenpo.api._forecast_routes import forecast_router
 from tenpo.api._initiative_routes import initiative_router
 from tenpo.api._ml_routes import ml_router
 from tenpo.api._openapi import install_openapi
@@ -93,6 +95,8 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.include_router(forecast_router)
+    app.include_router(alert_router)
     app.include_router(video_router)
     app.state.lake_root = settings.lake_root
     app.state.operator_tenant = settings.operator_tenant

@@ -97,6 +97,32 @@ def materialize(
 
 @app.command()
 @handles_errors
+def forecast(
+    as_of: datetime | None = typer.Option(  # noqa: B008 - Typer declares options as defaults
+        None,
+        "--as-of",
+        help="Last business date of the history (default: the latest).",
+        formats=["%Y-%m-%d"],
+    ),
+) -> None:
+    """Forecast every store (daily 90 days, hourly 14) and export it to the datamart.
+
+    What the daily ``forecast_daily_schedule`` does; safe to re-run (each store's forecast is
+    replaced).
+    """
+    from tenpo.lake import open_lake
+    from tenpo.pipelines.forecast import materialize_forecasts
+    from tenpo.pipelines.ml import latest_business_date
+
+    cfg = settings()
+    if latest_business_date(open_lake(cfg.lake_root)) is None:
+        raise BadInput("mart_store_daily is empty: run `tenpo jobs materialize` first")
+    materialize_forecasts(cfg, as_of=as_of.date() if as_of else None)
+    console.print("forecasts written to the datamart")
+
+
+@app.command()
+@handles_errors
 def backfill(
     first: datetime = _FROM,
     last: datetime = _TO,

@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     video_fps: int = Field(15, ge=1, le=60, description="Recorder output frame rate.")
     video_chunk_seconds: float = Field(300.0, gt=0, description="Length of a recorded chunk.")
     video_retention_days: int = Field(30, gt=0, description="Recorded chunks kept this long.")
-    video_detect_every: int = Field(3, ge=1, description="Analyzer: detect faces every N frames.")
+    video_detect_every: int = Field(4, ge=1, description="Analyzer: detect faces every N frames.")
     video_max_chunk_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest video chunk the gateway accepts."
     )

@@ -38,17 +38,22 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 __all__ = [
     "DAILY_HORIZON",
+    "FORECAST_KEY",
+    "GRAINS",
     "HOURLY_HORIZON",
     "KPIS",
     "LEVELS",
+    "MART_STORE_FORECAST",
     "BacktestScore",
     "backtest",
     "country_of",
     "forecast_daily",
     "forecast_hourly",
+    "forecast_rows",
     "forecast_store",
     "holiday_calendar",
     "local_hours",
@@ -65,6 +70,35 @@ LEVELS: tuple[int, ...] = (80, 95)
 DAILY_HORIZON = 90
 HOURLY_HORIZON = 14
 INTERVAL_COLUMNS: tuple[str, ...] = ("lo_80", "hi_80", "lo_95", "hi_95")
+GRAINS: tuple[str, ...] = ("day", "hour")
+
+MART_STORE_FORECAST = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("kpi", pa.string()),  # visitors | transactions | net_sales
+        ("grain", pa.string()),  # day | hour
+        ("business_date", pa.date32()),  # the date forecast
+        ("hour", pa.int32()),  # local hour; -1 on day rows
+        ("utc_offset_s", pa.int32()),  # offset in force (hour rows; 0 on day rows)
+        ("as_of", pa.date32()),  # last business date of the history
+        ("mean", pa.float64()),  # median forecast (net sales: yen)
+        ("lo_80", pa.float64()),
+        ("hi_80", pa.float64()),
+        ("lo_95", pa.float64()),
+        ("hi_95", pa.float64()),
+    ]
+)
+"""One row per store, KPI, grain and future date (and local hour): the latest forecast."""
+FORECAST_KEY: tuple[str, ...] = (
+    "tenant_id",
+    "store_id",
+    "kpi",
+    "grain",
+    "business_date",
+    "hour",
+    "utc_offset_s",
+)
 
 _HISTORY_DAYS = 730  # calendar-effect fit window
 _MIN_OBSERVED = 21  # fewer observed days: no forecast
@@ -505,6 +539,71 @@ def forecast_store(
         else pd.DataFrame(columns=hourly_cols)
     )
     return d, h
+
+
+def forecast_rows(
+    daily: pd.DataFrame,
+    hourly: pd.DataFrame | None,
+    stores: Iterable[dict[str, object]],
+    *,
+    as_of: date,
+    weather: pd.DataFrame | None = None,
+    daily_horizon: int = DAILY_HORIZON,
+    hourly_horizon: int = HOURLY_HORIZON,
+) -> pa.Table:
+    """Forecasts of every store in ``daily`` (mart_store_daily rows) as ``MART_STORE_FORECAST``.
+
+    ``stores`` give each store's ``timezone`` (default Asia/Tokyo) and ``region``; ``weather``
+    (tenant_id, region, business_date, precipitation_mm, temperature_c) is used per store when
+    its region has enough of it. Rows after ``as_of`` are ignored.
+    """
+    zones = {(str(s["tenant_id"]), str(s.get("store_id") or s.get("id"))): s for s in stores}
+    hourly = hourly if hourly is not None else pd.DataFrame(columns=["tenant_id", "store_id"])
+    frames: list[pd.DataFrame] = []
+    for key, rows in daily.groupby(["tenant_id", "store_id"], sort=True):
+        tenant, store = str(key[0]), str(key[1])
+        info = zones.get((tenant, store), {})
+        timezone = str(info.get("timezone") or "Asia/Tokyo")
+        hours = hourly[(hourly["tenant_id"] == tenant) & (hourly["store_id"] == store)]
+        local = _store_weather(weather, str(tenant), info.get("region"))
+        try:
+            d, h = forecast_store(
+                rows[rows["business_date"] <= as_of],
+                hours[hours["business_date"] <= as_of] if len(hours) else hours,
+                as_of=as_of,
+                timezone=timezone,
+                daily_horizon=daily_horizon,
+                hourly_horizon=hourly_horizon,
+                weather=local,
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            logger.warning("forecast: store %s/%s failed: %s", tenant, store, exc)
+            continue
+        if len(d):
+            frames.append(
+                d.assign(grain="day", hour=-1, utc_offset_s=0, tenant_id=tenant, store_id=store)
+            )
+        if len(h):
+            frames.append(h.assign(grain="hour", tenant_id=tenant, store_id=store))
+    if not frames:
+        return MART_STORE_FORECAST.empty_table()
+    out = pd.concat(frames, ignore_index=True).assign(as_of=as_of)
+    for name in ("mean", *INTERVAL_COLUMNS):
+        out[name] = out[name].astype(float).round(2)
+    return pa.Table.from_pandas(
+        out[MART_STORE_FORECAST.names], schema=MART_STORE_FORECAST, preserve_index=False
+    )
+
+
+def _store_weather(
+    weather: pd.DataFrame | None, tenant: str, region: object
+) -> pd.DataFrame | None:
+    if weather is None or weather.empty or region is None:
+        return None
+    rows = weather[(weather["tenant_id"] == tenant) & (weather["region"] == region)]
+    if rows.empty:
+        return None
+    return rows.set_index("business_date")[list(_WEATHER)]
 
 
 # --- back-test ---------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def build_analyzer(
     store: FeatureStore,
     *,
     detector: Literal["hog", "haar"] = "hog",
-    detect_every: int = 3,
+    detect_every: int = 4,
     detect_scale: float = 1.0,
     thresholds: QualityThresholds | None = None,
 ) -> Analyzer:

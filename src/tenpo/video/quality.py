@@ -111,8 +111,14 @@ class LandmarkQualityChecker(FaceQualityChecker):
         side = min(box.width, box.height)
         if side < t.min_size:
             return Quality(False, 0.0, "too_small")
-        gray: Any = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        face = gray[box.top : box.bottom, box.left : box.right]
+        # Grey only around the face (the landmarks need a little room), not the whole frame.
+        mx, my = box.width // 2, box.height // 2
+        ox, oy = max(0, box.left - mx), max(0, box.top - my)
+        gray: Any = cv2.cvtColor(
+            frame[oy : min(h, box.bottom + my), ox : min(w, box.right + mx)], cv2.COLOR_BGR2GRAY
+        )
+        local = Box(box.left - ox, box.top - oy, box.right - ox, box.bottom - oy)
+        face = gray[local.top : local.bottom, local.left : local.right]
         mean, std = float(face.mean()), float(face.std())
         if mean < t.min_brightness:
             return Quality(False, 0.0, "too_dark")
@@ -126,7 +132,7 @@ class LandmarkQualityChecker(FaceQualityChecker):
         sharp = float(cv2.Laplacian(norm, cv2.CV_64F).var()) * (128.0 / mean) ** 2
         if sharp < t.min_sharpness:
             return Quality(False, 0.0, "blurred")
-        pts = self.landmarks(gray, box)
+        pts = self.landmarks(gray, local)
         eye_a, eye_b, nose = (pts[0] + pts[1]) / 2, (pts[2] + pts[3]) / 2, pts[4]
         eye_dist = float(np.linalg.norm(eye_a - eye_b))
         if eye_dist < 1:

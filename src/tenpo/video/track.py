@@ -59,6 +59,10 @@ class ObjectTracker(ABC):
     def open_tracks(self) -> int:
         """How many tracks are live (matched lately or coasting)."""
 
+    @abstractmethod
+    def boxes(self) -> list[Box]:
+        """The last box of every live track."""
+
 
 class IouTracker(ObjectTracker):
     """Greedy IoU / centre-distance tracker that survives ``max_missed`` empty rounds."""
@@ -137,6 +141,10 @@ class IouTracker(ObjectTracker):
         """Live tracks."""
         return len(self.live)
 
+    def boxes(self) -> list[Box]:
+        """Last boxes of the live tracks."""
+        return [_box_of(t) for t in self.live]
+
 
 _HOG = cv2.HOGDescriptor((32, 32), (16, 16), (8, 8), (8, 8), 9)
 LOOK_DIM = 324  # the HOG descriptor's length at 32×32: 3×3 blocks of 2×2 cells × 9 bins
@@ -199,6 +207,10 @@ class _Motion:
         k = self.p @ h.T @ np.linalg.inv(s)
         self.x = self.x + k @ (np.array(box.center) - h @ self.x)
         self.p = (np.eye(4) - k @ h) @ self.p
+
+
+def _box_of(t: Track | _Live) -> Box:
+    return t.box if isinstance(t, Track) else t.track.box
 
 
 @dataclass
@@ -312,3 +324,7 @@ class KalmanTracker(ObjectTracker):
     def open_tracks(self) -> int:
         """Live tracks."""
         return len(self.live)
+
+    def boxes(self) -> list[Box]:
+        """Last boxes of the live tracks."""
+        return [_box_of(t) for t in self.live]
