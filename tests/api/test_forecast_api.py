@@ -174,6 +174,30 @@ def test_forecasts_stay_inside_their_tenant(client: TestClient, world: World) ->
     assert client.get("/v1/stores/s1/forecast").status_code == 401
 
 
+def test_staffing_uses_the_store_hours_and_its_forecast(client: TestClient, world: World) -> None:
+    # The world's s1 has 10 visitors and 2 receipts at 10:00-12:00 on every day but 10-08.
+    items = [
+        {"date": d.isoformat(), "hour": h, "staff": 2}
+        for d in (date(2026, 10, 5) + timedelta(days=i) for i in range(7))
+        for h in (10, 11, 12)
+    ]
+    auth = {"Authorization": f"Bearer {world.t1_key}"}
+    r = client.post("/v1/staffing", json={"store_id": "s1", "items": items}, headers=auth)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["staffed_hours"] == 18 and plan["visitors_per_staff_hour"] == 5.0
+    assert [(b["hours"], b["conversion"]) for b in plan["curve"]] == [(18, 0.2)]
+    assert plan["strained_hours"] == [] and plan["expected_extra_transactions_per_week"] == 0
+    recommended = plan["recommendation"]
+    assert len(recommended) == 14 * len(HOURS) and recommended[0]["utc_offset"] == "+09:00"
+    first = recommended[0]
+    assert first["staff"] == max(1, -(-first["visitors"] // 5))
+    secret = {"store_id": SECRET_STORE, "items": items}
+    assert client.post("/v1/staffing", json=secret, headers=auth).status_code == 404
+    bad = {"store_id": "s1", "items": [{"date": "2026-10-05", "hour": 24, "staff": 1}]}
+    assert client.post("/v1/staffing", json=bad, headers=auth).status_code == 422
+
+
 def test_reexport_replaces_the_store_rows(world: World) -> None:
     engine = get_engine(world.settings.datamart_db_url)
     count = "SELECT count(*) FROM mart_store_forecast"

@@ -57,6 +57,7 @@ OPERATIONS = [
     ("GET", "/v1/stores/{store_id}/forecast"),
     ("POST", "/v1/weather"),
     ("GET", "/v1/alerts"),
+    ("POST", "/v1/staffing"),
     ("POST", "/v1/alerts/{alert_id}/ack"),
     ("PUT", "/v1/alerts/rules"),
     ("GET", "/v1/alerts/rules"),

@@ -167,3 +167,34 @@ def test_weather_feed_is_a_regressor_when_present() -> None:
     assert without is not None  # without the feed the rainy days are not foreseen
     error = np.abs(fc["mean"] - expected).mean()
     assert np.abs(without["mean"] - expected).mean() > 3 * error
+
+
+def test_staffing_curve_target_load_and_recommendation() -> None:
+    from tenpo.ml.staffing import plan_staffing
+
+    # 50 staffed hours, load L = 1..50 visitors per staff hour (10 staff, 10·L visitors);
+    # conversion 0.3 up to a load of 30, 0.15 above.
+    base = date(2026, 11, 2)
+    loads = range(1, 51)
+    when = [(base + timedelta(days=L // 24), L % 24) for L in loads]
+    staff = pd.DataFrame([(d, h, 10) for d, h in when], columns=["business_date", "hour", "staff"])
+    hourly = pd.DataFrame(
+        [
+            (d, h, 10 * L, 3 * L if L <= 30 else 1.5 * L)
+            for (d, h), L in zip(when, loads, strict=True)
+        ],
+        columns=["business_date", "hour", "visitors", "transactions"],
+    )
+    forecast = pd.DataFrame(
+        [(date(2026, 11, 16), 12, 32400, 100.0), (date(2026, 11, 16), 13, 32400, 20.0)],
+        columns=["business_date", "hour", "utc_offset_s", "mean"],
+    )
+    plan = plan_staffing(staff, hourly, forecast)
+    assert plan.staffed_hours == 50 and plan.visitors_per_staff_hour == pytest.approx(25.5)
+    assert [b.conversion for b in plan.curve] == pytest.approx([0.3, 0.3, 0.3, 0.15, 0.15])
+    assert plan.target_load == pytest.approx(30.4)  # the 60th percentile of 1..50
+    # hour 0: loads 24, 48 (mean 36); hours 19-23: h and h + 24 (mean ≥ 31).
+    assert plan.strained_hours == [0, 19, 20, 21, 22, 23]
+    # 8100 visitors at loads 31-50 converting 0.15 short, over 3 days: per week × 7/3.
+    assert plan.expected_extra_transactions == pytest.approx(8100 * 0.15 * 7 / 3, abs=0.1)
+    assert plan.recommendation["staff"].tolist() == [4, 1]  # ceil(100 / 30.4), at least 1

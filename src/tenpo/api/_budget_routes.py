@@ -116,9 +116,18 @@ async def upload_budgets(
 ) -> Any:
     """Store daily budgets (idempotent: the same file again changes nothing)."""
     tenant_id = admin.tenant(tenant)
-    body = await request.body()
-    if len(body) > MAX_BUDGET_BYTES:
-        return problem(413, f"budget body over {MAX_BUDGET_BYTES} bytes", instance=request.url.path)
+    # Read at most the limit (a declared or streamed larger body is refused, never held).
+    declared = request.headers.get("content-length", "")
+    too_big = problem(413, f"budget body over {MAX_BUDGET_BYTES} bytes", instance=request.url.path)
+    if declared.isdigit() and int(declared) > MAX_BUDGET_BYTES:
+        return too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BUDGET_BYTES:
+            return too_big
+        chunks.append(chunk)
+    body = b"".join(chunks)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "text/csv":
         rows = _csv_rows(body)

@@ -171,3 +171,111 @@ def weather(caller: Admin, engine: Datamart, batch: WeatherBatch) -> WeatherRece
         ),
     )
     return WeatherReceipt(tenant_id=tenant, written=written)
+
+
+class StaffHour(_Public):
+    """Staff on the floor in one local hour."""
+
+    date: date
+    hour: int = Field(ge=0, le=23)
+    staff: float = Field(ge=0, le=500, description="Staff hours worked in that hour.")
+
+
+class StaffingRequest(_Public):
+    """A store's staffed hours (up to 10 000), e.g. from the rota of the last weeks."""
+
+    store_id: str = Field(min_length=1, max_length=64)
+    items: list[StaffHour] = Field(min_length=1, max_length=10_000)
+
+
+class CurveBandOut(_Public):
+    """Conversion of the hours whose visitors per staff hour fell in the band."""
+
+    load_from: float
+    load_to: float
+    hours: int
+    visitors: int
+    conversion: float | None
+
+
+class StaffedHour(_Public):
+    """Recommended staff for one forecast hour."""
+
+    date: date
+    hour: int
+    utc_offset: str | None
+    visitors: float = Field(description="Forecast visitors (median).")
+    staff: int
+
+
+class StaffingPlanOut(_Public):
+    """Visitors per staff hour, the store's own conversion curve and a staffing proposal."""
+
+    store_id: str
+    staffed_hours: int = Field(description="Posted hours with staff and visitors.")
+    visitors_per_staff_hour: float | None
+    curve: list[CurveBandOut]
+    target_load: float | None = Field(
+        description="Highest visitors per staff hour whose conversion stays within 5 % of the "
+        "best band's."
+    )
+    strained_hours: list[int] = Field(description="Local hours above the target load on average.")
+    recommendation: list[StaffedHour] = Field(description="The next 14 days' forecast hours.")
+    expected_extra_transactions_per_week: float
+
+
+@forecast_router.post(
+    "/v1/staffing",
+    response_model=StaffingPlanOut,
+    responses=_AUTH | {404: _problem("No such store for the caller."), 422: _problem("Bad body.")},
+    tags=["forecast"],
+)
+def staffing(caller: Reader, engine: Datamart, body: StaffingRequest) -> StaffingPlanOut:
+    """Visitors per staff hour, where conversion drops as traffic per staff rises (the
+    store's own curve) and the staff the forecast hours need; nothing is stored."""
+    import pandas as pd
+
+    from tenpo.datamart.read import hourly_rows, visible_store
+    from tenpo.ml.staffing import plan_staffing
+
+    visible_store(engine, caller, body.store_id)
+    start = min(i.date for i in body.items)
+    end = max(i.date for i in body.items)
+    rows = hourly_rows(engine, caller, [body.store_id], start, end).get(body.store_id, [])
+    hourly = pd.DataFrame(
+        [
+            (r.period.period_start, r.hour, r.period.visitors or 0, r.period.transactions or 0)
+            for r in rows
+        ],
+        columns=["business_date", "hour", "visitors", "transactions"],
+    )
+    staff = pd.DataFrame(
+        [(i.date, i.hour, i.staff) for i in body.items], columns=["business_date", "hour", "staff"]
+    )
+    fc = store_forecast(engine, caller, body.store_id, "visitors", "hour")
+    forecast = pd.DataFrame(
+        [(p.business_date, p.hour, p.utc_offset_s, p.mean) for p in fc.points],
+        columns=["business_date", "hour", "utc_offset_s", "mean"],
+    )
+    plan = plan_staffing(staff, hourly, forecast)
+    return StaffingPlanOut(
+        store_id=body.store_id,
+        staffed_hours=plan.staffed_hours,
+        visitors_per_staff_hour=plan.visitors_per_staff_hour,
+        curve=[CurveBandOut(**vars(c)) for c in plan.curve],
+        target_load=plan.target_load,
+        strained_hours=plan.strained_hours,
+        recommendation=[_staffed(r) for r in plan.recommendation.to_dict("records")],
+        expected_extra_transactions_per_week=plan.expected_extra_transactions,
+    )
+
+
+def _staffed(r: dict[Any, Any]) -> StaffedHour:
+    offset = r["utc_offset_s"]
+    return StaffedHour(
+        date=r["business_date"],
+        hour=int(r["hour"]),
+        utc_offset=None if offset is None or offset != offset else _offset(int(offset)),
+        visitors=float(r["visitors"]),
+        staff=int(r["staff"]),
+    )

@@ -366,20 +366,26 @@ def audit_cmd(
 
 
 def run_video_demo(base: Settings) -> list[str]:
-    """`tenpo demo --video`: a synthetic entrance clip → recorder → analyzer → landing →
-    streamer → ``raw_visitor_events``, checked against the clip's ground truth.
+    """`tenpo demo --video`: a synthetic entrance clip → edge recorder (spool) → chunk upload
+    to the gateway (``POST /v1/video/{camera_id}/chunks``, a ``video:write`` key) → analyzer
+    → landing → streamer → ``raw_visitor_events``, checked against the clip's ground truth.
 
     Runs in ``{data_dir}/demo-video`` (wiped first) with its own tenant, store and camera;
     returns the mismatches (empty when every event and PersonID is as expected).
     """
     import shutil
+    import threading
     from datetime import UTC, datetime
 
+    import httpx
     from rich.table import Table
 
     from tenpo.bus import open_bus
     from tenpo.control import ControlPlane
+    from tenpo.core.errors import ConfigError
     from tenpo.features import open_feature_store
+    from tenpo.gateway import create_app as create_gateway
+    from tenpo.gateway import serve_in_thread
     from tenpo.lake import open_lake
     from tenpo.lake.landing import LandingZone
     from tenpo.streamer import Streamer, read_table
@@ -387,6 +393,7 @@ def run_video_demo(base: Settings) -> list[str]:
     from tenpo.video.codec import encode_mp4
     from tenpo.video.line import EntranceLine
     from tenpo.video.recorder import OpenCvSource, Recorder
+    from tenpo.video.spool import ChunkSpool, ChunkUploader
     from tenpo.video.synthetic import Walk, render, truth
 
     root = (base.data_dir / "demo-video").resolve()
@@ -424,17 +431,39 @@ def run_video_demo(base: Settings) -> list[str]:
     clip.write_bytes(encode_mp4((f.image for f in render(walks, 7.6, start=start)), 15, crf=18))
 
     lake, bus = open_lake(cfg.lake_root), open_bus(cfg)
-    with console.status("video: recording, analyzing, loading…"):
+    _, token = control.create_api_key(tenant, "entrance recorder", ["video:write"])
+    with console.status("video: recording, uploading, analyzing, loading…"):
+        spool = ChunkSpool(root / "spool")
         rec = Recorder(
-            lake=lake,
-            bus=bus,
+            lake=None,
+            bus=None,
             tenant_id=tenant,
             camera_id=camera_id,
             timezone=tz,
             fps=cfg.video_fps,
             chunk_seconds=2.0,
+            spool=spool,
         )
         chunks = rec.run(lambda: OpenCvSource(str(clip), start=start))
+        server, thread = serve_in_thread(
+            create_gateway(cfg, control=control, lake=lake, bus=bus), "127.0.0.1", 0
+        )
+        port = int(server.servers[0].sockets[0].getsockname()[1])
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                uploader = ChunkUploader(spool, client, camera_id, token, base_delay_s=0.2)
+                stop = threading.Event()
+                stop.set()
+                uploader.run(stop, drain_seconds=30.0)
+        finally:
+            server.should_exit = True
+            thread.join(10)
+        left = spool.status()
+        if left["pending"] or left["rejected"] or uploader.uploaded != len(chunks):
+            raise ConfigError(
+                f"video demo: the gateway took {uploader.uploaded} of {len(chunks)} chunks"
+                f" ({left['pending']} waiting, {left['rejected']} refused)"
+            )
         features = open_feature_store(cfg)
         analyzer = build_analyzer(
             Camera(tenant, camera_id, tz, line), features, detect_every=cfg.video_detect_every
@@ -467,7 +496,8 @@ def run_video_demo(base: Settings) -> list[str]:
         table.add_row(str(r["ts"]), r["event"], str(r["person_id"]), f"{r['quality']:.2f}", face)
     console.print(table)
     console.print(
-        f"video: {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks,"
+        f"video: {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks uploaded"
+        f" through the gateway,"
         f" {len(events)} events, rejected faces {dict(analyzer.quality.rejections)}"
     )
     if mismatches:

@@ -49,6 +49,7 @@ const I18N = {
     "ini.corr": "Correlation", "ini.slope": "Drift per week (p)", "ini.parallel": "Parallel trends",
     "ini.yes": "yes", "ini.no": "no — judge the controls with care", "ini.hidden": "+{n} not yours to read",
     "ini.as_of": "Measured up to {date}", "ini.significant": "significant",
+    "store.primary": "primary lever", "store.peer_stores": "Cluster peers: {list}",
     "store.budget": "Budget vs actual", "store.budget_total": "Budget", "store.actual_total": "Actual (days with a budget)",
     "store.achievement": "Achievement", "store.no_budget": "No budget uploaded for this range (POST /v1/budgets).",
   },
@@ -99,6 +100,7 @@ const I18N = {
     "ini.corr": "相関", "ini.slope": "週あたりの乖離 (p)", "ini.parallel": "平行トレンド",
     "ini.yes": "成立", "ini.no": "不成立 — 比較店舗の妥当性に注意", "ini.hidden": "ほか {n} 店（閲覧権限なし）",
     "ini.as_of": "{date} までのデータで計測", "ini.significant": "有意",
+    "store.primary": "最重要レバー", "store.peer_stores": "類似店: {list}",
     "store.budget": "予算と実績", "store.budget_total": "予算", "store.actual_total": "実績（予算のある日）",
     "store.achievement": "予算達成率", "store.no_budget": "この期間の予算は未登録です（POST /v1/budgets）。",
   },
@@ -322,7 +324,7 @@ function targetFor(body, kpi) {
   const items = Array.isArray(body) ? body : body.items || body.targets || [];
   const hit = items.find((x) => x && (x.kpi === kpi || x.metric === kpi));
   if (!hit) return null;
-  return { target: num(hit.target ?? hit.value), actual: num(hit.actual ?? null), peers: num(hit.peer_median ?? hit.cluster_median ?? null) };
+  return { target: num(hit.target ?? hit.value), actual: num(hit.actual ?? null), peers: num(hit.peer_median ?? hit.cluster_median ?? null), primary: !!hit.is_primary, explanation: hit.explanation || "" };
 }
 // Benchmarks: the industry's published figure over all sizes (else any published band).
 function benchmarkFor(body, kpi) {
@@ -445,7 +447,8 @@ async function showStore(id) {
     const tg = targetFor(targets, m);
     // Net sales targets are per day: compare with the range's daily average.
     const actual = m === "net_sales" ? (tot.days ? num(tot.net_sales) / tot.days : null) : tot[m];
-    const label = m === "net_sales" ? t("net_sales_per_day") : t(m);
+    const label = (m === "net_sales" ? t("net_sales_per_day") : t(m))
+      + (tg && tg.primary ? ` <span class="badge" data-primary="${m}" title="${esc(tg.explanation)}">${t("store.primary")}</span>` : "");
     // A "—" says why: no target yet, peers hidden (fewer than 5), no published benchmark.
     const noTarget = tg ? t("why.hidden_peers") : t("why.no_target");
     return `<tr><td>${label}</td><td class="num" data-kpi="${m}"${naTitle(actual, naReason(tot, m))}>${fmtMetric(m, actual)}</td>
@@ -481,6 +484,7 @@ async function showStore(id) {
     ${hourly ? `<div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
       `<div class="chart"><h3>${t(m)}</h3><canvas id="hourly-${m}"></canvas></div>`).join("")}</div>` : `<p class="muted">${t("store.no_hourly")}</p>`}
     <h2>${t("store.compare_title")}</h2>
+    ${targets && targets.cluster ? `<p class="muted" id="peers">${esc(targets.cluster.description)} · ${t("store.peer_stores", { list: esc(((targets.items.find((x) => x.peers && x.peers.stores) || {}).peers || { stores: [] }).stores.join(", ") || t("na")) })}</p>` : ""}
     <div class="table-wrap"><table id="vs"><thead><tr><th></th><th>${t("store.actual")}</th><th>${t("store.target")}</th><th>${t("store.peers")}</th><th>${t("store.benchmark")}</th></tr></thead><tbody>${compareRows}</tbody></table></div>
     <h2>${t("store.budget")}</h2>
     ${budget && budget.days.some((d) => d.budget !== null) ? `<div class="cards" id="budget">
