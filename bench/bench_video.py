@@ -40,6 +40,9 @@ FPS = 15
 SECONDS = 12.0
 START = datetime(2026, 11, 2, 1, tzinfo=UTC)
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+# BENCH_VIDEO_SEEDS=1,2,3: also audit the whole 33-s scenario on two days (the second
+# mirrored) per seed with the default analyzer (about 15 s of CPU per seed).
+SEEDS = [int(v) for v in os.environ.get("BENCH_VIDEO_SEEDS", "").split(",") if v.strip()]
 TARGET_RATIO = 2.0
 TARGET_FPS = 30.0
 
@@ -83,6 +86,40 @@ def _figures(analyzer: Analyzer, expected: list[Crossing]) -> dict[str, object]:
     }
 
 
+def _full_scenario(seed: int) -> dict[str, object]:
+    """Audit figures of the whole scenario on two days with the default analyzer."""
+    from datetime import timedelta
+
+    from tenpo.video.audit import audit_days
+    from tenpo.video.bulk import Camera, build_analyzer
+
+    store = FaissFeatureStore(tempfile.mkdtemp(prefix="tenpo-bench-"))
+    days = []
+    for d in range(2):
+        start = START + timedelta(days=d)
+        people, scene, seconds = store_visit_scenario(seed * 10 + d, mirror=bool(d))
+        analyzer = build_analyzer(Camera("bench", "cam-1"), store)
+        for frame in render(people, seconds, start=start, scene=scene):
+            analyzer.process(frame)
+        analyzer.finish()
+        got = [Crossing(e.ts, e.event, e.person_id) for e in analyzer.events]
+        days.append(
+            (start.date(), got, [Crossing(t, ev, who) for who, ev, t in truth(people, start)])
+        )
+    r, _ = audit_days(days, tolerance_s=0.5)
+    return {
+        "seed": seed,
+        "crossings": r.entry.truth + r.exit.truth,
+        "entry_count_accuracy": r.entry.count_accuracy,
+        "exit_count_accuracy": r.exit.count_accuracy,
+        "precision": [r.entry.precision, r.exit.precision],
+        "recall": [r.entry.recall, r.exit.recall],
+        "same_person_same_id": r.reid.same_person_same_id,
+        "false_merge_rate": r.reid.false_merge_rate,
+        "reid_across_days": r.reid_across_days,
+    }
+
+
 def main() -> None:
     """Run the old and the default analyzer over the same clip on one core."""
     logging.disable(logging.INFO)
@@ -122,6 +159,7 @@ def main() -> None:
         f" {len(expected)} crossings",
         after=_figures(new, expected),
         before=_figures(old, expected),
+        full_scenario=[_full_scenario(seed) for seed in SEEDS],
         detect_every={"before": 3, "after": AnalyzerConfig().detect_every},
         cores=1,
         repeats=REPEATS,

@@ -130,19 +130,22 @@ def record_alerts(engine: Engine, alerts: Iterable[Alert], now: datetime) -> lis
     ensure_alert_schema(engine)
     a = dm_alerts
     new: list[str] = []
-    with engine.begin() as conn:
-        for alert in alerts:
+    for alert in alerts:
+        with engine.connect() as conn:
             known = conn.execute(
                 sa.select(a.c.alert_id).where(
                     a.c.tenant_id == alert.tenant_id, a.c.alert_id == alert.alert_id
                 )
             ).first()
-            if known is not None:
-                continue
-            values = alert.payload()
-            values["business_date"] = alert.business_date
-            conn.execute(a.insert(), {**values, "raised_at": now, "delivery_attempts": 0})
-            new.append(alert.alert_id)
+        if known is not None:
+            continue
+        values = {**alert.payload(), "business_date": alert.business_date}
+        try:
+            with engine.begin() as conn:
+                conn.execute(a.insert(), {**values, "raised_at": now, "delivery_attempts": 0})
+        except sa.exc.IntegrityError:
+            continue  # a concurrent evaluation recorded it first
+        new.append(alert.alert_id)
     return new
 
 
