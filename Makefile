@@ -27,10 +27,11 @@ test: setup services web chromium
 	$(UV) sync --frozen --quiet --extra spark --compile-bytecode
 	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest
 
-## make test-spark: the KPI jobs on PySpark local mode vs DuckDB (extra "spark", Java 17; ~1.5 min).
+## make test-spark: the KPI jobs and the demo's assets on PySpark local mode vs DuckDB
+## (extra "spark", Java 17; a few minutes).
 test-spark: setup
 	$(UV) sync --frozen --quiet --extra spark
-	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest tests/jobs/test_spark.py
+	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest tests/jobs/test_spark.py tests/pipelines/test_engine_spark.py
 
 ## make check: formatting, lint and types.
 check: setup

@@ -226,3 +226,103 @@ def test_phone_japanese_empty_range_and_reasons(served: tuple[str, World], brows
     _shot(page, "phone_ja_empty")
     assert errors == []
     context.close()
+
+
+def test_initiatives_page_budget_and_language(served: tuple[str, World], browser: object) -> None:
+    """An initiative with its measured effect (list, chart with the control band, pre-period
+    fit), in English and Japanese; the store page's budget; a manager of another store sees
+    no initiative."""
+    import json
+    from datetime import date
+
+    from tenpo.datamart.initiatives import export_initiative_effects
+    from tenpo.ml.initiatives import EFFECT_COLUMNS
+
+    base, world = served
+    world.control.ensure_initiative(
+        "t1",
+        initiative_id="pop-1",
+        name="店頭POP",
+        kind="promotion",
+        kpi="net_sales",
+        store_ids=["s1"],
+        start=date(2026, 10, 9),
+        end=date(2026, 10, 11),
+    )
+    world.control.put_budgets("t1", [{"store_id": "s1", "date": "2026-10-05", "net_sales": "1000"}])
+    series = [
+        {
+            "date": f"2026-10-{d:02d}",
+            "period": "pre" if d < 9 else "post",
+            "treated": 1.0 + d / 100,
+            "control": 1.0,
+            "control_low": 0.95,
+            "control_high": 1.05,
+        }
+        for d in range(5, 12)
+    ]
+    row = dict.fromkeys(EFFECT_COLUMNS)
+    row |= {
+        "tenant_id": "t1",
+        "initiative_id": "pop-1",
+        "kpi": "net_sales",
+        "business_date": date(2026, 10, 11),
+        "status": "ok",
+        "effect": 0.05,
+        "ci_low": 0.01,
+        "ci_high": 0.09,
+        "confidence": 0.9,
+        "significant": True,
+        "pre_start": date(2026, 10, 5),
+        "pre_end": date(2026, 10, 8),
+        "post_start": date(2026, 10, 9),
+        "post_end": date(2026, 10, 11),
+        "pre_days": 4,
+        "post_days": 3,
+        "treated": json.dumps(["s1"]),
+        "controls": json.dumps(["s3"]),
+        "candidates": 1,
+        "control_basis": "tenant",
+        "pre_rmse": 0.02,
+        "pre_corr": 0.9,
+        "pre_slope_per_week": 0.001,
+        "pre_slope_p": 0.8,
+        "parallel_trends": True,
+        "series": json.dumps(series),
+    }
+    export_initiative_effects(get_engine(world.settings.datamart_db_url), ["t1"], [row])
+
+    page = _page(browser, base)
+    _login(page, "admin")
+    page.wait_for_selector("#stores")
+    page.click("a[href='#/initiatives']")
+    page.wait_for_selector("#initiatives tr[data-initiative='pop-1']")
+    assert (
+        page.locator("tr[data-initiative='pop-1'] td[data-effect]").get_attribute("data-effect")
+        == "0.05"
+    )
+    assert "+5%" in page.locator("tr[data-initiative='pop-1']").inner_text()
+    page.click("a[href='#/initiative/pop-1']")
+    page.wait_for_function("window.tenpo.charts['effect'] !== undefined")
+    sets = page.evaluate("window.tenpo.charts['effect'].data.datasets.map(d => d.data)")
+    assert sets[0] == [1.05] * 7 and sets[1] == [0.95] * 7  # the controls' band
+    assert sets[3] == [p["treated"] for p in series]
+    assert page.locator("#fit [data-parallel='true']").count() == 1
+    assert "s3" in page.locator("#fit").inner_text()
+    _shot(page, "initiative_en")
+    page.click("#lang")
+    page.wait_for_selector("#initiative-title")
+    page.wait_for_function("document.querySelector('#effects').innerText.includes('純売上')")
+    assert "実施店舗" in page.locator("#effects").inner_text()
+    _shot(page, "initiative_ja")
+    page.click("#lang")
+    page.goto(f"{base}/app/#/store/s1")
+    page.wait_for_selector("#budget [data-budget]")
+    assert page.locator("#budget [data-budget]").get_attribute("data-budget") == "1000.00"
+    assert not page.errors  # type: ignore[attr-defined]
+
+    manager = _page(browser, base)
+    _login(manager, "manager")
+    manager.wait_for_selector("#stores")
+    manager.goto(f"{base}/app/#/initiatives")
+    manager.wait_for_selector("#initiatives-none")

@@ -54,6 +54,19 @@ OPERATIONS = [
     ("GET", "/v1/devices/health"),
     ("GET", "/v1/stores/{store_id}/targets"),
     ("GET", "/v1/benchmarks"),
+    ("GET", "/v1/stores/{store_id}/forecast"),
+    ("POST", "/v1/weather"),
+    ("GET", "/v1/alerts"),
+    ("POST", "/v1/staffing"),
+    ("POST", "/v1/alerts/{alert_id}/ack"),
+    ("PUT", "/v1/alerts/rules"),
+    ("GET", "/v1/alerts/rules"),
+    ("GET", "/v1/video/audits/{camera_id}"),
+    ("POST", "/v1/initiatives"),
+    ("GET", "/v1/initiatives"),
+    ("GET", "/v1/initiatives/{initiative_id}/effect"),
+    ("POST", "/v1/budgets"),
+    ("GET", "/v1/stores/{store_id}/budget"),
 ]
 
 

@@ -220,3 +220,13 @@ def test_sqlite_fast_path_stores_what_sqlalchemy_stores() -> None:
     process = sa.Date().dialect_impl(dialect).bind_processor(dialect)
     got = pc.strftime(pa.array(days, pa.date32()), format="%Y-%m-%d").to_pylist()
     assert got == [process(v) for v in days]
+
+
+def test_export_into_an_injected_engine(settings: Settings) -> None:
+    engine = sa.create_engine(f"sqlite:///{settings.data_dir / 'injected.db'}")
+    rows = [daily_row("t1", "s1", D1), daily_row("t1", "s2", D1)]
+    assert export_partition(engine, "mart_store_daily", D1, mart_table(rows)) == 2
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(mart_store_daily)).scalar() == 2
+    assert sync_stores(engine, [], tenants=["t1"]) == 0  # the same engine, no settings
+    engine.dispose()

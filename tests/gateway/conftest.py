@@ -19,7 +19,7 @@ from tenpo.core.settings import Settings
 from tenpo.gateway import create_app
 from tenpo.lake import Lake, open_lake
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).parents[1] / "data"  # the FORMATS.md samples, in the checkout
 DATA = Path(__file__).parent / "data"
 
 

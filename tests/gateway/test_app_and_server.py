@@ -207,14 +207,18 @@ def test_serve_in_thread_fails_loudly_when_the_port_is_taken(gateway: Gateway) -
 # -- CLI -------------------------------------------------------------------------------------
 
 
-def test_serve_gateway_command_runs_uvicorn(
+def test_serve_gateway_command_serves_the_gateway(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tenpo.cli import app as cli
     from tenpo.cli import serve
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    monkeypatch.setattr(
+        serve,
+        "serve_one",
+        lambda app, host, port: calls.append({"app": app, "host": host, "port": port}),
+    )
 
     default = CliRunner().invoke(cli, ["serve", "gateway"])
     custom = CliRunner().invoke(cli, ["serve", "gateway", "--host", "0.0.0.0", "--port", "9101"])

@@ -83,7 +83,8 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_a_plugin_vendor_is_accepted_loaded_and_converted(
     gateway: Gateway, plugin: Path, tmp_path: Path
 ) -> None:
-    assert list(built_in()) == ["smaregi", "vendor_a", "vendor_b", "vendor_t"]
+    assert list(built_in())[-1] == "vendor_t"  # after the package's own vendors
+    assert {"vendor_a", "vendor_b", "vendor_t"} <= set(built_in())
     assert routes()["pos_vendor_t"] == ("/v1/pos/vendor_t/sales", "application/json")
     body = json.dumps({"receipts": [RECEIPT]}).encode()
     app = create_app(gateway.settings, control=gateway.control, lake=gateway.lake, bus=gateway.bus)

@@ -117,6 +117,12 @@ def test_effect_statuses_and_bad_input() -> None:
         estimate_effect(frame, future, as_of=DAYS[29], kpi_names=["net_sales"])[0].status
         == "not_started"
     )
+    # No other store of A's industry: the candidates widen to the tenant (and say so).
+    grouped = estimate_effect(
+        frame, future, groups={"A": "cafe", "B": "apparel"}, kpi_names=["net_sales"]
+    )[0]
+    assert grouped.control_basis == "tenant" and grouped.controls == ["B"]
+    assert grouped.effect == pytest.approx(0.0, abs=1e-12)
     short = estimate_effect(frame, future, as_of=DAYS[31], kpi_names=["net_sales"])[0]
     assert short.status == "too_few_post_days" and short.controls == ["B"]
     with pytest.raises(BadInput, match="unknown KPI"):

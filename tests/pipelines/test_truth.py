@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def test_marts_equal_ground_truth(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # The demo's ML step is tested in tests/ml; this test is about the KPI marts only.
-    monkeypatch.setattr("tenpo.pipelines.ml.materialize_ml", lambda *a, **k: None)
+    monkeypatch.setattr("tenpo.pipelines.run.materialize_ml", lambda *a, **k: None)
     result = run_demo(settings, stores=4, days=4, seed=3, serve=False)
     assert result.mismatches == []
     root = settings.model_copy(update={"data_dir": settings.data_dir / "demo"})

@@ -218,7 +218,7 @@ def test_offline_convert_with_a_mapping_and_a_correction(tmp_path: Path) -> None
     (tx,) = result.tables["raw_pos_transactions"].to_pylist()
     assert tx["total_incl_tax"] == Decimal("129.50")  # 120.50 + floor(9.64)
     assert result.tables["raw_pos_lines"].num_rows == 1
-    with pytest.raises(BadInput, match="expected one of vendor_a, vendor_b, vendor_c"):
+    with pytest.raises(BadInput, match=r"expected one of .*vendor_a, vendor_b, vendor_c"):
         convert_files("vendor_z", [first], directory(), "t1", mappings={"vendor_c": MAPPING})
 
 

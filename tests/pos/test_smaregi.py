@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +205,21 @@ def test_gateway_check_counts_and_names_store_codes() -> None:
     assert found.counts == {"transactions": 3} and found.store_codes == {"T01", "T02"}
     with pytest.raises(MalformedBody, match="not a transaction object"):
         check(b"[1]")
+
+
+def test_cli_convert_smaregi(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tenpo.cli import app
+
+    src = tmp_path / "transactions.json"
+    src.write_text(json.dumps([transaction()]), encoding="utf-8")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app, ["pos", "convert", "--vendor", "smaregi", str(src), "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    import pyarrow.parquet as pq
+
+    (tx,) = pq.read_table(out / "raw_pos_transactions.parquet").to_pylist()
+    assert (tx["store_id"], tx["total_tax"]) == ("T01", Decimal("137.00"))  # store id = code

@@ -449,3 +449,45 @@ def test_ctrl_z_at_the_end_is_no_record(ending: bytes, fast: bool) -> None:
 def test_ctrl_z_inside_a_field_is_kept() -> None:
     result = parse(csv_a(GOOD.replace(",A,", ",A\x1a,")))
     assert rows(result, "raw_pos_lines")[0]["name"] == "A\x1a"
+
+
+def _london() -> Any:
+    from tenpo.control.directory import RegisterAssignment, StaticDirectory
+
+    d = StaticDirectory(stores=[StoreRef("s-ldn", TENANT, "L01", timezone="Europe/London")])
+    d.registers[(TENANT, "vendor_a", "0009")] = [
+        RegisterAssignment("0009", "L01", date(2026, 1, 1))
+    ]
+    return d
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("nights", ["fall-back", "both"])
+def test_wall_times_without_offset_on_dst_nights(fast: bool, nights: str) -> None:
+    """Vendor A sends local wall time without an offset. In the hour repeated when clocks go
+    back it means the first pass (summer time, the earlier instant); in the hour skipped when
+    they go forward, which no clock showed, it is read with the offset in force before the
+    change (01:30 GMT = 02:30 BST). Both paths (vectorised, row-wise) agree; a file with a
+    skipped wall time goes row-wise as a whole."""
+    times = ["2026/10/25 00:59:59", "2026/10/25 01:30:00", "2026/10/25 02:00:00"]
+    if nights == "both":
+        times += ["2026/03/29 01:30:00", "2026/03/29 02:00:00"]
+    data = csv_a(*(
+        f"0009,{n:06d},{at},売上,1,4901777000011,緑茶,1,140,,140,軽減,140"
+        for n, at in enumerate(times, start=1)
+    ))  # fmt: skip
+    ev = event("pos_vendor_a", registered_at=datetime(2026, 11, 1, tzinfo=UTC))
+    result = VendorAPreEtl(_fast=fast).parse(ev, data, _london())
+    assert result.rejects == []
+    got = {r["transaction_id"][-6:]: r for r in rows(result, "raw_pos_transactions")}
+    utc = {k: r["ts"].astimezone(UTC).replace(tzinfo=None) for k, r in got.items()}
+    expected = {
+        "000001": datetime(2026, 10, 24, 23, 59, 59),  # BST
+        "000002": datetime(2026, 10, 25, 0, 30),  # the first 01:30 (BST, +01:00)
+        "000003": datetime(2026, 10, 25, 2, 0),  # GMT
+        "000004": datetime(2026, 3, 29, 1, 30),  # skipped hour: read at +00:00 (= 02:30 BST)
+        "000005": datetime(2026, 3, 29, 1, 0),  # BST
+    }
+    assert utc == {k: v for k, v in expected.items() if k in got} and len(got) == len(times)
+    assert got["000002"]["ts_local"] == datetime(2026, 10, 25, 1, 30)  # as sent
+    assert got["000002"]["business_date"] == date(2026, 10, 25)

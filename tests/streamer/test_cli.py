@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
     reason="tenpo.bus.sqlite.SqliteBus (the embedded bus) is not in the tree yet",
 )
 
-SAMPLE = Path("/work/shared/samples/vendor_b_sales.json")
+SAMPLE = Path(__file__).parents[1] / "data" / "vendor_b_sales.json"
 
 
 def test_cli_run_until_idle_loads_vendor_b_and_quarantines_unknown(settings: Settings) -> None:

@@ -14,7 +14,7 @@ from tenpo.video.embed import DlibResNetExtractor
 from tenpo.video.events import VisitorEvent
 from tenpo.video.quality import LandmarkQualityChecker
 from tenpo.video.synthetic import Walk, render, truth
-from tenpo.video.track import IouTracker
+from tenpo.video.track import KalmanTracker
 
 DAY1 = datetime(2026, 11, 2, 1, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def analyze(
         camera_id="cam-1",
         detector=models[0],
         quality=LandmarkQualityChecker(),
-        tracker=IouTracker(),
+        tracker=KalmanTracker(),
         extractor=models[1],
         store=store,
         config=AnalyzerConfig(detect_every=3),

@@ -102,3 +102,9 @@ def test_demo_video_flow_matches_truth(settings: Settings) -> None:
     rows = read_table(lake, "raw_visitor_events", "demo-video").to_pylist()
     assert sorted(r["event"] for r in rows) == ["entry", "entry", "exit", "exit"]
     assert len({r["person_id"] for r in rows}) == 3  # the astronaut came back
+    # The chunks went through the gateway's upload route (the spool is empty, none refused).
+    from tenpo.video.spool import ChunkSpool
+
+    assert len(lake.list("video/tenant=demo-video/camera=cam-entrance/")) == 4
+    status = ChunkSpool(settings.data_dir / "demo-video" / "spool").status()
+    assert (status["pending"], status["rejected"]) == (0, 0)

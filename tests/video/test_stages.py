@@ -158,9 +158,47 @@ def test_analyzer_with_fakes_counts_crossings_and_embeds_best_frames(tmp_path: P
     assert extractor.calls == 6  # 3 best frames × 2 tracks, not every frame
     assert len({e.person_id for e in events}) == 2
     entry = next(e for e in events if e.event == "entry")
-    # Crossed y = 240 (+ margin) at detection call 8 → frame 16.
-    assert entry.ts == ts(16)
+    # Past y = 240 + margin at detection call 8 (frame 16); the line itself (y = 240) was cut
+    # between call 6 (y = 210, frame 12) and call 8 (y = 260): 30/50 of the way, frame 14.4.
+    assert entry.ts == T0 + timedelta(seconds=14.4 / 15)
     with pytest.raises(BadInput, match="older"):
         analyzer.process(Frame(image, ts(0)))
     with pytest.raises(BadInput, match="timezone"):
         analyzer.process(Frame(image, datetime(2026, 11, 2)))
+
+
+def test_motion_regions_find_what_the_whole_frame_finds_and_skip_still_frames() -> None:
+    from tenpo.video.motion import MotionRegions
+
+    walks = [Walk("astronaut", "exit", 0.0, 2.0, x=0.18), Walk("lfw0", "entry", 0.3, 2.0, x=0.8)]
+    frames = list(render(walks, 2.0, start=T0, fps=5))
+    detector, motion, tracker = HogFaceDetector(), MotionRegions(full_every=100), IouTracker()
+    searched = 0
+    for frame in frames:
+        regions = motion.regions(frame.image, [t.box for t in tracker.live])
+        whole = detector.detect(frame.image)
+        if regions is None:
+            found = whole
+        else:
+            found = detector.detect_regions(frame.image, regions)
+            searched += sum(r.width * r.height for r in regions)
+            for r in regions:  # aligned to dlib's 8-px HOG cells, disjoint
+                assert r.left % 8 == r.top % 8 == 0
+        # The same faces (a box may differ by a pyramid level's rounding: a few px).
+        assert len(found) == len(whole)
+        for b in whole:
+            assert any(abs(b.center[0] - f.center[0]) + abs(b.center[1] - f.center[1]) < 20
+                       for f in found)  # fmt: skip
+        tracker.update(found, frame.ts)
+    assert motion.full_rounds == 1  # only the first frame: nothing to compare with
+    assert searched < 0.6 * 640 * 480 * (len(frames) - 1)
+
+    still = frames[-1].image.copy()
+    still[:] = 120
+    quiet = MotionRegions()
+    assert quiet.regions(still, []) is None  # first look: whole frame
+    assert quiet.regions(still, []) == []  # nothing moved, nobody tracked: no detection
+    around = quiet.regions(still, [box_at(320, 240)])
+    assert around is not None and len(around) == 1 and around[0].width >= 160
+    dimmed = (still * 0.5).astype(np.uint8)
+    assert quiet.regions(dimmed, []) is None  # the light changed everywhere: whole frame

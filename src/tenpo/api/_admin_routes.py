@@ -40,7 +40,7 @@ from tenpo.control import (
 from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.control.auth import ADMIN_SCOPE
 from tenpo.core.errors import AuthError, BadInput, Forbidden, NotFound
-from tenpo.core.problems import problem_type
+from tenpo.problems import problem_type
 
 __all__ = ["admin_router"]
 

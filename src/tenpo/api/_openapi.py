@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from tenpo.core.problems import PROBLEM_JSON
+from tenpo.problems import PROBLEM_JSON
 
 __all__ = ["install_openapi"]
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenpo.core.errors import TenpoError
 from tenpo.core.ids import new_id
-from tenpo.core.problems import (
+from tenpo.problems import (
     BEARER_CHALLENGE,
     PROBLEM_JSON,
     auth_headers,

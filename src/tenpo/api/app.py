@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from tenpo.api._admin_routes import admin_router
+from tenpo.api._alert_routes import alert_router
 from tenpo.api._auth import (
     FastRefusal,
     KnownCredentials,
@@ -19,13 +20,17 @@ from tenpo.api._auth import (
     _UserCache,
     trusted_networks,
 )
+from tenpo.api._budget_routes import budget_router
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
+from tenpo.api._forecast_routes import forecast_router
+from tenpo.api._initiative_routes import initiative_router
 from tenpo.api._ml_routes import ml_router
 from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
+from tenpo.api._video_routes import video_router
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings
 from tenpo.datamart import ensure_schema, get_engine
@@ -97,8 +102,14 @@ def create_app(
     app.include_router(session_router)
     app.include_router(devices_router)
     app.include_router(ml_router)
+    app.include_router(forecast_router)
+    app.include_router(alert_router)
+    app.include_router(video_router)
+    app.state.lake_root = settings.lake_root
     app.state.operator_tenant = settings.operator_tenant
     app.include_router(admin_router)
+    app.include_router(initiative_router)
+    app.include_router(budget_router)
     mount_dashboard(app)
     install_openapi(app)
     return app

@@ -9,6 +9,7 @@ API → summary checked against the simulator's ground truth. Everything lives u
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import logging
 import shutil
@@ -34,6 +35,7 @@ from tenpo.flow import (
     compare_with_truth,
     create_demo_users,
     isolated_settings,
+    read_initiative_effects,
     read_store_kpis,
     read_truth,
     register_chain,
@@ -52,6 +54,7 @@ class DemoResult:
     mismatches: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     api_url: str = ""
+    initiatives: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _progress() -> Progress:
@@ -179,9 +182,11 @@ def run_demo(
         tenant_ids = [t["id"] for t in chain["tenants"]]
         result.rows = read_store_kpis(result.api_url, keys, tenant_ids, dates[0], dates[-1])
         result.mismatches = compare_with_truth(result.rows, read_truth(sim_dir))
+        result.initiatives = read_initiative_effects(result.api_url, keys, tenant_ids)
         lap("api")
 
         _print_summary(result, chain)
+        _print_initiatives(result.initiatives, sim_dir)
         _stop_server(gw_server, gw_thread)
         dashboard = f"http://{cfg.api_host}:{cfg.api_port}/app/"
         console.print(
@@ -251,6 +256,45 @@ def _bound_port(server: Any) -> int:
         for sock in srv.sockets:
             return int(sock.getsockname()[1])
     raise RuntimeError("server has no listening socket")
+
+
+def _print_initiatives(initiatives: list[dict[str, Any]], sim_dir: Path) -> None:
+    """The planted initiatives: true effect (truth/initiatives.csv) vs tenpo's estimate."""
+    if not initiatives:
+        return
+    truth_path = sim_dir / "truth" / "initiatives.csv"
+    truth: dict[tuple[str, str], str] = {}
+    if truth_path.exists():
+        with truth_path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                truth[(row["tenant_id"], row["initiative_id"])] = row["true_effect"]
+    table = Table(title="Initiatives (施策) against control stores (read back from the API)")
+    for col in (
+        "tenant",
+        "initiative",
+        "KPI",
+        "stores",
+        "true",
+        "estimate",
+        "90 % interval",
+        "controls",
+    ):
+        table.add_column(col)
+    for i in initiatives:
+        e = i["effect"] or {}
+        ok = e.get("status") == "ok"
+        true = truth.get((i["tenant_id"], i["initiative_id"]))
+        table.add_row(
+            i["tenant_id"],
+            i["initiative_id"],
+            i["kpi"],
+            str(len(i["stores"])),
+            f"{float(true):+.1%}" if true else "—",
+            f"{e['effect']:+.1%}" if ok else str(e.get("status", "not measured")),
+            f"[{e['ci_low']:+.1%}, {e['ci_high']:+.1%}]" if ok else "—",
+            str(len(e.get("controls", [])) + e.get("controls_hidden", 0)) if e else "—",
+        )
+    console.print(table)
 
 
 def _print_summary(result: DemoResult, chain: dict[str, Any]) -> None:

@@ -97,6 +97,32 @@ def materialize(
 
 @app.command()
 @handles_errors
+def forecast(
+    as_of: datetime | None = typer.Option(  # noqa: B008 - Typer declares options as defaults
+        None,
+        "--as-of",
+        help="Last business date of the history (default: the latest).",
+        formats=["%Y-%m-%d"],
+    ),
+) -> None:
+    """Forecast every store (daily 90 days, hourly 14) and export it to the datamart.
+
+    What the daily ``forecast_daily_schedule`` does; safe to re-run (each store's forecast is
+    replaced).
+    """
+    from tenpo.lake import open_lake
+    from tenpo.pipelines.forecast import materialize_forecasts
+    from tenpo.pipelines.ml import latest_business_date
+
+    cfg = settings()
+    if latest_business_date(open_lake(cfg.lake_root)) is None:
+        raise BadInput("mart_store_daily is empty: run `tenpo jobs materialize` first")
+    materialize_forecasts(cfg, as_of=as_of.date() if as_of else None)
+    console.print("forecasts written to the datamart")
+
+
+@app.command()
+@handles_errors
 def backfill(
     first: datetime = _FROM,
     last: datetime = _TO,
@@ -141,8 +167,32 @@ def ui(
     """Run the Dagster UI (``dagster dev``) on tenpo's assets, storing runs in the data dir."""
     cmd, env = ui_command(settings(), host, port)
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    raise typer.Exit(run_until_stopped(cmd, env))
+
+
+def run_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd`` until it ends, or until SIGINT/SIGTERM stop it: then 0.
+
+    The first signal asks the child to stop (SIGTERM), a second one kills it; the child's own
+    status is returned when it ends by itself.
+    """
+    import signal
+
+    child = subprocess.Popen(cmd, env=env)
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        if child.poll() is None:
+            if len(stopping) == 1:
+                child.terminate()
+            else:
+                child.kill()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        completed = subprocess.run(cmd, env=env, check=False)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
-    raise typer.Exit(completed.returncode)
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if stopping else code

@@ -94,3 +94,64 @@ def vendors(
         console.print(f"POST {route}  [dim]{content_type}[/]  → landing/{source}")
     for vendor in known.values():
         console.print(f"[bold]{vendor.key}[/]: {vendor.title}")
+
+
+@app.command("pull")
+@handles_errors
+def pull(
+    vendor: Annotated[str, typer.Argument(help="A vendor with a pull connector (e.g. smaregi).")],
+    tenant: Annotated[str, typer.Option(help="Tenant the pulled sales belong to.")],
+    since: Annotated[
+        str | None, typer.Option("--from", help="Backfill from (ISO date-time, by sale time).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="Backfill to / pull up to (ISO date-time).")
+    ] = None,
+) -> None:
+    """Pull a vendor's sales from its API into the lake (credentials from the environment,
+    e.g. SMAREGI_CONTRACT_ID / SMAREGI_CLIENT_ID / SMAREGI_CLIENT_SECRET)."""
+    import importlib
+    import os
+    from datetime import datetime
+
+    from tenpo.bus import open_bus
+    from tenpo.lake import open_lake
+    from tenpo.lake.landing import LandingZone
+    from tenpo.pos.vendors import built_in
+
+    pullable = {k: v.connector for k, v in built_in().items() if v.connector}
+    if vendor not in pullable:
+        raise BadInput(f"no pull connector for {vendor!r}; vendors with one: {', '.join(pullable)}")
+
+    def when(text: str | None, name: str) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise BadInput(f"{name} {text!r} is not an ISO date-time") from exc
+        return ts if ts.utcoffset() is not None else ts.astimezone()
+
+    start, end = when(since, "--from"), when(until, "--to")
+    if start is not None and end is None:
+        raise BadInput("--from needs --to (a backfill is a closed range)")
+    cfg = settings()
+    module = importlib.import_module(str(pullable[vendor]))
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    try:
+        report = module.run_pull(
+            tenant,
+            lake,
+            LandingZone(lake, bus, cfg.default_timezone),
+            environ=os.environ,
+            until=None if start else end,
+            backfill=(start, end) if start and end else None,
+        )
+    finally:
+        bus.close()
+    console.print(
+        f"{vendor}: {report.windows} windows, {report.pages} pages, "
+        f"{report.transactions} transactions, {report.landed} new objects"
+        + (f"; cursor {report.cursor.isoformat()}" if report.cursor else "")
+    )

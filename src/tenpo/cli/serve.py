@@ -41,7 +41,7 @@ def gateway(
     s = settings()
     host, port = host or s.gateway_host, port or s.gateway_port
     console.print(f"gateway on http://{host}:{port} (lake {s.lake_root})")
-    uvicorn.run(create_app(s), host=host, port=port, log_config=None)
+    serve_one(create_app(s), host, port)
 
 
 @app.command("api")
@@ -58,9 +58,7 @@ def api(
     s = settings()
     host, port = host or s.api_host, port or s.api_port
     console.print(f"API on http://{host}:{port}")
-    # proxy_headers=False: the app itself trusts X-Forwarded-For from settings.trusted_proxies
-    # only (uvicorn's default believes any loopback peer).
-    uvicorn.run(create_app(s), host=host, port=port, log_config=None, proxy_headers=False)
+    serve_one(create_app(s), host, port)
 
 
 @app.command("iot")
@@ -121,6 +119,39 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def serve_one(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then return (exit status 0).
+
+    The first signal stops gracefully (open requests finish, the lifespan shuts down); a
+    second one forces the server down. uvicorn's own handling re-raises the signal after
+    shutting down, so the process would die by it (status 128 + signal) instead of exiting
+    cleanly. ``ConfigError`` when the server cannot start (port in use, failing start-up).
+    """
+    server = _Server(_config(app, host, port))
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            if server.should_exit:
+                server.force_exit = True
+            server.should_exit = True
+
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, request_stop)
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind or start the app
+            raise ConfigError(f"server on {host}:{port} failed to start") from exc
+        finally:
+            for sig in _STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(run())
+    if not server.started:
+        raise ConfigError(f"server on {host}:{port} failed to start")
 
 
 async def serve_all(
@@ -208,4 +239,7 @@ async def serve_all(
 
 
 def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    # log_config=None keeps tenpo's logging; proxy_headers=False: the apps trust
+    # X-Forwarded-For from settings.trusted_proxies only (uvicorn's default believes any
+    # loopback peer).
     return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)

@@ -1,10 +1,10 @@
-"""`tenpo video` commands: record a camera, analyze recorded chunks."""
+"""`tenpo video` commands: record a camera, analyze recorded chunks, audit the counts."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -80,6 +80,7 @@ def record(
     from tenpo.bus import open_bus
     from tenpo.lake import open_lake
     from tenpo.lake.landing import LandingZone
+    from tenpo.streamer import stop_on_signals
     from tenpo.video.bulk import build_analyzer, land_events
     from tenpo.video.recorder import OpenCvSource, Recorder
 
@@ -124,7 +125,8 @@ def record(
         on_frame=analyzer.process if analyzer else None,
     )
     src: str | int = int(source) if source.isdigit() else source
-    chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames)
+    with stop_on_signals() as stop:  # SIGINT/SIGTERM: close the open chunk, then exit 0
+        chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames, stop=stop)
     console.print(f"recorded {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks")
     if analyzer is not None:
         from zoneinfo import ZoneInfo
@@ -162,6 +164,7 @@ def _record_upload(
 
     import httpx
 
+    from tenpo.streamer import stop_on_signals
     from tenpo.video.recorder import OpenCvSource, Recorder
     from tenpo.video.spool import ChunkSpool, ChunkUploader
 
@@ -187,7 +190,8 @@ def _record_upload(
         thread.start()
         try:
             src: str | int = int(source) if source.isdigit() else source
-            chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames)
+            with stop_on_signals() as stopped:  # SIGINT/SIGTERM: close the chunk, drain, exit 0
+                chunks = rec.run(lambda: OpenCvSource(src), max_frames=max_frames, stop=stopped)
         finally:
             stop.set()
             thread.join()
@@ -262,21 +266,126 @@ def analyze(
         console.print(f"landed {landed.event.key}")
 
 
+@app.command("audit")
+@handles_errors
+def audit_cmd(
+    days: Annotated[
+        list[str], typer.Option("--date", help="Business date YYYY-MM-DD (repeatable).")
+    ],
+    truth: Annotated[
+        Path, typer.Option("--truth", help="Hand-counted crossings CSV: ts,direction[,person].")
+    ],
+    camera: str = typer.Option(..., "--camera", help="Registered rgb_camera id."),
+    tenant: str | None = typer.Option(None, "--tenant", help="Tenant (default: the camera's)."),
+    tolerance: float = typer.Option(
+        1.0, "--tolerance", help="Seconds within which a prediction matches a hand count."
+    ),
+) -> None:
+    """Counting-accuracy audit: the analyzer's entries/exits (raw_visitor_events) of the
+    camera against hand-counted crossings; the report goes to the lake's artifacts."""
+    import hashlib
+
+    from rich.table import Table
+
+    from tenpo.lake import open_lake
+    from tenpo.video.audit import (
+        audit_days,
+        predicted_crossings,
+        read_truth_csv,
+        save_report,
+        truth_by_date,
+    )
+
+    cfg = settings()
+    try:
+        dates = sorted({date.fromisoformat(d) for d in days})
+    except ValueError as exc:
+        raise BadInput(f"--date must be YYYY-MM-DD, got {days}") from exc
+    if tolerance <= 0:
+        raise BadInput(f"--tolerance must be positive, got {tolerance}")
+    try:
+        raw = truth.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read --truth {truth}: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"--truth {truth} is not UTF-8 text") from exc
+    cam = resolve_camera(cfg, camera, tenant)
+    per_date = truth_by_date(read_truth_csv(text), dates, cam.timezone)
+    lake = open_lake(cfg.lake_root)
+    runs = [
+        (d, predicted_crossings(lake, cam.tenant_id, cam.camera_id, d), per_date[d]) for d in dates
+    ]
+    if not any(p for _, p, _ in runs):
+        console.print(
+            f"[yellow]no visitor events of camera {camera} on {', '.join(days)}:"
+            " every hand-counted crossing is a miss[/]"
+        )
+    overall, reports = audit_days(
+        runs, tolerance_s=tolerance, tenant_id=cam.tenant_id, camera_id=cam.camera_id
+    )
+    sha = hashlib.sha256(raw).hexdigest()
+    reports = [r.model_copy(update={"truth_sha256": sha}) for r in reports]
+    overall = overall.model_copy(update={"truth_sha256": sha})
+    keys = [save_report(lake, r) for r in reports]
+    if len(dates) > 1:
+        keys.append(save_report(lake, overall))
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{v:.1%}"
+
+    table = Table(title=f"counting audit: {camera}, {', '.join(d.isoformat() for d in dates)}")
+    for col in ("", "truth", "counted", "matched", "precision", "recall", "count accuracy"):
+        table.add_column(col)
+    for name, f in (("entries", overall.entry), ("exits", overall.exit)):
+        table.add_row(
+            name,
+            str(f.truth),
+            str(f.predicted),
+            str(f.matched),
+            pct(f.precision),
+            pct(f.recall),
+            pct(f.count_accuracy),
+        )
+    console.print(table)
+    r = overall.reid
+    console.print(
+        f"re-identification over {r.labelled_events} labelled crossings of {r.persons} people:"
+        f" same person same ID {pct(r.same_person_same_id)}, false merges"
+        f" {pct(r.false_merge_rate)}"
+        + (f", {r.merged_pairs} merged" if r.merged_pairs else "")
+        + (f"; re-identified across days {pct(overall.reid_across_days)}" if len(dates) > 1 else "")
+    )
+    for line in overall.missed[:20]:
+        console.print(f"  missed   {line}")
+    for line in overall.spurious[:20]:
+        console.print(f"  spurious {line}")
+    for key in keys:
+        console.print(f"report {key}")
+
+
 def run_video_demo(base: Settings) -> list[str]:
-    """`tenpo demo --video`: a synthetic entrance clip → recorder → analyzer → landing →
-    streamer → ``raw_visitor_events``, checked against the clip's ground truth.
+    """`tenpo demo --video`: a synthetic entrance clip → edge recorder (spool) → chunk upload
+    to the gateway (``POST /v1/video/{camera_id}/chunks``, a ``video:write`` key) → analyzer
+    → landing → streamer → ``raw_visitor_events``, checked against the clip's ground truth.
 
     Runs in ``{data_dir}/demo-video`` (wiped first) with its own tenant, store and camera;
     returns the mismatches (empty when every event and PersonID is as expected).
     """
     import shutil
+    import threading
     from datetime import UTC, datetime
 
+    import httpx
     from rich.table import Table
 
     from tenpo.bus import open_bus
     from tenpo.control import ControlPlane
+    from tenpo.core.errors import ConfigError
     from tenpo.features import open_feature_store
+    from tenpo.gateway import create_app as create_gateway
+    from tenpo.gateway import serve_in_thread
     from tenpo.lake import open_lake
     from tenpo.lake.landing import LandingZone
     from tenpo.streamer import Streamer, read_table
@@ -284,6 +393,7 @@ def run_video_demo(base: Settings) -> list[str]:
     from tenpo.video.codec import encode_mp4
     from tenpo.video.line import EntranceLine
     from tenpo.video.recorder import OpenCvSource, Recorder
+    from tenpo.video.spool import ChunkSpool, ChunkUploader
     from tenpo.video.synthetic import Walk, render, truth
 
     root = (base.data_dir / "demo-video").resolve()
@@ -321,17 +431,39 @@ def run_video_demo(base: Settings) -> list[str]:
     clip.write_bytes(encode_mp4((f.image for f in render(walks, 7.6, start=start)), 15, crf=18))
 
     lake, bus = open_lake(cfg.lake_root), open_bus(cfg)
-    with console.status("video: recording, analyzing, loading…"):
+    _, token = control.create_api_key(tenant, "entrance recorder", ["video:write"])
+    with console.status("video: recording, uploading, analyzing, loading…"):
+        spool = ChunkSpool(root / "spool")
         rec = Recorder(
-            lake=lake,
-            bus=bus,
+            lake=None,
+            bus=None,
             tenant_id=tenant,
             camera_id=camera_id,
             timezone=tz,
             fps=cfg.video_fps,
             chunk_seconds=2.0,
+            spool=spool,
         )
         chunks = rec.run(lambda: OpenCvSource(str(clip), start=start))
+        server, thread = serve_in_thread(
+            create_gateway(cfg, control=control, lake=lake, bus=bus), "127.0.0.1", 0
+        )
+        port = int(server.servers[0].sockets[0].getsockname()[1])
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                uploader = ChunkUploader(spool, client, camera_id, token, base_delay_s=0.2)
+                stop = threading.Event()
+                stop.set()
+                uploader.run(stop, drain_seconds=30.0)
+        finally:
+            server.should_exit = True
+            thread.join(10)
+        left = spool.status()
+        if left["pending"] or left["rejected"] or uploader.uploaded != len(chunks):
+            raise ConfigError(
+                f"video demo: the gateway took {uploader.uploaded} of {len(chunks)} chunks"
+                f" ({left['pending']} waiting, {left['rejected']} refused)"
+            )
         features = open_feature_store(cfg)
         analyzer = build_analyzer(
             Camera(tenant, camera_id, tz, line), features, detect_every=cfg.video_detect_every
@@ -364,7 +496,8 @@ def run_video_demo(base: Settings) -> list[str]:
         table.add_row(str(r["ts"]), r["event"], str(r["person_id"]), f"{r['quality']:.2f}", face)
     console.print(table)
     console.print(
-        f"video: {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks,"
+        f"video: {sum(c.frames for c in chunks)} frames in {len(chunks)} chunks uploaded"
+        f" through the gateway,"
         f" {len(events)} events, rejected faces {dict(analyzer.quality.rejections)}"
     )
     if mismatches:

@@ -22,12 +22,14 @@ def views(
     out: Path | None = _OUT,
 ) -> None:
     """Write a DuckDB file with one view per raw and mart table, for analysts' SQL tools."""
-    from tenpo.warehouse import open_warehouse
+    from tenpo.lake import open_lake
+    from tenpo.warehouse import Warehouse
     from tenpo.warehouse.views import write_views
 
     cfg = settings()
     target = out or cfg.warehouse_file
-    with open_warehouse(cfg) as wh:
+    # A DuckDB file whatever TENPO_ENGINE says: the views are DuckDB SQL.
+    with Warehouse(open_lake(cfg.lake_root)) as wh:
         names = write_views(wh, target)
     console.print(f"[green]{len(names)} views[/] in {target}: {', '.join(names)}")
     console.print(f"open it with: duckdb -readonly {target}")
@@ -39,7 +41,9 @@ def sql(
     query: str = typer.Argument(..., help="A SELECT over the tables, by name."),
     limit: int = typer.Option(50, min=1, help="Rows printed at most."),
 ) -> None:
-    """Run a SELECT over the warehouse tables (raw tables deduplicated) and print the rows."""
+    """Run a SELECT over the warehouse tables (raw tables deduplicated) and print the rows.
+
+    The query runs on the configured engine (TENPO_ENGINE): DuckDB SQL, or Spark SQL."""
     from tenpo.warehouse import open_warehouse
 
     with open_warehouse(settings()) as wh:

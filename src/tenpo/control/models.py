@@ -206,3 +206,16 @@ class InitiativeStore(Base):
     tenant_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     initiative_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     store_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class Budget(Base):
+    __tablename__ = "budgets"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    store_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    net_sales: Mapped[Decimal]
+    updated_at: Mapped[datetime]

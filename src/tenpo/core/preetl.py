@@ -4,17 +4,21 @@ A Pre-ETL turns one landed object into rows of raw tables (schemas in
 ``tenpo.warehouse.schemas``) plus rejected records with a reason. It is a pure function of
 the object's bytes, its registration event and the directory: no I/O of its own, so the
 streamer can batch, retry and replay it freely.
+
+``tenpo.core`` is the ground floor: at run time it imports nothing else of tenpo (the
+directory and the event only appear in annotations).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from tenpo.control.directory import Directory
-from tenpo.lake.landing import ObjectRegistered
+if TYPE_CHECKING:  # annotations only: core imports nothing of tenpo when it runs
+    from tenpo.control.directory import Directory
+    from tenpo.lake.landing import ObjectRegistered
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class ParseResult:
 
     @property
     def row_count(self) -> int:
+        """Rows over every table."""
         return sum(t.num_rows for t in self.tables.values())
 
 

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     bus_stream: str = Field("tenpo", description="JetStream stream name (and subject prefix).")
     bus_ack_wait_s: float = Field(30.0, gt=0, description="Redelivery after this many seconds.")
     warehouse_path: Path | None = Field(None, description="DuckDB file for analysts' views.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Query engine of the warehouse and so of every mart asset: DuckDB in "
+        "process, or Spark (extra `spark`, Java 17) reading the same Parquet in the lake.",
+    )
+    spark_master: str = Field(
+        "local[*]",
+        min_length=1,
+        description="Spark master URL for engine=spark: local[N] (in process) or a cluster "
+        "(spark://host:7077, yarn, k8s://...).",
+    )
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8001, ge=1, le=65535)
     api_host: str = "127.0.0.1"
@@ -133,7 +144,7 @@ class Settings(BaseSettings):
     video_fps: int = Field(15, ge=1, le=60, description="Recorder output frame rate.")
     video_chunk_seconds: float = Field(300.0, gt=0, description="Length of a recorded chunk.")
     video_retention_days: int = Field(30, gt=0, description="Recorded chunks kept this long.")
-    video_detect_every: int = Field(3, ge=1, description="Analyzer: detect faces every N frames.")
+    video_detect_every: int = Field(4, ge=1, description="Analyzer: detect faces every N frames.")
     video_max_chunk_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest video chunk the gateway accepts."
     )

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from tenpo.core.errors import BadInput
 from tenpo.core.settings import Settings
@@ -22,8 +22,13 @@ logger = logging.getLogger(__name__)
 _STORE_FIELDS = ("code", "name", "industry", "region", "timezone", "floor_area_m2")
 
 
+def _engine(db: Engine | Settings) -> Engine:
+    """``db`` itself, or the process's engine of ``db.datamart_db_url``."""
+    return db if isinstance(db, Engine) else get_engine(db.datamart_db_url)
+
+
 def export_partition(
-    settings: Settings,
+    db: Engine | Settings,
     table: str,
     business_date: date,
     rows: pa.Table,
@@ -32,7 +37,9 @@ def export_partition(
 ) -> int:
     """Replace ``table``'s rows of ``business_date`` with ``rows`` in one transaction.
 
-    With ``tenant_id`` only that tenant's rows of the date are replaced. Returns the rows
+    ``db`` is the datamart's engine (opened once per process by the caller, e.g.
+    ``TenpoResource.datamart_engine()``), or settings naming it. With ``tenant_id`` only
+    that tenant's rows of the date are replaced. Returns the rows
     written; exporting the same partition again leaves the same rows. Raises
     :class:`BadInput` when ``rows`` do not fit the mart's schema or partition.
     """
@@ -43,7 +50,7 @@ def export_partition(
         )
     target, schema = MART_SCHEMAS[table]
     records = _records(target, schema, rows, business_date, tenant_id)
-    engine = get_engine(settings.datamart_db_url)
+    engine = _engine(db)
     ensure_schema(engine)
     try:
         with engine.begin() as conn:
@@ -69,26 +76,30 @@ def export_partition(
 
 
 def sync_stores(
-    settings: Settings,
+    db: Engine | Settings,
     stores: Iterable[Mapping[str, Any] | object],
     *,
     tenants: Iterable[str] | None = None,
     exclusive: bool = False,
+    default_timezone: str | None = None,
 ) -> int:
     """Replace, for every tenant present in ``stores`` (and in ``tenants``), its ``dm_stores`` rows.
 
     Each store is a mapping or an object with tenant_id, store_id (or id), code, name,
     industry, region, timezone and floor_area_m2. A tenant named in ``tenants`` without any
     store ends up with none; with ``exclusive`` the rows of every other tenant are removed too
-    (the control plane is the whole truth). Returns the stores written.
+    (the control plane is the whole truth). ``db`` as for :func:`export_partition`; a store
+    without a timezone gets ``default_timezone`` (default: the settings', else Asia/Tokyo).
+    Returns the stores written.
     """
-    records = [_store_record(s, settings.default_timezone) for s in stores]
+    zone = default_timezone or (db.default_timezone if isinstance(db, Settings) else "Asia/Tokyo")
+    records = [_store_record(s, zone) for s in stores]
     keys = [(r["tenant_id"], r["store_id"]) for r in records]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise BadInput(f"store {dup[1]!r} of tenant {dup[0]!r} is listed twice")
     listed = sorted({r["tenant_id"] for r in records} | set(tenants or ()))
-    engine = get_engine(settings.datamart_db_url)
+    engine = _engine(db)
     ensure_schema(engine)
     with engine.begin() as conn:
         if exclusive:

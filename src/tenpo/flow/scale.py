@@ -462,7 +462,8 @@ def _run_stages(
             materialize_dates(cfg, dates, marts, max_days_per_run=run_days)
             st.amounts["rows"] = _table_rows(lake, marts)
             st.amounts["raw_rows_in"] = report.raw_rows
-        from tenpo.pipelines.ml import ML_ASSET_KEYS, materialize_ml
+        from tenpo.pipelines.ml import ML_ASSET_KEYS
+        from tenpo.pipelines.run import materialize_ml
 
         if not set(ML_ASSET_KEYS) <= set(DEFAULT_ASSETS):
             with stage("ml") as st:

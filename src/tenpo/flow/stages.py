@@ -132,6 +132,19 @@ def register_chain(control: Any, chain: dict[str, Any]) -> dict[str, str]:
             lines=tuple(d.get("lines") or ()),
             zones=tuple(d.get("zones") or ()),
         )
+    for i in chain.get("initiatives", []):
+        # The simulator's planted initiatives, as a chain would register its own measures.
+        control.ensure_initiative(
+            i["tenant_id"],
+            initiative_id=i["initiative_id"],
+            name=i["name"],
+            kind=i["kind"],
+            kpi=i["kpi"],
+            store_ids=[store_ids[(i["tenant_id"], c)] for c in i["store_codes"]],
+            start=date.fromisoformat(i["start"]),
+            end=date.fromisoformat(i["end"]),
+            description=i.get("description", ""),
+        )
     return keys
 
 
@@ -181,6 +194,22 @@ def send_files(
             return sum(send(f) for f in files)
         with ThreadPoolExecutor(workers, thread_name_prefix="send") as pool:
             return sum(pool.map(send, files))
+
+
+def read_initiative_effects(
+    api_url: str, keys: dict[str, str], tenants: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Every tenant's initiatives with the measured effect on the KPI each aims at, read
+    through ``GET /v1/initiatives`` and ``GET /v1/initiatives/{id}/effect``."""
+    out: list[dict[str, Any]] = []
+    with httpx.Client(base_url=api_url, timeout=120) as client:
+        for tenant in tenants:
+            auth = {"Authorization": f"Bearer {keys[tenant]}"}
+            for item in _get(client, "/v1/initiatives", auth, {})["items"]:
+                effect = _get(client, f"/v1/initiatives/{item['initiative_id']}/effect", auth, {})
+                aimed = next((e for e in effect["items"] if e["kpi"] == item["kpi"]), None)
+                out.append({"tenant_id": tenant, **item, "effect": aimed})
+    return out
 
 
 def read_store_kpis(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -42,6 +43,38 @@ from tenpo.pos.vendors import JSON_UTF8, built_in
 log = logging.getLogger(__name__)
 
 
+class Ledger:
+    """The streamer's load ledger as the gateway reads it (batch status): opened on first use
+    from ``url`` unless one is injected, closed with the app (an injected one stays open)."""
+
+    def __init__(self, url: str, ledger: Any = None) -> None:
+        self.url = url
+        self._ledger = ledger
+        self._owned = ledger is None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The ledger (a :class:`tenpo.streamer.LoadLedger`), opening it the first time."""
+        with self._lock:
+            if self._ledger is None:
+                from tenpo.streamer import LoadLedger
+
+                self._ledger = LoadLedger(self.url)
+            return self._ledger
+
+    @property
+    def is_open(self) -> bool:
+        """True while a ledger is held (opened here or injected)."""
+        return self._ledger is not None
+
+    def close(self) -> None:
+        """Close the ledger if this holder opened it."""
+        with self._lock:
+            if self._owned and self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+
+
 @dataclass(frozen=True)
 class GatewayState:
     """The connections one gateway app serves with (built once, in the lifespan)."""
@@ -51,6 +84,7 @@ class GatewayState:
     bus: EventBus
     control: ControlPlane
     ingestor: Ingestor
+    ledger: Ledger
 
 
 async def get_state(request: Request) -> GatewayState:
@@ -344,7 +378,7 @@ async def get_pos_batch(
     reasons (alike rejects of a large body come grouped, with their line numbers)."""
     from tenpo.streamer import object_status
 
-    ledger = await run_in_threadpool(_ledger, request)
+    ledger = await run_in_threadpool(state.ledger.get)
     found = await run_in_threadpool(
         partial(object_status, offset=offset, limit=limit),
         state.lake,
@@ -356,17 +390,6 @@ async def get_pos_batch(
     if found is None:
         raise NotFound(f"no POS upload {object_id!r} for this tenant", object_id=object_id)
     return found
-
-
-def _ledger(request: Request) -> Any:
-    """The streamer's load ledger, opened once per app."""
-    ledger = getattr(request.app.state, "pos_ledger", None)
-    if ledger is None:
-        from tenpo.streamer import LoadLedger
-
-        state: GatewayState = request.app.state.gateway
-        ledger = request.app.state.pos_ledger = LoadLedger(state.settings.streamer_db_url)
-    return ledger
 
 
 @router.post(

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from tenpo.bus.base import EventBus
 from tenpo.core.settings import Settings
 from tenpo.gateway._problems import install_problem_handlers
-from tenpo.gateway._routes import GatewayState, router
+from tenpo.gateway._routes import GatewayState, Ledger, router
 from tenpo.gateway._video import router as video_router
 from tenpo.gateway.ingest import ControlPlane, Ingestor
 from tenpo.lake.base import Lake
@@ -32,8 +32,14 @@ def create_app(
     control: ControlPlane | None = None,
     lake: Lake | None = None,
     bus: EventBus | None = None,
+    ledger: Any = None,
 ) -> FastAPI:
-    """The gateway app; missing ``control``/``lake``/``bus`` are opened from ``settings``."""
+    """The gateway app; missing ``control``/``lake``/``bus`` are opened from ``settings``.
+
+    ``ledger`` is the streamer's load ledger for batch status (a
+    :class:`tenpo.streamer.LoadLedger`); without one it is opened on first use and closed
+    when the app shuts down.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,7 +47,7 @@ def create_app(
             opened = getattr(app.state, "gateway", None) is None
             if opened:
                 app.state.gateway = await run_in_threadpool(
-                    _open_state, settings, control, lake, bus, owned
+                    _open_state, settings, control, lake, bus, owned, ledger
                 )
             log.info("gateway ready (lake %s)", app.state.gateway.lake.root)
             try:
@@ -50,6 +56,7 @@ def create_app(
                 state = app.state.gateway
                 if state is not None:
                     await run_in_threadpool(state.ingestor.landing.close)
+                    await run_in_threadpool(state.ledger.close)
                 if opened:
                     app.state.gateway = None
 
@@ -64,11 +71,13 @@ def create_app(
     app.include_router(video_router)
     if control is not None and lake is not None and bus is not None:
         # Fully injected: usable even by a client that does not run the lifespan.
-        app.state.gateway = _state(settings, control, lake, bus)
+        app.state.gateway = _state(settings, control, lake, bus, ledger)
     return app
 
 
-def _state(settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus) -> GatewayState:
+def _state(
+    settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus, ledger: Any = None
+) -> GatewayState:
     # Group commit: concurrent requests share one syncfs and one bus transaction.
     landing = LandingZone(
         lake,
@@ -83,6 +92,7 @@ def _state(settings: Settings, control: ControlPlane, lake: Lake, bus: EventBus)
         bus=bus,
         control=control,
         ingestor=Ingestor(control, landing, _vendor_mappings(settings)),
+        ledger=Ledger(settings.streamer_db_url, ledger),
     )
 
 
@@ -99,6 +109,7 @@ def _open_state(
     lake: Lake | None,
     bus: EventBus | None,
     owned: AsyncExitStack,
+    ledger: Any = None,
 ) -> GatewayState:
     if lake is None:
         from tenpo.lake import open_lake
@@ -117,4 +128,4 @@ def _open_state(
         )
         owned.callback(opened.dispose)
         control = opened
-    return _state(settings, control, lake, bus)
+    return _state(settings, control, lake, bus, ledger)

@@ -4,12 +4,13 @@ For an initiative run at some *treated* stores from ``start`` to ``end``, and on
 (``net_sales``, ``visitors``, ``conversion_rate``, ``atv``):
 
 1. **Controls.** The candidates are the tenant's stores of the same group as the treated
-   stores (industry by default), in no initiative whose period meets the window, with the KPI
-   on most pre-period days. Each candidate's daily log KPI in the pre-period, less its own
-   weekday means, is compared with the treated stores' (the same): the ``max_controls``
-   candidates with the smallest root-mean-square gap are the controls. Stores sharing the
-   treated stores' local demand (weather, events, the weekly shape of their location) fit
-   best, which is what a control is for.
+   stores (industry by default; the whole tenant when the group has fewer than two), in no
+   initiative whose period meets the window, with the KPI on ``min_pre_days`` pre-period
+   days. Each candidate's daily log KPI in the pre-period, less its own means per day type,
+   is compared with the treated stores' (the same): the ``max_controls`` candidates with the
+   smallest root-mean-square gap are the controls. Stores sharing the treated stores' local
+   demand (weather, events, the weekly shape of their location) fit best, which is what a
+   control is for.
 2. **Difference in differences.** The daily gap ``g_d`` = mean log KPI of the treated stores −
    mean log KPI of the controls, on every date of the pre-period and the initiative's period,
    is regressed on day-type dummies (Monday … Sunday; a Japanese public holiday counts as a
@@ -22,9 +23,12 @@ For an initiative run at some *treated* stores from ``start`` to ``end``, and on
    before anything was done), the pre-period RMSE and correlation of treated vs controls,
    and the daily series of both (indexed to their pre-period means) for a chart.
 
-Back-test on the simulator (``tests/ml/test_initiatives.py``: 24 planted initiatives with a
-known effect of 3-12 % on one KPI; placebos at untreated stores) gives the figures quoted in
-the issue note. Pure functions of DataFrames: no Dagster or FastAPI here.
+Back-test on the simulator (``tests/ml/test_initiatives.py``, seed 6: 24 planted initiatives
+with a known effect of 3-12 % on one KPI at 1-3 of 120 stores, 28 pre-period days): the 90 %
+interval covers the true effect for 23 of 24, median absolute error 0.7 percentage points;
+20 placebos at untreated stores × 4 KPIs: 10 of 80 significant at 90 %. Over seeds 5-8 the
+coverage was 86 of 96 (90 %), median absolute error 0.7-1.3 points.
+Pure functions of DataFrames: no Dagster or FastAPI here.
 """
 
 from __future__ import annotations
@@ -67,8 +71,10 @@ class EffectParams:
     """Days before ``start`` in the pre-period (fewer when the data starts later)."""
     max_controls: int = 10
     """Best-fitting candidates kept as controls."""
-    min_pre_days: int = 10
-    """Fewest pre-period dates with a gap value for an estimate."""
+    min_pre_days: int = 7
+    """Fewest pre-period dates with a gap value for an estimate (7: each day type once)."""
+    min_group_candidates: int = 2
+    """Fewer candidates than this in the treated stores' group: any store of the tenant."""
     min_post_days: int = 3
     """Fewest dates of the initiative's period with a gap value for an estimate."""
     confidence: float = 0.9
@@ -121,6 +127,9 @@ class KpiEffect:
     treated: list[str]
     controls: list[str] = field(default_factory=list)
     candidates: int = 0
+    control_basis: str = "group"
+    """Where the candidates came from: the treated stores' ``group``, or the whole ``tenant``
+    when the group had too few."""
     effect: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
@@ -202,7 +211,11 @@ def estimate_effect(
         & (kpis["business_date"] <= max(post_end, pre_end))
     ]
     treated = sorted(set(initiative.store_ids))
-    candidates = _candidates(frame, initiative, treated, busy or {}, groups, pre_start, post_end)
+    candidates = _candidates(frame, treated, busy or {}, groups, pre_start, post_end)
+    basis = "group" if groups is not None else "tenant"
+    if groups is not None and len(candidates) < params.min_group_candidates:
+        basis = "tenant"  # a small chain: too few stores of the same industry
+        candidates = _candidates(frame, treated, busy or {}, None, pre_start, post_end)
     out = []
     for kpi in kpi_names:
         if kpi not in EFFECT_KPIS:
@@ -218,6 +231,7 @@ def estimate_effect(
             post_end=post_end,
             treated=treated,
             confidence=params.confidence,
+            control_basis=basis,
         )
         if post_end < initiative.start:
             effect.status = "not_started"
@@ -229,7 +243,6 @@ def estimate_effect(
 
 def _candidates(
     frame: pd.DataFrame,
-    initiative: InitiativeSpec,
     treated: list[str],
     busy: Mapping[str, Sequence[tuple[date, date]]],
     groups: Mapping[str, str] | None,
@@ -430,3 +443,30 @@ def _series(
 
 def _ratio(value: float) -> float | None:
     return round(math.exp(value), 5) if math.isfinite(value) else None
+
+
+EFFECT_COLUMNS = (
+    "tenant_id initiative_id kpi business_date status effect ci_low ci_high confidence "
+    "p_value significant std_error pre_start pre_end post_start post_end pre_days post_days "
+    "treated controls candidates control_basis pre_rmse pre_corr pre_slope_per_week pre_slope_p "
+    "parallel_trends treated_mean_pre treated_mean_post control_mean_pre control_mean_post "
+    "series"
+).split()
+"""Columns of ``mart_initiative_effects`` (key: tenant_id, initiative_id, kpi)."""
+
+
+def effect_record(effect: KpiEffect, as_of: date) -> dict[str, object]:
+    """One ``mart_initiative_effects`` row: lists and the daily series as JSON text."""
+    import json
+
+    row: dict[str, object] = {
+        name: getattr(effect, name) for name in EFFECT_COLUMNS if hasattr(effect, name)
+    }
+    row["business_date"] = as_of
+    row["treated"] = json.dumps(effect.treated)
+    row["controls"] = json.dumps(effect.controls)
+    row["series"] = json.dumps(effect.series, separators=(",", ":"))
+    for name, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            row[name] = None
+    return {name: row[name] for name in EFFECT_COLUMNS}

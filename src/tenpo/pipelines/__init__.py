@@ -11,6 +11,7 @@ from tenpo.pipelines.run import (
     date_ranges,
     ensure_dagster_home,
     materialize_dates,
+    materialize_ml,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "date_ranges",
     "ensure_dagster_home",
     "materialize_dates",
+    "materialize_ml",
 ]

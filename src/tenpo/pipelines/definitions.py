@@ -10,7 +10,11 @@ from datetime import date
 
 from dagster import Definitions
 
+from tenpo.pipelines.alerts import alert_assets, alert_sensors
+from tenpo.pipelines.connectors import pull_connectors_job, pull_connectors_schedule
 from tenpo.pipelines.devices import device_assets
+from tenpo.pipelines.forecast import forecast_assets, forecast_schedules
+from tenpo.pipelines.initiatives import initiative_assets, initiative_schedules
 from tenpo.pipelines.kpis import kpi_assets
 from tenpo.pipelines.ml import ml_assets, ml_schedules
 from tenpo.pipelines.partitions import DEFAULT_START, daily_partitions
@@ -38,9 +42,19 @@ def build_definitions(
             *kpi_assets(partitions),
             *device_assets(partitions),
             *ml_assets(),
+            *forecast_assets(),
+            *alert_assets(),
+            *initiative_assets(),
         ],
-        sensors=[partitions_changed_sensor()],
-        schedules=[daily_kpis_schedule(partitions), *ml_schedules()],
+        jobs=[pull_connectors_job],
+        sensors=[partitions_changed_sensor(), *alert_sensors()],
+        schedules=[
+            daily_kpis_schedule(partitions),
+            *ml_schedules(),
+            *forecast_schedules(),
+            *initiative_schedules(),
+            pull_connectors_schedule(),
+        ],
         resources={"tenpo": resource or TenpoResource()},
     )
 

@@ -5,13 +5,13 @@ of each device and date is :func:`tenpo.iot.health.device_health` over the dedup
 IoT tables, against each registered people counter's and ToF camera's expected schedule: its
 store's timezone and opening hours, and the device config's ``interval_s`` (seconds) and
 ``start_date`` (``YYYY-MM-DD``). Silent dates get a ``no_data`` row from the start date, else
-from the first date the device ever reported (read from all raw history up to the last
-partition, so history loaded later is judged too), else from its registration.
+from the first date the device ever reported (looked up in the raw history before the dates
+built, so history loaded later is judged too), else from its registration.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -100,19 +100,56 @@ def _config_date(config: Mapping[str, Any], device_id: str) -> date | None:
 
 
 def first_reported(wh: Any, last: date) -> dict[tuple[str, str], date]:
-    """(tenant_id, device_id) → first business date with a count or heartbeat, up to ``last``."""
+    """(tenant_id, device_id) → first business date with a count or heartbeat, up to ``last``.
+
+    Reads every date up to ``last`` (only the tenant and device columns); a materialization
+    uses :func:`reported_before`, which stops at the devices it needs."""
     first: dict[tuple[str, str], date] = {}
     for name in ("raw_iot_counts", "raw_device_heartbeats"):
-        t = wh.table(name)
-        expr = (
-            t.filter(t.business_date <= last)
-            .group_by(["tenant_id", "device_id"])
-            .aggregate(first=t.business_date.min())
-        )
+        days = [d for d in wh.partition_dates(name) if d <= last]
+        if not days:
+            continue
+        t = wh.raw_scan(name, dates=days)
+        expr = t.group_by(["tenant_id", "device_id"]).aggregate(first=t.business_date.min())
         for r in wh.to_arrow(expr).to_pylist():
             key = (r["tenant_id"], r["device_id"])
             first[key] = min(first.get(key, r["first"]), r["first"])
     return first
+
+
+_WALK_DAYS = 7
+"""Dates read per step when looking back for devices' earlier reports."""
+
+
+def reported_before(
+    wh: Any, day: date, devices: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], date]:
+    """(tenant_id, device_id) of ``devices`` → the latest business date before ``day`` with a
+    count or heartbeat row (devices without one are absent).
+
+    For :func:`tenpo.iot.health.device_health`'s ``first_seen`` this is as good as the first
+    date ever (only whether a device reported before the dates built matters), and it is
+    found by walking back from ``day`` a week at a time, reading only tenant and device ids,
+    until every device is found: a run costs the days it builds, not the history.
+    """
+    wanted = set(devices)
+    found: dict[tuple[str, str], date] = {}
+    names = ("raw_iot_counts", "raw_device_heartbeats")
+    earlier = sorted({d for n in names for d in wh.partition_dates(n) if d < day}, reverse=True)
+    for i in range(0, len(earlier), _WALK_DAYS):
+        if not wanted - found.keys():
+            break
+        chunk = earlier[i : i + _WALK_DAYS]
+        for name in names:
+            t = wh.raw_scan(name, dates=chunk)
+            expr = t.group_by(["tenant_id", "device_id"]).aggregate(last=t.business_date.max())
+            for r in wh.to_arrow(expr).to_pylist():
+                key = (r["tenant_id"], r["device_id"])
+                if key in wanted and key not in found:
+                    found[key] = r["last"]
+                elif key in found and r["last"] > found[key]:
+                    found[key] = r["last"]
+    return found
 
 
 def device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition]:
@@ -128,7 +165,7 @@ def _device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefiniti
         backfill_policy=BackfillPolicy.single_run(),
         deps=["raw_iot_counts", "raw_device_heartbeats"],
         group_name="devices",
-        kinds={"duckdb", "parquet"},
+        kinds={"ibis", "parquet"},
         description="Device health per device and business date (tables/mart_device_health/).",
     )
     def mart_device_health(
@@ -141,7 +178,10 @@ def _device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefiniti
             beats = wh.to_arrow(wh.table("raw_device_heartbeats", dates=days))
             rows = device_health(
                 counts, beats, days, devices=devices,
-                first_seen=first_reported(wh, max(days)), now=utcnow(),
+                first_seen=reported_before(
+                    wh, min(days), [(d.tenant_id, d.device_id) for d in devices if not d.since]
+                ),
+                now=utcnow(),
             )  # fmt: skip
             written = write_dates(wh.lake, MART_DEVICE_HEALTH_KEY, days, rows)
         flagged = sum(1 for f in rows["flags"].to_pylist() if f)

@@ -41,7 +41,7 @@ from tenpo.jobs.kpis import DAILY_KEYS, HOURLY_KEYS
 from tenpo.pipelines._compat import beta_features
 from tenpo.pipelines.partitions import partition_dates
 from tenpo.pipelines.resources import TenpoResource
-from tenpo.warehouse.catalog import Warehouse
+from tenpo.warehouse.catalog import BaseWarehouse
 from tenpo.warehouse.partitions import write_dates
 from tenpo.warehouse.screen import Screened, quarantine_rows, screen_rows
 
@@ -128,7 +128,7 @@ def _per_date(days: list[date], written: dict[tuple[str, date], int]) -> dict[st
 
 def _write(
     context: AssetExecutionContext,
-    wh: Warehouse,
+    wh: BaseWarehouse,
     table: str,
     days: list[date],
     rows: pa.Table,
@@ -220,7 +220,7 @@ def _hourly_equals_daily(hourly: pa.Table, daily: pa.Table) -> AssetCheckResult:
     )
 
 
-def _pos_totals(wh: Warehouse, days: list[date], daily: pa.Table) -> AssetCheckResult:
+def _pos_totals(wh: BaseWarehouse, days: list[date], daily: pa.Table) -> AssetCheckResult:
     raw = wh.table("raw_pos_transactions", dates=days)
     counted = raw.kind.isin(("sale", "return"))
     expr = raw.aggregate(
@@ -258,7 +258,7 @@ def _row_count(rows: pa.Table, expected: int, what: str) -> AssetCheckResult:
     )
 
 
-def _source_store_dates(wh: Warehouse, days: list[date], visits: ibis.Table) -> int:
+def _source_store_dates(wh: BaseWarehouse, days: list[date], visits: ibis.Table) -> int:
     parts = [
         wh.table(name, dates=days).select(*DAILY_KEYS)
         for name in ("raw_pos_transactions", "raw_iot_counts")
@@ -299,7 +299,7 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         "partitions_def": partitions,
         "backfill_policy": BackfillPolicy.single_run(),
         "group_name": "kpis",
-        "kinds": {"duckdb", "parquet"},
+        "kinds": {"ibis", "parquet"},
         "op_tags": WRITER_TAG,
     }
 
@@ -473,7 +473,7 @@ def _export_asset(partitions: DailyPartitionsDefinition, mart: str, name: str) -
         from tenpo.datamart.schema import MART_SCHEMAS
 
         days = partition_dates(context.partition_keys)
-        settings = tenpo.get_settings()
+        engine = tenpo.datamart_engine()
         with tenpo.open_warehouse() as wh:
             # One read for the whole range, split per date in memory.
             rows = wh.to_arrow(wh.table(mart, dates=days).order_by(list(order[mart])))
@@ -485,7 +485,7 @@ def _export_asset(partitions: DailyPartitionsDefinition, mart: str, name: str) -
         exported: dict[str, int] = {}
         for day in days:
             day_rows = rows.filter(pc.equal(rows["business_date"], pa.scalar(day, pa.date32())))
-            exported[day.isoformat()] = export_partition(settings, mart, day, day_rows)
+            exported[day.isoformat()] = export_partition(engine, mart, day, day_rows)
         total = sum(exported.values())
         context.log.info("%s: %d rows over %d date(s)", name, total, len(days))
         return MaterializeResult(

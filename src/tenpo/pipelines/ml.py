@@ -28,12 +28,10 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     Config,
-    DagsterInstance,
     MaterializeResult,
     ScheduleDefinition,
     asset,
     define_asset_job,
-    materialize,
     multi_asset,
 )
 from pydantic import Field
@@ -66,7 +64,6 @@ __all__ = [
     "ML_JOB",
     "MlRunConfig",
     "latest_business_date",
-    "materialize_ml",
     "ml_assets",
     "ml_schedules",
     "read_ml_mart",
@@ -402,38 +399,3 @@ def ml_schedules() -> list[ScheduleDefinition]:
             execution_timezone="Asia/Tokyo",
         )
     ]
-
-
-def materialize_ml(
-    settings: Settings,
-    *,
-    as_of: date | None = None,
-    instance: DagsterInstance | None = None,
-    **overrides: Any,
-) -> Any:
-    """Run the ML assets and their export in process (demo, tests); raises PipelineFailed."""
-    from tenpo.pipelines.run import (
-        PipelineFailed,
-        _dagster_level,
-        _failure_message,
-        ensure_dagster_home,
-    )
-
-    resource = TenpoResource.from_settings(settings)
-    config = {"as_of": as_of.isoformat() if as_of else None, **overrides}
-    if instance is None:
-        instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
-    result = materialize(
-        ml_assets(),
-        instance=instance,
-        resources={"tenpo": resource},
-        run_config={
-            "ops": {"ml_marts": {"config": config}},
-            # Dagster's console logger follows tenpo's level, as in materialize_dates.
-            "loggers": {"console": {"config": {"log_level": _dagster_level()}}},
-        },
-        raise_on_error=False,
-    )
-    if not result.success:
-        raise PipelineFailed(f"materializing the ML assets: {_failure_message(result)}")
-    return result

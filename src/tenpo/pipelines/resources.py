@@ -1,4 +1,8 @@
-"""Dagster resources: the one place pipelines get settings, the lake and the warehouse from."""
+"""Dagster resources: the one place pipelines get settings, the lake and the warehouse from.
+
+The warehouse's engine (DuckDB or Spark, ``TENPO_ENGINE``) is chosen here, through
+:func:`tenpo.warehouse.open_warehouse`: assets receive a warehouse and never test the engine.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
-from pydantic import Field
-from sqlalchemy.engine import make_url
+from pydantic import Field, PrivateAttr
+from sqlalchemy.engine import Engine, make_url
 
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
-from tenpo.warehouse.catalog import Warehouse
+from tenpo.warehouse.catalog import BaseWarehouse, open_warehouse
 
 __all__ = ["TenpoResource"]
 
@@ -28,6 +32,14 @@ class TenpoResource(ConfigurableResource):
         default=None, description="Datalake root; default {data_dir}/lake."
     )
     datamart_url: str | None = Field(default=None, description="Datamart SQLAlchemy URL.")
+    _settings: Settings | None = PrivateAttr(default=None)
+    _lake: Lake | None = PrivateAttr(default=None)
+    engine: str | None = Field(
+        default=None, description="Warehouse engine of the mart assets: duckdb or spark."
+    )
+    spark_master: str | None = Field(
+        default=None, description="Spark master URL for engine=spark (default local[*])."
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TenpoResource:
@@ -36,24 +48,42 @@ class TenpoResource(ConfigurableResource):
             data_dir=str(settings.data_dir.resolve()),
             lake_url=settings.lake_url,
             datamart_url=settings.datamart_url,
+            engine=settings.engine,
+            spark_master=settings.spark_master,
         )
 
     def get_settings(self) -> Settings:
-        """The settings this resource stands for (explicit fields over the environment)."""
+        """The settings this resource stands for (explicit fields over the environment),
+        read once per resource instance (Dagster makes one per run and process)."""
+        if self._settings is None:
+            self._settings = self._read_settings()
+        return self._settings
+
+    def _read_settings(self) -> Settings:
         overrides: dict[str, Any] = {
             k: v
             for k, v in {
                 "data_dir": self.data_dir,
                 "lake_url": self.lake_url,
                 "datamart_url": self.datamart_url,
+                "engine": self.engine,
+                "spark_master": self.spark_master,
             }.items()
             if v is not None
         }
         return Settings(**overrides)
 
     def open_lake(self) -> Lake:
-        """The datalake."""
-        return open_lake(self.get_settings().lake_root)
+        """The datalake, opened once per resource instance (a lake holds no connection)."""
+        if self._lake is None:
+            self._lake = open_lake(self.get_settings().lake_root)
+        return self._lake
+
+    def datamart_engine(self) -> Engine:
+        """The datamart's engine, one per URL for the process (:func:`datamart.get_engine`)."""
+        from tenpo.datamart import get_engine
+
+        return get_engine(self.get_settings().datamart_db_url)
 
     def store_timezones(self) -> list[tuple[str, str, str]]:
         """(tenant_id, store_id, timezone) of every store in the control plane.
@@ -77,6 +107,6 @@ class TenpoResource(ConfigurableResource):
         finally:
             control.dispose()
 
-    def open_warehouse(self) -> Warehouse:
-        """A fresh in-memory DuckDB warehouse over the lake; close it when done."""
-        return Warehouse(self.open_lake())
+    def open_warehouse(self) -> BaseWarehouse:
+        """A fresh warehouse over the lake on the configured engine; close it when done."""
+        return open_warehouse(self.get_settings())

@@ -40,8 +40,9 @@ from tenpo.core.errors import BadInput, TenpoError
 from tenpo.core.settings import Settings
 from tenpo.pipelines.definitions import build_definitions
 from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
+from tenpo.pipelines.initiatives import DATAMART_INITIATIVES_KEY, MART_INITIATIVE_EFFECTS_KEY
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
-from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS
+from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS, ml_assets
 from tenpo.pipelines.partitions import DEFAULT_START
 from tenpo.pipelines.resources import TenpoResource
 from tenpo.pipelines.stores import DATAMART_STORES_KEY
@@ -54,6 +55,7 @@ __all__ = [
     "date_ranges",
     "ensure_dagster_home",
     "materialize_dates",
+    "materialize_ml",
     "resolve_selection",
     "with_downstream",
 ]
@@ -65,6 +67,7 @@ ASSET_GROUPS: dict[str, tuple[str, ...]] = {
     "kpis": (DATAMART_STORES_KEY, *MART_KEYS, *DATAMART_KEYS),
     "devices": (MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY),
     "ml": (*ML_ASSET_KEYS, DATAMART_ML_KEY),
+    "initiatives": (MART_INITIATIVE_EFFECTS_KEY, DATAMART_INITIATIVES_KEY),
 }
 """Named asset sets of ``tenpo jobs materialize --only``; together, every asset the API reads."""
 
@@ -73,7 +76,15 @@ DEFAULT_ASSETS: tuple[str, ...] = tuple(k for group in ASSET_GROUPS.values() for
 ``tenpo jobs materialize``, the demo and the daily schedule build unless told otherwise."""
 
 # Assets without date partitions: they run once, in the last run of a request.
-_UNPARTITIONED = frozenset({DATAMART_STORES_KEY, *ML_ASSET_KEYS, DATAMART_ML_KEY})
+_UNPARTITIONED = frozenset(
+    {
+        DATAMART_STORES_KEY,
+        *ML_ASSET_KEYS,
+        DATAMART_ML_KEY,
+        MART_INITIATIVE_EFFECTS_KEY,
+        DATAMART_INITIATIVES_KEY,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -375,3 +386,31 @@ def _watch(
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def materialize_ml(
+    settings: Settings,
+    *,
+    as_of: date | None = None,
+    instance: DagsterInstance | None = None,
+    **overrides: Any,
+) -> Any:
+    """Run the ML assets and their export in process (demo, tests); raises PipelineFailed."""
+    resource = TenpoResource.from_settings(settings)
+    config = {"as_of": as_of.isoformat() if as_of else None, **overrides}
+    if instance is None:
+        instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
+    result = materialize(
+        ml_assets(),
+        instance=instance,
+        resources={"tenpo": resource},
+        run_config={
+            "ops": {"ml_marts": {"config": config}},
+            # Dagster's console logger follows tenpo's level, as in materialize_dates.
+            "loggers": {"console": {"config": {"log_level": _dagster_level()}}},
+        },
+        raise_on_error=False,
+    )
+    if not result.success:
+        raise PipelineFailed(f"materializing the ML assets: {_failure_message(result)}")
+    return result

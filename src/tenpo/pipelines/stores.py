@@ -52,7 +52,10 @@ def store_assets() -> list[AssetsDefinition]:
             stores = [s for t in tenants for s in control.list_stores(t)]
         finally:
             control.dispose()
-        written = sync_stores(settings, stores, tenants=tenants, exclusive=True)
+        written = sync_stores(
+            tenpo.datamart_engine(), stores, tenants=tenants, exclusive=True,
+            default_timezone=settings.default_timezone,
+        )  # fmt: skip
         context.log.info("datamart_stores: %d stores of %d tenants", written, len(tenants))
         return MaterializeResult(metadata={"stores": written, "tenants": len(tenants)})
 

@@ -68,6 +68,8 @@ def transactions(doc: Any) -> list[Any]:
 
 
 def _text_of(value: Any) -> str:
+    if type(value) is str:  # the common case: the API sends strings
+        return value.strip() if value.isascii() else _text.nfkc(value)
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
@@ -87,7 +89,10 @@ def _field(raw: dict[str, Any], key: str, *, required: bool = True) -> str:
 
 def _yen(raw: dict[str, Any], key: str, where: str = "", *, default: int | None = 0) -> int:
     """A money field in whole yen (strings like "1280", "1280.00", "-116")."""
-    text = _field(raw, key, required=default is None).replace(",", "")
+    text = _field(raw, key, required=default is None)
+    if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
+        return int(text)  # the common case: "1280", "-116"
+    text = text.replace(",", "")
     if not text:
         return default or 0
     try:

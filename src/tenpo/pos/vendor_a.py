@@ -5,6 +5,14 @@ loaded whole or rejected whole: any bad field, a line whose 金額 is not 単価
 or lines that do not add up to 合計金額 quarantines every line of it with the figures. The
 register is resolved to a store through the POS master valid on the receipt's local date; an
 unknown register is a *replayable* reject (a later master upload fixes it).
+
+取引日時 is the store's wall-clock time without an offset; ``ts`` is that time in the store's
+zone. On daylight-saving nights two wall times need a rule: a time in the hour repeated when
+clocks go back is the **first** pass (the summer-time offset, the earlier instant: London's
+01:30 on 25 Oct 2026 is 00:30 UTC); a time in the hour skipped when they go forward, which no
+clock showed, is read with the offset in force **before** the change (London's 01:30 on 29 Mar
+2026 is 01:30 UTC = 02:30 BST). ``ts_local`` keeps the wall time as sent. The vectorised and
+the row-wise paths apply the same rule (``tests/pos/test_vendor_a.py``).
 """
 
 from __future__ import annotations

@@ -76,6 +76,27 @@ class SimConfig(BaseModel):
         description="Probability that a people counter is offline for a while on a store-day "
         "(its intervals are missing; truth keeps the true visitors and `visitors_counted`).",
     )
+    yearly_amplitude: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Log amplitude of a yearly demand cycle (peak at the year-end sales, trough "
+        "in February); 0 leaves demand flat over the year.",
+    )
+    outlier_rate: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Store-day simulator only: share of store-days with a one-off demand event "
+        "(a local festival ×1.8-2.5 or a disruption ×0.3-0.5), true data not errors.",
+    )
+    outage_rate: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Store-day simulator only: share of store-days whose data never reached "
+        "tenpo (no POS and no counter rows in the marts of `store_day_marts`).",
+    )
     initiatives_per_tenant: int = Field(
         1,
         ge=0,

@@ -7,10 +7,16 @@ same config; the day itself is drawn per hour instead of per person: passers-by 
 visitors (binomial on the capture rate), receipts (binomial on the conversion rate), lines
 per receipt (1 + Poisson), SKUs and quantities as in the full simulator. Returns, voids,
 discounts and tax rounding are left out (net sales = Σ tax-excluded price × quantity).
+
+For the forecast back-tests the config's ``yearly_amplitude`` (a yearly cycle),
+``outlier_rate`` (one-off demand events), ``device_gap_rate`` (a counter offline for a few
+hours: ``visitors_counted`` below ``visitors``) and ``outage_rate`` (store-days that never
+reach the marts, see :func:`store_day_marts`) make the series as irregular as real ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -27,7 +33,7 @@ from tenpo.simulate.model import Initiative, Store, Tenant
 from tenpo.simulate.profiles import INDUSTRIES
 from tenpo.simulate.truth import DailyTruth
 
-__all__ = ["StoreDays", "simulate_store_days"]
+__all__ = ["StoreDays", "simulate_store_days", "store_day_marts"]
 
 
 @dataclass
@@ -40,7 +46,9 @@ class StoreDays:
     initiatives: list[Initiative]
     dates: list[date]
     daily: list[DailyTruth]
-    hourly: pd.DataFrame  # tenant_id, store_id, business_date, hour, transactions, visitors
+    # tenant_id, store_id, business_date, hour, transactions, visitors, visitors_counted,
+    # net_sales (float yen: the day's sales spread over its hours by receipts)
+    hourly: pd.DataFrame
 
     def store(self, tenant_id: str, code: str) -> Store:
         """The store with this code (KeyError when unknown)."""
@@ -75,7 +83,16 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
     daily: list[DailyTruth] = []
     hourly: dict[str, list[object]] = {
         k: []
-        for k in ("tenant_id", "store_id", "business_date", "hour", "transactions", "visitors")
+        for k in (
+            "tenant_id",
+            "store_id",
+            "business_date",
+            "hour",
+            "transactions",
+            "visitors",
+            "visitors_counted",
+            "net_sales",
+        )
     }
     for d_index, day in enumerate(dates):
         for state in states:
@@ -84,10 +101,15 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             if hours is None:
                 continue
             rng = _rng(seed, 8, state.tenant_index, state.store_index, d_index)
-            demand = day_demand(store, day, shocks[d_index])
+            demand = day_demand(store, day, shocks[d_index], config.yearly_amplitude)
+            demand *= _demand_event(config, state, d_index)
             lifts = lever_lifts(initiatives, store.tenant_id, store.code, day)
             row, tx_h, vis_h = _store_day(rng, state, day, hours, demand, lifts, prices)
+            counted_h = _counter_gap(config, state, d_index, hours, vis_h)
+            if counted_h is not vis_h:
+                row = dataclasses.replace(row, visitors_counted=int(counted_h.sum()))
             daily.append(row)
+            sales_h = float(row.net_sales) * tx_h / max(1, row.transactions)
             active = np.flatnonzero(tx_h + vis_h)
             hourly["tenant_id"] += [store.tenant_id] * len(active)
             hourly["store_id"] += [store.code] * len(active)
@@ -95,9 +117,68 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             hourly["hour"] += active.tolist()
             hourly["transactions"] += tx_h[active].tolist()
             hourly["visitors"] += vis_h[active].tolist()
+            hourly["visitors_counted"] += counted_h[active].tolist()
+            hourly["net_sales"] += np.round(sales_h[active], 2).tolist()
     return StoreDays(
         config, tenants, [s.store for s in states], initiatives, dates, daily, pd.DataFrame(hourly)
     )
+
+
+def _demand_event(config: SimConfig, state: _StoreState, d_index: int) -> float:
+    """A one-off local event's demand multiplier (1.0 on an ordinary day)."""
+    if config.outlier_rate == 0:
+        return 1.0
+    rng = _rng(config.seed, 9, state.tenant_index, state.store_index, d_index)
+    if rng.random() >= config.outlier_rate:
+        return 1.0
+    return float(rng.uniform(1.8, 2.5) if rng.random() < 0.6 else rng.uniform(0.3, 0.5))
+
+
+def _counter_gap(
+    config: SimConfig, state: _StoreState, d_index: int, hours: tuple[int, int], vis: np.ndarray
+) -> np.ndarray:
+    """Visitors the counter reported per hour: none for 2-6 hours when it went offline."""
+    if config.device_gap_rate == 0:
+        return vis
+    rng = _rng(config.seed, 10, state.tenant_index, state.store_index, d_index)
+    if rng.random() >= config.device_gap_rate:
+        return vis
+    first = int(rng.integers(hours[0] // 60, max(hours[0] // 60 + 1, hours[1] // 60 - 1)))
+    counted = vis.copy()
+    counted[first : first + int(rng.integers(2, 7))] = 0
+    return counted
+
+
+def store_day_marts(sd: StoreDays) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the daily and hourly marts would hold for ``sd``: observed, not true, figures.
+
+    Daily columns: tenant_id, store_id, business_date, visitors (as counted), transactions,
+    net_sales (float yen), has_pos, has_counter, counter_complete; hourly: tenant_id, store_id,
+    business_date, hour, utc_offset_s (+9 h), visitors, transactions, net_sales. Store-days of
+    an outage (``outage_rate``) are absent from both.
+    """
+    cfg = sd.config
+    rng = _rng(cfg.seed, 11)
+    daily = pd.DataFrame(
+        {
+            "tenant_id": [r.tenant_id for r in sd.daily],
+            "store_id": [r.store_code for r in sd.daily],
+            "business_date": [r.business_date for r in sd.daily],
+            "visitors": [r.visitors_counted for r in sd.daily],
+            "transactions": [r.transactions for r in sd.daily],
+            "net_sales": [float(r.net_sales) for r in sd.daily],
+            "counter_complete": [r.visitors_counted == r.visitors for r in sd.daily],
+        }
+    )
+    daily["has_pos"] = True
+    daily["has_counter"] = True
+    keep = rng.random(len(daily)) >= cfg.outage_rate
+    daily = daily[keep].reset_index(drop=True)
+    hourly = sd.hourly.drop(columns=["visitors"]).rename(columns={"visitors_counted": "visitors"})
+    hourly["utc_offset_s"] = 9 * 3600
+    kept = daily[["tenant_id", "store_id", "business_date"]]
+    hourly = hourly.merge(kept, on=["tenant_id", "store_id", "business_date"])
+    return daily, hourly
 
 
 @functools.cache

@@ -200,7 +200,7 @@ def _iter_days(
                     continue
                 rng = _rng(config.seed, 3, t_index, state.store_index, d_index)
                 codes = tuple(r.register_code for r in active if r.store_code == state.store.code)
-                demand = day_demand(state.store, day, shocks[d_index])
+                demand = day_demand(state.store, day, shocks[d_index], config.yearly_amplitude)
                 lifts = lever_lifts(chain.initiatives, state.store.tenant_id, state.store.code, day)
                 store_day, used = _store_day(
                     config,
@@ -226,14 +226,20 @@ def regional_shocks(seed: int, days: int) -> np.ndarray:
     return _rng(seed, 6).lognormal(0.0, 0.1, (days, len(REGIONS)))
 
 
-def day_demand(store: Store, day: date, shocks: np.ndarray) -> float:
+def day_demand(store: Store, day: date, shocks: np.ndarray, yearly_amplitude: float = 0.0) -> float:
     """Street traffic of ``store`` on ``day`` relative to its average day (before noise).
 
-    Weekday shape of its context; a Japanese public holiday trades like a Sunday.
+    Weekday shape of its context; a Japanese public holiday trades like a Sunday; with
+    ``yearly_amplitude`` a yearly cycle (log amplitude, peak at the year-end sales, trough in
+    February) multiplies it.
     """
     week = store.weekday_factor or INDUSTRIES[store.industry].weekday_factor
     weekday = 6 if jpholiday.is_holiday(day) else day.weekday()
-    return float(week[weekday] * shocks[REGIONS.index(store.region)])
+    season = 1.0
+    if yearly_amplitude:
+        angle = 2.0 * np.pi * (day.timetuple().tm_yday - 355) / 365.25
+        season = float(np.exp(yearly_amplitude * (0.8 * np.cos(angle) + 0.2 * np.cos(2 * angle))))
+    return float(week[weekday] * shocks[REGIONS.index(store.region)] * season)
 
 
 def _tenant(index: int) -> Tenant:

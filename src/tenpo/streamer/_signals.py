@@ -18,8 +18,13 @@ def stop_on_signals() -> Iterator[threading.Event]:
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, stopping after the current batch", signal.Signals(signum).name)
-        stop.set()
+        # The handler runs on the main thread, which may be inside ``stop.wait`` holding the
+        # event's lock: setting it right here can deadlock. Set it (and log) from a thread.
+        def set_stop() -> None:
+            log.info("received %s, stopping after the current batch", signal.Signals(signum).name)
+            stop.set()
+
+        threading.Thread(target=set_stop, name="tenpo-stop", daemon=True).start()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -124,7 +124,8 @@ class Streamer:
     """Follows ``objects.registered`` and loads each object into the raw tables once.
 
     ``pre_etls`` maps a landing source to its adapter (default: :func:`default_pre_etls` plus
-    one per declarative POS vendor mapping of ``settings``).
+    one per declarative POS vendor mapping of ``settings``). ``ledger`` is the load ledger to
+    use (default: one opened on ``settings.streamer_db_url`` and closed by :meth:`close`).
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class Streamer:
         pre_etls: Mapping[str, PreEtl] | None = None,
         *,
         fetch_timeout: float = 0.5,
+        ledger: LoadLedger | None = None,
     ) -> None:
         self.settings = settings
         self.lake = lake
@@ -148,7 +150,8 @@ class Streamer:
         """Sources (POS masters) whose load may resolve earlier replayable rejects."""
         self.batch_size = settings.streamer_batch_objects
         self.fetch_timeout = fetch_timeout
-        self.ledger = LoadLedger(settings.streamer_db_url)
+        self._owns_ledger = ledger is None
+        self.ledger = LoadLedger(settings.streamer_db_url) if ledger is None else ledger
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
         self._recovered = False
 
@@ -252,8 +255,10 @@ class Streamer:
         return len(pending)
 
     def close(self) -> None:
-        """Release the ledger's connections (the lake and bus belong to the caller)."""
-        self.ledger.close()
+        """Release the ledger's connections when this streamer opened it (an injected
+        ledger, like the lake and the bus, belongs to the caller)."""
+        if self._owns_ledger:
+            self.ledger.close()
 
     # -- steps -------------------------------------------------------------------------------
 

@@ -17,6 +17,12 @@ Re-identification, over matched events whose truth has a person label:
   else (two people given one PersonID), and ``merged_pairs`` the pairs of people sharing one;
 - across days (:func:`audit_days`), ``reid_across_days``: share of a later day's events of a
   person seen on an earlier day that carry the PersonID that person had then.
+
+On the platform (``tenpo video audit``, ``GET /v1/video/audits/{camera_id}``): the
+predictions are the camera's rows of ``raw_visitor_events`` on the business date
+(:func:`predicted_crossings`), and each report is kept in the lake at
+``artifacts/video_audit/tenant={t}/camera={c}/date={d}.json`` (:func:`save_report`; an audit
+of several dates also writes ``dates={first}..{last}.json`` with ``reid_across_days``).
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.optimize import linear_sum_assignment
 
 from tenpo.core.errors import BadInput
+from tenpo.lake.base import Lake
+from tenpo.lake.keys import artifact_key, table_prefix
 
 __all__ = [
     "AuditReport",
@@ -42,8 +49,15 @@ __all__ = [
     "ReidFigures",
     "audit",
     "audit_days",
+    "load_report",
+    "predicted_crossings",
     "read_truth_csv",
+    "report_key",
+    "save_report",
+    "truth_by_date",
 ]
+
+REPORT_JOB = "video_audit"
 
 Direction = Literal["entry", "exit"]
 
@@ -120,6 +134,7 @@ class AuditReport(BaseModel):
     camera_id: str = ""
     dates: list[date] = Field(default_factory=list)
     tolerance_s: float
+    truth_sha256: str = Field("", description="SHA-256 of the hand-count CSV audited against.")
     entry: DirectionFigures
     exit: DirectionFigures
     reid: ReidFigures
@@ -137,6 +152,8 @@ def _match(
 ) -> list[tuple[int, int]]:
     if not pred or not truth:
         return []
+    from scipy.optimize import linear_sum_assignment  # slow to import; only audits need it
+
     dt = np.abs(
         np.array([[(p.ts - t.ts).total_seconds() for t in truth] for p in pred], dtype=float)
     )
@@ -269,3 +286,68 @@ def audit_days(
             first_id.setdefault(label, _modal(ids))
     everything = everything.model_copy(update={"reid_across_days": _ratio(hits, total)})
     return everything, per_day
+
+
+def predicted_crossings(lake: Lake, tenant_id: str, camera_id: str, day: date) -> list[Crossing]:
+    """The camera's entries/exits of ``day`` in ``raw_visitor_events`` (``who`` = PersonID)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tenpo.streamer._tables import dedupe_table
+
+    keys = [k for k in lake.list(table_prefix("raw_visitor_events", tenant_id, day))]
+    parts = [pq.read_table(pa.BufferReader(lake.get(k))) for k in keys if k.endswith(".parquet")]
+    if not parts:
+        return []
+    rows = dedupe_table("raw_visitor_events", pa.concat_tables(parts)).to_pylist()
+    return sorted(
+        (
+            Crossing(r["ts"], "entry" if r["event"] == "entry" else "exit", r["person_id"])
+            for r in rows
+            if r["camera_id"] == camera_id
+        ),
+        key=lambda c: c.ts,
+    )
+
+
+def truth_by_date(
+    truth: Sequence[Crossing], days: Sequence[date], timezone: str
+) -> dict[date, list[Crossing]]:
+    """The truth crossings split by local business date; one outside ``days`` is an error."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(timezone)
+    out: dict[date, list[Crossing]] = {d: [] for d in days}
+    for c in truth:
+        local = c.ts.astimezone(tz).date()
+        if local not in out:
+            raise BadInput(
+                f"truth crossing at {c.ts.isoformat()} falls on {local} ({timezone}),"
+                f" not on an audited date ({', '.join(d.isoformat() for d in days)})"
+            )
+        out[local].append(c)
+    return out
+
+
+def report_key(tenant_id: str, camera_id: str, days: Sequence[date]) -> str:
+    """Lake key of the audit report of ``days`` (one date or a first..last range)."""
+    if not days:
+        raise BadInput("an audit needs at least one date")
+    first, last = min(days), max(days)
+    name = f"date={first}.json" if len(days) == 1 else f"dates={first}..{last}.json"
+    return artifact_key(REPORT_JOB, f"tenant={tenant_id}/camera={camera_id}", name)
+
+
+def save_report(lake: Lake, report: AuditReport) -> str:
+    """Write ``report`` to the lake (replacing an earlier audit of the same dates); its key."""
+    key = report_key(report.tenant_id, report.camera_id, report.dates)
+    lake.put(key, report.model_dump_json(indent=1).encode())
+    return key
+
+
+def load_report(lake: Lake, tenant_id: str, camera_id: str, day: date) -> AuditReport | None:
+    """The saved audit report of one camera and date, None when there is none."""
+    key = report_key(tenant_id, camera_id, [day])
+    if not lake.exists(key):
+        return None
+    return AuditReport.model_validate_json(lake.get(key))

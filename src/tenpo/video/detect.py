@@ -92,6 +92,21 @@ class FaceDetector(ABC):
     def detect(self, image: Image) -> list[Box]:
         """Face boxes in full-frame pixels."""
 
+    def detect_regions(self, image: Image, regions: list[Box]) -> list[Box]:
+        """Faces found within ``regions`` (disjoint boxes of the frame), in frame pixels."""
+        h, w = image.shape[:2]
+        found: list[Box] = []
+        for r in regions:
+            r = r.clip(w, h)
+            if r.width < 8 or r.height < 8:
+                continue
+            crop = np.ascontiguousarray(image[r.top : r.bottom, r.left : r.right])
+            found += [
+                Box(b.left + r.left, b.top + r.top, b.right + r.left, b.bottom + r.top, b.score)
+                for b in self.detect(crop)
+            ]
+        return found
+
 
 class _Scaled(FaceDetector):
     def __init__(self, scale: float) -> None:
@@ -170,3 +185,13 @@ class FakeFaceDetector(FaceDetector):
         out = self._boxes(self.calls)
         self.calls += 1
         return out
+
+    def detect_regions(self, image: Image, regions: list[Box]) -> list[Box]:
+        """The boxes scripted for this call whose centre lies in a region."""
+        return [
+            b
+            for b in self.detect(image)
+            if any(
+                r.left <= b.center[0] < r.right and r.top <= b.center[1] < r.bottom for r in regions
+            )
+        ]

@@ -59,12 +59,16 @@ class EntranceLine(BaseModel):
         except ValidationError as exc:
             raise BadInput(f"invalid entrance line in camera config: {exc}") from exc
 
-    def side(self, x: float, y: float) -> int:
-        """+1 right of a→b, -1 left, 0 within the margin (normalised coordinates)."""
+    def distance(self, x: float, y: float) -> float:
+        """Signed distance of (x, y) from the line, normalised units: > 0 right of a→b."""
         (ax, ay), (bx, by) = self.a, self.b
         dx, dy = bx - ax, by - ay
         length = (dx * dx + dy * dy) ** 0.5
-        dist = (dx * (y - ay) - dy * (x - ax)) / length
+        return (dx * (y - ay) - dy * (x - ax)) / length
+
+    def side(self, x: float, y: float) -> int:
+        """+1 right of a→b, -1 left, 0 within the margin (normalised coordinates)."""
+        dist = self.distance(x, y)
         if abs(dist) <= self.margin:
             return 0
         return 1 if dist > 0 else -1
@@ -72,15 +76,32 @@ class EntranceLine(BaseModel):
     def crossings(
         self, path: list[tuple[datetime, float, float]], width: int, height: int
     ) -> list[Crossing]:
-        """Crossings along a pixel path ``(ts, x, y)`` of a ``width``×``height`` frame."""
+        """Crossings along a pixel path ``(ts, x, y)`` of a ``width``×``height`` frame.
+
+        A crossing is counted once the path is past the dead band on the other side; its
+        time is interpolated where the path cuts the line itself (between the last point
+        before and the first point after it), so it does not lag by the detection interval.
+        """
         out: list[Crossing] = []
         last = 0
+        prev: tuple[datetime, float] | None = None  # last point off the line: (ts, distance)
         for ts, x, y in path:
-            s = self.side(x / width, y / height)
+            d = self.distance(x / width, y / height)
+            s = 0 if abs(d) <= self.margin else (1 if d > 0 else -1)
             if s == 0:
                 continue
             if last and s != last:
                 entry = (s > 0) == self.entry_to_right
-                out.append(Crossing(event="entry" if entry else "exit", ts=ts))
+                out.append(Crossing(event="entry" if entry else "exit", ts=_cut(prev, ts, d)))
             last = s
+            prev = (ts, d)
         return out
+
+
+def _cut(prev: tuple[datetime, float] | None, ts: datetime, d: float) -> datetime:
+    """When the segment from ``prev`` (ts, distance) to (``ts``, ``d``) meets the line."""
+    if prev is None:
+        return ts
+    t0, d0 = prev
+    u = d0 / (d0 - d) if d0 != d else 1.0
+    return t0 + (ts - t0) * min(1.0, max(0.0, u))

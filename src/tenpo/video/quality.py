@@ -3,7 +3,8 @@
 :class:`LandmarkQualityChecker` checks, in this order (the first failure is the reason):
 ``too_small`` (box side below ``min_size`` px), ``too_dark`` / ``too_bright`` (mean grey
 level), ``low_contrast`` (grey-level standard deviation), ``blurred`` (variance of the
-Laplacian of the face resized to 100 px, so the measure does not depend on face size) and
+Laplacian of the face resized to 100 px and scaled to a mean grey level of 128, so the
+measure depends neither on face size nor on the light) and
 ``not_frontal`` (from dlib's 5-point landmarks: the nose's horizontal offset from the eyes'
 midpoint relative to the eye distance, and the tilt of the eye line). Every rejection is
 counted by reason in :attr:`FaceQualityChecker.rejections`.
@@ -45,9 +46,11 @@ class QualityThresholds(BaseModel):
     min_size: int = Field(60, ge=1, description="Smallest face box side, px.")
     min_brightness: float = Field(40, ge=0, le=255, description="Lowest mean grey level.")
     max_brightness: float = Field(220, ge=0, le=255, description="Highest mean grey level.")
-    min_contrast: float = Field(20, ge=0, description="Lowest grey-level standard deviation.")
+    min_contrast: float = Field(12, ge=0, description="Lowest grey-level standard deviation.")
     min_sharpness: float = Field(
-        10, ge=0, description="Lowest Laplacian variance of the face at 100 px."
+        10,
+        ge=0,
+        description="Lowest Laplacian variance of the face at 100 px, mean grey level 128.",
     )
     max_yaw: float = Field(
         0.25, gt=0, description="Largest nose offset from the eyes' midpoint / eye distance."
@@ -108,8 +111,14 @@ class LandmarkQualityChecker(FaceQualityChecker):
         side = min(box.width, box.height)
         if side < t.min_size:
             return Quality(False, 0.0, "too_small")
-        gray: Any = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        face = gray[box.top : box.bottom, box.left : box.right]
+        # Grey only around the face (the landmarks need a little room), not the whole frame.
+        mx, my = box.width // 2, box.height // 2
+        ox, oy = max(0, box.left - mx), max(0, box.top - my)
+        gray: Any = cv2.cvtColor(
+            frame[oy : min(h, box.bottom + my), ox : min(w, box.right + mx)], cv2.COLOR_BGR2GRAY
+        )
+        local = Box(box.left - ox, box.top - oy, box.right - ox, box.bottom - oy)
+        face = gray[local.top : local.bottom, local.left : local.right]
         mean, std = float(face.mean()), float(face.std())
         if mean < t.min_brightness:
             return Quality(False, 0.0, "too_dark")
@@ -118,10 +127,12 @@ class LandmarkQualityChecker(FaceQualityChecker):
         if std < t.min_contrast:
             return Quality(False, 0.0, "low_contrast")
         norm = cv2.resize(face, (100, 100), interpolation=cv2.INTER_AREA)
-        sharp = float(cv2.Laplacian(norm, cv2.CV_64F).var())
+        # Normalised to a mean grey level of 128: dimmer light scales the edges with the
+        # mean, so it does not read as blur (blur leaves the mean where it was).
+        sharp = float(cv2.Laplacian(norm, cv2.CV_64F).var()) * (128.0 / mean) ** 2
         if sharp < t.min_sharpness:
             return Quality(False, 0.0, "blurred")
-        pts = self.landmarks(gray, box)
+        pts = self.landmarks(gray, local)
         eye_a, eye_b, nose = (pts[0] + pts[1]) / 2, (pts[2] + pts[3]) / 2, pts[4]
         eye_dist = float(np.linalg.norm(eye_a - eye_b))
         if eye_dist < 1:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -254,9 +255,14 @@ class Recorder:
         self._last_k = -1
 
     def run(
-        self, open_source: Callable[[], FrameSource], *, max_frames: int | None = None
+        self,
+        open_source: Callable[[], FrameSource],
+        *,
+        max_frames: int | None = None,
+        stop: threading.Event | None = None,
     ) -> list[ChunkWritten]:
-        """Record until the source ends (or ``max_frames`` input frames); the chunks written.
+        """Record until the source ends, ``max_frames`` input frames, or ``stop`` is set (the
+        open chunk is closed and kept); the chunks written.
 
         Reconnects through ``open_source`` after a drop, up to ``max_reconnects`` times in a
         row (a frame read successfully resets the count).
@@ -265,7 +271,7 @@ class Recorder:
         read = 0
         failures = 0
         try:
-            while max_frames is None or read < max_frames:
+            while (max_frames is None or read < max_frames) and not (stop and stop.is_set()):
                 try:
                     item = source.read()
                 except SourceDisconnected as exc:

@@ -1,10 +1,15 @@
-"""Tracking: keep a face's identity across frames and short occlusions.
+"""Tracking: keep a face's identity across frames, crowds and short occlusions.
 
-No maintained tracking library is in the project's lock (norfair, motpy, ByteTrack
-packages are not), so :class:`IouTracker` is a small one: greedy association by IoU, with a
-fall-back on centre distance (relative to the box size) for fast movers, and a track kept
-alive for ``max_missed`` detection rounds without a match, so a face hidden for a moment
-comes back under the same track id.
+:class:`KalmanTracker` (the default of :func:`tenpo.video.bulk.build_analyzer`): a
+constant-velocity Kalman filter per track plus a HOG appearance cue, detections assigned by
+the Hungarian algorithm, so a group walking abreast, two people crossing paths and someone
+hidden by a sign for a moment keep their identities. :class:`IouTracker` is the older
+greedy IoU / centre-distance tracker, kept for comparison (on the store-visit scenario it
+swaps the two people crossing and loses a crossing each way).
+
+A tracker library (norfair, ByteTrack in supervision) would bring the same Kalman and
+assignment machinery with more dependencies; the ~150 lines here meet the floors of the
+counting audit on the harder clips (tests/video/test_tracking.py), so none is added.
 """
 
 from __future__ import annotations
@@ -49,6 +54,14 @@ class ObjectTracker(ABC):
     @abstractmethod
     def flush(self) -> list[Track]:
         """End every live track (end of stream) and return them."""
+
+    @abstractmethod
+    def open_tracks(self) -> int:
+        """How many tracks are live (matched lately or coasting)."""
+
+    @abstractmethod
+    def boxes(self) -> list[Box]:
+        """The last box of every live track."""
 
 
 class IouTracker(ObjectTracker):
@@ -124,17 +137,34 @@ class IouTracker(ObjectTracker):
         ended, self.live = self.live, []
         return ended
 
+    def open_tracks(self) -> int:
+        """Live tracks."""
+        return len(self.live)
 
-def appearance(image: Image, box: Box, size: int = 16) -> npt.NDArray[np.float32]:
-    """A cheap appearance cue: the face's grey patch at ``size``², zero mean, unit norm
-    (a global lighting change scales it away)."""
+    def boxes(self) -> list[Box]:
+        """Last boxes of the live tracks."""
+        return [_box_of(t) for t in self.live]
+
+
+_HOG = cv2.HOGDescriptor((32, 32), (16, 16), (8, 8), (8, 8), 9)
+LOOK_DIM = 324  # the HOG descriptor's length at 32×32: 3×3 blocks of 2×2 cells × 9 bins
+
+
+def appearance(image: Image, box: Box) -> npt.NDArray[np.float32]:
+    """A cheap appearance cue: the HOG descriptor (9 orientations, 8-px cells, 16-px blocks)
+    of the face's grey patch at 32×32, zero mean, unit norm. Gradient orientations survive
+    a change of light that a raw patch does not; measured on the store-visit scenario with
+    dlib's boxes (which jump by its 8-px grid), the same face in successive detections
+    correlates ≥ 0.55 (5th percentile), two different faces ≤ 0.55 (99th): a soft cue that
+    breaks ties between people the motion gate cannot tell apart, not a gate of its own."""
     h, w = image.shape[:2]
     b = box.clip(w, h)
     if b.width < 2 or b.height < 2:
-        return np.zeros(size * size, np.float32)
+        return np.zeros(LOOK_DIM, np.float32)
     patch = cv2.cvtColor(image[b.top : b.bottom, b.left : b.right], cv2.COLOR_BGR2GRAY)
-    vec = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    vec = vec.ravel() - vec.mean()
+    patch = cv2.resize(patch, (32, 32), interpolation=cv2.INTER_AREA)
+    vec = np.asarray(_HOG.compute(patch), dtype=np.float32).ravel()
+    vec = vec - vec.mean()
     norm = float(np.linalg.norm(vec))
     return vec / norm if norm > 0 else vec
 
@@ -179,6 +209,10 @@ class _Motion:
         self.p = (np.eye(4) - k @ h) @ self.p
 
 
+def _box_of(t: Track | _Live) -> Box:
+    return t.box if isinstance(t, Track) else t.track.box
+
+
 @dataclass
 class _Live:
     track: Track
@@ -204,7 +238,8 @@ class KalmanTracker(ObjectTracker):
         *,
         max_missed: int = 6,
         gate: float = 0.9,
-        min_similarity: float = 0.35,
+        gate_growth: float = 0.15,
+        min_similarity: float = 0.25,
         appearance_weight: float = 0.6,
         learn: float = 0.3,
     ) -> None:
@@ -214,6 +249,7 @@ class KalmanTracker(ObjectTracker):
             raise BadInput(f"appearance_weight must be in [0, 1], got {appearance_weight}")
         self.max_missed = max_missed
         self.gate = gate
+        self.gate_growth = gate_growth
         self.min_similarity = min_similarity
         self.w = appearance_weight
         self.learn = learn
@@ -225,13 +261,14 @@ class KalmanTracker(ObjectTracker):
     ) -> tuple[list[Track], list[Track]]:
         """Assign detections to tracks (Hungarian on motion + appearance cost)."""
         looks = [
-            appearance(image, b) if image is not None else np.zeros(256, np.float32) for b in boxes
+            appearance(image, b) if image is not None else np.zeros(LOOK_DIM, np.float32)
+            for b in boxes
         ]
         n, m = len(self.live), len(boxes)
         cost = np.full((n, m), 1e6)
         for i, lt in enumerate(self.live):
             px, py = lt.motion.predict(ts, lt.size)
-            gate = self.gate * (1 + 0.35 * lt.track.missed)
+            gate = self.gate * (1 + self.gate_growth * lt.track.missed)
             for j, b in enumerate(boxes):
                 cx, cy = b.center
                 dist = ((cx - px) ** 2 + (cy - py) ** 2) ** 0.5 / max(lt.size, 1.0)
@@ -283,3 +320,11 @@ class KalmanTracker(ObjectTracker):
         ended = [lt.track for lt in self.live]
         self.live = []
         return ended
+
+    def open_tracks(self) -> int:
+        """Live tracks."""
+        return len(self.live)
+
+    def boxes(self) -> list[Box]:
+        """Last boxes of the live tracks."""
+        return [_box_of(t) for t in self.live]

@@ -36,6 +36,22 @@ const I18N = {
     "why.no_target": "No target yet (the ML assets have not run for this store)",
     "why.hidden_peers": "Hidden: fewer than 5 peer stores, not all of them yours to read",
     "why.no_bench": "No published benchmark (too few stores or tenants in the industry)",
+    "nav.initiatives": "Initiatives",
+    "ini.title": "Initiatives", "ini.none": "No initiatives registered (POST /v1/initiatives).",
+    "ini.name": "Initiative", "ini.kind": "Kind", "ini.kpi": "Aims at", "ini.stores": "Stores",
+    "ini.period": "Period", "ini.effect": "Effect", "ini.ci": "90 % interval",
+    "ini.not_measured": "not measured yet", "ini.status.no_controls": "no control stores",
+    "ini.status.too_few_pre_days": "too few days before", "ini.status.too_few_post_days": "too few days yet",
+    "ini.status.not_started": "not started",
+    "ini.chart": "{kpi}: treated stores vs control stores (1.00 = pre-period level)",
+    "ini.treated": "Treated", "ini.control": "Controls", "ini.band": "Controls P10–P90",
+    "ini.fit": "Pre-period fit", "ini.controls": "Control stores", "ini.rmse": "Daily gap left (RMSE)",
+    "ini.corr": "Correlation", "ini.slope": "Drift per week (p)", "ini.parallel": "Parallel trends",
+    "ini.yes": "yes", "ini.no": "no — judge the controls with care", "ini.hidden": "+{n} not yours to read",
+    "ini.as_of": "Measured up to {date}", "ini.significant": "significant",
+    "store.primary": "primary lever", "store.peer_stores": "Cluster peers: {list}",
+    "store.budget": "Budget vs actual", "store.budget_total": "Budget", "store.actual_total": "Actual (days with a budget)",
+    "store.achievement": "Achievement", "store.no_budget": "No budget uploaded for this range (POST /v1/budgets).",
   },
   ja: {
     "nav.overview": "全店概要", "nav.compare": "店舗比較", "nav.logout": "ログアウト",
@@ -71,6 +87,22 @@ const I18N = {
     "why.no_target": "目標はまだありません（この店舗の ML 処理が未実行）",
     "why.hidden_peers": "非表示: 類似店が 5 店未満で、閲覧できない店舗を含みます",
     "why.no_bench": "公開されたベンチマークがありません（業界の店舗数・企業数が不足）",
+    "nav.initiatives": "施策",
+    "ini.title": "施策", "ini.none": "登録された施策はありません（POST /v1/initiatives）。",
+    "ini.name": "施策", "ini.kind": "種類", "ini.kpi": "狙う指標", "ini.stores": "実施店舗",
+    "ini.period": "期間", "ini.effect": "効果", "ini.ci": "90% 信頼区間",
+    "ini.not_measured": "未計測", "ini.status.no_controls": "比較店舗なし",
+    "ini.status.too_few_pre_days": "実施前の日数が不足", "ini.status.too_few_post_days": "実施日数が不足",
+    "ini.status.not_started": "未開始",
+    "ini.chart": "{kpi}: 実施店舗と比較店舗（1.00 = 実施前の水準）",
+    "ini.treated": "実施店舗", "ini.control": "比較店舗", "ini.band": "比較店舗 P10–P90",
+    "ini.fit": "実施前の当てはまり", "ini.controls": "比較店舗", "ini.rmse": "日次の差のばらつき (RMSE)",
+    "ini.corr": "相関", "ini.slope": "週あたりの乖離 (p)", "ini.parallel": "平行トレンド",
+    "ini.yes": "成立", "ini.no": "不成立 — 比較店舗の妥当性に注意", "ini.hidden": "ほか {n} 店（閲覧権限なし）",
+    "ini.as_of": "{date} までのデータで計測", "ini.significant": "有意",
+    "store.primary": "最重要レバー", "store.peer_stores": "類似店: {list}",
+    "store.budget": "予算と実績", "store.budget_total": "予算", "store.actual_total": "実績（予算のある日）",
+    "store.achievement": "予算達成率", "store.no_budget": "この期間の予算は未登録です（POST /v1/budgets）。",
   },
 };
 const LOCALES = { en: "en-US", ja: "ja-JP" };
@@ -292,7 +324,7 @@ function targetFor(body, kpi) {
   const items = Array.isArray(body) ? body : body.items || body.targets || [];
   const hit = items.find((x) => x && (x.kpi === kpi || x.metric === kpi));
   if (!hit) return null;
-  return { target: num(hit.target ?? hit.value), actual: num(hit.actual ?? null), peers: num(hit.peer_median ?? hit.cluster_median ?? null) };
+  return { target: num(hit.target ?? hit.value), actual: num(hit.actual ?? null), peers: num(hit.peer_median ?? hit.cluster_median ?? null), primary: !!hit.is_primary, explanation: hit.explanation || "" };
 }
 // Benchmarks: the industry's published figure over all sizes (else any published band).
 function benchmarkFor(body, kpi) {
@@ -408,13 +440,15 @@ async function showStore(id) {
   let hourly = null;
   try { hourly = await api(`${base}/kpis?${q}&grain=hour`); } catch (e) { hourly = null; }
   const targets = await optional(`${base}/targets?${q}`);
+  const budget = await optional(`${base}/budget?${q}`);
   const bench = store.industry ? await optional(`/v1/benchmarks?industry=${encodeURIComponent(store.industry)}`) : null;
   const tot = total.items[0] || {};
   const compareRows = ["net_sales", "conversion_rate", "atv", "capture_rate", "upt"].map((m) => {
     const tg = targetFor(targets, m);
     // Net sales targets are per day: compare with the range's daily average.
     const actual = m === "net_sales" ? (tot.days ? num(tot.net_sales) / tot.days : null) : tot[m];
-    const label = m === "net_sales" ? t("net_sales_per_day") : t(m);
+    const label = (m === "net_sales" ? t("net_sales_per_day") : t(m))
+      + (tg && tg.primary ? ` <span class="badge" data-primary="${m}" title="${esc(tg.explanation)}">${t("store.primary")}</span>` : "");
     // A "—" says why: no target yet, peers hidden (fewer than 5), no published benchmark.
     const noTarget = tg ? t("why.hidden_peers") : t("why.no_target");
     return `<tr><td>${label}</td><td class="num" data-kpi="${m}"${naTitle(actual, naReason(tot, m))}>${fmtMetric(m, actual)}</td>
@@ -450,7 +484,14 @@ async function showStore(id) {
     ${hourly ? `<div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
       `<div class="chart"><h3>${t(m)}</h3><canvas id="hourly-${m}"></canvas></div>`).join("")}</div>` : `<p class="muted">${t("store.no_hourly")}</p>`}
     <h2>${t("store.compare_title")}</h2>
+    ${targets && targets.cluster ? `<p class="muted" id="peers">${esc(targets.cluster.description)} · ${t("store.peer_stores", { list: esc(((targets.items.find((x) => x.peers && x.peers.stores) || {}).peers || { stores: [] }).stores.join(", ") || t("na")) })}</p>` : ""}
     <div class="table-wrap"><table id="vs"><thead><tr><th></th><th>${t("store.actual")}</th><th>${t("store.target")}</th><th>${t("store.peers")}</th><th>${t("store.benchmark")}</th></tr></thead><tbody>${compareRows}</tbody></table></div>
+    <h2>${t("store.budget")}</h2>
+    ${budget && budget.days.some((d) => d.budget !== null) ? `<div class="cards" id="budget">
+      <div class="card"><div class="label">${t("store.budget_total")}</div><div class="value" data-budget="${budget.budget_total}">${fmtYen(budget.budget_total)}</div></div>
+      <div class="card"><div class="label">${t("store.actual_total")}</div><div class="value">${fmtYen(budget.actual_total)}</div></div>
+      <div class="card"><div class="label">${t("store.achievement")}</div><div class="value" data-achievement="${budget.achievement ?? ""}">${budget.achievement === null ? t("na") : fmtPct(budget.achievement)}</div></div></div>`
+      : `<p class="muted" id="budget">${t("store.no_budget")}</p>`}
     <h2>${t("store.quality")}</h2>
     ${quality ? `<ul class="flags" id="quality">${quality}</ul>` : `<p id="quality" class="muted">${t("store.quality_ok")}</p>`}`;
   destroyCharts();
@@ -517,6 +558,71 @@ async function showCompare(params) {
   });
 }
 
+// -- initiatives -------------------------------------------------------------------------
+function effectCell(e) {
+  if (!e) return `<span class="muted">${t("ini.not_measured")}</span>`;
+  if (e.status !== "ok") return `<span class="muted">${t(`ini.status.${e.status}`)}</span>`;
+  return `${fmtChange(e.effect)}`;
+}
+const ciText = (e) => (e && e.status === "ok" ? `[${fmtChange(e.ci_low)}, ${fmtChange(e.ci_high)}]` : t("na"));
+
+async function showInitiatives() {
+  view().innerHTML = `<p class="muted">${t("loading")}</p>`;
+  const page = await api("/v1/initiatives");
+  const effects = await Promise.all(page.items.map((i) => optional(`/v1/initiatives/${encodeURIComponent(i.initiative_id)}/effect`)));
+  const rows = page.items.map((i, n) => {
+    const e = effects[n] && effects[n].items.find((x) => x.kpi === i.kpi);
+    return `<tr data-initiative="${esc(i.initiative_id)}"><td><a href="#/initiative/${encodeURIComponent(i.initiative_id)}">${esc(i.initiative_id)} ${esc(i.name)}</a></td>
+      <td>${esc(i.kind)}</td><td>${t(i.kpi)}</td><td class="num">${i.stores.length + i.stores_hidden}</td>
+      <td>${fmtDate(i.start)} – ${fmtDate(i.end)}</td><td class="num" data-effect="${e && e.effect !== null ? e.effect : ""}">${effectCell(e)}</td><td class="num">${ciText(e)}</td></tr>`;
+  }).join("");
+  view().innerHTML = `<h1>${t("ini.title")}</h1>` + (page.items.length
+    ? `<div class="table-wrap"><table id="initiatives"><thead><tr><th>${t("ini.name")}</th><th>${t("ini.kind")}</th><th>${t("ini.kpi")}</th><th>${t("ini.stores")}</th><th>${t("ini.period")}</th><th>${t("ini.effect")}</th><th>${t("ini.ci")}</th></tr></thead><tbody>${rows}</tbody></table></div>`
+    : `<p class="muted" id="initiatives-none">${t("ini.none")}</p>`);
+}
+
+async function showInitiative(id) {
+  view().innerHTML = `<p class="muted">${t("loading")}</p>`;
+  let body;
+  try {
+    body = await api(`/v1/initiatives/${encodeURIComponent(id)}/effect`);
+  } catch (e) {
+    if (e.status === 404) { view().innerHTML = `<p class="notice" id="not-found">${t("store.not_found")}</p>`; return; }
+    throw e;
+  }
+  const ini = body.initiative;
+  const aimed = body.items.find((e) => e.kpi === ini.kpi) || body.items[0];
+  const rows = body.items.map((e) => `<tr data-kpi="${e.kpi}"><td>${t(e.kpi)}</td><td class="num">${effectCell(e)}</td><td class="num">${ciText(e)}</td>
+    <td>${e.significant ? t("ini.significant") : ""}</td><td class="num">${e.status === "ok" ? `${fmtMetric(e.kpi, e.treated_mean_pre)} → ${fmtMetric(e.kpi, e.treated_mean_post)}` : t("na")}</td>
+    <td class="num">${e.status === "ok" ? `${fmtMetric(e.kpi, e.control_mean_pre)} → ${fmtMetric(e.kpi, e.control_mean_post)}` : t("na")}</td></tr>`).join("");
+  const fit = aimed && aimed.status === "ok" ? `<ul class="flags" id="fit">
+      <li>${t("ini.controls")}: ${aimed.controls.map(esc).join(", ")}${aimed.controls_hidden ? ` ${t("ini.hidden", { n: aimed.controls_hidden })}` : ""}</li>
+      <li>${t("ini.rmse")}: ${fmtDec(aimed.pre_rmse, 3)}</li><li>${t("ini.corr")}: ${fmtDec(aimed.pre_corr, 2)}</li>
+      <li>${t("ini.slope")}: ${fmtChange(aimed.pre_slope_per_week)} (${fmtDec(aimed.pre_slope_p, 2)})</li>
+      <li data-parallel="${aimed.parallel_trends}">${t("ini.parallel")}: ${aimed.parallel_trends ? t("ini.yes") : t("ini.no")}</li></ul>` : "";
+  view().innerHTML = `<h1 id="initiative-title">${esc(ini.name)} <span class="muted">${esc(ini.initiative_id)} · ${t(ini.kpi)} · ${fmtDate(ini.start)} – ${fmtDate(ini.end)}</span></h1>
+    <p class="muted">${esc(ini.description)} ${body.as_of ? t("ini.as_of", { date: fmtDate(body.as_of) }) : t("ini.not_measured")}</p>
+    <div class="table-wrap"><table id="effects"><thead><tr><th></th><th>${t("ini.effect")}</th><th>${t("ini.ci")}</th><th></th><th>${t("ini.treated")}</th><th>${t("ini.control")}</th></tr></thead><tbody>${rows}</tbody></table></div>
+    ${aimed && aimed.status === "ok" ? `<h2>${t("ini.chart", { kpi: t(aimed.kpi) })}</h2><div class="chart" style="height:320px"><canvas id="effect-chart"></canvas></div>` : ""}
+    ${fit ? `<h2>${t("ini.fit")}</h2>${fit}` : ""}`;
+  destroyCharts();
+  if (!aimed || aimed.status !== "ok") return;
+  const s = aimed.series;
+  chart("effect", document.getElementById("effect-chart"), {
+    type: "line",
+    data: {
+      labels: s.map((p) => fmtDate(p.date)),
+      datasets: [
+        { label: t("ini.band"), data: s.map((p) => p.control_high), borderWidth: 0, pointRadius: 0, backgroundColor: "rgba(100,116,139,.18)", fill: "+1", spanGaps: true },
+        { label: "", data: s.map((p) => p.control_low), borderWidth: 0, pointRadius: 0, fill: false, spanGaps: true },
+        { label: t("ini.control"), data: s.map((p) => p.control), borderColor: "#64748b", borderDash: [4, 3], pointRadius: 0, spanGaps: true },
+        { label: t("ini.treated"), data: s.map((p) => p.treated), borderColor: "#dc2626", pointRadius: s.map((p) => (p.period === "post" ? 2 : 0)), spanGaps: true },
+      ],
+    },
+    options: { plugins: { legend: { labels: { filter: (item) => item.text !== "" } } }, scales: { y: { ticks: { callback: (v) => fmtDec(v, 2) } } } },
+  });
+}
+
 // -- routing ---------------------------------------------------------------------------
 async function route() {
   const hash = location.hash || "#/";
@@ -528,6 +634,8 @@ async function route() {
   try {
     if (path.startsWith("/store/")) await showStore(decodeURIComponent(path.slice(7)));
     else if (path === "/compare") await showCompare(new URLSearchParams(query || ""));
+    else if (path === "/initiatives") await showInitiatives();
+    else if (path.startsWith("/initiative/")) await showInitiative(decodeURIComponent(path.slice(12)));
     else await showOverview();
     document.body.dataset.ready = hash;
   } catch (e) {

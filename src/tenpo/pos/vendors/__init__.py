@@ -94,6 +94,8 @@ class Vendor:
     """The simulator's writer for this vendor (``tenpo.simulate.writers``), if it has one."""
     resolves_by_master: bool = False
     """True when registers resolve to stores through a POS master (convert needs one)."""
+    connector: str | None = None
+    """Module of its pull connector (:mod:`tenpo.pos.connectors`), if tenpo can pull it."""
     notes: tuple[str, ...] = field(default=())
 
     def upload(self, kind: str) -> Upload | None:

@@ -57,4 +57,5 @@ VENDOR = Vendor(
     title="Smaregi (スマレジ) Platform API transactions: JSON, 内税/外税 per line, pushed or "
     "pulled (tenpo pos pull smaregi)",
     sales=Upload(f"pos_{KEY}", "json", JSON_UTF8, check_sales, _sales_pre_etl),
+    connector="tenpo.pos.connectors.smaregi",
 )

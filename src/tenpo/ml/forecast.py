@@ -1,0 +1,755 @@
+"""Store forecasts: visitors, transactions and net sales, daily and hourly, with intervals.
+
+A pure function of the daily and hourly marts. Per store and KPI, on the log scale:
+
+1. **Calendar.** The daily series is laid on every date from its first to ``as_of``; a date
+   without a row, with a non-positive value or (visitors) with an incomplete counter is
+   *missing* (outage), except on a weekday the store keeps closed (missing or zero on at least
+   3 of its last 4 ordinary occurrences), whose forecast is 0.
+2. **Calendar effects** by robust (Huber) least squares over the last two years: day type
+   (weekday, or public holiday of the store's country: ``jpholiday`` for Japan, ``holidays``
+   elsewhere; with fewer than 3 holidays seen a holiday trades like a Sunday), a yearly cycle
+   (two Fourier pairs) once a year of history is there, and the optional weather regressors
+   (precipitation, temperature anomalies). Residuals beyond 4 robust σ are outliers.
+3. **Level.** The series less its calendar effects (outliers and missing days interpolated)
+   goes to ``statsforecast``'s ``AutoETS`` (additive errors, damped or no trend, chosen by
+   AICc), whose 80 % and 95 % intervals are shifted back by the calendar effects and
+   exponentiated (multiplicative intervals; the point is the median).
+4. **Hours** are the day split by the store's own hour profile per day type (last 8 weeks of
+   complete days), with the empirical spread of each hour's share added to the day's: local
+   hours of the store's timezone, so a spring-forward date has no skipped hour and a fall-back
+   date two rows (one per UTC offset, half the hour's share each).
+
+:func:`backtest` measures it against the seasonal-naive forecast (same weekday last week;
+same local hour last week) on rolling origins, in the same run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from statistics import NormalDist
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+__all__ = [
+    "DAILY_HORIZON",
+    "FORECAST_KEY",
+    "GRAINS",
+    "HOURLY_HORIZON",
+    "KPIS",
+    "LEVELS",
+    "MART_STORE_FORECAST",
+    "BacktestScore",
+    "backtest",
+    "country_of",
+    "forecast_daily",
+    "forecast_hourly",
+    "forecast_rows",
+    "forecast_store",
+    "holiday_calendar",
+    "local_hours",
+    "seasonal_naive_daily",
+    "seasonal_naive_hourly",
+]
+
+logger = logging.getLogger(__name__)
+
+KPIS: tuple[str, ...] = ("visitors", "transactions", "net_sales")
+"""KPIs forecast, named as in the marts."""
+LEVELS: tuple[int, ...] = (80, 95)
+"""Nominal coverage of the intervals, in percent."""
+DAILY_HORIZON = 90
+HOURLY_HORIZON = 14
+INTERVAL_COLUMNS: tuple[str, ...] = ("lo_80", "hi_80", "lo_95", "hi_95")
+GRAINS: tuple[str, ...] = ("day", "hour")
+
+MART_STORE_FORECAST = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("store_id", pa.string()),
+        ("kpi", pa.string()),  # visitors | transactions | net_sales
+        ("grain", pa.string()),  # day | hour
+        ("business_date", pa.date32()),  # the date forecast
+        ("hour", pa.int32()),  # local hour; -1 on day rows
+        ("utc_offset_s", pa.int32()),  # offset in force (hour rows; 0 on day rows)
+        ("as_of", pa.date32()),  # last business date of the history
+        ("mean", pa.float64()),  # median forecast (net sales: yen)
+        ("lo_80", pa.float64()),
+        ("hi_80", pa.float64()),
+        ("lo_95", pa.float64()),
+        ("hi_95", pa.float64()),
+    ]
+)
+"""One row per store, KPI, grain and future date (and local hour): the latest forecast."""
+FORECAST_KEY: tuple[str, ...] = (
+    "tenant_id",
+    "store_id",
+    "kpi",
+    "grain",
+    "business_date",
+    "hour",
+    "utc_offset_s",
+)
+
+_HISTORY_DAYS = 730  # calendar-effect fit window
+_MIN_OBSERVED = 21  # fewer observed days: no forecast
+_HOLIDAY = 7  # day type of a public holiday (0-6: Monday-Sunday)
+_PROFILE_DAYS = 56
+_HOLDOUT = 56  # days of the interval-calibration hold-out
+_WEATHER = ("precipitation_mm", "temperature_c")
+
+
+# --- calendars ---------------------------------------------------------------------------
+@functools.cache
+def _zone_countries() -> dict[str, str]:
+    text = importlib.resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    zones: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            parts = line.split("\t")
+            zones[parts[2]] = parts[0]
+    return zones
+
+
+def country_of(timezone: str) -> str:
+    """ISO 3166 country of an IANA timezone (``Asia/Tokyo`` → ``JP``); ``JP`` when unknown."""
+    return _zone_countries().get(timezone, "JP")
+
+
+@functools.cache
+def holiday_calendar(country: str) -> Callable[[date], bool]:
+    """``is_holiday(day)`` for the public holidays of ``country`` (ISO code)."""
+    if country == "JP":
+        import jpholiday
+
+        return lambda day: bool(jpholiday.is_holiday(day))
+    import holidays
+
+    try:
+        calendar = holidays.country_holidays(country)
+    except NotImplementedError:
+        logger.warning("no public-holiday calendar for %s: forecasting without holidays", country)
+        return lambda day: False
+    return lambda day: day in calendar
+
+
+def _day_types(days: pd.DatetimeIndex, is_holiday: Callable[[date], bool]) -> np.ndarray:
+    types = np.asarray(days.dayofweek, dtype=np.int64)
+    holiday = np.fromiter((is_holiday(d.date()) for d in days), dtype=bool, count=len(days))
+    types[holiday] = _HOLIDAY
+    return types
+
+
+# --- daily -------------------------------------------------------------------------------
+def _design(
+    days: pd.DatetimeIndex,
+    types: np.ndarray,
+    origin: pd.Timestamp,
+    *,
+    holiday_own: bool,
+    yearly: bool,
+    weather: np.ndarray | None,
+) -> tuple[np.ndarray, int]:
+    """Regressors (intercept and trend first, then ``n_fixed``.. the calendar effects)."""
+    t = np.asarray((days - origin).days, dtype=float) / 365.25
+    cols = [np.ones(len(days)), t]
+    effective = types if holiday_own else np.where(types == _HOLIDAY, 6, types)
+    for k in range(1, 8 if holiday_own else 7):
+        cols.append((effective == k).astype(float))
+    if yearly:
+        doy = np.asarray(days.dayofyear, dtype=float)
+        for harmonic in (1, 2):
+            angle = 2 * np.pi * harmonic * doy / 365.25
+            cols += [np.sin(angle), np.cos(angle)]
+    if weather is not None:
+        cols += list(weather.T)
+    return np.column_stack(cols), 2
+
+
+def _huber_fit(x: np.ndarray, z: np.ndarray, iterations: int = 6) -> np.ndarray:
+    beta = np.linalg.lstsq(x, z, rcond=None)[0]
+    for _ in range(iterations):
+        resid = z - x @ beta
+        scale = 1.4826 * float(np.median(np.abs(resid - np.median(resid)))) or 1e-6
+        u = np.abs(resid) / (1.345 * scale)
+        w = np.sqrt(np.where(u <= 1, 1.0, 1.0 / np.maximum(u, 1e-12)))
+        beta = np.linalg.lstsq(x * w[:, None], z * w, rcond=None)[0]
+    return beta
+
+
+def _closed_weekdays(days: pd.DatetimeIndex, y: np.ndarray, types: np.ndarray) -> set[int]:
+    closed: set[int] = set()
+    for weekday in range(7):
+        idx = np.flatnonzero((np.asarray(days.dayofweek) == weekday) & (types != _HOLIDAY))[-4:]
+        if len(idx) >= 3 and np.sum(np.isnan(y[idx])) >= 3:
+            closed.add(weekday)
+    return closed
+
+
+def _ets(series: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    from statsforecast.models import AutoETS
+
+    model = AutoETS(season_length=1, model="AZN")
+    return model.forecast(y=series.astype(np.float64), h=horizon, level=list(LEVELS))
+
+
+def forecast_daily(
+    observed: pd.Series,
+    *,
+    as_of: date,
+    horizon: int = DAILY_HORIZON,
+    is_holiday: Callable[[date], bool] | None = None,
+    weather: pd.DataFrame | None = None,
+) -> pd.DataFrame | None:
+    """Forecast of the dates after ``as_of`` from ``observed`` (date index → value, NaN =
+    missing): columns business_date, mean, lo_80, hi_80, lo_95, hi_95 (``mean`` is the
+    median forecast). None with fewer than 21 observed days.
+
+    ``weather`` (date index; precipitation_mm, temperature_c) is used when it covers at least
+    28 observed days; future dates it does not cover get the history's average weather.
+    """
+    is_holiday = is_holiday or holiday_calendar("JP")
+    obs = observed[observed.index <= as_of].astype(float)
+    first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1)) if len(obs) else None
+    if first is None:
+        return None
+    days = pd.date_range(first, as_of, freq="D")
+    y = obs.reindex(days.date).to_numpy(dtype=float, copy=True)
+    y[~(y > 0)] = np.nan
+    if np.sum(~np.isnan(y)) < _MIN_OBSERVED:
+        return None
+    future = pd.date_range(as_of + timedelta(days=1), periods=horizon, freq="D")
+    types, future_types = _day_types(days, is_holiday), _day_types(future, is_holiday)
+    closed = _closed_weekdays(days, y, types)
+    seen = ~np.isnan(y)
+    holiday_own = int(np.sum(seen & (types == _HOLIDAY))) >= 3
+    yearly = int(np.sum(seen)) >= 365
+    hist_w, fut_w = _weather_columns(weather, days, future, seen)
+    x, n_fixed = _design(
+        days, types, days[0], holiday_own=holiday_own, yearly=yearly, weather=hist_w
+    )
+    xf, _ = _design(
+        future, future_types, days[0], holiday_own=holiday_own, yearly=yearly, weather=fut_w
+    )
+    open_day = ~np.isin(np.asarray(days.dayofweek), list(closed)) | (types == _HOLIDAY)
+    fit = seen & open_day
+    z = np.log(y)
+    beta = _huber_fit(x[fit], z[fit])
+    resid = z - x @ beta
+    scale = 1.4826 * float(np.nanmedian(np.abs(resid[fit] - np.nanmedian(resid[fit]))))
+    outlier = fit & (np.abs(resid) > 4 * max(scale, 1e-6))
+    calendar = x[:, n_fixed:] @ beta[n_fixed:]
+    level = np.where(fit & ~outlier, z - calendar, np.nan)
+    level = pd.Series(level).interpolate(limit_direction="both").to_numpy()
+    last = int(np.flatnonzero(fit)[0])
+    fc = _ets(level[last:], horizon)
+    widen = _interval_factors(level[last:], (fit & ~outlier)[last:])
+    shift = xf[:, n_fixed:] @ beta[n_fixed:]
+    out = pd.DataFrame({"business_date": future.date, "mean": np.exp(fc["mean"] + shift)})
+    for lvl in LEVELS:
+        out[f"lo_{lvl}"] = np.exp(fc["mean"] - widen[lvl] * (fc["mean"] - fc[f"lo-{lvl}"]) + shift)
+        out[f"hi_{lvl}"] = np.exp(fc["mean"] + widen[lvl] * (fc[f"hi-{lvl}"] - fc["mean"]) + shift)
+    shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
+    out.loc[shut, ["mean", *INTERVAL_COLUMNS]] = 0.0
+    return out
+
+
+def _interval_factors(level: np.ndarray, scored: np.ndarray) -> dict[int, float]:
+    """How much to widen the model's intervals (≥ 1): the model's in-sample errors understate
+    its out-of-sample ones, so a hold-out of the last 56 days measures them."""
+    start = len(level) - _HOLDOUT
+    if start < _HOLDOUT:
+        return dict.fromkeys(LEVELS, 1.0)
+    fc = _ets(level[:start], _HOLDOUT)
+    sigma = (fc["hi-95"] - fc["mean"]) / _quantile_z(95)
+    keep = scored[start:] & (sigma > 0)
+    ratios = np.abs(level[start:] - fc["mean"])[keep] / sigma[keep]
+    if len(ratios) < 20:
+        return dict.fromkeys(LEVELS, 1.0)
+    return {
+        lvl: float(np.clip(np.quantile(ratios, lvl / 100) / _quantile_z(lvl), 1.0, 3.0))
+        for lvl in LEVELS
+    }
+
+
+def _weather_columns(
+    weather: pd.DataFrame | None,
+    days: pd.DatetimeIndex,
+    future: pd.DatetimeIndex,
+    seen: np.ndarray,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if weather is None or weather.empty:
+        return None, None
+    frame = weather.reindex(columns=list(_WEATHER)).astype(float)
+    hist = frame.reindex(days.date).to_numpy()
+    covered = ~np.isnan(hist).any(axis=1)
+    if int(np.sum(covered & seen)) < 28:
+        return None, None
+    mean = np.nanmean(hist[covered], axis=0)
+    std = np.nanstd(hist[covered], axis=0)
+    std[std == 0] = 1.0
+    # Unknown weather (history gaps, beyond the feed's horizon) is the average: anomaly 0.
+    hist_a = np.nan_to_num((hist - mean) / std)
+    fut_a = np.nan_to_num((frame.reindex(future.date).to_numpy() - mean) / std)
+    return hist_a, fut_a
+
+
+def _items(series: pd.Series) -> list[tuple[date, float]]:
+    """(date, value) pairs of a date-indexed series."""
+    return [(d, float(v)) for d, v in zip(series.index, series.to_numpy(), strict=True)]
+
+
+def seasonal_naive_daily(observed: pd.Series, *, as_of: date, horizon: int) -> np.ndarray:
+    """Same weekday of the last week with a value (NaN when none in 8 weeks), per future date."""
+    values = observed[observed.index <= as_of]
+    lookup = {d: float(v) for d, v in values.items() if v > 0}
+    out = np.full(horizon, np.nan)
+    for k in range(1, horizon + 1):
+        day = as_of + timedelta(days=k)
+        back = 7 * math.ceil(k / 7)
+        for week in range(8):
+            source = day - timedelta(days=back + 7 * week)
+            if source in lookup:
+                out[k - 1] = lookup[source]
+                break
+    return out
+
+
+# --- hourly ------------------------------------------------------------------------------
+def local_hours(day: date, timezone: str) -> list[tuple[int, int]]:
+    """The (local hour, UTC offset in seconds) pairs of ``day`` in ``timezone``."""
+    zone = ZoneInfo(timezone)
+    pairs: list[tuple[int, int]] = []
+    for hour in range(24):
+        seen: set[int] = set()
+        for fold in (0, 1):
+            local = datetime(day.year, day.month, day.day, hour, tzinfo=zone, fold=fold)
+            back = local.astimezone(ZoneInfo("UTC")).astimezone(zone)
+            offset = local.utcoffset()
+            if back.hour != hour or offset is None:
+                continue  # skipped by a spring-forward change
+            seconds = int(offset.total_seconds())
+            if seconds not in seen:
+                seen.add(seconds)
+                pairs.append((hour, seconds))
+    return pairs
+
+
+@dataclass
+class _Profile:
+    share: np.ndarray  # (8 day types, 24 hours)
+    spread: list[np.ndarray]  # per hour: log residuals of the hour given the day
+
+
+def _hour_profile(
+    hourly: pd.DataFrame, daily_obs: pd.Series, as_of: date, is_holiday: Callable[[date], bool]
+) -> _Profile | None:
+    start = as_of - timedelta(days=_PROFILE_DAYS - 1)
+    recent = hourly[(hourly["business_date"] >= start) & (hourly["business_date"] <= as_of)]
+    valid = {d for d, v in _items(daily_obs) if start <= d <= as_of and v > 0}
+    recent = recent[recent["business_date"].isin(valid)]
+    if recent.empty:
+        return None
+    grid = (recent.groupby(["business_date", "hour"])["y"].sum().unstack(fill_value=0)).reindex(
+        columns=range(24), fill_value=0.0
+    )
+    totals = grid.sum(axis=1).to_numpy()
+    keep = totals > 0
+    grid, totals = grid[keep], totals[keep]
+    if len(grid) < 7:
+        return None
+    days = pd.DatetimeIndex(pd.to_datetime(grid.index))
+    types = _day_types(days, is_holiday)
+    shares = grid.to_numpy() / totals[:, None]
+    share = np.zeros((8, 24))
+    n_days = np.zeros(8)
+    overall = shares.mean(axis=0)
+    for t in range(8):
+        rows = shares[types == t]
+        if t == _HOLIDAY and len(rows) < 2:
+            rows = shares[types == 6]
+        share[t] = rows.mean(axis=0) if len(rows) else overall
+        n_days[t] = len(rows) if len(rows) else len(shares)
+    expected = share[types] * totals[:, None]
+    # A residual from a mean over n days understates a new day's by √((n-1)/n), and the mean
+    # itself errs by σ/√n: together √((n+1)/(n-1)).
+    n = np.maximum(n_days[types], 2.0)
+    inflate = np.sqrt((n + 1) / (n - 1))[:, None]
+    # Standardized by the hour's expected noise (counting noise ~ 1/√count on the log scale
+    # plus a multiplicative part), so that quiet and busy days of one hour pool fairly.
+    resid = inflate * np.log((grid.to_numpy() + 0.5) / (expected + 0.5)) / _noise_scale(expected)
+    spread = [resid[:, h] for h in range(24)]
+    return _Profile(share, spread)
+
+
+# The day's own uncertainty, as 20 equally likely standard-normal quantiles.
+def _noise_scale(expected: np.ndarray) -> np.ndarray:
+    return np.sqrt(1.0 / (expected + 0.5) + 0.01)
+
+
+_NORMAL = np.array([NormalDist().inv_cdf((i + 0.5) / 20) for i in range(20)])
+
+
+def forecast_hourly(
+    daily: pd.DataFrame,
+    hourly: pd.DataFrame,
+    daily_obs: pd.Series,
+    *,
+    as_of: date,
+    timezone: str,
+    horizon_days: int = HOURLY_HORIZON,
+    is_holiday: Callable[[date], bool] | None = None,
+) -> pd.DataFrame | None:
+    """Hourly forecast of the first ``horizon_days`` of ``daily`` (from :func:`forecast_daily`)
+    split by the store's hour profile; ``hourly`` has business_date, hour, utc_offset_s, y.
+    Columns business_date, hour, utc_offset_s, mean, lo_80, hi_80, lo_95, hi_95; hours the
+    store never trades on that day type (and closed days) have no row."""
+    is_holiday = is_holiday or holiday_calendar("JP")
+    profile = _hour_profile(hourly, daily_obs, as_of, is_holiday)
+    if profile is None:
+        return None
+    z = {lvl: _quantile_z(lvl) for lvl in LEVELS}
+    rows: list[tuple[object, ...]] = []
+    quantiles = [0.5] + [
+        q for lvl in LEVELS for q in ((1 - lvl / 100) / 2, 1 - (1 - lvl / 100) / 2)
+    ]
+    for rec in daily.head(horizon_days).itertuples(index=False):
+        day: date = rec.business_date  # type: ignore[assignment]
+        day_type = _HOLIDAY if is_holiday(day) else day.weekday()
+        median = float(rec.mean)  # type: ignore[arg-type]
+        sigma = 0.0
+        if median > 0:
+            sigma = max(0.0, math.log(float(rec.hi_95) / median) / z[95])  # type: ignore[arg-type]
+        pairs = local_hours(day, timezone)
+        counts: dict[int, int] = {}
+        for hour, _ in pairs:
+            counts[hour] = counts.get(hour, 0) + 1
+        for hour, offset in pairs:
+            part = profile.share[day_type, hour] / counts[hour]
+            expected = median * part
+            if expected <= 0:
+                continue  # an hour the store never trades: no row
+            hour_noise = profile.spread[hour] * _noise_scale(np.array(expected))
+            noise = (hour_noise[:, None] + sigma * _NORMAL[None, :]).ravel()
+            values = np.maximum((expected + 0.5) * np.exp(noise) - 0.5, 0.0)
+            q = np.quantile(values, quantiles)
+            rows.append((day, hour, offset, *q.tolist()))
+    columns = ["business_date", "hour", "utc_offset_s", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _quantile_z(level: int) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 200)
+
+
+def seasonal_naive_hourly(
+    hourly: pd.DataFrame, *, as_of: date, targets: pd.DataFrame
+) -> np.ndarray:
+    """Same local hour of the same weekday a week (k ≤ 7 days ahead) or more before, per row
+    of ``targets`` (business_date, hour); 0 when the store had no row that hour."""
+    by_day = hourly.groupby(["business_date", "hour"])["y"].sum().to_dict()
+    days_seen = set(hourly["business_date"])
+    out = np.zeros(len(targets))
+    for i, (day, hour) in enumerate(zip(targets["business_date"], targets["hour"], strict=True)):
+        k = (day - as_of).days
+        back = 7 * math.ceil(k / 7)
+        for week in range(8):
+            source = day - timedelta(days=back + 7 * week)
+            if source in days_seen:
+                out[i] = by_day.get((source, hour), 0.0)
+                break
+    return out
+
+
+# --- per store ---------------------------------------------------------------------------
+def _daily_series(daily: pd.DataFrame, kpi: str) -> pd.Series:
+    values = pd.to_numeric(daily[kpi], errors="coerce").astype(float)
+    if kpi == "visitors" and "counter_complete" in daily:
+        values = values.where(daily["counter_complete"].fillna(True).astype(bool))
+    if kpi in ("transactions", "net_sales") and "has_pos" in daily:
+        values = values.where(daily["has_pos"].fillna(True).astype(bool))
+    series = pd.Series(values.to_numpy(), index=list(daily["business_date"]))
+    return series[~series.index.duplicated()]
+
+
+def forecast_store(
+    daily: pd.DataFrame,
+    hourly: pd.DataFrame,
+    *,
+    as_of: date,
+    timezone: str = "Asia/Tokyo",
+    kpis: Sequence[str] = KPIS,
+    daily_horizon: int = DAILY_HORIZON,
+    hourly_horizon: int = HOURLY_HORIZON,
+    weather: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Daily and hourly forecasts of one store from its mart rows (up to ``as_of``).
+
+    ``daily``: business_date and the KPI columns (plus has_pos / counter_complete flags when
+    known); ``hourly``: business_date, hour, utc_offset_s and the KPI columns. Returns
+    (daily: kpi, business_date, mean, lo_80..hi_95; hourly: kpi, business_date, hour,
+    utc_offset_s, mean, ...); a KPI with too little history is left out.
+    """
+    is_holiday = holiday_calendar(country_of(timezone))
+    days_out: list[pd.DataFrame] = []
+    hours_out: list[pd.DataFrame] = []
+    for kpi in kpis:
+        obs = _daily_series(daily, kpi)
+        fc = forecast_daily(
+            obs, as_of=as_of, horizon=daily_horizon, is_holiday=is_holiday, weather=weather
+        )
+        if fc is None:
+            logger.info("forecast: %s has too little history at %s", kpi, as_of)
+            continue
+        days_out.append(fc.assign(kpi=kpi))
+        if hourly_horizon and not hourly.empty and kpi in hourly:
+            hist = hourly[["business_date", "hour", "utc_offset_s"]].assign(
+                y=pd.to_numeric(hourly[kpi], errors="coerce").astype(float).fillna(0.0)
+            )
+            hfc = forecast_hourly(
+                fc,
+                hist,
+                obs,
+                as_of=as_of,
+                timezone=timezone,
+                horizon_days=hourly_horizon,
+                is_holiday=is_holiday,
+            )
+            if hfc is not None:
+                hours_out.append(hfc.assign(kpi=kpi))
+    daily_cols = ["kpi", "business_date", "mean", *INTERVAL_COLUMNS]
+    hourly_cols = ["kpi", "business_date", "hour", "utc_offset_s", "mean", *INTERVAL_COLUMNS]
+    d = (
+        pd.concat(days_out, ignore_index=True)[daily_cols]
+        if days_out
+        else pd.DataFrame(columns=daily_cols)
+    )
+    h = (
+        pd.concat(hours_out, ignore_index=True)[hourly_cols]
+        if hours_out
+        else pd.DataFrame(columns=hourly_cols)
+    )
+    return d, h
+
+
+def forecast_rows(
+    daily: pd.DataFrame,
+    hourly: pd.DataFrame | None,
+    stores: Iterable[dict[str, object]],
+    *,
+    as_of: date,
+    weather: pd.DataFrame | None = None,
+    daily_horizon: int = DAILY_HORIZON,
+    hourly_horizon: int = HOURLY_HORIZON,
+) -> pa.Table:
+    """Forecasts of every store in ``daily`` (mart_store_daily rows) as ``MART_STORE_FORECAST``.
+
+    ``stores`` give each store's ``timezone`` (default Asia/Tokyo) and ``region``; ``weather``
+    (tenant_id, region, business_date, precipitation_mm, temperature_c) is used per store when
+    its region has enough of it. Rows after ``as_of`` are ignored.
+    """
+    zones = {(str(s["tenant_id"]), str(s.get("store_id") or s.get("id"))): s for s in stores}
+    hourly = hourly if hourly is not None else pd.DataFrame(columns=["tenant_id", "store_id"])
+    frames: list[pd.DataFrame] = []
+    for key, rows in daily.groupby(["tenant_id", "store_id"], sort=True):
+        tenant, store = str(key[0]), str(key[1])
+        info = zones.get((tenant, store), {})
+        timezone = str(info.get("timezone") or "Asia/Tokyo")
+        hours = hourly[(hourly["tenant_id"] == tenant) & (hourly["store_id"] == store)]
+        local = _store_weather(weather, str(tenant), info.get("region"))
+        try:
+            d, h = forecast_store(
+                rows[rows["business_date"] <= as_of],
+                hours[hours["business_date"] <= as_of] if len(hours) else hours,
+                as_of=as_of,
+                timezone=timezone,
+                daily_horizon=daily_horizon,
+                hourly_horizon=hourly_horizon,
+                weather=local,
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            logger.warning("forecast: store %s/%s failed: %s", tenant, store, exc)
+            continue
+        if len(d):
+            frames.append(
+                d.assign(grain="day", hour=-1, utc_offset_s=0, tenant_id=tenant, store_id=store)
+            )
+        if len(h):
+            frames.append(h.assign(grain="hour", tenant_id=tenant, store_id=store))
+    if not frames:
+        return MART_STORE_FORECAST.empty_table()
+    out = pd.concat(frames, ignore_index=True).assign(as_of=as_of)
+    for name in ("mean", *INTERVAL_COLUMNS):
+        out[name] = out[name].astype(float).round(2)
+    return pa.Table.from_pandas(
+        out[MART_STORE_FORECAST.names], schema=MART_STORE_FORECAST, preserve_index=False
+    )
+
+
+def _store_weather(
+    weather: pd.DataFrame | None, tenant: str, region: object
+) -> pd.DataFrame | None:
+    if weather is None or weather.empty or region is None:
+        return None
+    rows = weather[(weather["tenant_id"] == tenant) & (weather["region"] == region)]
+    if rows.empty:
+        return None
+    return rows.set_index("business_date")[list(_WEATHER)]
+
+
+# --- back-test ---------------------------------------------------------------------------
+@dataclass
+class BacktestScore:
+    """Accuracy of one KPI at one grain over every store and origin of a back-test."""
+
+    kpi: str
+    grain: str
+    points: int = 0
+    mae: float = 0.0
+    mae_naive: float = 0.0
+    mase: float = 0.0  # mean over (store, origin) of MAE / in-sample seasonal-naive MAE
+    mase_naive: float = 0.0
+    coverage: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def relative_mase(self) -> float:
+        """MASE of the forecast over MASE of the seasonal-naive forecast (< 1: better)."""
+        return self.mase / self.mase_naive if self.mase_naive else math.nan
+
+
+@dataclass
+class _Acc:
+    err: list[float] = field(default_factory=list)
+    err_naive: list[float] = field(default_factory=list)
+    scaled: list[float] = field(default_factory=list)
+    scaled_naive: list[float] = field(default_factory=list)
+    inside: dict[int, list[bool]] = field(default_factory=lambda: {lvl: [] for lvl in LEVELS})
+
+
+def _in_sample_scale(obs: pd.Series, as_of: date) -> float:
+    hist = obs[obs.index <= as_of]
+    lookup = {d: v for d, v in _items(hist) if v > 0}
+    diffs = [
+        abs(v - lookup[d - timedelta(days=7)])
+        for d, v in lookup.items()
+        if d - timedelta(days=7) in lookup
+    ]
+    return float(np.mean(diffs)) if diffs else math.nan
+
+
+def backtest(
+    daily: pd.DataFrame,
+    hourly: pd.DataFrame,
+    origins: Iterable[date],
+    *,
+    timezone: str = "Asia/Tokyo",
+    daily_horizon: int = DAILY_HORIZON,
+    hourly_horizon: int = HOURLY_HORIZON,
+    kpis: Sequence[str] = KPIS,
+) -> list[BacktestScore]:
+    """Rolling-origin back-test over the stores of the marts (tenant_id, store_id columns):
+    per KPI and grain, forecast vs seasonal-naive errors on the observed actuals after each
+    origin (missing days and incomplete counter days are not scored) and interval coverage."""
+    accs = {(k, g): _Acc() for k in kpis for g in ("day", "hour")}
+    origins = list(origins)
+    for (_, _), store_daily in daily.groupby(["tenant_id", "store_id"]):
+        key = (store_daily["tenant_id"].iat[0], store_daily["store_id"].iat[0])
+        store_hourly = hourly[(hourly["tenant_id"] == key[0]) & (hourly["store_id"] == key[1])]
+        for as_of in origins:
+            train_d = store_daily[store_daily["business_date"] <= as_of]
+            train_h = store_hourly[store_hourly["business_date"] <= as_of]
+            d_fc, h_fc = forecast_store(
+                train_d,
+                train_h,
+                as_of=as_of,
+                timezone=timezone,
+                kpis=kpis,
+                daily_horizon=daily_horizon,
+                hourly_horizon=hourly_horizon,
+            )
+            for kpi in kpis:
+                obs = _daily_series(store_daily, kpi)
+                scale = _in_sample_scale(obs, as_of)
+                _score_daily(accs[(kpi, "day")], d_fc[d_fc["kpi"] == kpi], obs, as_of, scale)
+                _score_hourly(
+                    accs[(kpi, "hour")],
+                    h_fc[h_fc["kpi"] == kpi],
+                    store_hourly.assign(y=store_hourly[kpi].astype(float)),
+                    obs,
+                    as_of,
+                )
+    return [_summary(k, g, acc) for (k, g), acc in accs.items() if acc.err]
+
+
+def _score_daily(acc: _Acc, fc: pd.DataFrame, obs: pd.Series, as_of: date, scale: float) -> None:
+    if fc.empty:
+        return
+    naive = seasonal_naive_daily(obs, as_of=as_of, horizon=len(fc))
+    actual = obs.reindex(list(fc["business_date"])).to_numpy(dtype=float)
+    ok = (actual > 0) & ~np.isnan(naive)
+    _add(acc, fc[ok], actual[ok], naive[ok], scale)
+
+
+def _score_hourly(
+    acc: _Acc, fc: pd.DataFrame, hourly: pd.DataFrame, obs: pd.Series, as_of: date
+) -> None:
+    if fc.empty:
+        return
+    valid_days = {d for d, v in obs.items() if v > 0}
+    fc = fc[fc["business_date"].isin(valid_days)]
+    merged = fc.merge(
+        hourly[["business_date", "hour", "utc_offset_s", "y"]],
+        on=["business_date", "hour", "utc_offset_s"],
+        how="left",
+    )
+    merged["y"] = merged["y"].fillna(0.0)
+    history = hourly[hourly["business_date"] <= as_of]
+    naive = seasonal_naive_hourly(history, as_of=as_of, targets=merged)
+    hour_scale = _hourly_scale(history)
+    _add(acc, merged, merged["y"].to_numpy(dtype=float), naive, hour_scale)
+
+
+def _hourly_scale(history: pd.DataFrame) -> float:
+    grid = history.groupby(["business_date", "hour"], as_index=False)["y"].sum()
+    lagged = grid.assign(business_date=grid["business_date"] + timedelta(days=7))
+    pairs = grid.merge(lagged, on=["business_date", "hour"], suffixes=("", "_lag"))
+    return float((pairs["y"] - pairs["y_lag"]).abs().mean()) if len(pairs) else math.nan
+
+
+def _add(acc: _Acc, fc: pd.DataFrame, actual: np.ndarray, naive: np.ndarray, scale: float) -> None:
+    if len(actual) == 0:
+        return
+    point = fc["mean"].to_numpy(dtype=float)
+    err = np.abs(point - actual)
+    err_n = np.abs(naive - actual)
+    acc.err += err.tolist()
+    acc.err_naive += err_n.tolist()
+    if scale and not math.isnan(scale):
+        acc.scaled.append(float(err.mean() / scale))
+        acc.scaled_naive.append(float(err_n.mean() / scale))
+    for lvl in LEVELS:
+        lo = fc[f"lo_{lvl}"].to_numpy(dtype=float)
+        hi = fc[f"hi_{lvl}"].to_numpy(dtype=float)
+        acc.inside[lvl] += ((actual >= lo) & (actual <= hi)).tolist()
+
+
+def _summary(kpi: str, grain: str, acc: _Acc) -> BacktestScore:
+    return BacktestScore(
+        kpi=kpi,
+        grain=grain,
+        points=len(acc.err),
+        mae=float(np.mean(acc.err)),
+        mae_naive=float(np.mean(acc.err_naive)),
+        mase=float(np.mean(acc.scaled)) if acc.scaled else math.nan,
+        mase_naive=float(np.mean(acc.scaled_naive)) if acc.scaled_naive else math.nan,
+        coverage={lvl: float(np.mean(v)) for lvl, v in acc.inside.items()},
+    )

@@ -1,0 +1,200 @@
+"""Forecasts: rolling-origin back-test on the store-day simulator, and irregular series."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tenpo.ml.forecast import (
+    LEVELS,
+    backtest,
+    country_of,
+    forecast_daily,
+    forecast_store,
+    holiday_calendar,
+    local_hours,
+    seasonal_naive_daily,
+)
+from tenpo.simulate.config import SimConfig
+from tenpo.simulate.daily import simulate_store_days, store_day_marts
+
+# Weekly, yearly and holiday effects, one-off events, counter gaps and lost store-days.
+_SIM = SimConfig(
+    tenants=1,
+    stores=2,
+    days=600,
+    start_date=date(2024, 1, 1),
+    industries=("supermarket", "apparel"),
+    initiatives_per_tenant=0,
+    yearly_amplitude=0.15,
+    outlier_rate=0.02,
+    device_gap_rate=0.03,
+    outage_rate=0.02,
+)
+
+
+@pytest.fixture(scope="module")
+def marts() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return store_day_marts(simulate_store_days(_SIM))
+
+
+def test_backtest_beats_seasonal_naive_with_calibrated_intervals(
+    marts: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    daily, hourly = marts
+    assert daily["counter_complete"].sum() < len(daily)  # the gaps are there
+    end = _SIM.start_date + timedelta(days=_SIM.days - 1)
+    origins = [end - timedelta(days=56), end - timedelta(days=84)]
+    scores = backtest(daily, hourly, origins, daily_horizon=56, hourly_horizon=7)
+    assert {(s.kpi, s.grain) for s in scores} == {
+        (k, g) for k in ("visitors", "transactions", "net_sales") for g in ("day", "hour")
+    }
+    for s in scores:
+        assert s.points > 150, s
+        assert s.relative_mase <= 0.85, s
+        assert s.mae < 0.85 * s.mae_naive, s
+        for level in LEVELS:
+            assert abs(s.coverage[level] - level / 100) <= 0.05, s
+
+
+def test_seasonal_naive_is_last_weeks_same_weekday() -> None:
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(14)]
+    obs = pd.Series([float(i + 1) for i in range(14)], index=days)
+    obs[days[10]] = np.nan  # a missing day falls back one more week
+    naive = seasonal_naive_daily(obs, as_of=days[-1], horizon=8)
+    # as_of is day 14 (value 14); day 15 ← day 8, ..., day 18 ← day 11 missing → day 4.
+    assert naive.tolist() == [8.0, 9.0, 10.0, 4.0, 12.0, 13.0, 14.0, 8.0]
+
+
+def test_closed_weekday_missing_days_and_outliers() -> None:
+    start = date(2025, 1, 6)  # a Monday
+    rng = np.random.default_rng(3)
+    days = [start + timedelta(days=i) for i in range(120)]
+    week = np.array([1.0, 0.0, 1.0, 1.0, 1.2, 1.6, 1.5])  # closed on Tuesdays
+    values = 100 * week[[d.weekday() for d in days]] * rng.lognormal(0, 0.05, len(days))
+    obs = pd.Series(values, index=days)
+    obs = obs[obs > 0]
+    obs = obs.drop([days[47], days[48], days[49]])  # an outage (Sat-Mon)
+    obs[days[60]] = 1000.0  # a one-off spike
+    fc = forecast_daily(obs, as_of=days[-1], horizon=14, is_holiday=lambda d: False)
+    assert fc is not None
+    tuesday = fc[[d.weekday() == 1 for d in fc["business_date"]]]
+    assert (tuesday[["mean", "lo_95", "hi_95"]] == 0).all().all()
+    saturday = fc[[d.weekday() == 5 for d in fc["business_date"]]]
+    assert saturday["mean"].between(150, 170).all()  # 160, untouched by the spike
+    other = fc[[d.weekday() != 1 for d in fc["business_date"]]]
+    assert (other["lo_95"] < other["lo_80"]).all()
+    assert (other["lo_80"] < other["mean"]).all() and (other["mean"] < other["hi_80"]).all()
+    assert forecast_daily(obs.head(10), as_of=days[-1], horizon=7) is None
+
+
+def test_local_hours_follow_dst_of_the_store_zone() -> None:
+    assert len(local_hours(date(2026, 3, 8), "Asia/Tokyo")) == 24
+    spring = local_hours(date(2026, 3, 8), "America/New_York")
+    assert len(spring) == 23 and 2 not in [h for h, _ in spring]
+    fall = local_hours(date(2026, 11, 1), "America/New_York")
+    assert [p for p in fall if p[0] == 1] == [(1, -4 * 3600), (1, -5 * 3600)]
+
+
+def test_holidays_of_the_store_country() -> None:
+    assert country_of("Asia/Tokyo") == "JP" and country_of("America/New_York") == "US"
+    assert holiday_calendar("JP")(date(2026, 11, 3))  # 文化の日
+    assert not holiday_calendar("JP")(date(2026, 7, 4))
+    assert holiday_calendar("US")(date(2026, 7, 3))  # Independence Day observed
+    assert holiday_calendar("US")(date(2026, 11, 26))  # Thanksgiving
+
+
+def test_forecast_store_hourly_rows_over_a_fall_back_date() -> None:
+    # A New York store open 08-22 with 28 days of history; the forecast spans 2026-11-01.
+    days = [date(2026, 10, 4) + timedelta(days=i) for i in range(28)]
+    rng = np.random.default_rng(5)
+    daily = pd.DataFrame({"business_date": days, "visitors": rng.poisson(300, 28).astype(float)})
+    hourly = pd.DataFrame(
+        [(d, h, -4 * 3600, 1.0 + (h == 12)) for d in days for h in range(8, 22)],
+        columns=["business_date", "hour", "utc_offset_s", "visitors"],
+    )
+    _, h = forecast_store(
+        daily,
+        hourly,
+        as_of=days[-1],
+        timezone="America/New_York",
+        kpis=["visitors"],
+        daily_horizon=7,
+        hourly_horizon=7,
+    )
+    assert set(h["hour"]) == set(range(8, 22))
+    assert len(h) == 7 * 14
+    assert set(h[h["business_date"] == date(2026, 11, 2)]["utc_offset_s"]) == {-5 * 3600}
+
+
+def test_definitions_refresh_the_forecasts_daily() -> None:
+    from tenpo.pipelines.definitions import defs
+    from tenpo.pipelines.forecast import (
+        DATAMART_FORECAST_KEY,
+        FORECAST_JOB,
+        MART_STORE_FORECAST_KEY,
+    )
+
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {MART_STORE_FORECAST_KEY, DATAMART_FORECAST_KEY} <= keys
+    schedule = defs.resolve_schedule_def("forecast_daily_schedule")
+    assert schedule.cron_schedule == "0 4 * * *" and schedule.job_name == FORECAST_JOB
+
+
+def test_weather_feed_is_a_regressor_when_present() -> None:
+    # Rain takes 30 % of the traffic; the feed covers the history and the next week.
+    days = [date(2025, 3, 3) + timedelta(days=i) for i in range(98)]
+    rng = np.random.default_rng(9)
+    rain = rng.random(len(days) + 7) < 0.3
+    values = 100 * np.where(rain[: len(days)], 0.7, 1.0) * rng.lognormal(0, 0.03, len(days))
+    obs = pd.Series(values, index=days)
+    future = [days[-1] + timedelta(days=k) for k in range(1, 8)]
+    weather = pd.DataFrame(
+        {
+            "precipitation_mm": np.where(rain, 15.0, 0.0),
+            "temperature_c": 15.0,
+        },
+        index=days + future,
+    )
+    fc = forecast_daily(obs, as_of=days[-1], horizon=7, is_holiday=lambda d: False, weather=weather)
+    assert fc is not None
+    expected = np.where(rain[len(days) :], 70.0, 100.0)
+    assert np.allclose(fc["mean"], expected, rtol=0.06), fc["mean"].tolist()
+    without = forecast_daily(obs, as_of=days[-1], horizon=7, is_holiday=lambda d: False)
+    assert without is not None  # without the feed the rainy days are not foreseen
+    error = np.abs(fc["mean"] - expected).mean()
+    assert np.abs(without["mean"] - expected).mean() > 3 * error
+
+
+def test_staffing_curve_target_load_and_recommendation() -> None:
+    from tenpo.ml.staffing import plan_staffing
+
+    # 50 staffed hours, load L = 1..50 visitors per staff hour (10 staff, 10·L visitors);
+    # conversion 0.3 up to a load of 30, 0.15 above.
+    base = date(2026, 11, 2)
+    loads = range(1, 51)
+    when = [(base + timedelta(days=L // 24), L % 24) for L in loads]
+    staff = pd.DataFrame([(d, h, 10) for d, h in when], columns=["business_date", "hour", "staff"])
+    hourly = pd.DataFrame(
+        [
+            (d, h, 10 * L, 3 * L if L <= 30 else 1.5 * L)
+            for (d, h), L in zip(when, loads, strict=True)
+        ],
+        columns=["business_date", "hour", "visitors", "transactions"],
+    )
+    forecast = pd.DataFrame(
+        [(date(2026, 11, 16), 12, 32400, 100.0), (date(2026, 11, 16), 13, 32400, 20.0)],
+        columns=["business_date", "hour", "utc_offset_s", "mean"],
+    )
+    plan = plan_staffing(staff, hourly, forecast)
+    assert plan.staffed_hours == 50 and plan.visitors_per_staff_hour == pytest.approx(25.5)
+    assert [b.conversion for b in plan.curve] == pytest.approx([0.3, 0.3, 0.3, 0.15, 0.15])
+    assert plan.target_load == pytest.approx(30.4)  # the 60th percentile of 1..50
+    # hour 0: loads 24, 48 (mean 36); hours 19-23: h and h + 24 (mean ≥ 31).
+    assert plan.strained_hours == [0, 19, 20, 21, 22, 23]
+    # 8100 visitors at loads 31-50 converting 0.15 short, over 3 days: per week × 7/3.
+    assert plan.expected_extra_transactions == pytest.approx(8100 * 0.15 * 7 / 3, abs=0.1)
+    assert plan.recommendation["staff"].tolist() == [4, 1]  # ceil(100 / 30.4), at least 1
