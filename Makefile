@@ -21,11 +21,11 @@ setup:
 demo: setup web
 	$(RUN) tenpo demo
 
-## make test: start missing test servers, then run the whole suite (the PySpark
-## portability test included: extra "spark", Java 17).
+## make test: start missing test servers, then run the whole suite (the PySpark tests
+## included: extra "spark", Java 17; the S3 tests: extra "s3", moto from the dev group).
 test: setup services web chromium
-	$(UV) sync --frozen --quiet --extra spark --compile-bytecode
-	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest
+	$(UV) sync --frozen --quiet --extra spark --extra s3 --compile-bytecode
+	TENPO_TEST_SPARK=1 $(RUN) --extra spark --extra s3 pytest
 
 ## make test-spark: the KPI jobs and the demo's assets on PySpark local mode vs DuckDB
 ## (extra "spark", Java 17; a few minutes).

@@ -153,3 +153,28 @@ def pgvector_url() -> str:
         server = pgserver.get_server(data, cleanup_mode="stop")
     atexit.register(shutil.rmtree, data, ignore_errors=True)
     return server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@cache
+def s3_endpoint() -> str:
+    """URL of an S3 API server for tests: ``TENPO_TEST_S3_URL`` when set, else ``moto`` in
+    server mode (a real HTTP S3 API, objects in the server's memory), started once per
+    session on a free port. Clients find it through ``AWS_ENDPOINT_URL_S3``."""
+    url = os.environ.get("TENPO_TEST_S3_URL")
+    if url:
+        return url
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 30
+    while not reachable("127.0.0.1", port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("moto S3 server did not start")
+        time.sleep(0.1)
+    return f"http://127.0.0.1:{port}"

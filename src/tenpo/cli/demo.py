@@ -77,9 +77,19 @@ def send_files(
 
 
 def run_demo(
-    base: Settings, *, stores: int = 10, days: int = 14, seed: int = 7, serve: bool = False
+    base: Settings,
+    *,
+    stores: int = 10,
+    days: int = 14,
+    seed: int = 7,
+    serve: bool = False,
+    lake_url: str | None = None,
 ) -> DemoResult:
-    """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API."""
+    """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API.
+
+    ``lake_url`` puts the datalake there (``s3://bucket/prefix``, ``gs://…``) instead of
+    ``{data_dir}/demo/lake``; it must hold no object yet (the demo wipes only local files).
+    """
     from tenpo.api import create_app as create_api
     from tenpo.bus import open_bus
     from tenpo.control import ControlPlane
@@ -93,7 +103,12 @@ def run_demo(
     root = (base.data_dir / "demo").resolve()
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    cfg = isolated_settings(base, root)
+    cfg = isolated_settings(base, root, **({"lake_url": lake_url} if lake_url else {}))
+    if lake_url:
+        from tenpo.core.errors import BadInput
+
+        if open_lake(lake_url).list(""):
+            raise BadInput(f"the demo's lake {lake_url} is not empty: name a fresh prefix")
     result = DemoResult()
     clock = time.perf_counter()
 
@@ -353,6 +368,12 @@ def demo(
     video: bool = typer.Option(
         False, "--video", help="Also analyze a synthetic entrance clip into raw_visitor_events."
     ),
+    lake_url: str | None = typer.Option(
+        None,
+        "--lake-url",
+        help="Datalake of the demo (s3://bucket/prefix, gs://...; must be empty) instead of a "
+        "folder in the data dir.",
+    ),
 ) -> None:
     """Simulate a chain and run it through the whole platform, then serve the API."""
     started = time.perf_counter()
@@ -365,7 +386,9 @@ def demo(
 
         if run_video_demo(settings()):
             raise typer.Exit(1)
-    result = run_demo(settings(), stores=stores, days=days, seed=seed, serve=serve)
+    result = run_demo(
+        settings(), stores=stores, days=days, seed=seed, serve=serve, lake_url=lake_url
+    )
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
     if result.mismatches:
         raise typer.Exit(1)

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from fsspec.implementations.local import LocalFileSystem
 from tenpo.core.errors import LakeError
 
 log = logging.getLogger(__name__)
+
+# Conditional puts retried on S3's 409 (another conditional put of the key in flight).
+_CONFLICT_RETRIES = 5
 
 
 class Lake(ABC):
@@ -99,6 +103,10 @@ class FsspecLake(Lake):
     """
 
     def __init__(self, root: str, **storage_options: object) -> None:
+        if root.startswith(("s3://", "s3a://")):
+            # Another process's puts must show in our listings (the streamer lists what the
+            # gateway landed): s3fs would otherwise cache a folder's listing for good.
+            storage_options.setdefault("use_listings_cache", False)
         fs, path = fsspec.core.url_to_fs(root, **storage_options)
         self._fs: fsspec.AbstractFileSystem = fs
         self._local = isinstance(fs, LocalFileSystem)
@@ -170,12 +178,29 @@ class FsspecLake(Lake):
                 return created
             # Object stores: a conditional put (S3 If-None-Match: *, GCS if-generation-match 0)
             # where the fsspec backend implements mode="create".
-            self._fs.pipe_file(full, data, mode="create")
+            self._conditional_put(full, data)
         except FileExistsError:
             return False
         except OSError as exc:
             raise LakeError(f"cannot write {key}: {exc}") from exc
         return True
+
+    def _conditional_put(self, full: str, data: bytes) -> None:
+        """Create ``full`` unless it exists (``FileExistsError``), on an object store.
+
+        S3 answers 409 ConditionalRequestConflict while another conditional put of the key
+        is in flight: retried, the put then fails with 412 (exists) or succeeds.
+        """
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self._fs.pipe_file(full, data, mode="create")
+                return
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if "ConditionalRequestConflict" not in str(exc) or attempt + 1 == _CONFLICT_RETRIES:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def sync(self) -> None:
         if not self._local:
