@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_matches_ground_truth(settings: Settings) -> None:
-    result = run_demo(settings, stores=4, days=3, seed=11, serve=False)
+    """Half the stores in Europe/London, over its fall-back night (25 Oct 2026): every
+    timestamp carries the offset of its instant, and the exact check holds."""
+    result = run_demo(
+        settings, stores=4, days=3, seed=11, start=date(2026, 10, 24), dst_store_share=0.5
+    )
     assert result.mismatches == []
+    chain = (settings.data_dir / "demo" / "sim" / "chain.json").read_text(encoding="utf-8")
+    assert '"Europe/London"' in chain and '"Asia/Tokyo"' in chain
+    assert {r["business_date"] for r in result.rows} == {"2026-10-24", "2026-10-25", "2026-10-26"}
     assert result.rows, "the API returned no KPI rows"
     truth_file = settings.data_dir / "demo" / "sim" / "truth" / "daily_kpis.csv"
     with truth_file.open(encoding="utf-8") as fh:

@@ -83,11 +83,15 @@ def run_demo(
     days: int = 14,
     seed: int = 7,
     serve: bool = False,
+    start: date = date(2026, 10, 5),
+    dst_store_share: float = 0.0,
     lake_url: str | None = None,
 ) -> DemoResult:
     """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API.
 
-    ``lake_url`` puts the datalake there (``s3://bucket/prefix``, ``gs://…``) instead of
+    ``dst_store_share`` of the stores are in zones with daylight saving time
+    (``SimConfig.dst_store_share``); the check against the truth is the same. ``lake_url``
+    puts the datalake there (``s3://bucket/prefix``, ``gs://…``) instead of
     ``{data_dir}/demo/lake``; it must hold no object yet (the demo wipes only local files).
     """
     from tenpo.api import create_app as create_api
@@ -118,7 +122,6 @@ def run_demo(
         result.timings[name] = round(now - clock, 2)
         clock = now
 
-    start = date(2026, 10, 5)
     sim_dir = root / "sim"
     tenants = 2
     with console.status("simulating the chain…"):
@@ -129,6 +132,7 @@ def run_demo(
                 stores_per_tenant=max(1, stores // tenants),
                 days=days,
                 start_date=start,
+                dst_store_share=dst_store_share,
             ),
             sim_dir,
         )
