@@ -69,3 +69,7 @@ def test_cli_demo_no_serve_exits_zero(settings: Settings, tmp_path: Path) -> Non
     out = runner.invoke(app, ["demo", "--no-serve", "--stores", "2", "--days", "1"])
     assert out.exit_code == 0, out.output
     assert "ground truth" in out.output
+    # --no-serve still prints how to get in: a dashboard login and a read key per tenant.
+    text = " ".join(out.output.split())
+    assert "t1: log in as" in text and "A read key per tenant" in text
+    assert "t1: tnp_" in text.split("A read key per tenant")[1]
