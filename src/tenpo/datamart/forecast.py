@@ -151,7 +151,11 @@ class StoreForecast:
 def store_forecast(
     engine: Engine, caller: Caller, store_id: str, kpi: str, grain: str
 ) -> StoreForecast:
-    """The latest ``kpi`` forecast of a store the caller sees (NotFound otherwise)."""
+    """The latest ``kpi`` forecast of a store the caller sees (NotFound otherwise).
+
+    The store is resolved before the parameters are checked, so another tenant's store is a
+    404 whatever the query says (as on every store route)."""
+    visible_store(engine, caller, store_id)
     if kpi not in KPIS:
         raise BadInput(
             f"query parameter 'kpi' must be one of {', '.join(KPIS)}, got {kpi!r}", param="kpi"
@@ -161,7 +165,6 @@ def store_forecast(
             f"query parameter 'grain' must be one of {', '.join(GRAINS)}, got {grain!r}",
             param="grain",
         )
-    visible_store(engine, caller, store_id)
     ensure_forecast_schema(engine)
     t = mart_store_forecast
     mine = sa.and_(
