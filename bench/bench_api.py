@@ -7,8 +7,21 @@ afterwards. The server runs in a subprocess; the load comes from a small asyncio
 client with keep-alive connections (lighter than a full HTTP client library, so the machine's
 second core is not the bottleneck). Each KPI request asks for a random store and month.
 
+Throughput is measured closed-loop: ``CONCURRENCY`` connections each send the next request
+as soon as the previous answer arrived, so the server is saturated. Latency is NOT taken from
+that run: in a closed loop of N connections the mean latency is N / throughput by Little's
+law (100 connections at 1,000 req/s: 100 ms), so p99 < 30 ms could never be met however fast
+the server is. Latency is measured open-loop instead, at a fixed offered rate (``OFFERED``:
+half of the bare endpoint's closed-loop throughput, capped at 80 % of the KPI endpoint's own,
+so the KPI endpoint is not simply overloaded): requests are scheduled at fixed intervals
+over up to ``CONCURRENCY`` connections, and each latency runs from the request's scheduled
+time (a late send counts against the server: no coordinated omission). The bare endpoint's
+latency at the same offered rate is reported alongside.
+
 Reports ``api_kpi``: req/s of the KPI endpoint, baseline = req/s of the bare endpoint,
-ratio target 0.4; p50/p99 latencies of both, and whether p99 < 30 ms.
+ratio target 0.4; p50/p99 latencies of both at the offered rate, and whether p99 < 30 ms.
+With the PostgreSQL datamart the KPI route reads through the async psycopg pool
+(``tenpo.datamart.aread``): one prepared round trip, no worker thread.
 """
 
 from __future__ import annotations
@@ -40,6 +53,8 @@ CONCURRENCY = int(os.environ.get("TENPO_BENCH_CONCURRENCY", "100"))
 DURATION_S = float(os.environ.get("TENPO_BENCH_SECONDS", "6"))
 WARMUP_S = 1.5
 P99_TARGET_MS = 30.0
+OFFERED = 0.5
+"""Latency is measured at this fraction of the bare endpoint's closed-loop throughput."""
 TENANT = "bench"
 
 _SERVER = textwrap.dedent(
@@ -168,6 +183,45 @@ async def _load_test(port: int, make_request: object, duration: float) -> tuple[
     return len(latencies) / elapsed, latencies
 
 
+async def _open_loop(
+    port: int, make_request: object, rate: float, duration: float
+) -> tuple[float, list[float]]:
+    """Requests scheduled every ``1/rate`` s for ``duration`` s over at most ``CONCURRENCY``
+    keep-alive connections: (achieved req/s, latencies from each scheduled send time)."""
+    queue: asyncio.Queue[float | None] = asyncio.Queue()
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while (scheduled := await queue.get()) is not None:
+                status, _ = await _one(reader, writer, make_request())  # type: ignore[operator]
+                latencies.append(time.perf_counter() - scheduled)
+                if status != 200:
+                    errors += 1
+        finally:
+            writer.close()
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(CONCURRENCY)]
+    started = time.perf_counter()
+    total = int(rate * duration)
+    for i in range(total):
+        at = started + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(at)
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{errors} requests failed")
+    return total / elapsed, latencies
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -243,9 +297,12 @@ def main() -> None:
         assert len(httpx.get(f"{base}/bench/bare").content) == len(sample.content)
 
         asyncio.run(_load_test(port, kpi_request, WARMUP_S))
-        kpi_rps, kpi_lat = asyncio.run(_load_test(port, kpi_request, DURATION_S))
+        kpi_rps, _ = asyncio.run(_load_test(port, kpi_request, DURATION_S))
         asyncio.run(_load_test(port, lambda: bare_request, WARMUP_S))
-        bare_rps, bare_lat = asyncio.run(_load_test(port, lambda: bare_request, DURATION_S))
+        bare_rps, _ = asyncio.run(_load_test(port, lambda: bare_request, DURATION_S))
+        offered = min(OFFERED * bare_rps, 0.8 * kpi_rps)
+        _, kpi_lat = asyncio.run(_open_loop(port, kpi_request, offered, DURATION_S))
+        _, bare_lat = asyncio.run(_open_loop(port, lambda: bare_request, offered, DURATION_S))
     finally:
         if server is not None:
             server.terminate()
@@ -262,6 +319,8 @@ def main() -> None:
         baseline=bare_rps,
         target=0.4,
         concurrency=CONCURRENCY,
+        latency_offered_req_per_s=round(offered, 1),
+        latency_offered_share_of_bare=round(offered / bare_rps, 2),
         rows=STORES * DAYS,
         body_bytes=len(sample.content),
         load_s=round(load_s, 1),
@@ -273,7 +332,8 @@ def main() -> None:
         bare_p99_ms=round(_pct(bare_lat, 0.99), 1),
     )
     print(
-        f"api_kpi latency p50 {_pct(kpi_lat, 0.5):.1f} ms, p99 {p99:.1f} ms "
+        f"api_kpi latency at {offered:.0f} req/s offered: p50 {_pct(kpi_lat, 0.5):.1f} ms, "
+        f"p99 {p99:.1f} ms "
         f"(target < {P99_TARGET_MS:.0f} ms); bare p50 {_pct(bare_lat, 0.5):.1f} ms, "
         f"p99 {_pct(bare_lat, 0.99):.1f} ms"
     )

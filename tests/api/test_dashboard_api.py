@@ -407,13 +407,26 @@ def test_every_store_endpoint_hides_other_tenants_stores(
         problem(resp, 404, "not found")
 
 
+def _admin_key_paths(client: TestClient) -> set[str]:
+    """GET paths only an ``admin``-scoped API key may call (sessions and read keys are refused)."""
+    spec = client.get("/openapi.json").json()
+    return {
+        p
+        for p, ops in spec["paths"].items()
+        if "get" in ops
+        and "admin" in ops["get"].get("responses", {}).get("403", {}).get("description", "")
+    }
+
+
 def test_every_list_endpoint_leaves_other_tenants_out(client: TestClient, world: World) -> None:
     paths = _list_paths(client)
+    admin_only = _admin_key_paths(client)
     assert {"/v1/stores", "/v1/kpis", "/v1/coverage"} <= set(paths)
     for c, headers in ((login(client, "admin"), {}), (client, key(world.t1_key))):
         for path in paths:
             resp = c.get(path, headers=headers, params=RANGE)
-            assert resp.status_code in (200, 422), (path, resp.text)
+            allowed = (401, 403) if path in admin_only else (200, 422)
+            assert resp.status_code in allowed, (path, resp.text)
             assert SECRET_STORE not in resp.text and "987654" not in resp.text, path
         for fmt in ("csv", "parquet", "json"):
             resp = c.get("/v1/kpis", headers=headers, params=RANGE | {"format": fmt})

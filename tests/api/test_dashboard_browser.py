@@ -326,3 +326,59 @@ def test_initiatives_page_budget_and_language(served: tuple[str, World], browser
     manager.wait_for_selector("#stores")
     manager.goto(f"{base}/app/#/initiatives")
     manager.wait_for_selector("#initiatives-none")
+
+
+def test_forecast_chart_and_alerts_with_acknowledge(
+    served: tuple[str, World], browser: object
+) -> None:
+    """The store page's forecast chart (median and bands as the API serves them) and the
+    alerts page, where acknowledging an alert sticks; a manager of another store sees none."""
+    from datetime import UTC, date, datetime, timedelta
+
+    import pyarrow as pa
+
+    from tenpo.alerts import Alert, alert_id
+    from tenpo.datamart.alerts import record_alerts
+    from tenpo.datamart.forecast import export_forecasts
+    from tenpo.ml.forecast import MART_STORE_FORECAST
+
+    base, world = served
+    as_of = date(2026, 10, 11)
+    rows = [
+        {"tenant_id": "t1", "store_id": "s1", "kpi": "visitors", "grain": "day",
+         "business_date": as_of + timedelta(days=k), "hour": -1, "utc_offset_s": 0,
+         "as_of": as_of, "mean": 100.0 + k, "lo_80": 90.0, "hi_80": 120.0, "lo_95": 80.0,
+         "hi_95": 130.0}
+        for k in (1, 2, 3)
+    ]  # fmt: skip
+    export_forecasts(world.settings, pa.Table.from_pylist(rows, MART_STORE_FORECAST))
+    engine = get_engine(world.settings.datamart_db_url)
+    aid = alert_id("t1", "traffic", "s1", "visitors", as_of)
+    message = "visitors drop: 40 outside the 95 % forecast interval 80-130"
+    alert = Alert(
+        aid, "t1", "traffic", "kpi_outside_forecast", "s1", "visitors", as_of, message, 40.0
+    )
+    record_alerts(engine, [alert], datetime(2026, 10, 11, 22, tzinfo=UTC))
+
+    page = _page(browser, base)
+    _login(page, "admin")
+    page.wait_for_selector("#stores")
+    page.goto(f"{base}/app/#/store/s1")
+    page.wait_for_function("window.tenpo.charts['forecast'] !== undefined")
+    sets = page.evaluate("window.tenpo.charts['forecast'].data.datasets.map(d => d.data)")
+    assert sets[4] == [101, 102, 103] and sets[0] == [130] * 3 and sets[3] == [80] * 3
+    page.click("a[href='#/alerts']")
+    page.wait_for_selector(f"#alerts tr[data-alert='{aid}']")
+    assert "visitors drop" in page.locator(f"tr[data-alert='{aid}']").inner_text()
+    page.click(f"button[data-ack='{aid}']")
+    page.wait_for_selector(f"tr[data-alert='{aid}'] .muted")
+    _shot(page, "alerts_en")
+    acked = _api(base, world, "/v1/alerts")["items"]
+    assert acked[0]["acknowledged_at"] is not None  # type: ignore[index]
+    assert not page.errors  # type: ignore[attr-defined]
+
+    manager = _page(browser, base)
+    _login(manager, "manager")
+    manager.wait_for_selector("#stores")
+    manager.goto(f"{base}/app/#/alerts")
+    manager.wait_for_selector("#alerts-none")

@@ -218,6 +218,18 @@ def test_reexport_replaces_the_store_rows(world: World) -> None:
         s1 = conn.exec_driver_sql(f"{count} WHERE store_id = 's1'").scalar()
     assert s1_before == 3 * 90 + 2 * 14 * len(HOURS)  # no hourly net sales in the lake: 0s
     assert s1 == 1 and after == before - s1_before + 1
+    # The next day's run keeps that date (its forecast the day before) but serves from as-of on.
+    later = rows.to_pylist()[0] | {
+        "business_date": AS_OF + timedelta(days=2),
+        "as_of": AS_OF + timedelta(days=1),
+    }
+    export_forecasts(world.settings, pa.Table.from_pylist([later], MART_STORE_FORECAST))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(f"{count} WHERE store_id = 's1'").scalar() == 2
+    client = TestClient(create_app(world.settings, engine=engine, control=world.control))
+    body = _get(client, world.t1_key, "s1").json()
+    assert body["as_of"] == (AS_OF + timedelta(days=1)).isoformat()
+    assert [p["date"] for p in body["points"]] == [(AS_OF + timedelta(days=2)).isoformat()]
 
 
 def test_weather_feed_needs_admin_and_replaces_resent_days(

@@ -263,6 +263,30 @@ def test_daily_kpis(client: TestClient, keys: Keys) -> None:
     assert rows[3]["conversion_rate"] == 0.0
 
 
+def test_kpi_json_is_exactly_the_models_and_postgres_takes_the_async_path(
+    client: TestClient, keys: Keys, dm: Settings
+) -> None:
+    """The hot path builds the JSON without the response models: it must be byte for byte
+    what KpiSeries would serialise, at every grain; on PostgreSQL it reads through the
+    async pool (no thread hop), on SQLite through the sync read side."""
+    from tenpo.api.models import KpiSeries
+
+    reader = client.app.state.kpi_reader  # type: ignore[attr-defined]
+    assert (reader is not None) == dm.datamart_db_url.startswith("postgresql")
+    for grain in ("day", "week", "month", "total"):
+        resp = client.get(
+            "/v1/stores/s1/kpis", headers=auth(keys.t1_read), params={**RANGE, "grain": grain}
+        )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        body["from_"] = body.pop("from")  # the model reads its field name, writes "from"
+        model = KpiSeries.model_validate(body)
+        assert model.model_dump_json(by_alias=True).encode() == resp.content
+        assert model.items, grain
+    if reader is not None:
+        assert reader._pool is not None  # the answer above came through the pool
+
+
 def test_weekly_kpis_recompute_ratios_from_sums(client: TestClient, keys: Keys) -> None:
     params = RANGE | {"grain": "week"}
     rows = client.get("/v1/stores/s1/kpis", headers=auth(keys.t1_read), params=params).json()

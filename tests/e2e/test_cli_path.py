@@ -293,6 +293,9 @@ def ingest(op: Operator) -> str:
     ):
         (op.cwd / f"{name}.csv").write_text(text, encoding="utf-8")
     op.run("admin", "tenant", "create", "acme", "--name", "Acme Retail")
+    # The gateway is a long-running service: it starts (slowly) while the operator registers.
+    t0 = time.perf_counter()
+    gateway = op.serve("gateway", _free_port())
     out = op.run(
         "admin", "import", "stores.csv", "devices.csv", "registers.csv", "--tenant", "acme"
     )
@@ -301,8 +304,6 @@ def ingest(op: Operator) -> str:
                            "--scope", "pos:write", "--scope", "iot:write"))  # fmt: skip
     reader = _token(op.run("admin", "key", "create", "--tenant", "acme", "--name", "reader",
                            "--scope", "read"))  # fmt: skip
-    t0 = time.perf_counter()
-    gateway = op.serve("gateway", _free_port())
     op.wait_ready(op.servers[-1], gateway)
     log.info("gateway serving after %.1fs", time.perf_counter() - t0)
     auth = {"Authorization": f"Bearer {ingest}"}

@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_matches_ground_truth(settings: Settings) -> None:
-    result = run_demo(settings, stores=4, days=3, seed=11, serve=False)
+    """Half the stores in Europe/London, over its fall-back night (25 Oct 2026): every
+    timestamp carries the offset of its instant, and the exact check holds."""
+    result = run_demo(
+        settings, stores=4, days=3, seed=11, start=date(2026, 10, 24), dst_store_share=0.5
+    )
     assert result.mismatches == []
+    chain = (settings.data_dir / "demo" / "sim" / "chain.json").read_text(encoding="utf-8")
+    assert '"Europe/London"' in chain and '"Asia/Tokyo"' in chain
+    assert {r["business_date"] for r in result.rows} == {"2026-10-24", "2026-10-25", "2026-10-26"}
     assert result.rows, "the API returned no KPI rows"
     truth_file = settings.data_dir / "demo" / "sim" / "truth" / "daily_kpis.csv"
     with truth_file.open(encoding="utf-8") as fh:
@@ -62,3 +69,7 @@ def test_cli_demo_no_serve_exits_zero(settings: Settings, tmp_path: Path) -> Non
     out = runner.invoke(app, ["demo", "--no-serve", "--stores", "2", "--days", "1"])
     assert out.exit_code == 0, out.output
     assert "ground truth" in out.output
+    # --no-serve still prints how to get in: a dashboard login and a read key per tenant.
+    text = " ".join(out.output.split())
+    assert "t1: log in as" in text and "A read key per tenant" in text
+    assert "t1: tnp_" in text.split("A read key per tenant")[1]

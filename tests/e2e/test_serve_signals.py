@@ -1,8 +1,9 @@
 """``tenpo serve gateway|api|iot`` exit 0 on SIGTERM and on SIGINT (real processes).
 
-All six servers start at once (the start-up, mostly imports, is what takes time), each on its
-own port or client id; each gets its signal once it serves, must exit 0 within 30 s, and
-frees its port.
+The gateway and the API share ``serve_one`` (SIGTERM to one, SIGINT to the other), the IoT
+subscriber has its own loop (both signals). The four servers start at once (the start-up,
+mostly imports, is what takes time), each on its own port or client id; each gets its signal
+once it serves, must exit 0 within 30 s, and frees its port.
 """
 
 from __future__ import annotations
@@ -48,21 +49,25 @@ def test_servers_stop_cleanly_on_sigterm_and_sigint(tmp_path: Path) -> None:
     # One control plane, migrated before the servers race to open it.
     subprocess.run([TENPO, "admin", "migrate"], env=env, check=True, capture_output=True)
     procs = []
-    for what in ("gateway", "api", "iot"):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            port = _free_port()
-            stats = tmp_path / f"{what}-{sig.name}.json"
-            if what == "iot":
-                args = ["iot", "--no-late", "--stats-file", str(stats)]
-                extra = {"TENPO_MQTT_CLIENT_ID": f"tenpo-signals-{os.getpid()}-{sig.name}"}
-            else:
-                args, extra = [what, "--host", "127.0.0.1", "--port", str(port)], {}
-            log = (tmp_path / f"{what}-{sig.name}.log").open("w")
-            proc = subprocess.Popen(
-                [TENPO, "serve", *args], env=env | extra, stdout=log, stderr=subprocess.STDOUT
-            )
-            log.close()
-            procs.append((what, sig, port, stats, proc))
+    for what, sig in (
+        ("gateway", signal.SIGTERM),
+        ("api", signal.SIGINT),
+        ("iot", signal.SIGTERM),
+        ("iot", signal.SIGINT),
+    ):
+        port = _free_port()
+        stats = tmp_path / f"{what}-{sig.name}.json"
+        if what == "iot":
+            args = ["iot", "--no-late", "--stats-file", str(stats)]
+            extra = {"TENPO_MQTT_CLIENT_ID": f"tenpo-signals-{os.getpid()}-{sig.name}"}
+        else:
+            args, extra = [what, "--host", "127.0.0.1", "--port", str(port)], {}
+        log = (tmp_path / f"{what}-{sig.name}.log").open("w")
+        proc = subprocess.Popen(
+            [TENPO, "serve", *args], env=env | extra, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        procs.append((what, sig, port, stats, proc))
 
     def output(what: str, sig: signal.Signals) -> str:
         return (tmp_path / f"{what}-{sig.name}.log").read_text()

@@ -17,6 +17,7 @@ from tenpo.lake import Lake, open_lake
 from tenpo.pipelines import PipelineFailed, TenpoResource, date_ranges, materialize_dates
 from tenpo.pipelines.definitions import defs
 from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
+from tenpo.pipelines.initiatives import DATAMART_INITIATIVES_KEY, MART_INITIATIVE_EFFECTS_KEY
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, kpi_assets
 from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS
 from tenpo.pipelines.partitions import daily_partitions
@@ -103,9 +104,15 @@ def test_materialize_dates_runs_a_range_in_one_run_and_exports_to_the_datamart(
         for e in results[0].get_asset_materialization_events()
     }
     # Every mart and export by default: the partitioned ones per date, the store list and the
-    # ML marts once (no partition).
+    # ML and initiative marts once (no partition).
     partitioned = (*MART_KEYS, *DATAMART_KEYS, MART_DEVICE_HEALTH_KEY, DATAMART_DEVICE_HEALTH_KEY)
-    once = (DATAMART_STORES_KEY, *ML_ASSET_KEYS, DATAMART_ML_KEY)
+    once = (
+        DATAMART_STORES_KEY,
+        *ML_ASSET_KEYS,
+        DATAMART_ML_KEY,
+        MART_INITIATIVE_EFFECTS_KEY,
+        DATAMART_INITIATIVES_KEY,
+    )
     assert partitions == {
         (asset, d.isoformat()) for asset in partitioned for d in (DAY, NEXT_DAY)
     } | {(asset, None) for asset in once}

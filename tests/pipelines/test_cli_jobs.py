@@ -92,3 +92,23 @@ def test_materialize_only_kpis_serves_the_control_planes_stores(settings: Settin
         rows = [tuple(r) for r in conn.execute(sa.select(dm_stores.c.store_id, dm_stores.c.code,
                                                           dm_stores.c.floor_area_m2))]  # fmt: skip
     assert rows == [(store.store_id, "S1", 80.0)]
+
+
+def test_ui_runner_stops_its_child_on_sigterm_and_exits_zero() -> None:
+    """`tenpo jobs ui`: SIGTERM (or SIGINT) to tenpo stops `dagster dev` and exits 0; a child
+    that ends by itself gives its own status."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    from tenpo.cli.jobs import run_until_stopped
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    started = time.monotonic()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    assert run_until_stopped(sleeper, dict(os.environ)) == 0
+    assert time.monotonic() - started < 30
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert run_until_stopped([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ)) == 3

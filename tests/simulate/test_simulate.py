@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from datetime import date, timedelta
@@ -235,3 +236,47 @@ def test_initiatives_are_planted_with_room_for_controls() -> None:
     assert lever_lifts(
         [i], i.tenant_id, i.store_codes[0], i.end + timedelta(days=1)
     ) == dict.fromkeys(("capture", "conversion", "basket"), 1.0)
+
+
+def test_stores_in_daylight_saving_zones(tmp_path: Path) -> None:
+    """dst_store_share puts stores in London, New York and Auckland in turn; their devices'
+    clocks tick in elapsed time, so London's 25 Oct 2026 (25 hours) has 100 heartbeats, each
+    an instant of its own with the offset in force, and receipts carry that day's offsets."""
+    import json
+    from datetime import UTC, datetime
+
+    config = SimConfig(
+        seed=3, tenants=1, stores=4, days=3, start_date=date(2026, 10, 24),
+        dst_store_share=0.75, rgb_camera_share=0.0, tof_camera_share=0.0,
+    )  # fmt: skip
+    simulate(config, tmp_path)
+    chain = json.loads((tmp_path / "chain.json").read_text(encoding="utf-8"))
+    zones = [s["timezone"] for s in chain["stores"]]
+    assert zones == ["Asia/Tokyo", "Europe/London", "America/New_York", "Pacific/Auckland"]
+    london = chain["stores"][1]["code"]
+    device = next(d["device_id"] for d in chain["devices"] if d["store_code"] == london)
+
+    def heartbeats(day: str) -> list[str]:
+        body = json.loads((tmp_path / f"iot/t1/{device}_{day}.json").read_text())
+        return [e["ts"] for e in body["events"] if e["type"] == "heartbeat"]
+
+    for day, n, offsets in (
+        ("20261024", 96, {"+01:00"}), ("20261025", 100, {"+01:00", "+00:00"}),
+        ("20261026", 96, {"+00:00"}),
+    ):  # fmt: skip
+        beats = heartbeats(day)
+        instants = [datetime.fromisoformat(ts).astimezone(UTC) for ts in beats]
+        assert len(beats) == n and len(set(instants)) == n
+        assert {ts[-6:] for ts in beats} == offsets
+        assert all(b - a == timedelta(minutes=15) for a, b in itertools.pairwise(instants))
+    assert heartbeats("20261025")[4:9] == [
+        "2026-10-25T01:00:00+01:00", "2026-10-25T01:15:00+01:00", "2026-10-25T01:30:00+01:00",
+        "2026-10-25T01:45:00+01:00", "2026-10-25T01:00:00+00:00",
+    ]  # fmt: skip
+    # Tokyo's files keep +09:00; New York is still on EDT (−04:00) until 1 Nov.
+    tokyo = next(d["device_id"] for d in chain["devices"] if d["store_code"] == "S001")
+    assert '+09:00"' in (tmp_path / f"iot/t1/{tokyo}_20261025.json").read_text()
+    ny_code = chain["stores"][2]["code"]
+    ny = next(d["device_id"] for d in chain["devices"] if d["store_code"] == ny_code)
+    ny_events = json.loads((tmp_path / f"iot/t1/{ny}_20261025.json").read_text())["events"]
+    assert {e.get("ts", e.get("interval_start"))[-6:] for e in ny_events} == {"-04:00"}

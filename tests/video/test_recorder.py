@@ -188,3 +188,26 @@ def test_file_source_and_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="readable video"):
         list(decode_mp4(b"not a video"))
     assert cv2.__version__
+
+
+def test_a_stop_request_closes_the_open_chunk_and_keeps_it(tmp_path: Path) -> None:
+    """`tenpo video record` on SIGTERM/SIGINT: the event stops the loop between frames, the
+    partial chunk is written, and nothing after the stop is read."""
+    import threading
+
+    stop = threading.Event()
+    state = {"n": 0}
+
+    class StoppingSource(ScriptedSource):
+        def read(self) -> tuple[datetime, np.ndarray] | None:
+            if state["n"] == 45:  # 1.5 s at 30 fps: mid-chunk
+                stop.set()
+            return super().read()
+
+    lake = FsspecLake(str(tmp_path / "lake"))
+    rec = Recorder(lake=lake, bus=MemoryBus(), tenant_id="t1", camera_id="cam-1", fps=15,
+                   chunk_seconds=2, sleep=lambda s: None)  # fmt: skip
+    source = StoppingSource(state, 300, 30.0, set())
+    chunks = rec.run(lambda: source, stop=stop)
+    assert state["n"] == 46  # the frame read when the stop came is the last
+    assert [c.frames for c in chunks] == [23] and len(lake.list("video/")) == 1

@@ -9,8 +9,11 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import orjson
+import pyarrow as pa
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 
 from tenpo.api import _export
@@ -30,11 +33,14 @@ from tenpo.api.models import (
     TreeChange,
     TreeNode,
 )
+from tenpo.control.auth import Principal
 from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 from tenpo.datamart import StoreRecord
 from tenpo.datamart import read as dm
+from tenpo.datamart.aread import KPI_COLUMNS, AsyncKpiReader
 from tenpo.datamart.devices import StoreDayHealth, store_day_health
+from tenpo.datamart.kpis import KpiPeriod
 from tenpo.datamart.read import (
     ApiGrain,
     Row,
@@ -45,6 +51,7 @@ from tenpo.datamart.read import (
     visible_store,
     visible_stores,
 )
+from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 __all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
 
@@ -172,7 +179,7 @@ FormatParam = Annotated[
     responses=_KPI_ERRORS | {200: {"content": _EXPORT_CONTENT}},
     tags=["kpis"],
 )
-def kpis(
+async def kpis(
     request: Request,
     caller: Reader,
     engine: Datamart,
@@ -188,30 +195,83 @@ def kpis(
     ``If-None-Match`` gets 304.
     """
     start, end = _date_range(request, from_, to)
+    negotiated = _export.negotiate(fmt, request.headers.get("accept"))
+    fast: AsyncKpiReader | None = getattr(request.app.state, "kpi_reader", None)
+    if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
+        return await run_in_threadpool(
+            _kpis_sync, request, caller, engine, store_id, start, end, grain, negotiated
+        )
+    # The hot path (PostgreSQL): store, days and device health in one async round trip.
+    record, days, health = await fast.store_with_days(caller, store_id, start, end)
+    return _kpi_answer(request, record, days, health, store_id, start, end, grain, negotiated)
+
+
+def _kpis_sync(
+    request: Request,
+    caller: Principal,
+    engine: Engine,
+    store_id: str,
+    start: date,
+    end: date,
+    grain: ApiGrain,
+    fmt: _export.ExportFormat,
+) -> Response:
     if grain == "hour":
         record = visible_store(engine, caller, store_id)  # 404 before any data is read
         rows = series(engine, caller, [store_id], start, end, grain)[store_id]
-    else:  # the hot path: store check and daily rows in one query
-        record, days = store_with_days(engine, caller, store_id, start, end)
-        rows = rollup_rows(days, grain, start, end)
-    today = _today(record.timezone)
+        health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
+        return _kpi_response(request, record, rows, health, store_id, start, end, grain, fmt)
+    record, days = store_with_days(engine, caller, store_id, start, end)
     health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
+    return _kpi_answer(request, record, days, health, store_id, start, end, grain, fmt)
+
+
+def _kpi_answer(
+    request: Request,
+    record: StoreRecord,
+    days: list[KpiPeriod],
+    health: dict[tuple[str, date], StoreDayHealth],
+    store_id: str,
+    start: date,
+    end: date,
+    grain: ApiGrain,
+    fmt: _export.ExportFormat,
+) -> Response:
+    rows = rollup_rows(days, grain, start, end)
+    return _kpi_response(request, record, rows, health, store_id, start, end, grain, fmt)
+
+
+def _kpi_response(
+    request: Request,
+    record: StoreRecord,
+    rows: list[Row],
+    health: dict[tuple[str, date], StoreDayHealth],
+    store_id: str,
+    start: date,
+    end: date,
+    grain: ApiGrain,
+    fmt: _export.ExportFormat,
+) -> Response:
+    today = _today(record.timezone)
+    filename = f"kpis_{store_id}_{start}_{end}_{grain}"
+    missing = dm.series_missing(rows, grain, start, end, today)
+    if fmt == "json":  # plain dicts in KpiRow's field order, encoded once by orjson
+        content = orjson.dumps(
+            {
+                "store_id": store_id,
+                "grain": grain,
+                "from": start,
+                "to": end,
+                "items": [_kpi_item(r, grain, start, end, today, health, store_id) for r in rows],
+                "missing_dates": missing,
+            }
+        )
+        return _respond_bytes(request, content, fmt, filename)
     items = [_kpi_row(r, grain, start, end, today, health, store_id) for r in rows]
     body = KpiSeries(
-        store_id=store_id,
-        grain=grain,
-        from_=start,
-        to=end,
-        items=items,
-        missing_dates=dm.series_missing(rows, grain, start, end, today),
+        store_id=store_id, grain=grain, from_=start, to=end, items=items, missing_dates=missing
     )
-    return _respond(
-        request,
-        body,
-        [(store_id, i) for i in items],
-        _export.negotiate(fmt, request.headers.get("accept")),
-        f"kpis_{store_id}_{start}_{end}_{grain}",
-    )
+    return _respond(request, body, [(store_id, i) for i in items], fmt, filename)
 
 
 @router.get(
@@ -359,6 +419,12 @@ def _respond(
         content = _export.to_parquet(flat)
     else:
         content = body.model_dump_json(by_alias=True).encode()
+    return _respond_bytes(request, content, fmt, filename)
+
+
+def _respond_bytes(
+    request: Request, content: bytes, fmt: _export.ExportFormat, filename: str
+) -> Response:
     etag = f'"{hashlib.sha256(content).hexdigest()[:32]}"'
     headers = {
         "ETag": etag,
@@ -408,6 +474,38 @@ def _store(r: StoreRecord) -> Store:
         timezone=r.timezone,
         floor_area_m2=r.floor_area_m2,
     )
+
+
+_MONEY_KPIS = frozenset(name for name, kind in SALES_TRAFFIC_KPIS if pa.types.is_decimal(kind))
+
+
+def _kpi_item(
+    row: Row,
+    grain: ApiGrain,
+    start: date,
+    end: date,
+    today: date,
+    health: dict[tuple[str, date], StoreDayHealth],
+    store_id: str,
+) -> dict[str, Any]:
+    """One :class:`KpiRow` as the dict its JSON holds (same keys, same order, same values),
+    without building and validating the model: the KPI columns come from the warehouse
+    schema, money as two-place strings."""
+    p = row.period
+    days = dm.period_health(p, start, end, store_id, health)
+    item: dict[str, Any] = {
+        "business_date": p.period_start,
+        "period_end": p.period_end,
+        "days": p.days,
+    }
+    for name in KPI_COLUMNS:
+        value = getattr(p, name)
+        item[name] = _money(value) if name in _MONEY_KPIS else value
+    item["hour"] = row.hour
+    item["utc_offset_s"] = row.utc_offset_s
+    item["flags"] = dm.row_flags(row, grain, start, end, today, days)
+    item["device_flags"] = sorted({f for h in days for f in h.flags})
+    return item
 
 
 def _kpi_row(

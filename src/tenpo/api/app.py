@@ -34,6 +34,7 @@ from tenpo.api._video_routes import video_router
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings
 from tenpo.datamart import ensure_schema, get_engine
+from tenpo.datamart.aread import AsyncKpiReader, is_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,15 @@ def create_app(
             settings.control_db_url, auth_cache_ttl=settings.auth_cache_seconds
         )
 
+    # PostgreSQL: the KPI hot path reads through an async psycopg pool (tenpo.datamart.aread).
+    kpi_reader = AsyncKpiReader(datamart) if is_postgres(datamart) else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("read API up (datamart %s)", datamart.url.render_as_string())
         yield
+        if kpi_reader is not None:
+            await kpi_reader.close()
         if owned is not None:
             owned.dispose()
 
@@ -78,6 +84,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.datamart = datamart
+    app.state.kpi_reader = kpi_reader
     app.state.control = control
     app.state.max_kpi_days = settings.api_max_kpi_days
     app.state.sessions = SessionSigner(settings.session_secret, settings.session_ttl_s)

@@ -21,29 +21,32 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tenpo import flow
 from tenpo.cli._common import console, handles_errors, settings
 from tenpo.core.settings import Settings
-from tenpo.flow import (
-    DEMO_PASSWORD,
-    compare_with_truth,
-    create_demo_users,
-    isolated_settings,
-    read_initiative_effects,
-    read_store_kpis,
-    read_truth,
-    register_chain,
-    source_files,
-)
-from tenpo.pos.vendors import master_sources
+
+if TYPE_CHECKING:
+    from tenpo.flow import compare_with_truth, register_chain, source_files
 
 log = logging.getLogger(__name__)
+
+# Re-exported from tenpo.flow, imported on first use: every `tenpo` command imports this
+# module to register `tenpo demo`, and the flow (simulator, POS vendors) is heavy.
+_FROM_FLOW = ("compare_with_truth", "register_chain", "source_files")
+
+
+def __getattr__(name: str) -> Any:
+    """``compare_with_truth``, ``register_chain``, ``source_files`` from :mod:`tenpo.flow`."""
+    if name in _FROM_FLOW:
+        from tenpo import flow
+
+        return getattr(flow, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -72,6 +75,8 @@ def send_files(
 ) -> int:
     """POST every file to the gateway with a progress bar; a non-202 answer stops the demo."""
     task = progress.add_task("gateway: sending files", total=len(files))
+    from tenpo import flow
+
     flow.send_files(base_url, keys, files, on_file=lambda _n: progress.advance(task))
     return len(files)
 
@@ -83,20 +88,36 @@ def run_demo(
     days: int = 14,
     seed: int = 7,
     serve: bool = False,
+    start: date = date(2026, 10, 5),
+    dst_store_share: float = 0.0,
     lake_url: str | None = None,
 ) -> DemoResult:
     """Run the whole flow in ``{base.data_dir}/demo``; returns rows read back from the API.
 
-    ``lake_url`` puts the datalake there (``s3://bucket/prefix``, ``gs://…``) instead of
+    ``dst_store_share`` of the stores are in zones with daylight saving time
+    (``SimConfig.dst_store_share``); the check against the truth is the same. ``lake_url``
+    puts the datalake there (``s3://bucket/prefix``, ``gs://…``) instead of
     ``{data_dir}/demo/lake``; it must hold no object yet (the demo wipes only local files).
     """
     from tenpo.api import create_app as create_api
     from tenpo.bus import open_bus
     from tenpo.control import ControlPlane
+    from tenpo.flow import (
+        DEMO_PASSWORD,
+        compare_with_truth,
+        create_demo_users,
+        isolated_settings,
+        read_initiative_effects,
+        read_store_kpis,
+        read_truth,
+        register_chain,
+        source_files,
+    )
     from tenpo.gateway import create_app as create_gateway
     from tenpo.gateway import serve_in_thread
     from tenpo.lake import open_lake
     from tenpo.pipelines import materialize_dates
+    from tenpo.pos.vendors import master_sources
     from tenpo.simulate import SimConfig, simulate
     from tenpo.streamer import Streamer
 
@@ -118,7 +139,6 @@ def run_demo(
         result.timings[name] = round(now - clock, 2)
         clock = now
 
-    start = date(2026, 10, 5)
     sim_dir = root / "sim"
     tenants = 2
     with console.status("simulating the chain…"):
@@ -129,6 +149,7 @@ def run_demo(
                 stores_per_tenant=max(1, stores // tenants),
                 days=days,
                 start_date=start,
+                dst_store_share=dst_store_share,
             ),
             sim_dir,
         )

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from tenpo.cli._common import console, err_console
-from tenpo.simulate import SimConfig, simulate_chain, write_chain, writers
 
 _DEFAULT_START = datetime(2026, 10, 5)
 _DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
@@ -31,11 +30,25 @@ def simulate(
     workers: Annotated[
         int, typer.Option("--workers", help="Processes writing tenants in parallel.")
     ] = _DEFAULT_WORKERS,
+    dst_store_share: Annotated[
+        float,
+        typer.Option(
+            "--dst-store-share",
+            help="Share of stores in London, New York and Auckland (daylight saving time).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Simulate a retail chain: POS, device and visitor files per FORMATS.md, plus ground truth."""
+    from tenpo.simulate import SimConfig, simulate_chain, write_chain, writers
+
     try:
         config = SimConfig(
-            seed=seed, tenants=tenants, stores=stores, days=days, start_date=_day(start)
+            seed=seed,
+            tenants=tenants,
+            stores=stores,
+            days=days,
+            start_date=_day(start),
+            dst_store_share=dst_store_share,
         )
     except ValidationError as exc:
         problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())

@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -68,6 +68,7 @@ dm_weather = sa.Table(
     sa.Column("temperature_c", sa.Float(), nullable=False),
 )
 
+_KEEP_PAST_DAYS = 35
 _ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 _lock = threading.Lock()
 
@@ -91,20 +92,34 @@ def ensure_forecast_schema(engine: Engine) -> None:
 
 
 def export_forecasts(settings: Settings, rows: pa.Table) -> int:
-    """Replace, for every store in ``rows``, its forecast rows with these; rows written."""
+    """Replace, for every store in ``rows``, its forecast rows from the first date forecast on
+    with these; rows written. The rows of earlier dates stay 35 days (the forecast each date
+    had the day before it came, which the alert rules compare the actuals with)."""
     if set(rows.column_names) != set(MART_STORE_FORECAST.names):
         raise BadInput(f"forecast rows do not match their schema ({sorted(rows.column_names)})")
     records = rows.select(MART_STORE_FORECAST.names).cast(MART_STORE_FORECAST).to_pylist()
-    stores = sorted({(r["tenant_id"], r["store_id"]) for r in records})
+    first: dict[tuple[str, str], date] = {}
+    for r in records:
+        key = (r["tenant_id"], r["store_id"])
+        first[key] = min(first.get(key, r["business_date"]), r["business_date"])
     engine = get_engine(settings.datamart_db_url)
     ensure_forecast_schema(engine)
     t = mart_store_forecast
     with engine.begin() as conn:
-        for tenant, store in stores:
-            conn.execute(t.delete().where(t.c.tenant_id == tenant, t.c.store_id == store))
-        for start in range(0, len(records), 5000):
-            conn.execute(t.insert(), records[start : start + 5000])
-    logger.info("datamart forecasts: %d rows for %d stores", len(records), len(stores))
+        for (tenant, store), start in sorted(first.items()):
+            conn.execute(
+                t.delete().where(
+                    t.c.tenant_id == tenant,
+                    t.c.store_id == store,
+                    sa.or_(
+                        t.c.business_date >= start,
+                        t.c.business_date < start - timedelta(days=_KEEP_PAST_DAYS),
+                    ),
+                )
+            )
+        for chunk in range(0, len(records), 5000):
+            conn.execute(t.insert(), records[chunk : chunk + 5000])
+    logger.info("datamart forecasts: %d rows for %d stores", len(records), len(first))
     return len(records)
 
 
@@ -136,7 +151,11 @@ class StoreForecast:
 def store_forecast(
     engine: Engine, caller: Caller, store_id: str, kpi: str, grain: str
 ) -> StoreForecast:
-    """The latest ``kpi`` forecast of a store the caller sees (NotFound otherwise)."""
+    """The latest ``kpi`` forecast of a store the caller sees (NotFound otherwise).
+
+    The store is resolved before the parameters are checked, so another tenant's store is a
+    404 whatever the query says (as on every store route)."""
+    visible_store(engine, caller, store_id)
     if kpi not in KPIS:
         raise BadInput(
             f"query parameter 'kpi' must be one of {', '.join(KPIS)}, got {kpi!r}", param="kpi"
@@ -146,21 +165,24 @@ def store_forecast(
             f"query parameter 'grain' must be one of {', '.join(GRAINS)}, got {grain!r}",
             param="grain",
         )
-    visible_store(engine, caller, store_id)
     ensure_forecast_schema(engine)
     t = mart_store_forecast
-    query = (
-        sa.select(t)
-        .where(
-            t.c.tenant_id == caller.tenant_id,
-            t.c.store_id == store_id,
-            t.c.kpi == kpi,
-            t.c.grain == grain,
-        )
-        .order_by(t.c.business_date, t.c.hour, t.c.utc_offset_s.desc())
+    mine = sa.and_(
+        t.c.tenant_id == caller.tenant_id,
+        t.c.store_id == store_id,
+        t.c.kpi == kpi,
+        t.c.grain == grain,
     )
     with engine.connect() as conn:
-        rows = list(conn.execute(query).mappings())
+        latest = conn.execute(sa.select(sa.func.max(t.c.as_of)).where(mine)).scalar()
+        rows = []
+        if latest is not None:  # the latest run's dates (earlier runs' past dates stay too)
+            query = (
+                sa.select(t)
+                .where(mine, t.c.business_date > latest)
+                .order_by(t.c.business_date, t.c.hour, t.c.utc_offset_s.desc())
+            )
+            rows = list(conn.execute(query).mappings())
     hourly = grain == "hour"
     points = [
         ForecastPoint(

@@ -590,6 +590,10 @@ def forecast_rows(
     out = pd.concat(frames, ignore_index=True).assign(as_of=as_of)
     for name in ("mean", *INTERVAL_COLUMNS):
         out[name] = out[name].astype(float).round(2)
+    finite = np.isfinite(out[["mean", *INTERVAL_COLUMNS]].to_numpy()).all(axis=1)
+    if not finite.all():  # a degenerate series (e.g. an overflowing level): no such rows
+        logger.warning("forecast: %d non-finite rows dropped", int((~finite).sum()))
+        out = out[finite]
     return pa.Table.from_pandas(
         out[MART_STORE_FORECAST.names], schema=MART_STORE_FORECAST, preserve_index=False
     )

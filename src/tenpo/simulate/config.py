@@ -104,6 +104,19 @@ class SimConfig(BaseModel):
         description="Initiatives planted per tenant (known effect on one KPI at 1-3 stores; "
         "`truth/initiatives.csv`); none when fewer than 14 days are simulated.",
     )
+    dst_store_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of each tenant's stores in a zone with daylight saving time (in turn "
+        "`dst_timezones`); the others are in Asia/Tokyo. Every timestamp carries the offset in "
+        "force at that instant; a local date has 23, 24 or 25 hours.",
+    )
+    dst_timezones: tuple[str, ...] = Field(
+        ("Europe/London", "America/New_York", "Pacific/Auckland"),
+        min_length=1,
+        description="Zones of the `dst_store_share` stores, assigned in turn.",
+    )
     quirk_rate: float = Field(
         0.02,
         ge=0,

@@ -29,7 +29,7 @@ from tenpo.simulate.catalog import build_catalogs
 from tenpo.simulate.config import SimConfig
 from tenpo.simulate.engine import _rng, _stores, _StoreState, _tenant, day_demand, regional_shocks
 from tenpo.simulate.initiatives import lever_lifts, plant_initiatives
-from tenpo.simulate.model import Initiative, Store, Tenant
+from tenpo.simulate.model import Initiative, Store, Tenant, day_offsets
 from tenpo.simulate.profiles import INDUSTRIES
 from tenpo.simulate.truth import DailyTruth
 
@@ -88,6 +88,7 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             "store_id",
             "business_date",
             "hour",
+            "utc_offset_s",
             "transactions",
             "visitors",
             "visitors_counted",
@@ -115,6 +116,8 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             hourly["store_id"] += [store.code] * len(active)
             hourly["business_date"] += [day] * len(active)
             hourly["hour"] += active.tolist()
+            offsets = day_offsets(store.timezone, day)[1]  # each hour its own offset
+            hourly["utc_offset_s"] += [offsets[h] for h in active.tolist()]
             hourly["transactions"] += tx_h[active].tolist()
             hourly["visitors"] += vis_h[active].tolist()
             hourly["visitors_counted"] += counted_h[active].tolist()
@@ -175,7 +178,6 @@ def store_day_marts(sd: StoreDays) -> tuple[pd.DataFrame, pd.DataFrame]:
     keep = rng.random(len(daily)) >= cfg.outage_rate
     daily = daily[keep].reset_index(drop=True)
     hourly = sd.hourly.drop(columns=["visitors"]).rename(columns={"visitors_counted": "visitors"})
-    hourly["utc_offset_s"] = 9 * 3600
     kept = daily[["tenant_id", "store_id", "business_date"]]
     hourly = hourly.merge(kept, on=["tenant_id", "store_id", "business_date"])
     return daily, hourly

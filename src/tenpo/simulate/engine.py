@@ -28,6 +28,7 @@ from tenpo.simulate.model import (
     RETURN,
     SALE,
     TAX_PCTS,
+    TIMEZONE,
     VOID,
     WEEKDAYS,
     Chain,
@@ -318,6 +319,7 @@ def _stores(
             weekday_factor=location_week(prof, loc),
             hourly_traffic=location_hourly(prof, loc),
             execution=tuple(round(v, 6) for v in execution.tolist()),
+            timezone=store_timezone(config, i),
         )
         store = replace(store, potential=round(store.achievable_ratio("net_sales"), 4))
         weights = popularity * prices**store.price_tilt
@@ -656,3 +658,15 @@ def _gather_lines(starts: IntArray, counts: IntArray, *columns: IntArray) -> tup
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     index = np.repeat(starts - offsets, counts) + np.arange(total)
     return tuple(np.asarray(c)[index].astype(np.int64) for c in columns)
+
+
+def store_timezone(config: SimConfig, index: int) -> str:
+    """The zone of a tenant's ``index``-th store: ``dst_store_share`` of them, spread evenly
+    and in turn over ``dst_timezones``, keep daylight saving time; the others Asia/Tokyo.
+
+    Draws nothing from the random streams: every other figure of the chain is the same."""
+    share = config.dst_store_share
+    before, upto = int(index * share), int((index + 1) * share)
+    if upto == before:
+        return TIMEZONE
+    return config.dst_timezones[before % len(config.dst_timezones)]

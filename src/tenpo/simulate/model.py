@@ -9,8 +9,10 @@ vendor B), both fixed per SKU in the catalog.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +24,29 @@ IntArray = npt.NDArray[np.int64]
 
 TIMEZONE = "Asia/Tokyo"
 UTC_OFFSET = "+09:00"
+
+
+@functools.lru_cache(maxsize=8192)
+def day_offsets(zone: str, day: date) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The UTC offset of each wall-clock hour 0..25 of local date ``day`` in ``zone``, as
+    ``±hh:mm`` and in seconds (hours from 24 are the next date's).
+
+    A wall time is read with ``fold=0``: in the hour repeated when clocks go back, the first
+    pass; in the hour skipped when they go forward, the offset before the change. The zones
+    tenpo simulates change on the hour, so one offset per hour is exact.
+    """
+    tz = ZoneInfo(zone)
+    texts: list[str] = []
+    seconds: list[int] = []
+    for h in range(26):
+        local = datetime.combine(day + timedelta(days=h // 24), time(h % 24), tzinfo=tz)
+        off = int((local.utcoffset() or timedelta(0)).total_seconds())
+        sign, minutes = ("-" if off < 0 else "+"), abs(off) // 60
+        texts.append(f"{sign}{minutes // 60:02d}:{minutes % 60:02d}")
+        seconds.append(off)
+    return tuple(texts), tuple(seconds)
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Receipt kinds (``Sales.receipt_kind``).

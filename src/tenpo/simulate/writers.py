@@ -29,10 +29,11 @@ import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -43,12 +44,12 @@ from tenpo.simulate.model import (
     RETURN,
     SALE,
     TAX_PCTS,
-    UTC_OFFSET,
     VOID,
     Chain,
     Device,
     Sku,
     StoreDay,
+    day_offsets,
 )
 from tenpo.simulate.truth import DailyTruth, daily_truth, target_truth
 
@@ -305,7 +306,8 @@ class _Writer:
         for d in chain.devices:
             self.devices.setdefault((d.tenant_id, d.store_code), []).append(d)
         self.industry = {(s.tenant_id, s.code): s.industry for s in chain.stores}
-        self._minute_cache: dict[date, list[str]] = {}
+        self.zone = {(s.tenant_id, s.code): s.timezone for s in chain.stores}
+        self._minute_cache: dict[tuple[date, str], list[str]] = {}
         self._item_tables: dict[int, list[str]] = {}
 
     def _rng(self, *keys: int) -> np.random.Generator:
@@ -532,6 +534,7 @@ class _Writer:
         bounds = np.searchsorted(s.line_receipt, np.arange(s.receipt_count + 1)).tolist()
         ymd = f"{sd.day:%Y%m%d}"
         iso = sd.day.isoformat()
+        offs = self._offsets(sd)
         receipts = []
         for r, (reg, ts, kind, number) in enumerate(
             zip(
@@ -543,7 +546,8 @@ class _Writer:
             tax_json = str(tx) if number else f'"{tx}"'
             receipts.append(
                 f'{{"storeCode":"{sd.store_code}","registerId":"{s.registers[reg]}",'
-                f'"receiptId":"B-{ymd}-{r + 1:06d}","transactedAt":"{iso}T{_HMS[ts]}{UTC_OFFSET}",'
+                f'"receiptId":"B-{ymd}-{r + 1:06d}",'
+                f'"transactedAt":"{iso}T{_HMS[ts]}{offs[ts // 3600]}",'
                 f'"type":"{_KIND_B[kind]}","items":[{",".join(items[bounds[r] : bounds[r + 1]])}],'
                 f'"subtotal":{_json(_money(sub, number))},"tax":{tax_json},'
                 f'"total":{_json(_money(sub + 100 * tx, number))}}}'
@@ -580,12 +584,20 @@ class _Writer:
         return table
 
     # -- devices ------------------------------------------------------------------------
-    def _minute_ts(self, day: date) -> list[str]:
-        """ISO timestamps of every minute of ``day`` (index 1440+ rolls into the next day)."""
-        cached = self._minute_cache.get(day)
+    def _offsets(self, sd: StoreDay) -> tuple[str, ...]:
+        """The store's UTC offset per wall-clock hour of the date (``model.day_offsets``)."""
+        return day_offsets(self.zone[(sd.tenant_id, sd.store_code)], sd.day)[0]
+
+    def _minute_ts(self, day: date, zone: str) -> list[str]:
+        """ISO timestamps of every wall-clock minute of ``day`` in ``zone`` (index 1440+ rolls
+        into the next day), each with the offset in force then."""
+        cached = self._minute_cache.get((day, zone))
         if cached is None:
-            cached = [_ts(day, m) for m in range(25 * 60)]
-            self._minute_cache = {day: cached}  # dates are written in order: keep one
+            offsets = day_offsets(zone, day)[0]
+            cached = [_ts(day, m, offsets) for m in range(25 * 60)]
+            if any(d != day for d, _ in self._minute_cache):
+                self._minute_cache = {}  # dates are written in order: keep one date's
+            self._minute_cache[(day, zone)] = cached
         return cached
 
     def _emit(self, device: Device, sd: StoreDay, events: list[tuple[int, int, str]]) -> None:
@@ -609,18 +621,27 @@ class _Writer:
     def _heartbeats(
         self, device: Device, sd: StoreDay, offline: list[tuple[int, int]]
     ) -> list[tuple[int, int, str]]:
-        """A heartbeat every 15 minutes of the day, except while the device is offline."""
-        ts = self._minute_ts(sd.day)
+        """A heartbeat every 15 minutes of the day, except while the device is offline.
+
+        The device's clock ticks in elapsed time: a local date with a daylight-saving change
+        has 92 or 100 heartbeats (none in the skipped hour, the repeated hour twice)."""
+        zone = self.zone[(device.tenant_id, device.store_code)]
         firmware = _FIRMWARE.get(device.kind, "1.0.0")
+        seconds = day_offsets(zone, sd.day)[1]
+        if seconds[0] == seconds[24]:  # no change that day: wall clock = elapsed time
+            ts = self._minute_ts(sd.day, zone)
+            beats = [(m, m, ts[m]) for m in range(0, 24 * 60, _HEARTBEAT_EVERY_MIN)]
+        else:
+            beats = _elapsed_beats(zone, sd.day)
         return [
             (
-                minute * 60_000,
+                elapsed * 60_000,
                 1,
-                f'"type":"heartbeat","ts":"{ts[minute]}","status":"ok",'
-                f'"firmware":"{firmware}","battery":{round(0.97 - 0.1 * minute / 1440, 2)}}}',
+                f'"type":"heartbeat","ts":"{stamp}","status":"ok",'
+                f'"firmware":"{firmware}","battery":{round(0.97 - 0.1 * elapsed / 1440, 2)}}}',
             )
-            for minute in range(0, 24 * 60, _HEARTBEAT_EVERY_MIN)
-            if not any(b <= minute < e for b, e in offline)
+            for elapsed, wall, stamp in beats
+            if not any(b <= wall < e for b, e in offline)
         ]
 
     def counter_events(self, device: Device, sd: StoreDay) -> None:
@@ -643,7 +664,9 @@ class _Writer:
             index = (seconds // 60 - start) // step
             return np.bincount(index, minlength=n)[:n].tolist()
 
-        ts = self._minute_ts(sd.day)
+        zone = self.zone[(device.tenant_id, device.store_code)]
+        ts = self._minute_ts(sd.day, zone)
+        shift = _shift_minutes(zone, sd.day)
         events = self._heartbeats(device, sd, t.offline)
         for order, (line, ins, outs) in enumerate(
             (
@@ -653,7 +676,7 @@ class _Writer:
         ):
             events.extend(
                 (
-                    (begin + step) * 60_000,
+                    (begin + step + shift[begin // 60]) * 60_000,  # elapsed, as heartbeats
                     order * 2,
                     f'"type":"count","line":"{line}","interval_start":"{ts[begin]}",'
                     f'"interval_end":"{ts[begin + step]}","in":{ins[k]},"out":{outs[k]}}}',
@@ -684,8 +707,10 @@ class _Writer:
         xs = rng.uniform(0.0, 12.0, total).round(2).tolist()
         ys = rng.uniform(0.0, 8.0, total).round(2).tolist()
         iso = sd.day.isoformat()
+        offs = self._offsets(sd)
         points = [
-            f'{{"ts":"{iso}T{_HMS[m // 1000]}.{m % 1000:03d}{UTC_OFFSET}","x":{x},"y":{y},'
+            f'{{"ts":"{iso}T{_HMS[m // 1000]}.{m % 1000:03d}{offs[m // 3_600_000]}",'
+            f'"x":{x},"y":{y},'
             f'"zone":"{zones[z]}"}}'
             for m, x, y, z in zip(ms.tolist(), xs, ys, zone.tolist(), strict=True)
         ]
@@ -720,7 +745,7 @@ class _Writer:
             zone_out = np.zeros((len(zones), slots), dtype=np.int64)
             np.add.at(zone_in, (zone[starts], ms[starts] // 900_000), 1)
             np.add.at(zone_out, (zone[starts], np.minimum(end_ms // 900_000, slots - 1)), 1)
-            ts = self._minute_ts(sd.day)
+            ts = self._minute_ts(sd.day, self.zone[(device.tenant_id, device.store_code)])
             for slot in np.flatnonzero((zone_in + zone_out).sum(axis=0)).tolist():
                 begin = slot * 15
                 for z, name in enumerate(zones):
@@ -751,11 +776,12 @@ class _Writer:
         quality = rng.uniform(0.55, 0.99, 2 * n).round(3)[order].tolist()
         iso = sd.day.isoformat()
         ymd = f"{sd.day:%Y%m%d}"
+        offs = self._offsets(sd)
         cam = device.device_id
         event = ("entry", "exit")
         data = "".join(
             f'{{"camera_id":"{cam}","person_id":"{people[i % n]}","event":"{event[i // n]}",'
-            f'"ts":"{iso}T{_HMS[sec]}{UTC_OFFSET}","quality":{q},'
+            f'"ts":"{iso}T{_HMS[sec]}{offs[sec // 3600]}","quality":{q},'
             f'"track_id":"{ymd}-{i % n + 1:05d}"}}\n'
             for i, sec, q in zip(order.tolist(), seconds[order].tolist(), quality, strict=True)
         ).encode()
@@ -843,15 +869,33 @@ def _tax_rate(pct: int, style: int) -> str | int | float:
     return f"{pct / 100:.2f}"
 
 
-def _ts(day: date, minute: int) -> str:
-    """Local ISO timestamp of a minute of the business date (24:00 rolls to the next day)."""
+def _ts(day: date, minute: int, offsets: tuple[str, ...]) -> str:
+    """Local ISO timestamp of a wall-clock minute of the business date (24:00 rolls to the
+    next day), with the offset of its hour."""
+    offset = offsets[minute // 60]
     if minute >= 24 * 60:
         day, minute = day + timedelta(days=1), minute - 24 * 60
-    return f"{day.isoformat()}T{minute // 60:02d}:{minute % 60:02d}:00{UTC_OFFSET}"
+    return f"{day.isoformat()}T{minute // 60:02d}:{minute % 60:02d}:00{offset}"
 
 
-def _ts_ms(day: date, ms: int) -> str:
-    return f"{day.isoformat()}T{_HMS[ms // 1000]}.{ms % 1000:03d}{UTC_OFFSET}"
+def _shift_minutes(zone: str, day: date) -> list[int]:
+    """Per wall-clock hour: elapsed minutes since local midnight minus wall minutes (0 on a
+    day without a daylight-saving change; ±60 after the change)."""
+    seconds = day_offsets(zone, day)[1]
+    return [(seconds[0] - s) // 60 for s in seconds]
+
+
+def _elapsed_beats(zone: str, day: date) -> list[tuple[int, int, str]]:
+    """(elapsed minute, wall minute, ISO timestamp) every 15 minutes of elapsed time from
+    local midnight to the next one, on a date whose UTC offset changes."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    beats = []
+    for elapsed in range(0, int((end - start).total_seconds()) // 60, _HEARTBEAT_EVERY_MIN):
+        local = (start + timedelta(minutes=elapsed)).astimezone(tz)
+        beats.append((elapsed, local.hour * 60 + local.minute, local.isoformat()))
+    return beats
 
 
 def _truth_row(r: DailyTruth) -> tuple[str, ...]:

@@ -168,6 +168,8 @@ _SALES_TRAFFIC_KPIS: list[tuple[str, pa.DataType]] = [
     ("has_counter", pa.bool_()),
 ]
 """The sales-tree KPIs shared, in this order, by the daily and hourly marts."""
+SALES_TRAFFIC_KPIS: tuple[tuple[str, pa.DataType], ...] = tuple(_SALES_TRAFFIC_KPIS)
+"""The same, public: readers derive their column lists from it."""
 
 MART_STORE_DAILY = pa.schema(
     [

@@ -36,7 +36,11 @@ const I18N = {
     "why.no_target": "No target yet (the ML assets have not run for this store)",
     "why.hidden_peers": "Hidden: fewer than 5 peer stores, not all of them yours to read",
     "why.no_bench": "No published benchmark (too few stores or tenants in the industry)",
-    "nav.initiatives": "Initiatives",
+    "nav.initiatives": "Initiatives", "nav.alerts": "Alerts",
+    "fc.title": "Forecast: {kpi}, next 90 days", "fc.none": "No forecast yet (tenpo jobs forecast).",
+    "fc.median": "Forecast", "fc.band80": "80 % interval", "fc.band95": "95 % interval",
+    "al.title": "Alerts", "al.none": "No alerts.", "al.when": "Date", "al.store": "Store",
+    "al.kind": "Rule", "al.message": "What", "al.ack": "Acknowledge", "al.acked": "Acknowledged",
     "ini.title": "Initiatives", "ini.none": "No initiatives registered (POST /v1/initiatives).",
     "ini.name": "Initiative", "ini.kind": "Kind", "ini.kpi": "Aims at", "ini.stores": "Stores",
     "ini.period": "Period", "ini.effect": "Effect", "ini.ci": "90 % interval",
@@ -87,7 +91,11 @@ const I18N = {
     "why.no_target": "目標はまだありません（この店舗の ML 処理が未実行）",
     "why.hidden_peers": "非表示: 類似店が 5 店未満で、閲覧できない店舗を含みます",
     "why.no_bench": "公開されたベンチマークがありません（業界の店舗数・企業数が不足）",
-    "nav.initiatives": "施策",
+    "nav.initiatives": "施策", "nav.alerts": "アラート",
+    "fc.title": "予測: {kpi}（今後 90 日）", "fc.none": "予測はまだありません（tenpo jobs forecast）。",
+    "fc.median": "予測", "fc.band80": "80% 区間", "fc.band95": "95% 区間",
+    "al.title": "アラート", "al.none": "アラートはありません。", "al.when": "日付", "al.store": "店舗",
+    "al.kind": "ルール", "al.message": "内容", "al.ack": "確認済みにする", "al.acked": "確認済み",
     "ini.title": "施策", "ini.none": "登録された施策はありません（POST /v1/initiatives）。",
     "ini.name": "施策", "ini.kind": "種類", "ini.kpi": "狙う指標", "ini.stores": "実施店舗",
     "ini.period": "期間", "ini.effect": "効果", "ini.ci": "90% 信頼区間",
@@ -441,6 +449,7 @@ async function showStore(id) {
   try { hourly = await api(`${base}/kpis?${q}&grain=hour`); } catch (e) { hourly = null; }
   const targets = await optional(`${base}/targets?${q}`);
   const budget = await optional(`${base}/budget?${q}`);
+  const forecast = await optional(`${base}/forecast?kpi=visitors&grain=day`);
   const bench = store.industry ? await optional(`/v1/benchmarks?industry=${encodeURIComponent(store.industry)}`) : null;
   const tot = total.items[0] || {};
   const compareRows = ["net_sales", "conversion_rate", "atv", "capture_rate", "upt"].map((m) => {
@@ -493,8 +502,12 @@ async function showStore(id) {
       <div class="card"><div class="label">${t("store.achievement")}</div><div class="value" data-achievement="${budget.achievement ?? ""}">${budget.achievement === null ? t("na") : fmtPct(budget.achievement)}</div></div></div>`
       : `<p class="muted" id="budget">${t("store.no_budget")}</p>`}
     <h2>${t("store.quality")}</h2>
-    ${quality ? `<ul class="flags" id="quality">${quality}</ul>` : `<p id="quality" class="muted">${t("store.quality_ok")}</p>`}`;
+    ${quality ? `<ul class="flags" id="quality">${quality}</ul>` : `<p id="quality" class="muted">${t("store.quality_ok")}</p>`}
+    <h2>${t("fc.title", { kpi: t("visitors") })}</h2>
+    ${forecast && forecast.points.length ? `<div class="chart" style="height:280px" id="forecast" data-points="${forecast.points.length}"><canvas id="forecast-chart"></canvas></div>`
+      : `<p class="muted" id="forecast">${t("fc.none")}</p>`}`;
   destroyCharts();
+  if (forecast && forecast.points.length) forecastChart(document.getElementById("forecast-chart"), forecast.points);
   const labels = daily.items.map((r) => fmtDate(r.business_date));
   for (const m of ["net_sales", "visitors", "conversion_rate", "atv"]) {
     metricChart(`daily:${m}`, document.getElementById(`daily-${m}`), labels, m, daily.items.map((r) => num(r[m])), m === "net_sales" || m === "visitors" ? "bar" : "line");
@@ -555,6 +568,42 @@ async function showCompare(params) {
       }),
     },
     options: { plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmtMetric(metric, c.parsed.y)}` } } }, scales: { y: { ticks: { callback: (v) => fmtMetric(metric, v) } } } },
+  });
+}
+
+function forecastChart(canvas, points) {
+  const band = (key, color) => ({ data: points.map((p) => p[key]), borderWidth: 0, pointRadius: 0, backgroundColor: color, fill: "+1" });
+  chart("forecast", canvas, {
+    type: "line",
+    data: {
+      labels: points.map((p) => fmtDate(p.date)),
+      datasets: [
+        { label: t("fc.band95"), ...band("hi_95", "rgba(37,99,235,.12)") },
+        { label: t("fc.band80"), ...band("hi_80", "rgba(37,99,235,.22)") },
+        { label: "", ...band("lo_80", "rgba(37,99,235,.12)") },
+        { label: "", data: points.map((p) => p.lo_95), borderWidth: 0, pointRadius: 0, fill: false },
+        { label: t("fc.median"), data: points.map((p) => p.mean), borderColor: "#2563eb", pointRadius: 0, fill: false },
+      ],
+    },
+    options: { plugins: { legend: { labels: { filter: (item) => item.text !== "" } } }, scales: { y: { beginAtZero: true, ticks: { callback: (v) => fmtInt(v) } } } },
+  });
+}
+
+// -- alerts ------------------------------------------------------------------------------
+async function showAlerts() {
+  view().innerHTML = `<p class="muted">${t("loading")}</p>`;
+  const page = await api("/v1/alerts");
+  const rows = page.items.map((a) => `<tr data-alert="${esc(a.alert_id)}"><td>${fmtDate(a.business_date)}</td>
+    <td><a href="#/store/${encodeURIComponent(a.store_id)}">${esc(a.store_id)}</a></td><td>${esc(a.rule_id)}</td><td>${esc(a.message)}</td>
+    <td>${a.acknowledged_at ? `<span class="muted">${t("al.acked")}</span>` : `<button type="button" data-ack="${esc(a.alert_id)}">${t("al.ack")}</button>`}</td></tr>`).join("");
+  view().innerHTML = `<h1>${t("al.title")}</h1>` + (page.items.length
+    ? `<div class="table-wrap"><table id="alerts"><thead><tr><th>${t("al.when")}</th><th>${t("al.store")}</th><th>${t("al.kind")}</th><th>${t("al.message")}</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`
+    : `<p class="muted" id="alerts-none">${t("al.none")}</p>`);
+  view().querySelectorAll("button[data-ack]").forEach((b) => {
+    b.onclick = async () => {
+      await api(`/v1/alerts/${encodeURIComponent(b.dataset.ack)}/ack`, { method: "POST" });
+      await showAlerts();
+    };
   });
 }
 
@@ -635,6 +684,7 @@ async function route() {
     if (path.startsWith("/store/")) await showStore(decodeURIComponent(path.slice(7)));
     else if (path === "/compare") await showCompare(new URLSearchParams(query || ""));
     else if (path === "/initiatives") await showInitiatives();
+    else if (path === "/alerts") await showAlerts();
     else if (path.startsWith("/initiative/")) await showInitiative(decodeURIComponent(path.slice(12)));
     else await showOverview();
     document.body.dataset.ready = hash;

@@ -1,0 +1,171 @@
+"""The KPI read hot path on PostgreSQL, async: a psycopg pool, prepared statements, one
+round trip.
+
+:class:`AsyncKpiReader` serves :func:`tenpo.datamart.read.store_with_days` plus the store's
+device health (:func:`tenpo.datamart.devices.store_day_health`) for an event loop: both
+statements go out in one pipeline (one network round trip), prepared on each pooled
+connection, and no worker thread is involved. The rows become the same
+:class:`~tenpo.datamart.kpis.KpiPeriod` objects the sync read side makes, so roll-ups, flags
+and missing dates stay in :mod:`tenpo.datamart.read`. SQLite datamarts keep the sync path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from tenpo.datamart.devices import StoreDayHealth, ensure_device_health, mart_device_health
+from tenpo.datamart.kpis import KpiPeriod
+from tenpo.datamart.read import Caller, StoreRecord, _not_found
+from tenpo.datamart.schema import dm_stores, mart_store_daily
+from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
+
+log = logging.getLogger(__name__)
+
+KPI_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SALES_TRAFFIC_KPIS)
+"""The KPI columns read, in the warehouse schema's order (== KpiPeriod's fields after days)."""
+
+_STORE_COLUMNS = tuple(c.name for c in dm_stores.c)
+_CENT = Decimal("0.01")
+
+_STORE_DAYS_SQL = (
+    f"SELECT {', '.join('s.' + c for c in _STORE_COLUMNS)}, m.business_date, "
+    f"{', '.join('m.' + c for c in KPI_COLUMNS)} "
+    f"FROM {dm_stores.name} s LEFT JOIN {mart_store_daily.name} m "
+    "ON m.tenant_id = s.tenant_id AND m.store_id = s.store_id "
+    "AND m.business_date >= %(start)s AND m.business_date <= %(end)s "
+    "WHERE s.tenant_id = %(tenant_id)s AND s.store_id = %(store_id)s "
+    "ORDER BY m.business_date"
+)
+_HEALTH_SQL = (
+    f"SELECT business_date, flags, incomplete_hours FROM {mart_device_health.name} "
+    "WHERE tenant_id = %(tenant_id)s AND store_id = %(store_id)s "
+    "AND business_date >= %(start)s AND business_date <= %(end)s"
+)
+
+
+def is_postgres(engine: Engine) -> bool:
+    """Whether ``engine`` is a PostgreSQL datamart (the async path serves only those)."""
+    return engine.dialect.name == "postgresql"
+
+
+def conninfo(engine: Engine) -> str:
+    """A libpq connection string for ``engine``'s database (driver name dropped)."""
+    url = engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class AsyncKpiReader:
+    """A psycopg ``AsyncConnectionPool`` over a PostgreSQL datamart, opened lazily on the
+    running event loop (a new loop — a test client's — gets a pool of its own)."""
+
+    def __init__(self, engine: Engine, *, min_size: int = 2, max_size: int = 8) -> None:
+        self._engine = engine
+        self._conninfo = conninfo(engine)
+        self._min, self._max = min_size, max_size
+        self._pool: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = False
+
+    async def _get_pool(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        from psycopg_pool import AsyncConnectionPool
+
+        if not self._ready:  # the device-health table may be missing in an older datamart
+            await loop.run_in_executor(None, ensure_device_health, self._engine)
+            self._ready = True
+        old = self._pool if self._loop is loop else None
+        pool = AsyncConnectionPool(
+            self._conninfo,
+            min_size=self._min,
+            max_size=self._max,
+            open=False,
+            kwargs={"prepare_threshold": 0},  # every statement prepared on first use
+        )
+        await pool.open()
+        self._pool, self._loop = pool, loop
+        if old is not None:
+            await old.close()
+        log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
+        return pool
+
+    async def close(self) -> None:
+        """Close the pool (if it belongs to the running loop; another loop's is dropped)."""
+        pool, self._pool = self._pool, None
+        if pool is not None and self._loop is asyncio.get_running_loop():
+            await pool.close()
+
+    async def store_with_days(
+        self, caller: Caller, store_id: str, start: date, end: date
+    ) -> tuple[StoreRecord, list[KpiPeriod], dict[tuple[str, date], StoreDayHealth]]:
+        """The caller's store, its daily rows over ``start..end`` and the device health of
+        those dates, in one round trip; :class:`NotFound` like
+        :func:`tenpo.datamart.read.store_with_days` for a store the caller may not see."""
+        if not caller.sees_store(store_id):
+            raise _not_found(store_id)
+        params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            async with conn.pipeline():
+                days_cur = await conn.execute(_STORE_DAYS_SQL, params, prepare=True)
+                health_cur = await conn.execute(_HEALTH_SQL, params, prepare=True)
+            rows = await days_cur.fetchall()
+            health_rows = await health_cur.fetchall()
+        if not rows:
+            raise _not_found(store_id)
+        n = len(_STORE_COLUMNS)
+        record = StoreRecord(**dict(zip(_STORE_COLUMNS, rows[0][:n], strict=True)))
+        days = [_period(r, n) for r in rows if r[n] is not None]
+        return record, days, _health(store_id, health_rows)
+
+
+def _period(row: tuple[Any, ...], n: int) -> KpiPeriod:
+    day = row[n]
+    (sales, sales_tax, tx, units, atv, upt, visitors, passersby, capture, conversion, spv) = row[
+        n + 1 : n + 12
+    ]
+    pos, counter = row[n + 12], row[n + 13]
+    return KpiPeriod(
+        day,
+        day,
+        1,
+        sales if sales is None or isinstance(sales, Decimal) else Decimal(sales).quantize(_CENT),
+        sales_tax
+        if sales_tax is None or isinstance(sales_tax, Decimal)
+        else Decimal(sales_tax).quantize(_CENT),
+        tx,
+        units,
+        atv,
+        upt,
+        visitors,
+        passersby,
+        capture,
+        conversion,
+        spv,
+        bool(pos) if pos is not None else sales is not None,
+        bool(counter) if counter is not None else visitors is not None,
+    )
+
+
+def _health(store_id: str, rows: list[tuple[Any, ...]]) -> dict[tuple[str, date], StoreDayHealth]:
+    flags: dict[tuple[str, date], set[str]] = defaultdict(set)
+    hours: dict[tuple[str, date], set[str]] = defaultdict(set)
+    for day, day_flags, incomplete in rows:
+        key = (store_id, day)
+        flags[key].update(f for f in (day_flags or "").split(",") if f)
+        hours[key].update(h for h in (incomplete or "").split(",") if h)
+    return {k: StoreDayHealth(frozenset(flags[k]), frozenset(hours[k])) for k in flags}
+
+
+# The positional unpacking in _period follows this order; fail at import if it changes.
+assert KPI_COLUMNS == tuple(
+    f for f in KpiPeriod.__dataclass_fields__ if f not in ("period_start", "period_end", "days")
+), KPI_COLUMNS
