@@ -219,3 +219,18 @@ class Budget(Base):
     business_date: Mapped[date] = mapped_column(primary_key=True)
     net_sales: Mapped[Decimal]
     updated_at: Mapped[datetime]
+
+
+class AlertRule(Base):
+    __tablename__ = "alert_rules"
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True
+    )
+    rule_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    params: Mapped[dict[str, Any]]
+    stores: Mapped[list[str] | None]
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text())
+    webhook_secret: Mapped[str | None] = mapped_column(sa.Text())
+    updated_at: Mapped[datetime]
