@@ -35,6 +35,9 @@ class TenpoResource(ConfigurableResource):
         default=None, description="Datalake root; default {data_dir}/lake."
     )
     datamart_url: str | None = Field(default=None, description="Datamart SQLAlchemy URL.")
+    control_url: str | None = Field(
+        default=None, description="Control-plane SQLAlchemy URL (alert rules, stores)."
+    )
     _settings: Settings | None = PrivateAttr(default=None)
     _lake: Lake | None = PrivateAttr(default=None)
     engine: str | None = Field(
@@ -51,6 +54,7 @@ class TenpoResource(ConfigurableResource):
             data_dir=str(settings.data_dir.resolve()),
             lake_url=settings.lake_url,
             datamart_url=settings.datamart_url,
+            control_url=settings.control_url,
             engine=settings.engine,
             spark_master=settings.spark_master,
         )
@@ -69,6 +73,7 @@ class TenpoResource(ConfigurableResource):
                 "data_dir": self.data_dir,
                 "lake_url": self.lake_url,
                 "datamart_url": self.datamart_url,
+                "control_url": self.control_url,
                 "engine": self.engine,
                 "spark_master": self.spark_master,
             }.items()
