@@ -21,6 +21,7 @@ from tenpo.api._auth import (
     trusted_networks,
 )
 from tenpo.api._budget_routes import budget_router
+from tenpo.api._staff_routes import staff_router
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._forecast_routes import forecast_router
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(initiative_router)
     app.include_router(budget_router)
+    app.include_router(staff_router)
     mount_dashboard(app)
     install_openapi(app)
     return app
