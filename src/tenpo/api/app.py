@@ -21,7 +21,6 @@ from tenpo.api._auth import (
     trusted_networks,
 )
 from tenpo.api._budget_routes import budget_router
-from tenpo.api._staff_routes import staff_router
 from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._forecast_routes import forecast_router
@@ -31,6 +30,7 @@ from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
+from tenpo.api._staff_routes import staff_router
 from tenpo.api._video_routes import video_router
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings

@@ -74,13 +74,12 @@ def _decode(data: bytes, label: str) -> Image:
 def _resized(image: Image) -> Image:
     h, w = image.shape[:2]
     side = max(h, w)
-    if side > _MAX_SIDE:
-        f = _MAX_SIDE / side
-        return cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-    if side < _MIN_SIDE:
-        f = _MIN_SIDE / side
-        return cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
-    return image
+    if _MIN_SIDE <= side <= _MAX_SIDE:
+        return image
+    f = (_MAX_SIDE if side > _MAX_SIDE else _MIN_SIDE) / side
+    mode = cv2.INTER_AREA if side > _MAX_SIDE else cv2.INTER_CUBIC
+    out = cv2.resize(image, (round(w * f), round(h * f)), interpolation=mode)
+    return np.ascontiguousarray(out, dtype=np.uint8)
 
 
 @cache
