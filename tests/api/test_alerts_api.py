@@ -14,10 +14,13 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
+from tenpo.datamart import alerts as dm_alerts_module
 from tenpo.datamart import dispose_engines, get_engine
+from tenpo.datamart import forecast as dm_forecast_module
 from tenpo.datamart.forecast import export_forecasts
 from tenpo.lake import open_lake
 from tenpo.lake.keys import table_key
@@ -31,14 +34,29 @@ from tests.datamart.factory import BACKENDS, daily_row, mart_table, temporary_da
 DAY = date(2026, 11, 10)
 
 
+def _export_forecast(w: World) -> None:
+    forecast = [
+        {"tenant_id": "t1", "store_id": s, "kpi": "visitors", "grain": "day",
+         "business_date": DAY, "hour": -1, "utc_offset_s": 0, "as_of": DAY - timedelta(days=1),
+         "mean": 500.0, "lo_80": 450.0, "hi_80": 550.0, "lo_95": 400.0, "hi_95": 600.0}
+        for s in ("s1", "s2")
+    ]  # fmt: skip
+    export_forecasts(w.settings, pa.Table.from_pylist(forecast, MART_STORE_FORECAST))
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     pg = request.getfixturevalue("pg_server_url") if request.param == "postgresql" else None
     folder = tmp_path_factory.mktemp("alerts")
-    with temporary_database(request.param, folder, pg) as url:
-        w = build(folder, url)
+    with (
+        temporary_database(request.param, folder, pg) as url,
+        temporary_database(request.param, folder / "control", pg) as control_url,
+    ):
+        (folder / "control").mkdir(exist_ok=True)
+        control = None if request.param == "sqlite" else control_url  # PG: a second database
+        w = build(folder, url, control)
         lake = open_lake(w.settings.lake_root)
         for back in range(8):
             d = DAY - timedelta(days=back)
@@ -49,14 +67,9 @@ def world(
             buf = io.BytesIO()
             pq.write_table(mart_table(rows), buf)
             lake.put(table_key("mart_store_daily", "t1", d, "part-0"), buf.getvalue())
-        forecast = [
-            {"tenant_id": "t1", "store_id": s, "kpi": "visitors", "grain": "day",
-             "business_date": DAY, "hour": -1, "utc_offset_s": 0, "as_of": DAY - timedelta(days=1),
-             "mean": 500.0, "lo_80": 450.0, "hi_80": 550.0, "lo_95": 400.0, "hi_95": 600.0}
-            for s in ("s1", "s2")
-        ]  # fmt: skip
-        export_forecasts(w.settings, pa.Table.from_pylist(forecast, MART_STORE_FORECAST))
+        _export_forecast(w)
         yield w
+        w.control.dispose()
         dispose_engines()
 
 
@@ -135,3 +148,103 @@ def test_rules_evaluated_delivered_listed_and_acknowledged(
     assert twice["acknowledged_at"] == acked["acknowledged_at"]
     open_ = client.get("/v1/alerts", params={"acknowledged": "false"}, headers=_auth(world.t1_key))
     assert [a["rule_id"] for a in open_.json()["items"]] == ["counter-missing"]
+
+
+def _datamart_cells(url: str) -> list[str]:
+    engine = get_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return [
+            str(v) for t in meta.sorted_tables for row in conn.execute(sa.select(t)) for v in row
+        ]
+
+
+def test_rules_and_secrets_stay_out_of_the_datamart_and_survive_its_drop(
+    client: TestClient, world: World, receiver: str
+) -> None:
+    """Runs after the test above (same module fixtures): its rules and alerts are stored."""
+    url = world.settings.datamart_db_url
+    admin = _auth(world.control.create_api_key("t1", "alerts-admin-2", ["admin"])[1])
+    cells = _datamart_cells(url)
+    assert any("visitors-off" in c for c in cells)  # the alerts are there...
+    assert not any(SECRET in c for c in cells)  # ...the secret nowhere
+    assert not sa.inspect(get_engine(url)).has_table("dm_alert_rules")
+    for path in ("/v1/alerts/rules", "/v1/alerts"):
+        r = client.get(path, headers=admin if "rules" in path else _auth(world.t1_key))
+        assert r.status_code == 200 and SECRET not in r.text and "webhook_secret" not in r.text
+
+    # Drop the whole datamart: the rules are in the control plane and come back unchanged.
+    engine = get_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)
+    dm_alerts_module._ready.discard(engine)  # (a rebuilt datamart: a new process)
+    dm_forecast_module._ready.discard(engine)
+    listed = client.get("/v1/alerts/rules", headers=admin).json()["items"]
+    assert [(x["rule_id"], x["webhook_url"]) for x in listed] == [
+        ("counter-missing", receiver),
+        ("visitors-off", receiver),
+    ]
+    assert client.get("/v1/alerts", headers=_auth(world.t1_key)).json()["items"] == []
+    # Rebuilt (forecasts exported again), the derived alerts are raised again under the same
+    # ids (receivers dedupe on them).
+    _export_forecast(world)
+    resource = TenpoResource.from_settings(world.settings)
+    with httpx.Client(timeout=5) as http:
+        after = evaluate_alerts(resource, now=datetime(2026, 11, 10, 13, tzinfo=UTC), client=http)
+    assert after == {"business_date": "2026-11-10", "rules": 2, "raised": 2, "delivered": 2,
+                     "failed": 0}  # fmt: skip
+    assert len(_Receiver.received) == 2  # the same two alert ids
+    assert not any(SECRET in c for c in _datamart_cells(url))
+
+
+def test_rules_are_per_tenant(client: TestClient, world: World, receiver: str) -> None:
+    t1 = _auth(world.control.create_api_key("t1", "alerts-admin-3", ["admin"])[1])
+    t2 = _auth(world.control.create_api_key("t2", "alerts-admin", ["admin"])[1])
+    assert client.get("/v1/alerts/rules", headers=t2).json()["items"] == []
+    # t2 may use the same rule id: its own rule, neither replacing nor showing t1's.
+    mine = {"rule_id": "visitors-off", "kind": "device_silent", "params": {"minutes": 30}}
+    assert client.put("/v1/alerts/rules", json=mine, headers=t2).status_code == 200
+    assert client.get("/v1/alerts/rules", headers=t2).json()["items"] == [
+        {"rule_id": "visitors-off", "kind": "device_silent", "params": {"minutes": 30},
+         "stores": None, "webhook_url": None}
+    ]  # fmt: skip
+    theirs = client.get("/v1/alerts/rules", headers=t1).json()["items"]
+    off = next(x for x in theirs if x["rule_id"] == "visitors-off")
+    assert off["kind"] == "kpi_outside_forecast" and off["webhook_url"] == receiver
+    assert world.control.webhook_targets()[("t1", "visitors-off")] == (receiver, SECRET)
+    assert ("t2", "visitors-off") not in world.control.webhook_targets()
+    assert client.get("/v1/alerts/rules", headers=_auth(world.t2_key)).status_code == 403
+
+
+def test_legacy_datamart_rules_move_to_the_control_plane(
+    client: TestClient, world: World, receiver: str
+) -> None:
+    engine = get_engine(world.settings.datamart_db_url)
+    legacy = sa.Table(
+        "dm_alert_rules",
+        sa.MetaData(),
+        *(sa.Column(c, sa.Text) for c in ("tenant_id", "rule_id", "kind", "params", "stores")),
+        sa.Column("webhook_url", sa.Text),
+        sa.Column("webhook_secret", sa.Text),
+    )
+    legacy.create(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            legacy.insert(),
+            {"tenant_id": "t2", "rule_id": "old-silent", "kind": "device_silent",
+             "params": '{"minutes": 20}', "stores": '["s9"]', "webhook_url": receiver,
+             "webhook_secret": "legacy-secret-0123456789"},
+        )  # fmt: skip
+    resource = TenpoResource.from_settings(world.settings)
+    with httpx.Client(timeout=5) as http:
+        evaluate_alerts(resource, now=datetime(2026, 11, 10, 14, tzinfo=UTC), client=http)
+    assert not sa.inspect(engine).has_table("dm_alert_rules")
+    t2 = _auth(world.control.create_api_key("t2", "alerts-admin-2", ["admin"])[1])
+    r = client.get("/v1/alerts/rules", headers=t2)
+    assert {"rule_id": "old-silent", "kind": "device_silent", "params": {"minutes": 20},
+            "stores": ["s9"], "webhook_url": receiver} in r.json()["items"]  # fmt: skip
+    assert "legacy-secret" not in r.text
+    targets = world.control.webhook_targets()
+    assert targets[("t2", "old-silent")] == (receiver, "legacy-secret-0123456789")

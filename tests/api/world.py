@@ -92,12 +92,12 @@ def _hourly_table(engine: sa.Engine) -> sa.Table:
     return sa.Table("mart_store_hourly", sa.MetaData(), autoload_with=engine)
 
 
-def build(folder: Path, datamart_url: str | None = None) -> World:
-    """Control plane (SQLite) and datamart (SQLite unless ``datamart_url``) under ``folder``."""
+def build(folder: Path, datamart_url: str | None = None, control_url: str | None = None) -> World:
+    """Control plane and datamart (SQLite under ``folder`` unless their URLs are given)."""
     settings = Settings(
         data_dir=folder / "data",
         datamart_url=datamart_url or f"sqlite:///{folder / 'datamart.db'}",
-        control_url=f"sqlite:///{folder / 'control.db'}",
+        control_url=control_url or f"sqlite:///{folder / 'control.db'}",
     )
     control = ControlPlane.open(settings.control_db_url)
     for tenant in ("t1", "t2"):

@@ -1,6 +1,7 @@
 """Alert routes: the caller's alerts, acknowledging one, and the tenant's rules (admin).
 
-Thin wiring of :mod:`tenpo.datamart.alerts` and :mod:`tenpo.alerts` to HTTP.
+Thin wiring of :mod:`tenpo.datamart.alerts` (alerts), the control plane (rules, webhook
+secrets) and :mod:`tenpo.alerts` to HTTP.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.alerts import RULE_KINDS, Rule
-from tenpo.api._admin_routes import Admin
+from tenpo.api._admin_routes import Admin, Control
 from tenpo.api._auth import Reader
 from tenpo.api._ml_routes import _AUTH, Datamart, _problem
-from tenpo.datamart.alerts import AlertRecord, acknowledge, list_alerts, read_rules, write_rule
+from tenpo.datamart.alerts import AlertRecord, acknowledge, list_alerts
 
 __all__ = ["alert_router"]
 
@@ -147,8 +148,8 @@ def ack(
 
 
 @alert_router.put("/v1/alerts/rules", response_model=RuleOut, responses=_ADMIN, tags=["alerts"])
-def put_rule(caller: Admin, engine: Datamart, rule: RuleIn) -> RuleOut:
-    """Create or replace one of the tenant's alert rules."""
+def put_rule(caller: Admin, control: Control, rule: RuleIn) -> RuleOut:
+    """Create or replace one of the tenant's alert rules (kept in the control plane)."""
     tenant = caller.principal.tenant_id
     stored = Rule(
         tenant,
@@ -157,7 +158,7 @@ def put_rule(caller: Admin, engine: Datamart, rule: RuleIn) -> RuleOut:
         dict(rule.params),
         None if rule.stores is None else frozenset(rule.stores),
     )  # BadInput (422) for an unknown kind or bad params
-    write_rule(engine, stored, rule.webhook_url, rule.webhook_secret)
+    control.put_alert_rule(stored, rule.webhook_url, rule.webhook_secret)
     return RuleOut(
         rule_id=rule.rule_id,
         kind=rule.kind,
@@ -168,9 +169,9 @@ def put_rule(caller: Admin, engine: Datamart, rule: RuleIn) -> RuleOut:
 
 
 @alert_router.get("/v1/alerts/rules", response_model=RulePage, responses=_ADMIN, tags=["alerts"])
-def rules(caller: Admin, engine: Datamart) -> RulePage:
-    """The tenant's alert rules."""
-    found = read_rules(engine, caller.principal.tenant_id)
+def rules(caller: Admin, control: Control) -> RulePage:
+    """The tenant's alert rules (never their webhook secret)."""
+    found = control.alert_rules(caller.principal.tenant_id)
     return RulePage(
         items=[
             RuleOut(

@@ -221,6 +221,21 @@ class Budget(Base):
     updated_at: Mapped[datetime]
 
 
+class AlertRule(Base):
+    __tablename__ = "alert_rules"
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True
+    )
+    rule_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    params: Mapped[dict[str, Any]]
+    stores: Mapped[list[str] | None]
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text())
+    webhook_secret: Mapped[str | None] = mapped_column(sa.Text())
+    updated_at: Mapped[datetime]
+
+
 class StaffMember(Base):
     """An enrolled member of staff: face descriptors only (the photos are never stored)."""
 

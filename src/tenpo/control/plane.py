@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenpo.control import _validate
 from tenpo.control import users as _users
 from tenpo.control._admin import AdminMethods
+from tenpo.control._alert_rules import AlertRuleMethods
 from tenpo.control._budgets import BudgetMethods
 from tenpo.control._cache import TtlCache
 from tenpo.control._initiatives import InitiativeMethods
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, StaffMethods):
+class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMethods, StaffMethods):
     """Reads and writes the control-plane database through ``engine``.
 
     Idempotent creates, updates and the bulk import are in :mod:`tenpo.control._admin`.

@@ -1,19 +1,20 @@
-"""Alert rules, raised alerts and their delivery state, in the serving database.
+"""Raised alerts and their delivery state, in the serving database.
 
-``dm_alert_rules`` (per tenant: kind, params, optional store list, webhook URL and secret) and
 ``dm_alerts`` (one row per alert id: what was found, when it was raised, delivered and
-acknowledged). Recording is idempotent: an alert id already stored is left as it is, so a
+acknowledged): derived data, raised again by the next evaluation if the datamart is
+dropped. The rules and their webhook URL and signing secret are configuration and live in
+the control plane (:meth:`tenpo.control.ControlPlane.put_alert_rule`); no secret is ever
+written here. Recording is idempotent: an alert id already stored is left as it is, so a
 re-evaluation neither duplicates an alert nor re-delivers it. Reads are scoped to the
 caller's tenant and stores.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -22,36 +23,25 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tenpo.alerts import Alert, Rule, deliver
+from tenpo.alerts import Alert, deliver
 from tenpo.core.errors import NotFound
 from tenpo.datamart.read import Caller
 
 __all__ = [
     "AlertRecord",
+    "LEGACY_RULES_TABLE",
     "acknowledge",
     "deliver_pending",
+    "drop_legacy_rules",
     "ensure_alert_schema",
+    "legacy_rules",
     "list_alerts",
-    "read_rules",
     "record_alerts",
-    "write_rule",
 ]
 
 logger = logging.getLogger(__name__)
 
 alert_metadata = sa.MetaData(naming_convention={"ix": "ix_%(table_name)s_%(column_0_N_name)s"})
-
-dm_alert_rules = sa.Table(
-    "dm_alert_rules",
-    alert_metadata,
-    sa.Column("tenant_id", sa.String(64), primary_key=True),
-    sa.Column("rule_id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("params", sa.Text(), nullable=False),  # JSON object
-    sa.Column("stores", sa.Text()),  # JSON list, null: every store
-    sa.Column("webhook_url", sa.Text()),
-    sa.Column("webhook_secret", sa.Text()),
-)
 
 dm_alerts = sa.Table(
     "dm_alerts",
@@ -88,41 +78,24 @@ def ensure_alert_schema(engine: Engine) -> None:
             _ready.add(engine)
 
 
-def write_rule(engine: Engine, rule: Rule, webhook_url: str | None, secret: str | None) -> None:
-    """Create or replace the tenant's rule ``rule.rule_id``."""
-    ensure_alert_schema(engine)
-    r = dm_alert_rules
-    with engine.begin() as conn:
-        conn.execute(r.delete().where(r.c.tenant_id == rule.tenant_id, r.c.rule_id == rule.rule_id))
-        conn.execute(
-            r.insert(),
-            {
-                "tenant_id": rule.tenant_id,
-                "rule_id": rule.rule_id,
-                "kind": rule.kind,
-                "params": json.dumps(rule.params, sort_keys=True),
-                "stores": None if rule.stores is None else json.dumps(sorted(rule.stores)),
-                "webhook_url": webhook_url,
-                "webhook_secret": secret,
-            },
-        )
+LEGACY_RULES_TABLE = "dm_alert_rules"
+"""Where rules (and webhook secrets) were kept before they moved to the control plane."""
 
 
-def read_rules(engine: Engine, tenant_id: str | None = None) -> list[tuple[Rule, str | None]]:
-    """Rules (of one tenant, or all) with their webhook URL."""
-    ensure_alert_schema(engine)
-    r = dm_alert_rules
-    query = sa.select(r).order_by(r.c.tenant_id, r.c.rule_id)
-    if tenant_id is not None:
-        query = query.where(r.c.tenant_id == tenant_id)
+def legacy_rules(engine: Engine) -> list[dict[str, Any]]:
+    """The rows of a legacy ``dm_alert_rules`` table (empty when there is none)."""
+    if not sa.inspect(engine).has_table(LEGACY_RULES_TABLE):
+        return []
+    table = sa.Table(LEGACY_RULES_TABLE, sa.MetaData(), autoload_with=engine)
     with engine.connect() as conn:
-        rows = list(conn.execute(query).mappings())
-    return [(_rule(row), row["webhook_url"]) for row in rows]
+        return [dict(r) for r in conn.execute(sa.select(table)).mappings()]
 
 
-def _rule(row: Any) -> Rule:
-    stores = None if row["stores"] is None else frozenset(json.loads(row["stores"]))
-    return Rule(row["tenant_id"], row["rule_id"], row["kind"], json.loads(row["params"]), stores)
+def drop_legacy_rules(engine: Engine) -> None:
+    """Drop the legacy ``dm_alert_rules`` table (once its rules are in the control plane)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {LEGACY_RULES_TABLE}"))
+    logger.warning("dropped the legacy datamart table %s", LEGACY_RULES_TABLE)
 
 
 def record_alerts(engine: Engine, alerts: Iterable[Alert], now: datetime) -> list[str]:
@@ -149,24 +122,38 @@ def record_alerts(engine: Engine, alerts: Iterable[Alert], now: datetime) -> lis
     return new
 
 
-def deliver_pending(engine: Engine, client: httpx.Client, **retry: Any) -> dict[str, int]:
-    """Deliver every undelivered alert whose rule has a webhook; counts delivered/failed."""
+def deliver_pending(
+    engine: Engine,
+    client: httpx.Client,
+    targets: Mapping[tuple[str, str], tuple[str, str]],
+    **retry: Any,
+) -> dict[str, int]:
+    """Deliver every undelivered alert whose rule has a webhook in ``targets`` ((tenant, rule
+    id) → (URL, secret), from :meth:`tenpo.control.ControlPlane.webhook_targets`); counts
+    delivered/failed."""
     ensure_alert_schema(engine)
-    a, r = dm_alerts, dm_alert_rules
+    a = dm_alerts
+    if not targets:
+        return {"delivered": 0, "failed": 0}
     query = (
-        sa.select(a, r.c.webhook_url, r.c.webhook_secret)
-        .join(r, sa.and_(r.c.tenant_id == a.c.tenant_id, r.c.rule_id == a.c.rule_id))
-        .where(a.c.delivered_at.is_(None), r.c.webhook_url.is_not(None))
+        sa.select(a)
+        .where(
+            a.c.delivered_at.is_(None),
+            a.c.tenant_id.in_(sorted({t for t, _ in targets})),
+            a.c.rule_id.in_(sorted({r for _, r in targets})),
+        )
         .order_by(a.c.raised_at, a.c.alert_id)
     )
     with engine.connect() as conn:
         rows = list(conn.execute(query).mappings())
     counts = {"delivered": 0, "failed": 0}
     for row in rows:
+        target = targets.get((row["tenant_id"], row["rule_id"]))
+        if target is None:
+            continue  # the rule has no webhook (or is gone): listed in the API only
         alert = _alert(row)
-        result = deliver(
-            alert, row["webhook_url"], row["webhook_secret"] or "", client=client, **retry
-        )
+        url, secret = target
+        result = deliver(alert, url, secret, client=client, **retry)
         counts["delivered" if result.delivered else "failed"] += 1
         with engine.begin() as conn:
             conn.execute(

@@ -1,9 +1,10 @@
 """Alert evaluation: the ``alerts`` asset, run by a sensor every five minutes.
 
-Each run evaluates every tenant's rules (``dm_alert_rules``) on the latest business date of
-``mart_store_daily`` (the week before it too, for missing sources), that date's hourly rows,
-the datamart's forecasts and the device-health mart's ``last_seen``, records the alerts not
-seen before and delivers every undelivered alert to its rule's webhook.
+Each run evaluates every tenant's rules (the control plane's ``alert_rules``) on the latest
+business date of ``mart_store_daily`` (the week before it too, for missing sources), that
+date's hourly rows, the datamart's forecasts and the device-health mart's ``last_seen``,
+records the alerts not seen before and delivers every undelivered alert to its rule's
+webhook (URL and secret from the control plane).
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
@@ -70,12 +71,20 @@ def evaluate_alerts(
 ) -> dict[str, Any]:
     """One evaluation and delivery round (the asset's body); counts of what it did."""
     from tenpo.datamart import get_engine
-    from tenpo.datamart.alerts import deliver_pending, read_rules, record_alerts
+    from tenpo.datamart.alerts import (
+        deliver_pending,
+        drop_legacy_rules,
+        legacy_rules,
+        record_alerts,
+    )
 
     now = now or datetime.now(UTC)
     settings = tenpo.get_settings()
     engine = get_engine(settings.datamart_db_url)
-    rules = [r for r, _ in read_rules(engine)]
+    legacy = legacy_rules(engine)  # rules kept in the datamart before they moved
+    rules, targets = tenpo.alert_rules(legacy)
+    if legacy:
+        drop_legacy_rules(engine)
     day = latest_business_date(tenpo.open_lake())
     new: list[str] = []
     if rules and day is not None:
@@ -102,7 +111,7 @@ def evaluate_alerts(
     own = client is None
     client = client or httpx.Client(timeout=10)
     try:
-        counts = deliver_pending(engine, client)
+        counts = deliver_pending(engine, client, targets)
     finally:
         if own:
             client.close()

@@ -7,7 +7,7 @@ The warehouse's engine (DuckDB or Spark, ``TENPO_ENGINE``) is chosen here, throu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
@@ -16,6 +16,9 @@ from sqlalchemy.engine import Engine, make_url
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake, open_lake
 from tenpo.warehouse.catalog import BaseWarehouse, open_warehouse
+
+if TYPE_CHECKING:
+    from tenpo.alerts import Rule
 
 __all__ = ["TenpoResource"]
 
@@ -32,6 +35,9 @@ class TenpoResource(ConfigurableResource):
         default=None, description="Datalake root; default {data_dir}/lake."
     )
     datamart_url: str | None = Field(default=None, description="Datamart SQLAlchemy URL.")
+    control_url: str | None = Field(
+        default=None, description="Control-plane SQLAlchemy URL (alert rules, stores)."
+    )
     _settings: Settings | None = PrivateAttr(default=None)
     _lake: Lake | None = PrivateAttr(default=None)
     engine: str | None = Field(
@@ -48,6 +54,7 @@ class TenpoResource(ConfigurableResource):
             data_dir=str(settings.data_dir.resolve()),
             lake_url=settings.lake_url,
             datamart_url=settings.datamart_url,
+            control_url=settings.control_url,
             engine=settings.engine,
             spark_master=settings.spark_master,
         )
@@ -66,6 +73,7 @@ class TenpoResource(ConfigurableResource):
                 "data_dir": self.data_dir,
                 "lake_url": self.lake_url,
                 "datamart_url": self.datamart_url,
+                "control_url": self.control_url,
                 "engine": self.engine,
                 "spark_master": self.spark_master,
             }.items()
@@ -104,6 +112,28 @@ class TenpoResource(ConfigurableResource):
                 for tenant in control.list_tenants()
                 for store in control.list_stores(tenant.tenant_id)
             ]
+        finally:
+            control.dispose()
+
+    def alert_rules(
+        self, legacy: list[dict[str, Any]] | None = None
+    ) -> tuple[list[Rule], dict[tuple[str, str], tuple[str, str]]]:
+        """Every tenant's alert rules and their webhook targets, from the control plane,
+        after adopting ``legacy`` rows (a datamart's old ``dm_alert_rules``) into it.
+
+        Empty when there is no control plane yet (an embedded SQLite file not created).
+        """
+        from tenpo.control import ControlPlane
+
+        settings = self.get_settings()
+        url = make_url(settings.control_db_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+            return [], {}
+        control = ControlPlane.open(settings.control_db_url, migrate=False)
+        try:
+            if legacy:
+                control.adopt_legacy_rules(legacy)
+            return [r for r, _ in control.alert_rules()], control.webhook_targets()
         finally:
             control.dispose()
 

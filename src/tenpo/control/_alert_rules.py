@@ -1,0 +1,103 @@
+"""Alert-rule methods of ``ControlPlane``: a tenant's alert rules with their webhook.
+
+Rules are configuration, not derived data, so they live here and not in the datamart: a
+datamart drop or rebuild keeps them, and the read side (which can read the datamart) never
+sees a webhook signing secret. The secret is only handed to the delivery step
+(:meth:`AlertRuleMethods.webhook_targets`); :meth:`AlertRuleMethods.alert_rules` leaves it
+out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenpo.control.models import AlertRule
+from tenpo.core.ids import utcnow
+
+if TYPE_CHECKING:
+    from tenpo.alerts import Rule
+
+__all__ = ["AlertRuleMethods", "WebhookTarget"]
+
+logger = logging.getLogger(__name__)
+
+WebhookTarget = tuple[str, str]
+"""(URL, signing secret; empty when the rule has none) of a rule's webhook."""
+
+
+class AlertRuleMethods:
+    """Mixed into ``ControlPlane``; relies on its sessions and helpers (see ``plane``)."""
+
+    _sessions: sessionmaker[Session]
+    _write: Callable[[str], AbstractContextManager[Session]]
+    _require_tenant: Callable[[Session, str], None]
+
+    def put_alert_rule(self, rule: Rule, webhook_url: str | None, secret: str | None) -> None:
+        """Create or replace the tenant's rule ``rule.rule_id`` (with its webhook)."""
+        with self._write("alert rule written concurrently") as session:
+            self._require_tenant(session, rule.tenant_id)
+            row = session.get(AlertRule, (rule.tenant_id, rule.rule_id))
+            values = {
+                "kind": rule.kind,
+                "params": dict(rule.params),
+                "stores": None if rule.stores is None else sorted(rule.stores),
+                "webhook_url": webhook_url,
+                "webhook_secret": secret,
+                "updated_at": utcnow(),
+            }
+            if row is None:
+                session.add(AlertRule(tenant_id=rule.tenant_id, rule_id=rule.rule_id, **values))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+        logger.info("alert rule %s/%s (%s) stored", rule.tenant_id, rule.rule_id, rule.kind)
+
+    def adopt_legacy_rules(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store rules read from the datamart's legacy ``dm_alert_rules`` table (JSON text
+        ``params``/``stores``), keeping any rule already held here; how many were added."""
+        from tenpo.alerts import Rule
+
+        added = 0
+        for row in rows:
+            with self._sessions() as session:
+                if session.get(AlertRule, (row["tenant_id"], row["rule_id"])) is not None:
+                    continue
+            stores = None if row["stores"] is None else frozenset(json.loads(row["stores"]))
+            rule = Rule(
+                row["tenant_id"], row["rule_id"], row["kind"], json.loads(row["params"]), stores
+            )
+            self.put_alert_rule(rule, row["webhook_url"], row["webhook_secret"])
+            added += 1
+        return added
+
+    def alert_rules(self, tenant_id: str | None = None) -> list[tuple[Rule, str | None]]:
+        """Rules (of one tenant, or of all) with their webhook URL; never the secret."""
+        query = sa.select(AlertRule).order_by(AlertRule.tenant_id, AlertRule.rule_id)
+        if tenant_id is not None:
+            query = query.where(AlertRule.tenant_id == tenant_id)
+        with self._sessions() as session:
+            rows = list(session.scalars(query))
+        return [(_rule(r), r.webhook_url) for r in rows]
+
+    def webhook_targets(self) -> dict[tuple[str, str], WebhookTarget]:
+        """(tenant, rule id) → (URL, secret) of every rule with a webhook: for delivery only."""
+        query = sa.select(
+            AlertRule.tenant_id, AlertRule.rule_id, AlertRule.webhook_url, AlertRule.webhook_secret
+        ).where(AlertRule.webhook_url.is_not(None))
+        with self._sessions() as session:
+            rows = session.execute(query).all()
+        return {(t, r): (url, secret or "") for t, r, url, secret in rows if url is not None}
+
+
+def _rule(row: AlertRule) -> Rule:
+    from tenpo.alerts import Rule  # pandas: not for every control-plane user
+
+    stores = None if row.stores is None else frozenset(row.stores)
+    return Rule(row.tenant_id, row.rule_id, row.kind, dict(row.params), stores)
