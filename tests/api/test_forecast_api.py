@@ -197,6 +197,39 @@ def test_staffing_uses_the_store_hours_and_its_forecast(client: TestClient, worl
     bad = {"store_id": "s1", "items": [{"date": "2026-10-05", "hour": 24, "staff": 1}]}
     assert client.post("/v1/staffing", json=bad, headers=auth).status_code == 422
 
+    # The same rota as CSV gives the same plan.
+    lines = ["store_id,date,hour,staff"] + [f"s1,{i['date']},{i['hour']},2" for i in items]
+    csv_auth = auth | {"Content-Type": "text/csv"}
+    r = client.post("/v1/staffing", content="\n".join(lines).encode(), headers=csv_auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == plan
+    hidden = "store_id,date,hour,staff\n" + f"{SECRET_STORE},2026-10-05,10,2\n"
+    assert client.post("/v1/staffing", content=hidden, headers=csv_auth).status_code == 404
+    # Every row checked first; each bad one listed.
+    bad_csv = "\n".join([
+        "store_id,date,hour,staff",
+        "s1,2026-10-05,10,2",
+        "s1,2026-13-01,10,2",
+        "s1,2026-10-05,24,2",
+        "s1,2026-10-05,11,-1",
+        "s2,2026-10-05,12,2",
+        "s1,2026-10-05,10,3",
+        "s1,2026-10-05,13,nan",
+    ])  # fmt: skip
+    r = client.post("/v1/staffing", content=bad_csv, headers=csv_auth)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert [(e["row"], e["message"].split(" ")[0]) for e in r.json()["errors"]] == [
+        (2, "bad"), (3, "bad"), (4, "staff"), (5, "store_id"), (6, "2026-10-05"), (7, "staff"),
+    ]  # fmt: skip
+    no_header = client.post("/v1/staffing", content="s1,2026-10-05,10,2\n", headers=csv_auth)
+    assert no_header.status_code == 422 and "header" in no_header.json()["detail"]
+    empty = client.post("/v1/staffing", content="store_id,date,hour,staff\n", headers=csv_auth)
+    assert empty.status_code == 422 and empty.json()["errors"][0]["message"] == "no rows"
+    plain = auth | {"Content-Type": "text/plain"}
+    assert client.post("/v1/staffing", content="x", headers=plain).status_code == 415
+    big = auth | {"Content-Type": "text/csv", "Content-Length": str(3 * 1024 * 1024)}
+    assert client.post("/v1/staffing", content=b"x", headers=big).status_code == 413
+
 
 def test_reexport_replaces_the_store_rows(world: World) -> None:
     engine = get_engine(world.settings.datamart_db_url)

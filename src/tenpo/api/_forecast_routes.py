@@ -7,18 +7,26 @@ scope, the key's own tenant).
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tenpo.api._admin_routes import Admin
 from tenpo.api._auth import Reader
 from tenpo.api._ml_routes import _AUTH, Datamart, _problem
+from tenpo.api._problems import problem
 from tenpo.api._routes import StoreId
+from tenpo.control._admin import ImportRejected, RowError, iter_errors
+from tenpo.core.errors import BadInput
 from tenpo.datamart.forecast import store_forecast, write_weather
 from tenpo.ml.forecast import GRAINS, KPIS, LEVELS
+from tenpo.problems import problem_type
 
 __all__ = ["forecast_router"]
 
@@ -224,15 +232,166 @@ class StaffingPlanOut(_Public):
     expected_extra_transactions_per_week: float
 
 
+MAX_STAFFING_BYTES = 2 * 1024 * 1024
+MAX_STAFF_ROWS = 10_000
+
+_STAFFING_DOC = (
+    "A store's staffed hours: `application/json` "
+    '`{"store_id": "s1", "items": [{"date": "2026-10-05", "hour": 10, "staff": 2}]}` or '
+    "`text/csv` with the header `store_id,date,hour,staff` (one store per upload; hour 0-23 "
+    "local, staff 0-500). Every CSV row is checked first: any bad row answers 422 listing "
+    "each in `errors` (`{kind, row, message}`, row 1 = the first data row); nothing is stored."
+)
+
+
+def _staffing_schema() -> dict[str, Any]:
+    """StaffingRequest's JSON schema with its item model inlined (no ``$defs``)."""
+    schema = StaffingRequest.model_json_schema()
+    defs = schema.pop("$defs", {})
+    items = schema["properties"]["items"]
+    ref = items["items"].get("$ref", "")
+    if ref:
+        items["items"] = defs[ref.rsplit("/", 1)[-1]]
+    return schema
+
+
 @forecast_router.post(
     "/v1/staffing",
     response_model=StaffingPlanOut,
-    responses=_AUTH | {404: _problem("No such store for the caller."), 422: _problem("Bad body.")},
+    responses=_AUTH
+    | {
+        404: _problem("No such store for the caller."),
+        413: _problem("Body over 2 MiB."),
+        415: _problem("Neither text/csv nor application/json."),
+        422: _problem("Bad body (CSV: each bad row listed in `errors`)."),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": _STAFFING_DOC,
+            "content": {
+                "application/json": {"schema": _staffing_schema()},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
     tags=["forecast"],
 )
-def staffing(caller: Reader, engine: Datamart, body: StaffingRequest) -> StaffingPlanOut:
+async def staffing(request: Request, caller: Reader, engine: Datamart) -> Any:
     """Visitors per staff hour, where conversion drops as traffic per staff rises (the
     store's own curve) and the staff the forecast hours need; nothing is stored."""
+    from starlette.concurrency import run_in_threadpool
+
+    declared = request.headers.get("content-length", "")
+    too_big = problem(
+        413, f"staffing body over {MAX_STAFFING_BYTES} bytes", instance=request.url.path
+    )
+    if declared.isdigit() and int(declared) > MAX_STAFFING_BYTES:
+        return too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_STAFFING_BYTES:
+            return too_big
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "text/csv":
+        try:
+            body = staffing_from_csv(raw)
+        except ImportRejected as exc:
+            return problem(
+                422,
+                exc.message,
+                title=exc.title,
+                type_=problem_type(exc),
+                instance=request.url.path,
+                errors=list(iter_errors(exc.errors))[:100],
+            )
+    elif kind == "application/json":
+        try:
+            body = StaffingRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from exc
+    else:
+        return problem(
+            415,
+            f"send text/csv or application/json, not {kind or 'nothing'!r}",
+            instance=request.url.path,
+        )
+    return await run_in_threadpool(_plan, caller, engine, body)
+
+
+def staffing_from_csv(raw: bytes) -> StaffingRequest:
+    """A staffing request from CSV ``store_id,date,hour,staff``; every row is checked first
+    and :class:`~tenpo.control._admin.ImportRejected` lists each bad one."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"staffing CSV is not UTF-8: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip() for f in reader.fieldnames or []]
+    if not {"store_id", "date", "hour", "staff"} <= set(fields):
+        raise BadInput(f"staffing CSV needs the header store_id,date,hour,staff, got {fields}")
+    reader.fieldnames = fields
+    errors: list[RowError] = []
+    items: dict[tuple[date, int], float] = {}
+    store: str | None = None
+    n = 0
+    for n, row in enumerate(reader, start=1):
+        if n > MAX_STAFF_ROWS:
+            errors.append(RowError("staffing", n, f"more than {MAX_STAFF_ROWS} rows"))
+            break
+        problem_, key, staff = _staff_row(row)
+        sid = (row.get("store_id") or "").strip()
+        if problem_ is None and not sid:
+            problem_ = "store_id is empty"
+        if problem_ is None and store is not None and sid != store:
+            problem_ = f"store_id {sid!r} differs from the first row's {store!r} (one store)"
+        if problem_ is None and key in items and items[key] != staff:
+            assert key is not None
+            problem_ = f"{key[0]} hour {key[1]} given twice with different staff"
+        if problem_ is not None:
+            errors.append(RowError("staffing", n, problem_))
+            continue
+        assert key is not None and staff is not None
+        store = store or sid
+        items[key] = staff
+    if n == 0:
+        errors.append(RowError("staffing", 0, "no rows"))
+    if errors:
+        raise ImportRejected(errors)
+    assert store is not None
+    return StaffingRequest(
+        store_id=store,
+        items=[StaffHour(date=d, hour=h, staff=v) for (d, h), v in sorted(items.items())],
+    )
+
+
+def _staff_row(
+    row: dict[str | Any, Any],
+) -> tuple[str | None, tuple[date, int] | None, float | None]:
+    if None in row:
+        return "more cells than the header has", None, None
+    raw_day, raw_hour, raw_staff = ((row.get(k) or "").strip() for k in ("date", "hour", "staff"))
+    try:
+        day = date.fromisoformat(raw_day)
+    except ValueError:
+        return f"bad date {raw_day!r} (expected YYYY-MM-DD)", None, None
+    if not raw_hour.isdigit() or not 0 <= int(raw_hour) <= 23:
+        return f"bad hour {raw_hour!r} (expected 0-23)", None, None
+    try:
+        staff = float(raw_staff)
+    except ValueError:
+        return f"bad staff {raw_staff!r} (expected a number)", None, None
+    if not math.isfinite(staff) or not 0 <= staff <= 500:
+        return f"staff {raw_staff!r} must be between 0 and 500", None, None
+    return None, (day, int(raw_hour)), staff
+
+
+def _plan(caller: Any, engine: Any, body: StaffingRequest) -> StaffingPlanOut:
     import pandas as pd
 
     from tenpo.datamart.read import hourly_rows, visible_store
