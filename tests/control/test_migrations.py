@@ -30,6 +30,7 @@ TABLES = {
     "budgets",
     "initiative_stores",
     "alert_rules",
+    "staff_members",
 }
 
 
@@ -53,11 +54,11 @@ def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
     assert _revision(empty_db_url) is None
 
     migrate(empty_db_url)
-    assert _revision(empty_db_url) == head_revision() == "0006"
+    assert _revision(empty_db_url) == head_revision() == "0007"
     assert TABLES <= _tables(empty_db_url)
 
     migrate(empty_db_url)  # idempotent
-    assert _revision(empty_db_url) == "0006"
+    assert _revision(empty_db_url) == "0007"
 
     downgrade(empty_db_url, "base")
     assert _revision(empty_db_url) is None

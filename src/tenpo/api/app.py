@@ -30,6 +30,7 @@ from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
 from tenpo.api._routes import Authenticator, router
 from tenpo.api._session_routes import router as session_router
+from tenpo.api._staff_routes import staff_router
 from tenpo.api._video_routes import video_router
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(initiative_router)
     app.include_router(budget_router)
+    app.include_router(staff_router)
     mount_dashboard(app)
     install_openapi(app)
     return app

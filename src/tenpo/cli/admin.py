@@ -1,4 +1,5 @@
-"""`tenpo admin` commands: tenants, stores, devices, POS registers, API keys, users, bulk import.
+"""`tenpo admin` commands: tenants, stores, devices, POS registers, API keys, users, staff,
+bulk import.
 
 Each command opens the control plane at ``settings.control_db_url`` (migrating it first)
 and reports tenpo errors as one line with exit code 2.
@@ -36,6 +37,10 @@ app.add_typer(register_app, name="register")
 app.add_typer(key_app, name="key")
 user_app = typer.Typer(no_args_is_help=True, help="Dashboard users.")
 app.add_typer(user_app, name="user")
+staff_app = typer.Typer(
+    no_args_is_help=True, help="Enrolled staff (face descriptors; never counted as visitors)."
+)
+app.add_typer(staff_app, name="staff")
 
 Tenant = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id.")]
 
@@ -435,3 +440,58 @@ def import_cmd(
         f"imported into [bold]{tenant}[/]: created {created}; unchanged {unchanged} "
         f"({elapsed:.2f}s)"
     )
+
+
+@staff_app.command("enroll")
+@handles_errors
+def staff_enroll(
+    tenant: Tenant,
+    store: Annotated[str, typer.Option("--store", "-s", help="Store id or code.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="The member of staff's name.")],
+    photos: Annotated[
+        list[Path], typer.Argument(help="Photos of the face, one person each (JPEG, PNG, ...).")
+    ],
+) -> None:
+    """Enrol a member of staff from photos: only face descriptors are stored, never a photo."""
+    from tenpo.video.enrol import photo_descriptors
+
+    data: list[bytes] = []
+    for path in photos:
+        try:
+            data.append(path.read_bytes())
+        except OSError as exc:
+            raise BadInput(f"cannot read photo {path}: {exc.strerror or exc}") from None
+    vectors = photo_descriptors(data, names=[str(p) for p in photos])
+    del data
+    with _plane() as plane:
+        info = plane.enroll_staff(tenant, store, name, vectors)
+    console.print(
+        f"staff [bold]{info.staff_id}[/] ({info.name}) enrolled at store {info.store_id}"
+        f" from {info.descriptors} photo(s); photos not stored"
+    )
+
+
+@staff_app.command("list")
+@handles_errors
+def staff_list(
+    tenant: Tenant,
+    store: Annotated[str | None, typer.Option("--store", "-s", help="Store id or code.")] = None,
+) -> None:
+    """List a tenant's enrolled staff."""
+    with _plane() as plane:
+        rows = plane.list_staff(tenant, store)
+    table = Table(Column("staff id", no_wrap=True), "store id", "name", "descriptors", "enrolled")
+    for r in rows:
+        table.add_row(r.staff_id, r.store_id, r.name, str(r.descriptors), r.created_at.isoformat())
+    console.print(table)
+
+
+@staff_app.command("remove")
+@handles_errors
+def staff_remove(
+    tenant: Tenant, staff_id: Annotated[str, typer.Argument(help="Staff id.")]
+) -> None:
+    """Remove a member of staff and their face descriptors."""
+    with _plane() as plane:
+        info = plane.remove_staff(tenant, staff_id)
+    console.print(f"staff {info.staff_id} ({info.name}) removed")

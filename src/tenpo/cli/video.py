@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from tenpo.video.bulk import Camera
     from tenpo.video.events import VisitorEvent
 
+log = logging.getLogger(__name__)
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -23,6 +26,7 @@ def resolve_camera(cfg: Settings, camera_id: str, tenant_id: str | None) -> Came
     """The registered rgb_camera (its store's timezone, its entrance line from ``config``)."""
     from tenpo.control import ControlPlane
     from tenpo.video.bulk import Camera
+    from tenpo.video.enrol import StaffMatcher
     from tenpo.video.line import EntranceLine
 
     plane = ControlPlane.open(cfg.control_db_url)
@@ -43,7 +47,12 @@ def resolve_camera(cfg: Settings, camera_id: str, tenant_id: str | None) -> Came
             raise BadInput(f"camera {camera_id!r} exists in several tenants: pass --tenant")
         tenant, device = found[0]
         store = plane.get_store(tenant, device.store_id)
-        return Camera(tenant, camera_id, store.timezone, EntranceLine.from_config(device.config))
+        staff = StaffMatcher(plane.staff_descriptors(tenant, store.store_id))
+        if len(staff):
+            log.info("camera %s: %d enrolled staff of store %s", camera_id, len(staff), store.code)
+        return Camera(
+            tenant, camera_id, store.timezone, EntranceLine.from_config(device.config), staff
+        )
     finally:
         plane.dispose()
 

@@ -234,3 +234,19 @@ class AlertRule(Base):
     webhook_url: Mapped[str | None] = mapped_column(sa.Text())
     webhook_secret: Mapped[str | None] = mapped_column(sa.Text())
     updated_at: Mapped[datetime]
+
+
+class StaffMember(Base):
+    """An enrolled member of staff: face descriptors only (the photos are never stored)."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    store_id: Mapped[str] = mapped_column(sa.String(64))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    descriptors: Mapped[bytes] = mapped_column(sa.LargeBinary)  # n × 128 float32, little-endian
+    created_at: Mapped[datetime]

@@ -28,6 +28,7 @@ from tenpo.control._alert_rules import AlertRuleMethods
 from tenpo.control._budgets import BudgetMethods
 from tenpo.control._cache import TtlCache
 from tenpo.control._initiatives import InitiativeMethods
+from tenpo.control._staff import StaffMethods
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
 from tenpo.control.db import create_control_engine, prepare_engine, upgrade_engine
 from tenpo.control.models import ApiKey, Device, PosRegister, Store, Tenant, User, UserStore
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMethods):
+class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMethods, StaffMethods):
     """Reads and writes the control-plane database through ``engine``.
 
     Idempotent creates, updates and the bulk import are in :mod:`tenpo.control._admin`.

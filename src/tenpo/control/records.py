@@ -126,3 +126,15 @@ class InitiativeInfo(_Record):
     end: date
     description: str
     created_at: datetime
+
+
+class StaffInfo(_Record):
+    """An enrolled member of staff (``descriptors``: how many face descriptors are held;
+    the descriptors themselves, and never any photo, stay in the control plane)."""
+
+    staff_id: str
+    tenant_id: str
+    store_id: str
+    name: str
+    descriptors: int
+    created_at: datetime

@@ -12,7 +12,9 @@ method). Per frame:
 - when a track ends (lost for the tracker's ``max_missed`` rounds, or at :meth:`finish`):
   the ``embed_per_track`` best crops are embedded, the mean vector is identified in the
   tenant's Feature DB (PersonID, new when unmatched), the crops are dropped, and one
-  visitor event is emitted per crossing of the entrance line.
+  visitor event is emitted per crossing of the entrance line — unless the vector matches an
+  enrolled member of the store's staff (:class:`~tenpo.video.enrol.StaffMatcher`): staff
+  tracks emit nothing and get no PersonID (counted in ``Stats.staff_tracks``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tenpo.core.errors import BadInput
 from tenpo.features.base import FeatureStore
 from tenpo.video.detect import Box, FaceDetector, Image, check_frame
 from tenpo.video.embed import FeatureExtractor
+from tenpo.video.enrol import StaffMatcher
 from tenpo.video.events import VisitorEvent
 from tenpo.video.line import EntranceLine
 from tenpo.video.motion import MotionRegions
@@ -99,6 +102,7 @@ class Stats:
     tracks: int = 0
     embeddings: int = 0
     events: int = 0
+    staff_tracks: int = 0  # tracks matched to enrolled staff: never counted
     searched_pixels: int = 0  # searched by whole-frame detection
     region_pixels: int = 0  # searched by detection in motion regions
     seconds: Counter[str] = field(default_factory=Counter)
@@ -120,6 +124,7 @@ class Analyzer:
         line: EntranceLine | None = None,
         config: AnalyzerConfig | None = None,
         on_event: Callable[[VisitorEvent], None] | None = None,
+        staff: StaffMatcher | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.camera_id = camera_id
@@ -131,6 +136,7 @@ class Analyzer:
         self.line = line or EntranceLine()
         self.config = config or AnalyzerConfig()
         self.on_event = on_event
+        self.staff = staff if staff is not None and len(staff) else None
         self.stats = Stats()
         self.events: list[VisitorEvent] = []
         self._states: dict[str, _TrackState] = defaultdict(_TrackState)
@@ -224,7 +230,10 @@ class Analyzer:
             crossings = self.line.crossings(track.path, *self._size)
             if not crossings:
                 continue
-            person_id, quality = self._identify(state, crossings[0].ts)
+            ident = self._identify(state, crossings[0].ts)
+            if ident is None:  # enrolled staff: not a visitor
+                continue
+            person_id, quality = ident
             for c in crossings:
                 ev = VisitorEvent(
                     camera_id=self.camera_id,
@@ -241,7 +250,8 @@ class Analyzer:
         self.stats.events += len(out)
         return out
 
-    def _identify(self, state: _TrackState, seen_at: datetime) -> tuple[str | None, float]:
+    def _identify(self, state: _TrackState, seen_at: datetime) -> tuple[str | None, float] | None:
+        """(PersonID, quality) of a track's best faces; None when they are enrolled staff."""
         if not state.best:
             return None, 0.0
         quality = max(c.score for c in state.best)
@@ -250,6 +260,11 @@ class Analyzer:
         self.stats.embeddings += len(vectors)
         t1 = time.perf_counter()
         mean = np.mean(vectors, axis=0).astype(np.float32)
+        if self.staff is not None and self.staff.match(mean) is not None:
+            state.best.clear()
+            self.stats.staff_tracks += 1
+            self.stats.seconds.update({"embed": t1 - t0})
+            return None
         ident = self.store.identify(self.tenant_id, mean, seen_at)
         t2 = time.perf_counter()
         self.stats.seconds.update({"embed": t1 - t0, "identify": t2 - t1})

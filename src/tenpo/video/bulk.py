@@ -30,6 +30,7 @@ from tenpo.video.analyzer import Analyzer, AnalyzerConfig, Frame
 from tenpo.video.codec import decode_mp4
 from tenpo.video.detect import FaceDetector, HaarFaceDetector, HogFaceDetector
 from tenpo.video.embed import DlibResNetExtractor
+from tenpo.video.enrol import StaffMatcher
 from tenpo.video.events import VisitorEvent
 from tenpo.video.line import EntranceLine
 from tenpo.video.quality import LandmarkQualityChecker, QualityThresholds
@@ -57,6 +58,7 @@ class Camera:
     camera_id: str
     timezone: str = "Asia/Tokyo"
     line: EntranceLine = EntranceLine()
+    staff: StaffMatcher | None = None  # the store's enrolled staff (never counted)
 
 
 def build_analyzer(
@@ -86,6 +88,7 @@ def build_analyzer(
         store=store,
         line=camera.line,
         config=AnalyzerConfig(detect_every=detect_every),
+        staff=camera.staff,
     )
 
 

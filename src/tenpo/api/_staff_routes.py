@@ -1,0 +1,161 @@
+"""Staff enrolment: ``POST /v1/admin/staff`` (photos → face descriptors), ``GET`` and
+``DELETE /v1/admin/staff/{id}``.
+
+The photos (``multipart/form-data`` fields ``store``, ``name`` and one or more ``photo``
+files, or JSON ``{"store", "name", "photos": [base64, ...]}``) are decoded in memory,
+turned into the analyzer's face descriptors (:func:`tenpo.video.enrol.photo_descriptors`)
+and dropped: only the descriptors reach the control plane. Bytes that are no image → 415,
+a photo without exactly one face → 422, both problem JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from tenpo.api._admin_routes import _ERRORS, Admin, Control, Page, TenantParam
+from tenpo.api._problems import problem
+from tenpo.control import StaffInfo
+from tenpo.core.errors import BadInput
+
+__all__ = ["staff_router"]
+
+staff_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+MAX_STAFF_BODY = 40 * 1024 * 1024  # ten photos of up to 10 MiB, base64 included, roughly
+
+_DOC = (
+    "Enrol a member of staff from photos of their face (one person per photo): "
+    "`multipart/form-data` with fields `store` (id or code), `name` and one or more `photo` "
+    'files, or JSON `{"store": "S001", "name": "...", "photos": ["<base64>", ...]}`. '
+    "Only face descriptors are stored — never a photo. 415: not an image; 422: no face, "
+    "several faces, or a bad field; 413: body over 40 MiB."
+)
+
+
+@staff_router.post(
+    "/staff",
+    response_model=StaffInfo,
+    status_code=201,
+    responses={
+        **_ERRORS,
+        413: {**_ERRORS[422], "description": "Body over 40 MiB."},
+        415: {**_ERRORS[422], "description": "A photo is not an image (or a wrong body type)."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": _DOC,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["store", "name", "photo"],
+                        "properties": {
+                            "store": {"type": "string"},
+                            "name": {"type": "string"},
+                            "photo": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            },
+                        },
+                    }
+                },
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+    description=_DOC,
+)
+async def enroll_staff(
+    request: Request, caller: Admin, control: Control, tenant: TenantParam = None
+) -> Any:
+    """Enrol a member of staff (face descriptors from the photos; photos not kept)."""
+    from tenpo.video.enrol import MAX_PHOTOS, photo_descriptors
+
+    tenant_id = caller.tenant(tenant)
+    path = request.url.path
+    too_big = problem(413, f"staff enrolment body over {MAX_STAFF_BODY} bytes", instance=path)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_STAFF_BODY:
+        return too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_STAFF_BODY:
+            return too_big
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    names: list[str] = []
+    if kind == "multipart/form-data":
+        request._body = body  # the capped body, parsed by Starlette's multipart parser
+        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=10)
+        try:
+            store, name = form.get("store"), form.get("name")
+            photos: list[bytes] = []
+            for item in form.getlist("photo"):
+                if not isinstance(item, UploadFile):
+                    raise BadInput("each photo must be a file part named 'photo'")
+                photos.append(await item.read())
+                names.append(item.filename or f"photo {len(photos)}")
+        finally:
+            await form.close()
+    elif kind == "application/json":
+        store, name, photos = _json_body(body)
+    else:
+        return problem(
+            415,
+            f"send multipart/form-data or application/json, not {kind or 'nothing'!r}",
+            instance=path,
+        )
+    del body, chunks
+    if not isinstance(store, str) or not store:
+        raise BadInput("field 'store' (store id or code) is required")
+    if not isinstance(name, str) or not name.strip():
+        raise BadInput("field 'name' is required")
+    # Fail fast on the store (404) before the seconds of face work.
+    await run_in_threadpool(control.list_staff, tenant_id, store)
+    vectors = await run_in_threadpool(photo_descriptors, photos, names=names or None)
+    del photos
+    return await run_in_threadpool(control.enroll_staff, tenant_id, store, name, vectors)
+
+
+def _json_body(body: bytes) -> tuple[Any, Any, list[bytes]]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"staff body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("photos"), list):
+        raise BadInput('staff JSON must be {"store": ..., "name": ..., "photos": [base64, ...]}')
+    photos: list[bytes] = []
+    for n, item in enumerate(doc["photos"], start=1):
+        if not isinstance(item, str):
+            raise BadInput(f"photos[{n - 1}] must be a base64 string")
+        try:
+            photos.append(base64.b64decode(item, validate=True))
+        except (binascii.Error, ValueError):
+            raise BadInput(f"photos[{n - 1}] is not valid base64") from None
+    return doc.get("store"), doc.get("name"), photos
+
+
+@staff_router.get("/staff", response_model=Page[StaffInfo], responses=_ERRORS)
+def list_staff(
+    caller: Admin, control: Control, tenant: TenantParam = None, store: str | None = None
+) -> Page[StaffInfo]:
+    """The tenant's enrolled staff (``?store=`` id or code: one store's), by name."""
+    return Page[StaffInfo](items=control.list_staff(caller.tenant(tenant), store))
+
+
+@staff_router.delete("/staff/{staff_id}", response_model=StaffInfo, responses=_ERRORS)
+def delete_staff(
+    staff_id: str, caller: Admin, control: Control, tenant: TenantParam = None
+) -> StaffInfo:
+    """Remove a member of staff and their face descriptors (404 for another tenant's)."""
+    return control.remove_staff(caller.tenant(tenant), staff_id)
