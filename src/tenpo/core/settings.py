@@ -173,7 +173,9 @@ class Settings(BaseSettings):
         180, ge=1, description="A visitor is a repeat visitor after a visit this many days back."
     )
     staff_file: Path | None = Field(
-        None, description="CSV of enrolled staff PersonIDs (columns tenant_id, person_id)."
+        None,
+        description="Fallback to enrolment by photo (tenpo admin staff enroll): CSV of staff"
+        " PersonIDs (columns tenant_id, person_id) excluded by the visits job.",
     )
     staff_min_visit_hours: float | None = Field(
         4.0, gt=0, description="One visit this long makes a person staff that day (None: off)."
