@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import unicodedata
 from typing import Any
 
@@ -39,6 +40,15 @@ class UnsupportedEncoding(BadInput):
 
     http_status = 415
     title = "Unsupported encoding"
+
+
+VISIBLE_CHAR = (
+    r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+"""One character that is whitespace neither to Python's ``str.strip`` nor to JSON Schema's
+(ECMA-262) ``\\s``: the same class in Python ``re`` and in an OpenAPI ``pattern``, so a field the
+schema calls non-blank is exactly one the cheap checks accept."""
+_VISIBLE = re.compile(VISIBLE_CHAR)
 
 
 def refuse_utf8_as_cp932(body: bytes, vendor: str) -> None:
@@ -162,7 +172,7 @@ def iot_events(doc: Any) -> list[dict[str, Any]]:
         if not isinstance(event, dict):
             raise MalformedBody(f"events[{i}] is not a JSON object")
         device_id = event.get("device_id")
-        if not isinstance(device_id, str) or not device_id.strip():
+        if not isinstance(device_id, str) or not _VISIBLE.search(device_id):
             raise MalformedBody(f"events[{i}] has no device_id string")
     return events
 

@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.core.bodies import EVENT_FIELDS, RECEIPT_FIELDS
-from tenpo.core.checks import PayloadTooLarge
+from tenpo.core.checks import VISIBLE_CHAR, PayloadTooLarge
 from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
 from tenpo.gateway._problems import PROBLEM_JSON
@@ -225,7 +225,7 @@ EVENTS_BODY: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["device_id"],
-                "properties": {"device_id": {"type": "string", "pattern": "\\S"}},
+                "properties": {"device_id": {"type": "string", "pattern": VISIBLE_CHAR}},
             },
         }
     },
