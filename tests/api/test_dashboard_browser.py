@@ -382,3 +382,48 @@ def test_forecast_chart_and_alerts_with_acknowledge(
     manager.wait_for_selector("#stores")
     manager.goto(f"{base}/app/#/alerts")
     manager.wait_for_selector("#alerts-none")
+
+
+def test_store_page_staffing_upload_shows_load_curve_and_row_errors(
+    served: tuple[str, World], browser: object
+) -> None:
+    """A rota CSV uploaded on the store page: s1 has 10 visitors and 2 receipts at 10-12:00
+    on 2026-10-05..11 but 10-08, so 2 staff give 18 staffed hours at 5 visitors per staff
+    hour and one band converting 20 %; a bad file lists its bad rows."""
+    from datetime import date, timedelta
+
+    base, world = served
+    days = [date(2026, 10, 5) + timedelta(days=i) for i in range(7)]
+    rota = "store_id,date,hour,staff\n" + "".join(
+        f"s1,{d.isoformat()},{h},2\n" for d in days for h in (10, 11, 12)
+    )
+    expected = httpx.post(
+        base + "/v1/staffing",
+        content=rota,
+        headers={"Authorization": f"Bearer {world.t1_key}", "Content-Type": "text/csv"},
+        timeout=10,
+    ).json()
+    page = _page(browser, base)
+    _login(page, "admin")
+    page.wait_for_selector("#stores")
+    page.goto(f"{base}/app/#/store/s1")
+    page.wait_for_selector("#staffing-file")
+    page.set_input_files(
+        "#staffing-file", {"name": "rota.csv", "mimeType": "text/csv", "buffer": rota.encode()}
+    )
+    page.wait_for_selector("#staffing")
+    assert page.get_attribute("[data-vpsh]", "data-vpsh") == "5"
+    assert page.get_attribute("[data-extra]", "data-extra") == "0"
+    assert page.locator("#staffing-curve tbody tr").count() == 1
+    assert "20" in page.locator("#staffing-curve tbody tr").inner_text()
+    hours = len(expected["recommendation"])
+    assert page.get_attribute("#staffing-rec", "data-hours") == str(hours)
+    assert page.locator("#staffing-rec tbody tr").count() == min(hours, 48)
+    _shot(page, "staffing_en")
+    bad = "store_id,date,hour,staff\ns1,2026-10-05,10,2\ns1,2026-10-05,25,2\n"
+    page.set_input_files(
+        "#staffing-file", {"name": "bad.csv", "mimeType": "text/csv", "buffer": bad.encode()}
+    )
+    page.wait_for_selector("#staffing-errors li[data-row='2']")
+    assert "hour" in page.locator("#staffing-errors li[data-row='2']").inner_text()
+    assert not page.errors  # type: ignore[attr-defined]

@@ -37,6 +37,13 @@ const I18N = {
     "why.hidden_peers": "Hidden: fewer than 5 peer stores, not all of them yours to read",
     "why.no_bench": "No published benchmark (too few stores or tenants in the industry)",
     "nav.initiatives": "Initiatives", "nav.alerts": "Alerts",
+    "st.title": "Staffing", "st.help": "Upload a rota CSV (store_id,date,hour,staff) of past weeks: visitors per staff hour, where conversion drops, and the staff the forecast hours need.",
+    "st.vpsh": "Visitors per staff hour", "st.target": "Target load (visitors per staff hour)",
+    "st.strained": "Strained hours", "st.extra": "Expected extra receipts / week",
+    "st.curve": "Conversion by visitors per staff hour", "st.load": "Visitors per staff hour",
+    "st.hours": "Hours", "st.rec": "Recommended staff (forecast hours)", "st.date": "Date", "st.hour": "Hour",
+    "st.visitors": "Forecast visitors", "st.staff": "Staff", "st.errors": "The file was refused:",
+    "st.more": "first {n} of {total} hours",
     "fc.title": "Forecast: {kpi}, next 90 days", "fc.none": "No forecast yet (tenpo jobs forecast).",
     "fc.median": "Forecast", "fc.band80": "80 % interval", "fc.band95": "95 % interval",
     "al.title": "Alerts", "al.none": "No alerts.", "al.when": "Date", "al.store": "Store",
@@ -92,6 +99,13 @@ const I18N = {
     "why.hidden_peers": "非表示: 類似店が 5 店未満で、閲覧できない店舗を含みます",
     "why.no_bench": "公開されたベンチマークがありません（業界の店舗数・企業数が不足）",
     "nav.initiatives": "施策", "nav.alerts": "アラート",
+    "st.title": "人員配置", "st.help": "過去数週間のシフト CSV（store_id,date,hour,staff）をアップロード: 人時あたり来店客数、転換率が落ちる負荷、予測時間帯に必要な人数を表示します。",
+    "st.vpsh": "人時あたり来店客数", "st.target": "目標負荷（人時あたり来店客数）",
+    "st.strained": "人手不足の時間帯", "st.extra": "見込み追加レシート数 / 週",
+    "st.curve": "人時あたり来店客数別の転換率", "st.load": "人時あたり来店客数",
+    "st.hours": "時間数", "st.rec": "推奨人数（予測時間帯）", "st.date": "日付", "st.hour": "時",
+    "st.visitors": "予測来店客数", "st.staff": "人数", "st.errors": "ファイルは受け付けられませんでした:",
+    "st.more": "{total} 時間中 最初の {n} 時間",
     "fc.title": "予測: {kpi}（今後 90 日）", "fc.none": "予測はまだありません（tenpo jobs forecast）。",
     "fc.median": "予測", "fc.band80": "80% 区間", "fc.band95": "95% 区間",
     "al.title": "アラート", "al.none": "アラートはありません。", "al.when": "日付", "al.store": "店舗",
@@ -505,7 +519,15 @@ async function showStore(id) {
     ${quality ? `<ul class="flags" id="quality">${quality}</ul>` : `<p id="quality" class="muted">${t("store.quality_ok")}</p>`}
     <h2>${t("fc.title", { kpi: t("visitors") })}</h2>
     ${forecast && forecast.points.length ? `<div class="chart" style="height:280px" id="forecast" data-points="${forecast.points.length}"><canvas id="forecast-chart"></canvas></div>`
-      : `<p class="muted" id="forecast">${t("fc.none")}</p>`}`;
+      : `<p class="muted" id="forecast">${t("fc.none")}</p>`}
+    <h2>${t("st.title")}</h2>
+    <p class="muted">${t("st.help")}</p>
+    <input type="file" id="staffing-file" accept=".csv,text/csv">
+    <div id="staffing-result"></div>`;
+  document.getElementById("staffing-file").addEventListener("change", (ev) => {
+    const file = ev.target.files && ev.target.files[0];
+    if (file) staffingUpload(file).catch((e) => console.warn("staffing", e));
+  });
   destroyCharts();
   if (forecast && forecast.points.length) forecastChart(document.getElementById("forecast-chart"), forecast.points);
   const labels = daily.items.map((r) => fmtDate(r.business_date));
@@ -587,6 +609,35 @@ function forecastChart(canvas, points) {
     },
     options: { plugins: { legend: { labels: { filter: (item) => item.text !== "" } } }, scales: { y: { beginAtZero: true, ticks: { callback: (v) => fmtInt(v) } } } },
   });
+}
+
+// -- staffing ----------------------------------------------------------------------------
+const STAFFING_ROWS = 48;
+async function staffingUpload(file) {
+  const out = document.getElementById("staffing-result");
+  const resp = await fetch("/v1/staffing", {
+    method: "POST", credentials: "same-origin",
+    headers: { Accept: "application/json", "Content-Type": "text/csv" }, body: await file.text(),
+  });
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const rows = (body && body.errors) || [];
+    out.innerHTML = `<div class="notice" id="staffing-errors"><p>${t("st.errors")} ${esc((body && body.detail) || resp.status)}</p>
+      ${rows.length ? `<ul>${rows.map((e) => `<li data-row="${e.row}">${e.row}: ${esc(e.message)}</li>`).join("")}</ul>` : ""}</div>`;
+    return;
+  }
+  const rec = body.recommendation;
+  out.innerHTML = `<div class="cards" id="staffing">
+      <div class="card"><div class="label">${t("st.vpsh")}</div><div class="value" data-vpsh="${body.visitors_per_staff_hour ?? ""}">${body.visitors_per_staff_hour === null ? t("na") : fmtDec(body.visitors_per_staff_hour, 1)}</div></div>
+      <div class="card"><div class="label">${t("st.target")}</div><div class="value" data-target="${body.target_load ?? ""}">${body.target_load === null ? t("na") : fmtDec(body.target_load, 1)}</div></div>
+      <div class="card"><div class="label">${t("st.strained")}</div><div class="value" data-strained="${body.strained_hours.join(",")}">${body.strained_hours.length ? body.strained_hours.map((h) => `${h}:00`).join(", ") : t("na")}</div></div>
+      <div class="card"><div class="label">${t("st.extra")}</div><div class="value" data-extra="${body.expected_extra_transactions_per_week}">${fmtDec(body.expected_extra_transactions_per_week, 1)}</div></div></div>
+    <h3>${t("st.curve")}</h3>
+    <div class="table-wrap"><table id="staffing-curve"><thead><tr><th>${t("st.load")}</th><th>${t("st.hours")}</th><th>${t("conversion_rate")}</th></tr></thead><tbody>
+      ${body.curve.map((b) => `<tr><td>${fmtDec(b.load_from, 1)}–${fmtDec(b.load_to, 1)}</td><td class="num">${fmtInt(b.hours)}</td><td class="num">${fmtPct(b.conversion)}</td></tr>`).join("")}</tbody></table></div>
+    <h3>${t("st.rec")} ${rec.length > STAFFING_ROWS ? `<span class="muted">${t("st.more", { n: STAFFING_ROWS, total: rec.length })}</span>` : ""}</h3>
+    <div class="table-wrap"><table id="staffing-rec" data-hours="${rec.length}"><thead><tr><th>${t("st.date")}</th><th>${t("st.hour")}</th><th>${t("st.visitors")}</th><th>${t("st.staff")}</th></tr></thead><tbody>
+      ${rec.slice(0, STAFFING_ROWS).map((r) => `<tr><td>${fmtDate(r.date)}</td><td>${r.hour}:00</td><td class="num">${fmtDec(r.visitors, 1)}</td><td class="num" data-staff="${r.staff}">${r.staff}</td></tr>`).join("")}</tbody></table></div>`;
 }
 
 // -- alerts ------------------------------------------------------------------------------
