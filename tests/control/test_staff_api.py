@@ -223,6 +223,10 @@ def test_cli_enrol_and_camera_loads_store_staff(
 
     cam = resolve_camera(env.settings, "cam-1", "a")
     assert cam.staff is not None and len(cam.staff) == 1
+    from tenpo.features.faiss_store import FaissFeatureStore
+    from tenpo.video.bulk import build_analyzer
+
+    assert build_analyzer(cam, FaissFeatureStore(tmp_path / "f")).staff is cam.staff
     want = photo_descriptors([photo.read_bytes()])[0]
     assert cam.staff.match(want) == staff.staff_id
     assert cam.staff.match(photo_descriptors([_jpeg(face_sprite("astronaut"))])[0]) is None

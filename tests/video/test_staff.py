@@ -47,11 +47,15 @@ def test_enrolled_staff_emit_no_events(tmp_path: Path) -> None:
     ok, photo = cv2.imencode(".jpg", face_sprite("lfw46"))
     assert ok
     staff = StaffMatcher([("stf_1", photo_descriptors([photo.tobytes()]))])
-    with_staff = _run(FaissFeatureStore(tmp_path / "a"), staff)
+    features = FaissFeatureStore(tmp_path / "a")
+    with_staff = _run(features, staff)
     assert [e.event for e in with_staff.events] == ["entry"]
     assert with_staff.stats.staff_tracks == 1
+    assert features.count("t1") == 1  # the customer only: staff get no PersonID
     # The same clip without enrolment: both are counted (the walk is seen, not missed).
-    without = _run(FaissFeatureStore(tmp_path / "b"), None)
+    plain = FaissFeatureStore(tmp_path / "b")
+    without = _run(plain, None)
+    assert plain.count("t1") == 2
     assert sorted(e.event for e in without.events) == ["entry", "entry"]
     assert without.stats.staff_tracks == 0
     customer = with_staff.events[0]
