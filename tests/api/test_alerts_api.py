@@ -216,6 +216,13 @@ def test_rules_are_per_tenant(client: TestClient, world: World, receiver: str) -
     assert world.control.webhook_targets()[("t1", "visitors-off")] == (receiver, SECRET)
     assert ("t2", "visitors-off") not in world.control.webhook_targets()
     assert client.get("/v1/alerts/rules", headers=_auth(world.t2_key)).status_code == 403
+    # A rule may only name the tenant's own stores (s1 is t1's).
+    foreign = {"rule_id": "x", "kind": "device_silent", "stores": ["s1"]}
+    r = client.put("/v1/alerts/rules", json=foreign, headers=t2)
+    assert r.status_code == 422 and "s1" in r.json()["detail"]
+    assert [x["rule_id"] for x in client.get("/v1/alerts/rules", headers=t2).json()["items"]] == [
+        "visitors-off"
+    ]
 
 
 def test_legacy_datamart_rules_move_to_the_control_plane(

@@ -78,26 +78,37 @@ def problem(resp: Any, status: int, part: str) -> None:
 def test_enrol_stores_descriptors_only_and_is_tenant_isolated(env: Env, tmp_path: Path) -> None:
     sprite = face_sprite("lfw46")
     jpeg, png = _jpeg(sprite), _png(cv2.resize(sprite, (220, 220)))
+    # Over 1 MiB (Starlette would spool such a part to a temporary file; parsed in memory).
+    noise = np.random.default_rng(7).integers(0, 256, (900, 900, 3), dtype=np.uint8)
+    noise[300:470, 300:470] = sprite
+    big = _png(noise)
+    assert len(big) > 1024 * 1024
     resp = env.client.post(
         "/v1/admin/staff",
         headers=env.a,
         data={"store": "S001", "name": "佐藤 花子"},
-        files=[("photo", ("a.jpg", jpeg, "image/jpeg")), ("photo", ("b.png", png, "image/png"))],
+        files=[
+            ("photo", ("a.jpg", jpeg, "image/jpeg")),
+            ("photo", ("b.png", png, "image/png")),
+            ("photo", ("c.png", big, "image/png")),
+        ],
     )
     assert resp.status_code == 201, resp.text
     staff = resp.json()
     assert staff["store_id"] == env.store_a and staff["name"] == "佐藤 花子"
-    assert staff["descriptors"] == 2 and staff["tenant_id"] == "a"
+    assert staff["descriptors"] == 3 and staff["tenant_id"] == "a"
 
     # The held descriptors are exactly the analyzer's descriptors of the two photos.
     [(sid, held)] = env.control.staff_descriptors("a", env.store_a)
     assert sid == staff["staff_id"]
-    want = photo_descriptors([jpeg, png])
+    want = photo_descriptors([jpeg, png, big])
     np.testing.assert_allclose(np.stack(held), np.stack(want), atol=1e-6)
     assert 0 < float(np.linalg.norm(held[0] - held[1])) < 0.6  # same person, two photos
 
     # Images never stored: no 48-byte window of either photo in the control DB or data dir.
-    needles = [blob[i : i + 48] for blob in (jpeg, png) for i in range(600, len(blob) - 48, 997)]
+    needles = [
+        blob[i : i + 48] for blob in (jpeg, png, big) for i in range(600, len(blob) - 48, 997)
+    ]
     assert len(needles) > 20
     haystacks = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".py"]
     engine = sa.create_engine(env.settings.control_db_url)
@@ -114,7 +125,7 @@ def test_enrol_stores_descriptors_only_and_is_tenant_isolated(env: Env, tmp_path
                 )
         blob = conn.execute(sa.text("SELECT descriptors FROM staff_members")).scalar_one()
     engine.dispose()
-    assert len(bytes(blob)) == 2 * 128 * 4  # two float32 descriptors, nothing else
+    assert len(bytes(blob)) == 3 * 128 * 4  # three float32 descriptors, nothing else
     assert any(n in png for n in needles)  # the scan would see a stored copy
     for hay in haystacks:
         assert not any(n in hay for n in needles)
@@ -179,6 +190,8 @@ def test_bad_photos_are_problem_json(env: Env) -> None:
         422,
         "at least one",
     )
+    garbled = {**env.a, "Content-Type": "multipart/form-data"}
+    problem(post("/v1/admin/staff", headers=garbled, content=b"--x\r\n"), 422, "no parts")
     assert env.control.list_staff("a") == []  # nothing half-enrolled
 
 
@@ -210,6 +223,10 @@ def test_cli_enrol_and_camera_loads_store_staff(
 
     cam = resolve_camera(env.settings, "cam-1", "a")
     assert cam.staff is not None and len(cam.staff) == 1
+    from tenpo.features.faiss_store import FaissFeatureStore
+    from tenpo.video.bulk import build_analyzer
+
+    assert build_analyzer(cam, FaissFeatureStore(tmp_path / "f")).staff is cam.staff
     want = photo_descriptors([photo.read_bytes()])[0]
     assert cam.staff.match(want) == staff.staff_id
     assert cam.staff.match(photo_descriptors([_jpeg(face_sprite("astronaut"))])[0]) is None

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.policy
 import json
+from email.parser import BytesParser
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from tenpo.api._admin_routes import _ERRORS, Admin, Control, Page, TenantParam
 from tenpo.api._problems import problem
@@ -77,7 +78,7 @@ async def enroll_staff(
     request: Request, caller: Admin, control: Control, tenant: TenantParam = None
 ) -> Any:
     """Enrol a member of staff (face descriptors from the photos; photos not kept)."""
-    from tenpo.video.enrol import MAX_PHOTOS, photo_descriptors
+    from tenpo.video.enrol import photo_descriptors
 
     tenant_id = caller.tenant(tenant)
     path = request.url.path
@@ -95,18 +96,7 @@ async def enroll_staff(
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     names: list[str] = []
     if kind == "multipart/form-data":
-        request._body = body  # the capped body, parsed by Starlette's multipart parser
-        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=10)
-        try:
-            store, name = form.get("store"), form.get("name")
-            photos: list[bytes] = []
-            for item in form.getlist("photo"):
-                if not isinstance(item, UploadFile):
-                    raise BadInput("each photo must be a file part named 'photo'")
-                photos.append(await item.read())
-                names.append(item.filename or f"photo {len(photos)}")
-        finally:
-            await form.close()
+        store, name, photos, names = _multipart(request.headers["content-type"], body)
     elif kind == "application/json":
         store, name, photos = _json_body(body)
     else:
@@ -125,6 +115,31 @@ async def enroll_staff(
     vectors = await run_in_threadpool(photo_descriptors, photos, names=names or None)
     del photos
     return await run_in_threadpool(control.enroll_staff, tenant_id, store, name, vectors)
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[Any, Any, list[bytes], list[str]]:
+    """Fields and photo files of a multipart body, parsed in memory (Starlette's form parser
+    spools parts over 1 MiB to a temporary file: a photo must never touch the disk)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    msg = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not msg.is_multipart():
+        raise BadInput("multipart body has no parts (missing or wrong boundary)")
+    fields: dict[str, str] = {}
+    photos: list[bytes] = []
+    names: list[str] = []
+    parts = list(msg.iter_parts())
+    if len(parts) > 20:
+        raise BadInput(f"{len(parts)} multipart parts; expected store, name and ≤ 10 photos")
+    for part in parts:
+        field = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if field == "photo":
+            photos.append(data)
+            names.append(part.get_filename() or f"photo {len(photos)}")
+        elif field in ("store", "name"):
+            fields[str(field)] = data.decode("utf-8", errors="replace").strip()
+    return fields.get("store"), fields.get("name"), photos, names
 
 
 def _json_body(body: bytes) -> tuple[Any, Any, list[bytes]]:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenpo.control.models import AlertRule
+from tenpo.control.models import AlertRule, Store
+from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 
 if TYPE_CHECKING:
@@ -39,10 +40,25 @@ class AlertRuleMethods:
     _write: Callable[[str], AbstractContextManager[Session]]
     _require_tenant: Callable[[Session, str], None]
 
-    def put_alert_rule(self, rule: Rule, webhook_url: str | None, secret: str | None) -> None:
-        """Create or replace the tenant's rule ``rule.rule_id`` (with its webhook)."""
+    def put_alert_rule(
+        self,
+        rule: Rule,
+        webhook_url: str | None,
+        secret: str | None,
+        *,
+        check_stores: bool = True,
+    ) -> None:
+        """Create or replace the tenant's rule ``rule.rule_id`` (with its webhook); BadInput
+        when it names a store the tenant does not have."""
         with self._write("alert rule written concurrently") as session:
             self._require_tenant(session, rule.tenant_id)
+            if check_stores and rule.stores is not None:
+                known = set(
+                    session.scalars(sa.select(Store.id).where(Store.tenant_id == rule.tenant_id))
+                )
+                unknown = sorted(rule.stores - known)
+                if unknown:
+                    raise BadInput(f"unknown store ids {unknown} (the rule's stores)")
             row = session.get(AlertRule, (rule.tenant_id, rule.rule_id))
             values = {
                 "kind": rule.kind,
@@ -73,7 +89,8 @@ class AlertRuleMethods:
             rule = Rule(
                 row["tenant_id"], row["rule_id"], row["kind"], json.loads(row["params"]), stores
             )
-            self.put_alert_rule(rule, row["webhook_url"], row["webhook_secret"])
+            # As stored before (a store id gone since simply matches nothing).
+            self.put_alert_rule(rule, row["webhook_url"], row["webhook_secret"], check_stores=False)
             added += 1
         return added
 

@@ -1,7 +1,8 @@
 """Staff enrolment: face descriptors from photos, and telling staff apart in the analyzer.
 
-:func:`photo_descriptors` decodes each photo in memory (JPEG, PNG, WebP, BMP, TIFF — what
-OpenCV reads), finds exactly one face with the analyzer's HOG detector and turns it into the
+:func:`photo_descriptors` decodes each photo in memory (JPEG, PNG or WebP; the dimensions
+are read from the header first, so a decompression bomb is refused before any pixel is
+allocated), finds exactly one face with the analyzer's HOG detector and turns it into the
 analyzer's 128-d dlib ResNet descriptor. Only the descriptors leave this module: the photo
 bytes and the decoded pixels are dropped when the call returns, never written anywhere.
 :class:`StaffMatcher` holds a store's enrolled descriptors; the analyzer asks it whether a
@@ -40,7 +41,7 @@ MAX_PHOTOS = 10
 """Photos accepted for one member of staff."""
 _MAX_SIDE = 1280  # photos are shrunk to this long side before detection (speed, same faces)
 _MIN_SIDE = 400  # smaller photos are enlarged so that HOG's 80-px window finds their face
-_MAX_PIXELS = 64_000_000  # refused before decoding (a decompression bomb)
+_MAX_PIXELS = 50_000_000  # refused from the header, before decoding (a decompression bomb)
 
 
 class UnsupportedImage(BadInput):
@@ -53,22 +54,56 @@ class NoFace(BadInput):
     """A photo shows no face, or more than one (HTTP 422)."""
 
 
+def _dimensions(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) from a JPEG, PNG or WebP header; None for anything else."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return "png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind = data[12:16]
+        if kind == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            w = int.from_bytes(data[26:28], "little") & 0x3FFF
+            return "webp", w, int.from_bytes(data[28:30], "little") & 0x3FFF
+        if kind == b"VP8L" and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            return "webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if kind == b"VP8X":
+            w = int.from_bytes(data[24:27], "little") + 1
+            return "webp", w, int.from_bytes(data[27:30], "little") + 1
+        return None
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            size = int.from_bytes(data[i + 2 : i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h = int.from_bytes(data[i + 5 : i + 7], "big")
+                return "jpeg", int.from_bytes(data[i + 7 : i + 9], "big"), h
+            if size < 2:
+                return None
+            i += 2 + size
+    return None
+
+
 def _decode(data: bytes, label: str) -> Image:
     if not data:
         raise UnsupportedImage(f"{label} is empty")
     if len(data) > MAX_PHOTO_BYTES:
         raise BadInput(f"{label} is over {MAX_PHOTO_BYTES} bytes")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    # Header-only peek: refuse huge dimensions before allocating the pixels.
-    image = cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_8)
-    if image is None:
-        raise UnsupportedImage(f"{label} is not a JPEG/PNG/WebP/BMP/TIFF image OpenCV can read")
-    if image.shape[0] * image.shape[1] * 64 > _MAX_PIXELS:
-        raise BadInput(f"{label} is over {_MAX_PIXELS} pixels")
-    full = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if full is None:
-        raise UnsupportedImage(f"{label} cannot be decoded")
-    return np.ascontiguousarray(full)
+    dims = _dimensions(data)
+    if dims is None:
+        raise UnsupportedImage(f"{label} is not a JPEG/PNG/WebP image")
+    fmt, w, h = dims
+    if w * h > _MAX_PIXELS:
+        raise BadInput(f"{label}: a {w}×{h} {fmt} is over {_MAX_PIXELS} pixels")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.shape[:2] not in ((h, w), (w, h)):  # EXIF may rotate
+        raise UnsupportedImage(f"{label} is a damaged or unreadable {fmt} image")
+    return np.ascontiguousarray(image)
 
 
 def _resized(image: Image) -> Image:
