@@ -106,9 +106,10 @@ def test_ui_runner_stops_its_child_on_sigterm_and_exits_zero() -> None:
     from tenpo.cli.jobs import run_until_stopped
 
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    before = signal.getsignal(signal.SIGTERM)  # not SIG_DFL once a SparkContext ran in-process
     started = time.monotonic()
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
     assert run_until_stopped(sleeper, dict(os.environ)) == 0
     assert time.monotonic() - started < 30
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler it replaced, restored
     assert run_until_stopped([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ)) == 3

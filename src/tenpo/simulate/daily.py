@@ -95,8 +95,9 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             "net_sales",
         )
     }
+    cdfs = [_cdfs(state) for state in states]
     for d_index, day in enumerate(dates):
-        for state in states:
+        for state, state_cdfs in zip(states, cdfs, strict=True):
             store = state.store
             hours = store.hours_on(day)
             if hours is None:
@@ -105,7 +106,7 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             demand = day_demand(store, day, shocks[d_index], config.yearly_amplitude)
             demand *= _demand_event(config, state, d_index)
             lifts = lever_lifts(initiatives, store.tenant_id, store.code, day)
-            row, tx_h, vis_h = _store_day(rng, state, day, hours, demand, lifts, prices)
+            row, tx_h, vis_h = _store_day(rng, state, state_cdfs, day, hours, demand, lifts, prices)
             counted_h = _counter_gap(config, state, d_index, hours, vis_h)
             if counted_h is not vis_h:
                 row = dataclasses.replace(row, visitors_counted=int(counted_h.sum()))
@@ -196,20 +197,18 @@ def _hour_shares(hours: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return window_h, np.divide(accept_h, window_h, out=np.zeros(24), where=window_h > 0)
 
 
-_CDFS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
 def _cdfs(state: _StoreState) -> tuple[np.ndarray, np.ndarray]:
-    key = id(state)
-    if key not in _CDFS:
-        qty = np.asarray(INDUSTRIES[state.store.industry].qty_probs, dtype=float)
-        _CDFS[key] = (np.cumsum(state.sku_weights), np.cumsum(qty / qty.sum()))
-    return _CDFS[key]
+    """The store's SKU and quantity CDFs (computed once per simulation, in ``simulate_store_days``;
+    a module-level cache keyed by ``id(state)`` handed a later run another store's CDF when a
+    freed state's id was reused)."""
+    qty = np.asarray(INDUSTRIES[state.store.industry].qty_probs, dtype=float)
+    return np.cumsum(state.sku_weights), np.cumsum(qty / qty.sum())
 
 
 def _store_day(
     rng: np.random.Generator,
     state: _StoreState,
+    cdfs: tuple[np.ndarray, np.ndarray],
     day: date,
     hours: tuple[int, int],
     demand: float,
@@ -228,7 +227,7 @@ def _store_day(
     n_tx = int(tx.sum())
     basket = store.basket_lines * lifts["basket"]
     lines = n_tx + int(rng.poisson(n_tx * (basket - 1.0)))
-    sku_cdf, qty_cdf = _cdfs(state)
+    sku_cdf, qty_cdf = cdfs
     sku = np.minimum(np.searchsorted(sku_cdf, rng.random(lines)), len(sku_cdf) - 1)
     qty = 1 + np.minimum(np.searchsorted(qty_cdf, rng.random(lines)), 2)
     sen = int((prices[store.industry][sku] * qty).sum())
