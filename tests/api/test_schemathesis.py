@@ -127,7 +127,9 @@ def test_read_api_conforms_to_its_openapi(read_api: Any, method: str, path: str)
 def _keep_csv_rows(case: schemathesis.Case) -> None:
     """Positive staffing CSV cases are a CSV of the documented shape (a JSON Schema string
     cannot state it); negative and JSON cases stay as generated."""
-    if case.media_type != "text/csv" or case.path != "/v1/staffing":
+    # The essence only: another module's serializer for "text/csv; charset=cp932" (the gateway's
+    # schemathesis test, in the same process) makes schemathesis send that media type here.
+    if (case.media_type or "").split(";")[0].strip() != "text/csv" or case.path != "/v1/staffing":
         return
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
         return
