@@ -188,15 +188,24 @@ def test_rules_and_secrets_stay_out_of_the_datamart_and_survive_its_drop(
     ]
     assert client.get("/v1/alerts", headers=_auth(world.t1_key)).json()["items"] == []
     # Rebuilt (forecasts exported again), the derived alerts are raised again under the same
-    # ids (receivers dedupe on them).
+    # ids, but the control plane knows their webhook received them: none is sent again.
+    delivered = world.control.delivered_alerts(("t1", a) for a in _Receiver.received)
+    assert set(delivered) == {("t1", a) for a in _Receiver.received}
     _export_forecast(world)
     resource = TenpoResource.from_settings(world.settings)
+    requests = _Receiver.requests
     with httpx.Client(timeout=5) as http:
         after = evaluate_alerts(resource, now=datetime(2026, 11, 10, 13, tzinfo=UTC), client=http)
-    assert after == {"business_date": "2026-11-10", "rules": 2, "raised": 2, "delivered": 2,
+        again = evaluate_alerts(resource, now=datetime(2026, 11, 10, 14, tzinfo=UTC), client=http)
+    assert after == {"business_date": "2026-11-10", "rules": 2, "raised": 2, "delivered": 0,
                      "failed": 0}  # fmt: skip
-    assert len(_Receiver.received) == 2  # the same two alert ids
+    assert again == {**after, "raised": 0}
+    assert _Receiver.requests == requests and len(_Receiver.received) == 2  # nothing re-sent
+    listed_alerts = client.get("/v1/alerts", headers=_auth(world.t1_key)).json()["items"]
+    assert {a["alert_id"] for a in listed_alerts} == set(_Receiver.received)
+    assert all(a["delivered"] for a in listed_alerts)  # with the first delivery's time
     assert not any(SECRET in c for c in _datamart_cells(url))
+    assert world.control.delivered_alerts([("t2", a) for a in _Receiver.received]) == {}
 
 
 def test_rules_are_per_tenant(client: TestClient, world: World, receiver: str) -> None:

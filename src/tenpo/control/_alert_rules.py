@@ -13,17 +13,18 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenpo.control.models import AlertRule, Store
+from tenpo.control.models import AlertDelivery, AlertRule, Store
 from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 
 if TYPE_CHECKING:
-    from tenpo.alerts import Rule
+    from tenpo.alerts import Alert, Rule
 
 __all__ = ["AlertRuleMethods", "WebhookTarget"]
 
@@ -111,6 +112,43 @@ class AlertRuleMethods:
         with self._sessions() as session:
             rows = session.execute(query).all()
         return {(t, r): (url, secret or "") for t, r, url, secret in rows if url is not None}
+
+    def delivered_alerts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """(tenant, alert id) → when its webhook received it, for those of ``keys`` it did."""
+        wanted = sorted(set(keys))
+        found: dict[tuple[str, str], datetime] = {}
+        t = AlertDelivery
+        with self._sessions() as session:
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                chunk = wanted[start : start + 500]
+                for tenant in sorted({k[0] for k in chunk}):
+                    ids = [a for tn, a in chunk if tn == tenant]
+                    query = sa.select(t.alert_id, t.delivered_at).where(
+                        t.tenant_id == tenant, t.alert_id.in_(ids)
+                    )
+                    found.update({(tenant, a): at for a, at in session.execute(query)})
+        return found
+
+    def record_alert_delivery(self, alert: Alert, delivered_at: datetime) -> None:
+        """Remember that ``alert`` reached its rule's webhook (the first record is kept)."""
+        with self._sessions() as session:
+            if session.get(AlertDelivery, (alert.tenant_id, alert.alert_id)) is not None:
+                return
+            session.add(
+                AlertDelivery(
+                    tenant_id=alert.tenant_id,
+                    alert_id=alert.alert_id,
+                    rule_id=alert.rule_id,
+                    kind=alert.kind,
+                    store_id=alert.store_id,
+                    business_date=alert.business_date,
+                    delivered_at=delivered_at,
+                )
+            )
+            try:
+                session.commit()
+            except sa.exc.IntegrityError:
+                session.rollback()  # recorded concurrently: the first record stands
 
 
 def _rule(row: AlertRule) -> Rule:

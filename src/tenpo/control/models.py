@@ -236,6 +236,22 @@ class AlertRule(Base):
     updated_at: Mapped[datetime]
 
 
+class AlertDelivery(Base):
+    """An alert id its rule's webhook has received (kept across datamart rebuilds)."""
+
+    __tablename__ = "alert_deliveries"
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True
+    )
+    alert_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    store_id: Mapped[str] = mapped_column(sa.String(64))
+    business_date: Mapped[date]
+    delivered_at: Mapped[datetime]
+
+
 class StaffMember(Base):
     """An enrolled member of staff: face descriptors only (the photos are never stored)."""
 

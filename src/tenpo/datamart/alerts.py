@@ -5,8 +5,10 @@ acknowledged): derived data, raised again by the next evaluation if the datamart
 dropped. The rules and their webhook URL and signing secret are configuration and live in
 the control plane (:meth:`tenpo.control.ControlPlane.put_alert_rule`); no secret is ever
 written here. Recording is idempotent: an alert id already stored is left as it is, so a
-re-evaluation neither duplicates an alert nor re-delivers it. Reads are scoped to the
-caller's tenant and stores.
+re-evaluation neither duplicates an alert nor re-delivers it. Which ids a webhook has
+received is also kept in the control plane (:class:`DeliveryLedger`), so an alert raised
+again after a datamart drop is marked delivered there and not sent a second time. Reads are
+scoped to the caller's tenant and stores.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import sqlalchemy as sa
@@ -29,6 +31,7 @@ from tenpo.datamart.read import Caller
 
 __all__ = [
     "AlertRecord",
+    "DeliveryLedger",
     "LEGACY_RULES_TABLE",
     "acknowledge",
     "deliver_pending",
@@ -122,15 +125,31 @@ def record_alerts(engine: Engine, alerts: Iterable[Alert], now: datetime) -> lis
     return new
 
 
+class DeliveryLedger(Protocol):
+    """Where delivered alert ids outlive the datamart (:class:`tenpo.control.ControlPlane`)."""
+
+    def delivered_alerts(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], datetime]: ...
+
+    def record_alert_delivery(self, alert: Alert, delivered_at: datetime) -> None: ...
+
+
 def deliver_pending(
     engine: Engine,
     client: httpx.Client,
     targets: Mapping[tuple[str, str], tuple[str, str]],
+    ledger: DeliveryLedger | None = None,
     **retry: Any,
 ) -> dict[str, int]:
     """Deliver every undelivered alert whose rule has a webhook in ``targets`` ((tenant, rule
     id) → (URL, secret), from :meth:`tenpo.control.ControlPlane.webhook_targets`); counts
-    delivered/failed."""
+    delivered/failed.
+
+    With a ``ledger``, an alert it already holds (delivered before the datamart was dropped
+    and rebuilt) is only marked delivered here, with the ledger's time, and not sent again;
+    each new delivery is written to the ledger before the datamart row.
+    """
     ensure_alert_schema(engine)
     a = dm_alerts
     if not targets:
@@ -146,21 +165,32 @@ def deliver_pending(
     )
     with engine.connect() as conn:
         rows = list(conn.execute(query).mappings())
+    rows = [r for r in rows if (r["tenant_id"], r["rule_id"]) in targets]  # others: API only
+    before = (
+        ledger.delivered_alerts((r["tenant_id"], r["alert_id"]) for r in rows) if ledger else {}
+    )
     counts = {"delivered": 0, "failed": 0}
     for row in rows:
-        target = targets.get((row["tenant_id"], row["rule_id"]))
-        if target is None:
-            continue  # the rule has no webhook (or is gone): listed in the API only
         alert = _alert(row)
-        url, secret = target
+        where = sa.and_(a.c.tenant_id == alert.tenant_id, a.c.alert_id == alert.alert_id)
+        earlier = before.get((alert.tenant_id, alert.alert_id))
+        if earlier is not None:
+            logger.info("alert %s was delivered at %s: not sent again", alert.alert_id, earlier)
+            with engine.begin() as conn:
+                conn.execute(a.update().where(where).values(delivered_at=earlier))
+            continue
+        url, secret = targets[(alert.tenant_id, alert.rule_id)]
         result = deliver(alert, url, secret, client=client, **retry)
         counts["delivered" if result.delivered else "failed"] += 1
+        delivered_at = datetime.now(UTC) if result.delivered else None
+        if ledger is not None and delivered_at is not None:
+            ledger.record_alert_delivery(alert, delivered_at)
         with engine.begin() as conn:
             conn.execute(
                 a.update()
-                .where(a.c.tenant_id == alert.tenant_id, a.c.alert_id == alert.alert_id)
+                .where(where)
                 .values(
-                    delivered_at=datetime.now(UTC) if result.delivered else None,
+                    delivered_at=delivered_at,
                     delivery_attempts=a.c.delivery_attempts + result.attempts,
                     delivery_error=result.error,
                 )

@@ -4,7 +4,8 @@ Each run evaluates every tenant's rules (the control plane's ``alert_rules``) on
 business date of ``mart_store_daily`` (the week before it too, for missing sources), that
 date's hourly rows, the datamart's forecasts and the device-health mart's ``last_seen``,
 records the alerts not seen before and delivers every undelivered alert to its rule's
-webhook (URL and secret from the control plane).
+webhook (URL and secret from the control plane), except those the control plane's
+``alert_deliveries`` says the webhook already received (before a datamart rebuild).
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
@@ -111,7 +112,8 @@ def evaluate_alerts(
     own = client is None
     client = client or httpx.Client(timeout=10)
     try:
-        counts = deliver_pending(engine, client, targets)
+        with tenpo.control_plane() as control:  # delivered ids outlive a datamart drop
+            counts = deliver_pending(engine, client, targets, control)
     finally:
         if own:
             client.close()

@@ -6,6 +6,8 @@ The warehouse's engine (DuckDB or Spark, ``TENPO_ENGINE``) is chosen here, throu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from tenpo.warehouse.catalog import BaseWarehouse, open_warehouse
 
 if TYPE_CHECKING:
     from tenpo.alerts import Rule
+    from tenpo.control import ControlPlane
 
 __all__ = ["TenpoResource"]
 
@@ -99,19 +102,29 @@ class TenpoResource(ConfigurableResource):
         Empty when there is no control plane yet (an embedded SQLite file not created): the
         jobs then use the default timezone.
         """
-        from tenpo.control import ControlPlane
-
-        settings = self.get_settings()
-        url = make_url(settings.control_db_url)
-        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
-            return []
-        control = ControlPlane.open(settings.control_db_url, migrate=False)
-        try:
+        with self.control_plane() as control:
+            if control is None:
+                return []
             return [
                 (tenant.tenant_id, store.store_id, store.timezone)
                 for tenant in control.list_tenants()
                 for store in control.list_stores(tenant.tenant_id)
             ]
+
+    @contextmanager
+    def control_plane(self) -> Iterator[ControlPlane | None]:
+        """The control plane, disposed on exit; None when there is none yet (an embedded
+        SQLite file not created)."""
+        from tenpo.control import ControlPlane
+
+        settings = self.get_settings()
+        url = make_url(settings.control_db_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+            yield None
+            return
+        control = ControlPlane.open(settings.control_db_url, migrate=False)
+        try:
+            yield control
         finally:
             control.dispose()
 
@@ -123,19 +136,12 @@ class TenpoResource(ConfigurableResource):
 
         Empty when there is no control plane yet (an embedded SQLite file not created).
         """
-        from tenpo.control import ControlPlane
-
-        settings = self.get_settings()
-        url = make_url(settings.control_db_url)
-        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
-            return [], {}
-        control = ControlPlane.open(settings.control_db_url, migrate=False)
-        try:
+        with self.control_plane() as control:
+            if control is None:
+                return [], {}
             if legacy:
                 control.adopt_legacy_rules(legacy)
             return [r for r, _ in control.alert_rules()], control.webhook_targets()
-        finally:
-            control.dispose()
 
     def open_warehouse(self) -> BaseWarehouse:
         """A fresh warehouse over the lake on the configured engine; close it when done."""
