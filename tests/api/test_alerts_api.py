@@ -179,8 +179,8 @@ def test_rules_and_secrets_stay_out_of_the_datamart_and_survive_its_drop(
     meta = sa.MetaData()
     meta.reflect(engine)
     meta.drop_all(engine)
-    dm_alerts_module._ready.discard(engine)  # (a rebuilt datamart: a new process)
-    dm_forecast_module._ready.discard(engine)
+    dm_alerts_module._schema.forget(engine)  # (as if their 30 s re-check had come)
+    dm_forecast_module._schema.forget(engine)
     listed = client.get("/v1/alerts/rules", headers=admin).json()["items"]
     assert [(x["rule_id"], x["webhook_url"]) for x in listed] == [
         ("counter-missing", receiver),

@@ -14,8 +14,6 @@ scoped to the caller's tenant and stores.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from tenpo.alerts import Alert, deliver
 from tenpo.core.errors import NotFound
+from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.read import Caller
 
 __all__ = [
@@ -69,17 +68,17 @@ dm_alerts = sa.Table(
 )
 sa.Index(None, dm_alerts.c.tenant_id, dm_alerts.c.business_date)
 
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_lock = threading.Lock()
-
 
 def ensure_alert_schema(engine: Engine) -> None:
     """Create the alert tables missing on ``engine``."""
-    with _lock:
-        if engine not in _ready:
-            alert_metadata.create_all(engine)
-            _ready.add(engine)
+    _schema.ensure(engine)
 
+
+def _create_alert_schema(engine: Engine) -> None:
+    alert_metadata.create_all(engine)
+
+
+_schema = SchemaMemo([t.name for t in alert_metadata.sorted_tables], _create_alert_schema)
 
 LEGACY_RULES_TABLE = "dm_alert_rules"
 """Where rules (and webhook secrets) were kept before they moved to the control plane."""

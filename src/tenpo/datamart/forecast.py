@@ -11,8 +11,6 @@ stores (:func:`tenpo.datamart.read.visible_store`).
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,6 +24,7 @@ from sqlalchemy.engine import Engine
 from tenpo.core.errors import BadInput, ConfigError
 from tenpo.core.settings import Settings
 from tenpo.datamart._engine import get_engine
+from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.read import Caller, visible_store
 from tenpo.datamart.schema import _column_type
 from tenpo.ml.forecast import FORECAST_KEY, GRAINS, KPIS, MART_STORE_FORECAST
@@ -69,26 +68,27 @@ dm_weather = sa.Table(
 )
 
 _KEEP_PAST_DAYS = 35
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_lock = threading.Lock()
 
 
 def ensure_forecast_schema(engine: Engine) -> None:
     """Create the forecast and weather tables missing on ``engine``; refuse older layouts."""
-    with _lock:
-        if engine in _ready:
-            return
-        forecast_metadata.create_all(engine)
-        inspector = sa.inspect(engine)
-        for table in forecast_metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            if missing := [c.name for c in table.columns if c.name not in present]:
-                raise ConfigError(
-                    f"datamart table {table.name} lacks columns {missing}: drop it and re-run "
-                    "the forecast assets to rebuild it",
-                    table=table.name,
-                )
-        _ready.add(engine)
+    _schema.ensure(engine)
+
+
+def _create_forecast_schema(engine: Engine) -> None:
+    forecast_metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    for table in forecast_metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        if missing := [c.name for c in table.columns if c.name not in present]:
+            raise ConfigError(
+                f"datamart table {table.name} lacks columns {missing}: drop it and re-run "
+                "the forecast assets to rebuild it",
+                table=table.name,
+            )
+
+
+_schema = SchemaMemo([t.name for t in forecast_metadata.sorted_tables], _create_forecast_schema)
 
 
 def export_forecasts(settings: Settings, rows: pa.Table) -> int:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tenpo.core.errors import BadInput
+from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.read import Caller
 from tenpo.ml.initiatives import EFFECT_COLUMNS
 
@@ -70,25 +69,25 @@ mart_initiative_effects = sa.Table(
 )
 assert {c.name for c in mart_initiative_effects.columns} == set(EFFECT_COLUMNS)
 
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_lock = threading.Lock()
-
 
 def ensure_initiative_schema(engine: Engine) -> None:
     """Create ``mart_initiative_effects`` when missing (an older layout is dropped: derived)."""
-    with _lock:
-        if engine in _ready:
-            return
-        inspector = sa.inspect(engine)
-        table = mart_initiative_effects
-        if inspector.has_table(table.name):
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            if {c.name for c in table.columns} - present:
-                logger.warning("datamart: %s of an older layout dropped", table.name)
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f"DROP TABLE {table.name}"))
-        _metadata.create_all(engine)
-        _ready.add(engine)
+    _schema.ensure(engine)
+
+
+def _create_initiative_schema(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    table = mart_initiative_effects
+    if inspector.has_table(table.name):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        if {c.name for c in table.columns} - present:
+            logger.warning("datamart: %s of an older layout dropped", table.name)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE {table.name}"))
+    _metadata.create_all(engine)
+
+
+_schema = SchemaMemo([t.name for t in _metadata.sorted_tables], _create_initiative_schema)
 
 
 def export_initiative_effects(

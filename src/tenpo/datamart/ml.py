@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import weakref
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -24,6 +22,7 @@ from sqlalchemy.engine import Engine
 from tenpo.core.errors import BadInput, ConfigError
 from tenpo.core.settings import Settings
 from tenpo.datamart._engine import get_engine
+from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.schema import _column_type
 from tenpo.ml.tables import ML_KEYS, ML_SCHEMAS
 
@@ -71,28 +70,29 @@ sa.Index(None, mart_store_targets.c.business_date)
 sa.Index(None, mart_benchmarks.c.industry, mart_benchmarks.c.period)
 
 _TABLES = {t.name: t for t in (mart_store_clusters, mart_store_targets, mart_benchmarks)}
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_lock = threading.Lock()
 
 
 def ensure_ml_schema(engine: Engine) -> None:
     """Create the ML tables missing on ``engine``; refuse tables of an older layout."""
-    with _lock:
-        if engine in _ready:
-            return
-        _drop_leaky_benchmarks(engine)
-        _drop_older_layouts(engine)
-        ml_metadata.create_all(engine)
-        inspector = sa.inspect(engine)
-        for table in ml_metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            if missing := [c.name for c in table.columns if c.name not in present]:
-                raise ConfigError(
-                    f"datamart table {table.name} lacks columns {missing}: drop it and "
-                    "re-run the ML assets to rebuild it",
-                    table=table.name,
-                )
-        _ready.add(engine)
+    _schema.ensure(engine)
+
+
+def _create_ml_schema(engine: Engine) -> None:
+    _drop_leaky_benchmarks(engine)
+    _drop_older_layouts(engine)
+    ml_metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    for table in ml_metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        if missing := [c.name for c in table.columns if c.name not in present]:
+            raise ConfigError(
+                f"datamart table {table.name} lacks columns {missing}: drop it and "
+                "re-run the ML assets to rebuild it",
+                table=table.name,
+            )
+
+
+_schema = SchemaMemo([t.name for t in ml_metadata.sorted_tables], _create_ml_schema)
 
 
 def _drop_older_layouts(engine: Engine) -> None:

@@ -13,8 +13,6 @@ when a schema changes the datamart is dropped and rebuilt by re-exporting the ma
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +22,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tenpo.core.errors import ConfigError
+from tenpo.datamart._memo import SchemaMemo
 from tenpo.warehouse.schemas import MART_STORE_DAILY, MART_STORE_HOURLY, MART_STORE_VISITS
 
 logger = logging.getLogger(__name__)
@@ -139,23 +138,23 @@ MART_SCHEMAS: dict[str, tuple[sa.Table, pa.Schema]] = {
 }
 """Mart tables the datamart accepts, with the Arrow schema of their partitions."""
 
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_ready_lock = threading.Lock()
-
 
 def ensure_schema(engine: Engine) -> None:
     """Create the datamart tables missing on ``engine``; cheap after the first call."""
-    with _ready_lock:
-        if engine in _ready:
-            return
-        try:
-            metadata.create_all(engine)
-        except sa.exc.DBAPIError:
-            # Another process may have created the same tables between check and create.
-            logger.debug("datamart create_all raced; checking again", exc_info=True)
-            metadata.create_all(engine)
-        _check_columns(engine)
-        _ready.add(engine)
+    _schema.ensure(engine)
+
+
+def _create_schema(engine: Engine) -> None:
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError:
+        # Another process may have created the same tables between check and create.
+        logger.debug("datamart create_all raced; checking again", exc_info=True)
+        metadata.create_all(engine)
+    _check_columns(engine)
+
+
+_schema = SchemaMemo([t.name for t in metadata.sorted_tables], _create_schema)
 
 
 def _check_columns(engine: Engine) -> None:
