@@ -204,6 +204,11 @@ def test_rules_and_secrets_stay_out_of_the_datamart_and_survive_its_drop(
     listed_alerts = client.get("/v1/alerts", headers=_auth(world.t1_key)).json()["items"]
     assert {a["alert_id"] for a in listed_alerts} == set(_Receiver.received)
     assert all(a["delivered"] for a in listed_alerts)  # with the first delivery's time
+    # The acknowledgement (made in the test above) is kept too: who, and when.
+    acked = {a["rule_id"]: (a["acknowledged_at"], a["acknowledged_by"]) for a in listed_alerts}
+    assert acked["counter-missing"] == (None, None)
+    assert acked["visitors-off"][0] and acked["visitors-off"][1].startswith("key_")
+    assert world.control.alert_acks("t1") and world.control.alert_acks("t2") == {}
     assert not any(SECRET in c for c in _datamart_cells(url))
     assert world.control.delivered_alerts([("t2", a) for a in _Receiver.received]) == {}
 

@@ -19,8 +19,8 @@ from tenpo.control import ControlPlane, migrate
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
 _TABLES = (
-    "alert_deliveries, staff_members, alert_rules, budgets, initiative_stores, initiatives, "
-    "user_stores, users, api_keys, pos_registers, devices, stores, tenants"
+    "alert_acks, alert_deliveries, staff_members, alert_rules, budgets, initiative_stores, "
+    "initiatives, user_stores, users, api_keys, pos_registers, devices, stores, tenants"
 )
 
 

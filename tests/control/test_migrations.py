@@ -32,6 +32,7 @@ TABLES = {
     "alert_rules",
     "staff_members",
     "alert_deliveries",
+    "alert_acks",
 }
 
 
@@ -55,11 +56,11 @@ def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
     assert _revision(empty_db_url) is None
 
     migrate(empty_db_url)
-    assert _revision(empty_db_url) == head_revision() == "0008"
+    assert _revision(empty_db_url) == head_revision() == "0009"
     assert TABLES <= _tables(empty_db_url)
 
     migrate(empty_db_url)  # idempotent
-    assert _revision(empty_db_url) == "0008"
+    assert _revision(empty_db_url) == "0009"
 
     downgrade(empty_db_url, "base")
     assert _revision(empty_db_url) is None

@@ -6,7 +6,7 @@ secrets) and :mod:`tenpo.alerts` to HTTP.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -141,10 +141,17 @@ def alerts(
 def ack(
     caller: Reader,
     engine: Datamart,
+    control: Control,
     alert_id: Annotated[str, Path(max_length=64)],
 ) -> AlertOut:
-    """Acknowledge an alert (idempotent: the first acknowledgement is kept)."""
-    return _out(acknowledge(engine, caller, alert_id, caller.key_id))
+    """Acknowledge an alert (idempotent: the first acknowledgement is kept, also in the
+    control plane, so a rebuilt datamart shows it acknowledged still)."""
+    record = acknowledge(engine, caller, alert_id, caller.key_id)
+    at, by = record.acknowledged_at, record.acknowledged_by
+    if at is not None and by is not None:
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite reads naive UTC
+        control.record_alert_ack(caller.tenant_id, alert_id, at, by)
+    return _out(record)
 
 
 @alert_router.put("/v1/alerts/rules", response_model=RuleOut, responses=_ADMIN, tags=["alerts"])

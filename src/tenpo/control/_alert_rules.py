@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from tenpo.control.models import AlertDelivery, AlertRule, Store
+from tenpo.control.models import AlertAck, AlertDelivery, AlertRule, Store
 from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 
@@ -149,6 +149,31 @@ class AlertRuleMethods:
                 session.commit()
             except sa.exc.IntegrityError:
                 session.rollback()  # recorded concurrently: the first record stands
+
+    def record_alert_ack(self, tenant_id: str, alert_id: str, at: datetime, by: str) -> None:
+        """Remember that ``by`` acknowledged the tenant's alert at ``at`` (the first is kept)."""
+        with self._sessions() as session:
+            if session.get(AlertAck, (tenant_id, alert_id)) is not None:
+                return
+            session.add(
+                AlertAck(tenant_id=tenant_id, alert_id=alert_id, acknowledged_at=at,
+                         acknowledged_by=by)
+            )  # fmt: skip
+            try:
+                session.commit()
+            except sa.exc.IntegrityError:
+                session.rollback()  # acknowledged concurrently: the first record stands
+
+    def alert_acks(
+        self, tenant_id: str | None = None
+    ) -> dict[tuple[str, str], tuple[datetime, str]]:
+        """(tenant, alert id) → (when, by whom) of every acknowledgement (of one tenant)."""
+        t = AlertAck
+        query = sa.select(t.tenant_id, t.alert_id, t.acknowledged_at, t.acknowledged_by)
+        if tenant_id is not None:
+            query = query.where(t.tenant_id == tenant_id)
+        with self._sessions() as session:
+            return {(tn, a): (at, by) for tn, a, at, by in session.execute(query)}
 
 
 def _rule(row: AlertRule) -> Rule:

@@ -252,6 +252,19 @@ class AlertDelivery(Base):
     delivered_at: Mapped[datetime]
 
 
+class AlertAck(Base):
+    """Who acknowledged an alert id and when (kept across datamart rebuilds)."""
+
+    __tablename__ = "alert_acks"
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True
+    )
+    alert_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    acknowledged_at: Mapped[datetime]
+    acknowledged_by: Mapped[str] = mapped_column(sa.String(128))
+
+
 class StaffMember(Base):
     """An enrolled member of staff: face descriptors only (the photos are never stored)."""
 

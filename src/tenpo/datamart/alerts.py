@@ -39,6 +39,7 @@ __all__ = [
     "legacy_rules",
     "list_alerts",
     "record_alerts",
+    "restore_acks",
 ]
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,34 @@ class DeliveryLedger(Protocol):
     ) -> dict[tuple[str, str], datetime]: ...
 
     def record_alert_delivery(self, alert: Alert, delivered_at: datetime) -> None: ...
+
+
+def restore_acks(engine: Engine, acks: Mapping[tuple[str, str], tuple[datetime, str]]) -> int:
+    """Mark acknowledged the stored alerts that ``acks`` ((tenant, alert id) → (when, by
+    whom), from the control plane) name and that are not yet here (a rebuilt datamart);
+    how many."""
+    ensure_alert_schema(engine)
+    a = dm_alerts
+    if not acks:
+        return 0
+    with engine.connect() as conn:
+        open_ = {
+            (t, i)
+            for t, i in conn.execute(
+                sa.select(a.c.tenant_id, a.c.alert_id).where(a.c.acknowledged_at.is_(None))
+            )
+        }
+    restored = 0
+    for key in sorted(open_ & set(acks)):
+        at, by = acks[key]
+        with engine.begin() as conn:
+            conn.execute(
+                a.update()
+                .where(a.c.tenant_id == key[0], a.c.alert_id == key[1])
+                .values(acknowledged_at=at, acknowledged_by=by)
+            )
+        restored += 1
+    return restored
 
 
 def deliver_pending(

@@ -77,6 +77,7 @@ def evaluate_alerts(
         drop_legacy_rules,
         legacy_rules,
         record_alerts,
+        restore_acks,
     )
 
     now = now or datetime.now(UTC)
@@ -112,7 +113,9 @@ def evaluate_alerts(
     own = client is None
     client = client or httpx.Client(timeout=10)
     try:
-        with tenpo.control_plane() as control:  # delivered ids outlive a datamart drop
+        with tenpo.control_plane() as control:  # deliveries and acks outlive a datamart drop
+            if control is not None and new:
+                restore_acks(engine, control.alert_acks())
             counts = deliver_pending(engine, client, targets, control)
     finally:
         if own:
