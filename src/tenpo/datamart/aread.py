@@ -88,7 +88,10 @@ class AsyncKpiReader:
             min_size=self._min,
             max_size=self._max,
             open=False,
-            kwargs={"prepare_threshold": 0},  # every statement prepared on first use
+            # Every statement prepared on first use. Autocommit: no BEGIN before and no
+            # COMMIT round trip after each read; the pipeline's two statements still share
+            # one implicit transaction (one Sync ends them both).
+            kwargs={"prepare_threshold": 0, "autocommit": True},
         )
         await pool.open()
         self._pool, self._loop = pool, loop
