@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._admin_routes import Admin, Control, TenantParam
-from tenpo.api._auth import Reader
+from tenpo.api._admin_routes import TenantParam
 from tenpo.api._problems import PROBLEM_JSON, problem
-from tenpo.api._routes import Datamart, FromDate, StoreId, ToDate, _parse_date
+from tenpo.api._routes import FromDate, StoreId, ToDate, _parse_date
+from tenpo.api.deps import Admin, Control, Datamart, Reader
 from tenpo.api.models import Money, Problem
 from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.core.errors import BadInput

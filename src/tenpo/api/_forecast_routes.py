@@ -17,11 +17,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tenpo.api._admin_routes import Admin
-from tenpo.api._auth import Reader
-from tenpo.api._ml_routes import _AUTH, Datamart, _problem
+from tenpo.api._ml_routes import _AUTH, _problem
 from tenpo.api._problems import problem
 from tenpo.api._routes import StoreId
+from tenpo.api.deps import Admin, Datamart, Reader
 from tenpo.control._admin import ImportRejected, RowError, iter_errors
 from tenpo.core.errors import BadInput
 from tenpo.datamart.forecast import store_forecast, write_weather

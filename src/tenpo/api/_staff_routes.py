@@ -20,8 +20,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from tenpo.api._admin_routes import _ERRORS, Admin, Control, Page, TenantParam
+from tenpo.api._admin_routes import _ERRORS, Page, TenantParam
 from tenpo.api._problems import problem
+from tenpo.api.deps import Admin, Control
 from tenpo.control import StaffInfo
 from tenpo.core.errors import BadInput
 
