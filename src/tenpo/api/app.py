@@ -74,6 +74,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("read API up (datamart %s)", datamart.url.render_as_string())
+        if kpi_reader is not None:
+            kpi_reader.serve()
         yield
         if kpi_reader is not None:
             await kpi_reader.close()
