@@ -20,7 +20,6 @@ and after a failed batch (this streamer's own).
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os
@@ -47,7 +46,7 @@ from tenpo.lake.base import Lake
 from tenpo.lake.keys import parse_partition, quarantine_key, table_key
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos.vendors import master_sources
-from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey
+from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey, ReplayedObject
 from tenpo.streamer._quarantine import EVENTS_TABLE, OBJECTS_TABLE, quarantine_files
 from tenpo.streamer._registry import default_pre_etls, mapped_pre_etls
 from tenpo.streamer._tables import conform, dedupe_table, parquet_bytes, split_partitions
@@ -388,7 +387,7 @@ class Streamer:
         if not candidates:
             return stats
         loaded = self.ledger.loaded(c.key for c in candidates)
-        ready: list[tuple[_Work, LoadedObject]] = []
+        ready: list[tuple[_Work, LoadedObject, int]] = []
         for candidate in candidates:
             obj = loaded.get(candidate.key)
             if obj is None:
@@ -405,35 +404,34 @@ class Streamer:
                 if fresh.num_rows:
                     tables[name] = fresh
             item = _Work(event=event, deliveries=[], tables=tables, rejects=result.rejects)
-            ready.append((item, obj))
+            ready.append((item, obj, candidate.replays))
         if not ready:
             return stats
-        parts = self._plan_parts([item for item, _ in ready])
+        parts = self._plan_parts([item for item, _, _ in ready])
         part_keys = [p.key for p in parts]
         self.ledger.begin_parts(part_keys, self.owner)
         self._write_parts(parts)
         rejected_at = utcnow()
-        for item, obj in ready:
+        for item, obj, _ in ready:
             self._rewrite_quarantine(item, obj, rejected_at)
         self.ledger.commit_replay(
             part_keys,
             [
-                (
-                    dataclasses.replace(
-                        obj,
-                        part_keys=(*obj.part_keys, *item.part_keys),
-                        rejects=len(item.rejects),
-                    ),
-                    sum(t.num_rows for t in item.tables.values()),
-                    sum(r.replayable for r in item.rejects),
+                ReplayedObject(
+                    read=obj,
+                    replays=replays,
+                    part_keys=(*obj.part_keys, *item.part_keys),
+                    rows_added=sum(t.num_rows for t in item.tables.values()),
+                    rejects=len(item.rejects),
+                    replayable=sum(r.replayable for r in item.rejects),
                 )
-                for item, obj in ready
+                for item, obj, replays in ready
             ],
         )
         self._publish_parts(part_keys)
         stats.replayed += len(ready)
         stats.parts += len(parts)
-        stats.rejects += sum(len(item.rejects) for item, _ in ready)
+        stats.rejects += sum(len(item.rejects) for item, _, _ in ready)
         for part in parts:
             stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
         log.info("replayed %d object(s): %s", len(ready), stats)
