@@ -415,7 +415,7 @@ class LoadLedger:
         (also those an earlier reclaimer marked but did not get to delete)."""
         cutoff = utcnow() - timedelta(seconds=lease_s)
         live = sa.select(owners_table.c.owner).where(owners_table.c.heartbeat_at >= cutoff)
-        condition = parts_table.c.owner.not_in(live)
+        condition: sa.ColumnElement[bool] = parts_table.c.owner.not_in(live)
         known_dead = sorted(set(besides))
         if known_dead:
             condition = sa.or_(condition, parts_table.c.owner.in_(known_dead))
