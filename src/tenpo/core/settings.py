@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         description="Parsed rows after which a batch's objects are written and committed (the"
         " rest of the batch follows in another commit): bounds memory when objects are big.",
     )
+    streamer_lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="Lease of a streamer on the ledger, renewed every quarter of it: a streamer"
+        " silent for longer is taken for dead and its uncommitted parts are reclaimed by the"
+        " others (keep it above the longest batch step; hosts' clocks must agree within it).",
+    )
     mqtt_enabled: bool | None = Field(
         None, description="Run the MQTT subscriber in `serve all` (None: when the broker answers)."
     )
