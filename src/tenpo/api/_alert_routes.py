@@ -13,9 +13,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.alerts import RULE_KINDS, Rule
-from tenpo.api._admin_routes import Admin, Control
-from tenpo.api._auth import Reader
-from tenpo.api._ml_routes import _AUTH, Datamart, _problem
+from tenpo.api._ml_routes import _AUTH, _problem
+from tenpo.api.deps import Admin, Control, Datamart, Reader
 from tenpo.datamart.alerts import AlertRecord, acknowledge, list_alerts
 
 __all__ = ["alert_router"]

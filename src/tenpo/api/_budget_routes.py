@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._admin_routes import Admin, Control, TenantParam
-from tenpo.api._auth import Reader
+from tenpo.api._admin_routes import TenantParam
 from tenpo.api._problems import PROBLEM_JSON, problem
-from tenpo.api._routes import Datamart, FromDate, StoreId, ToDate, _parse_date
+from tenpo.api._routes import FromDate, StoreId, ToDate, _parse_date
+from tenpo.api.deps import Admin, Control, Datamart, Reader
 from tenpo.api.models import Money, Problem
 from tenpo.control._admin import ImportRejected, iter_errors
+from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 from tenpo.datamart import mart_store_daily
 from tenpo.datamart.ml import store_targets
@@ -116,19 +117,8 @@ async def upload_budgets(
 ) -> Any:
     """Store daily budgets (idempotent: the same file again changes nothing)."""
     tenant_id = admin.tenant(tenant)
-    # Read at most the limit (a declared or streamed larger body is refused, never held).
-    declared = request.headers.get("content-length", "")
-    too_big = problem(413, f"budget body over {MAX_BUDGET_BYTES} bytes", instance=request.url.path)
-    if declared.isdigit() and int(declared) > MAX_BUDGET_BYTES:
-        return too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BUDGET_BYTES:
-            return too_big
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, MAX_BUDGET_BYTES, "budget body")
+    kind = media_type(request.headers.get("content-type"))
     if kind == "text/csv":
         rows = _csv_rows(body)
     elif kind == "application/json":

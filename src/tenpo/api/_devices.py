@@ -7,12 +7,11 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
-from tenpo.api._auth import Reader
 from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api.deps import Datamart, Reader
 from tenpo.api.models import Problem
 from tenpo.core.errors import BadInput
 from tenpo.datamart.devices import DeviceHealthRecord, device_health, latest_health_date
@@ -64,11 +63,6 @@ def _problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.datamart
-    return engine
-
-
 router = APIRouter()
 
 
@@ -84,7 +78,7 @@ router = APIRouter()
 )
 def devices_health(
     caller: Reader,
-    engine: Annotated[Engine, Depends(_engine)],
+    engine: Datamart,
     date_: Annotated[
         str | None,
         Query(

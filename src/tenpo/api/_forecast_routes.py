@@ -17,12 +17,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tenpo.api._admin_routes import Admin
-from tenpo.api._auth import Reader
-from tenpo.api._ml_routes import _AUTH, Datamart, _problem
+from tenpo.api._ml_routes import _AUTH, _problem
 from tenpo.api._problems import problem
 from tenpo.api._routes import StoreId
+from tenpo.api.deps import Admin, Datamart, Reader
 from tenpo.control._admin import ImportRejected, RowError, iter_errors
+from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 from tenpo.datamart.forecast import store_forecast, write_weather
 from tenpo.ml.forecast import GRAINS, KPIS, LEVELS
@@ -282,20 +282,8 @@ async def staffing(request: Request, caller: Reader, engine: Datamart) -> Any:
     store's own curve) and the staff the forecast hours need; nothing is stored."""
     from starlette.concurrency import run_in_threadpool
 
-    declared = request.headers.get("content-length", "")
-    too_big = problem(
-        413, f"staffing body over {MAX_STAFFING_BYTES} bytes", instance=request.url.path
-    )
-    if declared.isdigit() and int(declared) > MAX_STAFFING_BYTES:
-        return too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_STAFFING_BYTES:
-            return too_big
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await read_body(request, MAX_STAFFING_BYTES, "staffing body")
+    kind = media_type(request.headers.get("content-type"))
     if kind == "text/csv":
         try:
             body = staffing_from_csv(raw)

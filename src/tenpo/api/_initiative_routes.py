@@ -18,10 +18,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._admin_routes import Admin, Control, TenantParam
-from tenpo.api._auth import Reader
+from tenpo.api._admin_routes import TenantParam
 from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api._routes import Datamart
+from tenpo.api.deps import Admin, Control, Datamart, Reader
 from tenpo.api.models import Problem
 from tenpo.control import InitiativeInfo, Principal
 from tenpo.core.errors import NotFound

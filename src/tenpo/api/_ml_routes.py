@@ -11,13 +11,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
-from tenpo.api._auth import Reader
 from tenpo.api._problems import PROBLEM_JSON
 from tenpo.api._routes import StoreId
+from tenpo.api.deps import Datamart, Reader
 from tenpo.api.models import Money, Problem
 from tenpo.core.errors import BadInput
 from tenpo.datamart.ml import read_benchmarks, store_targets
@@ -26,14 +25,6 @@ from tenpo.datamart.read import visible_store
 __all__ = ["ml_router"]
 
 _PERIOD = re.compile(r"^\d{4}-W\d{2}$")
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.datamart
-    return engine
-
-
-Datamart = Annotated[Engine, Depends(_engine)]
 
 
 def _problem(description: str) -> dict[str, Any]:

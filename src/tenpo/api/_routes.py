@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 import orjson
 import pyarrow as pa
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 
 from tenpo.api import _export
-from tenpo.api._auth import READ_SCOPE, Authenticator, Reader, reader
 from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api._state import api_state
+from tenpo.api.deps import Datamart, Reader
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -53,7 +54,7 @@ from tenpo.datamart.read import (
 )
 from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
-__all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
+__all__ = ["StoreId", "router"]
 
 KPI_CACHE_CONTROL = "private, max-age=60"
 # Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
@@ -87,13 +88,6 @@ _EXPORT_CONTENT = {
 }
 
 
-async def _engine(request: Request) -> Engine:
-    # async: a plain attribute read need not hop to the thread pool.
-    engine: Engine = request.app.state.datamart
-    return engine
-
-
-Datamart = Annotated[Engine, Depends(_engine)]
 StoreId = Annotated[str, Path(description="tenpo's store id.", max_length=64)]
 
 router = APIRouter()
@@ -196,7 +190,7 @@ async def kpis(
     """
     start, end = _date_range(request, from_, to)
     negotiated = _export.negotiate(fmt, request.headers.get("accept"))
-    fast: AsyncKpiReader | None = getattr(request.app.state, "kpi_reader", None)
+    fast: AsyncKpiReader | None = api_state(request.app).kpi_reader
     if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
         return await run_in_threadpool(
             _kpis_sync, request, caller, engine, store_id, start, end, grain, negotiated
@@ -388,7 +382,7 @@ def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
     start, end = _parse_date("from", from_), _parse_date("to", to)
     if start > end:
         raise BadInput(f"'from' ({start}) is after 'to' ({end})", param="from")
-    limit = request.app.state.max_kpi_days
+    limit = api_state(request.app).settings.api_max_kpi_days
     span = (end - start).days + 1
     if span > limit:
         raise BadInput(

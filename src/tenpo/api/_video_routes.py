@@ -6,13 +6,12 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
-from tenpo.api._auth import Reader
 from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api.deps import Control, LakeDep, Reader
 from tenpo.api.models import Problem
 from tenpo.core.errors import BadInput, NotFound
-from tenpo.lake import open_lake
 from tenpo.video.audit import AuditReport, load_report
 
 __all__ = ["video_router"]
@@ -39,8 +38,9 @@ video_router = APIRouter()
     tags=["video"],
 )
 def video_audit(
-    request: Request,
     caller: Reader,
+    control: Control,
+    lake: LakeDep,
     camera_id: Annotated[str, Path(description="The rgb_camera's device id.")],
     date_: Annotated[
         str,
@@ -62,10 +62,10 @@ def video_audit(
         raise BadInput(
             f"query parameter 'date' must be a date as YYYY-MM-DD, got {date_!r}"
         ) from None
-    device = request.app.state.control.directory().device(caller.tenant_id, camera_id)
+    device = control.directory().device(caller.tenant_id, camera_id)
     if device is None or device.kind != "rgb_camera" or not caller.sees_store(device.store_id):
         raise NotFound(f"no camera {camera_id!r}")
-    report = load_report(open_lake(request.app.state.lake_root), caller.tenant_id, camera_id, day)
+    report = load_report(lake, caller.tenant_id, camera_id, day)
     if report is None:
         raise NotFound(f"no counting audit of camera {camera_id!r} on {day}")
     return report
