@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
 from tenpo.bus.memory import MemoryBus
-from tenpo.cli.demo import register_chain, source_files
 from tenpo.control import ControlPlane
 from tenpo.core.settings import Settings
 from tenpo.datamart import dispose_engines
+from tenpo.flow import register_chain, source_files
 from tenpo.lake import Lake, open_lake
 from tenpo.lake.landing import LandingZone
 from tenpo.ml import LEVERS

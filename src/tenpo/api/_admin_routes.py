@@ -22,9 +22,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._problems import PROBLEM_JSON, problem
+from tenpo.api._problems import problem_doc, rows_rejected
 from tenpo.api.deps import Admin, Control
-from tenpo.api.models import Problem
 from tenpo.control import (
     ApiKeyInfo,
     ControlPlane,
@@ -37,24 +36,19 @@ from tenpo.control import (
 from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.control.auth import ADMIN_SCOPE
 from tenpo.core.errors import BadInput, Forbidden, NotFound
-from tenpo.problems import problem_type
 
 __all__ = ["admin_router"]
 
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing or invalid API key."),
-    403: _problem("The key lacks the `admin` scope, or names another tenant."),
-    404: _problem("No such object in the caller's tenant."),
-    409: _problem("An object with this identity exists with different values."),
-    422: _problem("Invalid body or parameters."),
-    429: _problem("Too many requests for this key."),
+    401: problem_doc("Missing or invalid API key."),
+    403: problem_doc("The key lacks the `admin` scope, or names another tenant."),
+    404: problem_doc("No such object in the caller's tenant."),
+    409: problem_doc("An object with this identity exists with different values."),
+    422: problem_doc("Invalid body or parameters."),
+    429: problem_doc("Too many requests for this key."),
 }
 
 
@@ -510,7 +504,10 @@ def patch_user(
 @admin_router.post(
     "/import",
     response_model=ImportResult,
-    responses={**_ERRORS, 422: _problem("Invalid rows (listed under `errors`); nothing applied.")},
+    responses={
+        **_ERRORS,
+        422: problem_doc("Invalid rows (listed under `errors`); nothing applied."),
+    },
 )
 def bulk_import(
     request: Request,
@@ -534,12 +531,5 @@ def bulk_import(
         )
     except ImportRejected as exc:
         errors = [e | {"pointer": f"/{e['kind']}/{e['row'] - 1}"} for e in iter_errors(exc.errors)]
-        return problem(
-            422,
-            exc.message,
-            title=exc.title,
-            type_=problem_type(exc),
-            instance=request.url.path,
-            errors=errors,
-        )
+        return rows_rejected(request, exc, errors)
     return ImportResult(tenant_id=tenant_id, created=report.created, unchanged=report.unchanged)

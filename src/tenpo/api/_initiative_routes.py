@@ -19,9 +19,8 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._admin_routes import TenantParam
-from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api._problems import problem_doc
 from tenpo.api.deps import Admin, Control, Datamart, Reader
-from tenpo.api.models import Problem
 from tenpo.control import InitiativeInfo, Principal
 from tenpo.core.errors import NotFound
 from tenpo.datamart.initiatives import initiative_effects
@@ -31,21 +30,17 @@ __all__ = ["initiative_router"]
 initiative_router = APIRouter(tags=["initiatives"])
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
 _READ_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-    403: _problem("The API key lacks the `read` scope."),
-    429: _problem("Rate limit of the key or user exceeded."),
+    401: problem_doc("Missing, malformed, unknown or revoked API key, or no valid session."),
+    403: problem_doc("The API key lacks the `read` scope."),
+    429: problem_doc("Rate limit of the key or user exceeded."),
 }
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing or invalid API key."),
-    403: _problem("The key lacks the `admin` scope, or names another tenant."),
-    409: _problem("An initiative with this id exists with different values."),
-    422: _problem("Invalid body: unknown KPI or store, end before start, too long."),
-    429: _problem("Too many requests for this key."),
+    401: problem_doc("Missing or invalid API key."),
+    403: problem_doc("The key lacks the `admin` scope, or names another tenant."),
+    409: problem_doc("An initiative with this id exists with different values."),
+    422: problem_doc("Invalid body: unknown KPI or store, end before start, too long."),
+    429: problem_doc("Too many requests for this key."),
 }
 InitiativeId = Annotated[str, Path(description="The initiative's id.", max_length=64)]
 KPI_PATTERN = "^(net_sales|visitors|conversion_rate|atv)$"
@@ -233,7 +228,7 @@ def list_initiatives(caller: Reader, control: Control) -> InitiativePage:
 @initiative_router.get(
     "/v1/initiatives/{initiative_id}/effect",
     response_model=InitiativeEffect,
-    responses=_READ_ERRORS | {404: _problem("No such initiative for the caller.")},
+    responses=_READ_ERRORS | {404: problem_doc("No such initiative for the caller.")},
 )
 def initiative_effect(
     caller: Reader, control: Control, engine: Datamart, initiative_id: InitiativeId

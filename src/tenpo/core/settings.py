@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Spark master URL for engine=spark: local[N] (in process) or a cluster "
         "(spark://host:7077, yarn, k8s://...).",
     )
+    spark_driver_memory: str = Field(
+        "4g",
+        pattern=r"^[1-9][0-9]*[kmgt]$",
+        description="Heap of the Spark driver JVM (spark.driver.memory, e.g. 4g); in local "
+        "mode the executors run inside it. Takes effect when tenpo starts the JVM.",
+    )
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8001, ge=1, le=65535)
     api_host: str = "127.0.0.1"

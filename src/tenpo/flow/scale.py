@@ -433,8 +433,8 @@ def _run_stages(
     with ExitStack() as cleanup:
         from tenpo.bus import open_bus
         from tenpo.control import ControlPlane
+        from tenpo.gateway import bound_port, serve_in_thread, stop_server
         from tenpo.gateway import create_app as create_gateway
-        from tenpo.gateway import serve_in_thread
         from tenpo.lake import open_lake
         from tenpo.streamer import Streamer
 
@@ -450,8 +450,8 @@ def _run_stages(
 
         gateway = create_gateway(cfg, control=control, lake=lake, bus=bus)
         gw_server, gw_thread = serve_in_thread(gateway, "127.0.0.1", 0)
-        cleanup.callback(_stop, gw_server, gw_thread)
-        gw_url = f"http://127.0.0.1:{_port(gw_server)}"
+        cleanup.callback(stop_server, gw_server, gw_thread)
+        gw_url = f"http://127.0.0.1:{bound_port(gw_server)}"
         streamer = Streamer(cfg, lake, bus, control.directory())
         if hasattr(streamer, "close"):
             cleanup.callback(streamer.close)
@@ -537,11 +537,11 @@ def _run_stages(
 
         api = create_api(cfg, control=control)
         api_server, api_thread = serve_in_thread(api, "127.0.0.1", 0)
-        cleanup.callback(_stop, api_server, api_thread)
+        cleanup.callback(stop_server, api_server, api_thread)
         with stage("api") as st:
             advance = progress("api: every store's KPIs (stores)", len(chain["stores"]))
             rows = read_store_kpis(
-                f"http://127.0.0.1:{_port(api_server)}",
+                f"http://127.0.0.1:{bound_port(api_server)}",
                 keys,
                 [t["id"] for t in chain["tenants"]],
                 dates[0],
@@ -676,15 +676,3 @@ def _drop_stream(url: str, stream: str) -> None:
         asyncio.run(drop())
     except Exception as exc:  # noqa: BLE001 - cleanup only; the run's result stands
         log.warning("could not delete JetStream stream %s on %s: %s", stream, url, exc)
-
-
-def _stop(server: Any, thread: Any) -> None:
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _port(server: Any) -> int:
-    for srv in server.servers:
-        for sock in srv.sockets:
-            return int(sock.getsockname()[1])
-    raise RuntimeError("server has no listening socket")

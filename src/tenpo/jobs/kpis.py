@@ -42,6 +42,7 @@ from tenpo.jobs._common import (
     cast_to,
     left_join_on,
     local_hour,
+    merge_partials,
     money_zero,
     outer_join_all,
     ratio,
@@ -116,8 +117,8 @@ def store_daily(
                 history = visits.filter(
                     visits.business_date.between(earliest, max(wanted) - timedelta(days=1))
                 )
-        parts.append(_visit_aggregates(current, history, repeat_window_days))
-    joined = outer_join_all(parts, DAILY_KEYS)
+        parts.extend(_visit_aggregates(current, history, repeat_window_days))
+    joined = merge_partials(parts, DAILY_KEYS)
     if visits is None:
         joined = joined.mutate(
             unique_visitors=ibis.null("int64"),
@@ -127,6 +128,16 @@ def store_daily(
             open_visits=ibis.null("int64"),
             video_entries=ibis.null("int64"),
             has_video=ibis.literal(False),
+        )
+    else:  # counted over the persons of a store-date with video: 0 there, null elsewhere
+        with_video = joined.has_video.coalesce(False)
+        joined = joined.mutate(
+            unique_visitors=ibis.ifelse(
+                with_video, joined.unique_visitors.coalesce(0), ibis.null("int64")
+            ),
+            repeat_visitors=ibis.ifelse(
+                with_video, joined.repeat_visitors.coalesce(0), ibis.null("int64")
+            ),
         )
     joined = joined.mutate(
         has_pos=joined.has_pos.coalesce(False),
@@ -266,8 +277,9 @@ def _daily_counts(t: ibis.Table) -> ibis.Table:
 
 def _visit_aggregates(
     current: ibis.Table, history: ibis.Table, repeat_window_days: int
-) -> ibis.Table:
-    """Unique and repeat visitors, dwell median/mean, open visits per store-date of ``current``."""
+) -> list[ibis.Table]:
+    """Partials per store-date of ``current``: entries, open visits and dwell mean; dwell
+    median; unique visitors; repeat visitors (absent where there are none)."""
     basic = current.group_by(list(DAILY_KEYS)).aggregate(
         video_entries=current.count(),
         open_visits=current.count(where=current.exit_ts.isnull()),
@@ -304,12 +316,7 @@ def _visit_aggregates(
     )
     unique = persons.group_by(list(DAILY_KEYS)).aggregate(unique_visitors=persons.count())
     repeat = repeaters.group_by(list(DAILY_KEYS)).aggregate(repeat_visitors=repeaters.count())
-    out = outer_join_all([basic, median], DAILY_KEYS)
-    out = left_join_on(left_join_on(out, unique, DAILY_KEYS), repeat, DAILY_KEYS)
-    return out.mutate(
-        unique_visitors=out.unique_visitors.coalesce(0),
-        repeat_visitors=out.repeat_visitors.coalesce(0),
-    )
+    return [basic, median, unique, repeat]
 
 
 def _with_ratios(t: ibis.Table) -> ibis.Table:
