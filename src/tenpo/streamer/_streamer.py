@@ -230,12 +230,18 @@ class Streamer:
         *,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> BatchStats:
-        """Load batches until ``stop`` is set; failures are logged and retried with backoff."""
+        """Load batches until ``stop`` is set; failures are logged and retried with backoff
+        (a conflict with another streamer at once)."""
         total = BatchStats()
         backoff = 0.0
         while not stop.is_set():
             try:
                 stats = self.run_once()
+            except LedgerConflict as exc:
+                # Another streamer got there first (a redelivery it loaded, a reclaim): the
+                # batch was cleaned up and its events come again; no backoff needed.
+                log.warning("batch given up, the bus delivers it again: %s", exc)
+                continue
             except Exception:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
                 log.exception("batch failed; retrying in %.1fs", backoff)
