@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._problems import PROBLEM_JSON, problem
-from tenpo.api.deps import Admin, Control
-from tenpo.api.models import Problem
+from tenpo.api._problems import problem_doc, rows_rejected
+from tenpo.api.deps import ADMIN_TENANT_ERRORS, Admin, Control, TenantParam
 from tenpo.control import (
     ApiKeyInfo,
     ControlPlane,
@@ -37,33 +36,17 @@ from tenpo.control import (
 from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.control.auth import ADMIN_SCOPE
 from tenpo.core.errors import BadInput, Forbidden, NotFound
-from tenpo.problems import problem_type
 
 __all__ = ["admin_router"]
 
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing or invalid API key."),
-    403: _problem("The key lacks the `admin` scope, or names another tenant."),
-    404: _problem("No such object in the caller's tenant."),
-    409: _problem("An object with this identity exists with different values."),
-    422: _problem("Invalid body or parameters."),
-    429: _problem("Too many requests for this key."),
+_ERRORS = ADMIN_TENANT_ERRORS | {
+    404: problem_doc("No such object in the caller's tenant."),
+    409: problem_doc("An object with this identity exists with different values."),
+    422: problem_doc("Invalid body or parameters."),
 }
-
-
-# -- the caller ------------------------------------------------------------------------------
-
-TenantParam = Annotated[
-    str | None,
-    Query(alias="tenant", description="Tenant to act on (default: the key's; operator keys only)."),
-]
 
 
 def _created(response: Response, created: bool) -> None:
@@ -510,7 +493,10 @@ def patch_user(
 @admin_router.post(
     "/import",
     response_model=ImportResult,
-    responses={**_ERRORS, 422: _problem("Invalid rows (listed under `errors`); nothing applied.")},
+    responses={
+        **_ERRORS,
+        422: problem_doc("Invalid rows (listed under `errors`); nothing applied."),
+    },
 )
 def bulk_import(
     request: Request,
@@ -534,12 +520,5 @@ def bulk_import(
         )
     except ImportRejected as exc:
         errors = [e | {"pointer": f"/{e['kind']}/{e['row'] - 1}"} for e in iter_errors(exc.errors)]
-        return problem(
-            422,
-            exc.message,
-            title=exc.title,
-            type_=problem_type(exc),
-            instance=request.url.path,
-            errors=errors,
-        )
+        return rows_rejected(request, exc, errors)
     return ImportResult(tenant_id=tenant_id, created=report.created, unchanged=report.unchanged)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api.deps import Control, LakeDep, Reader
-from tenpo.api.models import Problem
+from tenpo.api._problems import problem_doc
+from tenpo.api.deps import READER_ERRORS, Control, LakeDep, Reader
 from tenpo.core.errors import BadInput, NotFound
 from tenpo.video.audit import AuditReport, load_report
 
@@ -19,21 +18,16 @@ __all__ = ["video_router"]
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
 video_router = APIRouter()
 
 
 @video_router.get(
     "/v1/video/audits/{camera_id}",
     response_model=AuditReport,
-    responses={
-        422: _problem("`date` is not a date as YYYY-MM-DD."),
-        401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: _problem("The API key lacks the `read` scope."),
-        404: _problem("No such camera of the caller's stores, or no audit of that date."),
+    responses=READER_ERRORS
+    | {
+        404: problem_doc("No such camera of the caller's stores, or no audit of that date."),
+        422: problem_doc("`date` is not a date as YYYY-MM-DD."),
     },
     tags=["video"],
 )

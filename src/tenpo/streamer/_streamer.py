@@ -202,12 +202,17 @@ class Streamer:
 
         While the bus still reports unacknowledged events (in flight or awaiting
         redelivery), waits up to ``ack_wait`` longer for them; ``max_seconds`` caps the run.
+        A batch given up on a conflict with another streamer is left to its redelivery.
         """
         total = BatchStats()
         started = last_event = time.monotonic()
         grace = self.settings.bus_ack_wait_s + timeout
         while True:
-            stats = self.run_once()
+            try:
+                stats = self.run_once()
+            except LedgerConflict as exc:  # another streamer's doing: the events come again
+                log.warning("batch given up, the bus delivers it again: %s", exc)
+                stats = BatchStats(fetched=1)  # not idle: events are in flight
             total.add(stats)
             if on_batch is not None and stats.fetched:
                 on_batch(stats)
@@ -230,12 +235,18 @@ class Streamer:
         *,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> BatchStats:
-        """Load batches until ``stop`` is set; failures are logged and retried with backoff."""
+        """Load batches until ``stop`` is set; failures are logged and retried with backoff
+        (a conflict with another streamer at once)."""
         total = BatchStats()
         backoff = 0.0
         while not stop.is_set():
             try:
                 stats = self.run_once()
+            except LedgerConflict as exc:
+                # Another streamer got there first (a redelivery it loaded, a reclaim): the
+                # batch was cleaned up and its events come again; no backoff needed.
+                log.warning("batch given up, the bus delivers it again: %s", exc)
+                continue
             except Exception:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
                 log.exception("batch failed; retrying in %.1fs", backoff)
