@@ -99,7 +99,9 @@ class AsyncKpiReader:
         if self._loop is not asyncio.get_running_loop():
             import psycopg
 
-            async with await psycopg.AsyncConnection.connect(self._conninfo) as conn:
+            async with await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True
+            ) as conn:
                 yield conn
             return
         if self._pool is None:
@@ -110,7 +112,10 @@ class AsyncKpiReader:
                 min_size=self._min,
                 max_size=self._max,
                 open=False,
-                kwargs={"prepare_threshold": 0},  # every statement prepared on first use
+                # Every statement prepared on first use. Autocommit: no BEGIN before and no
+                # COMMIT round trip after each read; the pipeline's two statements still
+                # share one implicit transaction (one Sync ends them both).
+                kwargs={"prepare_threshold": 0, "autocommit": True},
             )
             await pool.open()
             self._pool = pool
