@@ -129,6 +129,32 @@ def test_a_streamer_whose_parts_were_reclaimed_cannot_commit_them(
     assert len(parts(lake)) == 2
 
 
+def test_run_until_idle_leaves_a_reclaimed_batch_to_its_redelivery(
+    landing: LandingZone,
+    lake: Lake,
+    make_streamer: Callable[..., Streamer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    landing.land("test_json", "t1", body(("S1", "A", "2026-10-05", "1")), "json", day=D1)
+    slow, other = make_streamer(streamer_lease_s=0.2), make_streamer(streamer_lease_s=0.2)
+    real_commit = slow.ledger.commit
+    calls: list[int] = []
+
+    def first_commit_after_a_pause(part_keys: list[str], objects: object) -> None:
+        calls.append(len(part_keys))
+        if len(calls) == 1:
+            time.sleep(0.3)
+            other.reclaim_dead()
+        real_commit(part_keys, objects)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slow.ledger, "commit", first_commit_after_a_pause)
+    stats = slow.run_until_idle(0.2, max_seconds=10)
+    assert calls == [1, 1]  # refused once, loaded on the redelivery
+    assert stats.objects == 1
+    assert txn_ids(lake) == ["A"] and len(parts(lake)) == 1
+    assert slow.ledger.counts() == {"objects": 1, "parts_committed": 1}
+
+
 def test_an_owner_whose_process_exited_on_this_host_is_dead_at_once(
     make_streamer: Callable[..., Streamer],
 ) -> None:

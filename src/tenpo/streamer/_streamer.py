@@ -202,12 +202,17 @@ class Streamer:
 
         While the bus still reports unacknowledged events (in flight or awaiting
         redelivery), waits up to ``ack_wait`` longer for them; ``max_seconds`` caps the run.
+        A batch given up on a conflict with another streamer is left to its redelivery.
         """
         total = BatchStats()
         started = last_event = time.monotonic()
         grace = self.settings.bus_ack_wait_s + timeout
         while True:
-            stats = self.run_once()
+            try:
+                stats = self.run_once()
+            except LedgerConflict as exc:  # another streamer's doing: the events come again
+                log.warning("batch given up, the bus delivers it again: %s", exc)
+                stats = BatchStats(fetched=1)  # not idle: events are in flight
             total.add(stats)
             if on_batch is not None and stats.fetched:
                 on_batch(stats)
