@@ -151,7 +151,7 @@ class GroupCommit(Generic[T]):
             done: list[tuple[_Work[T, Any], Any, BaseException | None]] = []
             for work, (item, result, failed) in zip(works, self._run_works(works), strict=True):
                 if failed is None:
-                    items.append(item)
+                    items.append(item)  # type: ignore[arg-type] # set when the work succeeded
                 done.append((work, result, failed))
             error = self._round(items)
             _wake(done, error)
