@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._problems import problem_doc, rows_rejected
-from tenpo.api.deps import Admin, Control
+from tenpo.api.deps import ADMIN_TENANT_ERRORS, Admin, Control, TenantParam
 from tenpo.control import (
     ApiKeyInfo,
     ControlPlane,
@@ -42,22 +42,11 @@ __all__ = ["admin_router"]
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: problem_doc("Missing or invalid API key."),
-    403: problem_doc("The key lacks the `admin` scope, or names another tenant."),
+_ERRORS = ADMIN_TENANT_ERRORS | {
     404: problem_doc("No such object in the caller's tenant."),
     409: problem_doc("An object with this identity exists with different values."),
     422: problem_doc("Invalid body or parameters."),
-    429: problem_doc("Too many requests for this key."),
 }
-
-
-# -- the caller ------------------------------------------------------------------------------
-
-TenantParam = Annotated[
-    str | None,
-    Query(alias="tenant", description="Tenant to act on (default: the key's; operator keys only)."),
-]
 
 
 def _created(response: Response, created: bool) -> None:

@@ -19,10 +19,17 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._admin_routes import TenantParam
 from tenpo.api._problems import problem, problem_doc, rows_rejected
 from tenpo.api._routes import FromDate, StoreId, ToDate, _parse_date
-from tenpo.api.deps import Admin, Control, Datamart, Reader
+from tenpo.api.deps import (
+    ADMIN_TENANT_ERRORS,
+    READER_ERRORS,
+    Admin,
+    Control,
+    Datamart,
+    Reader,
+    TenantParam,
+)
 from tenpo.api.models import Money
 from tenpo.control._admin import ImportRejected
 from tenpo.core.checks import media_type, read_body
@@ -87,13 +94,11 @@ _UPLOAD_DOC = (
 @budget_router.post(
     "/v1/budgets",
     response_model=BudgetResult,
-    responses={
-        401: problem_doc("Missing or invalid API key."),
-        403: problem_doc("The key lacks the `admin` scope, or names another tenant."),
+    responses=ADMIN_TENANT_ERRORS
+    | {
         413: problem_doc("Body over 16 MiB."),
         415: problem_doc("Neither text/csv nor application/json."),
         422: problem_doc("Bad rows (each listed in `errors`), or an unreadable body."),
-        429: problem_doc("Too many requests for this key."),
     },
     openapi_extra={
         "requestBody": {
@@ -167,12 +172,10 @@ def _json_rows(body: bytes) -> list[Any]:
 @budget_router.get(
     "/v1/stores/{store_id}/budget",
     response_model=StoreBudget,
-    responses={
-        401: problem_doc("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: problem_doc("The API key lacks the `read` scope."),
+    responses=READER_ERRORS
+    | {
         404: problem_doc("No such store for the caller's tenant."),
         422: problem_doc("Bad date, reversed or too long range."),
-        429: problem_doc("Rate limit of the key or user exceeded."),
     },
 )
 def store_budget(

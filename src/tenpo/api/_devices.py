@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._problems import problem_doc
-from tenpo.api.deps import Datamart, Reader
+from tenpo.api.deps import READER_ERRORS, Datamart, Reader
 from tenpo.core.errors import BadInput
 from tenpo.datamart.devices import DeviceHealthRecord, device_health, latest_health_date
 
@@ -64,11 +64,7 @@ router = APIRouter()
 @router.get(
     "/v1/devices/health",
     response_model=DeviceHealthPage,
-    responses={
-        401: problem_doc("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: problem_doc("The API key lacks the `read` scope."),
-        422: problem_doc("`date` is not a date as YYYY-MM-DD."),
-    },
+    responses=READER_ERRORS | {422: problem_doc("`date` is not a date as YYYY-MM-DD.")},
     tags=["devices"],
 )
 def devices_health(

@@ -17,10 +17,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tenpo.api._ml_routes import _AUTH
 from tenpo.api._problems import problem, problem_doc, rows_rejected
 from tenpo.api._routes import StoreId
-from tenpo.api.deps import Admin, Datamart, Reader
+from tenpo.api.deps import ADMIN_ERRORS, READER_ERRORS, Admin, Datamart, Reader
 from tenpo.control._admin import ImportRejected, RowError
 from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
@@ -112,7 +111,7 @@ _GRAIN = Annotated[
 @forecast_router.get(
     "/v1/stores/{store_id}/forecast",
     response_model=StoreForecast,
-    responses=_AUTH
+    responses=READER_ERRORS
     | {
         404: problem_doc("No such store for the caller."),
         422: problem_doc("Bad kpi or grain."),
@@ -151,11 +150,7 @@ def forecast(
     )
 
 
-_ADMIN: dict[int | str, dict[str, Any]] = {
-    401: problem_doc("Missing, malformed, unknown or revoked API key."),
-    403: problem_doc("The API key lacks the `admin` scope."),
-    422: problem_doc("Invalid body."),
-}
+_ADMIN = ADMIN_ERRORS | {422: problem_doc("Invalid body.")}
 
 
 @forecast_router.post(
@@ -257,7 +252,7 @@ def _staffing_schema() -> dict[str, Any]:
 @forecast_router.post(
     "/v1/staffing",
     response_model=StaffingPlanOut,
-    responses=_AUTH
+    responses=READER_ERRORS
     | {
         404: problem_doc("No such store for the caller."),
         413: problem_doc("Body over 2 MiB."),

@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._problems import problem_doc
 from tenpo.api._routes import StoreId
-from tenpo.api.deps import Datamart, Reader
+from tenpo.api.deps import READER_ERRORS, Datamart, Reader
 from tenpo.api.models import Money
 from tenpo.core.errors import BadInput
 from tenpo.datamart.ml import read_benchmarks, store_targets
@@ -25,12 +25,6 @@ from tenpo.datamart.read import visible_store
 __all__ = ["ml_router"]
 
 _PERIOD = re.compile(r"^\d{4}-W\d{2}$")
-
-
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: problem_doc("Missing, malformed, unknown or revoked API key."),
-    403: problem_doc("The API key lacks the `read` scope."),
-}
 
 
 class _Public(BaseModel):
@@ -128,7 +122,7 @@ ml_router = APIRouter()
 @ml_router.get(
     "/v1/stores/{store_id}/targets",
     response_model=StoreTargets,
-    responses=_AUTH | {404: problem_doc("No such store for the caller's tenant.")},
+    responses=READER_ERRORS | {404: problem_doc("No such store for the caller's tenant.")},
     tags=["ml"],
 )
 def targets(caller: Reader, engine: Datamart, store_id: StoreId) -> StoreTargets:
@@ -176,7 +170,7 @@ def targets(caller: Reader, engine: Datamart, store_id: StoreId) -> StoreTargets
 @ml_router.get(
     "/v1/benchmarks",
     response_model=BenchmarkPage,
-    responses=_AUTH | {422: problem_doc("Bad period (expected YYYY-Www).")},
+    responses=READER_ERRORS | {422: problem_doc("Bad period (expected YYYY-Www).")},
     tags=["ml"],
 )
 def benchmarks(

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import api_state
-from tenpo.api.deps import Datamart, Reader
+from tenpo.api.deps import READER_ERRORS, Datamart, Reader
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -64,12 +64,7 @@ MAX_OFFSET = 1_000_000
 """Largest ``offset`` of a page (beyond it the database's integers overflow)."""
 
 
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: problem_doc("Missing, malformed, unknown or revoked API key, or no valid session."),
-    403: problem_doc("The API key lacks the `read` scope."),
-    429: problem_doc("Rate limit of the key or user exceeded; see `Retry-After`."),
-}
-_STORE_ERRORS = _AUTH_ERRORS | {404: problem_doc("No such store for the caller's tenant.")}
+_STORE_ERRORS = READER_ERRORS | {404: problem_doc("No such store for the caller's tenant.")}
 _KPI_ERRORS = _STORE_ERRORS | {
     304: {"description": "Not modified (the `If-None-Match` ETag still matches)."},
     422: problem_doc(
@@ -96,7 +91,7 @@ def healthz(engine: Datamart) -> Health:
     return Health(status="ok")
 
 
-@router.get("/v1/stores", response_model=StorePage, responses=_AUTH_ERRORS, tags=["stores"])
+@router.get("/v1/stores", response_model=StorePage, responses=READER_ERRORS, tags=["stores"])
 def stores(
     caller: Reader,
     engine: Datamart,
@@ -118,7 +113,7 @@ def store(caller: Reader, engine: Datamart, store_id: StoreId) -> Store:
     return _store(visible_store(engine, caller, store_id))
 
 
-@router.get("/v1/coverage", response_model=Coverage, responses=_AUTH_ERRORS, tags=["kpis"])
+@router.get("/v1/coverage", response_model=Coverage, responses=READER_ERRORS, tags=["kpis"])
 def data_coverage(caller: Reader, engine: Datamart) -> Coverage:
     """First and last business date with KPIs among the caller's stores (for date pickers)."""
     first, last = coverage(engine, caller)

@@ -20,9 +20,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from tenpo.api._admin_routes import _ERRORS, Page, TenantParam
+from tenpo.api._admin_routes import _ERRORS, Page
 from tenpo.api._problems import problem
-from tenpo.api.deps import Admin, Control
+from tenpo.api.deps import Admin, Control, TenantParam
 from tenpo.control import StaffInfo
 from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from tenpo.api._problems import problem_doc
-from tenpo.api.deps import Control, LakeDep, Reader
+from tenpo.api.deps import READER_ERRORS, Control, LakeDep, Reader
 from tenpo.core.errors import BadInput, NotFound
 from tenpo.video.audit import AuditReport, load_report
 
@@ -24,11 +24,10 @@ video_router = APIRouter()
 @video_router.get(
     "/v1/video/audits/{camera_id}",
     response_model=AuditReport,
-    responses={
-        422: problem_doc("`date` is not a date as YYYY-MM-DD."),
-        401: problem_doc("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: problem_doc("The API key lacks the `read` scope."),
+    responses=READER_ERRORS
+    | {
         404: problem_doc("No such camera of the caller's stores, or no audit of that date."),
+        422: problem_doc("`date` is not a date as YYYY-MM-DD."),
     },
     tags=["video"],
 )

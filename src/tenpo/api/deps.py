@@ -15,12 +15,13 @@ thread-pool hop.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
 
 from tenpo.api._auth import AdminCaller, admin_caller, reader
+from tenpo.api._problems import problem_doc
 from tenpo.api._state import ApiState, api_state
 from tenpo.control import ControlPlane, Principal
 from tenpo.core.errors import NotFound
@@ -28,6 +29,9 @@ from tenpo.core.settings import Settings
 from tenpo.lake import Lake
 
 __all__ = [
+    "ADMIN_ERRORS",
+    "ADMIN_TENANT_ERRORS",
+    "READER_ERRORS",
     "Admin",
     "AdminCaller",
     "ApiState",
@@ -37,6 +41,7 @@ __all__ = [
     "Reader",
     "SettingsDep",
     "State",
+    "TenantParam",
     "api_state",
 ]
 
@@ -76,3 +81,26 @@ LakeDep = Annotated[Lake, Depends(get_lake)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Reader = Annotated[Principal, Depends(reader)]
 Admin = Annotated[AdminCaller, Depends(admin_caller)]
+
+READER_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: problem_doc("Missing, malformed, unknown or revoked API key, or no valid session."),
+    403: problem_doc("The API key lacks the `read` scope."),
+    429: problem_doc("Rate limit of the key or user exceeded; see `Retry-After`."),
+}
+"""OpenAPI ``responses`` of a route taking ``Reader``: what refusing the caller answers."""
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: problem_doc("Missing or invalid API key."),
+    403: problem_doc("The key lacks the `admin` scope."),
+    429: problem_doc("Too many requests for this key."),
+}
+"""OpenAPI ``responses`` of a route taking ``Admin``."""
+
+TenantParam = Annotated[
+    str | None,
+    Query(alias="tenant", description="Tenant to act on (default: the key's; operator keys only)."),
+]
+"""``?tenant=`` of an admin route, for ``Admin.tenant(tenant)``."""
+ADMIN_TENANT_ERRORS = ADMIN_ERRORS | {
+    403: problem_doc("The key lacks the `admin` scope, or names another tenant.")
+}
+"""OpenAPI ``responses`` of a route taking ``Admin`` and ``TenantParam``."""

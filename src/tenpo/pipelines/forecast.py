@@ -26,7 +26,7 @@ from tenpo.core.errors import NotFound
 from tenpo.core.settings import Settings
 from tenpo.ml.forecast import MART_STORE_FORECAST, forecast_rows
 from tenpo.pipelines.kpis import MART_STORE_DAILY_KEY, WRITER_TAG
-from tenpo.pipelines.ml import latest_business_date, store_master, write_mart
+from tenpo.pipelines.ml import latest_business_date, read_mart_day, store_master, write_mart
 from tenpo.pipelines.resources import TenpoResource
 from tenpo.pipelines.schedules import asset_job_schedule
 from tenpo.warehouse.partitions import list_partitions
@@ -128,13 +128,7 @@ def forecast_assets() -> list[AssetsDefinition]:
     def datamart_forecast(
         context: AssetExecutionContext, tenpo: TenpoResource
     ) -> MaterializeResult:
-        import io
-
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         from tenpo.datamart.forecast import export_forecasts
-        from tenpo.lake.keys import table_prefix
 
         lake = tenpo.open_lake()
         partitions = list_partitions(lake, MART_STORE_FORECAST_KEY)
@@ -142,14 +136,7 @@ def forecast_assets() -> list[AssetsDefinition]:
             context.log.warning("datamart forecast: no forecast yet, nothing to export")
             return MaterializeResult(metadata={"rows": 0})
         as_of = max(d for _, d in partitions)
-        parts = [
-            pq.read_table(io.BytesIO(lake.get(key)), schema=MART_STORE_FORECAST)
-            for tenant, d in sorted(partitions)
-            if d == as_of
-            for key in lake.list(table_prefix(MART_STORE_FORECAST_KEY, tenant, d))
-            if key.endswith(".parquet")
-        ]
-        rows = pa.concat_tables(parts) if parts else MART_STORE_FORECAST.empty_table()
+        rows = read_mart_day(lake, MART_STORE_FORECAST_KEY, as_of, MART_STORE_FORECAST)
         written = export_forecasts(tenpo.get_settings(), rows)
         return MaterializeResult(metadata={"as_of": as_of.isoformat(), "rows": written})
 

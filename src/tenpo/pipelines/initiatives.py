@@ -10,7 +10,6 @@ rows with status ``not_started``.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
-import io
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -33,7 +31,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tenpo.core.errors import NotFound
 from tenpo.core.settings import Settings
-from tenpo.lake.keys import table_prefix
 from tenpo.ml.initiatives import (
     EffectParams,
     InitiativeSpec,
@@ -42,7 +39,7 @@ from tenpo.ml.initiatives import (
     kpi_frame,
 )
 from tenpo.pipelines.kpis import MART_STORE_DAILY_KEY, WRITER_TAG
-from tenpo.pipelines.ml import latest_business_date, read_daily, write_mart
+from tenpo.pipelines.ml import latest_business_date, read_daily, read_mart_day, write_mart
 from tenpo.pipelines.resources import TenpoResource
 from tenpo.pipelines.schedules import asset_job_schedule
 from tenpo.warehouse.partitions import list_partitions
@@ -172,17 +169,6 @@ def measure_all(
     return tenants, rows
 
 
-def _read_effects(tenpo: TenpoResource, as_of: date) -> pa.Table:
-    lake = tenpo.open_lake()
-    parts = [
-        pq.read_table(io.BytesIO(lake.get(key)), schema=EFFECT_SCHEMA)
-        for tenant, d in sorted(list_partitions(lake, MART_INITIATIVE_EFFECTS_KEY, [as_of]))
-        for key in lake.list(table_prefix(MART_INITIATIVE_EFFECTS_KEY, tenant, d))
-        if key.endswith(".parquet")
-    ]
-    return pa.concat_tables(parts) if parts else EFFECT_SCHEMA.empty_table()
-
-
 def initiative_assets() -> list[AssetsDefinition]:
     """The initiative effects mart and its datamart export."""
 
@@ -236,7 +222,7 @@ def initiative_assets() -> list[AssetsDefinition]:
             context.log.warning("datamart initiative effects: no mart yet, nothing to export")
             return MaterializeResult(metadata={"rows": 0})
         as_of = max(days)
-        table = _read_effects(tenpo, as_of)
+        table = read_mart_day(lake, MART_INITIATIVE_EFFECTS_KEY, as_of, EFFECT_SCHEMA)
         settings = tenpo.get_settings()
         tenants = _registry(settings).tenants
         rows = table.to_pylist()

@@ -67,6 +67,7 @@ __all__ = [
     "ml_assets",
     "ml_schedules",
     "read_daily",
+    "read_mart_day",
     "read_ml_mart",
     "store_master",
     "write_mart",
@@ -193,17 +194,22 @@ def write_mart(lake: Lake, table: str, day: date, rows: pa.Table) -> int:
     return rows.num_rows
 
 
-def read_ml_mart(lake: Lake, table: str, day: date) -> pa.Table:
-    """Every row of ML mart ``table`` for ``day`` (all tenants), in its schema."""
-    if table not in ML_SCHEMAS:
-        raise NotFound(f"no ML mart {table!r}")
+def read_mart_day(lake: Lake, table: str, day: date, schema: pa.Schema) -> pa.Table:
+    """Every row of mart ``table`` for ``day`` (all tenants, by tenant), read as ``schema``."""
     parts = [
-        pq.read_table(io.BytesIO(lake.get(key)), schema=ML_SCHEMAS[table])
+        pq.read_table(io.BytesIO(lake.get(key)), schema=schema)
         for tenant, d in sorted(list_partitions(lake, table, [day]))
         for key in lake.list(table_prefix(table, tenant, d))
         if key.endswith(".parquet")
     ]
-    return pa.concat_tables(parts) if parts else ML_SCHEMAS[table].empty_table()
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def read_ml_mart(lake: Lake, table: str, day: date) -> pa.Table:
+    """Every row of ML mart ``table`` for ``day`` (all tenants), in its schema."""
+    if table not in ML_SCHEMAS:
+        raise NotFound(f"no ML mart {table!r}")
+    return read_mart_day(lake, table, day, ML_SCHEMAS[table])
 
 
 def read_daily(tenpo: TenpoResource, start: date, end: date) -> tuple[pd.DataFrame, Any]:

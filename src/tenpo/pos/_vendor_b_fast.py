@@ -13,7 +13,6 @@ compare them on random and bad bodies).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta, tzinfo
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,10 @@ import pyarrow.compute as pc
 
 from tenpo.control.directory import Directory, StoreRef
 from tenpo.core.bodies import RECEIPT_FIELDS, BodyError, split_records
+from tenpo.core.columns import DAY_US, inferred, instants, ints, strings, utc_offsets, valid
 from tenpo.core.preetl import ParseResult
 from tenpo.lake.landing import ObjectRegistered
-from tenpo.pos import _arrow, _text, _vector
+from tenpo.pos import _arrow, _vector
 from tenpo.pos.vendor_b import (
     _RATE_INT,
     _RATE_TEXT,
@@ -49,67 +49,27 @@ _MONEY = r"^(0|[1-9][0-9]{0,10})(\.[0-9]{1,2})?$"  # ≤ 11 integer digits: int6
 _MAX_INT = 10**11  # money given as a JSON integer (yen): larger ones go to the row path
 _MAX_QTY = 1 << 20
 _MAX_CENTS = _arrow.MAX_YEN * 100
-_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 _KIND_CODES = pa.array(list(KINDS))
 _SIGN_OF_KIND = np.array([-1 if k == "RETURN" else 1 for k in KINDS], dtype=np.int64)
-_CANONICAL_TS = (
-    r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
-    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
-)  # what Arrow's cast and datetime.fromisoformat read alike (invalid dates: Arrow refuses)
-_ONE_US = timedelta(microseconds=1)
-_HOUR = 3600 * 10**6
-_DAY = 24 * _HOUR
 _RATES = (0, 8, 10)  # the supported percents; column r of the per-rate sums
-
-
-def _strings(values: list[Any]) -> pa.Array:
-    """A string column; null where the value is not a JSON string."""
-    try:
-        return pa.array(values, pa.string())
-    except _ARROW_ERRORS:
-        return pa.array([v if type(v) is str else None for v in values], pa.string())
-
-
-def _valid(mask: pa.Array) -> Bools:
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _inferred(values: list[Any]) -> pa.Array | None:
-    try:
-        return pa.array(values)
-    except _ARROW_ERRORS:
-        return None
-
-
-def _ints(values: list[Any], low: int, high: int) -> tuple[Ints, Bools]:
-    """JSON integers (not booleans) within [low, high]; (values, valid)."""
-    arr = _inferred(values)
-    if arr is None or not pa.types.is_integer(arr.type):
-        if arr is not None and pa.types.is_null(arr.type):
-            return np.zeros(len(values), np.int64), np.zeros(len(values), bool)
-        arr = pa.array([v if type(v) is int and low <= v <= high else None for v in values],
-                       pa.int64())  # fmt: skip
-    ints = np.asarray(pc.fill_null(arr, low - 1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    ok = (ints >= low) & (ints <= high)
-    return np.where(ok, ints, 0), ok
 
 
 def _cents(values: list[Any]) -> tuple[Ints, Bools]:
     """Money as vendor B's plain spellings ("123.45" text or a JSON integer of yen), in cents."""
-    arr = _inferred(values)
+    arr = inferred(values)
     if arr is not None and pa.types.is_string(arr.type):
         return _cents_of_text(arr)
     if arr is not None and pa.types.is_integer(arr.type):
-        ints, ok = _ints(values, 0, _MAX_INT)
-        return ints * 100, ok
+        yen, ok = ints(values, 0, _MAX_INT)
+        return yen * 100, ok
     # Mixed spellings (or none valid): each spelling on its own.
-    text, text_ok = _cents_of_text(_strings(values))
-    ints, int_ok = _ints(values, 0, _MAX_INT)
-    return np.where(text_ok, text, ints * 100), text_ok | int_ok
+    text, text_ok = _cents_of_text(strings(values))
+    yen, int_ok = ints(values, 0, _MAX_INT)
+    return np.where(text_ok, text, yen * 100), text_ok | int_ok
 
 
 def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
-    ok = _valid(pc.match_substring_regex(arr, _MONEY))
+    ok = valid(pc.match_substring_regex(arr, _MONEY))
     plain = pc.if_else(pa.array(ok), arr, "0")
     dec = pc.cast(plain, pa.decimal128(18, 2))
     words = np.frombuffer(dec.buffers()[1], dtype=np.int64)[2 * dec.offset :: 2][: len(dec)]
@@ -119,69 +79,21 @@ def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
 def _percents(values: list[Any]) -> tuple[Ints, Bools]:
     """Tax rates in vendor B's plain spellings as whole percents."""
     out, ok = np.zeros(len(values), np.int64), np.zeros(len(values), bool)
-    ints = [v if type(v) is int and abs(v) < 100 else None for v in values]
+    whole = [v if type(v) is int and abs(v) < 100 else None for v in values]
     spellings: list[tuple[dict[Any, int], pa.Array]] = [
-        (_RATE_TEXT, _strings(values)),
-        (_RATE_INT, pa.array(ints, pa.int64())),
+        (_RATE_TEXT, strings(values)),
+        (_RATE_INT, pa.array(whole, pa.int64())),
     ]
     for table, column in spellings:
         if column.null_count == len(column):
             continue
         keys = list(table)
         found = pc.index_in(column, value_set=pa.array(keys, column.type))
-        hit = _valid(pc.is_valid(found))
+        hit = valid(pc.is_valid(found))
         idx = np.asarray(pc.fill_null(found, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
         out = np.where(hit, np.array([table[k] for k in keys], np.int64)[idx], out)
         ok |= hit
     return out, ok
-
-
-def _instants(values: list[Any]) -> tuple[Ints, Bools]:
-    """Epoch µs of aware ISO 8601 times (as ``vendor_b._aware`` reads them); (µs, valid)."""
-    text = _strings(values)
-    if _valid(pc.match_substring_regex(text, _CANONICAL_TS)).all():
-        try:
-            ts = pc.cast(text, pa.timestamp("us", "UTC"))
-        except pa.ArrowInvalid:  # 2026-02-30 and the like: Python says
-            pass
-        else:
-            return np.asarray(ts.cast(pa.int64()).to_numpy(), dtype=np.int64), np.ones(
-                len(ts), bool
-            )
-    times = [_aware(v) for v in values]
-    ok = np.array([t is not None for t in times], dtype=bool)
-    return np.array([_arrow.micros(t) if t else 0 for t in times], dtype=np.int64), ok
-
-
-def _offsets(ts_us: Ints, store_of: Ints, stores: list[StoreRef]) -> Ints:
-    """UTC offset (µs) of each instant in its store's zone (rows with store -1: 0).
-
-    One zone look-up per zone and UTC hour; an hour whose two ends differ (a transition
-    inside it) is resolved row by row, so the result is always Python's ``astimezone``.
-    """
-    out = np.zeros(len(ts_us), np.int64)
-    by_zone: dict[str, list[int]] = {}
-    for i, store in enumerate(stores):
-        by_zone.setdefault(store.timezone, []).append(i)
-    for name, members in by_zone.items():
-        rows = np.flatnonzero(np.isin(store_of, members))
-        if not len(rows):
-            continue
-        zone = _text.zone(name)
-        hours, inverse = np.unique(ts_us[rows] // _HOUR, return_inverse=True)
-        first = [_offset(zone, h * _HOUR) for h in hours.tolist()]
-        last = [_offset(zone, h * _HOUR + _HOUR - 1) for h in hours.tolist()]
-        offsets = np.array(first, dtype=np.int64)[inverse]
-        mixed = (np.array(first, dtype=np.int64) != np.array(last, dtype=np.int64))[inverse]
-        for k in np.flatnonzero(mixed).tolist():
-            offsets[k] = _offset(zone, int(ts_us[rows[k]]))
-        out[rows] = offsets
-    return out
-
-
-def _offset(zone: tzinfo, us: int) -> int:
-    offset = (_arrow.EPOCH + timedelta(microseconds=us)).astimezone(zone).utcoffset()
-    return 0 if offset is None else offset // _ONE_US
 
 
 def parse_fast(
@@ -197,14 +109,14 @@ def parse_fast(
         return None
 
     # Receipt columns.
-    codes = _strings([r.get("storeCode") for r in raws])
-    registers = _strings([r.get("registerId") for r in raws])
-    receipt_ids = _strings([r.get("receiptId") for r in raws])
+    codes = strings([r.get("storeCode") for r in raws])
+    registers = strings([r.get("registerId") for r in raws])
+    receipt_ids = strings([r.get("receiptId") for r in raws])
     bad = np.zeros(n, bool)
     for col in (codes, registers, receipt_ids):
-        bad |= ~_valid(pc.greater(pc.binary_length(col), 0))
-    kinds = pc.index_in(_strings([r.get("type") for r in raws]), value_set=_KIND_CODES)
-    bad |= ~_valid(pc.is_valid(kinds))
+        bad |= ~valid(pc.greater(pc.binary_length(col), 0))
+    kinds = pc.index_in(strings([r.get("type") for r in raws]), value_set=_KIND_CODES)
+    bad |= ~valid(pc.is_valid(kinds))
     kind_no = np.asarray(pc.fill_null(kinds, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
     subtotal, ok_s = _cents([r.get("subtotal") for r in raws])
     tax, ok_t = _cents([r.get("tax") for r in raws])
@@ -222,13 +134,13 @@ def parse_fast(
     rid = np.repeat(np.arange(n, dtype=np.int64), n_items)
 
     # Item columns.
-    skus = _strings([it.get("sku") for it in items])
-    names = _strings([it.get("name") for it in items])
-    qty, ok_q = _ints([it.get("qty") for it in items], 1, _MAX_QTY)
+    skus = strings([it.get("sku") for it in items])
+    names = strings([it.get("name") for it in items])
+    qty, ok_q = ints([it.get("qty") for it in items], 1, _MAX_QTY)
     unit, ok_u = _cents([it.get("unitPrice") for it in items])
     discount, ok_d = _cents([it.get("discount", 0) for it in items])
     rate, ok_r = _percents([it.get("taxRate") for it in items])
-    item_ok = _valid(pc.greater(pc.binary_length(skus), 0)) & _valid(pc.is_valid(names))
+    item_ok = valid(pc.greater(pc.binary_length(skus), 0)) & valid(pc.is_valid(names))
     item_ok &= ok_q & ok_u & ok_d & ok_r
     bad |= np.bincount(rid, weights=~item_ok, minlength=n) > 0
 
@@ -240,10 +152,11 @@ def parse_fast(
     store_of = np.array([at[s.store_id] if (s := found.get(c) if c else None) else -1
                          for c in code_list], dtype=np.int64)  # fmt: skip
     bad |= store_of < 0
-    ts_us, ok_ts = _instants([r.get("transactedAt") for r in raws])
+    ts_us, ok_ts = instants([r.get("transactedAt") for r in raws], _aware)
     bad |= ~ok_ts | (ts_us > _arrow.micros(event.registered_at + pre.future_tolerance))
-    local_us = ts_us + _offsets(ts_us, np.where(bad, -1, store_of), known)
-    day_no = local_us // _DAY
+    zones = [s.timezone for s in known]
+    local_us = ts_us + utc_offsets(ts_us, np.where(bad, -1, store_of), zones)
+    day_no = local_us // DAY_US
 
     # Sums and tax per receipt and rate, in integer cents (int64: magnitudes checked first).
     if int(qty.max()) * int(max(unit.max(), discount.max())) >= _vector.SAFE:
