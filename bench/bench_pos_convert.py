@@ -16,8 +16,8 @@ shared; Arrow's CSV reader threads count too), wall-clock figures are reported b
 Both arms run once on a small file first, so one-time import and first-call costs are out,
 then 3 times each; the best run (least CPU) counts.
 
-Targets (issues 3 and 14): ≥ 300,000 lines/s on one core and ≥ 5× the baseline (``met`` is
-the ratio; ``target_lines_per_s_met`` the absolute floor).
+Targets (issues 3 and 14): ≥ 300,000 lines/s on one core and ≥ 5× the baseline (``met`` needs
+both; ``target_lines_per_s_met`` is the absolute floor alone).
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def main() -> None:
         "lines/s",
         base_lines / base,
         5.0,
+        floor=300_000,
         lines=lines,
         megabytes=round(len(data) / 1e6, 1),
         cpu_seconds=round(ours, 2),

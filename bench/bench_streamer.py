@@ -169,8 +169,8 @@ def _arm(
 def _demo_mix(root: Path, batch: int, run: int = 0) -> tuple[float, BatchStats]:
     """The demo's sources (POS A and B, device events, visitor events) of a simulated chain,
     landed as the demo sends them, then loaded: rows/s."""
-    from tenpo.cli.demo import register_chain, source_files
     from tenpo.control import ControlPlane
+    from tenpo.flow import register_chain, source_files
     from tenpo.lake import LandingZone
     from tenpo.simulate import simulate
     from tenpo.simulate.config import SimConfig

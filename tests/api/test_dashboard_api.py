@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
 from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache
+from tenpo.api.deps import api_state
 from tenpo.control import ControlPlane, UserInfo
 from tenpo.core.errors import AuthError, BadInput, ConfigError, Conflict, NotFound
 from tenpo.core.settings import Settings
@@ -215,7 +216,7 @@ def test_password_change_and_removal_end_sessions(world: World, change: str) -> 
     email = f"changer-{change}@t1.jp"
     user = world.control.create_user("t1", email, PASSWORD, "store_manager", ["s2"])
     with _client(world) as c:
-        c.app.state.user_cache = _UserCache(ttl_s=0.0)  # type: ignore[attr-defined]
+        api_state(c.app).user_cache = _UserCache(ttl_s=0.0)
         session = _login_as(c, email)
         assert session.get("/v1/stores").json()["total"] == 1
         if change == "password":  # as `tenpo admin user passwd` does, from another process
@@ -246,7 +247,7 @@ def test_bad_logins(client: TestClient) -> None:
 
 def test_login_attempts_are_rate_limited(world: World) -> None:
     with _client(world) as c:
-        c.app.state.login_limiter = RateLimiter(0.01, 2)  # type: ignore[attr-defined]
+        api_state(c.app).login_limiter = RateLimiter(0.01, 2)
         for _ in range(2):
             c.post("/v1/auth/login", json={"email": USERS["admin"], "password": "bad password"})
         resp = c.post("/v1/auth/login", json={"email": USERS["admin"], "password": PASSWORD})
@@ -266,7 +267,7 @@ def test_login_limit_and_forwarded_for_over_real_http(world: World, trusted: tup
     app = create_app(
         settings, engine=get_engine(world.settings.datamart_db_url), control=world.control
     )
-    app.state.login_limiter = RateLimiter(0.01, 3)
+    api_state(app).login_limiter = RateLimiter(0.01, 3)
     server, thread = serve_in_thread(app, "127.0.0.1", 0)
     try:
         port = server.servers[0].sockets[0].getsockname()[1]
@@ -295,7 +296,8 @@ def test_client_address_walks_forwarded_for_from_the_right() -> None:
 
     class _App:
         class state:  # noqa: N801 - mimics app.state
-            trusted_proxies = trusted_networks(("10.0.0.0/8", "::1"))
+            class api:  # noqa: N801 - mimics its ApiState
+                trusted_proxies = trusted_networks(("10.0.0.0/8", "::1"))
 
     def request(peer: str, *forwarded: str) -> Request:
         headers = [(b"x-forwarded-for", f.encode()) for f in forwarded]
@@ -318,7 +320,7 @@ def test_client_address_walks_forwarded_for_from_the_right() -> None:
 def test_login_is_limited_per_account_across_addresses(world: World) -> None:
     world.control.create_user("t1", "target@t1.jp", PASSWORD, "tenant_admin")
     with _client(world) as c:
-        c.app.state.account_limiter = RateLimiter(0.01, 3)  # type: ignore[attr-defined]
+        api_state(c.app).account_limiter = RateLimiter(0.01, 3)
         ok = c.post(
             "/v1/auth/login", json={"email": "target@t1.jp", "password": PASSWORD}
         )  # successes spend nothing
@@ -326,7 +328,7 @@ def test_login_is_limited_per_account_across_addresses(world: World) -> None:
         codes = []
         for i in range(5):  # a botnet: every attempt from another address
             # (a fresh per-address bucket each time)
-            c.app.state.login_limiter = RateLimiter(0.01, 3)  # type: ignore[attr-defined]
+            api_state(c.app).login_limiter = RateLimiter(0.01, 3)
             codes.append(
                 c.post(
                     "/v1/auth/login",

@@ -276,7 +276,7 @@ def test_budgets_upload_csv_or_json_and_read_beside_actuals(world: World) -> Non
     _problem(c.post("/v1/budgets", content=b"a,b\n1,2\n", headers=csv_headers), 422, "header")
     _problem(c.post("/v1/budgets", json=fix, headers=world.a_read), 403, "admin")
     huge = b"store_code,date,net_sales\n" + b"S1,2026-11-01,1\n" * 1_200_000  # > 16 MiB
-    _problem(c.post("/v1/budgets", content=huge, headers=csv_headers), 413, "over")
+    _problem(c.post("/v1/budgets", content=huge, headers=csv_headers), 413, "exceeds the limit")
     # Tenant b's "S1" is b's own store: a's budget stays.
     b_csv = b"store_code,date,net_sales\nS1,2026-11-01,1\n"
     assert (

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
+from tenpo.api.deps import api_state
 from tenpo.control import ControlPlane, Principal
 from tenpo.core.settings import Settings
 from tenpo.datamart import dispose_engines, export_partition, get_engine, sync_stores
@@ -271,7 +272,7 @@ def test_kpi_json_is_exactly_the_models_and_postgres_takes_the_async_path(
     async pool (no thread hop), on SQLite through the sync read side."""
     from tenpo.api.models import KpiSeries
 
-    reader = client.app.state.kpi_reader  # type: ignore[attr-defined]
+    reader = api_state(client.app).kpi_reader
     assert (reader is not None) == dm.datamart_db_url.startswith("postgresql")
     for grain in ("day", "week", "month", "total"):
         resp = client.get(

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
 from tenpo.api._auth import RateLimiter
+from tenpo.api.deps import api_state
 from tenpo.core.logging import setup_logging
 from tenpo.datamart import dispose_engines, get_engine
 from tests.api.world import World, build
@@ -49,9 +50,9 @@ def test_a_429_costs_less_than_the_answer(world: World) -> None:
     setup_logging()  # the CLI's Rich handler, as `tenpo serve api` runs
     headers = {"Authorization": f"Bearer {world.t1_key}"}
     with _client(world) as c:
-        c.app.state.rate_limiter = RateLimiter(0, 1)  # type: ignore[attr-defined]
+        api_state(c.app).rate_limiter = RateLimiter(0, 1)
         served = _per_request(c, headers, 60, 200)
-        c.app.state.rate_limiter = RateLimiter(1e-9, 1)  # type: ignore[attr-defined]
+        api_state(c.app).rate_limiter = RateLimiter(1e-9, 1)
         c.get("/v1/stores/s1/kpis", params=RANGE, headers=headers)  # the one token
         refused = _per_request(c, headers, 60, 429)
     print(f"served {served * 1e3:.2f} ms, refused {refused * 1e3:.2f} ms")  # noqa: T201
@@ -63,7 +64,7 @@ def test_4xx_are_not_logged_at_info_per_request(
 ) -> None:
     headers = {"Authorization": f"Bearer {world.t1_key}"}
     with _client(world) as c, caplog.at_level(logging.INFO, logger="tenpo"):
-        c.app.state.rate_limiter = RateLimiter(1e-9, 1)  # type: ignore[attr-defined]
+        api_state(c.app).rate_limiter = RateLimiter(1e-9, 1)
         for _ in range(50):
             c.get("/v1/stores/s1/kpis", params=RANGE, headers=headers)
             c.get("/v1/stores/nope", headers={"Authorization": "Bearer wrong"})

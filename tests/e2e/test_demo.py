@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tenpo.cli import app
-from tenpo.cli.demo import compare_with_truth, run_demo
 from tenpo.core.settings import Settings
+from tenpo.flow import compare_with_truth, run_demo
 
 pytestmark = pytest.mark.slow
 

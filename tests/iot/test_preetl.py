@@ -21,6 +21,13 @@ def parse(body: Any) -> ParseResult:
     result = IotPreEtl().parse(EVENT, data, directory())
     for name, table in result.tables.items():
         assert table.schema == RAW_TABLES[name]
+    slow = IotPreEtl(_fast=False).parse(EVENT, data, directory())  # both paths agree
+    assert {n: t.to_pylist() for n, t in result.tables.items()} == {
+        n: t.to_pylist() for n, t in slow.tables.items()
+    }
+    assert [(r.table, r.reason, r.record, r.line, r.replayable) for r in result.rejects] == [
+        (r.table, r.reason, r.record, r.line, r.replayable) for r in slow.rejects
+    ]
     return result
 
 

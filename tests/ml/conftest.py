@@ -1,34 +1,35 @@
-"""Simulated chains turned into store features straight from the simulator's truth."""
+"""Simulated chains as the ML code reads them, straight from the simulator's truth."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from tenpo.simulate import Chain, daily_truth
+from tenpo.simulate import Chain
 from tenpo.simulate.daily import StoreDays
+from tenpo.simulate.truth import DailyTruth
+
+TRUTH_KPIS = ("net_sales", "transactions", "units", "visitors", "passersby")
 
 
-def truth_daily(chain: Chain) -> pd.DataFrame:
-    """mart_store_daily-shaped rows from the simulator's true daily KPIs (store_id = code)."""
+def truth_frame(
+    rows: Iterable[DailyTruth], kpis: Sequence[str] = TRUTH_KPIS, *, flags: bool = True
+) -> pd.DataFrame:
+    """mart_store_daily-shaped rows of true daily KPIs (store_id = code): the ``kpis`` columns,
+    and ``has_pos``/``has_counter`` (always true: the truth misses nothing) when ``flags``."""
+    present = {"has_pos": True, "has_counter": True} if flags else {}
     return pd.DataFrame(
         [
             {
                 "tenant_id": r.tenant_id,
                 "store_id": r.store_code,
                 "business_date": r.business_date,
-                "net_sales": r.net_sales,
-                "transactions": r.transactions,
-                "units": r.units,
-                "visitors": r.visitors,
-                "passersby": r.passersby,
-                "has_pos": True,
-                "has_counter": True,
-                "unique_visitors": r.unique_visitors,
-                "repeat_visitors": r.repeat_visitors,
+                **{k: getattr(r, k) for k in kpis},
+                **present,
             }
-            for r in daily_truth(chain)
+            for r in rows
         ]
     )
 

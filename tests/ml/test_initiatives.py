@@ -27,6 +27,7 @@ from tenpo.ml.initiatives import (
 )
 from tenpo.simulate import SimConfig
 from tenpo.simulate.daily import StoreDays, simulate_store_days
+from tests.ml.conftest import truth_frame
 
 log = logging.getLogger(__name__)
 
@@ -148,26 +149,12 @@ BACKTEST = SimConfig(
 )
 
 
-def _daily(sd: StoreDays) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "tenant_id": r.tenant_id,
-                "store_id": r.store_code,
-                "business_date": r.business_date,
-                "net_sales": r.net_sales,
-                "transactions": r.transactions,
-                "visitors": r.visitors,
-            }
-            for r in sd.daily
-        ]
-    )
-
-
 @pytest.fixture(scope="module")
 def chain() -> tuple[StoreDays, pd.DataFrame]:
     sd = simulate_store_days(BACKTEST)
-    return sd, kpi_frame(_daily(sd))
+    return sd, kpi_frame(
+        truth_frame(sd.daily, ("net_sales", "transactions", "visitors"), flags=False)
+    )
 
 
 def _context(sd: StoreDays, tenant: str) -> tuple[dict[str, list[tuple[date, date]]], dict]:

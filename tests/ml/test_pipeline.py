@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
 from tenpo.bus.memory import MemoryBus
-from tenpo.cli.demo import register_chain, source_files
 from tenpo.control import ControlPlane
 from tenpo.core.settings import Settings
 from tenpo.datamart import dispose_engines
+from tenpo.flow import register_chain, source_files
 from tenpo.lake import Lake, open_lake
 from tenpo.lake.landing import LandingZone
 from tenpo.ml import LEVERS
@@ -230,7 +230,7 @@ def test_initiative_effect_from_the_kpi_marts(run: Run, client: TestClient) -> N
     """An initiative registered over HTTP is measured by the assets from mart_store_daily
     (the same figures as the estimator on the warehouse's rows) and served per tenant."""
     from tenpo.ml.initiatives import InitiativeSpec, estimate_effect, kpi_frame
-    from tenpo.pipelines.initiatives import materialize_initiatives
+    from tenpo.pipelines.run import materialize_initiatives
 
     admin = run.control.create_api_key("t1", "admin", ["admin"])[1]
     treated = run.stores["t1"][0]

@@ -20,7 +20,7 @@ from tenpo.ml import MlParams, cluster_stores, estimate_targets, store_features
 from tenpo.simulate import SimConfig
 from tenpo.simulate.daily import StoreDays, simulate_store_days
 from tenpo.simulate.truth import TARGET_KPIS, target_truth
-from tests.ml.conftest import master
+from tests.ml.conftest import master, truth_frame
 
 log = logging.getLogger(__name__)
 
@@ -40,31 +40,11 @@ BACKTEST = SimConfig(
 )
 
 
-def _daily(sd: StoreDays) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "tenant_id": r.tenant_id,
-                "store_id": r.store_code,
-                "business_date": r.business_date,
-                "net_sales": r.net_sales,
-                "transactions": r.transactions,
-                "units": r.units,
-                "visitors": r.visitors,
-                "passersby": r.passersby,
-                "has_pos": True,
-                "has_counter": True,
-            }
-            for r in sd.daily
-        ]
-    )
-
-
 @pytest.fixture(scope="module")
 def backtest() -> tuple[StoreDays, pd.DataFrame, pd.DataFrame]:
     sd = simulate_store_days(BACKTEST)
     features = store_features(
-        _daily(sd),
+        truth_frame(sd.daily),
         master(sd),
         end=sd.dates[-1],
         weeks=4,

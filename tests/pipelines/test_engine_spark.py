@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tenpo.cli.demo import run_demo
 from tenpo.core.settings import Settings
+from tenpo.flow import run_demo
 from tenpo.lake import open_lake
 from tenpo.lake.keys import table_prefix
 from tenpo.pipelines import materialize_dates

@@ -14,9 +14,9 @@ from decimal import Decimal
 
 import pytest
 
-from tenpo.cli.demo import run_demo
 from tenpo.control import ControlPlane
 from tenpo.core.settings import Settings
+from tenpo.flow import run_demo
 from tenpo.warehouse import open_warehouse
 
 pytestmark = pytest.mark.slow

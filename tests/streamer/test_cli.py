@@ -83,3 +83,28 @@ def test_run_forever_stops_gracefully_on_sigterm(settings: Settings) -> None:
     assert read_table(lake, TABLE)["transaction_id"].to_pylist() == ["A"]
     streamer.close()
     bus.close()
+
+
+def test_cli_recover_deletes_dead_owners_parts_and_all_with_all_owners(settings: Settings) -> None:
+    from tenpo.streamer import LoadLedger
+
+    lake = open_lake(settings.lake_root)
+    ledger = LoadLedger(settings.streamer_db_url)
+    live, dead = "tables/x/tenant=t1/date=2026-10-05/live.parquet", "tables/x/d/dead.parquet"
+    ledger.heartbeat("elsewhere:1:live")  # another host's streamer with a fresh lease
+    ledger.begin_parts([live], "elsewhere:1:live")
+    ledger.begin_parts([dead], "elsewhere:2:gone")  # no lease: dead
+    for key in (live, dead):
+        lake.put(key, b"part")
+
+    out = CliRunner().invoke(app, ["streamer", "recover"])
+    assert out.exit_code == 0, out.output
+    assert "deleted 1 uncommitted part(s) of dead streamers' batches" in out.output
+    assert lake.exists(live) and not lake.exists(dead)
+    assert ledger.pending_parts() == [live]
+
+    out = CliRunner().invoke(app, ["streamer", "recover", "--all-owners"])
+    assert out.exit_code == 0, out.output
+    assert "deleted 1 uncommitted part(s) of every streamer's batches" in out.output
+    assert not lake.exists(live) and ledger.counts() == {"objects": 0}
+    ledger.close()

@@ -211,14 +211,18 @@ def test_new_instance_recovers_on_its_first_batch(
     make_streamer: Callable[..., Streamer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The crashed instance never renews its lease again: 0.2 s later it is dead.
     landing.land("test_json", "t1", body(("S1", "A", "2026-10-05", "1")), "json", day=D1)
     with monkeypatch.context() as m:
         m.setattr(LoadLedger, "commit", lambda *a: (_ for _ in ()).throw(Crash()))
         with pytest.raises(Crash):
-            make_streamer().run_once()
-    stats = make_streamer().run_until_idle(0.2)
+            make_streamer(streamer_lease_s=0.2).run_once()
+    assert len(parts(lake)) == 1
+    restarted = make_streamer(streamer_lease_s=0.2)
+    stats = restarted.run_until_idle(0.2)
     assert stats.objects == 1
     assert txn_ids(lake) == ["A"] and len(parts(lake)) == 1
+    assert restarted.ledger.counts() == {"objects": 1, "parts_committed": 1}
 
 
 def test_crash_after_commit_before_ack_skips_and_announces_again(

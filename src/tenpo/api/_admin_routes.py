@@ -14,24 +14,20 @@ transaction after validating every row (422 lists each bad row). Every rule live
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._auth import RateLimiter
-from tenpo.api._problems import PROBLEM_JSON, problem
-from tenpo.api.models import Problem
+from tenpo.api._problems import problem_doc, rows_rejected
+from tenpo.api.deps import ADMIN_TENANT_ERRORS, Admin, Control, TenantParam
 from tenpo.control import (
     ApiKeyInfo,
     ControlPlane,
     DeviceInfo,
-    Principal,
     RegisterInfo,
     StoreInfo,
     TenantInfo,
@@ -39,86 +35,18 @@ from tenpo.control import (
 )
 from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.control.auth import ADMIN_SCOPE
-from tenpo.core.errors import AuthError, BadInput, Forbidden, NotFound
-from tenpo.problems import problem_type
+from tenpo.core.errors import BadInput, Forbidden, NotFound
 
 __all__ = ["admin_router"]
 
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
-_bearer = HTTPBearer(auto_error=False, description="An API key with the `admin` scope.")
 
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing or invalid API key."),
-    403: _problem("The key lacks the `admin` scope, or names another tenant."),
-    404: _problem("No such object in the caller's tenant."),
-    409: _problem("An object with this identity exists with different values."),
-    422: _problem("Invalid body or parameters."),
-    429: _problem("Too many requests for this key."),
+_ERRORS = ADMIN_TENANT_ERRORS | {
+    404: problem_doc("No such object in the caller's tenant."),
+    409: problem_doc("An object with this identity exists with different values."),
+    422: problem_doc("Invalid body or parameters."),
 }
-
-
-# -- the caller ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AdminCaller:
-    """An authenticated admin key; ``operator`` keys may act on every tenant."""
-
-    principal: Principal
-    operator: bool
-
-    def tenant(self, requested: str | None) -> str:
-        """The tenant a request acts on: the key's own, or (operator only) ``requested``."""
-        own = self.principal.tenant_id
-        if requested is None or requested == own:
-            return own
-        if self.operator:
-            return requested
-        raise Forbidden(
-            f"API key {self.principal.key_id} may only manage its own tenant {own!r}",
-            scope=ADMIN_SCOPE,
-        )
-
-
-async def admin_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> AdminCaller:
-    """The caller of an admin route: ``Authorization: Bearer <key with admin scope>``."""
-    if credentials is None:
-        raise AuthError("missing API key: send 'Authorization: Bearer <key with the admin scope>'")
-    principal: Principal = request.app.state.control.authenticate(credentials.credentials)
-    if ADMIN_SCOPE not in principal.scopes:
-        raise Forbidden(
-            f"API key {principal.key_id} lacks the {ADMIN_SCOPE!r} scope", scope=ADMIN_SCOPE
-        )
-    limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.check(principal.key_id)
-    operator = principal.tenant_id == getattr(request.app.state, "operator_tenant", None)
-    return AdminCaller(principal, operator)
-
-
-Admin = Annotated[AdminCaller, Depends(admin_caller)]
-TenantParam = Annotated[
-    str | None,
-    Query(alias="tenant", description="Tenant to act on (default: the key's; operator keys only)."),
-]
-
-
-def _control(request: Request) -> ControlPlane:
-    control = request.app.state.control
-    if not isinstance(control, ControlPlane):  # a test double that only authenticates
-        raise NotFound("this API has no control plane to administer")
-    return control
-
-
-Control = Annotated[ControlPlane, Depends(_control)]
 
 
 def _created(response: Response, created: bool) -> None:
@@ -565,7 +493,10 @@ def patch_user(
 @admin_router.post(
     "/import",
     response_model=ImportResult,
-    responses={**_ERRORS, 422: _problem("Invalid rows (listed under `errors`); nothing applied.")},
+    responses={
+        **_ERRORS,
+        422: problem_doc("Invalid rows (listed under `errors`); nothing applied."),
+    },
 )
 def bulk_import(
     request: Request,
@@ -589,12 +520,5 @@ def bulk_import(
         )
     except ImportRejected as exc:
         errors = [e | {"pointer": f"/{e['kind']}/{e['row'] - 1}"} for e in iter_errors(exc.errors)]
-        return problem(
-            422,
-            exc.message,
-            title=exc.title,
-            type_=problem_type(exc),
-            instance=request.url.path,
-            errors=errors,
-        )
+        return rows_rejected(request, exc, errors)
     return ImportResult(tenant_id=tenant_id, created=report.created, unchanged=report.unchanged)

@@ -13,9 +13,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.alerts import RULE_KINDS, Rule
-from tenpo.api._admin_routes import Admin, Control
-from tenpo.api._auth import Reader
-from tenpo.api._ml_routes import _AUTH, Datamart, _problem
+from tenpo.api._problems import problem_doc
+from tenpo.api.deps import ADMIN_ERRORS, READER_ERRORS, Admin, Control, Datamart, Reader
 from tenpo.datamart.alerts import AlertRecord, acknowledge, list_alerts
 
 __all__ = ["alert_router"]
@@ -104,17 +103,13 @@ def _out(r: AlertRecord) -> AlertOut:
 
 
 alert_router = APIRouter()
-_ADMIN: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key."),
-    403: _problem("The API key lacks the `admin` scope."),
-    422: _problem("Invalid rule."),
-}
+_ADMIN = ADMIN_ERRORS | {422: problem_doc("Invalid rule.")}
 
 
 @alert_router.get(
     "/v1/alerts",
     response_model=AlertPage,
-    responses=_AUTH | {422: _problem("Bad parameters.")},
+    responses=READER_ERRORS | {422: problem_doc("Bad parameters.")},
     tags=["alerts"],
 )
 def alerts(
@@ -134,8 +129,8 @@ def alerts(
 @alert_router.post(
     "/v1/alerts/{alert_id}/ack",
     response_model=AlertOut,
-    responses=_AUTH
-    | {404: _problem("No such alert for the caller."), 422: _problem("Bad alert id.")},
+    responses=READER_ERRORS
+    | {404: problem_doc("No such alert for the caller."), 422: problem_doc("Bad alert id.")},
     tags=["alerts"],
 )
 def ack(

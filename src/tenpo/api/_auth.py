@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Protocol
 
@@ -26,8 +27,10 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tenpo.api._state import api_state
 from tenpo.control import Principal, UserInfo
-from tenpo.core.errors import AuthError, NotFound, TenpoError
+from tenpo.control.auth import ADMIN_SCOPE
+from tenpo.core.errors import AuthError, Forbidden, NotFound, TenpoError
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +204,7 @@ def client_address(request: Request) -> str:
     ``X-Forwarded-For`` entry that is not one (entries further left are the client's to
     forge). Without configured proxies the header is ignored: anybody can send it."""
     peer = request.client.host if request.client else "unknown"
-    networks: tuple[IPv4Network | IPv6Network, ...] = request.app.state.trusted_proxies
+    networks = api_state(request.app).trusted_proxies
     if not networks or not _is_trusted(peer, networks):
         return peer
     hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
@@ -259,11 +262,10 @@ def principal_of(user: UserInfo) -> Principal:
 
 def session_user(request: Request, token: str) -> UserInfo:
     """The active user behind a session token; :class:`AuthError` otherwise."""
-    signer: SessionSigner = request.app.state.sessions
-    user_id, tenant_id, version = signer.verify(token)
-    cache: _UserCache = request.app.state.user_cache
+    state = api_state(request.app)
+    user_id, tenant_id, version = state.sessions.verify(token)
     try:
-        user = cache.get(request.app.state.control, user_id)
+        user = state.user_cache.get(state.users, user_id)
     except NotFound:
         raise AuthError("invalid session: the user no longer exists") from None
     if user.tenant_id != tenant_id or user.disabled_at is not None:
@@ -285,9 +287,9 @@ async def reader(
     check is pure CPU and a thread-pool hop per request would cost more than the rare
     cache miss's short control-plane read on the event loop.
     """
+    state = api_state(request.app)
     if credentials is not None:
-        authenticator: Authenticator = request.app.state.control
-        principal = authenticator.authenticate(credentials.credentials)
+        principal = state.control.authenticate(credentials.credentials)
         principal.require(READ_SCOPE)
     elif session:
         principal = principal_of(session_user(request, session))
@@ -296,11 +298,54 @@ async def reader(
             "missing API key: send 'Authorization: Bearer <api key>' or log in "
             "(POST /v1/auth/login) for a session cookie"
         )
-    limiter: RateLimiter = request.app.state.rate_limiter
-    known: KnownCredentials = request.app.state.known_credentials
-    known.remember(credentials.credentials if credentials is not None else session, principal)
-    limiter.check(principal.key_id)
+    state.known_credentials.remember(
+        credentials.credentials if credentials is not None else session, principal
+    )
+    state.rate_limiter.check(principal.key_id)
     return principal
+
+
+@dataclass(frozen=True)
+class AdminCaller:
+    """An authenticated admin key; ``operator`` keys may act on every tenant."""
+
+    principal: Principal
+    operator: bool
+
+    def tenant(self, requested: str | None) -> str:
+        """The tenant a request acts on: the key's own, or (operator only) ``requested``."""
+        own = self.principal.tenant_id
+        if requested is None or requested == own:
+            return own
+        if self.operator:
+            return requested
+        raise Forbidden(
+            f"API key {self.principal.key_id} may only manage its own tenant {own!r}",
+            scope=ADMIN_SCOPE,
+        )
+
+
+_admin_bearer = HTTPBearer(auto_error=False, description="An API key with the `admin` scope.")
+
+
+async def admin_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> AdminCaller:
+    """The caller of an admin route: ``Authorization: Bearer <key with admin scope>``.
+
+    Raises AuthError (401), Forbidden (403, no ``admin`` scope) or RateLimited (429).
+    """
+    if credentials is None:
+        raise AuthError("missing API key: send 'Authorization: Bearer <key with the admin scope>'")
+    state = api_state(request.app)
+    principal = state.control.authenticate(credentials.credentials)
+    if ADMIN_SCOPE not in principal.scopes:
+        raise Forbidden(
+            f"API key {principal.key_id} lacks the {ADMIN_SCOPE!r} scope", scope=ADMIN_SCOPE
+        )
+    state.rate_limiter.check(principal.key_id)
+    return AdminCaller(principal, principal.tenant_id == state.settings.operator_tenant)
 
 
 class KnownCredentials:
@@ -333,7 +378,7 @@ class FastRefusal:
     """ASGI middleware answering 429 before routing, auth and handlers when the caller's
     bucket is empty (issue 11: a refusal must cost less than the answer).
 
-    Only credentials that authenticated before are recognised (``app.state.known_credentials``;
+    Only credentials that authenticated before are recognised (``ApiState.known_credentials``;
     a forged token naming someone's key id cannot drain that key's bucket). The request
     that empties a bucket takes the normal path, which spends the token and refuses.
     """
@@ -343,10 +388,9 @@ class FastRefusal:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "app" in scope:
-            state = scope["app"].state
-            known: KnownCredentials = state.known_credentials
-            key_id = known.bucket(_credential(scope))
-            limiter: RateLimiter = state.rate_limiter
+            state = api_state(scope["app"])
+            key_id = state.known_credentials.bucket(_credential(scope))
+            limiter = state.rate_limiter
             if key_id is not None and (wait := limiter.wait(key_id)) > 0:
                 await _send_429(send, scope, limiter, wait)
                 return
@@ -387,6 +431,3 @@ async def _send_429(send: Send, scope: Scope, limiter: RateLimiter, wait: float)
     ]
     await send({"type": "http.response.start", "status": 429, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-Reader = Annotated[Principal, Depends(reader)]

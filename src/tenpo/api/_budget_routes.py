@@ -19,17 +19,24 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._admin_routes import Admin, Control, TenantParam
-from tenpo.api._auth import Reader
-from tenpo.api._problems import PROBLEM_JSON, problem
-from tenpo.api._routes import Datamart, FromDate, StoreId, ToDate, _parse_date
-from tenpo.api.models import Money, Problem
-from tenpo.control._admin import ImportRejected, iter_errors
+from tenpo.api._problems import problem, problem_doc, rows_rejected
+from tenpo.api._routes import FromDate, StoreId, ToDate, _parse_date
+from tenpo.api.deps import (
+    ADMIN_TENANT_ERRORS,
+    READER_ERRORS,
+    Admin,
+    Control,
+    Datamart,
+    Reader,
+    TenantParam,
+)
+from tenpo.api.models import Money
+from tenpo.control._admin import ImportRejected
+from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 from tenpo.datamart import mart_store_daily
 from tenpo.datamart.ml import store_targets
 from tenpo.datamart.read import visible_store
-from tenpo.problems import problem_type
 
 __all__ = ["budget_router"]
 
@@ -37,10 +44,6 @@ budget_router = APIRouter(tags=["budgets"])
 
 MAX_BUDGET_BYTES = 16 * 1024 * 1024
 MAX_BUDGET_DAYS = 366
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
 
 
 class BudgetResult(BaseModel):
@@ -91,13 +94,11 @@ _UPLOAD_DOC = (
 @budget_router.post(
     "/v1/budgets",
     response_model=BudgetResult,
-    responses={
-        401: _problem("Missing or invalid API key."),
-        403: _problem("The key lacks the `admin` scope, or names another tenant."),
-        413: _problem("Body over 16 MiB."),
-        415: _problem("Neither text/csv nor application/json."),
-        422: _problem("Bad rows (each listed in `errors`), or an unreadable body."),
-        429: _problem("Too many requests for this key."),
+    responses=ADMIN_TENANT_ERRORS
+    | {
+        413: problem_doc("Body over 16 MiB."),
+        415: problem_doc("Neither text/csv nor application/json."),
+        422: problem_doc("Bad rows (each listed in `errors`), or an unreadable body."),
     },
     openapi_extra={
         "requestBody": {
@@ -116,19 +117,8 @@ async def upload_budgets(
 ) -> Any:
     """Store daily budgets (idempotent: the same file again changes nothing)."""
     tenant_id = admin.tenant(tenant)
-    # Read at most the limit (a declared or streamed larger body is refused, never held).
-    declared = request.headers.get("content-length", "")
-    too_big = problem(413, f"budget body over {MAX_BUDGET_BYTES} bytes", instance=request.url.path)
-    if declared.isdigit() and int(declared) > MAX_BUDGET_BYTES:
-        return too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BUDGET_BYTES:
-            return too_big
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, MAX_BUDGET_BYTES, "budget body")
+    kind = media_type(request.headers.get("content-type"))
     if kind == "text/csv":
         rows = _csv_rows(body)
     elif kind == "application/json":
@@ -144,14 +134,7 @@ async def upload_budgets(
 
         report = await run_in_threadpool(control.put_budgets, tenant_id, rows)
     except ImportRejected as exc:
-        return problem(
-            422,
-            exc.message,
-            title=exc.title,
-            type_=problem_type(exc),
-            instance=request.url.path,
-            errors=list(iter_errors(exc.errors))[:100],
-        )
+        return rows_rejected(request, exc)
     return BudgetResult(
         tenant_id=tenant_id,
         created=report.created,
@@ -189,12 +172,10 @@ def _json_rows(body: bytes) -> list[Any]:
 @budget_router.get(
     "/v1/stores/{store_id}/budget",
     response_model=StoreBudget,
-    responses={
-        401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: _problem("The API key lacks the `read` scope."),
-        404: _problem("No such store for the caller's tenant."),
-        422: _problem("Bad date, reversed or too long range."),
-        429: _problem("Rate limit of the key or user exceeded."),
+    responses=READER_ERRORS
+    | {
+        404: problem_doc("No such store for the caller's tenant."),
+        422: problem_doc("Bad date, reversed or too long range."),
     },
 )
 def store_budget(

@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
-from tenpo.api._auth import Reader
-from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api.models import Problem
+from tenpo.api._problems import problem_doc
+from tenpo.api.deps import READER_ERRORS, Datamart, Reader
 from tenpo.core.errors import BadInput
 from tenpo.datamart.devices import DeviceHealthRecord, device_health, latest_health_date
 
@@ -60,31 +58,18 @@ class DeviceHealthPage(BaseModel):
     items: list[DeviceHealth]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.datamart
-    return engine
-
-
 router = APIRouter()
 
 
 @router.get(
     "/v1/devices/health",
     response_model=DeviceHealthPage,
-    responses={
-        401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: _problem("The API key lacks the `read` scope."),
-        422: _problem("`date` is not a date as YYYY-MM-DD."),
-    },
+    responses=READER_ERRORS | {422: problem_doc("`date` is not a date as YYYY-MM-DD.")},
     tags=["devices"],
 )
 def devices_health(
     caller: Reader,
-    engine: Annotated[Engine, Depends(_engine)],
+    engine: Datamart,
     date_: Annotated[
         str | None,
         Query(

@@ -17,16 +17,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tenpo.api._admin_routes import Admin
-from tenpo.api._auth import Reader
-from tenpo.api._ml_routes import _AUTH, Datamart, _problem
-from tenpo.api._problems import problem
+from tenpo.api._problems import problem, problem_doc, rows_rejected
 from tenpo.api._routes import StoreId
-from tenpo.control._admin import ImportRejected, RowError, iter_errors
+from tenpo.api.deps import ADMIN_ERRORS, READER_ERRORS, Admin, Datamart, Reader
+from tenpo.control._admin import ImportRejected, RowError
+from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 from tenpo.datamart.forecast import store_forecast, write_weather
 from tenpo.ml.forecast import GRAINS, KPIS, LEVELS
-from tenpo.problems import problem_type
 
 __all__ = ["forecast_router"]
 
@@ -113,10 +111,10 @@ _GRAIN = Annotated[
 @forecast_router.get(
     "/v1/stores/{store_id}/forecast",
     response_model=StoreForecast,
-    responses=_AUTH
+    responses=READER_ERRORS
     | {
-        404: _problem("No such store for the caller."),
-        422: _problem("Bad kpi or grain."),
+        404: problem_doc("No such store for the caller."),
+        422: problem_doc("Bad kpi or grain."),
     },
     tags=["forecast"],
 )
@@ -152,11 +150,7 @@ def forecast(
     )
 
 
-_ADMIN: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key."),
-    403: _problem("The API key lacks the `admin` scope."),
-    422: _problem("Invalid body."),
-}
+_ADMIN = ADMIN_ERRORS | {422: problem_doc("Invalid body.")}
 
 
 @forecast_router.post(
@@ -258,12 +252,12 @@ def _staffing_schema() -> dict[str, Any]:
 @forecast_router.post(
     "/v1/staffing",
     response_model=StaffingPlanOut,
-    responses=_AUTH
+    responses=READER_ERRORS
     | {
-        404: _problem("No such store for the caller."),
-        413: _problem("Body over 2 MiB."),
-        415: _problem("Neither text/csv nor application/json."),
-        422: _problem("Bad body (CSV: each bad row listed in `errors`)."),
+        404: problem_doc("No such store for the caller."),
+        413: problem_doc("Body over 2 MiB."),
+        415: problem_doc("Neither text/csv nor application/json."),
+        422: problem_doc("Bad body (CSV: each bad row listed in `errors`)."),
     },
     openapi_extra={
         "requestBody": {
@@ -282,32 +276,13 @@ async def staffing(request: Request, caller: Reader, engine: Datamart) -> Any:
     store's own curve) and the staff the forecast hours need; nothing is stored."""
     from starlette.concurrency import run_in_threadpool
 
-    declared = request.headers.get("content-length", "")
-    too_big = problem(
-        413, f"staffing body over {MAX_STAFFING_BYTES} bytes", instance=request.url.path
-    )
-    if declared.isdigit() and int(declared) > MAX_STAFFING_BYTES:
-        return too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_STAFFING_BYTES:
-            return too_big
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await read_body(request, MAX_STAFFING_BYTES, "staffing body")
+    kind = media_type(request.headers.get("content-type"))
     if kind == "text/csv":
         try:
             body = staffing_from_csv(raw)
         except ImportRejected as exc:
-            return problem(
-                422,
-                exc.message,
-                title=exc.title,
-                type_=problem_type(exc),
-                instance=request.url.path,
-                errors=list(iter_errors(exc.errors))[:100],
-            )
+            return rows_rejected(request, exc)
     elif kind == "application/json":
         try:
             body = StaffingRequest.model_validate_json(raw)

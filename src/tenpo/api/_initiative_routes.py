@@ -13,16 +13,21 @@ relative effect, its interval, the controls and the pre-period fit. Every rule l
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenpo.api._admin_routes import Admin, Control, TenantParam
-from tenpo.api._auth import Reader
-from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api._routes import Datamart
-from tenpo.api.models import Problem
+from tenpo.api._problems import problem_doc
+from tenpo.api.deps import (
+    ADMIN_TENANT_ERRORS,
+    READER_ERRORS,
+    Admin,
+    Control,
+    Datamart,
+    Reader,
+    TenantParam,
+)
 from tenpo.control import InitiativeInfo, Principal
 from tenpo.core.errors import NotFound
 from tenpo.datamart.initiatives import initiative_effects
@@ -32,21 +37,9 @@ __all__ = ["initiative_router"]
 initiative_router = APIRouter(tags=["initiatives"])
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
-_READ_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-    403: _problem("The API key lacks the `read` scope."),
-    429: _problem("Rate limit of the key or user exceeded."),
-}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing or invalid API key."),
-    403: _problem("The key lacks the `admin` scope, or names another tenant."),
-    409: _problem("An initiative with this id exists with different values."),
-    422: _problem("Invalid body: unknown KPI or store, end before start, too long."),
-    429: _problem("Too many requests for this key."),
+_WRITE_ERRORS = ADMIN_TENANT_ERRORS | {
+    409: problem_doc("An initiative with this id exists with different values."),
+    422: problem_doc("Invalid body: unknown KPI or store, end before start, too long."),
 }
 InitiativeId = Annotated[str, Path(description="The initiative's id.", max_length=64)]
 KPI_PATTERN = "^(net_sales|visitors|conversion_rate|atv)$"
@@ -220,7 +213,7 @@ def create_initiative(
     return _public(info, None)
 
 
-@initiative_router.get("/v1/initiatives", response_model=InitiativePage, responses=_READ_ERRORS)
+@initiative_router.get("/v1/initiatives", response_model=InitiativePage, responses=READER_ERRORS)
 def list_initiatives(caller: Reader, control: Control) -> InitiativePage:
     """The caller's initiatives (a store manager's: those at one of its stores)."""
     items = [
@@ -234,7 +227,7 @@ def list_initiatives(caller: Reader, control: Control) -> InitiativePage:
 @initiative_router.get(
     "/v1/initiatives/{initiative_id}/effect",
     response_model=InitiativeEffect,
-    responses=_READ_ERRORS | {404: _problem("No such initiative for the caller.")},
+    responses=READER_ERRORS | {404: problem_doc("No such initiative for the caller.")},
 )
 def initiative_effect(
     caller: Reader, control: Control, engine: Datamart, initiative_id: InitiativeId

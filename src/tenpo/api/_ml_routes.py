@@ -9,16 +9,15 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
 
-from tenpo.api._auth import Reader
-from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api._problems import problem_doc
 from tenpo.api._routes import StoreId
-from tenpo.api.models import Money, Problem
+from tenpo.api.deps import READER_ERRORS, Datamart, Reader
+from tenpo.api.models import Money
 from tenpo.core.errors import BadInput
 from tenpo.datamart.ml import read_benchmarks, store_targets
 from tenpo.datamart.read import visible_store
@@ -26,24 +25,6 @@ from tenpo.datamart.read import visible_store
 __all__ = ["ml_router"]
 
 _PERIOD = re.compile(r"^\d{4}-W\d{2}$")
-
-
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.datamart
-    return engine
-
-
-Datamart = Annotated[Engine, Depends(_engine)]
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key."),
-    403: _problem("The API key lacks the `read` scope."),
-}
 
 
 class _Public(BaseModel):
@@ -141,7 +122,7 @@ ml_router = APIRouter()
 @ml_router.get(
     "/v1/stores/{store_id}/targets",
     response_model=StoreTargets,
-    responses=_AUTH | {404: _problem("No such store for the caller's tenant.")},
+    responses=READER_ERRORS | {404: problem_doc("No such store for the caller's tenant.")},
     tags=["ml"],
 )
 def targets(caller: Reader, engine: Datamart, store_id: StoreId) -> StoreTargets:
@@ -189,7 +170,7 @@ def targets(caller: Reader, engine: Datamart, store_id: StoreId) -> StoreTargets
 @ml_router.get(
     "/v1/benchmarks",
     response_model=BenchmarkPage,
-    responses=_AUTH | {422: _problem("Bad period (expected YYYY-Www).")},
+    responses=READER_ERRORS | {422: problem_doc("Bad period (expected YYYY-Www).")},
     tags=["ml"],
 )
 def benchmarks(

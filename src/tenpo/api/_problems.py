@@ -9,6 +9,7 @@ never reveal internals: the answer carries an error id that is logged with the t
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -16,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tenpo.api.models import Problem
+from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.core.errors import TenpoError
 from tenpo.core.ids import new_id
 from tenpo.problems import (
@@ -31,7 +34,38 @@ from tenpo.problems import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BEARER_CHALLENGE", "PROBLEM_JSON", "install_problem_handlers", "problem"]
+__all__ = [
+    "BEARER_CHALLENGE",
+    "PROBLEM_JSON",
+    "install_problem_handlers",
+    "problem",
+    "problem_doc",
+    "rows_rejected",
+]
+
+MAX_ROW_ERRORS = 100
+"""Row errors listed in a 422 of a rejected upload (the count is in the detail)."""
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry: a problem+json answer meaning ``description``."""
+    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+
+
+def rows_rejected(
+    request: Request, exc: ImportRejected, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """The 422 problem of an upload whose rows were refused, each bad row under ``errors``
+    (default: the first :data:`MAX_ROW_ERRORS` of ``exc``)."""
+    return problem(
+        422,
+        exc.message,
+        title=exc.title,
+        type_=problem_type(exc),
+        instance=request.url.path,
+        errors=errors if errors is not None else list(iter_errors(exc.errors))[:MAX_ROW_ERRORS],
+    )
+
 
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "errors"})
 

@@ -12,20 +12,20 @@ from zoneinfo import ZoneInfo
 import orjson
 import pyarrow as pa
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 
 from tenpo.api import _export
-from tenpo.api._auth import READ_SCOPE, Authenticator, Reader, reader
-from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api._problems import problem_doc
+from tenpo.api._state import api_state
+from tenpo.api.deps import READER_ERRORS, Datamart, Reader
 from tenpo.api.models import (
     Coverage,
     Health,
     KpiRow,
     KpiSeries,
     MultiSeries,
-    Problem,
     SalesTree,
     Store,
     StorePage,
@@ -53,7 +53,7 @@ from tenpo.datamart.read import (
 )
 from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
-__all__ = ["READ_SCOPE", "Authenticator", "Datamart", "Reader", "StoreId", "reader", "router"]
+__all__ = ["StoreId", "router"]
 
 KPI_CACHE_CONTROL = "private, max-age=60"
 # Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
@@ -64,19 +64,10 @@ MAX_OFFSET = 1_000_000
 """Largest ``offset`` of a page (beyond it the database's integers overflow)."""
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-
-
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-    403: _problem("The API key lacks the `read` scope."),
-    429: _problem("Rate limit of the key or user exceeded; see `Retry-After`."),
-}
-_STORE_ERRORS = _AUTH_ERRORS | {404: _problem("No such store for the caller's tenant.")}
+_STORE_ERRORS = READER_ERRORS | {404: problem_doc("No such store for the caller's tenant.")}
 _KPI_ERRORS = _STORE_ERRORS | {
     304: {"description": "Not modified (the `If-None-Match` ETag still matches)."},
-    422: _problem(
+    422: problem_doc(
         "Bad date, reversed or too long range, unknown grain, or grain `hour` without the "
         "hourly mart."
     ),
@@ -87,13 +78,6 @@ _EXPORT_CONTENT = {
 }
 
 
-async def _engine(request: Request) -> Engine:
-    # async: a plain attribute read need not hop to the thread pool.
-    engine: Engine = request.app.state.datamart
-    return engine
-
-
-Datamart = Annotated[Engine, Depends(_engine)]
 StoreId = Annotated[str, Path(description="tenpo's store id.", max_length=64)]
 
 router = APIRouter()
@@ -107,7 +91,7 @@ def healthz(engine: Datamart) -> Health:
     return Health(status="ok")
 
 
-@router.get("/v1/stores", response_model=StorePage, responses=_AUTH_ERRORS, tags=["stores"])
+@router.get("/v1/stores", response_model=StorePage, responses=READER_ERRORS, tags=["stores"])
 def stores(
     caller: Reader,
     engine: Datamart,
@@ -129,7 +113,7 @@ def store(caller: Reader, engine: Datamart, store_id: StoreId) -> Store:
     return _store(visible_store(engine, caller, store_id))
 
 
-@router.get("/v1/coverage", response_model=Coverage, responses=_AUTH_ERRORS, tags=["kpis"])
+@router.get("/v1/coverage", response_model=Coverage, responses=READER_ERRORS, tags=["kpis"])
 def data_coverage(caller: Reader, engine: Datamart) -> Coverage:
     """First and last business date with KPIs among the caller's stores (for date pickers)."""
     first, last = coverage(engine, caller)
@@ -196,7 +180,7 @@ async def kpis(
     """
     start, end = _date_range(request, from_, to)
     negotiated = _export.negotiate(fmt, request.headers.get("accept"))
-    fast: AsyncKpiReader | None = getattr(request.app.state, "kpi_reader", None)
+    fast: AsyncKpiReader | None = api_state(request.app).kpi_reader
     if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
         return await run_in_threadpool(
             _kpis_sync, request, caller, engine, store_id, start, end, grain, negotiated
@@ -340,7 +324,7 @@ def kpis_side_by_side(
 @router.get(
     "/v1/stores/{store_id}/sales-tree",
     response_model=SalesTree,
-    responses=_STORE_ERRORS | {422: _problem("Bad date, reversed or too long range.")},
+    responses=_STORE_ERRORS | {422: problem_doc("Bad date, reversed or too long range.")},
     tags=["kpis"],
 )
 def sales_tree(
@@ -388,7 +372,7 @@ def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
     start, end = _parse_date("from", from_), _parse_date("to", to)
     if start > end:
         raise BadInput(f"'from' ({start}) is after 'to' ({end})", param="from")
-    limit = request.app.state.max_kpi_days
+    limit = api_state(request.app).settings.api_max_kpi_days
     span = (end - start).days + 1
     if span > limit:
         raise BadInput(

@@ -6,17 +6,9 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
-from tenpo.api._auth import (
-    SESSION_COOKIE,
-    KnownCredentials,
-    RateLimiter,
-    Reader,
-    SessionSigner,
-    UserDirectory,
-    _UserCache,
-    client_address,
-)
+from tenpo.api._auth import SESSION_COOKIE, client_address
 from tenpo.api._problems import PROBLEM_JSON
+from tenpo.api.deps import Reader, State
 from tenpo.api.models import LoginRequest, Me, Problem
 from tenpo.control import UserInfo
 from tenpo.control.users import normalize_email
@@ -56,30 +48,26 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.post("/login", response_model=Me, responses=_ERRORS)
-def login(request: Request, response: Response, credentials: LoginRequest) -> Me:
+def login(request: Request, response: Response, credentials: LoginRequest, state: State) -> Me:
     """Check the password and set the session cookie (HttpOnly, SameSite=Lax, Secure off
     loopback). Attempts are rate limited per client address (``X-Forwarded-For`` believed
     from ``trusted_proxies`` only) and per account (guessing from many addresses)."""
-    limiter: RateLimiter = request.app.state.login_limiter
-    limiter.check(f"login:{client_address(request)}")
+    state.login_limiter.check(f"login:{client_address(request)}")
     try:
         account = normalize_email(credentials.email)
     except BadInput:
         account = credentials.email.strip().lower()
     # Only failures spend the account's tokens, so its owner is not locked out by logging in.
-    account_limiter: RateLimiter = request.app.state.account_limiter
-    account_limiter.check(f"account:{account}", spend=False)
-    users: UserDirectory = request.app.state.control
+    state.account_limiter.check(f"account:{account}", spend=False)
     try:
-        user = users.authenticate_user(credentials.email, credentials.password)
+        user = state.users.authenticate_user(credentials.email, credentials.password)
     except AuthError:
-        account_limiter.acquire(f"account:{account}")
+        state.account_limiter.acquire(f"account:{account}")
         raise
-    signer: SessionSigner = request.app.state.sessions
     response.set_cookie(
         SESSION_COOKIE,
-        signer.issue(user),
-        max_age=signer.ttl_s,
+        state.sessions.issue(user),
+        max_age=state.sessions.ttl_s,
         path="/",
         httponly=True,
         samesite="lax",
@@ -90,27 +78,23 @@ def login(request: Request, response: Response, credentials: LoginRequest) -> Me
 
 
 @router.post("/logout", status_code=204)
-def logout(request: Request) -> Response:
+def logout(request: Request, state: State) -> Response:
     """End the session: the user's session version is bumped, so this cookie (and every
     other session of the user) is refused from now on, then clear the cookie. Idempotent;
     needs no valid session."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        signer: SessionSigner = request.app.state.sessions
         try:
-            user_id, _, _ = signer.verify(token)
+            user_id, _, _ = state.sessions.verify(token)
         except AuthError:
             user_id = None  # forged or expired: nothing to end
         if user_id is not None:
-            users: UserDirectory = request.app.state.control
             try:
-                users.end_sessions(user_id)
+                state.users.end_sessions(user_id)
             except NotFound:
                 pass  # removed meanwhile: its sessions are over anyway
-            cache: _UserCache = request.app.state.user_cache
-            cache.forget(user_id)
-        known: KnownCredentials = request.app.state.known_credentials
-        known.forget(token)
+            state.user_cache.forget(user_id)
+        state.known_credentials.forget(token)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request)
@@ -119,11 +103,10 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/me", response_model=Me, responses=_ERRORS)
-def me(request: Request, caller: Reader) -> Me:
+def me(caller: Reader, state: State) -> Me:
     """The caller: the logged-in user, or the API key's tenant."""
     if caller.key_id.startswith("user:"):
-        users: UserDirectory = request.app.state.control
-        return _me(users.get_user(caller.key_id.removeprefix("user:")))
+        return _me(state.users.get_user(caller.key_id.removeprefix("user:")))
     return Me(tenant_id=caller.tenant_id, kind="api_key")
 
 

@@ -20,9 +20,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from tenpo.api._admin_routes import _ERRORS, Admin, Control, Page, TenantParam
+from tenpo.api._admin_routes import _ERRORS, Page
 from tenpo.api._problems import problem
+from tenpo.api.deps import Admin, Control, TenantParam
 from tenpo.control import StaffInfo
+from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 
 __all__ = ["staff_router"]
@@ -82,18 +84,8 @@ async def enroll_staff(
 
     tenant_id = caller.tenant(tenant)
     path = request.url.path
-    too_big = problem(413, f"staff enrolment body over {MAX_STAFF_BODY} bytes", instance=path)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_STAFF_BODY:
-        return too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_STAFF_BODY:
-            return too_big
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, MAX_STAFF_BODY, "staff enrolment body")
+    kind = media_type(request.headers.get("content-type"))
     names: list[str] = []
     if kind == "multipart/form-data":
         store, name, photos, names = _multipart(request.headers["content-type"], body)
@@ -105,7 +97,7 @@ async def enroll_staff(
             f"send multipart/form-data or application/json, not {kind or 'nothing'!r}",
             instance=path,
         )
-    del body, chunks
+    del body
     if not isinstance(store, str) or not store:
         raise BadInput("field 'store' (store id or code) is required")
     if not isinstance(name, str) or not name.strip():

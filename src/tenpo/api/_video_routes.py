@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
-from tenpo.api._auth import Reader
-from tenpo.api._problems import PROBLEM_JSON
-from tenpo.api.models import Problem
+from tenpo.api._problems import problem_doc
+from tenpo.api.deps import READER_ERRORS, Control, LakeDep, Reader
 from tenpo.core.errors import BadInput, NotFound
-from tenpo.lake import open_lake
 from tenpo.video.audit import AuditReport, load_report
 
 __all__ = ["video_router"]
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
 
 
 video_router = APIRouter()
@@ -30,17 +24,17 @@ video_router = APIRouter()
 @video_router.get(
     "/v1/video/audits/{camera_id}",
     response_model=AuditReport,
-    responses={
-        422: _problem("`date` is not a date as YYYY-MM-DD."),
-        401: _problem("Missing, malformed, unknown or revoked API key, or no valid session."),
-        403: _problem("The API key lacks the `read` scope."),
-        404: _problem("No such camera of the caller's stores, or no audit of that date."),
+    responses=READER_ERRORS
+    | {
+        404: problem_doc("No such camera of the caller's stores, or no audit of that date."),
+        422: problem_doc("`date` is not a date as YYYY-MM-DD."),
     },
     tags=["video"],
 )
 def video_audit(
-    request: Request,
     caller: Reader,
+    control: Control,
+    lake: LakeDep,
     camera_id: Annotated[str, Path(description="The rgb_camera's device id.")],
     date_: Annotated[
         str,
@@ -62,10 +56,10 @@ def video_audit(
         raise BadInput(
             f"query parameter 'date' must be a date as YYYY-MM-DD, got {date_!r}"
         ) from None
-    device = request.app.state.control.directory().device(caller.tenant_id, camera_id)
+    device = control.directory().device(caller.tenant_id, camera_id)
     if device is None or device.kind != "rgb_camera" or not caller.sees_store(device.store_id):
         raise NotFound(f"no camera {camera_id!r}")
-    report = load_report(open_lake(request.app.state.lake_root), caller.tenant_id, camera_id, day)
+    report = load_report(lake, caller.tenant_id, camera_id, day)
     if report is None:
         raise NotFound(f"no counting audit of camera {camera_id!r} on {day}")
     return report

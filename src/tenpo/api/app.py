@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from tenpo.api._admin_routes import admin_router
 from tenpo.api._alert_routes import alert_router
 from tenpo.api._auth import (
+    Authenticator,
     FastRefusal,
     KnownCredentials,
     RateLimiter,
@@ -28,14 +29,16 @@ from tenpo.api._initiative_routes import initiative_router
 from tenpo.api._ml_routes import ml_router
 from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
-from tenpo.api._routes import Authenticator, router
+from tenpo.api._routes import router
 from tenpo.api._session_routes import router as session_router
 from tenpo.api._staff_routes import staff_router
+from tenpo.api._state import ApiState
 from tenpo.api._video_routes import video_router
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings
 from tenpo.datamart import ensure_schema, get_engine
 from tenpo.datamart.aread import AsyncKpiReader, is_postgres
+from tenpo.lake import Lake
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +48,13 @@ def create_app(
     *,
     engine: Engine | None = None,
     control: Authenticator | None = None,
+    lake: Lake | None = None,
 ) -> FastAPI:
     """The read API over the datamart ``engine`` (default: ``settings.datamart_db_url``).
 
     API keys and dashboard users are checked by ``control`` (default: the control plane at
-    ``settings.control_db_url``, opened now and disposed when the app shuts down). Raises
+    ``settings.control_db_url``, opened now and disposed when the app shuts down). The lake
+    (video audits) is ``lake``, else ``settings.lake_root`` opened on first use. Raises
     :class:`ConfigError` in production when ``session_secret`` is the placeholder.
     """
     _check_session_secret(settings)
@@ -69,6 +74,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("read API up (datamart %s)", datamart.url.render_as_string())
+        if kpi_reader is not None:
+            kpi_reader.serve()
         yield
         if kpi_reader is not None:
             await kpi_reader.close()
@@ -84,19 +91,22 @@ def create_app(
         "ratios are numbers, `null` when their denominator is zero.",
         lifespan=lifespan,
     )
-    app.state.datamart = datamart
-    app.state.kpi_reader = kpi_reader
-    app.state.control = control
-    app.state.max_kpi_days = settings.api_max_kpi_days
-    app.state.sessions = SessionSigner(settings.session_secret, settings.session_ttl_s)
-    app.state.user_cache = _UserCache()
-    app.state.rate_limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
-    # Password guessing: a handful of attempts per client address, then one every 6 s; and
-    # per account (guessing from many addresses), then one every 30 s.
-    app.state.login_limiter = RateLimiter(1 / 6, 10)
-    app.state.account_limiter = RateLimiter(1 / 30, 10)
-    app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
-    app.state.known_credentials = KnownCredentials()
+    app.state.api = ApiState(
+        settings=settings,
+        datamart=datamart,
+        control=control,
+        kpi_reader=kpi_reader,
+        sessions=SessionSigner(settings.session_secret, settings.session_ttl_s),
+        user_cache=_UserCache(),
+        rate_limiter=RateLimiter(settings.api_rate_per_s, settings.api_rate_burst),
+        # Password guessing: a handful of attempts per client address, then one every 6 s;
+        # and per account (guessing from many addresses), then one every 30 s.
+        login_limiter=RateLimiter(1 / 6, 10),
+        account_limiter=RateLimiter(1 / 30, 10),
+        known_credentials=KnownCredentials(),
+        trusted_proxies=trusted_networks(settings.trusted_proxies),
+        lake_opened=lake,
+    )
     app.add_middleware(FastRefusal)  # a 429 before routing: refusals cost less than answers
     install_problem_handlers(app)
     app.include_router(router)
@@ -106,8 +116,6 @@ def create_app(
     app.include_router(forecast_router)
     app.include_router(alert_router)
     app.include_router(video_router)
-    app.state.lake_root = settings.lake_root
-    app.state.operator_tenant = settings.operator_tenant
     app.include_router(admin_router)
     app.include_router(initiative_router)
     app.include_router(budget_router)

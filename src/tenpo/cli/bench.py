@@ -52,7 +52,11 @@ class _Bars:
 
 def print_report(report: dict[str, Any]) -> None:
     """The stage table and the headline figures."""
-    table = Table(title=f"scale {report['stores']} stores × {report['days']} days")
+    table = Table(
+        title=f"scale {report['stores']} stores × {report['days']} days "
+        f"({report.get('profile', 'embedded')} profile, {report.get('engine', 'duckdb')}, "
+        f"{report['datamart']} datamart, {report.get('lake', 'local')} lake)"
+    )
     for col in ("stage", "seconds", "moved", "per second", "peak RSS"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for name, st in report["stages"].items():
@@ -99,7 +103,18 @@ def scale(
     pg_server: str = typer.Option(
         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         "--pg-server",
-        help="PostgreSQL server for --datamart postgresql (a maintenance database URL).",
+        help="PostgreSQL server for --datamart postgresql and --profile production (a "
+        "maintenance database URL).",
+    ),
+    profile: str = typer.Option(
+        "embedded",
+        "--profile",
+        help="embedded (SQLite, in-process bus) or production: fresh PostgreSQL databases "
+        "on --pg-server for control plane, datamart, ledger and Dagster storage, a fresh "
+        "NATS JetStream stream on TENPO_NATS_URL; the engine is TENPO_ENGINE.",
+    ),
+    lake_url: str | None = typer.Option(
+        None, "--lake-url", help="Put the lake there (s3://bucket/prefix, empty) instead."
     ),
     device_path: str = typer.Option(
         "auto", "--devices", help="Device events over mqtt, http, or auto (MQTT if it answers)."
@@ -117,6 +132,8 @@ def scale(
 
     if datamart not in ("sqlite", "postgresql"):
         raise BadInput(f"--datamart must be sqlite or postgresql, not {datamart!r}")
+    if profile not in ("embedded", "production"):
+        raise BadInput(f"--profile must be embedded or production, not {profile!r}")
     if device_path not in ("auto", "mqtt", "http"):
         raise BadInput(f"--devices must be auto, mqtt or http, not {device_path!r}")
     kind: Literal["sqlite", "postgresql"] = "postgresql" if datamart == "postgresql" else "sqlite"
@@ -150,6 +167,8 @@ def scale(
             mqtt=None if device_path == "auto" else device_path == "mqtt",
             progress=bars,
             on_stage=checkpoint,
+            profile="production" if profile == "production" else "embedded",
+            lake_url=lake_url,
         )
         bars.close()
     report = result.as_dict()

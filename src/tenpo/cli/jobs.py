@@ -111,8 +111,8 @@ def forecast(
     replaced).
     """
     from tenpo.lake import open_lake
-    from tenpo.pipelines.forecast import materialize_forecasts
     from tenpo.pipelines.ml import latest_business_date
+    from tenpo.pipelines.run import materialize_forecasts
 
     cfg = settings()
     if latest_business_date(open_lake(cfg.lake_root)) is None:

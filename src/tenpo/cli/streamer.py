@@ -93,3 +93,30 @@ def replay(
         f"replayed {stats.replayed} object(s): {stats.total_rows} new rows, "
         f"{stats.rejects} record(s) still quarantined"
     )
+
+
+@app.command("recover")
+@handles_errors
+def recover(
+    all_owners: bool = typer.Option(
+        False,
+        "--all-owners",
+        help="Delete every streamer's uncommitted parts, live or not: only while none runs.",
+    ),
+) -> None:
+    """Delete the uncommitted parts of dead streamers (lease expired or process gone)."""
+    from tenpo.bus import open_bus
+    from tenpo.lake import open_lake
+    from tenpo.streamer import Streamer
+
+    cfg = settings()
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
+    try:
+        deleted = streamer.recover(all_owners=True) if all_owners else streamer.reclaim_dead()
+    finally:
+        streamer.close()
+        bus.close()
+    whose = "every streamer's" if all_owners else "dead streamers'"
+    console.print(f"deleted {deleted} uncommitted part(s) of {whose} batches")

@@ -479,7 +479,11 @@ def run_video_demo(base: Settings) -> list[str]:
         )
         day = start.astimezone(rec.tz).date()
         events, _ = analyze_day(lake, LandingZone(lake, bus, tz), analyzer, day)
-        Streamer(cfg, lake, bus, control.directory()).run_until_idle(timeout=1.0)
+        streamer = Streamer(cfg, lake, bus, control.directory())
+        try:
+            streamer.run_until_idle(timeout=1.0)
+        finally:
+            streamer.close()  # its ledger connections and lease
     rows = sorted(read_table(lake, "raw_visitor_events", tenant).to_pylist(), key=lambda r: r["ts"])
     control.dispose()
 

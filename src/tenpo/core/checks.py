@@ -15,7 +15,8 @@ import io
 import json
 import re
 import unicodedata
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 from tenpo.core import bodies
 from tenpo.core.errors import BadInput
@@ -40,6 +41,38 @@ class UnsupportedEncoding(BadInput):
 
     http_status = 415
     title = "Unsupported encoding"
+
+
+class StreamedRequest(Protocol):
+    """What :func:`read_body` needs of a request (Starlette's ``Request`` is one)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+async def read_body(request: StreamedRequest, limit: int, what: str = "body") -> bytes:
+    """The request body, read in chunks; :class:`PayloadTooLarge` as soon as it passes ``limit``.
+
+    A declared Content-Length over the limit is refused before reading anything, but the
+    count of bytes actually received is what is enforced (chunked uploads have no length).
+    ``what`` names the body in the message (``"budget body"``).
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"{what} of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
+    return bytes(received)
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lower case, without parameters."""
+    return (content_type or "").split(";")[0].strip().lower()
 
 
 VISIBLE_CHAR = (

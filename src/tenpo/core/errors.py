@@ -7,6 +7,8 @@ Every error tenpo raises on purpose derives from :class:`TenpoError`::
     ├── BadInput         a payload, file or argument is invalid; ``reason`` names the problem
     ├── NotFound         a tenant, store, device, key or object does not exist (for the caller)
     ├── Conflict         the request contradicts stored state (e.g. a duplicate code)
+    │   └── LedgerConflict   a streamer's commit lost a race with another streamer
+    │       └── PartsReclaimed   its pending parts were reclaimed (its lease had expired)
     ├── AuthError        the caller is not authenticated (missing, unknown or revoked key)
     │   └── Forbidden    authenticated, but the key lacks the scope or the tenant
     ├── LakeError        the datalake could not read or write an object
@@ -59,6 +61,23 @@ class Conflict(TenpoError):
 
     http_status = 409
     title = "Conflict"
+
+
+class LedgerConflict(Conflict):
+    """A streamer's ledger commit contradicts what another streamer committed meanwhile.
+
+    The transaction was rolled back; the batch's events stay unacknowledged, so the bus
+    delivers them again and they load once (or are skipped as already loaded).
+    """
+
+    title = "Streamer ledger conflict"
+
+
+class PartsReclaimed(LedgerConflict):
+    """The pending parts a streamer tried to commit were reclaimed by another streamer,
+    which took the owner for dead (its lease had expired) and deleted their files."""
+
+    title = "Streamer parts reclaimed"
 
 
 class AuthError(TenpoError):

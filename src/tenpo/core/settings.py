@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Spark master URL for engine=spark: local[N] (in process) or a cluster "
         "(spark://host:7077, yarn, k8s://...).",
     )
+    spark_driver_memory: str = Field(
+        "4g",
+        pattern=r"^[1-9][0-9]*[kmgt]$",
+        description="Heap of the Spark driver JVM (spark.driver.memory, e.g. 4g); in local "
+        "mode the executors run inside it. Takes effect when tenpo starts the JVM.",
+    )
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8001, ge=1, le=65535)
     api_host: str = "127.0.0.1"
@@ -119,6 +125,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Parsed rows after which a batch's objects are written and committed (the"
         " rest of the batch follows in another commit): bounds memory when objects are big.",
+    )
+    streamer_lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="Lease of a streamer on the ledger, renewed every quarter of it: a streamer"
+        " silent for longer is taken for dead and its uncommitted parts are reclaimed by the"
+        " others (keep it above the longest batch step; hosts' clocks must agree within it).",
     )
     mqtt_enabled: bool | None = Field(
         None, description="Run the MQTT subscriber in `serve all` (None: when the broker answers)."

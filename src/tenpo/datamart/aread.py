@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -62,8 +64,15 @@ def conninfo(engine: Engine) -> str:
 
 
 class AsyncKpiReader:
-    """A psycopg ``AsyncConnectionPool`` over a PostgreSQL datamart, opened lazily on the
-    running event loop (a new loop — a test client's — gets a pool of its own)."""
+    """A psycopg ``AsyncConnectionPool`` over a PostgreSQL datamart, for the loop that serves
+    the app.
+
+    :meth:`serve` (the app's lifespan) names the serving loop; the pool is opened lazily on
+    it. A request on any other loop — the app driven without its lifespan, e.g. a test client
+    outside ``with`` that runs every request on a loop of its own — gets a connection of its
+    own, closed after the request: a pool left on a loop that ends would keep reconnecting
+    there and hang that loop's shutdown.
+    """
 
     def __init__(self, engine: Engine, *, min_size: int = 2, max_size: int = 8) -> None:
         self._engine = engine
@@ -73,34 +82,51 @@ class AsyncKpiReader:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
 
-    async def _get_pool(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._pool is not None and self._loop is loop:
-            return self._pool
-        from psycopg_pool import AsyncConnectionPool
+    def serve(self) -> None:
+        """Make the running loop the serving loop (called from the app's lifespan)."""
+        self._loop = asyncio.get_running_loop()
 
+    async def _ensure_ready(self) -> None:
         if not self._ready:  # the device-health table may be missing in an older datamart
-            await loop.run_in_executor(None, ensure_device_health, self._engine)
+            await asyncio.get_running_loop().run_in_executor(
+                None, ensure_device_health, self._engine
+            )
             self._ready = True
-        old = self._pool if self._loop is loop else None
-        pool = AsyncConnectionPool(
-            self._conninfo,
-            min_size=self._min,
-            max_size=self._max,
-            open=False,
-            kwargs={"prepare_threshold": 0},  # every statement prepared on first use
-        )
-        await pool.open()
-        self._pool, self._loop = pool, loop
-        if old is not None:
-            await old.close()
-        log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
-        return pool
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        await self._ensure_ready()
+        if self._loop is not asyncio.get_running_loop():
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True
+            ) as conn:
+                yield conn
+            return
+        if self._pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(
+                self._conninfo,
+                min_size=self._min,
+                max_size=self._max,
+                open=False,
+                # Every statement prepared on first use. Autocommit: no BEGIN before and no
+                # COMMIT round trip after each read; the pipeline's two statements still
+                # share one implicit transaction (one Sync ends them both).
+                kwargs={"prepare_threshold": 0, "autocommit": True},
+            )
+            await pool.open()
+            self._pool = pool
+            log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
+        async with self._pool.connection() as conn:
+            yield conn
 
     async def close(self) -> None:
-        """Close the pool (if it belongs to the running loop; another loop's is dropped)."""
+        """Close the pool (on the serving loop, from the app's lifespan)."""
         pool, self._pool = self._pool, None
-        if pool is not None and self._loop is asyncio.get_running_loop():
+        if pool is not None:
             await pool.close()
 
     async def store_with_days(
@@ -112,8 +138,7 @@ class AsyncKpiReader:
         if not caller.sees_store(store_id):
             raise _not_found(store_id)
         params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
-        pool = await self._get_pool()
-        async with pool.connection() as conn:
+        async with self._connection() as conn:
             async with conn.pipeline():
                 days_cur = await conn.execute(_STORE_DAYS_SQL, params, prepare=True)
                 health_cur = await conn.execute(_HEALTH_SQL, params, prepare=True)

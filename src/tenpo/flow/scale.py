@@ -24,6 +24,7 @@ import resource
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +65,14 @@ ProgressFactory = Callable[[str, int | None], Advance]
 START = date(2026, 10, 5)
 PLATFORM_STAGES = ("send_http", "send_mqtt", "stream", "marts", "ml", "export", "api")
 """Stages that make up the end-to-end time (simulate and register are the rig)."""
+
+_PRODUCTION_DATABASES = {
+    "control": "control_url",
+    "datamart": "datamart_url",
+    "ledger": "streamer_state_url",
+    "dagster": "dagster_storage_url",
+}
+"""The production profile's PostgreSQL databases (name suffix → setting)."""
 
 RUN_STORE_DAYS = 3000
 """Store-days per Dagster run of the marts (100 stores × 30 days in one run): an asset holds a
@@ -106,6 +115,9 @@ class ScaleReport:
     tenants: int
     datamart: str
     mqtt: bool
+    profile: str = "embedded"
+    engine: str = "duckdb"
+    lake: str = "local"
     stages: dict[str, StageResult] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
     store_days_checked: int = 0
@@ -136,6 +148,9 @@ class ScaleReport:
             "days": self.days,
             "tenants": self.tenants,
             "datamart": self.datamart,
+            "profile": self.profile,
+            "engine": self.engine,
+            "lake": self.lake,
             "device_path": "mqtt" if self.mqtt else "http",
             "ground_truth_exact": not self.mismatches,
             "store_days_checked": self.store_days_checked,
@@ -295,6 +310,8 @@ def run_scale(
     send_workers: int = 4,
     on_stage: Callable[[ScaleReport], None] | None = None,
     run_store_days: int = RUN_STORE_DAYS,
+    profile: Literal["embedded", "production"] = "embedded",
+    lake_url: str | None = None,
 ) -> ScaleReport:
     """Run a chain of ``stores`` × ``days`` through the platform in ``root`` (wiped first).
 
@@ -303,6 +320,12 @@ def run_scale(
     ``on_stage(report)`` after every stage (and once more when a stage fails, with
     ``failed_stage`` and ``error`` set, before the error propagates). Marts and exports run
     over at most ``run_store_days`` store-days per Dagster run (memory per run bounded).
+
+    ``profile="production"`` runs on servers instead of embedded stores: fresh PostgreSQL
+    databases on ``datamart_server`` for the control plane, the datamart, the streamer's
+    ledger and Dagster's storage, and a fresh NATS JetStream stream on ``base.nats_url`` as
+    the bus (deleted afterwards); the engine is ``base.engine``. ``lake_url`` puts the lake
+    there (``s3://bucket/prefix``; it must hold no object yet).
     """
     if stores < tenants or tenants < 1 or days < 1:
         raise BadInput(f"need days ≥ 1 and stores ≥ tenants ≥ 1 (got {stores}, {tenants}, {days})")
@@ -311,14 +334,35 @@ def run_scale(
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     overrides: dict[str, Any] = {}
-    if datamart == "postgresql":
-        overrides["datamart_url"] = _fresh_database(datamart_server, f"tenpo_scale_{stores}x{days}")
+    name = f"tenpo_scale_{stores}x{days}"
+    if profile == "production":
+        datamart = "postgresql"
+        for role, setting in _PRODUCTION_DATABASES.items():
+            overrides[setting] = _fresh_database(datamart_server, f"{name}_{role}")
+        overrides.update(bus="nats", bus_stream=f"{name}_{uuid.uuid4().hex[:8]}")
+    elif datamart == "postgresql":
+        overrides["datamart_url"] = _fresh_database(datamart_server, name)
+    if lake_url:
+        from tenpo.lake import open_lake
+
+        if open_lake(lake_url).list(""):
+            raise BadInput(f"the scale run's lake {lake_url} is not empty: name a fresh prefix")
+        overrides["lake_url"] = lake_url
     cfg = isolated_settings(base, root, **overrides)
     if mqtt is None:
         from tenpo.iot.mqtt import mqtt_wanted
 
         mqtt = mqtt_wanted(cfg)
-    report = ScaleReport(stores, days, tenants, datamart, mqtt)
+    report = ScaleReport(
+        stores,
+        days,
+        tenants,
+        datamart,
+        mqtt,
+        profile=profile,
+        engine=cfg.engine,
+        lake=lake_url.split("://", 1)[0] if lake_url and "://" in lake_url else "local",
+    )
     notify = on_stage or (lambda _r: None)
     with RssSampler() as rss:
 
@@ -352,6 +396,9 @@ def run_scale(
                 report.peak_rss_bytes = rss.peak
                 notify(report)
             raise
+        finally:
+            if cfg.bus == "nats" and profile == "production":
+                _drop_stream(cfg.nats_url, cfg.bus_stream)
     report.peak_rss_bytes = max(rss.peak, report.peak_rss_bytes)
     report.complete = True
     notify(report)
@@ -386,8 +433,8 @@ def _run_stages(
     with ExitStack() as cleanup:
         from tenpo.bus import open_bus
         from tenpo.control import ControlPlane
+        from tenpo.gateway import bound_port, serve_in_thread, stop_server
         from tenpo.gateway import create_app as create_gateway
-        from tenpo.gateway import serve_in_thread
         from tenpo.lake import open_lake
         from tenpo.streamer import Streamer
 
@@ -403,8 +450,8 @@ def _run_stages(
 
         gateway = create_gateway(cfg, control=control, lake=lake, bus=bus)
         gw_server, gw_thread = serve_in_thread(gateway, "127.0.0.1", 0)
-        cleanup.callback(_stop, gw_server, gw_thread)
-        gw_url = f"http://127.0.0.1:{_port(gw_server)}"
+        cleanup.callback(stop_server, gw_server, gw_thread)
+        gw_url = f"http://127.0.0.1:{bound_port(gw_server)}"
         streamer = Streamer(cfg, lake, bus, control.directory())
         if hasattr(streamer, "close"):
             cleanup.callback(streamer.close)
@@ -490,11 +537,11 @@ def _run_stages(
 
         api = create_api(cfg, control=control)
         api_server, api_thread = serve_in_thread(api, "127.0.0.1", 0)
-        cleanup.callback(_stop, api_server, api_thread)
+        cleanup.callback(stop_server, api_server, api_thread)
         with stage("api") as st:
             advance = progress("api: every store's KPIs (stores)", len(chain["stores"]))
             rows = read_store_kpis(
-                f"http://127.0.0.1:{_port(api_server)}",
+                f"http://127.0.0.1:{bound_port(api_server)}",
                 keys,
                 [t["id"] for t in chain["tenants"]],
                 dates[0],
@@ -508,7 +555,7 @@ def _run_stages(
             report.store_days_checked = len(rows)
             st.amounts["store_days"] = len(rows)
 
-        report.lake_bytes = _lake_bytes(Path(cfg.lake_root))
+        report.lake_bytes = _lake_bytes(lake)
 
 
 class _Counter:
@@ -584,13 +631,13 @@ def _datamart_rows(cfg: Settings) -> int:
         )
 
 
-def _lake_bytes(root: Path) -> dict[str, int]:
+def _lake_bytes(lake: Any) -> dict[str, int]:
+    """Bytes per lake zone, through the lake's filesystem (a local folder or s3://)."""
+    fs = lake.filesystem
     out: dict[str, int] = {}
     for zone in ("landing", "tables", "quarantine"):
-        total = 0
-        for folder, _, names in os.walk(root / zone):
-            total += sum(os.path.getsize(os.path.join(folder, n)) for n in names)
-        out[zone] = total
+        base = lake.path(zone)
+        out[zone] = int(fs.du(base, total=True)) if fs.exists(base) else 0
     return out
 
 
@@ -612,13 +659,20 @@ def _fresh_database(server_url: str, name: str) -> str:
     return str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
 
 
-def _stop(server: Any, thread: Any) -> None:
-    server.should_exit = True
-    thread.join(timeout=10)
+def _drop_stream(url: str, stream: str) -> None:
+    """Delete the run's own JetStream stream (a production-profile run leaves no stream)."""
+    import asyncio
 
+    import nats
 
-def _port(server: Any) -> int:
-    for srv in server.servers:
-        for sock in srv.sockets:
-            return int(sock.getsockname()[1])
-    raise RuntimeError("server has no listening socket")
+    async def drop() -> None:
+        nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
+        try:
+            await nc.jetstream().delete_stream(stream)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(drop())
+    except Exception as exc:  # noqa: BLE001 - cleanup only; the run's result stands
+        log.warning("could not delete JetStream stream %s on %s: %s", stream, url, exc)

@@ -5,7 +5,7 @@ and announced on the bus; the answer is 202 with the object id. Errors are RFC 9
 problem JSON naming the cause.
 """
 
-from tenpo.gateway._server import serve_in_thread
+from tenpo.gateway._server import bound_port, serve_in_thread, stop_server
 from tenpo.gateway.app import create_app
 from tenpo.gateway.ingest import ControlPlane, Ingestor, IngestReceipt, Principal
 
@@ -15,5 +15,7 @@ __all__ = [
     "Ingestor",
     "Principal",
     "create_app",
+    "bound_port",
     "serve_in_thread",
+    "stop_server",
 ]

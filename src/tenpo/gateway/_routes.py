@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.core.bodies import EVENT_FIELDS, RECEIPT_FIELDS
-from tenpo.core.checks import VISIBLE_CHAR, PayloadTooLarge
+from tenpo.core.checks import VISIBLE_CHAR, read_body
 from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
 from tenpo.gateway._problems import PROBLEM_JSON
@@ -151,23 +151,6 @@ IdempotencyKey = Annotated[
         description="Re-sending with the same key lands on the same object; other bytes → 409.",
     ),
 ]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, read in chunks; :class:`PayloadTooLarge` as soon as it passes ``limit``.
-
-    A declared Content-Length over the limit is refused before reading anything, but the
-    count of bytes actually received is what is enforced (chunked uploads have no length).
-    """
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {int(declared)} bytes exceeds the limit of {limit} bytes")
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-    return bytes(received)
 
 
 def _none_of(fields: frozenset[str]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+__all__ = ["bound_port", "serve_in_thread", "stop_server"]
+
 log = logging.getLogger(__name__)
 
 
@@ -62,3 +64,17 @@ def serve_in_thread(
             time.sleep(0.02)
     log.info("serving on http://%s:%d", host, bound[1])
     return server, thread
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a server started by :func:`serve_in_thread` listens on (asked for port 0)."""
+    for srv in server.servers:
+        for sock in srv.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("server has no listening socket")
+
+
+def stop_server(server: uvicorn.Server, thread: threading.Thread, timeout: float = 10.0) -> None:
+    """Ask a server started by :func:`serve_in_thread` to exit and wait up to ``timeout`` s."""
+    server.should_exit = True
+    thread.join(timeout=timeout)

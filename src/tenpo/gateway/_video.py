@@ -15,8 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
+from tenpo.core.checks import read_body
 from tenpo.core.errors import Forbidden
-from tenpo.gateway._routes import _ERRORS, GatewayState, StateDep, VideoWriter, read_body
+from tenpo.gateway._routes import _ERRORS, GatewayState, StateDep, VideoWriter
 from tenpo.gateway.ingest import IngestReceipt, Principal
 from tenpo.lake.landing import LandingZone
 from tenpo.video.chunks import (

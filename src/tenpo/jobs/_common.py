@@ -68,6 +68,41 @@ def outer_join_all(tables: Sequence[ibis.Table], keys: Sequence[str]) -> ibis.Ta
     return result
 
 
+def merge_partials(parts: Sequence[ibis.Table], keys: Sequence[str]) -> ibis.Table:
+    """One row per ``keys`` from per-source partial aggregates: a UNION ALL, then one GROUP BY.
+
+    Each part has at most one row per key and its own value columns; a column present in
+    several parts must have one type. Parts are padded with typed nulls to one schema, and each
+    column takes its one non-null value per key (``MAX``; booleans ``BOOL_OR``), null where no
+    part has it. The same result as full outer joins of the parts with coalesced keys, but one
+    scan of a small union instead of a chain of joins: cheaper to plan, compile and run.
+    """
+    types: dict[str, dt.DataType] = {}
+    for part in parts:
+        for name, typ in part.schema().items():
+            if name in keys:
+                continue
+            if types.setdefault(name, typ) != typ:
+                raise TypeError(f"column {name} has types {types[name]} and {typ} in the parts")
+    padded = [
+        part.select(
+            *keys,
+            *[
+                part[name] if name in part.columns else ibis.null(typ).name(name)
+                for name, typ in types.items()
+            ],
+        )
+        for part in parts
+    ]
+    u = ibis.union(*padded, distinct=False)
+    return u.group_by(list(keys)).aggregate(
+        **{
+            name: u[name].any() if typ.is_boolean() else u[name].max()
+            for name, typ in types.items()
+        }
+    )
+
+
 def left_join_on(left: ibis.Table, right: ibis.Table, keys: Sequence[str]) -> ibis.Table:
     """``left`` with ``right``'s other columns, matched on equal ``keys`` (right keys dropped)."""
     left = left.view()

@@ -10,19 +10,15 @@ and ``datamart_forecast`` replaces each store's forecast in the datamart with it
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
 import logging
 from datetime import date, timedelta
-from typing import Any
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     Config,
-    DagsterInstance,
     MaterializeResult,
     ScheduleDefinition,
     asset,
-    define_asset_job,
-    materialize,
 )
 from pydantic import Field
 
@@ -30,8 +26,9 @@ from tenpo.core.errors import NotFound
 from tenpo.core.settings import Settings
 from tenpo.ml.forecast import MART_STORE_FORECAST, forecast_rows
 from tenpo.pipelines.kpis import MART_STORE_DAILY_KEY, WRITER_TAG
-from tenpo.pipelines.ml import _store_master, _write_mart, latest_business_date
+from tenpo.pipelines.ml import latest_business_date, read_mart_day, store_master, write_mart
 from tenpo.pipelines.resources import TenpoResource
+from tenpo.pipelines.schedules import asset_job_schedule
 from tenpo.warehouse.partitions import list_partitions
 
 __all__ = [
@@ -41,7 +38,6 @@ __all__ = [
     "ForecastRunConfig",
     "forecast_assets",
     "forecast_schedules",
-    "materialize_forecasts",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,9 +101,9 @@ def forecast_assets() -> list[AssetsDefinition]:
         daily, hourly = _read_marts(tenpo, as_of)
         settings = tenpo.get_settings()
         rows = forecast_rows(
-            daily, hourly, _store_master(tenpo), as_of=as_of, weather=_weather(settings)
+            daily, hourly, store_master(tenpo), as_of=as_of, weather=_weather(settings)
         )
-        _write_mart(lake, MART_STORE_FORECAST_KEY, as_of, rows)
+        write_mart(lake, MART_STORE_FORECAST_KEY, as_of, rows)
         stores = len(
             {
                 (t, s)
@@ -132,13 +128,7 @@ def forecast_assets() -> list[AssetsDefinition]:
     def datamart_forecast(
         context: AssetExecutionContext, tenpo: TenpoResource
     ) -> MaterializeResult:
-        import io
-
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         from tenpo.datamart.forecast import export_forecasts
-        from tenpo.lake.keys import table_prefix
 
         lake = tenpo.open_lake()
         partitions = list_partitions(lake, MART_STORE_FORECAST_KEY)
@@ -146,14 +136,7 @@ def forecast_assets() -> list[AssetsDefinition]:
             context.log.warning("datamart forecast: no forecast yet, nothing to export")
             return MaterializeResult(metadata={"rows": 0})
         as_of = max(d for _, d in partitions)
-        parts = [
-            pq.read_table(io.BytesIO(lake.get(key)), schema=MART_STORE_FORECAST)
-            for tenant, d in sorted(partitions)
-            if d == as_of
-            for key in lake.list(table_prefix(MART_STORE_FORECAST_KEY, tenant, d))
-            if key.endswith(".parquet")
-        ]
-        rows = pa.concat_tables(parts) if parts else MART_STORE_FORECAST.empty_table()
+        rows = read_mart_day(lake, MART_STORE_FORECAST_KEY, as_of, MART_STORE_FORECAST)
         written = export_forecasts(tenpo.get_settings(), rows)
         return MaterializeResult(metadata={"as_of": as_of.isoformat(), "rows": written})
 
@@ -162,45 +145,10 @@ def forecast_assets() -> list[AssetsDefinition]:
 
 def forecast_schedules() -> list[ScheduleDefinition]:
     """Daily refresh of the forecasts (04:00 Asia/Tokyo, after the night's KPIs)."""
-    job = define_asset_job(
-        FORECAST_JOB, selection=[MART_STORE_FORECAST_KEY, DATAMART_FORECAST_KEY], tags=WRITER_TAG
-    )
     return [
-        ScheduleDefinition(
-            name="forecast_daily_schedule",
-            job=job,
-            cron_schedule="0 4 * * *",
-            execution_timezone="Asia/Tokyo",
+        asset_job_schedule(
+            "forecast_daily_schedule",
+            FORECAST_JOB,
+            [MART_STORE_FORECAST_KEY, DATAMART_FORECAST_KEY],
         )
     ]
-
-
-def materialize_forecasts(
-    settings: Settings, *, as_of: date | None = None, instance: DagsterInstance | None = None
-) -> Any:
-    """Run the forecast assets in process (demo, tests); raises PipelineFailed."""
-    from tenpo.pipelines.run import (
-        PipelineFailed,
-        _dagster_level,
-        _failure_message,
-        ensure_dagster_home,
-    )
-
-    resource = TenpoResource.from_settings(settings)
-    if instance is None:
-        instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
-    result = materialize(
-        forecast_assets(),
-        instance=instance,
-        resources={"tenpo": resource},
-        run_config={
-            "ops": {
-                MART_STORE_FORECAST_KEY: {"config": {"as_of": as_of.isoformat() if as_of else None}}
-            },
-            "loggers": {"console": {"config": {"log_level": _dagster_level()}}},
-        },
-        raise_on_error=False,
-    )
-    if not result.success:
-        raise PipelineFailed(f"materializing the forecasts: {_failure_message(result)}")
-    return result

@@ -10,7 +10,6 @@ rows with status ``not_started``.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset functions' annotations.
-import io
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -18,17 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     Config,
-    DagsterInstance,
     MaterializeResult,
     ScheduleDefinition,
     asset,
-    define_asset_job,
-    materialize,
 )
 from pydantic import Field
 from sqlalchemy.engine import make_url
@@ -36,7 +31,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tenpo.core.errors import NotFound
 from tenpo.core.settings import Settings
-from tenpo.lake.keys import table_prefix
 from tenpo.ml.initiatives import (
     EffectParams,
     InitiativeSpec,
@@ -45,8 +39,9 @@ from tenpo.ml.initiatives import (
     kpi_frame,
 )
 from tenpo.pipelines.kpis import MART_STORE_DAILY_KEY, WRITER_TAG
-from tenpo.pipelines.ml import _read_daily, _write_mart, latest_business_date
+from tenpo.pipelines.ml import latest_business_date, read_daily, read_mart_day, write_mart
 from tenpo.pipelines.resources import TenpoResource
+from tenpo.pipelines.schedules import asset_job_schedule
 from tenpo.warehouse.partitions import list_partitions
 
 __all__ = [
@@ -56,7 +51,6 @@ __all__ = [
     "MART_INITIATIVE_EFFECTS_KEY",
     "initiative_assets",
     "initiative_schedules",
-    "materialize_initiatives",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,7 +151,7 @@ def measure_all(
     if not started:
         return tenants, rows
     first = min(i.start for i in started) - timedelta(days=params.pre_days)
-    daily, _ = _read_daily(tenpo, first, as_of)
+    daily, _ = read_daily(tenpo, first, as_of)
     kpis = kpi_frame(daily) if len(daily) else None
     for tenant in tenants:
         busy: dict[str, list[tuple[date, date]]] = {}
@@ -173,17 +167,6 @@ def measure_all(
             )
             rows.extend(effect_record(e, as_of) for e in effects)
     return tenants, rows
-
-
-def _read_effects(tenpo: TenpoResource, as_of: date) -> pa.Table:
-    lake = tenpo.open_lake()
-    parts = [
-        pq.read_table(io.BytesIO(lake.get(key)), schema=EFFECT_SCHEMA)
-        for tenant, d in sorted(list_partitions(lake, MART_INITIATIVE_EFFECTS_KEY, [as_of]))
-        for key in lake.list(table_prefix(MART_INITIATIVE_EFFECTS_KEY, tenant, d))
-        if key.endswith(".parquet")
-    ]
-    return pa.concat_tables(parts) if parts else EFFECT_SCHEMA.empty_table()
 
 
 def initiative_assets() -> list[AssetsDefinition]:
@@ -207,7 +190,7 @@ def initiative_assets() -> list[AssetsDefinition]:
             raise NotFound("mart_store_daily is empty: materialize it before the effects")
         tenants, rows = measure_all(tenpo.get_settings(), tenpo, as_of)
         table = pa.Table.from_pylist(rows, schema=EFFECT_SCHEMA)
-        _write_mart(lake, MART_INITIATIVE_EFFECTS_KEY, as_of, table)
+        write_mart(lake, MART_INITIATIVE_EFFECTS_KEY, as_of, table)
         measured = sum(1 for r in rows if r["status"] == "ok")
         context.log.info("initiative effects as of %s: %d rows, %d ok", as_of, len(rows), measured)
         return MaterializeResult(
@@ -239,7 +222,7 @@ def initiative_assets() -> list[AssetsDefinition]:
             context.log.warning("datamart initiative effects: no mart yet, nothing to export")
             return MaterializeResult(metadata={"rows": 0})
         as_of = max(days)
-        table = _read_effects(tenpo, as_of)
+        table = read_mart_day(lake, MART_INITIATIVE_EFFECTS_KEY, as_of, EFFECT_SCHEMA)
         settings = tenpo.get_settings()
         tenants = _registry(settings).tenants
         rows = table.to_pylist()
@@ -252,49 +235,10 @@ def initiative_assets() -> list[AssetsDefinition]:
 
 def initiative_schedules() -> list[ScheduleDefinition]:
     """Daily run of the initiative effects (04:00 Asia/Tokyo, after the night's KPIs)."""
-    job = define_asset_job(
-        INITIATIVES_JOB,
-        selection=[MART_INITIATIVE_EFFECTS_KEY, DATAMART_INITIATIVES_KEY],
-        tags=WRITER_TAG,
-    )
     return [
-        ScheduleDefinition(
-            name="initiative_effects_daily_schedule",
-            job=job,
-            cron_schedule="0 4 * * *",
-            execution_timezone="Asia/Tokyo",
+        asset_job_schedule(
+            "initiative_effects_daily_schedule",
+            INITIATIVES_JOB,
+            [MART_INITIATIVE_EFFECTS_KEY, DATAMART_INITIATIVES_KEY],
         )
     ]
-
-
-def materialize_initiatives(
-    settings: Settings, *, as_of: date | None = None, instance: DagsterInstance | None = None
-) -> Any:
-    """Run the effect assets and their export in process (demo, tests); raises PipelineFailed."""
-    from tenpo.pipelines.run import (
-        PipelineFailed,
-        _dagster_level,
-        _failure_message,
-        ensure_dagster_home,
-    )
-
-    resource = TenpoResource.from_settings(settings)
-    if instance is None:
-        instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
-    result = materialize(
-        initiative_assets(),
-        instance=instance,
-        resources={"tenpo": resource},
-        run_config={
-            "ops": {
-                MART_INITIATIVE_EFFECTS_KEY: {
-                    "config": {"as_of": as_of.isoformat() if as_of else None}
-                }
-            },
-            "loggers": {"console": {"config": {"log_level": _dagster_level()}}},
-        },
-        raise_on_error=False,
-    )
-    if not result.success:
-        raise PipelineFailed(f"materializing the initiative effects: {_failure_message(result)}")
-    return result

@@ -31,7 +31,6 @@ from dagster import (
     MaterializeResult,
     ScheduleDefinition,
     asset,
-    define_asset_job,
     multi_asset,
 )
 from pydantic import Field
@@ -54,6 +53,7 @@ from tenpo.ml import (
 from tenpo.ml.tables import ML_KEYS, ML_SCHEMAS, to_arrow
 from tenpo.pipelines.kpis import MART_STORE_DAILY_KEY, WRITER_TAG
 from tenpo.pipelines.resources import TenpoResource
+from tenpo.pipelines.schedules import asset_job_schedule
 from tenpo.warehouse.partitions import list_partitions
 from tenpo.warehouse.screen import quarantine_rows, screen_rows
 
@@ -66,7 +66,11 @@ __all__ = [
     "latest_business_date",
     "ml_assets",
     "ml_schedules",
+    "read_daily",
+    "read_mart_day",
     "read_ml_mart",
+    "store_master",
+    "write_mart",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,7 +123,7 @@ def latest_business_date(lake: Lake) -> date | None:
     return max(days) if days else None
 
 
-def _store_master(tenpo: TenpoResource) -> list[dict[str, Any]]:
+def store_master(tenpo: TenpoResource) -> list[dict[str, Any]]:
     """Stores with industry, floor area and opening hours: control plane, else datamart."""
     from tenpo.control import ControlPlane
 
@@ -170,7 +174,7 @@ def _write_partition(lake: Lake, table: str, tenant: str, day: date, rows: pa.Ta
             lake.delete(key)
 
 
-def _write_mart(lake: Lake, table: str, day: date, rows: pa.Table) -> int:
+def write_mart(lake: Lake, table: str, day: date, rows: pa.Table) -> int:
     """Write ``rows`` of ``day`` per tenant partition; drop the day's other tenants' parts."""
     tenants = (
         sorted(set(rows["tenant_id"].to_pylist()))
@@ -190,20 +194,26 @@ def _write_mart(lake: Lake, table: str, day: date, rows: pa.Table) -> int:
     return rows.num_rows
 
 
-def read_ml_mart(lake: Lake, table: str, day: date) -> pa.Table:
-    """Every row of ML mart ``table`` for ``day`` (all tenants), in its schema."""
-    if table not in ML_SCHEMAS:
-        raise NotFound(f"no ML mart {table!r}")
+def read_mart_day(lake: Lake, table: str, day: date, schema: pa.Schema) -> pa.Table:
+    """Every row of mart ``table`` for ``day`` (all tenants, by tenant), read as ``schema``."""
     parts = [
-        pq.read_table(io.BytesIO(lake.get(key)), schema=ML_SCHEMAS[table])
+        pq.read_table(io.BytesIO(lake.get(key)), schema=schema)
         for tenant, d in sorted(list_partitions(lake, table, [day]))
         for key in lake.list(table_prefix(table, tenant, d))
         if key.endswith(".parquet")
     ]
-    return pa.concat_tables(parts) if parts else ML_SCHEMAS[table].empty_table()
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
-def _read_daily(tenpo: TenpoResource, start: date, end: date) -> tuple[pd.DataFrame, Any]:
+def read_ml_mart(lake: Lake, table: str, day: date) -> pa.Table:
+    """Every row of ML mart ``table`` for ``day`` (all tenants), in its schema."""
+    if table not in ML_SCHEMAS:
+        raise NotFound(f"no ML mart {table!r}")
+    return read_mart_day(lake, table, day, ML_SCHEMAS[table])
+
+
+def read_daily(tenpo: TenpoResource, start: date, end: date) -> tuple[pd.DataFrame, Any]:
+    """``mart_store_daily`` of ``start..end`` as a frame, and the hourly mart's (None if absent)."""
     days = [date.fromordinal(o) for o in range(start.toordinal(), end.toordinal() + 1)]
     with tenpo.open_warehouse() as wh:
         daily = wh.to_arrow(wh.table(MART_STORE_DAILY_KEY, dates=days)).to_pandas()
@@ -284,8 +294,8 @@ def ml_assets() -> list[AssetsDefinition]:
         if as_of is None:
             raise NotFound("mart_store_daily is empty: materialize it before the ML assets")
         start, end = feature_window(as_of, params.window_weeks)
-        daily, hourly = _read_daily(tenpo, start, end)
-        stores = _store_master(tenpo)
+        daily, hourly = read_daily(tenpo, start, end)
+        stores = store_master(tenpo)
         features = store_features(
             daily,
             stores,
@@ -316,7 +326,7 @@ def ml_assets() -> list[AssetsDefinition]:
             quarantine_rows(lake, name, [as_of], screened, default_tenant=BENCHMARK_TENANT)
             tables[name] = screened.kept
             quarantined[name] = screened.rejected.num_rows
-            _write_mart(lake, name, as_of, screened.kept)
+            write_mart(lake, name, as_of, screened.kept)
         published = int(bench["published"].sum()) if len(bench) else 0
         metrics: dict[str, Any] = {
             "as_of": as_of.isoformat(),
@@ -390,12 +400,8 @@ def ml_assets() -> list[AssetsDefinition]:
 
 def ml_schedules() -> list[ScheduleDefinition]:
     """Weekly run of the ML assets (Mondays 03:00, Asia/Tokyo); also runnable on demand."""
-    job = define_asset_job(ML_JOB, selection=[*ML_ASSET_KEYS, DATAMART_ML_KEY], tags=WRITER_TAG)
     return [
-        ScheduleDefinition(
-            name="ml_weekly_schedule",
-            job=job,
-            cron_schedule="0 3 * * 1",
-            execution_timezone="Asia/Tokyo",
+        asset_job_schedule(
+            "ml_weekly_schedule", ML_JOB, [*ML_ASSET_KEYS, DATAMART_ML_KEY], cron="0 3 * * 1"
         )
     ]

@@ -42,7 +42,12 @@ from tenpo.core.errors import BadInput, ConfigError, TenpoError
 from tenpo.core.settings import Settings
 from tenpo.pipelines.definitions import build_definitions
 from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
-from tenpo.pipelines.initiatives import DATAMART_INITIATIVES_KEY, MART_INITIATIVE_EFFECTS_KEY
+from tenpo.pipelines.forecast import MART_STORE_FORECAST_KEY, forecast_assets
+from tenpo.pipelines.initiatives import (
+    DATAMART_INITIATIVES_KEY,
+    MART_INITIATIVE_EFFECTS_KEY,
+    initiative_assets,
+)
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
 from tenpo.pipelines.ml import DATAMART_ML_KEY, ML_ASSET_KEYS, ml_assets
 from tenpo.pipelines.partitions import DEFAULT_START
@@ -56,7 +61,10 @@ __all__ = [
     "RunProgress",
     "date_ranges",
     "ensure_dagster_home",
+    "materialize_assets",
     "materialize_dates",
+    "materialize_forecasts",
+    "materialize_initiatives",
     "materialize_ml",
     "resolve_selection",
     "with_downstream",
@@ -409,29 +417,79 @@ def _watch(
         thread.join(timeout=5)
 
 
-def materialize_ml(
+def materialize_assets(
     settings: Settings,
+    assets: Sequence[AssetsDefinition],
     *,
-    as_of: date | None = None,
+    what: str,
+    op_config: dict[str, dict[str, Any]] | None = None,
     instance: DagsterInstance | None = None,
-    **overrides: Any,
-) -> Any:
-    """Run the ML assets and their export in process (demo, tests); raises PipelineFailed."""
-    resource = TenpoResource.from_settings(settings)
-    config = {"as_of": as_of.isoformat() if as_of else None, **overrides}
+) -> ExecuteInProcessResult:
+    """Run unpartitioned ``assets`` in this process with tenpo's resource (demo, tests).
+
+    ``op_config`` maps an op to its config; the run is recorded in ``settings.dagster_home``
+    unless ``instance`` is given. Raises PipelineFailed naming ``what`` and the failing step.
+    """
     if instance is None:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
     result = materialize(
-        ml_assets(),
+        assets,
         instance=instance,
-        resources={"tenpo": resource},
+        resources={"tenpo": TenpoResource.from_settings(settings)},
         run_config={
-            "ops": {"ml_marts": {"config": config}},
+            "ops": {op: {"config": config} for op, config in (op_config or {}).items()},
             # Dagster's console logger follows tenpo's level, as in materialize_dates.
             "loggers": {"console": {"config": {"log_level": _dagster_level()}}},
         },
         raise_on_error=False,
     )
     if not result.success:
-        raise PipelineFailed(f"materializing the ML assets: {_failure_message(result)}")
+        raise PipelineFailed(f"materializing {what}: {_failure_message(result)}")
     return result
+
+
+def _as_of(as_of: date | None) -> dict[str, Any]:
+    return {"as_of": as_of.isoformat() if as_of else None}
+
+
+def materialize_ml(
+    settings: Settings,
+    *,
+    as_of: date | None = None,
+    instance: DagsterInstance | None = None,
+    **overrides: Any,
+) -> ExecuteInProcessResult:
+    """Run the ML assets and their export in process (demo, tests); raises PipelineFailed."""
+    return materialize_assets(
+        settings,
+        ml_assets(),
+        what="the ML assets",
+        op_config={"ml_marts": _as_of(as_of) | overrides},
+        instance=instance,
+    )
+
+
+def materialize_forecasts(
+    settings: Settings, *, as_of: date | None = None, instance: DagsterInstance | None = None
+) -> ExecuteInProcessResult:
+    """Run the forecast assets in process (demo, tests); raises PipelineFailed."""
+    return materialize_assets(
+        settings,
+        forecast_assets(),
+        what="the forecasts",
+        op_config={MART_STORE_FORECAST_KEY: _as_of(as_of)},
+        instance=instance,
+    )
+
+
+def materialize_initiatives(
+    settings: Settings, *, as_of: date | None = None, instance: DagsterInstance | None = None
+) -> ExecuteInProcessResult:
+    """Run the effect assets and their export in process (demo, tests); raises PipelineFailed."""
+    return materialize_assets(
+        settings,
+        initiative_assets(),
+        what="the initiative effects",
+        op_config={MART_INITIATIVE_EFFECTS_KEY: _as_of(as_of)},
+        instance=instance,
+    )

@@ -1,10 +1,13 @@
-"""The daily schedule: yesterday's business date, every mart and export, each morning.
+"""Schedules. The daily one: yesterday's business date, every mart and export, each morning.
 
 The streamer sensor already recomputes what changed during the day; the schedule is the
 nightly safety net that rebuilds the closed business date once all sources have reported.
+:func:`asset_job_schedule` is the one way the unpartitioned asset groups (ML, forecasts,
+initiative effects) are scheduled.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the schedule function's annotations.
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from dagster import (
@@ -22,16 +25,32 @@ from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEAL
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
 from tenpo.pipelines.stores import DATAMART_STORES_KEY
 
-__all__ = ["DAILY_JOB", "daily_kpis_schedule"]
+__all__ = ["BUSINESS_TIMEZONE", "DAILY_JOB", "asset_job_schedule", "daily_kpis_schedule"]
 
 DAILY_JOB = "daily_kpis"
+BUSINESS_TIMEZONE = "Asia/Tokyo"
+"""Where the schedules' wall-clock times are (the stores' business day)."""
+
+
+def asset_job_schedule(
+    name: str, job: str, selection: Sequence[str], *, cron: str = "0 4 * * *"
+) -> ScheduleDefinition:
+    """Schedule ``name`` running the writer-tagged asset job ``job`` (``selection``) at
+    ``cron`` in :data:`BUSINESS_TIMEZONE` (default 04:00, after the night's KPIs); it is off
+    until turned on, like Dagster's own default."""
+    return ScheduleDefinition(
+        name=name,
+        job=define_asset_job(job, selection=list(selection), tags=WRITER_TAG),
+        cron_schedule=cron,
+        execution_timezone=BUSINESS_TIMEZONE,
+    )
 
 
 def daily_kpis_schedule(
     partitions: DailyPartitionsDefinition,
     *,
     hour: int = 4,
-    timezone: str = "Asia/Tokyo",
+    timezone: str = BUSINESS_TIMEZONE,
     running: bool = False,
 ) -> ScheduleDefinition:
     """At ``hour``:00 ``timezone``, materialize every mart for the previous business date."""

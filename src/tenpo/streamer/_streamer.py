@@ -14,13 +14,18 @@ once thanks to the load ledger (see ``_ledger``). Each batch goes through these 
 A crash before 4 leaves pending parts, which recovery deletes; their events were not acked,
 so they are delivered again and loaded once. A crash after 4 leaves loaded objects whose
 events come again: they are skipped, and their ``partitions.changed`` events published again.
-Recovery runs before the first batch (every owner's pending parts: one streamer per ledger)
-and after a failed batch (this streamer's own).
+
+Several streamers may share one bus consumer and one ledger (each event goes to one of them;
+on NATS JetStream all pull from the one durable consumer). Each holds a lease in the ledger
+(``streamer_owners``), renewed every quarter of ``streamer_lease_s``; recovery only reclaims
+the pending parts of *dead* owners: lease expired, no lease at all, or a process of this host
+that no longer exists. A streamer whose parts were reclaimed while it still ran (a pause
+longer than its lease) cannot commit them (:class:`~tenpo.core.errors.PartsReclaimed`): it
+deletes its files and leaves the events to the bus, which delivers them again.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os
@@ -39,7 +44,7 @@ from pydantic import ValidationError
 
 from tenpo.bus.base import OBJECT_REGISTERED, PARTITIONS_CHANGED, Delivery, EventBus
 from tenpo.control.directory import Directory
-from tenpo.core.errors import BadInput, LakeError
+from tenpo.core.errors import BadInput, LakeError, LedgerConflict
 from tenpo.core.ids import content_id, new_id, utcnow
 from tenpo.core.preetl import ParseResult, PreEtl, Reject
 from tenpo.core.settings import Settings
@@ -47,7 +52,7 @@ from tenpo.lake.base import Lake
 from tenpo.lake.keys import parse_partition, quarantine_key, table_key
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos.vendors import master_sources
-from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey
+from tenpo.streamer._ledger import LoadedObject, LoadLedger, ObjectKey, ReplayedObject
 from tenpo.streamer._quarantine import EVENTS_TABLE, OBJECTS_TABLE, quarantine_files
 from tenpo.streamer._registry import default_pre_etls, mapped_pre_etls
 from tenpo.streamer._tables import conform, dedupe_table, parquet_bytes, split_partitions
@@ -152,8 +157,11 @@ class Streamer:
         self.fetch_timeout = fetch_timeout
         self._owns_ledger = ledger is None
         self.ledger = LoadLedger(settings.streamer_db_url) if ledger is None else ledger
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()}"
-        self._recovered = False
+        self.lease_s = settings.streamer_lease_s
+        self.owner = f"{_HOST}:{os.getpid()}:{new_id()}"
+        """This streamer's id in the ledger: ``host:pid:random``."""
+        self._renewed_at: float | None = None  # monotonic time of the last heartbeat
+        self._reclaimed_at: float | None = None  # ... and of the last reclaim of dead owners
 
     # -- running -----------------------------------------------------------------------------
 
@@ -163,9 +171,9 @@ class Streamer:
         Bad objects go to quarantine; an infrastructure failure (lake write, ledger, bus)
         raises after this batch's pending parts were cleaned up, leaving its events unacked.
         """
-        if not self._recovered:
-            self.recover(all_owners=True)
-            self._recovered = True
+        self._renew_lease()
+        if self._reclaimed_at is None or time.monotonic() - self._reclaimed_at >= self.lease_s / 2:
+            self.reclaim_dead()
         deliveries = self._fetch(max_events or self.batch_size)
         stats = BatchStats(fetched=len(deliveries))
         if not deliveries:
@@ -194,12 +202,17 @@ class Streamer:
 
         While the bus still reports unacknowledged events (in flight or awaiting
         redelivery), waits up to ``ack_wait`` longer for them; ``max_seconds`` caps the run.
+        A batch given up on a conflict with another streamer is left to its redelivery.
         """
         total = BatchStats()
         started = last_event = time.monotonic()
         grace = self.settings.bus_ack_wait_s + timeout
         while True:
-            stats = self.run_once()
+            try:
+                stats = self.run_once()
+            except LedgerConflict as exc:  # another streamer's doing: the events come again
+                log.warning("batch given up, the bus delivers it again: %s", exc)
+                stats = BatchStats(fetched=1)  # not idle: events are in flight
             total.add(stats)
             if on_batch is not None and stats.fetched:
                 on_batch(stats)
@@ -222,12 +235,18 @@ class Streamer:
         *,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> BatchStats:
-        """Load batches until ``stop`` is set; failures are logged and retried with backoff."""
+        """Load batches until ``stop`` is set; failures are logged and retried with backoff
+        (a conflict with another streamer at once)."""
         total = BatchStats()
         backoff = 0.0
         while not stop.is_set():
             try:
                 stats = self.run_once()
+            except LedgerConflict as exc:
+                # Another streamer got there first (a redelivery it loaded, a reclaim): the
+                # batch was cleaned up and its events come again; no backoff needed.
+                log.warning("batch given up, the bus delivers it again: %s", exc)
+                continue
             except Exception:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
                 log.exception("batch failed; retrying in %.1fs", backoff)
@@ -241,24 +260,63 @@ class Streamer:
         return total
 
     def recover(self, *, all_owners: bool = False) -> int:
-        """Delete pending (uncommitted) parts and forget them; returns how many.
+        """Delete this streamer's pending (uncommitted) parts and forget them; returns how many.
 
-        ``all_owners`` also takes those of crashed streamers, so call it with True only when
-        no other streamer is using the same ledger.
+        ``all_owners`` takes every owner's, live or not (an operator's clean-up while no
+        streamer runs: a live one would lose its batch, which the bus then redelivers).
         """
-        pending = self.ledger.pending_parts(None if all_owners else self.owner)
-        for key in pending:
-            self.lake.delete(key)
-        if pending:
-            self.ledger.drop_pending(pending)
-            log.warning("recovery: deleted %d uncommitted part(s)", len(pending))
-        return len(pending)
+        reclaimed = self.ledger.reclaim(None if all_owners else [self.owner])
+        self._delete_reclaimed(reclaimed)
+        return len(reclaimed)
+
+    def reclaim_dead(self) -> int:
+        """Delete the pending parts of dead streamers (lease expired or process gone) and
+        forget their leases; returns how many parts. Live streamers' parts are kept."""
+        besides = [o for o in self.ledger.pending_owners() if o != self.owner and _gone(o)]
+        reclaimed = self.ledger.reclaim_dead(self.lease_s, besides=besides)
+        self._delete_reclaimed(reclaimed)
+        self.ledger.forget_dead_owners(self.lease_s)
+        self._reclaimed_at = time.monotonic()
+        return len(reclaimed)
 
     def close(self) -> None:
-        """Release the ledger's connections when this streamer opened it (an injected
-        ledger, like the lake and the bus, belongs to the caller)."""
+        """End this streamer's lease; release the ledger's connections when this streamer
+        opened it (an injected ledger, like the lake and the bus, belongs to the caller)."""
+        if self._renewed_at is not None:
+            try:
+                self.ledger.release(self.owner)
+            except Exception:  # noqa: BLE001 - the lease then expires by itself
+                log.exception("could not release the streamer lease of %s", self.owner)
+            self._renewed_at = None
         if self._owns_ledger:
             self.ledger.close()
+
+    def _renew_lease(self, *, force: bool = False) -> None:
+        """Heartbeat at most every quarter lease (always when ``force``)."""
+        now = time.monotonic()
+        if force or self._renewed_at is None or now - self._renewed_at >= self.lease_s / 4:
+            self.ledger.heartbeat(self.owner)
+            self._renewed_at = now
+
+    def _delete_reclaimed(self, keys: list[str]) -> None:
+        for key in keys:
+            self.lake.delete(key)
+        if keys:
+            self.ledger.drop_reclaimed(keys)
+            log.warning("recovery: deleted %d uncommitted part(s)", len(keys))
+
+    def _commit(self, part_keys: list[str], commit: Callable[[], None]) -> None:
+        """Step 4 (``commit``); on a conflict with another streamer, this batch's part files
+        are deleted and forgotten before the error goes on (its events stay unacked)."""
+        self._renew_lease()
+        try:
+            commit()
+        except LedgerConflict as exc:
+            log.warning("batch of %d part(s) not committed: %s", len(part_keys), exc)
+            for key in part_keys:
+                self.lake.delete(key)
+            self.ledger.drop_pending(part_keys)
+            raise
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -327,28 +385,27 @@ class Streamer:
         """Steps 2-6 for parsed objects: parts written, committed, published, events acked."""
         parts = self._plan_parts(ready)
         part_keys = [p.key for p in parts]
+        self._renew_lease(force=True)  # a fresh lease before any part is pending
         self.ledger.begin_parts(part_keys, self.owner)  # step 2
         self._write_parts(parts)  # step 3
         rejected_at = utcnow()
         for item in ready:
             self._write_quarantine(item, rejected_at)
-        self.ledger.commit(  # step 4
-            part_keys,
-            [
-                LoadedObject(
-                    source=item.event.source,
-                    tenant_id=item.event.tenant_id,
-                    object_id=item.event.object_id,
-                    landing_key=item.event.key,
-                    part_keys=tuple(item.part_keys),
-                    rows=sum(t.num_rows for t in item.tables.values()),
-                    rejects=len(item.rejects),
-                    replayable=sum(r.replayable for r in item.rejects),
-                    event_json=item.event.model_dump_json(),
-                )
-                for item in ready
-            ],
-        )
+        loaded = [
+            LoadedObject(
+                source=item.event.source,
+                tenant_id=item.event.tenant_id,
+                object_id=item.event.object_id,
+                landing_key=item.event.key,
+                part_keys=tuple(item.part_keys),
+                rows=sum(t.num_rows for t in item.tables.values()),
+                rejects=len(item.rejects),
+                replayable=sum(r.replayable for r in item.rejects),
+                event_json=item.event.model_dump_json(),
+            )
+            for item in ready
+        ]
+        self._commit(part_keys, lambda: self.ledger.commit(part_keys, loaded))  # step 4
         self._publish_parts(part_keys)  # step 5
         for item in ready:  # step 6
             for delivery in item.deliveries:
@@ -381,14 +438,27 @@ class Streamer:
         Only rows whose natural key the object did not load before are written (the rest of
         the object is already in the raw tables), so a replay never duplicates a row; the
         object's quarantine files are rewritten with what is still rejected (deleted when
-        nothing is). Objects whose rejects are all resolved are marked ``replayed``.
+        nothing is). Objects whose rejects are all resolved are marked ``replayed``. When
+        another streamer replays the same objects meanwhile, the replay starts over from
+        what that one committed (at most 3 times).
         """
+        for attempt in range(1, 4):
+            try:
+                return self._replay(tenant_id=tenant_id, source=source)
+            except LedgerConflict:
+                if attempt == 3:
+                    raise
+                log.info("replay conflicted with another streamer; starting over")
+        raise AssertionError("unreachable")
+
+    def _replay(self, *, tenant_id: str | None, source: str | None) -> BatchStats:
+        """One replay attempt (see :meth:`replay`)."""
         stats = BatchStats()
         candidates = self.ledger.replay_candidates(tenant_id, source)
         if not candidates:
             return stats
         loaded = self.ledger.loaded(c.key for c in candidates)
-        ready: list[tuple[_Work, LoadedObject]] = []
+        ready: list[tuple[_Work, LoadedObject, int]] = []
         for candidate in candidates:
             obj = loaded.get(candidate.key)
             if obj is None:
@@ -405,35 +475,33 @@ class Streamer:
                 if fresh.num_rows:
                     tables[name] = fresh
             item = _Work(event=event, deliveries=[], tables=tables, rejects=result.rejects)
-            ready.append((item, obj))
+            ready.append((item, obj, candidate.replays))
         if not ready:
             return stats
-        parts = self._plan_parts([item for item, _ in ready])
+        parts = self._plan_parts([item for item, _, _ in ready])
         part_keys = [p.key for p in parts]
+        self._renew_lease(force=True)
         self.ledger.begin_parts(part_keys, self.owner)
         self._write_parts(parts)
         rejected_at = utcnow()
-        for item, obj in ready:
+        for item, obj, _ in ready:
             self._rewrite_quarantine(item, obj, rejected_at)
-        self.ledger.commit_replay(
-            part_keys,
-            [
-                (
-                    dataclasses.replace(
-                        obj,
-                        part_keys=(*obj.part_keys, *item.part_keys),
-                        rejects=len(item.rejects),
-                    ),
-                    sum(t.num_rows for t in item.tables.values()),
-                    sum(r.replayable for r in item.rejects),
-                )
-                for item, obj in ready
-            ],
-        )
+        replayed = [
+            ReplayedObject(
+                read=obj,
+                replays=replays,
+                part_keys=(*obj.part_keys, *item.part_keys),
+                rows_added=sum(t.num_rows for t in item.tables.values()),
+                rejects=len(item.rejects),
+                replayable=sum(r.replayable for r in item.rejects),
+            )
+            for item, obj, replays in ready
+        ]
+        self._commit(part_keys, lambda: self.ledger.commit_replay(part_keys, replayed))
         self._publish_parts(part_keys)
         stats.replayed += len(ready)
         stats.parts += len(parts)
-        stats.rejects += sum(len(item.rejects) for item, _ in ready)
+        stats.rejects += sum(len(item.rejects) for item, _, _ in ready)
         for part in parts:
             stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
         log.info("replayed %d object(s): %s", len(ready), stats)
@@ -582,6 +650,7 @@ class Streamer:
             )
 
     def _clean_up_after_failure(self) -> None:
+        """Delete this streamer's pending parts after a failed batch."""
         try:
             self.recover()
         except Exception:  # noqa: BLE001 - the next start's recovery will do it
@@ -592,6 +661,36 @@ class Streamer:
             return self.bus.pending(OBJECT_REGISTERED, CONSUMER)
         except NotImplementedError:
             return 0
+
+
+def _host() -> str:
+    """This host's name, with its PID namespace where there is one: two containers sharing a
+    hostname but not their process ids must not judge each other's pids."""
+    name = socket.gethostname().replace(":", "_")
+    try:
+        return f"{name}[{os.stat('/proc/self/ns/pid').st_ino}]"
+    except OSError:
+        return name
+
+
+_HOST = _host()
+
+
+def _gone(owner: str) -> bool:
+    """Whether ``owner`` (``host:pid:random``) was a process of this host that has exited."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False  # another Streamer of this very process: only its lease tells
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # exists, run by another user
+    return False
 
 
 def _without_keys(table: pa.Table, earlier: pa.Table | None, keys: tuple[str, ...]) -> pa.Table:

@@ -68,7 +68,12 @@ def spark_session(settings: Settings) -> SparkSession:
         ) from exc
     master = settings.spark_master
     builder = SparkSession.builder.master(master).appName("tenpo")
-    conf = {**_SESSION_CONF, **(_LOCAL_CONF if master.startswith("local") else {})}
+    conf = {
+        **_SESSION_CONF,
+        **(_LOCAL_CONF if master.startswith("local") else {}),
+        # Spark's default 1 GiB driver heap runs out at 100 stores × 30 days in local mode.
+        "spark.driver.memory": settings.spark_driver_memory,
+    }
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:

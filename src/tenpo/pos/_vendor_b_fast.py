@@ -1,0 +1,312 @@
+"""Column-wise fast path of the vendor-B Pre-ETL: orjson, then one Arrow/numpy pass per field.
+
+The body is decoded once by orjson; each field is gathered into one column and checked as a
+column (exact JSON types by Arrow's type inference, money spellings by one regex over the
+column, sums, tax and allocation with numpy integers, as :mod:`tenpo.pos._vector`). Only the
+receipts a column check flags are handed to the row-wise path, which names their problem; when
+the row-wise path would load such a receipt after all, or anything is outside the plain case
+(floats, mixed types, duplicate receipts, huge amounts, a body orjson refuses), the whole
+object goes to the row-wise path. Both paths therefore give identical rows and rejects (tests
+compare them on random and bad bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tenpo.control.directory import Directory, StoreRef
+from tenpo.core.bodies import RECEIPT_FIELDS, BodyError, split_records
+from tenpo.core.columns import DAY_US, inferred, instants, ints, strings, utc_offsets, valid
+from tenpo.core.preetl import ParseResult
+from tenpo.lake.landing import ObjectRegistered
+from tenpo.pos import _arrow, _vector
+from tenpo.pos.vendor_b import (
+    _RATE_INT,
+    _RATE_TEXT,
+    KINDS,
+    VENDOR,
+    VendorBPreEtl,
+    _aware,
+    _receipts,
+)
+from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
+
+__all__ = ["parse_fast"]
+
+log = logging.getLogger(__name__)
+
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+_MONEY = r"^(0|[1-9][0-9]{0,10})(\.[0-9]{1,2})?$"  # ≤ 11 integer digits: int64-safe products
+_MAX_INT = 10**11  # money given as a JSON integer (yen): larger ones go to the row path
+_MAX_QTY = 1 << 20
+_MAX_CENTS = _arrow.MAX_YEN * 100
+_KIND_CODES = pa.array(list(KINDS))
+_SIGN_OF_KIND = np.array([-1 if k == "RETURN" else 1 for k in KINDS], dtype=np.int64)
+_RATES = (0, 8, 10)  # the supported percents; column r of the per-rate sums
+
+
+def _cents(values: list[Any]) -> tuple[Ints, Bools]:
+    """Money as vendor B's plain spellings ("123.45" text or a JSON integer of yen), in cents."""
+    arr = inferred(values)
+    if arr is not None and pa.types.is_string(arr.type):
+        return _cents_of_text(arr)
+    if arr is not None and pa.types.is_integer(arr.type):
+        yen, ok = ints(values, 0, _MAX_INT)
+        return yen * 100, ok
+    # Mixed spellings (or none valid): each spelling on its own.
+    text, text_ok = _cents_of_text(strings(values))
+    yen, int_ok = ints(values, 0, _MAX_INT)
+    return np.where(text_ok, text, yen * 100), text_ok | int_ok
+
+
+def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
+    ok = valid(pc.match_substring_regex(arr, _MONEY))
+    plain = pc.if_else(pa.array(ok), arr, "0")
+    dec = pc.cast(plain, pa.decimal128(18, 2))
+    words = np.frombuffer(dec.buffers()[1], dtype=np.int64)[2 * dec.offset :: 2][: len(dec)]
+    return np.where(ok, words, 0), ok
+
+
+def _percents(values: list[Any]) -> tuple[Ints, Bools]:
+    """Tax rates in vendor B's plain spellings as whole percents."""
+    out, ok = np.zeros(len(values), np.int64), np.zeros(len(values), bool)
+    whole = [v if type(v) is int and abs(v) < 100 else None for v in values]
+    spellings: list[tuple[dict[Any, int], pa.Array]] = [
+        (_RATE_TEXT, strings(values)),
+        (_RATE_INT, pa.array(whole, pa.int64())),
+    ]
+    for table, column in spellings:
+        if column.null_count == len(column):
+            continue
+        keys = list(table)
+        found = pc.index_in(column, value_set=pa.array(keys, column.type))
+        hit = valid(pc.is_valid(found))
+        idx = np.asarray(pc.fill_null(found, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out = np.where(hit, np.array([table[k] for k in keys], np.int64)[idx], out)
+        ok |= hit
+    return out, ok
+
+
+def parse_fast(
+    pre: VendorBPreEtl, event: ObjectRegistered, data: bytes, directory: Directory
+) -> ParseResult | None:
+    """The result of the object, or None when the row-wise path must run instead."""
+    try:
+        raws = split_records(orjson.loads(data), "receipts", RECEIPT_FIELDS, "receipt")
+    except (orjson.JSONDecodeError, BodyError):
+        return None
+    n = len(raws)
+    if n == 0 or any(type(r) is not dict for r in raws):
+        return None
+
+    # Receipt columns.
+    codes = strings([r.get("storeCode") for r in raws])
+    registers = strings([r.get("registerId") for r in raws])
+    receipt_ids = strings([r.get("receiptId") for r in raws])
+    bad = np.zeros(n, bool)
+    for col in (codes, registers, receipt_ids):
+        bad |= ~valid(pc.greater(pc.binary_length(col), 0))
+    kinds = pc.index_in(strings([r.get("type") for r in raws]), value_set=_KIND_CODES)
+    bad |= ~valid(pc.is_valid(kinds))
+    kind_no = np.asarray(pc.fill_null(kinds, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    subtotal, ok_s = _cents([r.get("subtotal") for r in raws])
+    tax, ok_t = _cents([r.get("tax") for r in raws])
+    total, ok_tot = _cents([r.get("total") for r in raws])
+    bad |= ~(ok_s & ok_t & ok_tot)
+
+    item_lists = [r.get("items") for r in raws]
+    n_items = np.fromiter(
+        (len(x) if type(x) is list else 0 for x in item_lists), dtype=np.int64, count=n
+    )
+    bad |= n_items == 0
+    items = [it for x in item_lists if type(x) is list for it in x]
+    if not items or len(items) >= _MAX_QTY or any(type(it) is not dict for it in items):
+        return None
+    rid = np.repeat(np.arange(n, dtype=np.int64), n_items)
+
+    # Item columns.
+    skus = strings([it.get("sku") for it in items])
+    names = strings([it.get("name") for it in items])
+    qty, ok_q = ints([it.get("qty") for it in items], 1, _MAX_QTY)
+    unit, ok_u = _cents([it.get("unitPrice") for it in items])
+    discount, ok_d = _cents([it.get("discount", 0) for it in items])
+    rate, ok_r = _percents([it.get("taxRate") for it in items])
+    item_ok = valid(pc.greater(pc.binary_length(skus), 0)) & valid(pc.is_valid(names))
+    item_ok &= ok_q & ok_u & ok_d & ok_r
+    bad |= np.bincount(rid, weights=~item_ok, minlength=n) > 0
+
+    # Stores (one directory look-up per code) and times (one Arrow cast for the column).
+    code_list = codes.to_pylist()
+    found = {c: directory.store_by_code(event.tenant_id, c) for c in set(code_list) if c}
+    known = [s for s in dict.fromkeys(found.values()) if s is not None]
+    at = {s.store_id: i for i, s in enumerate(known)}
+    store_of = np.array([at[s.store_id] if (s := found.get(c) if c else None) else -1
+                         for c in code_list], dtype=np.int64)  # fmt: skip
+    bad |= store_of < 0
+    ts_us, ok_ts = instants([r.get("transactedAt") for r in raws], _aware)
+    bad |= ~ok_ts | (ts_us > _arrow.micros(event.registered_at + pre.future_tolerance))
+    zones = [s.timezone for s in known]
+    local_us = ts_us + utc_offsets(ts_us, np.where(bad, -1, store_of), zones)
+    day_no = local_us // DAY_US
+
+    # Sums and tax per receipt and rate, in integer cents (int64: magnitudes checked first).
+    if int(qty.max()) * int(max(unit.max(), discount.max())) >= _vector.SAFE:
+        return None
+    amounts = qty * unit - discount
+    if np.abs(amounts).max() > _MAX_CENTS:
+        return None
+    amounts = np.where(item_ok, amounts, 0)
+    bad |= _vector.group_sum(rid, amounts, n) != subtotal
+    bad |= total != subtotal + tax
+    rate_col = np.searchsorted(np.array(_RATES), rate)
+    group = rid * len(_RATES) + rate_col
+    by_rate = _vector.group_sum(group, amounts, n * len(_RATES)).reshape(n, len(_RATES))
+    present = np.bincount(group, minlength=n * len(_RATES)).reshape(n, len(_RATES)) > 0
+    if np.abs(by_rate).max() > _MAX_CENTS:
+        return None
+    percents = np.array(_RATES, dtype=np.int64)
+    expected = _vector.divide(np.abs(by_rate) * percents, 100 * 100, pre.rounding) * 100
+    expected = np.where(by_rate < 0, -expected, expected)
+    taxable = present & (percents > 0)
+    difference = tax - expected.sum(axis=1)
+    bad |= np.abs(difference) > 100 * taxable.sum(axis=1)
+    rate_tax = expected.copy()
+    for col in range(len(_RATES) - 1, 0, -1):  # spread the vendor's rounding: 10 %, then 8 %
+        step = np.where(taxable[:, col], np.clip(difference, -100, 100), 0)
+        rate_tax[:, col] += step
+        difference -= step
+
+    keep = ~bad
+    tids = pc.binary_join_element_wise(registers, receipt_ids, "-")
+    kept_tids = pc.filter(tids, pa.array(keep))
+    if pc.count_distinct(kept_tids).as_py() != len(kept_tids):
+        return None  # duplicates: the row path keeps the first and names the others
+
+    result = ParseResult()
+    if bad.any():
+        first = {t: i for t, i in zip(kept_tids.to_pylist(), np.flatnonzero(keep).tolist(),
+                                      strict=True)}  # fmt: skip
+        if not _name_problems(pre, event, data, directory, np.flatnonzero(bad), result, first):
+            return None
+
+    # Line tax: each (receipt, rate) group's tax allocated over its lines by largest remainder.
+    line_keep = keep[rid]
+    weights = amounts[line_keep]
+    groups, inverse = np.unique(group[line_keep], return_inverse=True)
+    totals = rate_tax.reshape(-1)[groups]
+    if len(weights) and int(np.abs(weights).max()) * int(np.abs(totals).max()) >= _vector.SAFE:
+        return None
+    den = _vector.group_sum(inverse, weights, len(groups))
+    zero = den == 0  # lines that cancel out: split evenly
+    sizes = np.bincount(inverse, minlength=len(groups))
+    numerators = np.where(zero[inverse], totals[inverse], weights * totals[inverse])
+    line_tax = _vector.largest_remainder(inverse, numerators, np.where(zero, sizes, den), totals)
+
+    kept = np.flatnonzero(keep)
+    sign = _SIGN_OF_KIND[kind_no]
+    line_sign = sign[rid][line_keep]
+    line_amount = line_sign * weights
+    line_tax = line_sign * line_tax
+    line_qty = line_sign * qty[line_keep]
+    starts = np.cumsum(n_items) - n_items
+    line_no = (np.arange(len(rid)) - starts[rid] + 1)[line_keep]
+    tx_excl = (sign * subtotal)[kept]
+    tx_tax = (sign * tax)[kept]
+    item_count = (sign * _vector.group_sum(rid, qty, n))[kept]
+    for values, limit in (
+        (tx_excl, _MAX_CENTS), (tx_tax, _MAX_CENTS), (tx_excl + tx_tax, _MAX_CENTS),
+        (item_count, _arrow.MAX_QUANTITY), (line_qty, _arrow.MAX_QUANTITY),
+        (unit[line_keep], _MAX_CENTS), (line_amount, _MAX_CENTS), (line_tax, _MAX_CENTS),
+        (line_amount + line_tax, _MAX_CENTS),
+    ):  # fmt: skip
+        if len(values) and np.abs(values).max() > limit:
+            return None  # the row path rejects those receipts with their reason
+
+    store_ids = pc.take(
+        pa.array([s.store_id for s in known] + [None], pa.string()),
+        pa.array(np.where(bad, len(known), store_of)),
+    )
+    keep_arr, line_arr = pa.array(keep), pa.array(line_keep)
+    line_rid = pa.array(rid[line_keep])
+    tx_store = pc.filter(store_ids, keep_arr)
+    tx_day = day_no[kept]
+    money = RAW_POS_TRANSACTIONS.field("total_excl_tax").type
+    line_money = RAW_POS_LINES.field("amount_excl_tax").type
+    received = _arrow.micros(event.registered_at)
+    n_tx, n_ln = len(kept), int(line_keep.sum())
+    tx = {
+        "tenant_id": _repeat(event.tenant_id, n_tx),
+        "store_id": tx_store,
+        "register_id": pc.filter(registers, keep_arr),
+        "transaction_id": kept_tids,
+        "business_date": _arrow.dates(tx_day.tolist()),
+        "ts": pa.array(ts_us[kept]).cast(RAW_POS_TRANSACTIONS.field("ts").type),
+        "ts_local": pa.array(local_us[kept]).cast(RAW_POS_TRANSACTIONS.field("ts_local").type),
+        "kind": pc.take(pa.array(list(KINDS.values())), pa.array(kind_no[kept])),
+        "total_excl_tax": _arrow.money_from_cents(tx_excl, money),
+        "total_tax": _arrow.money_from_cents(tx_tax, money),
+        "total_incl_tax": _arrow.money_from_cents(tx_excl + tx_tax, money),
+        "item_count": pa.array(item_count, pa.int32()),
+        "vendor": _repeat(VENDOR, n_tx),
+        "source_object_id": _repeat(event.object_id, n_tx),
+        "received_at": _arrow.received_column(received, n_tx),
+    }
+    ln = {
+        "tenant_id": _repeat(event.tenant_id, n_ln),
+        "store_id": pc.take(store_ids, line_rid),
+        "transaction_id": pc.take(tids, line_rid),
+        "business_date": _arrow.dates(day_no[rid[line_keep]].tolist()),
+        "line_no": pa.array(line_no, pa.int32()),
+        "sku": pc.filter(skus, line_arr),
+        "name": pc.filter(names, line_arr),
+        "quantity": pa.array(line_qty, pa.int32()),
+        "unit_price_excl_tax": _arrow.money_from_cents(unit[line_keep], line_money),
+        "amount_excl_tax": _arrow.money_from_cents(line_amount, line_money),
+        "tax_rate": _arrow.money_from_cents(rate[line_keep], RAW_POS_LINES.field("tax_rate").type),
+        "tax": _arrow.money_from_cents(line_tax, line_money),
+        "amount_incl_tax": _arrow.money_from_cents(line_amount + line_tax, line_money),
+        "source_object_id": _repeat(event.object_id, n_ln),
+        "received_at": _arrow.received_column(received, n_ln),
+    }
+    result.tables = {
+        "raw_pos_transactions": _arrow.table(RAW_POS_TRANSACTIONS, tx),
+        "raw_pos_lines": _arrow.table(RAW_POS_LINES, ln),
+    }
+    return result
+
+
+def _name_problems(
+    pre: VendorBPreEtl,
+    event: ObjectRegistered,
+    data: bytes,
+    directory: Directory,
+    flagged: Ints,
+    result: ParseResult,
+    loaded: dict[str, int],
+) -> bool:
+    """Reject each flagged receipt with the row-wise path's reason; False when that path would
+    load one of them after all (then the caller leaves the whole object to it)."""
+    raws = _receipts(data)  # the row path's reading (numbers as Decimal) for the records
+    scratch = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id, event.registered_at)
+    stores: dict[str, StoreRef | None] = {}
+    for index in flagged.tolist():
+        seen = {tid for tid, at in loaded.items() if at < index}  # as the row path has them
+        reject = pre._load(index, raws[index], event, directory, stores, seen, scratch)
+        if reject is None:
+            log.debug("vendor B object %s: receipt %d left to the row path", event.object_id, index)
+            return False
+        result.rejects.append(reject)
+    return True
+
+
+def _repeat(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n) if n else pa.array([], pa.string())

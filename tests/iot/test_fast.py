@@ -1,0 +1,139 @@
+"""The column-wise IoT path gives exactly the event-by-event path's rows and rejects."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tenpo.control.directory import DeviceRef, StaticDirectory
+from tenpo.core.preetl import ParseResult
+from tenpo.iot import IotPreEtl
+from tenpo.iot._fast import parse_fast
+from tests.data.helpers import TENANT, event
+
+EVENT = event("iot", registered_at=datetime(2026, 10, 26, tzinfo=UTC))
+DIRECTORY = StaticDirectory(
+    stores=[],
+    devices=[
+        DeviceRef("pc-tokyo", TENANT, "s-tokyo", "people_counter", lines=("entrance", "passby")),
+        DeviceRef("pc-london", TENANT, "s-london", "people_counter", timezone="Europe/London"),
+        DeviceRef("tof-zones", TENANT, "s-tokyo", "tof_camera", zones=("cosmetics",)),
+    ],
+)
+LINES = {"pc-tokyo": ("entrance", "passby"), "pc-london": ("entrance", "passby"),
+         "tof-zones": ("cosmetics",)}  # fmt: skip
+
+
+def _stamp(rng: random.Random, at: datetime) -> str:
+    zone = timezone(timedelta(minutes=rng.choice((540, 0, 60, -300))))
+    text = at.astimezone(zone).isoformat()
+    return text.replace("+00:00", "Z") if rng.random() < 0.3 else text
+
+
+def _events(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    # Around London's fall-back night (2026-10-25 01:00 UTC).
+    base = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+    for seq in range(n):
+        device = rng.choice(list(LINES))
+        at = base + timedelta(minutes=15 * rng.randrange(24))
+        if rng.random() < 0.75:
+            events.append({"v": 1, "device_id": device, "seq": seq, "type": "count",
+                           "line": rng.choice(LINES[device]), "interval_start": _stamp(rng, at),
+                           "interval_end": _stamp(rng, at + timedelta(minutes=15)),
+                           "in": rng.randrange(50), "out": rng.randrange(50)})  # fmt: skip
+        else:
+            beat: dict[str, Any] = {"v": 1, "device_id": device, "seq": seq, "type": "heartbeat",
+                                    "ts": _stamp(rng, at), "status": "ok"}  # fmt: skip
+            if rng.random() < 0.7:
+                beat["firmware"] = "2.4.1"
+            if rng.random() < 0.7:
+                beat["battery"] = round(rng.random(), 2)
+            events.append(beat)
+    return events
+
+
+def _spoil(rng: random.Random, ev: dict[str, Any], others: list[dict[str, Any]]) -> None:
+    spoil = rng.choice(
+        [
+            lambda: ev.update(v=2),
+            lambda: ev.update(v=True),
+            lambda: ev.update(device_id="pc-unknown"),  # replayable
+            lambda: ev.update(device_id=""),
+            lambda: ev.update(seq=-1),
+            lambda: ev.update(seq="5"),
+            lambda: ev.update(seq=others[0]["seq"], device_id=others[0]["device_id"]),  # re-send
+            lambda: ev.update(type="gossip"),
+            lambda: ev.update(line="backdoor"),
+            lambda: ev.update(interval_end=ev.get("interval_start")),
+            lambda: ev.update(interval_start="2026-02-30T10:00:00+09:00"),
+            lambda: ev.update(interval_start="2026-10-25T01:30:00"),  # no offset
+            lambda: ev.update(interval_start="2026-10-25 01:30:00+00:00"),  # the model reads it
+            lambda: ev.update(interval_end="2027-01-01T00:00:00Z"),  # in the future
+            lambda: ev.update(ts="2027-01-01T00:00:00Z"),
+            lambda: ev.update(**{"in": -1}),
+            lambda: ev.update(**{"out": 2.0}),
+            lambda: ev.update(status=""),
+            lambda: ev.update(status="ünïcode"),
+            lambda: ev.update(firmware=7),
+            lambda: ev.update(battery=1.5),
+            lambda: ev.update(battery=1),  # an integer: the model reads it
+            lambda: ev.pop("device_id"),
+            lambda: ev.update(extra="ignored"),
+        ]
+    )
+    spoil()
+
+
+def _compare(data: bytes) -> ParseResult:
+    fast = IotPreEtl().parse(EVENT, data, DIRECTORY)
+    rows = IotPreEtl(_fast=False).parse(EVENT, data, DIRECTORY)
+    assert fast.tables.keys() == rows.tables.keys()
+    for name, table in fast.tables.items():
+        assert table.schema == rows.tables[name].schema
+        assert table.to_pylist() == rows.tables[name].to_pylist(), name
+    assert [(r.table, r.reason, r.record, r.line, r.replayable) for r in fast.rejects] == [
+        (r.table, r.reason, r.record, r.line, r.replayable) for r in rows.rejects
+    ]
+    return fast
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_bodies_with_bad_events_match_the_event_path(seed: int) -> None:
+    rng = random.Random(seed)
+    events = _events(rng, 80)
+    for ev in rng.sample(events[1:], k=rng.randint(0, 6)):
+        _spoil(rng, ev, events)
+    result = _compare(json.dumps({"events": events}, ensure_ascii=False).encode())
+    assert result.tables["raw_iot_counts"].num_rows > 0
+
+
+def test_columns_decide_clean_bodies_and_name_the_bad_events() -> None:
+    rng = random.Random(3)
+    events = _events(rng, 30)
+    events[4]["device_id"] = "pc-unknown"
+    events[9]["v"] = 2
+    events[12] = dict(events[2])  # a re-send of event 2, dropped
+    data = json.dumps(events).encode()
+    fast = parse_fast(EVENT, data, DIRECTORY)
+    assert fast is not None
+    assert [r.line for r in fast.rejects] == [5, 10]
+    assert "unknown device 'pc-unknown'" in fast.rejects[0].reason and fast.rejects[0].replayable
+    assert "unsupported schema version v=2" in fast.rejects[1].reason
+    loaded = sum(fast.tables[t].num_rows for t in ("raw_iot_counts", "raw_device_heartbeats"))
+    assert loaded == 27
+    _compare(data)
+
+
+def test_what_only_the_model_reads_leaves_the_object_to_the_event_path() -> None:
+    rng = random.Random(4)
+    events = _events(rng, 10)
+    beat = next(e for e in events if e["type"] == "heartbeat")
+    beat["battery"] = 1  # the model reads an integer battery; the columns want a float
+    data = json.dumps(events).encode()
+    assert parse_fast(EVENT, data, DIRECTORY) is None
+    assert _compare(data).rejects == []
