@@ -202,23 +202,38 @@ def test_sqlite_fast_path_stores_what_sqlalchemy_stores() -> None:
     # export._insert formats dates and timestamps with Arrow on SQLite; the text must be the
     # one SQLAlchemy's own bind processors produce, or reads and deletes by date would miss.
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
     import pyarrow as pa
-    import pyarrow.compute as pc
     from sqlalchemy.dialects import sqlite
+
+    from tenpo.datamart.export import _sqlite_text_values
 
     dialect = sqlite.dialect()
     stamps = [
         datetime(2026, 10, 24, 4, 12, 29, tzinfo=UTC),
         datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
         None,
     ]
-    ts = pa.array(stamps, pa.timestamp("us", tz="UTC"))
     process = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
-    assert pc.strftime(ts, format="%Y-%m-%d %H:%M:%S").to_pylist() == [process(v) for v in stamps]
-    days = [D1, None]
+    want = [process(v) for v in stamps]
+    assert want[1] == "2026-01-02 03:04:05.123456"
+    for tz in ("UTC", None):
+        values = [v.replace(tzinfo=None) if v and tz is None else v for v in stamps]
+        ts = pa.chunked_array([pa.array(values, pa.timestamp("us", tz=tz))])
+        assert _sqlite_text_values(ts).to_pylist() == want
+    # Another zone: its wall time, as the datetime's own strftime prints it.
+    tokyo = ZoneInfo("Asia/Tokyo")
+    local = [v.astimezone(tokyo) for v in stamps[:3] if v]
+    ts = pa.chunked_array([pa.array(local, pa.timestamp("us", tz="Asia/Tokyo"))])
+    assert _sqlite_text_values(ts).to_pylist() == [process(v) for v in local]
+    assert _sqlite_text_values(ts).to_pylist()[0] == "2026-10-24 13:12:29.000000"
+    days = [D1, date(1, 1, 1), date(1969, 12, 31), None]
     process = sa.Date().dialect_impl(dialect).bind_processor(dialect)
-    got = pc.strftime(pa.array(days, pa.date32()), format="%Y-%m-%d").to_pylist()
+    got = _sqlite_text_values(pa.chunked_array([pa.array(days, pa.date32())])).to_pylist()
     assert got == [process(v) for v in days]
 
 
