@@ -40,6 +40,7 @@ from tenpo.jobs._common import (
     DAILY_KEYS,
     DEFAULT_UTC_OFFSET_S,
     cast_to,
+    ibis_type,
     left_join_on,
     local_hour,
     merge_partials,
@@ -118,43 +119,54 @@ def store_daily(
                     visits.business_date.between(earliest, max(wanted) - timedelta(days=1))
                 )
         parts.extend(_visit_aggregates(current, history, repeat_window_days))
-    joined = merge_partials(parts, DAILY_KEYS)
+    m = merge_partials(parts, DAILY_KEYS)
+    # Every output column in one SELECT over the merged row: one query level to compile.
+    cols: dict[str, ibis.Value] = {}
     if visits is None:
-        joined = joined.mutate(
+        cols.update(
             unique_visitors=ibis.null("int64"),
             repeat_visitors=ibis.null("int64"),
             dwell_time_median_s=ibis.null("float64"),
             dwell_time_mean_s=ibis.null("float64"),
             open_visits=ibis.null("int64"),
-            video_entries=ibis.null("int64"),
             has_video=ibis.literal(False),
+            video_complete=ibis.null("boolean"),
         )
+        video_entries: ibis.Value = ibis.null("int64")
     else:  # counted over the persons of a store-date with video: 0 there, null elsewhere
-        with_video = joined.has_video.coalesce(False)
-        joined = joined.mutate(
+        with_video = m.has_video.coalesce(False)
+        cols.update(
             unique_visitors=ibis.ifelse(
-                with_video, joined.unique_visitors.coalesce(0), ibis.null("int64")
+                with_video, m.unique_visitors.coalesce(0), ibis.null("int64")
             ),
             repeat_visitors=ibis.ifelse(
-                with_video, joined.repeat_visitors.coalesce(0), ibis.null("int64")
+                with_video, m.repeat_visitors.coalesce(0), ibis.null("int64")
+            ),
+            has_video=with_video,
+            video_complete=ibis.ifelse(
+                m.open_visits.isnull(), ibis.null("boolean"), m.open_visits == 0
             ),
         )
-    joined = joined.mutate(
-        has_pos=joined.has_pos.coalesce(False),
-        has_counter=joined.has_counter.coalesce(False),
-        has_video=joined.has_video.coalesce(False),
-        visitors=joined.counter_visitors.coalesce(joined.video_entries),
+        video_entries = m.video_entries
+    visitors = m.counter_visitors.coalesce(video_entries)
+    cols.update(
+        has_pos=m.has_pos.coalesce(False),
+        has_counter=m.has_counter.coalesce(False),
+        visitors=visitors,
         visitors_source=ibis.cases(
-            (joined.counter_visitors.notnull(), "counter"),
-            (joined.video_entries.notnull(), "video"),
+            (m.counter_visitors.notnull(), "counter"),
+            (video_entries.notnull(), "video"),
             else_=ibis.null("string"),
         ),
-        video_complete=ibis.ifelse(
-            joined.open_visits.isnull(), ibis.null("boolean"), joined.open_visits == 0
-        ),
+        repeat_rate=ratio(cols["repeat_visitors"], cols["unique_visitors"]),
+        **_ratios(m.net_sales, m.transactions, m.units, visitors, m.passersby),
     )
-    joined = joined.mutate(repeat_rate=ratio(joined.repeat_visitors, joined.unique_visitors))
-    return _with_ratios(joined).select(*cast_to(MART_STORE_DAILY))
+    return m.select(
+        *[
+            (cols[f.name] if f.name in cols else m[f.name]).cast(ibis_type(f.type)).name(f.name)
+            for f in MART_STORE_DAILY
+        ]
+    )
 
 
 def store_hourly(
@@ -319,11 +331,21 @@ def _visit_aggregates(
     return [basic, median, unique, repeat]
 
 
+def _ratios(
+    net_sales: ibis.Value,
+    transactions: ibis.Value,
+    units: ibis.Value,
+    visitors: ibis.Value,
+    passersby: ibis.Value,
+) -> dict[str, ibis.Value]:
+    return {
+        "atv": ratio(net_sales, transactions),
+        "upt": ratio(units, transactions),
+        "capture_rate": ratio(visitors, passersby),
+        "conversion_rate": ratio(transactions, visitors),
+        "sales_per_visitor": ratio(net_sales, visitors),
+    }
+
+
 def _with_ratios(t: ibis.Table) -> ibis.Table:
-    return t.mutate(
-        atv=ratio(t.net_sales, t.transactions),
-        upt=ratio(t.units, t.transactions),
-        capture_rate=ratio(t.visitors, t.passersby),
-        conversion_rate=ratio(t.transactions, t.visitors),
-        sales_per_visitor=ratio(t.net_sales, t.visitors),
-    )
+    return t.mutate(**_ratios(t.net_sales, t.transactions, t.units, t.visitors, t.passersby))
