@@ -119,13 +119,17 @@ def test_unsynced_puts_become_durable_with_sync(tmp_path: Path) -> None:
     assert lake._unsynced == set()
 
 
-def test_async_callers_share_a_round_and_hear_only_after_the_sync(tmp_path: Path) -> None:
-    """run_staged: the works of concurrent async callers run in the committer's round, the
-    loop is answered after the sync and the publish, each caller gets its own result."""
+@pytest.mark.parametrize("workers", [1, 4])
+def test_async_callers_share_a_round_and_hear_only_after_the_sync(
+    tmp_path: Path, workers: int
+) -> None:
+    """run_staged: the works of concurrent async callers run in the committer's round (one
+    after the other, or on ``workers`` threads), the loop is answered after the sync and the
+    publish, each caller gets its own result."""
     import asyncio
 
     lake, bus = GatedLake(str(tmp_path)), MemoryBus()
-    zone = LandingZone(lake, bus, group_commit=True)
+    zone = LandingZone(lake, bus, group_commit=True, commit_workers=workers)
     lake.gate.clear()
 
     def stage(i: int) -> tuple[object, int]:
@@ -148,15 +152,16 @@ def test_async_callers_share_a_round_and_hear_only_after_the_sync(tmp_path: Path
     zone.close()
 
 
+@pytest.mark.parametrize("workers", [1, 4])
 def test_async_work_errors_stay_their_callers_and_a_failed_sync_fails_the_round(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
     import asyncio
 
     from tenpo.core.errors import Conflict
 
     lake, bus = GatedLake(str(tmp_path)), MemoryBus()
-    zone = LandingZone(lake, bus, group_commit=True)
+    zone = LandingZone(lake, bus, group_commit=True, commit_workers=workers)
 
     def bad() -> tuple[object, None]:
         raise Conflict("taken")

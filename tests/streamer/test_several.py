@@ -6,15 +6,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tenpo.bus import OBJECT_REGISTERED
 from tenpo.bus.memory import MemoryBus
 from tenpo.core.errors import PartsReclaimed
+from tenpo.core.ids import utcnow
 from tenpo.lake import Lake, LandingZone
 from tenpo.streamer import CONSUMER, Streamer, read_table
+from tenpo.streamer._ledger import owners_table
 from tenpo.streamer._streamer import _HOST, _gone
 from tests.streamer._fakes import TABLE, body
 
@@ -70,7 +73,7 @@ def test_a_dead_streamers_parts_are_reclaimed_after_its_lease(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     landing.land("test_json", "t1", body(("S1", "A", "2026-10-05", "1")), "json", day=D1)
-    dead = make_streamer(streamer_lease_s=0.2)
+    dead = make_streamer(streamer_lease_s=30.0)
 
     class Crash(BaseException):
         pass
@@ -79,10 +82,15 @@ def test_a_dead_streamers_parts_are_reclaimed_after_its_lease(
     with pytest.raises(Crash):
         dead.run_once()
     assert len(parts(lake)) == 1
-    other = make_streamer(streamer_lease_s=0.2)
+    other = make_streamer(streamer_lease_s=30.0)
     assert other.reclaim_dead() == 0  # the lease is still fresh
     assert len(parts(lake)) == 1
-    time.sleep(0.3)
+    with other.ledger.engine.begin() as conn:  # 31 s pass (the dead one renews no more)
+        conn.execute(
+            sa.update(owners_table)
+            .where(owners_table.c.owner == dead.owner)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=31))
+        )
     assert other.reclaim_dead() == 1
     assert parts(lake) == []
     assert dead.owner not in other.ledger.owners()  # its lease row is forgotten too

@@ -85,6 +85,7 @@ def _state(
         timezone=settings.default_timezone,
         group_commit=True,
         commit_window_s=settings.gateway_commit_window_ms / 1000,
+        commit_workers=_COMMIT_WORKERS,
     )
     return GatewayState(
         settings=settings,
@@ -94,6 +95,10 @@ def _state(
         ingestor=Ingestor(control, landing, _vendor_mappings(settings)),
         ledger=Ledger(settings.streamer_db_url, ledger),
     )
+
+
+_COMMIT_WORKERS = 4
+"""Threads that run a group-commit round's uploads (checks and file creates) side by side."""
 
 
 def _vendor_mappings(settings: Settings) -> dict[str, Any]:

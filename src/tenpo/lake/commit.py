@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from tenpo.core.errors import LakeError, TenpoError
@@ -42,7 +43,9 @@ class GroupCommit(Generic[T]):
     """Makes the unsynced writes of concurrent callers durable together, then flushes items.
 
     ``window_s`` is how long a round waits for more writers before it syncs (0: none; the
-    time a round takes already gathers the next one).
+    time a round takes already gathers the next one). ``workers`` > 1 runs the works of a
+    round (:meth:`submit_async`) on that many threads: a local file create can wait in the
+    kernel (the filesystem's journal), and concurrent creates share those waits.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class GroupCommit(Generic[T]):
         *,
         window_s: float = 0.0,
         name: str = "lake-commit",
+        workers: int = 1,
     ) -> None:
         self._lake = lake
         self._flush = flush
@@ -65,6 +69,8 @@ class GroupCommit(Generic[T]):
         self._works: list[_Work[T, Any]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self.rounds = 0
         """Rounds run so far (for tests and benchmarks)."""
 
@@ -123,6 +129,9 @@ class GroupCommit(Generic[T]):
             thread.join()
         with self._cond:
             self._stopping = False
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
 
     def _run(self) -> None:
         while True:
@@ -140,14 +149,10 @@ class GroupCommit(Generic[T]):
                 items, self._items = self._items, []
                 works, self._works = self._works, []
             done: list[tuple[_Work[T, Any], Any, BaseException | None]] = []
-            for work in works:
-                try:
-                    item, result = work[0]()
-                except Exception as exc:  # noqa: BLE001 - it is that caller's answer
-                    done.append((work, None, exc))
-                else:
-                    items.append(item)
-                    done.append((work, result, None))
+            for work, (item, result, failed) in zip(works, self._run_works(works), strict=True):
+                if failed is None:
+                    items.append(item)  # type: ignore[arg-type] # set when the work succeeded
+                done.append((work, result, failed))
             error = self._round(items)
             _wake(done, error)
             with self._cond:
@@ -158,6 +163,16 @@ class GroupCommit(Generic[T]):
                 if error is not None:
                     self._failures.append((first, last, error))
                 self._cond.notify_all()
+
+    def _run_works(
+        self, works: list[_Work[T, Any]]
+    ) -> list[tuple[T | None, Any, BaseException | None]]:
+        """(item, result, error) of each work, in order; on the pool when it has workers."""
+        if self._workers <= 1 or len(works) <= 1:
+            return [_attempt(w[0]) for w in works]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
+        return list(self._pool.map(_attempt, [w[0] for w in works]))
 
     def _round(self, items: list[T]) -> BaseException | None:
         try:
@@ -170,6 +185,14 @@ class GroupCommit(Generic[T]):
             log.exception("group commit of %d writes failed", len(items))
             return LakeError(f"cannot commit the writes: {exc}")
         return None
+
+
+def _attempt(work: Callable[[], tuple[T, R]]) -> tuple[T | None, R | None, BaseException | None]:
+    try:
+        item, result = work()
+    except Exception as exc:  # noqa: BLE001 - it is that caller's answer
+        return None, None, exc
+    return item, result, None
 
 
 def _wake(

@@ -76,13 +76,16 @@ class LandingZone:
         *,
         group_commit: bool = False,
         commit_window_s: float = 0.0,
+        commit_workers: int = 1,
     ) -> None:
         self.lake = lake
         self.bus = bus
         self._tz = ZoneInfo(timezone)
         self._repair = threading.Lock()
         self.committer: GroupCommit[ObjectRegistered] | None = (
-            GroupCommit(lake, self._publish_all, window_s=commit_window_s) if group_commit else None
+            GroupCommit(lake, self._publish_all, window_s=commit_window_s, workers=commit_workers)
+            if group_commit
+            else None
         )
 
     def close(self) -> None:
