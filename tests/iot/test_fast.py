@@ -11,7 +11,7 @@ import pytest
 
 from tenpo.control.directory import DeviceRef, StaticDirectory
 from tenpo.core.preetl import ParseResult
-from tenpo.iot import IotPreEtl
+from tenpo.iot import IotPreEtl, _fast
 from tenpo.iot._fast import parse_fast
 from tests.data.helpers import TENANT, event
 
@@ -26,6 +26,11 @@ DIRECTORY = StaticDirectory(
 )
 LINES = {"pc-tokyo": ("entrance", "passby"), "pc-london": ("entrance", "passby"),
          "tof-zones": ("cosmetics",)}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _columns_for_small_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fast, "MIN_EVENTS", 1)
 
 
 def _stamp(rng: random.Random, at: datetime) -> str:

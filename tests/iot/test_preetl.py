@@ -9,11 +9,17 @@ from typing import Any
 import pytest
 
 from tenpo.core.preetl import ParseResult
-from tenpo.iot import IotPreEtl
+from tenpo.iot import IotPreEtl, _fast
 from tenpo.warehouse.schemas import RAW_TABLES
 from tests.data.helpers import DATA, directory, event
 
 EVENT = event("iot")
+
+
+@pytest.fixture(autouse=True)
+def _columns_for_small_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The column-wise path on these small bodies too (parse compares it with the other)."""
+    monkeypatch.setattr(_fast, "MIN_EVENTS", 1)
 
 
 def parse(body: Any) -> ParseResult:

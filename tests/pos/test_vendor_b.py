@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 
 from tenpo.core.preetl import ParseResult
-from tenpo.pos import VendorBPreEtl
+from tenpo.pos import VendorBPreEtl, _vendor_b_fast
 from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 from tests.data.helpers import DATA, directory, event
+
+
+@pytest.fixture(autouse=True)
+def _columns_for_small_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The column-wise path on these small bodies too (parse compares it with the row path)."""
+    monkeypatch.setattr(_vendor_b_fast, "MIN_RECEIPTS", 1)
+
 
 EVENT = event(
     "pos_vendor_b", registered_at=datetime(2026, 11, 30, tzinfo=UTC)

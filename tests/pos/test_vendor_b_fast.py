@@ -13,7 +13,7 @@ import pytest
 
 from tenpo.control.directory import StaticDirectory, StoreRef
 from tenpo.core.preetl import ParseResult
-from tenpo.pos import VendorBPreEtl
+from tenpo.pos import VendorBPreEtl, _vendor_b_fast
 from tenpo.pos._vendor_b_fast import parse_fast
 from tests.data.helpers import TENANT, event
 
@@ -26,6 +26,11 @@ DIRECTORY = StaticDirectory(
     ]
 )
 RATE_SPELLINGS = {0: ("0", 0, "0.00"), 8: ("8.000", 8, "0.08"), 10: ("10", 10, "0.10")}
+
+
+@pytest.fixture(autouse=True)
+def _columns_for_small_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_vendor_b_fast, "MIN_RECEIPTS", 1)
 
 
 def _receipt(rng: random.Random, no: int, kind: str = "SALE") -> dict[str, Any]:
@@ -150,16 +155,22 @@ def test_columns_decide_clean_bodies_and_name_the_bad_receipts() -> None:
     _compare(data)
 
 
-def test_a_float_or_a_duplicate_leaves_the_object_to_the_row_path() -> None:
+def test_json_numbers_are_exact_and_a_duplicate_leaves_the_object_to_the_row_path() -> None:
     rng = random.Random(5)
     receipts = [_receipt(rng, i) for i in range(5)]
     floats = copy.deepcopy(receipts)
     item = floats[2]["items"][0]
     rate = next(r for r, spellings in RATE_SPELLINGS.items() if item["taxRate"] in spellings)
-    item["taxRate"] = rate / 100  # the same rate as a JSON float
+    item["taxRate"] = rate / 100  # the same rate as a JSON decimal number
+    floats[2]["subtotal"] = float(floats[2]["subtotal"])  # "1234.56" as 1234.56
     data = json.dumps(floats).encode()
-    assert parse_fast(VendorBPreEtl(), EVENT, data, DIRECTORY) is None
+    assert parse_fast(VendorBPreEtl(), EVENT, data, DIRECTORY) is not None
     assert _compare(data).rejects == []
+    # More than 15 digits: a double cannot tell 146.30000000000001 from 146.3, Decimal can.
+    floats[3]["items"][0]["unitPrice"] = "@"
+    data = json.dumps(floats).encode().replace(b'"@"', b"146.30000000000001")
+    (reject,) = _compare(data).rejects
+    assert "Decimal input should have no more than 2 decimal places" in reject.reason
     receipts[4]["receiptId"], receipts[4]["registerId"] = (
         receipts[1]["receiptId"],
         receipts[1]["registerId"],

@@ -2,9 +2,9 @@
 round trip.
 
 :class:`AsyncKpiReader` serves :func:`tenpo.datamart.read.store_with_days` plus the store's
-device health (:func:`tenpo.datamart.devices.store_day_health`) for an event loop: both
-statements go out in one pipeline (one network round trip), prepared on each pooled
-connection, and no worker thread is involved. The rows become the same
+device health (:func:`tenpo.datamart.devices.store_day_health`) for an event loop: one
+statement (a UNION ALL of both) prepared on each pooled connection, one network round trip,
+and no worker thread is involved. The rows become the same
 :class:`~tenpo.datamart.kpis.KpiPeriod` objects the sync read side makes, so roll-ups, flags
 and missing dates stay in :mod:`tenpo.datamart.read`. SQLite datamarts keep the sync path.
 """
@@ -36,20 +36,25 @@ KPI_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SALES_TRAFFIC_KPIS)
 _STORE_COLUMNS = tuple(c.name for c in dm_stores.c)
 _CENT = Decimal("0.01")
 
-_STORE_DAYS_SQL = (
-    f"SELECT {', '.join('s.' + c for c in _STORE_COLUMNS)}, m.business_date, "
-    f"{', '.join('m.' + c for c in KPI_COLUMNS)} "
+_DAYS_PART, _HEALTH_PART = 0, 1
+_STORE_DAYS_HEALTH_SQL = (
+    # Part 0: the store (once, even without rows) with its daily rows, by date.
+    f"SELECT {_DAYS_PART}, {', '.join('s.' + c for c in _STORE_COLUMNS)}, m.business_date, "
+    f"{', '.join('m.' + c for c in KPI_COLUMNS)}, NULL::text, NULL::text "
     f"FROM {dm_stores.name} s LEFT JOIN {mart_store_daily.name} m "
     "ON m.tenant_id = s.tenant_id AND m.store_id = s.store_id "
     "AND m.business_date >= %(start)s AND m.business_date <= %(end)s "
     "WHERE s.tenant_id = %(tenant_id)s AND s.store_id = %(store_id)s "
-    "ORDER BY m.business_date"
-)
-_HEALTH_SQL = (
-    f"SELECT business_date, flags, incomplete_hours FROM {mart_device_health.name} "
+    # Part 1: the device health of those dates, one row per device and date.
+    f"UNION ALL SELECT {_HEALTH_PART}, {', '.join(['NULL'] * len(_STORE_COLUMNS))}, "
+    f"business_date, {', '.join(['NULL'] * len(KPI_COLUMNS))}, flags, incomplete_hours "
+    f"FROM {mart_device_health.name} "
     "WHERE tenant_id = %(tenant_id)s AND store_id = %(store_id)s "
-    "AND business_date >= %(start)s AND business_date <= %(end)s"
+    "AND business_date >= %(start)s AND business_date <= %(end)s "
+    f"ORDER BY 1, {len(_STORE_COLUMNS) + 2}"
 )
+"""One statement (one parse, bind, execute and fetch; no pipeline) for the store, its days
+and their device health: the rows' first column says which part a row belongs to."""
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -113,8 +118,7 @@ class AsyncKpiReader:
                 max_size=self._max,
                 open=False,
                 # Every statement prepared on first use. Autocommit: no BEGIN before and no
-                # COMMIT round trip after each read; the pipeline's two statements still
-                # share one implicit transaction (one Sync ends them both).
+                # COMMIT round trip after each read (the one statement sees one snapshot).
                 kwargs={"prepare_threshold": 0, "autocommit": True},
             )
             await pool.open()
@@ -133,22 +137,21 @@ class AsyncKpiReader:
         self, caller: Caller, store_id: str, start: date, end: date
     ) -> tuple[StoreRecord, list[KpiPeriod], dict[tuple[str, date], StoreDayHealth]]:
         """The caller's store, its daily rows over ``start..end`` and the device health of
-        those dates, in one round trip; :class:`NotFound` like
+        those dates, in one statement; :class:`NotFound` like
         :func:`tenpo.datamart.read.store_with_days` for a store the caller may not see."""
         if not caller.sees_store(store_id):
             raise _not_found(store_id)
         params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
         async with self._connection() as conn:
-            async with conn.pipeline():
-                days_cur = await conn.execute(_STORE_DAYS_SQL, params, prepare=True)
-                health_cur = await conn.execute(_HEALTH_SQL, params, prepare=True)
-            rows = await days_cur.fetchall()
-            health_rows = await health_cur.fetchall()
-        if not rows:
+            cur = await conn.execute(_STORE_DAYS_HEALTH_SQL, params, prepare=True)
+            rows = await cur.fetchall()
+        n = len(_STORE_COLUMNS) + 1  # the part, then the store's columns
+        day_rows = [r for r in rows if r[0] == _DAYS_PART]
+        if not day_rows:
             raise _not_found(store_id)
-        n = len(_STORE_COLUMNS)
-        record = StoreRecord(**dict(zip(_STORE_COLUMNS, rows[0][:n], strict=True)))
-        days = [_period(r, n) for r in rows if r[n] is not None]
+        record = StoreRecord(**dict(zip(_STORE_COLUMNS, day_rows[0][1:n], strict=True)))
+        days = [_period(r, n) for r in day_rows if r[n] is not None]
+        health_rows = [(r[n], r[-2], r[-1]) for r in rows if r[0] == _HEALTH_PART]
         return record, days, _health(store_id, health_rows)
 
 

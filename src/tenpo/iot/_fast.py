@@ -48,6 +48,8 @@ from tenpo.pos._arrow import micros
 
 __all__ = ["parse_fast"]
 
+MIN_EVENTS = 1000
+"""Bodies with fewer events go to the event path directly (the columns' fixed cost is higher)."""
 _KINDS = pa.array(["count", "heartbeat"])
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -71,7 +73,7 @@ def parse_fast(event: ObjectRegistered, data: bytes, directory: Directory) -> Pa
     except (orjson.JSONDecodeError, BodyError):
         return None
     n = len(raws)
-    if n == 0 or any(type(r) is not dict for r in raws):
+    if n < MIN_EVENTS or any(type(r) is not dict for r in raws):
         return None
     kind_text = strings([r.get("type") for r in raws])
     if valid(pc.equal(kind_text, "track")).any():

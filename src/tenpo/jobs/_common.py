@@ -52,22 +52,6 @@ def cast_to(schema: pa.Schema) -> list[ibis.Value]:
     return [ibis._[f.name].cast(ibis_type(f.type)).name(f.name) for f in schema]
 
 
-def outer_join_all(tables: Sequence[ibis.Table], keys: Sequence[str]) -> ibis.Table:
-    """Full outer join of ``tables`` on ``keys``, keys coalesced so one-sided groups survive."""
-    result = tables[0]
-    for right in tables[1:]:
-        # Predicates by expression: string keys would be ambiguous when both sides derive
-        # from the same table (e.g. two aggregates of the counts).
-        right, result = right.view(), result.view()
-        joined = result.join(
-            right, [result[k] == right[k] for k in keys], how="outer", rname="{name}_r"
-        )
-        merged = {k: ibis.coalesce(joined[k], joined[f"{k}_r"]) for k in keys}
-        rest = [c for c in joined.columns if c not in keys and c not in {f"{k}_r" for k in keys}]
-        result = joined.select(**merged, **{c: joined[c] for c in rest})
-    return result
-
-
 def merge_partials(parts: Sequence[ibis.Table], keys: Sequence[str]) -> ibis.Table:
     """One row per ``keys`` from per-source partial aggregates: a UNION ALL, then one GROUP BY.
 

@@ -45,7 +45,6 @@ from tenpo.jobs._common import (
     local_hour,
     merge_partials,
     money_zero,
-    outer_join_all,
     ratio,
     require,
     with_offsets,
@@ -196,7 +195,7 @@ def store_hourly(
         require(visits, (*DAILY_KEYS, "entry_ts"), "visits")
         v = _local_hour_of(visits, "entry_ts", offsets, default_utc_offset_s)
         parts.append(v.group_by(list(HOURLY_KEYS)).aggregate(video_entries=v.count()))
-    joined = outer_join_all(parts, HOURLY_KEYS)
+    joined = merge_partials(parts, HOURLY_KEYS)
     if visits is None:
         joined = joined.mutate(video_entries=ibis.null("int64"))
     # Which source gives visitors is decided per store-date, as in the daily mart.

@@ -13,6 +13,9 @@ compare them on random and bad bodies).
 from __future__ import annotations
 
 import logging
+import math
+import re
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,7 @@ from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos import _arrow, _vector
 from tenpo.pos.vendor_b import (
     _RATE_INT,
+    _RATE_PERCENTS,
     _RATE_TEXT,
     KINDS,
     VENDOR,
@@ -46,6 +50,10 @@ Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 _MONEY = r"^(0|[1-9][0-9]{0,10})(\.[0-9]{1,2})?$"  # ≤ 11 integer digits: int64-safe products
+MIN_RECEIPTS = 32
+"""Bodies with fewer receipts go to the row path directly."""
+_LONG_NUMBER = re.compile(rb"[0-9.]{16,}")  # may hold a number of more than 15 digits
+_FLOAT_CENTS: dict[float, int] = {}
 _MAX_INT = 10**11  # money given as a JSON integer (yen): larger ones go to the row path
 _MAX_QTY = 1 << 20
 _MAX_CENTS = _arrow.MAX_YEN * 100
@@ -54,8 +62,34 @@ _SIGN_OF_KIND = np.array([-1 if k == "RETURN" else 1 for k in KINDS], dtype=np.i
 _RATES = (0, 8, 10)  # the supported percents; column r of the per-rate sums
 
 
-def _cents(values: list[Any]) -> tuple[Ints, Bools]:
-    """Money as vendor B's plain spellings ("123.45" text or a JSON integer of yen), in cents."""
+def _float_cents(value: float) -> int:
+    """Cents of a JSON decimal number that orjson read as a float, or -1.
+
+    Only called when no number of the body has more than 15 significant digits: then the
+    float's shortest repr is the value the text wrote (IEEE doubles keep 15 digits), exactly
+    what the row path reads as a Decimal.
+    """
+    cents = _FLOAT_CENTS.get(value)
+    if cents is None:
+        if not 0 <= value < _MAX_INT:
+            cents = -1
+        else:
+            scaled = Decimal(repr(value)) * 100
+            cents = int(scaled) if scaled == scaled.to_integral_value() else -1
+        if len(_FLOAT_CENTS) > 100_000:
+            _FLOAT_CENTS.clear()
+        _FLOAT_CENTS[value] = cents
+    return cents
+
+
+def _floats(values: list[Any], convert: Any) -> tuple[Ints, Bools]:
+    out = np.array([convert(v) if type(v) is float else -1 for v in values], dtype=np.int64)
+    return np.where(out >= 0, out, 0), out >= 0
+
+
+def _cents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
+    """Money as vendor B's plain spellings ("123.45" text, a JSON integer of yen or, with
+    ``exact_floats``, a JSON decimal number), in cents."""
     arr = inferred(values)
     if arr is not None and pa.types.is_string(arr.type):
         return _cents_of_text(arr)
@@ -65,7 +99,11 @@ def _cents(values: list[Any]) -> tuple[Ints, Bools]:
     # Mixed spellings (or none valid): each spelling on its own.
     text, text_ok = _cents_of_text(strings(values))
     yen, int_ok = ints(values, 0, _MAX_INT)
-    return np.where(text_ok, text, yen * 100), text_ok | int_ok
+    cents, ok = np.where(text_ok, text, yen * 100), text_ok | int_ok
+    if exact_floats:
+        from_floats, float_ok = _floats(values, _float_cents)
+        cents, ok = np.where(float_ok, from_floats, cents), ok | float_ok
+    return cents, ok
 
 
 def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
@@ -76,7 +114,12 @@ def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
     return np.where(ok, words, 0), ok
 
 
-def _percents(values: list[Any]) -> tuple[Ints, Bools]:
+def _float_percent(value: float) -> int:
+    percent = _RATE_PERCENTS.get(Decimal(repr(value))) if math.isfinite(value) else None
+    return -1 if percent is None else percent
+
+
+def _percents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
     """Tax rates in vendor B's plain spellings as whole percents."""
     out, ok = np.zeros(len(values), np.int64), np.zeros(len(values), bool)
     whole = [v if type(v) is int and abs(v) < 100 else None for v in values]
@@ -93,6 +136,9 @@ def _percents(values: list[Any]) -> tuple[Ints, Bools]:
         idx = np.asarray(pc.fill_null(found, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
         out = np.where(hit, np.array([table[k] for k in keys], np.int64)[idx], out)
         ok |= hit
+    if exact_floats:
+        from_floats, float_ok = _floats(values, _float_percent)
+        out, ok = np.where(float_ok, from_floats, out), ok | float_ok
     return out, ok
 
 
@@ -105,8 +151,9 @@ def parse_fast(
     except (orjson.JSONDecodeError, BodyError):
         return None
     n = len(raws)
-    if n == 0 or any(type(r) is not dict for r in raws):
-        return None
+    if n < MIN_RECEIPTS or any(type(r) is not dict for r in raws):
+        return None  # small bodies: the columns' fixed cost exceeds the row path's
+    exact = _LONG_NUMBER.search(data) is None  # JSON decimal numbers are exact as floats
 
     # Receipt columns.
     codes = strings([r.get("storeCode") for r in raws])
@@ -118,9 +165,9 @@ def parse_fast(
     kinds = pc.index_in(strings([r.get("type") for r in raws]), value_set=_KIND_CODES)
     bad |= ~valid(pc.is_valid(kinds))
     kind_no = np.asarray(pc.fill_null(kinds, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    subtotal, ok_s = _cents([r.get("subtotal") for r in raws])
-    tax, ok_t = _cents([r.get("tax") for r in raws])
-    total, ok_tot = _cents([r.get("total") for r in raws])
+    subtotal, ok_s = _cents([r.get("subtotal") for r in raws], exact)
+    tax, ok_t = _cents([r.get("tax") for r in raws], exact)
+    total, ok_tot = _cents([r.get("total") for r in raws], exact)
     bad |= ~(ok_s & ok_t & ok_tot)
 
     item_lists = [r.get("items") for r in raws]
@@ -137,9 +184,9 @@ def parse_fast(
     skus = strings([it.get("sku") for it in items])
     names = strings([it.get("name") for it in items])
     qty, ok_q = ints([it.get("qty") for it in items], 1, _MAX_QTY)
-    unit, ok_u = _cents([it.get("unitPrice") for it in items])
-    discount, ok_d = _cents([it.get("discount", 0) for it in items])
-    rate, ok_r = _percents([it.get("taxRate") for it in items])
+    unit, ok_u = _cents([it.get("unitPrice") for it in items], exact)
+    discount, ok_d = _cents([it.get("discount", 0) for it in items], exact)
+    rate, ok_r = _percents([it.get("taxRate") for it in items], exact)
     item_ok = valid(pc.greater(pc.binary_length(skus), 0)) & valid(pc.is_valid(names))
     item_ok &= ok_q & ok_u & ok_d & ok_r
     bad |= np.bincount(rid, weights=~item_ok, minlength=n) > 0
