@@ -52,3 +52,22 @@ def test_a_stalled_subscriber_fails_naming_the_progress() -> None:
     with pytest.raises(ConfigError, match=r"acknowledged 3 of 5 messages \(3 published\).*0s"):
         _wait_for_progress(infos, sub, 0.3, None)  # type: ignore[arg-type]
     t.join()
+
+
+def test_device_messages_carry_the_events_as_read() -> None:
+    import json
+
+    from tenpo.iot.publish import device_messages
+
+    events = [
+        {"v": 1, "device_id": "pc-1", "seq": i, "type": "count", "in": i, "out": 0, "name": "入口"}
+        for i in range(5)
+    ] + [{"v": 1, "device_id": "pc-2", "seq": 1, "battery": 0.5, "big": 2**70}]
+    body = json.dumps({"events": events}).encode()
+    messages = device_messages(body, chunk=2)
+    assert [d for d, _ in messages] == ["pc-1", "pc-1", "pc-1", "pc-2"]
+    got = [ev for _, payload in messages for ev in json.loads(payload)]
+    assert got == events
+    assert json.loads(messages[-1][1])[0]["big"] == 2**70  # still an integer
+    nan = json.dumps({"events": [{"device_id": "pc-3", "battery": float("nan")}]}).encode()
+    assert b"NaN" in device_messages(nan)[0][1]  # written as it was read, not as null

@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from tenpo.core.bodies import loads
 from tenpo.core.errors import BadInput, ConfigError
 from tenpo.core.ids import new_id
 from tenpo.core.settings import Settings
@@ -29,9 +32,14 @@ log = logging.getLogger(__name__)
 
 
 def device_messages(body: bytes, chunk: int = 200) -> list[tuple[str, bytes]]:
-    """(device_id, JSON array) messages of one events file, at most ``chunk`` events each."""
+    """(device_id, JSON array) messages of one events file, at most ``chunk`` events each.
+
+    Each message holds the file's events as :func:`tenpo.core.bodies.loads` reads them
+    (orjson writes them; a file with ``NaN``/``Infinity`` literals or integers beyond 64 bits,
+    which orjson cannot write as they were, goes through ``json.dumps``).
+    """
     try:
-        events = split_events(json.loads(body))
+        events = split_events(loads(body))
     except ValueError as exc:
         raise BadInput(f"not a device events file: {exc}") from exc
     by_device: dict[str, list[Any]] = {}
@@ -40,11 +48,21 @@ def device_messages(body: bytes, chunk: int = 200) -> list[tuple[str, bytes]]:
         if not isinstance(device, str):
             raise BadInput("a device event without a device_id")
         by_device.setdefault(device, []).append(ev)
+    exact = b"NaN" not in body and b"Infinity" not in body
     return [
-        (device, json.dumps(evs[i : i + chunk], separators=(",", ":")).encode())
+        (device, _dumps(evs[i : i + chunk], exact))
         for device, evs in by_device.items()
         for i in range(0, len(evs), chunk)
     ]
+
+
+def _dumps(events: list[Any], fast: bool) -> bytes:
+    if fast:
+        try:
+            return orjson.dumps(events)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits
+            pass
+    return json.dumps(events, separators=(",", ":")).encode()
 
 
 def ingest_files_over_mqtt(
