@@ -108,7 +108,17 @@ def test_ui_runner_stops_its_child_on_sigterm_and_exits_zero() -> None:
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     before = signal.getsignal(signal.SIGTERM)  # not SIG_DFL once a SparkContext ran in-process
     started = time.monotonic()
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    def terminate_once_installed() -> None:
+        # A fixed delay raced the runner's set-up on a loaded machine: the SIGTERM reached the
+        # previous handler and the child slept its full minute.
+        deadline = time.monotonic() + 20
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_installed, daemon=True).start()
     assert run_until_stopped(sleeper, dict(os.environ)) == 0
     assert time.monotonic() - started < 30
     assert signal.getsignal(signal.SIGTERM) is before  # the handler it replaced, restored
