@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tenpo.cli._common import console, handles_errors, settings
 from tenpo.control.directory import Directory
 from tenpo.core.settings import Settings
+
+if TYPE_CHECKING:
+    from tenpo.streamer import Streamer
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -17,6 +24,25 @@ def open_directory(cfg: Settings) -> Directory:
     from tenpo.control import ControlPlane
 
     return ControlPlane.open(cfg.control_db_url).directory()
+
+
+@contextmanager
+def opened_streamer() -> Iterator[Streamer]:
+    """A streamer over the configured lake, bus and control plane; closed (lease released,
+    bus closed) on the way out."""
+    from tenpo.bus import open_bus
+    from tenpo.lake import open_lake
+    from tenpo.streamer import Streamer
+
+    cfg = settings()
+    lake = open_lake(cfg.lake_root)
+    bus = open_bus(cfg)
+    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
+    try:
+        yield streamer
+    finally:
+        streamer.close()
+        bus.close()
 
 
 @app.command("run")
@@ -29,14 +55,8 @@ def run(
     idle: float = typer.Option(2.0, "--idle", min=0.1, help="Quiet seconds that mean idle."),
 ) -> None:
     """Follow objects.registered and load landed objects into the raw tables."""
-    from tenpo.bus import open_bus
-    from tenpo.lake import open_lake
-    from tenpo.streamer import BatchStats, Streamer, stop_on_signals
+    from tenpo.streamer import BatchStats, stop_on_signals
 
-    cfg = settings()
-    lake = open_lake(cfg.lake_root)
-    bus = open_bus(cfg)
-    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
     total = BatchStats()
     progress = Progress(
         SpinnerColumn(),
@@ -52,18 +72,14 @@ def run(
         total.add(stats)
         progress.update(task, description=str(total))
 
-    try:
-        with progress:
-            if once:
-                on_batch(streamer.run_once())
-            elif until_idle:
-                streamer.run_until_idle(idle, on_batch=on_batch)
-            else:
-                with stop_on_signals() as stop:
-                    streamer.run_forever(stop, on_batch=on_batch)
-    finally:
-        streamer.close()
-        bus.close()
+    with opened_streamer() as streamer, progress:
+        if once:
+            on_batch(streamer.run_once())
+        elif until_idle:
+            streamer.run_until_idle(idle, on_batch=on_batch)
+        else:
+            with stop_on_signals() as stop:
+                streamer.run_forever(stop, on_batch=on_batch)
     console.print(f"loaded: {total}")
 
 
@@ -76,19 +92,8 @@ def replay(
     ),
 ) -> None:
     """Parse again the objects with replayable rejects (after a master or a store was added)."""
-    from tenpo.bus import open_bus
-    from tenpo.lake import open_lake
-    from tenpo.streamer import Streamer
-
-    cfg = settings()
-    lake = open_lake(cfg.lake_root)
-    bus = open_bus(cfg)
-    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
-    try:
+    with opened_streamer() as streamer:
         stats = streamer.replay(tenant_id=tenant, source=source)
-    finally:
-        streamer.close()
-        bus.close()
     console.print(
         f"replayed {stats.replayed} object(s): {stats.total_rows} new rows, "
         f"{stats.rejects} record(s) still quarantined"
@@ -105,18 +110,7 @@ def recover(
     ),
 ) -> None:
     """Delete the uncommitted parts of dead streamers (lease expired or process gone)."""
-    from tenpo.bus import open_bus
-    from tenpo.lake import open_lake
-    from tenpo.streamer import Streamer
-
-    cfg = settings()
-    lake = open_lake(cfg.lake_root)
-    bus = open_bus(cfg)
-    streamer = Streamer(cfg, lake, bus, open_directory(cfg))
-    try:
+    with opened_streamer() as streamer:
         deleted = streamer.recover(all_owners=True) if all_owners else streamer.reclaim_dead()
-    finally:
-        streamer.close()
-        bus.close()
     whose = "every streamer's" if all_owners else "dead streamers'"
     console.print(f"deleted {deleted} uncommitted part(s) of {whose} batches")

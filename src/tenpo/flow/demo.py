@@ -27,7 +27,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tenpo.core.errors import BadInput
 from tenpo.core.settings import Settings
 
 __all__ = ["DemoInterrupted", "DemoObserver", "DemoResult", "run_demo"]
@@ -154,6 +153,7 @@ def _run(
         read_store_kpis,
         read_truth,
         register_chain,
+        require_empty_lake,
         send_files,
         source_files,
     )
@@ -170,8 +170,8 @@ def _run(
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     cfg = isolated_settings(base, root, **({"lake_url": lake_url} if lake_url else {}))
-    if lake_url and open_lake(lake_url).list(""):
-        raise BadInput(f"the demo's lake {lake_url} is not empty: name a fresh prefix")
+    if lake_url:
+        require_empty_lake(lake_url, "the demo's")
     result = DemoResult(sim_dir=root / "sim")
     sim_dir = root / "sim"
     clock = time.perf_counter()

@@ -40,6 +40,7 @@ from tenpo.flow.stages import (
     read_store_kpis,
     read_truth,
     register_chain,
+    require_empty_lake,
     send_files,
     source_files,
 )
@@ -343,10 +344,7 @@ def run_scale(
     elif datamart == "postgresql":
         overrides["datamart_url"] = _fresh_database(datamart_server, name)
     if lake_url:
-        from tenpo.lake import open_lake
-
-        if open_lake(lake_url).list(""):
-            raise BadInput(f"the scale run's lake {lake_url} is not empty: name a fresh prefix")
+        require_empty_lake(lake_url, "the scale run's")
         overrides["lake_url"] = lake_url
     cfg = isolated_settings(base, root, **overrides)
     if mqtt is None:

@@ -56,6 +56,16 @@ SourceFile = tuple[str, str, Path]
 """(source, tenant, path) of one simulated file."""
 
 
+def require_empty_lake(lake_url: str, whose: str) -> None:
+    """``BadInput`` unless the remote lake at ``lake_url`` holds no object yet (a run there
+    wipes only local files, so old objects would mix into its tables)."""
+    from tenpo.core.errors import BadInput
+    from tenpo.lake import open_lake
+
+    if open_lake(lake_url).list(""):
+        raise BadInput(f"{whose} lake {lake_url} is not empty: name a fresh prefix")
+
+
 def isolated_settings(base: Settings, root: Path, **overrides: Any) -> Settings:
     """``base`` with every store under ``root``: lake, control plane, datamart, SQLite bus."""
     update: dict[str, Any] = {
