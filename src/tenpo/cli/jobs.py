@@ -178,21 +178,30 @@ def run_until_stopped(cmd: list[str], env: dict[str, str]) -> int:
     """
     import signal
 
-    child = subprocess.Popen(cmd, env=env)
+    children: list[subprocess.Popen[bytes]] = []
     stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
         stopping.append(signum)
-        if child.poll() is None:
+        if children and children[0].poll() is None:
             if len(stopping) == 1:
-                child.terminate()
+                children[0].terminate()
             else:
-                child.kill()
+                children[0].kill()
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    previous = {sig: signal.signal(sig, stop) for sig in stop_signals}
+    # A signal mask inherited from the parent (or set by a library) would hold SIGTERM
+    # pending until the child ends by itself: the runner (and its child) unblock the signals
+    # they promise to obey.
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
     try:
-        code = child.wait()
+        children.append(subprocess.Popen(cmd, env=env))
+        if stopping:  # a signal came while the child started
+            children[0].terminate()
+        code = children[0].wait()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if stopping else code
