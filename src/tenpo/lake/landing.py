@@ -92,6 +92,7 @@ class LandingZone:
         """Finish the pending group-commit round and stop its thread (if any)."""
         if self.committer is not None:
             self.committer.close()
+            self.lake.checkpoint()  # the journaled writes durable in place, the journal gone
 
     def land(
         self,
@@ -280,6 +281,8 @@ class LandingZone:
                     return key, True
                 put(ckey, json.dumps({"key": key, "sha256": kept}).encode())
                 raise _conflict(idempotency_key, object_id)
+            if deferred:
+                self.lake.keep_unsynced(key, data)  # found in place: maybe not durable yet
             return key, False
         owner = _read_claim(self.lake, ckey)
         if owner is None:
@@ -299,6 +302,12 @@ class LandingZone:
             if kept_bytes != data and _damaged(kept_bytes, data):
                 log.warning("repairing the damaged object %s", key)
                 put(key, data)
+            elif deferred:
+                # A re-send answered from what is in place: the first sender's unsynced
+                # writes may not be durable yet (it crashed before its sync), so the next
+                # sync must cover them as well.
+                self.lake.keep_unsynced(ckey, self.lake.get(ckey))
+                self.lake.keep_unsynced(key, kept_bytes)
         return key, False
 
     def _publish_all(self, events: list[ObjectRegistered]) -> None:
