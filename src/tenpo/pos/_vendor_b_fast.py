@@ -61,6 +61,8 @@ def _has_long_number(data: bytes) -> bool:
     than 15 significant digits): one translation and a substring search, where the regex
     ``[0-9.]{16,}`` rescans every run from each of its bytes (18x slower on a 400-receipt body)."""
     return _LONG_RUN in data.translate(_NUMBER_BYTES)
+
+
 _FLOAT_CENTS: dict[float, int] = {}
 _MAX_INT = 10**11  # money given as a JSON integer (yen): larger ones go to the row path
 _MAX_QTY = 1 << 20
