@@ -38,7 +38,7 @@ from tenpo.gateway.ingest import (
     Principal,
 )
 from tenpo.lake.base import Lake
-from tenpo.pos.vendors import JSON_UTF8, built_in
+from tenpo.pos.vendors import JSON_UTF8, built_in, upload_store
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,7 @@ _VENDORS = built_in()
 _SALES_DOC = "The vendor's native sales body: " + "; ".join(
     f"{v.key} `{v.sales.content_type}`" for v in _VENDORS.values()
 )
+_STORE_LESS = [k for k, v in _VENDORS.items() if v.sales.store_from_upload]
 _MASTERS = {k: v.master for k, v in _VENDORS.items() if v.master is not None}
 _MASTER_DOC = "The vendor's POS master: " + "; ".join(
     f"{k} `{u.content_type}`" for k, u in _MASTERS.items()
@@ -293,12 +294,25 @@ async def post_pos_sales(
     request: Request,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
+    store: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Store code of the store the file belongs to, for a vendor whose "
+            f"files name no store ({', '.join(_STORE_LESS) or 'none built in'}); refused for "
+            "the others.",
+        ),
+    ] = None,
 ) -> Response:
     """Keep a POS sales body as received and announce it to the streamer."""
     state: GatewayState = request.app.state.gateway
-    state.ingestor.check_vendor(vendor, "sales")
+    upload = state.ingestor.check_vendor(vendor, "sales").sales
+    upload_store(vendor, upload, store)  # refused before the body is read
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return _accepted(await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key))
+    return _accepted(
+        await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key, store)
+    )
 
 
 @router.post(
