@@ -16,24 +16,25 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._problems import problem_doc, rows_rejected
-from tenpo.api.deps import ADMIN_TENANT_ERRORS, Admin, Control, TenantParam
+from tenpo.api.deps import ADMIN_OBJECT_ERRORS, Admin, Control, Page, TenantParam
 from tenpo.control import (
     ApiKeyInfo,
     ControlPlane,
     DeviceInfo,
+    ImportRejected,
     RegisterInfo,
     StoreInfo,
     TenantInfo,
     UserInfo,
+    iter_errors,
 )
-from tenpo.control._admin import ImportRejected, iter_errors
 from tenpo.control.auth import ADMIN_SCOPE
 from tenpo.core.errors import BadInput, Forbidden, NotFound
 
@@ -42,11 +43,7 @@ __all__ = ["admin_router"]
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-_ERRORS = ADMIN_TENANT_ERRORS | {
-    404: problem_doc("No such object in the caller's tenant."),
-    409: problem_doc("An object with this identity exists with different values."),
-    422: problem_doc("Invalid body or parameters."),
-}
+_ERRORS = ADMIN_OBJECT_ERRORS
 
 
 def _created(response: Response, created: bool) -> None:
@@ -194,17 +191,6 @@ class ImportResult(BaseModel):
     tenant_id: str
     created: dict[str, int]
     unchanged: dict[str, int]
-
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    """Every object of a kind in the tenant."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[T]
 
 
 def _changes(body: BaseModel) -> dict[str, Any]:

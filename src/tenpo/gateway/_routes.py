@@ -243,7 +243,7 @@ def _body_doc(description: str, *media_types: str, json_schema: Any = None) -> d
 
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
-_ERRORS: dict[int | str, dict[str, Any]] = {
+INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, **_PROBLEM}
     for status, text in {
         400: "Malformed body (empty, undecodable, invalid JSON/CSV)",
@@ -275,7 +275,7 @@ _MASTER_DOC = "The vendor's POS master: " + "; ".join(
     "/v1/pos/{vendor}/sales",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc(
         _SALES_DOC,
         *dict.fromkeys(v.sales.content_type for v in _VENDORS.values()),
@@ -319,7 +319,7 @@ async def post_pos_sales(
     "/v1/pos/{vendor}/master",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc(_MASTER_DOC, *dict.fromkeys(u.content_type for u in _MASTERS.values())),
     tags=["pos"],
 )
@@ -359,7 +359,7 @@ ObjectId = Annotated[
 ]
 
 
-@router.get("/v1/pos/batches/{object_id}", responses=_ERRORS, tags=["pos"])
+@router.get("/v1/pos/batches/{object_id}", responses=INGEST_ERRORS, tags=["pos"])
 async def get_pos_batch(
     object_id: ObjectId,
     request: Request,
@@ -393,7 +393,7 @@ async def get_pos_batch(
     "/v1/iot/events",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc(
         'Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8, json_schema=EVENTS_BODY
     ),
@@ -414,7 +414,7 @@ async def post_iot_events(
     "/v1/video/visitor-events",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc("Visitor events, one JSON object per line.", JSONL_UTF8),
     tags=["video"],
 )
