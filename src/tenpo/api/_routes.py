@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import api_state
-from tenpo.api.deps import READER_ERRORS, Datamart, Reader
+from tenpo.api.deps import READER_ERRORS, Datamart, FromDate, Reader, ToDate, parse_date
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -56,10 +55,6 @@ from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 __all__ = ["StoreId", "router"]
 
 KPI_CACHE_CONTROL = "private, max-age=60"
-# Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
-# tree's previous period) must not overflow. The pattern says the same in OpenAPI.
-DATE_PATTERN = r"^(19|2\d)\d{2}-\d{2}-\d{2}$"
-_ISO_DATE = re.compile(DATE_PATTERN)
 MAX_OFFSET = 1_000_000
 """Largest ``offset`` of a page (beyond it the database's integers overflow)."""
 
@@ -120,26 +115,6 @@ def data_coverage(caller: Reader, engine: Datamart) -> Coverage:
     return Coverage(first=first, last=last)
 
 
-FromDate = Annotated[
-    str,
-    Query(
-        alias="from",
-        description="First business date, YYYY-MM-DD (years 1900–2999).",
-        # documented, checked by _parse_date (its message names the expected form)
-        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
-        examples=["2026-10-05"],
-    ),
-]
-ToDate = Annotated[
-    str,
-    Query(
-        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999), not "
-        "before `from` and at most `api_max_kpi_days` (default 366) days from it.",
-        # documented, checked by _parse_date (its message names the expected form)
-        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
-        examples=["2026-10-18"],
-    ),
-]
 GrainParam = Annotated[
     ApiGrain,
     Query(
@@ -180,18 +155,20 @@ async def kpis(
     """
     start, end = _date_range(request, from_, to)
     negotiated = _export.negotiate(fmt, request.headers.get("accept"))
+    etags = request.headers.get("if-none-match")
     fast: AsyncKpiReader | None = api_state(request.app).kpi_reader
     if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
         return await run_in_threadpool(
-            _kpis_sync, request, caller, engine, store_id, start, end, grain, negotiated
+            _kpis_sync, etags, caller, engine, store_id, start, end, grain, negotiated
         )
-    # The hot path (PostgreSQL): store, days and device health in one async round trip.
+    # PostgreSQL: store, days and device health in one async round trip (the common case
+    # does not even get here: tenpo.api._kpi_fast answers it below the routing).
     record, days, health = await fast.store_with_days(caller, store_id, start, end)
-    return _kpi_answer(request, record, days, health, store_id, start, end, grain, negotiated)
+    return kpi_answer(etags, record, days, health, store_id, start, end, grain, negotiated)
 
 
 def _kpis_sync(
-    request: Request,
+    etags: str | None,
     caller: Principal,
     engine: Engine,
     store_id: str,
@@ -204,14 +181,14 @@ def _kpis_sync(
         record = visible_store(engine, caller, store_id)  # 404 before any data is read
         rows = series(engine, caller, [store_id], start, end, grain)[store_id]
         health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
-        return _kpi_response(request, record, rows, health, store_id, start, end, grain, fmt)
+        return _kpi_response(etags, record, rows, health, store_id, start, end, grain, fmt)
     record, days = store_with_days(engine, caller, store_id, start, end)
     health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
-    return _kpi_answer(request, record, days, health, store_id, start, end, grain, fmt)
+    return kpi_answer(etags, record, days, health, store_id, start, end, grain, fmt)
 
 
-def _kpi_answer(
-    request: Request,
+def kpi_answer(
+    etags: str | None,
     record: StoreRecord,
     days: list[KpiPeriod],
     health: dict[tuple[str, date], StoreDayHealth],
@@ -221,12 +198,14 @@ def _kpi_answer(
     grain: ApiGrain,
     fmt: _export.ExportFormat,
 ) -> Response:
+    """The answer of ``GET /v1/stores/{id}/kpis`` at a day-based ``grain`` from the store's
+    daily rows and device health (``etags``: the request's ``If-None-Match``)."""
     rows = rollup_rows(days, grain, start, end)
-    return _kpi_response(request, record, rows, health, store_id, start, end, grain, fmt)
+    return _kpi_response(etags, record, rows, health, store_id, start, end, grain, fmt)
 
 
 def _kpi_response(
-    request: Request,
+    etags: str | None,
     record: StoreRecord,
     rows: list[Row],
     health: dict[tuple[str, date], StoreDayHealth],
@@ -250,12 +229,12 @@ def _kpi_response(
                 "missing_dates": missing,
             }
         )
-        return _respond_bytes(request, content, fmt, filename)
+        return _respond_bytes(etags, content, fmt, filename)
     items = [_kpi_row(r, grain, start, end, today, health, store_id) for r in rows]
     body = KpiSeries(
         store_id=store_id, grain=grain, from_=start, to=end, items=items, missing_dates=missing
     )
-    return _respond(request, body, [(store_id, i) for i in items], fmt, filename)
+    return _respond(etags, body, [(store_id, i) for i in items], fmt, filename)
 
 
 @router.get(
@@ -313,7 +292,7 @@ def kpis_side_by_side(
         grain=grain, from_=start, to=end, stores=out, total=total, limit=limit, offset=offset
     )
     return _respond(
-        request,
+        request.headers.get("if-none-match"),
         body,
         flat,
         _export.negotiate(fmt, request.headers.get("accept")),
@@ -369,10 +348,15 @@ def _tree_node(node: dm.TreeNode) -> TreeNode:
 
 
 def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
-    start, end = _parse_date("from", from_), _parse_date("to", to)
+    return date_range(from_, to, api_state(request.app).settings.api_max_kpi_days)
+
+
+def date_range(from_: str, to: str, limit: int) -> tuple[date, date]:
+    """The business dates of ``from``..``to``; :class:`BadInput` naming the parameter for a
+    malformed date, a reversed range or one longer than ``limit`` days."""
+    start, end = parse_date("from", from_), parse_date("to", to)
     if start > end:
         raise BadInput(f"'from' ({start}) is after 'to' ({end})", param="from")
-    limit = api_state(request.app).settings.api_max_kpi_days
     span = (end - start).days + 1
     if span > limit:
         raise BadInput(
@@ -391,7 +375,7 @@ def _today(timezone: str) -> date:
 
 
 def _respond(
-    request: Request,
+    etags: str | None,
     body: KpiSeries | MultiSeries,
     flat: list[tuple[str, KpiRow]],
     fmt: _export.ExportFormat,
@@ -403,11 +387,11 @@ def _respond(
         content = _export.to_parquet(flat)
     else:
         content = body.model_dump_json(by_alias=True).encode()
-    return _respond_bytes(request, content, fmt, filename)
+    return _respond_bytes(etags, content, fmt, filename)
 
 
 def _respond_bytes(
-    request: Request, content: bytes, fmt: _export.ExportFormat, filename: str
+    etags: str | None, content: bytes, fmt: _export.ExportFormat, filename: str
 ) -> Response:
     etag = f'"{hashlib.sha256(content).hexdigest()[:32]}"'
     headers = {
@@ -418,22 +402,9 @@ def _respond_bytes(
     if fmt != "json":
         ext = "csv" if fmt == "csv" else "parquet"
         headers["Content-Disposition"] = f'attachment; filename="{filename}.{ext}"'
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+    if _etag_matches(etags, etag):
         return Response(status_code=304, headers=headers)
     return Response(content=content, media_type=_export.MEDIA_TYPES[fmt], headers=headers)
-
-
-def _parse_date(param: str, value: str) -> date:
-    try:
-        if not _ISO_DATE.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadInput(
-            f"query parameter {param!r} must be a date as YYYY-MM-DD of years 1900–2999, "
-            f"got {value!r}",
-            param=param,
-        ) from None
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
