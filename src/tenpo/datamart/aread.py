@@ -17,24 +17,20 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from tenpo.datamart.devices import StoreDayHealth, ensure_device_health, mart_device_health
-from tenpo.datamart.kpis import KpiPeriod
-from tenpo.datamart.read import Caller, StoreRecord, _not_found
+from tenpo.datamart.kpis import KPI_COLUMNS, KpiPeriod
+from tenpo.datamart.read import Caller, StoreRecord, _not_found, day_period
 from tenpo.datamart.schema import dm_stores, mart_store_daily
-from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 log = logging.getLogger(__name__)
 
-KPI_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SALES_TRAFFIC_KPIS)
-"""The KPI columns read, in the warehouse schema's order (== KpiPeriod's fields after days)."""
+_KPIS = len(KPI_COLUMNS)
 
 _STORE_COLUMNS = tuple(c.name for c in dm_stores.c)
-_CENT = Decimal("0.01")
 
 _DAYS_PART, _HEALTH_PART = 0, 1
 _STORE_DAYS_HEALTH_SQL = (
@@ -150,37 +146,9 @@ class AsyncKpiReader:
         if not day_rows:
             raise _not_found(store_id)
         record = StoreRecord(**dict(zip(_STORE_COLUMNS, day_rows[0][1:n], strict=True)))
-        days = [_period(r, n) for r in day_rows if r[n] is not None]
+        days = [day_period(r[n], r[n + 1 : n + 1 + _KPIS]) for r in day_rows if r[n] is not None]
         health_rows = [(r[n], r[-2], r[-1]) for r in rows if r[0] == _HEALTH_PART]
         return record, days, _health(store_id, health_rows)
-
-
-def _period(row: tuple[Any, ...], n: int) -> KpiPeriod:
-    day = row[n]
-    (sales, sales_tax, tx, units, atv, upt, visitors, passersby, capture, conversion, spv) = row[
-        n + 1 : n + 12
-    ]
-    pos, counter = row[n + 12], row[n + 13]
-    return KpiPeriod(
-        day,
-        day,
-        1,
-        sales if sales is None or isinstance(sales, Decimal) else Decimal(sales).quantize(_CENT),
-        sales_tax
-        if sales_tax is None or isinstance(sales_tax, Decimal)
-        else Decimal(sales_tax).quantize(_CENT),
-        tx,
-        units,
-        atv,
-        upt,
-        visitors,
-        passersby,
-        capture,
-        conversion,
-        spv,
-        bool(pos) if pos is not None else sales is not None,
-        bool(counter) if counter is not None else visitors is not None,
-    )
 
 
 def _health(store_id: str, rows: list[tuple[Any, ...]]) -> dict[tuple[str, date], StoreDayHealth]:
@@ -191,9 +159,3 @@ def _health(store_id: str, rows: list[tuple[Any, ...]]) -> dict[tuple[str, date]
         flags[key].update(f for f in (day_flags or "").split(",") if f)
         hours[key].update(h for h in (incomplete or "").split(",") if h)
     return {k: StoreDayHealth(frozenset(flags[k]), frozenset(hours[k])) for k in flags}
-
-
-# The positional unpacking in _period follows this order; fail at import if it changes.
-assert KPI_COLUMNS == tuple(
-    f for f in KpiPeriod.__dataclass_fields__ if f not in ("period_start", "period_end", "days")
-), KPI_COLUMNS
