@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
@@ -81,11 +79,13 @@ class AsyncKpiReader:
         self._min, self._max = min_size, max_size
         self._pool: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
         self._ready = False
 
     def serve(self) -> None:
         """Make the running loop the serving loop (called from the app's lifespan)."""
         self._loop = asyncio.get_running_loop()
+        self._opening = None  # a lock belongs to the loop that made it
 
     async def _ensure_ready(self) -> None:
         if not self._ready:  # the device-health table may be missing in an older datamart
@@ -94,8 +94,12 @@ class AsyncKpiReader:
             )
             self._ready = True
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one prepared statement, on a pooled connection of the serving loop.
+
+        The pool's ``getconn``/``putconn`` are called directly: the ``connection()`` context
+        manager (and the connection's own, a no-op commit in autocommit) cost as much CPU as
+        a fetch of the store-month's rows."""
         await self._ensure_ready()
         if self._loop is not asyncio.get_running_loop():
             import psycopg
@@ -103,25 +107,36 @@ class AsyncKpiReader:
             async with await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True
             ) as conn:
-                yield conn
-            return
-        if self._pool is None:
-            from psycopg_pool import AsyncConnectionPool
+                cur = await conn.execute(sql, params, prepare=True)
+                return await cur.fetchall()
+        pool = self._pool if self._pool is not None else await self._open_pool()
+        conn = await pool.getconn()
+        try:
+            cur = await conn.execute(sql, params, prepare=True)
+            return await cur.fetchall()
+        finally:
+            await pool.putconn(conn)
 
-            pool = AsyncConnectionPool(
-                self._conninfo,
-                min_size=self._min,
-                max_size=self._max,
-                open=False,
-                # Every statement prepared on first use. Autocommit: no BEGIN before and no
-                # COMMIT round trip after each read (the one statement sees one snapshot).
-                kwargs={"prepare_threshold": 0, "autocommit": True},
-            )
-            await pool.open()
-            self._pool = pool
-            log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
-        async with self._pool.connection() as conn:
-            yield conn
+    async def _open_pool(self) -> Any:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:  # the first burst of requests opens one pool, not many
+            if self._pool is None:
+                from psycopg_pool import AsyncConnectionPool
+
+                pool = AsyncConnectionPool(
+                    self._conninfo,
+                    min_size=self._min,
+                    max_size=self._max,
+                    open=False,
+                    # Every statement prepared on first use. Autocommit: no BEGIN before and
+                    # no COMMIT round trip after each read (one statement, one snapshot).
+                    kwargs={"prepare_threshold": 0, "autocommit": True},
+                )
+                await pool.open()
+                self._pool = pool
+                log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
+        return self._pool
 
     async def close(self) -> None:
         """Close the pool (on the serving loop, from the app's lifespan)."""
@@ -138,9 +153,7 @@ class AsyncKpiReader:
         if not caller.sees_store(store_id):
             raise _not_found(store_id)
         params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
-        async with self._connection() as conn:
-            cur = await conn.execute(_STORE_DAYS_HEALTH_SQL, params, prepare=True)
-            rows = await cur.fetchall()
+        rows = await self._fetch(_STORE_DAYS_HEALTH_SQL, params)
         n = len(_STORE_COLUMNS) + 1  # the part, then the store's columns
         day_rows = [r for r in rows if r[0] == _DAYS_PART]
         if not day_rows:
