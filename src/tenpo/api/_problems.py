@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenpo.api.models import Problem
-from tenpo.control._admin import ImportRejected, iter_errors
+from tenpo.control import ImportRejected, iter_errors
 from tenpo.core.errors import TenpoError
 from tenpo.core.ids import new_id
 from tenpo.problems import (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import api_state
-from tenpo.api.deps import READER_ERRORS, Datamart, Reader
+from tenpo.api.deps import READER_ERRORS, Datamart, FromDate, Reader, ToDate, parse_date
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -54,10 +53,6 @@ from tenpo.datamart.read import (
 __all__ = ["StoreId", "router"]
 
 KPI_CACHE_CONTROL = "private, max-age=60"
-# Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
-# tree's previous period) must not overflow. The pattern says the same in OpenAPI.
-DATE_PATTERN = r"^(19|2\d)\d{2}-\d{2}-\d{2}$"
-_ISO_DATE = re.compile(DATE_PATTERN)
 MAX_OFFSET = 1_000_000
 """Largest ``offset`` of a page (beyond it the database's integers overflow)."""
 
@@ -118,26 +113,6 @@ def data_coverage(caller: Reader, engine: Datamart) -> Coverage:
     return Coverage(first=first, last=last)
 
 
-FromDate = Annotated[
-    str,
-    Query(
-        alias="from",
-        description="First business date, YYYY-MM-DD (years 1900–2999).",
-        # documented, checked by _parse_date (its message names the expected form)
-        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
-        examples=["2026-10-05"],
-    ),
-]
-ToDate = Annotated[
-    str,
-    Query(
-        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999), not "
-        "before `from` and at most `api_max_kpi_days` (default 366) days from it.",
-        # documented, checked by _parse_date (its message names the expected form)
-        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
-        examples=["2026-10-18"],
-    ),
-]
 GrainParam = Annotated[
     ApiGrain,
     Query(
@@ -377,7 +352,7 @@ def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
 def date_range(from_: str, to: str, limit: int) -> tuple[date, date]:
     """The business dates of ``from``..``to``; :class:`BadInput` naming the parameter for a
     malformed date, a reversed range or one longer than ``limit`` days."""
-    start, end = _parse_date("from", from_), _parse_date("to", to)
+    start, end = parse_date("from", from_), parse_date("to", to)
     if start > end:
         raise BadInput(f"'from' ({start}) is after 'to' ({end})", param="from")
     span = (end - start).days + 1
@@ -428,19 +403,6 @@ def _respond_bytes(
     if _etag_matches(etags, etag):
         return Response(status_code=304, headers=headers)
     return Response(content=content, media_type=_export.MEDIA_TYPES[fmt], headers=headers)
-
-
-def _parse_date(param: str, value: str) -> date:
-    try:
-        if not _ISO_DATE.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadInput(
-            f"query parameter {param!r} must be a date as YYYY-MM-DD of years 1900–2999, "
-            f"got {value!r}",
-            param=param,
-        ) from None
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
