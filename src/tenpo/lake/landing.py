@@ -166,6 +166,7 @@ class LandingZone:
             data,
             digest,
             idempotency_key,
+            meta,
         )
         day = parse_partition(key)[1]
         event = ObjectRegistered(
@@ -235,7 +236,7 @@ class LandingZone:
         ``created=False``; other bytes are a :class:`Conflict`.
         """
         digest = hashlib.sha256(data).hexdigest()
-        key, created = self._claim(source, tenant_id, object_id, key, data, digest, None)
+        key, created = self._claim(source, tenant_id, object_id, key, data, digest, None, meta)
         event = ObjectRegistered(
             key=key,
             source=source,
@@ -263,6 +264,7 @@ class LandingZone:
         data: bytes,
         digest: str,
         idempotency_key: str | None,
+        meta: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Give ``object_id`` to these bytes, once: (the object's landing key, created).
 
@@ -272,9 +274,16 @@ class LandingZone:
         key; other bytes are a :class:`Conflict`. The object itself is written after the
         claim, by whoever gets there (a winner that crashed in between is completed by the
         retry), so it is on disk before any caller hears 202.
+
+        The claim also keeps what the sender said beside the bytes (``meta``, e.g. the store
+        an Airレジ export was sent for), so ``landing/`` with ``ids/`` describes every object
+        without the bus or the ledger.
         """
         ckey = claim_key(source, tenant_id, object_id)
-        claim = json.dumps({"key": key, "sha256": digest, "size": len(data)}).encode()
+        fields: dict[str, object] = {"key": key, "sha256": digest, "size": len(data)}
+        if meta:
+            fields["meta"] = meta
+        claim = json.dumps(fields).encode()
         deferred = self.committer is not None
         put_if_absent = self.lake.put_if_absent_unsynced if deferred else self.lake.put_if_absent
         put = self.lake.put_unsynced if deferred else self.lake.put
