@@ -187,6 +187,10 @@ class Block:
         """Every row's text, one after another."""
         return bytes(self._render()[0].tobytes())
 
+    def render(self) -> tuple[ByteArray, IntArray]:
+        """Every row's text one after another, and where each row ends in it."""
+        return self._render()
+
     def _only(self, mask: npt.NDArray[np.bool_]) -> Block:
         """This block shown only where ``mask`` holds."""
         columns = list(self.columns)

@@ -425,8 +425,7 @@ class _Writer:
             if t.pos_vendor == "vendor_a":
                 self.vendor_a_sales(t.id, day, mine)
             else:
-                for sd in mine:
-                    self.vendor_b_sales(sd)
+                self.vendor_b_sales(mine)
             for sd in mine:
                 for device in self.devices.get((sd.tenant_id, sd.store_code), []):
                     if device.kind == "people_counter":
@@ -543,63 +542,97 @@ class _Writer:
             cat.rate_a.pick(c["sku"]), ",", blocks["total"], "\r\n",
         ).tobytes()  # fmt: skip
 
-    def vendor_b_sales(self, sd: StoreDay) -> None:
-        industry = self.industry[(sd.tenant_id, sd.store_code)]
-        cat = self._catalog(industry)
-        s = sd.sales
-        n = s.receipt_count
-        rng = self._rng(
-            2, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
-        )
-        as_number = rng.random(n) < 0.3
-        rate_style = rng.integers(0, 4, n)
+    def vendor_b_sales(self, store_days: list[StoreDay]) -> None:
+        """One JSON per store-day; the receipts of all ``store_days`` (one tenant, one date)
+        are formatted in one pass and cut into files."""
+        cat = self._all_skus()
+        stores = len(store_days)
+        receipts = np.array([sd.sales.receipt_count for sd in store_days], dtype=np.int64)
+        store = np.repeat(np.arange(stores), receipts)
+        first_receipt = np.cumsum(receipts) - receipts
+        cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("as_number", "rate_style", "register", "ts", "kind", "zone")
+        }
+        lines: dict[str, list[np.ndarray]] = {k: [] for k in ("receipt", "sku", "qty", "disc")}
+        registers: list[str] = []
+        zones: list[str] = []
+        for i, sd in enumerate(store_days):
+            s = sd.sales
+            rng = self._rng(
+                2, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
+            )
+            cols["as_number"].append(rng.random(s.receipt_count) < 0.3)
+            cols["rate_style"].append(rng.integers(0, 4, s.receipt_count))
+            cols["register"].append(s.receipt_register + len(registers))
+            registers.extend(s.registers)
+            cols["ts"].append(s.receipt_ts)
+            cols["kind"].append(s.receipt_kind)
+            zone = self.zone[(sd.tenant_id, sd.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            cols["zone"].append(np.full(s.receipt_count, zones.index(zone), dtype=np.int64))
+            industry = self.industry[(sd.tenant_id, sd.store_code)]
+            lines["receipt"].append(s.line_receipt + first_receipt[i])
+            lines["sku"].append(s.line_sku + self._catalog(industry).offset)
+            lines["qty"].append(s.line_qty)
+            lines["disc"].append(s.line_discount_excl_sen)
+        c = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in cols.items()}
+        li = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in lines.items()}
+        n = len(store)
+        as_number = c["as_number"].astype(bool)
         # Per receipt and tax class: subtotal in sen and the vendor's tax in yen.
-        amounts = cat.price_excl_sen[s.line_sku] * s.line_qty - s.line_discount_excl_sen
+        amounts = cat.price_excl_sen[li["sku"]] * li["qty"] - li["disc"]
         by_rate = np.zeros((n, 3), dtype=np.int64)
-        np.add.at(by_rate, (s.line_receipt, cat.tax_class[s.line_sku]), amounts)
+        np.add.at(by_rate, (li["receipt"], cat.tax_class[li["sku"]]), amounts)
         subtotal = by_rate.sum(axis=1)
         tax = (by_rate * np.asarray(TAX_PCTS) // 10_000).sum(axis=1)
-        ymd = f"{sd.day:%Y%m%d}"
-        iso = sd.day.isoformat()
-        if n == 0:
-            body = b""
-        else:
-            number = as_number[s.line_receipt]
+        day = store_days[0].day
+        ymd = f"{day:%Y%m%d}"
+        ends = np.zeros(stores, dtype=np.int64)
+        buf = np.zeros(0, np.uint8)
+        if n:
+            number = as_number[li["receipt"]]
             skus = len(cat.skus)
-            lines = len(s.line_receipt)
-            first = np.r_[True, s.line_receipt[1:] != s.line_receipt[:-1]] if lines else []
+            count = len(li["receipt"])
+            first = np.r_[True, li["receipt"][1:] != li["receipt"][:-1]] if count else []
             items = Block.hcat(
-                Block.where(first, Block.literal(lines, b""), Block.literal(lines, b",")),
-                cat.b_head.pick(s.line_sku), Block.ints(s.line_qty),
-                cat.b_price.pick(number * skus + s.line_sku),
-                _money_json(s.line_discount_excl_sen, number),
-                cat.b_rate.pick(rate_style[s.line_receipt] * skus + s.line_sku),
+                Block.where(first, Block.literal(count, b""), Block.literal(count, b",")),
+                cat.b_head.pick(li["sku"]), Block.ints(li["qty"]),
+                cat.b_price.pick(number * skus + li["sku"]),
+                _money_json(li["disc"], number),
+                cat.b_rate.pick(c["rate_style"][li["receipt"]] * skus + li["sku"]),
             )  # fmt: skip
             tax_json = Block.where(
                 as_number, Block.ints(tax), Block.hcat('"', Block.ints(tax), '"')
             )
-            last = np.arange(n) == n - 1
+            offsets = Table([o for z in zones for o in day_offsets(z, day)[0]])
+            local = np.arange(n) - first_receipt[store]
+            last = local == receipts[store] - 1
+            codes = Table([f'{{"storeCode":"{sd.store_code}","registerId":"' for sd in store_days])
             heads = Block.hcat(
-                f'{{"storeCode":"{sd.store_code}","registerId":"',
-                Table(s.registers).pick(s.receipt_register),
-                f'","receiptId":"B-{ymd}-', Block.ints(np.arange(1, n + 1), 6),
-                f'","transactedAt":"{iso}T', _hms().pick(s.receipt_ts),
-                self._offsets(sd).pick(s.receipt_ts // 3600),
-                '","type":"', _KIND_B_TABLE.pick(s.receipt_kind), '","items":[',
+                codes.pick(store), Table(registers).pick(c["register"]),
+                f'","receiptId":"B-{ymd}-', Block.ints(local + 1, 6),
+                f'","transactedAt":"{day.isoformat()}T', _hms().pick(c["ts"]),
+                offsets.pick(c["zone"] * 26 + c["ts"] // 3600),
+                '","type":"', _KIND_B_TABLE.pick(c["kind"]), '","items":[',
             )  # fmt: skip
             tails = Block.hcat(
                 '],"subtotal":', _money_json(subtotal, as_number), ',"tax":', tax_json,
                 ',"total":', _money_json(subtotal + 100 * tax, as_number), "}",
                 Block.where(last, Block.literal(n, b""), Block.literal(n, b",\n")),
             )  # fmt: skip
-            counts = np.bincount(s.line_receipt, minlength=n)
-            body = Block.hcat(heads, items.grouped(counts), tails).tobytes()
-        data = b'{"receipts":[\n' + body + b"\n]}\n"
-        rel = f"pos/vendor_b/{sd.tenant_id}/{sd.store_code}_{ymd}.json"
-        self._add(
-            rel, data, "pos_vendor_b", "application/json",
-            tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
-        )  # fmt: skip
+            counts = np.bincount(li["receipt"], minlength=n)
+            buf, row_end = Block.hcat(heads, items.grouped(counts), tails).render()
+            ends = np.concatenate([[0], row_end])[np.cumsum(receipts)]
+        begin = 0
+        for sd, end in zip(store_days, ends.tolist(), strict=True):
+            data = b'{"receipts":[\n' + buf[begin:end].tobytes() + b"\n]}\n"
+            begin = end
+            rel = f"pos/vendor_b/{sd.tenant_id}/{sd.store_code}_{ymd}.json"
+            self._add(
+                rel, data, "pos_vendor_b", "application/json",
+                tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
+            )  # fmt: skip
 
     def _catalog(self, industry: str) -> _Catalog:
         """The catalog of an industry as tables (built once per writer)."""
