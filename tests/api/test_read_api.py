@@ -288,6 +288,70 @@ def test_kpi_json_is_exactly_the_models_and_postgres_takes_the_async_path(
         assert reader._pool is not None  # the answer above came through the pool
 
 
+def test_kpi_fast_path_answers_byte_for_byte_as_the_route(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the plain KPI read is answered below the routing (tenpo.api._kpi_fast)
+    with the very status, headers and bytes the route gives; what it declines (a bad
+    date, an uncached or revoked key, CSV, the hour grain) the route answers."""
+    from tenpo.api._kpi_fast import KpiFastPath
+
+    if api_state(client.app).kpi_reader is None:
+        pytest.skip("the fast path serves PostgreSQL datamarts")
+    client.get("/v1/stores", headers=auth(keys.t1_read))  # the key is now in the auth cache
+    client.get("/v1/stores", headers=auth(keys.t2_read))
+    cases: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
+        ("s1", RANGE, auth(keys.t1_read), True),
+        ("s1", RANGE | {"grain": "week", "format": "json"}, auth(keys.t1_read), True),
+        ("s1", RANGE | {"grain": "month"}, auth(keys.t1_read) | {"Accept": "*/*"}, True),
+        ("s1", RANGE | {"grain": "total"}, auth(keys.t1_read), True),
+        ("s2", RANGE, auth(keys.t1_read), True),  # no rows
+        ("x1", RANGE, auth(keys.t1_read), True),  # another tenant's store: 404
+        ("s1", RANGE, auth(keys.t2_read), True),
+        ("nope", RANGE, auth(keys.t1_read), True),
+        ("s1", {"from": "2026-10-18", "to": "2026-10-05"}, auth(keys.t1_read), False),
+        ("s1", RANGE | {"grain": "hour"}, auth(keys.t1_read), False),
+        ("s1", RANGE, auth(keys.t1_read) | {"Accept": "text/csv"}, False),
+        ("s1", RANGE | {"extra": "1"}, auth(keys.t1_read), False),
+        ("s1", RANGE, auth(keys.t1_revoked), False),
+        ("s1", RANGE, auth(keys.t1_write_only), False),
+        ("s1", RANGE, {"Authorization": "Basic abc"}, False),
+        ("s1", RANGE, {}, False),
+    ]
+    served: list[bool] = []
+    answer = KpiFastPath._answer
+
+    async def spy(self: KpiFastPath, scope: Any, store_id: str) -> Any:
+        response = await answer(self, scope, store_id)
+        served.append(response is not None)
+        return response
+
+    def get(store: str, params: dict[str, str], headers: dict[str, str]) -> Any:
+        return client.get(f"/v1/stores/{store}/kpis", params=params, headers=headers)
+
+    monkeypatch.setattr(KpiFastPath, "_answer", spy)
+    fast = [get(store, params, headers) for store, params, headers, _ in cases]
+    etag = fast[0].headers["etag"]
+    not_modified = get("s1", RANGE, auth(keys.t1_read) | {"If-None-Match": etag})
+    assert served == [c[-1] for c in cases] + [True]
+
+    async def declined(self: KpiFastPath, scope: Any, store_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(KpiFastPath, "_answer", declined)
+    route = [get(store, params, headers) for store, params, headers, _ in cases]
+    assert [r.status_code for r in fast][:8] == [200, 200, 200, 200, 200, 404, 404, 404]
+    for (store, params, _, _), f, r in zip(cases, fast, route, strict=True):
+        assert (f.status_code, f.headers.multi_items(), f.content) == (
+            r.status_code,
+            r.headers.multi_items(),
+            r.content,
+        ), (store, params)
+    again = get("s1", RANGE, auth(keys.t1_read) | {"If-None-Match": etag})
+    assert not_modified.status_code == again.status_code == 304
+    assert not_modified.headers.multi_items() == again.headers.multi_items()
+
+
 def test_weekly_kpis_recompute_ratios_from_sums(client: TestClient, keys: Keys) -> None:
     params = RANGE | {"grain": "week"}
     rows = client.get("/v1/stores/s1/kpis", headers=auth(keys.t1_read), params=params).json()

@@ -12,7 +12,9 @@ import pytest
 from tenpo.control.directory import DeviceRef, StaticDirectory
 from tenpo.core.preetl import ParseResult
 from tenpo.iot import IotPreEtl, _fast
-from tenpo.iot._fast import parse_fast
+from tenpo.iot._fast import parse_fast, parse_frames_fast
+from tenpo.iot.preetl import MQTT_FRAMES, frame
+from tenpo.lake.landing import ObjectRegistered
 from tests.data.helpers import TENANT, event
 
 EVENT = event("iot", registered_at=datetime(2026, 10, 26, tzinfo=UTC))
@@ -39,14 +41,21 @@ def _stamp(rng: random.Random, at: datetime) -> str:
     return text.replace("+00:00", "Z") if rng.random() < 0.3 else text
 
 
-def _events(rng: random.Random, n: int) -> list[dict[str, Any]]:
+def _events(rng: random.Random, n: int, *, tracks: bool = False) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     # Around London's fall-back night (2026-10-25 01:00 UTC).
     base = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
     for seq in range(n):
         device = rng.choice(list(LINES))
         at = base + timedelta(minutes=15 * rng.randrange(24))
-        if rng.random() < 0.75:
+        if tracks and device == "tof-zones" and rng.random() < 0.4:
+            points = [{"ts": _stamp(rng, at + timedelta(seconds=7 * k)),
+                       "x": round(rng.uniform(0, 9), 2), "y": round(rng.uniform(0, 9), 2),
+                       **({"zone": "cosmetics"} if rng.random() < 0.8 else {})}
+                      for k in range(rng.randint(1, 4))]  # fmt: skip
+            events.append({"v": 1, "device_id": device, "seq": seq, "type": "track",
+                           "track_id": f"20261024-{seq:05d}", "points": points})  # fmt: skip
+        elif rng.random() < 0.75:
             events.append({"v": 1, "device_id": device, "seq": seq, "type": "count",
                            "line": rng.choice(LINES[device]), "interval_start": _stamp(rng, at),
                            "interval_end": _stamp(rng, at + timedelta(minutes=15)),
@@ -89,14 +98,42 @@ def _spoil(rng: random.Random, ev: dict[str, Any], others: list[dict[str, Any]])
             lambda: ev.update(battery=1),  # an integer: the model reads it
             lambda: ev.pop("device_id"),
             lambda: ev.update(extra="ignored"),
+            lambda: ev.update(type="track", track_id="t", points=[]),
+            lambda: ev.update(type="track", track_id="", points=[{"ts": _NOW, "x": 1.0, "y": 1.0}]),
+            lambda: ev.update(
+                type="track", track_id="ü", points=[{"ts": _NOW, "x": 1.0, "y": 1.0}]
+            ),
+            lambda: ev.update(type="track", track_id="t", points="here"),
+            lambda: ev.update(type="track", track_id="t", points=[7]),
+            lambda: ev.update(type="track", track_id="t", points=[{"ts": _NOW, "x": 1, "y": 1.0}]),
+            lambda: ev.update(type="track", track_id="t", points=[{"ts": _NOW, "y": 1.0}]),
+            lambda: ev.update(
+                type="track",
+                track_id="t",
+                points=[{"ts": "2027-01-01T00:00:00Z", "x": 1.0, "y": 1.0}],
+            ),
+            lambda: ev.update(
+                type="track", track_id="t", points=[{"ts": _NOW, "x": 1.0, "y": 1.0, "zone": 3}]
+            ),
+            lambda: ev.update(
+                type="track", track_id="t", points=[{"ts": _NOW, "x": 1.0, "y": 1.0, "zone": "ünï"}]
+            ),
+            lambda: ev.update(
+                type="track",
+                track_id="t",
+                points=[{"ts": "2026-10-24T23:00:00", "x": 1.0, "y": 1.0}],
+            ),
         ]
     )
     spoil()
 
 
-def _compare(data: bytes) -> ParseResult:
-    fast = IotPreEtl().parse(EVENT, data, DIRECTORY)
-    rows = IotPreEtl(_fast=False).parse(EVENT, data, DIRECTORY)
+_NOW = "2026-10-24T23:00:00+09:00"
+
+
+def _compare(data: bytes, registered: ObjectRegistered = EVENT) -> ParseResult:
+    fast = IotPreEtl().parse(registered, data, DIRECTORY)
+    rows = IotPreEtl(_fast=False).parse(registered, data, DIRECTORY)
     assert fast.tables.keys() == rows.tables.keys()
     for name, table in fast.tables.items():
         assert table.schema == rows.tables[name].schema
@@ -110,11 +147,74 @@ def _compare(data: bytes) -> ParseResult:
 @pytest.mark.parametrize("seed", range(12))
 def test_random_bodies_with_bad_events_match_the_event_path(seed: int) -> None:
     rng = random.Random(seed)
-    events = _events(rng, 80)
+    events = _events(rng, 80, tracks=True)
     for ev in rng.sample(events[1:], k=rng.randint(0, 6)):
         _spoil(rng, ev, events)
     result = _compare(json.dumps({"events": events}, ensure_ascii=False).encode())
     assert result.tables["raw_iot_counts"].num_rows > 0
+    assert result.tables["raw_iot_tracks"].num_rows > 0
+
+
+_RECEIVED = (
+    datetime(2026, 10, 26, tzinfo=UTC),
+    datetime(2026, 10, 25, 3, tzinfo=UTC),
+    datetime(2026, 10, 23, 12, tzinfo=timezone(timedelta(hours=9))),
+)
+
+
+def _frames(rng: random.Random, events: list[dict[str, Any]]) -> bytes:
+    """The events as MQTT messages of up to 5 events of one device each, received at a few
+    different times (one too early for some of the events: they are in its future)."""
+    out = []
+    pending = list(events)
+    while pending:
+        device = pending[0].get("device_id")
+        batch = [e for e in pending if e.get("device_id") == device][: rng.randint(1, 5)]
+        if rng.random() < 0.1:  # an event of another device on this topic
+            batch.append(rng.choice(events))
+        pending = [e for e in pending if all(e is not b for b in batch)]
+        topic_device = device if isinstance(device, str) else "pc-tokyo"
+        at = rng.choice(_RECEIVED)
+        payload = json.dumps(batch if len(batch) > 1 or rng.random() < 0.5 else batch[0],
+                             ensure_ascii=False).encode()  # fmt: skip
+        out.append(frame(f"t/{TENANT}/devices/{topic_device}/events", topic_device, at,
+                         len(out) + 1, False, payload))  # fmt: skip
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_mqtt_frames_with_bad_events_match_the_message_path(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    events = _events(rng, 80, tracks=True)
+    for ev in rng.sample(events[1:], k=rng.randint(0, 6)):
+        _spoil(rng, ev, events)
+    data = _frames(rng, events)
+    registered = EVENT.model_copy(update={"content_type": MQTT_FRAMES})
+    result = _compare(data, registered)
+    assert result.tables["raw_iot_counts"].num_rows > 0
+    assert result.tables["raw_device_heartbeats"].num_rows > 0
+
+
+def test_clean_frames_take_the_columns_and_bad_frames_the_message_path() -> None:
+    rng = random.Random(5)
+    events = _events(rng, 40, tracks=True)
+    at = datetime(2026, 10, 26, tzinfo=UTC)
+    data = b"".join(
+        frame(f"t/{TENANT}/devices/{e['device_id']}/events", e["device_id"], at, i, False,
+              json.dumps([e]).encode())
+        for i, e in enumerate(events)
+    )  # fmt: skip
+    registered = EVENT.model_copy(update={"content_type": MQTT_FRAMES})
+    fast = parse_frames_fast(registered, data, DIRECTORY)
+    assert fast is not None and fast.rejects == []
+    got = sum(t.num_rows for t in fast.tables.values())
+    assert got == sum(len(e["points"]) if e["type"] == "track" else 1 for e in events)
+    assert fast.tables["raw_iot_tracks"].num_rows > 0
+    broken = data + frame("t/x", "pc-tokyo", at, 99, False, b"[x")
+    assert parse_frames_fast(registered, broken, DIRECTORY) is None
+    rows = _compare(broken, registered)
+    assert len(rows.rejects) == 1
+    assert rows.rejects[0].reason.startswith(f"message {len(events) + 1}: malformed JSON payload")
 
 
 def test_columns_decide_clean_bodies_and_name_the_bad_events() -> None:

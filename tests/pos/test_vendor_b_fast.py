@@ -191,3 +191,15 @@ def test_rounding_rules_match(rounding: str) -> None:
     for name in fast.tables:
         assert fast.tables[name].to_pylist() == rows.tables[name].to_pylist()
     assert [r.reason for r in fast.rejects] == [r.reason for r in rows.rejects]
+
+
+def test_long_number_check_matches_the_regex_it_replaces() -> None:
+    import re
+
+    pattern = re.compile(rb"[0-9.]{16,}")
+    rng = random.Random(11)
+    for _ in range(5000):
+        data = bytes(rng.choice(b'0123456789.,: "a\xff') for _ in range(rng.randint(0, 70)))
+        assert _vendor_b_fast._has_long_number(data) == (pattern.search(data) is not None), data
+    assert _vendor_b_fast._has_long_number(b'{"a": 1234567890.123456}')
+    assert not _vendor_b_fast._has_long_number(b'{"a": 123456789.12345, "b": 4912345678901}')

@@ -10,6 +10,7 @@ the window in which the process holds pending parts.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from tenpo.bus import open_bus
@@ -29,12 +30,17 @@ class SlowJsonPreEtl(JsonPreEtl):
 
 
 def slow_part_writes(lake: Lake, delay: float) -> None:
-    """Make every raw-table part write of ``lake`` take ``delay`` seconds longer."""
+    """Make every raw-table part write of ``lake`` take ``delay`` seconds longer, one part at a
+    time (a slow disk: the streamer's parallel puts of a batch do not overlap their delays)."""
     put = lake.put
+    disk = threading.Lock()
 
     def slow_put(key: str, data: bytes) -> None:
-        put(key, data)
-        if key.startswith("tables/"):
+        if not key.startswith("tables/"):
+            put(key, data)
+            return
+        with disk:
+            put(key, data)
             time.sleep(delay)
 
     lake.put = slow_put  # type: ignore[method-assign]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -255,13 +256,17 @@ def test_failed_write_cleans_up_at_once_and_loads_on_redelivery(
     landing.land("test_json", "t1", body(("S1", "B", "2026-10-06", "1")), "json", day=D2)
     streamer = make_streamer()
     real_put = lake.put
-    written: list[str] = []
+    tried: list[str] = []
+    lock = threading.Lock()  # the streamer puts a batch's parts from several threads
 
     def flaky_put(key: str, data: bytes) -> None:
-        if key.startswith("tables/") and written:
-            raise LakeError(f"cannot write {key}: disk full")
+        if key.startswith("tables/"):
+            with lock:
+                tried.append(key)
+                first = len(tried) == 1
+            if not first:
+                raise LakeError(f"cannot write {key}: disk full")
         real_put(key, data)
-        written.append(key)
 
     with monkeypatch.context() as m:
         m.setattr(lake, "put", flaky_put)

@@ -20,18 +20,21 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._problems import problem, problem_doc, rows_rejected
-from tenpo.api._routes import FromDate, StoreId, ToDate, _parse_date
+from tenpo.api._routes import StoreId
 from tenpo.api.deps import (
     ADMIN_TENANT_ERRORS,
     READER_ERRORS,
     Admin,
     Control,
     Datamart,
+    FromDate,
     Reader,
     TenantParam,
+    ToDate,
+    parse_date,
 )
 from tenpo.api.models import Money
-from tenpo.control._admin import ImportRejected
+from tenpo.control import ImportRejected
 from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 from tenpo.datamart import mart_store_daily
@@ -187,7 +190,7 @@ def store_budget(
     to: ToDate,
 ) -> StoreBudget:
     """The store's budget, actual net sales and target per day of [from, to]."""
-    first, last = _parse_date("from", from_), _parse_date("to", to)
+    first, last = parse_date("from", from_), parse_date("to", to)
     if last < first or (last - first).days >= MAX_BUDGET_DAYS:
         raise BadInput(
             f"'to' must be on or after 'from' and within {MAX_BUDGET_DAYS} days of it",

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenpo.api._problems import problem, problem_doc, rows_rejected
 from tenpo.api._routes import StoreId
 from tenpo.api.deps import ADMIN_ERRORS, READER_ERRORS, Admin, Datamart, Reader
-from tenpo.control._admin import ImportRejected, RowError
+from tenpo.control import ImportRejected, RowError
 from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
 from tenpo.datamart.forecast import store_forecast, write_weather

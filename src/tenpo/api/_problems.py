@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenpo.api.models import Problem
-from tenpo.control._admin import ImportRejected, iter_errors
+from tenpo.control import ImportRejected, iter_errors
 from tenpo.core.errors import TenpoError
 from tenpo.core.ids import new_id
 from tenpo.problems import (
@@ -41,6 +41,7 @@ __all__ = [
     "problem",
     "problem_doc",
     "rows_rejected",
+    "tenpo_error",
 ]
 
 MAX_ROW_ERRORS = 100
@@ -70,7 +71,8 @@ def rows_rejected(
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "errors"})
 
 
-async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
+async def tenpo_error(request: Request, exc: Exception) -> JSONResponse:
+    """The problem answer of a :class:`TenpoError` (also the KPI fast path's 404)."""
     assert isinstance(exc, TenpoError)
     status = exc.http_status
     headers = auth_headers(request, exc)
@@ -158,7 +160,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem JSON."""
-    app.add_exception_handler(TenpoError, _tenpo_error)
+    app.add_exception_handler(TenpoError, tenpo_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(sa.exc.OperationalError, _database_error)

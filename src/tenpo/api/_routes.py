@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import orjson
-import pyarrow as pa
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +17,7 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import api_state
-from tenpo.api.deps import READER_ERRORS, Datamart, Reader
+from tenpo.api.deps import READER_ERRORS, Datamart, FromDate, Reader, ToDate, parse_date
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -38,9 +36,9 @@ from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 from tenpo.datamart import StoreRecord
 from tenpo.datamart import read as dm
-from tenpo.datamart.aread import KPI_COLUMNS, AsyncKpiReader
+from tenpo.datamart.aread import AsyncKpiReader
 from tenpo.datamart.devices import StoreDayHealth, store_day_health
-from tenpo.datamart.kpis import KpiPeriod
+from tenpo.datamart.kpis import KPI_COLUMNS, MONEY_KPIS, KpiPeriod
 from tenpo.datamart.read import (
     ApiGrain,
     Row,
@@ -51,15 +49,10 @@ from tenpo.datamart.read import (
     visible_store,
     visible_stores,
 )
-from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 __all__ = ["StoreId", "router"]
 
 KPI_CACHE_CONTROL = "private, max-age=60"
-# Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
-# tree's previous period) must not overflow. The pattern says the same in OpenAPI.
-DATE_PATTERN = r"^(19|2\d)\d{2}-\d{2}-\d{2}$"
-_ISO_DATE = re.compile(DATE_PATTERN)
 MAX_OFFSET = 1_000_000
 """Largest ``offset`` of a page (beyond it the database's integers overflow)."""
 
@@ -120,26 +113,6 @@ def data_coverage(caller: Reader, engine: Datamart) -> Coverage:
     return Coverage(first=first, last=last)
 
 
-FromDate = Annotated[
-    str,
-    Query(
-        alias="from",
-        description="First business date, YYYY-MM-DD (years 1900–2999).",
-        # documented, checked by _parse_date (its message names the expected form)
-        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
-        examples=["2026-10-05"],
-    ),
-]
-ToDate = Annotated[
-    str,
-    Query(
-        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999), not "
-        "before `from` and at most `api_max_kpi_days` (default 366) days from it.",
-        # documented, checked by _parse_date (its message names the expected form)
-        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
-        examples=["2026-10-18"],
-    ),
-]
 GrainParam = Annotated[
     ApiGrain,
     Query(
@@ -180,18 +153,20 @@ async def kpis(
     """
     start, end = _date_range(request, from_, to)
     negotiated = _export.negotiate(fmt, request.headers.get("accept"))
+    etags = request.headers.get("if-none-match")
     fast: AsyncKpiReader | None = api_state(request.app).kpi_reader
     if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
         return await run_in_threadpool(
-            _kpis_sync, request, caller, engine, store_id, start, end, grain, negotiated
+            _kpis_sync, etags, caller, engine, store_id, start, end, grain, negotiated
         )
-    # The hot path (PostgreSQL): store, days and device health in one async round trip.
+    # PostgreSQL: store, days and device health in one async round trip (the common case
+    # does not even get here: tenpo.api._kpi_fast answers it below the routing).
     record, days, health = await fast.store_with_days(caller, store_id, start, end)
-    return _kpi_answer(request, record, days, health, store_id, start, end, grain, negotiated)
+    return kpi_answer(etags, record, days, health, store_id, start, end, grain, negotiated)
 
 
 def _kpis_sync(
-    request: Request,
+    etags: str | None,
     caller: Principal,
     engine: Engine,
     store_id: str,
@@ -204,14 +179,14 @@ def _kpis_sync(
         record = visible_store(engine, caller, store_id)  # 404 before any data is read
         rows = series(engine, caller, [store_id], start, end, grain)[store_id]
         health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
-        return _kpi_response(request, record, rows, health, store_id, start, end, grain, fmt)
+        return _kpi_response(etags, record, rows, health, store_id, start, end, grain, fmt)
     record, days = store_with_days(engine, caller, store_id, start, end)
     health = store_day_health(engine, caller.tenant_id, [store_id], start, end)
-    return _kpi_answer(request, record, days, health, store_id, start, end, grain, fmt)
+    return kpi_answer(etags, record, days, health, store_id, start, end, grain, fmt)
 
 
-def _kpi_answer(
-    request: Request,
+def kpi_answer(
+    etags: str | None,
     record: StoreRecord,
     days: list[KpiPeriod],
     health: dict[tuple[str, date], StoreDayHealth],
@@ -221,12 +196,14 @@ def _kpi_answer(
     grain: ApiGrain,
     fmt: _export.ExportFormat,
 ) -> Response:
+    """The answer of ``GET /v1/stores/{id}/kpis`` at a day-based ``grain`` from the store's
+    daily rows and device health (``etags``: the request's ``If-None-Match``)."""
     rows = rollup_rows(days, grain, start, end)
-    return _kpi_response(request, record, rows, health, store_id, start, end, grain, fmt)
+    return _kpi_response(etags, record, rows, health, store_id, start, end, grain, fmt)
 
 
 def _kpi_response(
-    request: Request,
+    etags: str | None,
     record: StoreRecord,
     rows: list[Row],
     health: dict[tuple[str, date], StoreDayHealth],
@@ -250,12 +227,12 @@ def _kpi_response(
                 "missing_dates": missing,
             }
         )
-        return _respond_bytes(request, content, fmt, filename)
+        return _respond_bytes(etags, content, fmt, filename)
     items = [_kpi_row(r, grain, start, end, today, health, store_id) for r in rows]
     body = KpiSeries(
         store_id=store_id, grain=grain, from_=start, to=end, items=items, missing_dates=missing
     )
-    return _respond(request, body, [(store_id, i) for i in items], fmt, filename)
+    return _respond(etags, body, [(store_id, i) for i in items], fmt, filename)
 
 
 @router.get(
@@ -313,7 +290,7 @@ def kpis_side_by_side(
         grain=grain, from_=start, to=end, stores=out, total=total, limit=limit, offset=offset
     )
     return _respond(
-        request,
+        request.headers.get("if-none-match"),
         body,
         flat,
         _export.negotiate(fmt, request.headers.get("accept")),
@@ -369,10 +346,15 @@ def _tree_node(node: dm.TreeNode) -> TreeNode:
 
 
 def _date_range(request: Request, from_: str, to: str) -> tuple[date, date]:
-    start, end = _parse_date("from", from_), _parse_date("to", to)
+    return date_range(from_, to, api_state(request.app).settings.api_max_kpi_days)
+
+
+def date_range(from_: str, to: str, limit: int) -> tuple[date, date]:
+    """The business dates of ``from``..``to``; :class:`BadInput` naming the parameter for a
+    malformed date, a reversed range or one longer than ``limit`` days."""
+    start, end = parse_date("from", from_), parse_date("to", to)
     if start > end:
         raise BadInput(f"'from' ({start}) is after 'to' ({end})", param="from")
-    limit = api_state(request.app).settings.api_max_kpi_days
     span = (end - start).days + 1
     if span > limit:
         raise BadInput(
@@ -391,7 +373,7 @@ def _today(timezone: str) -> date:
 
 
 def _respond(
-    request: Request,
+    etags: str | None,
     body: KpiSeries | MultiSeries,
     flat: list[tuple[str, KpiRow]],
     fmt: _export.ExportFormat,
@@ -403,11 +385,11 @@ def _respond(
         content = _export.to_parquet(flat)
     else:
         content = body.model_dump_json(by_alias=True).encode()
-    return _respond_bytes(request, content, fmt, filename)
+    return _respond_bytes(etags, content, fmt, filename)
 
 
 def _respond_bytes(
-    request: Request, content: bytes, fmt: _export.ExportFormat, filename: str
+    etags: str | None, content: bytes, fmt: _export.ExportFormat, filename: str
 ) -> Response:
     etag = f'"{hashlib.sha256(content).hexdigest()[:32]}"'
     headers = {
@@ -418,22 +400,9 @@ def _respond_bytes(
     if fmt != "json":
         ext = "csv" if fmt == "csv" else "parquet"
         headers["Content-Disposition"] = f'attachment; filename="{filename}.{ext}"'
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+    if _etag_matches(etags, etag):
         return Response(status_code=304, headers=headers)
     return Response(content=content, media_type=_export.MEDIA_TYPES[fmt], headers=headers)
-
-
-def _parse_date(param: str, value: str) -> date:
-    try:
-        if not _ISO_DATE.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadInput(
-            f"query parameter {param!r} must be a date as YYYY-MM-DD of years 1900–2999, "
-            f"got {value!r}",
-            param=param,
-        ) from None
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -460,9 +429,6 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
-_MONEY_KPIS = frozenset(name for name, kind in SALES_TRAFFIC_KPIS if pa.types.is_decimal(kind))
-
-
 def _kpi_item(
     row: Row,
     grain: ApiGrain,
@@ -477,18 +443,16 @@ def _kpi_item(
     schema, money as two-place strings."""
     p = row.period
     days = dm.period_health(p, start, end, store_id, health)
-    item: dict[str, Any] = {
-        "business_date": p.period_start,
-        "period_end": p.period_end,
-        "days": p.days,
-    }
-    for name in KPI_COLUMNS:
-        value = getattr(p, name)
-        item[name] = _money(value) if name in _MONEY_KPIS else value
+    item: dict[str, Any] = {"business_date": p[0], "period_end": p[1], "days": p[2]}
+    item.update(zip(KPI_COLUMNS, p[3:], strict=True))
+    for name in MONEY_KPIS:
+        value = item[name]
+        if value is not None:
+            item[name] = f"{value:.2f}"
     item["hour"] = row.hour
     item["utc_offset_s"] = row.utc_offset_s
     item["flags"] = dm.row_flags(row, grain, start, end, today, days)
-    item["device_flags"] = sorted({f for h in days for f in h.flags})
+    item["device_flags"] = sorted({f for h in days for f in h.flags}) if days else []
     return item
 
 
@@ -501,27 +465,4 @@ def _kpi_row(
     health: dict[tuple[str, date], StoreDayHealth],
     store_id: str,
 ) -> KpiRow:
-    p = row.period
-    days = dm.period_health(p, start, end, store_id, health)
-    return KpiRow(
-        business_date=p.period_start,
-        period_end=p.period_end,
-        days=p.days,
-        net_sales=_money(p.net_sales),
-        net_sales_incl_tax=_money(p.net_sales_incl_tax),
-        transactions=p.transactions,
-        units=p.units,
-        atv=p.atv,
-        upt=p.upt,
-        visitors=p.visitors,
-        passersby=p.passersby,
-        capture_rate=p.capture_rate,
-        conversion_rate=p.conversion_rate,
-        sales_per_visitor=p.sales_per_visitor,
-        has_pos=p.has_pos,
-        has_counter=p.has_counter,
-        hour=row.hour,
-        utc_offset_s=row.utc_offset_s,
-        flags=dm.row_flags(row, grain, start, end, today, days),
-        device_flags=sorted({f for h in days for f in h.flags}),
-    )
+    return KpiRow(**_kpi_item(row, grain, start, end, today, health, store_id))

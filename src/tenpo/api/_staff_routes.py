@@ -20,9 +20,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from tenpo.api._admin_routes import _ERRORS, Page
 from tenpo.api._problems import problem
-from tenpo.api.deps import Admin, Control, TenantParam
+from tenpo.api.deps import ADMIN_OBJECT_ERRORS, Admin, Control, Page, TenantParam
 from tenpo.control import StaffInfo
 from tenpo.core.checks import media_type, read_body
 from tenpo.core.errors import BadInput
@@ -47,9 +46,12 @@ _DOC = (
     response_model=StaffInfo,
     status_code=201,
     responses={
-        **_ERRORS,
-        413: {**_ERRORS[422], "description": "Body over 40 MiB."},
-        415: {**_ERRORS[422], "description": "A photo is not an image (or a wrong body type)."},
+        **ADMIN_OBJECT_ERRORS,
+        413: {**ADMIN_OBJECT_ERRORS[422], "description": "Body over 40 MiB."},
+        415: {
+            **ADMIN_OBJECT_ERRORS[422],
+            "description": "A photo is not an image (or a wrong body type).",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -152,7 +154,7 @@ def _json_body(body: bytes) -> tuple[Any, Any, list[bytes]]:
     return doc.get("store"), doc.get("name"), photos
 
 
-@staff_router.get("/staff", response_model=Page[StaffInfo], responses=_ERRORS)
+@staff_router.get("/staff", response_model=Page[StaffInfo], responses=ADMIN_OBJECT_ERRORS)
 def list_staff(
     caller: Admin, control: Control, tenant: TenantParam = None, store: str | None = None
 ) -> Page[StaffInfo]:
@@ -160,7 +162,7 @@ def list_staff(
     return Page[StaffInfo](items=control.list_staff(caller.tenant(tenant), store))
 
 
-@staff_router.delete("/staff/{staff_id}", response_model=StaffInfo, responses=_ERRORS)
+@staff_router.delete("/staff/{staff_id}", response_model=StaffInfo, responses=ADMIN_OBJECT_ERRORS)
 def delete_staff(
     staff_id: str, caller: Admin, control: Control, tenant: TenantParam = None
 ) -> StaffInfo:

@@ -26,6 +26,7 @@ from tenpo.api._dashboard import mount_dashboard
 from tenpo.api._devices import router as devices_router
 from tenpo.api._forecast_routes import forecast_router
 from tenpo.api._initiative_routes import initiative_router
+from tenpo.api._kpi_fast import KpiFastPath
 from tenpo.api._ml_routes import ml_router
 from tenpo.api._openapi import install_openapi
 from tenpo.api._problems import install_problem_handlers
@@ -107,6 +108,9 @@ def create_app(
         trusted_proxies=trusted_networks(settings.trusted_proxies),
         lake_opened=lake,
     )
+    # The plain KPI read (PostgreSQL, cached key) is answered below the routing; everything
+    # else, refusals included, goes on to the routes (tenpo.api._kpi_fast).
+    app.add_middleware(KpiFastPath)
     app.add_middleware(FastRefusal)  # a 429 before routing: refusals cost less than answers
     install_problem_handlers(app)
     app.include_router(router)

@@ -15,16 +15,19 @@ thread-pool hop.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from datetime import date
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
 from tenpo.api._auth import AdminCaller, admin_caller, reader
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import ApiState, api_state
 from tenpo.control import ControlPlane, Principal
-from tenpo.core.errors import NotFound
+from tenpo.core.errors import BadInput, NotFound
 from tenpo.core.settings import Settings
 from tenpo.lake import Lake
 
@@ -104,3 +107,69 @@ ADMIN_TENANT_ERRORS = ADMIN_ERRORS | {
     403: problem_doc("The key lacks the `admin` scope, or names another tenant.")
 }
 """OpenAPI ``responses`` of a route taking ``Admin`` and ``TenantParam``."""
+ADMIN_OBJECT_ERRORS = ADMIN_TENANT_ERRORS | {
+    404: problem_doc("No such object in the caller's tenant."),
+    409: problem_doc("An object with this identity exists with different values."),
+    422: problem_doc("Invalid body or parameters."),
+}
+"""OpenAPI ``responses`` of an admin route on one object kind (create, list, get, change)."""
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """Every object of a kind in the tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[T]
+
+
+# Business dates of years 1900..2999: further out is a typo, and date arithmetic (the sales
+# tree's previous period) must not overflow. The pattern says the same in OpenAPI.
+DATE_PATTERN = r"^(19|2\d)\d{2}-\d{2}-\d{2}$"
+_ISO_DATE = re.compile(DATE_PATTERN)
+
+FromDate = Annotated[
+    str,
+    Query(
+        alias="from",
+        description="First business date, YYYY-MM-DD (years 1900–2999).",
+        # documented, checked by parse_date (its message names the expected form)
+        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
+        examples=["2026-10-05"],
+    ),
+]
+"""``?from=`` of a date range, for :func:`parse_date`."""
+ToDate = Annotated[
+    str,
+    Query(
+        description="Last business date (inclusive), YYYY-MM-DD (years 1900–2999), not "
+        "before `from` and at most `api_max_kpi_days` (default 366) days from it.",
+        # documented, checked by parse_date (its message names the expected form)
+        json_schema_extra={"format": "date", "pattern": DATE_PATTERN},
+        examples=["2026-10-18"],
+    ),
+]
+"""``?to=`` of a date range, for :func:`parse_date`."""
+
+
+def parse_date(param: str, value: str) -> date:
+    """The business date of query parameter ``param``; :class:`BadInput` (422) naming the
+    expected form (YYYY-MM-DD of years 1900–2999) otherwise."""
+    try:
+        if not _ISO_DATE.match(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(
+            f"query parameter {param!r} must be a date as YYYY-MM-DD of years 1900–2999, "
+            f"got {value!r}",
+            param=param,
+        ) from None
+
+
+def created_status(response: Response, created: bool) -> None:
+    """The status of an idempotent create (``ensure_*``): 201 when it created the object, 200
+    when the same body found it already there (the stored object is the answer either way)."""
+    response.status_code = 201 if created else 200

@@ -412,7 +412,7 @@ def import_cmd(
     and nothing is applied. Otherwise all rows go in one transaction. Rows identical to stored
     ones are left alone, so re-running an import is safe.
     """
-    from tenpo.control._admin import ImportRejected
+    from tenpo.control import ImportRejected
 
     rows: dict[str, list[tuple[int, dict[str, Any]]]] = {k: [] for k in _KINDS}
     origin: dict[tuple[str, int], str] = {}

@@ -38,6 +38,13 @@ def convert(
         ),
     ] = None,
     timezone: Annotated[str, typer.Option(help="Timezone of stores without one.")] = "Asia/Tokyo",
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Store code the files belong to, for a vendor whose files name no store "
+            "(e.g. airregi); refused for the others."
+        ),
+    ] = None,
 ) -> None:
     """Convert vendor POS files offline to raw_pos_transactions/raw_pos_lines Parquet."""
     from tenpo.pos import convert_files, offline_directory
@@ -56,7 +63,7 @@ def convert(
         timezone=timezone,
         master_of=master_of,
     )
-    result = convert_files(vendor, inputs, directory, tenant, mappings=mappings)
+    result = convert_files(vendor, inputs, directory, tenant, mappings=mappings, store=store)
     result.rejects[:0] = master_rejects
     written = write_result(result, out)
     for name, tbl in result.tables.items():

@@ -5,6 +5,7 @@
 ``authenticate(token)`` turns an API key into a :class:`Principal`.
 """
 
+from tenpo.control._admin import ImportRejected, RowError, iter_errors
 from tenpo.control.auth import SCOPES, Principal
 from tenpo.control.db import migrate
 from tenpo.control.directory import (
@@ -34,10 +35,12 @@ __all__ = [
     "DeviceInfo",
     "DeviceRef",
     "Directory",
+    "ImportRejected",
     "InitiativeInfo",
     "Principal",
     "RegisterAssignment",
     "RegisterInfo",
+    "RowError",
     "SqlDirectory",
     "StaffInfo",
     "StaticDirectory",
@@ -45,5 +48,6 @@ __all__ = [
     "StoreRef",
     "TenantInfo",
     "UserInfo",
+    "iter_errors",
     "migrate",
 ]

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
-from tenpo.core.bodies import EVENT_FIELDS, RECEIPT_FIELDS
+from tenpo.core.bodies import EVENT_FIELDS
 from tenpo.core.checks import VISIBLE_CHAR, read_body
 from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
@@ -38,7 +38,7 @@ from tenpo.gateway.ingest import (
     Principal,
 )
 from tenpo.lake.base import Lake
-from tenpo.pos.vendors import JSON_UTF8, built_in
+from tenpo.pos.vendors import JSON_UTF8, built_in, upload_store
 
 log = logging.getLogger(__name__)
 
@@ -157,46 +157,6 @@ def _none_of(fields: frozenset[str]) -> dict[str, Any]:
     return {"not": {"anyOf": [{"required": [f]} for f in sorted(fields)]}}
 
 
-_OBJECT = {"type": "object"}
-RECEIPTS_BODY: dict[str, Any] = {
-    "description": 'One receipt object, an array of them, or {"receipts": [...]} (not both).',
-    "anyOf": [
-        {"type": "array", "items": _OBJECT},
-        {
-            "type": "object",
-            "required": ["receipts"],
-            "properties": {"receipts": {"type": "array", "items": _OBJECT}},
-            **_none_of(RECEIPT_FIELDS),
-        },
-        {"type": "object", "not": {"required": ["receipts"]}},
-    ],
-    "example": {
-        "receipts": [
-            {
-                "storeCode": "S001",
-                "registerId": "R1",
-                "receiptId": "B-20261102-000123",
-                "transactedAt": "2026-11-02T10:15:00+09:00",
-                "type": "SALE",
-                "items": [
-                    {
-                        "sku": "4901234567894",
-                        "name": "お茶 500ml",
-                        "qty": 2,
-                        "unitPrice": "120.00",
-                        "discount": "0",
-                        "taxRate": "8.000",
-                    }
-                ],
-                "subtotal": "240.00",
-                "tax": "19",
-                "total": "259",
-            }
-        ]
-    },  # FORMATS.md
-}
-"""What the gateway's cheap checks accept as a vendor B body (receipts are checked later)."""
-
 EVENTS_BODY: dict[str, Any] = {
     "description": '{"events": [...]}, each event naming its device (the object is no event).',
     "type": "object",
@@ -234,16 +194,23 @@ EVENTS_BODY: dict[str, Any] = {
 _BINARY = {"type": "string", "format": "binary"}
 
 
-def _body_doc(description: str, *media_types: str, json_schema: Any = None) -> dict[str, Any]:
+def _body_doc(
+    description: str,
+    *media_types: str,
+    json_schema: Any = None,
+    json_examples: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     content: dict[str, Any] = {
         media: {"schema": json_schema if media == JSON_UTF8 and json_schema else _BINARY}
         for media in media_types
     }
+    if json_examples and JSON_UTF8 in content:
+        content[JSON_UTF8]["examples"] = json_examples
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
-_ERRORS: dict[int | str, dict[str, Any]] = {
+INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, **_PROBLEM}
     for status, text in {
         400: "Malformed body (empty, undecodable, invalid JSON/CSV)",
@@ -264,6 +231,24 @@ _VENDORS = built_in()
 _SALES_DOC = "The vendor's native sales body: " + "; ".join(
     f"{v.key} `{v.sales.content_type}`" for v in _VENDORS.values()
 )
+_STORE_LESS = [k for k, v in _VENDORS.items() if v.sales.store_from_upload]
+_JSON_SALES = {k: dict(v.sales.json_schema) for k, v in _VENDORS.items() if v.sales.json_schema}
+SALES_JSON_BODY: dict[str, Any] = {
+    "description": "A JSON sales body, as the path's vendor sends it: "
+    + "; ".join(f"{k}: {s.get('description', '')}" for k, s in _JSON_SALES.items()),
+    "anyOf": [
+        {"title": k, **{f: v for f, v in s.items() if f != "example"}}
+        for k, s in _JSON_SALES.items()
+    ],
+}
+"""What the gateway's cheap checks accept as a JSON sales body: the ``anyOf`` of every JSON
+vendor's schema (:attr:`tenpo.pos.vendors.Upload.json_schema`; the vendor is in the path)."""
+SALES_JSON_EXAMPLES = {
+    k: {"summary": f"{k} (POST /v1/pos/{k}/sales)", "value": s["example"]}
+    for k, s in _JSON_SALES.items()
+    if "example" in s
+}
+"""The documented example body of each JSON vendor, by vendor key."""
 _MASTERS = {k: v.master for k, v in _VENDORS.items() if v.master is not None}
 _MASTER_DOC = "The vendor's POS master: " + "; ".join(
     f"{k} `{u.content_type}`" for k, u in _MASTERS.items()
@@ -274,11 +259,12 @@ _MASTER_DOC = "The vendor's POS master: " + "; ".join(
     "/v1/pos/{vendor}/sales",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc(
         _SALES_DOC,
         *dict.fromkeys(v.sales.content_type for v in _VENDORS.values()),
-        json_schema=RECEIPTS_BODY,
+        json_schema=SALES_JSON_BODY,
+        json_examples=SALES_JSON_EXAMPLES,
     ),
     tags=["pos"],
 )
@@ -293,19 +279,32 @@ async def post_pos_sales(
     request: Request,
     principal: PosWriter,
     idempotency_key: IdempotencyKey = None,
+    store: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Store code of the store the file belongs to, for a vendor whose "
+            f"files name no store ({', '.join(_STORE_LESS) or 'none built in'}); refused for "
+            "the others.",
+        ),
+    ] = None,
 ) -> Response:
     """Keep a POS sales body as received and announce it to the streamer."""
     state: GatewayState = request.app.state.gateway
-    state.ingestor.check_vendor(vendor, "sales")
+    upload = state.ingestor.check_vendor(vendor, "sales").sales
+    upload_store(vendor, upload, store)  # refused before the body is read
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return _accepted(await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key))
+    return _accepted(
+        await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key, store)
+    )
 
 
 @router.post(
     "/v1/pos/{vendor}/master",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc(_MASTER_DOC, *dict.fromkeys(u.content_type for u in _MASTERS.values())),
     tags=["pos"],
 )
@@ -345,7 +344,7 @@ ObjectId = Annotated[
 ]
 
 
-@router.get("/v1/pos/batches/{object_id}", responses=_ERRORS, tags=["pos"])
+@router.get("/v1/pos/batches/{object_id}", responses=INGEST_ERRORS, tags=["pos"])
 async def get_pos_batch(
     object_id: ObjectId,
     request: Request,
@@ -379,7 +378,7 @@ async def get_pos_batch(
     "/v1/iot/events",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc(
         'Device events: {"events": [...]} (FORMATS.md).', JSON_UTF8, json_schema=EVENTS_BODY
     ),
@@ -400,7 +399,7 @@ async def post_iot_events(
     "/v1/video/visitor-events",
     status_code=202,
     response_model=IngestReceipt,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_body_doc("Visitor events, one JSON object per line.", JSONL_UTF8),
     tags=["video"],
 )

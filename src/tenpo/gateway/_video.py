@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from tenpo.core.checks import read_body
 from tenpo.core.errors import Forbidden
-from tenpo.gateway._routes import _ERRORS, GatewayState, StateDep, VideoWriter
+from tenpo.gateway._routes import INGEST_ERRORS, GatewayState, StateDep, VideoWriter
 from tenpo.gateway.ingest import IngestReceipt, Principal
 from tenpo.lake.landing import LandingZone
 from tenpo.video.chunks import (
@@ -47,7 +47,7 @@ _CHUNK_DOC = {
 @router.post(
     "/v1/video/{camera_id}/chunks",
     status_code=202,
-    responses=_ERRORS,
+    responses=INGEST_ERRORS,
     openapi_extra=_CHUNK_DOC,
     tags=["video"],
 )

@@ -18,7 +18,7 @@ from tenpo.control.directory import Directory
 from tenpo.core import checks as _checks
 from tenpo.core.errors import Forbidden, NotFound
 from tenpo.lake.landing import Landed, LandingZone
-from tenpo.pos.vendors import JSON_UTF8, Vendor, registry
+from tenpo.pos.vendors import JSON_UTF8, STORE_META, Vendor, registry, upload_store
 
 if TYPE_CHECKING:
     from tenpo.pos.mapped import VendorMapping
@@ -116,10 +116,21 @@ class Ingestor:
         return found
 
     def pos_sales(
-        self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        vendor: str,
+        body: bytes,
+        idempotency_key: str | None = None,
+        store: str | None = None,
     ) -> IngestReceipt:
-        """Land a vendor's native sales body after the cheap checks (and store ownership)."""
-        return _receipt(*self._pos_upload(principal, vendor, "sales", body, idempotency_key))
+        """Land a vendor's native sales body after the cheap checks (and store ownership).
+
+        ``store`` is the store code of a vendor whose body names none (its sales upload is
+        ``store_from_upload``); it must be given for such a vendor, and only for one.
+        """
+        return _receipt(
+            *self._pos_upload(principal, vendor, "sales", body, idempotency_key, store=store)
+        )
 
     def pos_master(
         self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
@@ -128,12 +139,18 @@ class Ingestor:
         return _receipt(*self._pos_upload(principal, vendor, "master", body, idempotency_key))
 
     async def pos_sales_async(
-        self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
+        self,
+        principal: Principal,
+        vendor: str,
+        body: bytes,
+        idempotency_key: str | None = None,
+        store: str | None = None,
     ) -> IngestReceipt:
         """:meth:`pos_sales` on the event loop (see :meth:`_landed_async`)."""
         return await self._landed_async(
-            self._pos_upload, principal, vendor, "sales", body, idempotency_key
-        )
+            partial(self._pos_upload, store=store),
+            principal, vendor, "sales", body, idempotency_key,
+        )  # fmt: skip
 
     async def pos_master_async(
         self, principal: Principal, vendor: str, body: bytes, idempotency_key: str | None = None
@@ -151,13 +168,17 @@ class Ingestor:
         body: bytes,
         idempotency_key: str | None,
         *,
+        store: str | None = None,
         staged: bool = False,
     ) -> tuple[Landed, dict[str, int]]:
         upload = self.check_vendor(vendor, kind).upload(kind)
         assert upload is not None  # check_vendor refused the vendor otherwise
+        code = upload_store(vendor, upload, store)
         _checks.require_body(body)
         checked = upload.check(body)
-        self._require_stores(principal.tenant_id, set(checked.store_codes))
+        codes = set(checked.store_codes) | ({code} if code else set())
+        self._require_stores(principal.tenant_id, codes)
+        meta = {"vendor": vendor, **({STORE_META: code} if code else {})}
         landed = self._land(
             principal,
             upload.source,
@@ -165,8 +186,9 @@ class Ingestor:
             upload.ext,
             upload.content_type,
             idempotency_key,
-            {"vendor": vendor},
+            meta,
             staged=staged,
+            scope=f"store={code}" if code else None,
         )
         return landed, checked.counts
 
@@ -269,6 +291,7 @@ class Ingestor:
         meta: dict[str, str],
         *,
         staged: bool = False,
+        scope: str | None = None,
     ) -> Landed:
         land = self.landing.stage if staged else self.landing.land
         landed = land(
@@ -279,6 +302,7 @@ class Ingestor:
             idempotency_key=idempotency_key or None,
             content_type=content_type,
             meta={"key_id": principal.key_id, **meta},
+            scope=scope,
         )
         log.info(
             "%s %s (%d bytes, new=%s, key %s)",

@@ -175,7 +175,7 @@ class IotPreEtl:
     source = "iot"
 
     def __init__(self, *, _fast: bool = True) -> None:
-        self._fast = _fast  # False: JSON bodies event by event (tests compare)
+        self._fast = _fast  # False: JSON bodies and MQTT frames event by event (tests compare)
 
     def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
         """Rows of every valid event; a reject per bad event (or one for a bad body)."""
@@ -220,6 +220,12 @@ class IotPreEtl:
         self, event: ObjectRegistered, data: bytes, directory: Directory
     ) -> ParseResult:
         """MQTT messages as received: each message's events, checked against its topic."""
+        if self._fast:
+            from tenpo.iot._fast import parse_frames_fast  # imports this module
+
+            fast = parse_frames_fast(event, data, directory)
+            if fast is not None:
+                return fast
         result = ParseResult()
         rows = _Rows(event.tenant_id, event.object_id)
         ctx = _Context(event, directory)

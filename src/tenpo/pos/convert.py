@@ -27,7 +27,7 @@ from tenpo.core.ids import content_id, utcnow
 from tenpo.core.preetl import ParseResult, PreEtl, Reject
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos.mapped import VendorMapping
-from tenpo.pos.vendors import Vendor, built_in, registry
+from tenpo.pos.vendors import STORE_META, Vendor, built_in, registry, upload_store
 from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 
 __all__ = [
@@ -137,7 +137,9 @@ def master_vendor(vendor: str, mappings: Mapping[str, VendorMapping] | None = No
     return mapping.master_vendor if mapping is not None else None
 
 
-def _event(key: str, source: str, tenant_id: str, data: bytes) -> ObjectRegistered:
+def _event(
+    key: str, source: str, tenant_id: str, data: bytes, meta: dict[str, str] | None = None
+) -> ObjectRegistered:
     object_id = content_id(data)
     return ObjectRegistered(
         key=key,
@@ -149,6 +151,7 @@ def _event(key: str, source: str, tenant_id: str, data: bytes) -> ObjectRegister
         sha256=object_id,
         content_type="application/octet-stream",
         registered_at=utcnow(),
+        meta=meta or {},
     )
 
 
@@ -159,13 +162,20 @@ def convert_files(
     tenant_id: str,
     *,
     mappings: Mapping[str, VendorMapping] | None = None,
+    store: str | None = None,
 ) -> ParseResult:
     """Run ``vendor``'s Pre-ETL over local files: tables concatenated, rejects prefixed by file.
 
     ``vendor`` is a built-in vendor or one of the declarative ``mappings``. A transaction found
     in several files is kept as in the last one (a corrected re-send replaces the earlier).
+    ``store`` is the store code every file belongs to, for a vendor whose files name no store
+    (as the gateway's ``?store=``); :class:`BadInput` when it is missing for one or given to
+    another.
     """
-    parser: PreEtl = vendor_for(vendor, mappings).sales.pre_etl()
+    upload = vendor_for(vendor, mappings).sales
+    code = upload_store(vendor, upload, store)
+    meta = {"vendor": vendor, **({STORE_META: code} if code else {})}
+    parser: PreEtl = upload.pre_etl()
     parts: dict[str, list[pa.Table]] = {name: [] for name in _OUTPUT_SCHEMAS}
     rejects: list[Reject] = []
     for raw_path in paths:
@@ -174,7 +184,7 @@ def convert_files(
             data = path.read_bytes()
         except OSError as exc:
             raise BadInput(f"cannot read {path}: {exc}") from exc
-        event = _event(f"file://{path.resolve()}", parser.source, tenant_id, data)
+        event = _event(f"file://{path.resolve()}", parser.source, tenant_id, data, meta)
         result = parser.parse(event, data, directory)
         for name, tbl in result.tables.items():
             parts.setdefault(name, []).append(tbl)

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "streamer"
 """Durable consumer name of the streamer on ``objects.registered``."""
+
+_WRITERS = 4
+"""Threads putting one batch's parts (encoding and fsync overlap; 2 cores here, I/O waits)."""
 
 
 @dataclass
@@ -162,6 +166,7 @@ class Streamer:
         """This streamer's id in the ledger: ``host:pid:random``."""
         self._renewed_at: float | None = None  # monotonic time of the last heartbeat
         self._reclaimed_at: float | None = None  # ... and of the last reclaim of dead owners
+        self._writers: ThreadPoolExecutor | None = None  # part puts (see _write_parts)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -288,6 +293,9 @@ class Streamer:
             except Exception:  # noqa: BLE001 - the lease then expires by itself
                 log.exception("could not release the streamer lease of %s", self.owner)
             self._renewed_at = None
+        if self._writers is not None:
+            self._writers.shutdown()
+            self._writers = None
         if self._owns_ledger:
             self.ledger.close()
 
@@ -602,8 +610,21 @@ class Streamer:
         return parts
 
     def _write_parts(self, parts: list[_Part]) -> None:
-        for part in parts:
-            self.lake.put(part.key, parquet_bytes(part.rows))
+        """Step 3: encode and put the parts, several at once (Parquet encoding and the puts'
+        fsyncs release the GIL). Returns once every put is done; the first failure raises."""
+        if len(parts) < 2:
+            for part in parts:
+                self.lake.put(part.key, parquet_bytes(part.rows))
+            return
+        if self._writers is None:
+            self._writers = ThreadPoolExecutor(_WRITERS, thread_name_prefix="tenpo-streamer-put")
+        futures = [
+            self._writers.submit(lambda p: self.lake.put(p.key, parquet_bytes(p.rows)), part)
+            for part in parts
+        ]
+        wait(futures)  # every put ends (written or failed) before the batch goes on
+        for future in futures:
+            future.result()
 
     def _write_quarantine(self, item: _Work, rejected_at: datetime) -> None:
         if not item.rejects:

@@ -19,10 +19,10 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tenpo.core import checks
-from tenpo.core.errors import ConfigError
+from tenpo.core.errors import BadInput, ConfigError
 
 if TYPE_CHECKING:
     from tenpo.core.preetl import PreEtl
@@ -38,6 +38,7 @@ __all__ = [
     "BEGIN_MARK",
     "END_MARK",
     "ENTRY_POINT_GROUP",
+    "STORE_META",
     "built_in",
     "by_source",
     "declarative",
@@ -45,12 +46,17 @@ __all__ = [
     "master_sources",
     "registry",
     "registry_for",
+    "records_schema",
     "routes",
+    "upload_store",
     "with_table",
 ]
 
 ENTRY_POINT_GROUP = "tenpo.pos_vendors"
 """Entry-point group of vendor plugins shipped outside tenpo (name = key, value = module)."""
+
+STORE_META = "store_code"
+"""Key of the landed object's ``meta`` holding the store code of a store-less upload."""
 
 CSV_CP932 = "text/csv; charset=cp932"
 JSON_UTF8 = "application/json"
@@ -80,6 +86,14 @@ class Upload:
     (or another :class:`tenpo.core.errors.BadInput`) for what a sender must hear at once."""
     pre_etl: Callable[[], PreEtl]
     """A new instance of the Pre-ETL that parses the landed object."""
+    store_from_upload: bool = False
+    """True when the body names no store: the sender names it (``?store=<code>`` on the
+    gateway, ``--store`` for ``tenpo pos convert``); the gateway checks it is the caller's,
+    and the Pre-ETL finds it in the event's ``meta[STORE_META]``. Bytes sent for two stores
+    are two objects (:meth:`tenpo.lake.landing.LandingZone.stage`, ``scope``)."""
+    json_schema: Mapping[str, Any] | None = None
+    """JSON Schema of the JSON bodies ``check`` accepts (the gateway's OpenAPI offers the
+    ``anyOf`` of every JSON upload's); ``example`` in it is the documented example body."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,28 @@ class Vendor:
     def uploads(self) -> tuple[Upload, ...]:
         """Every upload the vendor accepts (sales first)."""
         return (self.sales,) if self.master is None else (self.sales, self.master)
+
+
+def records_schema(wrapper: str, fields: frozenset[str], what: str, example: Any) -> dict[str, Any]:
+    """JSON Schema of a body read by :func:`tenpo.core.bodies.split_records`: one ``what``
+    object, an array of objects, or ``{wrapper: [objects]}`` with none of the record's
+    ``fields`` beside it (an object with both is refused as ambiguous)."""
+    obj = {"type": "object"}
+    return {
+        "description": f"One {what} object, an array of them, or "
+        f'{{"{wrapper}": [...]}} (not both).',
+        "anyOf": [
+            {"type": "array", "items": obj},
+            {
+                "type": "object",
+                "required": [wrapper],
+                "properties": {wrapper: {"type": "array", "items": obj}},
+                "not": {"anyOf": [{"required": [f]} for f in sorted(fields)]},
+            },
+            {"type": "object", "not": {"required": [wrapper]}},
+        ],
+        "example": example,
+    }
 
 
 def _plugin(module_name: str, key: str) -> Vendor:
@@ -182,6 +218,28 @@ def _upload(entry: tuple[Vendor, str]) -> Upload:
     return upload
 
 
+def upload_store(vendor: str, upload: Upload, store: str | None) -> str | None:
+    """The normalised store code sent with an upload of ``vendor``: required (and non-empty)
+    when its body names no store (``upload.store_from_upload``), refused otherwise;
+    :class:`BadInput` naming the problem."""
+    code = checks.normalize_code(store) if store is not None else None
+    if upload.store_from_upload:
+        if not code:
+            raise BadInput(
+                f"{vendor} sales name no store: send the store code of the store the file "
+                "belongs to (?store=<store code>, or --store for tenpo pos convert)",
+                vendor=vendor,
+            )
+        return code
+    if store is not None:
+        raise BadInput(
+            f"{vendor} names its stores in the data (or through its POS master): drop the "
+            "store parameter",
+            vendor=vendor,
+        )
+    return None
+
+
 def master_sources(vendors: Mapping[str, Vendor] | None = None) -> frozenset[str]:
     """Landing sources of POS masters: loading one may resolve earlier rejected sales."""
     return frozenset(
@@ -195,8 +253,9 @@ def markdown_table(vendors: Mapping[str, Vendor] | None = None) -> str:
     rows = ["| vendor | endpoint | body | landing source |", "|---|---|---|---|"]
     found = by_source(vendors)
     for source, (route, content_type) in routes(vendors).items():
+        query = "?store={store code}" if _upload(found[source]).store_from_upload else ""
         rows.append(
-            f"| `{found[source][0].key}` | `POST {route}` | `{content_type}` | `{source}` |"
+            f"| `{found[source][0].key}` | `POST {route}{query}` | `{content_type}` | `{source}` |"
         )
     rows.append("")
     rows += [
