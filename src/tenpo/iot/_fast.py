@@ -203,7 +203,8 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     seq, ok_seq = ints([r.get("seq") for r in raws], *_bound(_SEQ))
     bad |= ~ok_v | ~ok_seq | ~_length_ok(device_ids, _DEVICE_LEN)
     if any(o.topics is not None for o in live):  # every event of a message: its topic's device
-        topics = [t for o in live for t in (o.topics or [None] * len(o.raws))]
+        no_topic: list[str | None] = [None]
+        topics = [t for o in live for t in (o.topics or no_topic * len(o.raws))]
         same = valid(pc.equal(device_ids, pa.array(topics, pa.string())))
         has_topic = np.repeat([o.topics is not None for o in live], [len(o.raws) for o in live])
         bad |= has_topic & ~same
@@ -214,10 +215,10 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     obj_list = obj.tolist()
     known: list[DeviceRef] = []
     index: dict[tuple[str, str], int] = {}
-    for key in dict.fromkeys(zip((tenants[k] for k in obj_list), id_list, strict=True)):
-        device = directory.device(*key) if isinstance(key[1], str) else None
+    for pair in dict.fromkeys(zip((tenants[k] for k in obj_list), id_list, strict=True)):
+        device = directory.device(*pair) if isinstance(pair[1], str) else None
         if device is not None:
-            index[key] = len(known)
+            index[pair] = len(known)
             known.append(device)
     device_of = np.array([index.get((tenants[k], d), -1) if d is not None else -1
                           for k, d in zip(obj_list, id_list, strict=True)], np.int64)  # fmt: skip
