@@ -162,6 +162,9 @@ def test_openapi_documents_the_endpoints(gateway: Gateway) -> None:
     sales = spec["paths"]["/v1/pos/{vendor}/sales"]["post"]
     assert "202" in sales["responses"] and "413" in sales["responses"]
     assert set(sales["requestBody"]["content"]) == {"text/csv; charset=cp932", "application/json"}
+    json_body = sales["requestBody"]["content"]["application/json"]
+    assert [s["title"] for s in json_body["schema"]["anyOf"]] == ["smaregi", "vendor_b"]
+    assert set(json_body["examples"]) == {"smaregi", "vendor_b"}
 
 
 # -- real HTTP -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +26,7 @@ from tenpo.control import ControlPlane
 from tenpo.core.settings import Settings
 from tenpo.gateway import create_app
 from tenpo.lake import open_lake
+from tenpo.pos.vendors import built_in
 from tests.gateway.conftest import Keys
 
 load_all_checks()
@@ -39,9 +41,15 @@ def _as_bytes(_ctx: Any, value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
 
 
-def _documented_example(operation: Any) -> Any:
+def _documented_examples(operation: Any) -> list[tuple[dict[str, str], Any]]:
+    """(path parameters, body) of every documented JSON example of ``operation``: the
+    schema's ``example``, and on the sales operation one per vendor (``examples``, by key)."""
     body = operation.definition.raw.get("requestBody", {}).get("content", {})
-    return body.get("application/json", {}).get("schema", {}).get("example")
+    media = body.get("application/json", {})
+    found = [({}, media["schema"]["example"])] if "example" in media.get("schema", {}) else []
+    for vendor, example in media.get("examples", {}).items():
+        found.append(({"vendor": vendor}, example["value"]))
+    return found
 
 
 WITHOUT_POSITIVE = [c for c in ALL_CHECKS if c.__name__ != "positive_data_acceptance"]
@@ -50,12 +58,16 @@ WITHOUT_POSITIVE = [c for c in ALL_CHECKS if c.__name__ != "positive_data_accept
 def _schema_says_all(case: Any) -> bool:
     """Whether the OpenAPI schema of this body says all the gateway checks (so schema-valid
     data must be accepted): the JSON bodies. A CSV or JSON Lines body is documented as bytes
-    (its format is no JSON Schema), and one sales operation takes vendor_a CSV or vendor_b
-    JSON by the path: for those, "schema-valid" bytes may rightly be a 400/415."""
+    (its format is no JSON Schema). The sales operation takes the ``anyOf`` of the JSON
+    vendors' schemas, the vendor in the path: a body is "valid" there when it is valid for
+    that vendor's own schema (another vendor's body may rightly be a 400)."""
     if case.media_type != "application/json":
         return case.body is None  # GETs: path and query are fully described
-    vendor = (case.path_parameters or {}).get("vendor")
-    return case.operation.path != "/v1/pos/{vendor}/sales" or vendor == "vendor_b"
+    if case.operation.path != "/v1/pos/{vendor}/sales":
+        return True
+    vendor = built_in().get((case.path_parameters or {}).get("vendor", ""))
+    schema = None if vendor is None else vendor.sales.json_schema
+    return schema is not None and jsonschema.Draft202012Validator(schema).is_valid(case.body)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +104,7 @@ def test_gateway_conforms_to_its_openapi(gateway_schema: Any, token: str) -> Non
         "POST /v1/pos/{vendor}/sales", "POST /v1/iot/events", "GET /v1/pos/batches/{object_id}",
     }  # fmt: skip
     statuses: dict[str, Counter[int]] = defaultdict(Counter)
+    accepted_vendors: set[str] = set()
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -108,16 +121,19 @@ def test_gateway_conforms_to_its_openapi(gateway_schema: Any, token: str) -> Non
             statuses[case.operation.label][response.status_code] += 1
 
         check()
-        example = _documented_example(operation)
-        if example is not None:  # the documented example body is accepted, every check holds
-            params = {"vendor": "vendor_b"} if "{vendor}" in operation.path else {}
+        for params, example in _documented_examples(operation):
+            # every documented example body is accepted, every check holds
             case = operation.Case(
                 body=example, media_type="application/json", path_parameters=params
             )
             response = case.call_and_validate(headers=headers, checks=ALL_CHECKS)
             assert response.status_code == 202, response.text
             statuses[operation.label][202] += 1
+            if params:
+                accepted_vendors.add(params["vendor"])
     assert statuses["POST /v1/pos/{vendor}/sales"][202] >= 1, statuses
+    json_vendors = {k for k, v in built_in().items() if v.sales.json_schema}
+    assert accepted_vendors == json_vendors >= {"vendor_b", "smaregi"}
     assert statuses["POST /v1/iot/events"][202] >= 1, statuses
     assert sum(statuses["GET /v1/pos/batches/{object_id}"].values()) >= EXAMPLES // 2, statuses
     assert not any(s >= 500 for counts in statuses.values() for s in counts), statuses

@@ -232,3 +232,36 @@ def test_convert_files_and_the_cli(tmp_path: Path) -> None:
     assert sorted(converted["transaction_id"].to_pylist()) == sorted(
         result.tables["raw_pos_transactions"]["transaction_id"].to_pylist()
     )
+
+
+def test_local_times_in_the_stores_zone_over_a_fall_back_night() -> None:
+    """A London store: 01:30 on 2026-10-25 happens twice; the export's time is read as the
+    first pass (BST, UTC+1), as vendor A's offset-less times are."""
+    from tenpo.control.directory import StaticDirectory, StoreRef
+
+    london = StaticDirectory(stores=[StoreRef("s-l", TENANT, "L01", timezone="Europe/London")])
+    ev = event("pos_airregi", registered_at=datetime(2026, 10, 26, tzinfo=UTC))
+    ev = ev.model_copy(update={"meta": {STORE_META: "L01"}})
+    body = csv_bytes(HEADER, "1,2026/10/25 01:30,a,1,100,10%", "2,2026/10/25 03:00,b,1,100,10%")
+    result = AirregiPreEtl().parse(ev, body, london)
+    assert result.rejects == []
+    times = {
+        r["transaction_id"]: r["ts"] for r in result.tables["raw_pos_transactions"].to_pylist()
+    }
+    assert times == {
+        "1": datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # 01:30 BST
+        "2": datetime(2026, 10, 25, 3, 0, tzinfo=UTC),  # 03:00 GMT
+    }
+
+
+def test_a_corrected_export_replaces_its_receipts(tmp_path: Path) -> None:
+    """The same 伝票番号 in a later export (e.g. a quantity corrected) is kept as in the later
+    file by ``pos convert`` (the streamer keeps the latest version likewise)."""
+    first, second = tmp_path / "1.csv", tmp_path / "2.csv"
+    first.write_bytes(csv_bytes(HEADER, "1,2026/10/05 10:00,a,1,100,10%"))
+    second.write_bytes(csv_bytes(HEADER, "1,2026/10/05 10:00,a,3,100,10%"))
+    directory_, _ = offline_directory(TENANT)
+    result = convert_files("airregi", [first, second], directory_, TENANT, store="T01")
+    (tx,) = result.tables["raw_pos_transactions"].to_pylist()
+    assert (tx["item_count"], tx["total_incl_tax"]) == (3, Decimal("300.00"))
+    assert result.tables["raw_pos_lines"].num_rows == 1

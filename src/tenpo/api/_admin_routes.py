@@ -23,7 +23,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.api._problems import problem_doc, rows_rejected
-from tenpo.api.deps import ADMIN_OBJECT_ERRORS, Admin, Control, Page, TenantParam
+from tenpo.api.deps import (
+    ADMIN_OBJECT_ERRORS,
+    Admin,
+    Control,
+    Page,
+    TenantParam,
+    created_status,
+)
 from tenpo.control import (
     ApiKeyInfo,
     ControlPlane,
@@ -44,10 +51,6 @@ admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 _ERRORS = ADMIN_OBJECT_ERRORS
-
-
-def _created(response: Response, created: bool) -> None:
-    response.status_code = 201 if created else 200
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -222,7 +225,7 @@ def create_tenant(
     if not caller.operator:
         raise Forbidden("only the operator's admin keys create tenants", scope=ADMIN_SCOPE)
     tenant, created = control.ensure_tenant(body.tenant_id, body.name)
-    _created(response, created)
+    created_status(response, created)
     return tenant
 
 
@@ -264,7 +267,7 @@ def create_store(
     """Create a store; the same body again answers 200 with the stored store."""
     fields = body.model_dump(exclude={"code", "name"}, exclude_none=True)
     store, created = control.ensure_store(caller.tenant(tenant), body.code, body.name, **fields)
-    _created(response, created)
+    created_status(response, created)
     return store
 
 
@@ -313,7 +316,7 @@ def create_device(
         zones=body.zones,
         config=body.config,
     )
-    _created(response, created)
+    created_status(response, created)
     return device
 
 
@@ -350,13 +353,14 @@ def create_register(
     response: Response,
     tenant: TenantParam = None,
 ) -> RegisterInfo:
-    """Assign a POS register to a store; 409 when it overlaps another assignment."""
+    """Assign a POS register to a store; the same body again answers 200, 409 when it
+    overlaps another assignment."""
     tenant_id = caller.tenant(tenant)
     store_id = _store_id(control, tenant_id, body.store_id, body.store_code)
     register, created = control.ensure_register(
         tenant_id, body.vendor, body.register_code, store_id, body.valid_from, body.valid_to
     )
-    _created(response, created)
+    created_status(response, created)
     return register
 
 
@@ -397,7 +401,7 @@ def create_key(
 ) -> ApiKeyCreated:
     """Create an API key; its token is in this answer only (201). Same body again: 200, no token."""
     key, token, created = control.ensure_api_key(caller.tenant(tenant), body.name, body.scopes)
-    _created(response, created)
+    created_status(response, created)
     return ApiKeyCreated(**key.model_dump(), token=token)
 
 
@@ -442,7 +446,7 @@ def create_user(
     user, created = control.ensure_user(
         caller.tenant(tenant), body.email, body.password, body.role, body.store_ids
     )
-    _created(response, created)
+    created_status(response, created)
     return user
 
 

@@ -27,6 +27,7 @@ from tenpo.api.deps import (
     Datamart,
     Reader,
     TenantParam,
+    created_status,
 )
 from tenpo.control import InitiativeInfo, Principal
 from tenpo.core.errors import NotFound
@@ -209,7 +210,7 @@ def create_initiative(
         description=body.description,
         initiative_id=body.initiative_id,
     )
-    response.status_code = 201 if created else 200
+    created_status(response, created)
     return _public(info, None)
 
 

@@ -19,7 +19,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
 
@@ -167,3 +167,9 @@ def parse_date(param: str, value: str) -> date:
             f"got {value!r}",
             param=param,
         ) from None
+
+
+def created_status(response: Response, created: bool) -> None:
+    """The status of an idempotent create (``ensure_*``): 201 when it created the object, 200
+    when the same body found it already there (the stored object is the answer either way)."""
+    response.status_code = 201 if created else 200

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
-from tenpo.core.bodies import EVENT_FIELDS, RECEIPT_FIELDS
+from tenpo.core.bodies import EVENT_FIELDS
 from tenpo.core.checks import VISIBLE_CHAR, read_body
 from tenpo.core.errors import AuthError, Forbidden, NotFound
 from tenpo.core.settings import Settings
@@ -157,46 +157,6 @@ def _none_of(fields: frozenset[str]) -> dict[str, Any]:
     return {"not": {"anyOf": [{"required": [f]} for f in sorted(fields)]}}
 
 
-_OBJECT = {"type": "object"}
-RECEIPTS_BODY: dict[str, Any] = {
-    "description": 'One receipt object, an array of them, or {"receipts": [...]} (not both).',
-    "anyOf": [
-        {"type": "array", "items": _OBJECT},
-        {
-            "type": "object",
-            "required": ["receipts"],
-            "properties": {"receipts": {"type": "array", "items": _OBJECT}},
-            **_none_of(RECEIPT_FIELDS),
-        },
-        {"type": "object", "not": {"required": ["receipts"]}},
-    ],
-    "example": {
-        "receipts": [
-            {
-                "storeCode": "S001",
-                "registerId": "R1",
-                "receiptId": "B-20261102-000123",
-                "transactedAt": "2026-11-02T10:15:00+09:00",
-                "type": "SALE",
-                "items": [
-                    {
-                        "sku": "4901234567894",
-                        "name": "お茶 500ml",
-                        "qty": 2,
-                        "unitPrice": "120.00",
-                        "discount": "0",
-                        "taxRate": "8.000",
-                    }
-                ],
-                "subtotal": "240.00",
-                "tax": "19",
-                "total": "259",
-            }
-        ]
-    },  # FORMATS.md
-}
-"""What the gateway's cheap checks accept as a vendor B body (receipts are checked later)."""
-
 EVENTS_BODY: dict[str, Any] = {
     "description": '{"events": [...]}, each event naming its device (the object is no event).',
     "type": "object",
@@ -234,11 +194,18 @@ EVENTS_BODY: dict[str, Any] = {
 _BINARY = {"type": "string", "format": "binary"}
 
 
-def _body_doc(description: str, *media_types: str, json_schema: Any = None) -> dict[str, Any]:
+def _body_doc(
+    description: str,
+    *media_types: str,
+    json_schema: Any = None,
+    json_examples: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     content: dict[str, Any] = {
         media: {"schema": json_schema if media == JSON_UTF8 and json_schema else _BINARY}
         for media in media_types
     }
+    if json_examples and JSON_UTF8 in content:
+        content[JSON_UTF8]["examples"] = json_examples
     return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
@@ -265,6 +232,23 @@ _SALES_DOC = "The vendor's native sales body: " + "; ".join(
     f"{v.key} `{v.sales.content_type}`" for v in _VENDORS.values()
 )
 _STORE_LESS = [k for k, v in _VENDORS.items() if v.sales.store_from_upload]
+_JSON_SALES = {k: dict(v.sales.json_schema) for k, v in _VENDORS.items() if v.sales.json_schema}
+SALES_JSON_BODY: dict[str, Any] = {
+    "description": "A JSON sales body, as the path's vendor sends it: "
+    + "; ".join(f"{k}: {s.get('description', '')}" for k, s in _JSON_SALES.items()),
+    "anyOf": [
+        {"title": k, **{f: v for f, v in s.items() if f != "example"}}
+        for k, s in _JSON_SALES.items()
+    ],
+}
+"""What the gateway's cheap checks accept as a JSON sales body: the ``anyOf`` of every JSON
+vendor's schema (:attr:`tenpo.pos.vendors.Upload.json_schema`; the vendor is in the path)."""
+SALES_JSON_EXAMPLES = {
+    k: {"summary": f"{k} (POST /v1/pos/{k}/sales)", "value": s["example"]}
+    for k, s in _JSON_SALES.items()
+    if "example" in s
+}
+"""The documented example body of each JSON vendor, by vendor key."""
 _MASTERS = {k: v.master for k, v in _VENDORS.items() if v.master is not None}
 _MASTER_DOC = "The vendor's POS master: " + "; ".join(
     f"{k} `{u.content_type}`" for k, u in _MASTERS.items()
@@ -279,7 +263,8 @@ _MASTER_DOC = "The vendor's POS master: " + "; ".join(
     openapi_extra=_body_doc(
         _SALES_DOC,
         *dict.fromkeys(v.sales.content_type for v in _VENDORS.values()),
-        json_schema=RECEIPTS_BODY,
+        json_schema=SALES_JSON_BODY,
+        json_examples=SALES_JSON_EXAMPLES,
     ),
     tags=["pos"],
 )

@@ -289,24 +289,29 @@ def _daily_counts(t: ibis.Table) -> ibis.Table:
 def _visit_aggregates(
     current: ibis.Table, history: ibis.Table, repeat_window_days: int
 ) -> list[ibis.Table]:
-    """Partials per store-date of ``current``: entries, open visits and dwell mean; dwell
-    median; unique visitors; repeat visitors (absent where there are none)."""
-    basic = current.group_by(list(DAILY_KEYS)).aggregate(
-        video_entries=current.count(),
-        open_visits=current.count(where=current.exit_ts.isnull()),
-        dwell_time_mean_s=current.dwell_s.mean(),
+    """Partials per store-date of ``current``: entries, open visits, unique visitors, dwell
+    mean and median in one pass; repeat visitors (absent where there are none)."""
+    # Exact median, portable: the middle value(s) by row number within each store-date, visits
+    # without a dwell (open) sorted last so the closed ones take rows 0..n-1. The count uses
+    # the same window as the row number, so engines sort once for both; every other statistic
+    # is an aggregate over the same rows, so the visits are scanned and grouped once.
+    narrow = current.select(*DAILY_KEYS, "person_id", "exit_ts", "dwell_s")
+    ordered = ibis.window(
+        group_by=list(DAILY_KEYS), order_by=[narrow.dwell_s.isnull(), narrow.dwell_s]
+    )
+    ranked = narrow.mutate(
+        _rn=ibis.row_number().over(ordered), _n=narrow.dwell_s.count().over(ordered)
+    )
+    middle = ranked.dwell_s.notnull() & (
+        (ranked._rn == (ranked._n - 1) // 2) | (ranked._rn == ranked._n // 2)
+    )
+    basic = ranked.group_by(list(DAILY_KEYS)).aggregate(
+        video_entries=ranked.count(),
+        open_visits=ranked.count(where=ranked.exit_ts.isnull()),
+        dwell_time_mean_s=ranked.dwell_s.mean(),
         has_video=ibis.literal(True),
-    )
-    # Exact median, portable: the middle value(s) by row number within each store-date. The
-    # count uses the same window as the row number, so engines sort once for both.
-    closed = current.filter(current.dwell_s.notnull())
-    ordered = ibis.window(group_by=list(DAILY_KEYS), order_by=closed.dwell_s)
-    ranked = closed.mutate(
-        _rn=ibis.row_number().over(ordered), _n=closed.dwell_s.count().over(ordered)
-    )
-    middle = ranked.filter((ranked._rn == (ranked._n - 1) // 2) | (ranked._rn == ranked._n // 2))
-    median = middle.group_by(list(DAILY_KEYS)).aggregate(
-        dwell_time_median_s=middle.dwell_s.cast("float64").mean()
+        dwell_time_median_s=ranked.dwell_s.cast("float64").mean(where=middle),
+        unique_visitors=ranked.person_id.nunique(),
     )
     # Repeat visitors: a visit of the same person to any store of the tenant on an earlier
     # date within the window. A semi join on (tenant, person) with the date range as a
@@ -325,9 +330,8 @@ def _visit_aggregates(
             seen._h_date >= persons.business_date - ibis.interval(days=repeat_window_days),
         ],
     )
-    unique = persons.group_by(list(DAILY_KEYS)).aggregate(unique_visitors=persons.count())
     repeat = repeaters.group_by(list(DAILY_KEYS)).aggregate(repeat_visitors=repeaters.count())
-    return [basic, median, unique, repeat]
+    return [basic, repeat]
 
 
 def _ratios(

@@ -19,7 +19,7 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tenpo.core import checks
 from tenpo.core.errors import BadInput, ConfigError
@@ -46,6 +46,7 @@ __all__ = [
     "master_sources",
     "registry",
     "registry_for",
+    "records_schema",
     "routes",
     "upload_store",
     "with_table",
@@ -90,6 +91,9 @@ class Upload:
     gateway, ``--store`` for ``tenpo pos convert``); the gateway checks it is the caller's,
     and the Pre-ETL finds it in the event's ``meta[STORE_META]``. Bytes sent for two stores
     are two objects (:meth:`tenpo.lake.landing.LandingZone.stage`, ``scope``)."""
+    json_schema: Mapping[str, Any] | None = None
+    """JSON Schema of the JSON bodies ``check`` accepts (the gateway's OpenAPI offers the
+    ``anyOf`` of every JSON upload's); ``example`` in it is the documented example body."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,28 @@ class Vendor:
     def uploads(self) -> tuple[Upload, ...]:
         """Every upload the vendor accepts (sales first)."""
         return (self.sales,) if self.master is None else (self.sales, self.master)
+
+
+def records_schema(wrapper: str, fields: frozenset[str], what: str, example: Any) -> dict[str, Any]:
+    """JSON Schema of a body read by :func:`tenpo.core.bodies.split_records`: one ``what``
+    object, an array of objects, or ``{wrapper: [objects]}`` with none of the record's
+    ``fields`` beside it (an object with both is refused as ambiguous)."""
+    obj = {"type": "object"}
+    return {
+        "description": f"One {what} object, an array of them, or "
+        f'{{"{wrapper}": [...]}} (not both).',
+        "anyOf": [
+            {"type": "array", "items": obj},
+            {
+                "type": "object",
+                "required": [wrapper],
+                "properties": {wrapper: {"type": "array", "items": obj}},
+                "not": {"anyOf": [{"required": [f]} for f in sorted(fields)]},
+            },
+            {"type": "object", "not": {"required": [wrapper]}},
+        ],
+        "example": example,
+    }
 
 
 def _plugin(module_name: str, key: str) -> Vendor:

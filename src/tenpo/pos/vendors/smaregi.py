@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tenpo.core import bodies, checks
-from tenpo.pos.vendors import JSON_UTF8, Checked, Upload, Vendor
+from tenpo.pos.vendors import JSON_UTF8, Checked, Upload, Vendor, records_schema
 
 if TYPE_CHECKING:
     from tenpo.core.preetl import PreEtl
@@ -46,6 +46,28 @@ def check_sales(body: bytes) -> Checked:
     return Checked({"transactions": len(found)}, frozenset(codes - {""}))
 
 
+BODY_SCHEMA = records_schema(
+    "transactions",
+    FIELDS,
+    "transaction",
+    [
+        {
+            "transactionHeadId": "1001", "transactionHeadDivision": "1", "cancelDivision": "0",
+            "subtotal": "1280", "total": "1280", "taxInclude": "116", "taxExclude": "0",
+            "sellDivision": "0", "taxRounding": "1", "storeId": "1", "storeCode": "S001",
+            "terminalId": "3", "terminalTranDateTime": "2026-11-02T12:01:09+09:00",
+            "details": [
+                {"transactionDetailId": "1", "transactionDetailDivision": "1",
+                 "productId": "80001", "productCode": "4902102000022", "productName": "弁当",
+                 "salesPrice": "1280", "unitDiscountPrice": "0", "quantity": "1",
+                 "taxDivision": "0", "taxRate": "10"}
+            ],
+        }
+    ],
+)  # fmt: skip
+"""What :func:`check_sales` accepts: the API's answer (transactions are checked later)."""
+
+
 def _sales_pre_etl() -> PreEtl:
     from tenpo.pos.smaregi import SmaregiPreEtl
 
@@ -56,6 +78,8 @@ VENDOR = Vendor(
     key=KEY,
     title="Smaregi (スマレジ) Platform API transactions: JSON, 内税/外税 per line, pushed or "
     "pulled (tenpo pos pull smaregi)",
-    sales=Upload(f"pos_{KEY}", "json", JSON_UTF8, check_sales, _sales_pre_etl),
+    sales=Upload(
+        f"pos_{KEY}", "json", JSON_UTF8, check_sales, _sales_pre_etl, json_schema=BODY_SCHEMA
+    ),
     connector="tenpo.pos.connectors.smaregi",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tenpo.core import bodies, checks
-from tenpo.pos.vendors import JSON_UTF8, Checked, Upload, Vendor
+from tenpo.pos.vendors import JSON_UTF8, Checked, Upload, Vendor, records_schema
 
 if TYPE_CHECKING:
     from tenpo.core.preetl import PreEtl
@@ -48,6 +48,27 @@ def check_sales(body: bytes) -> Checked:
     return Checked({"receipts": len(found)}, store_codes(found))
 
 
+BODY_SCHEMA = records_schema(
+    "receipts",
+    bodies.RECEIPT_FIELDS,
+    "receipt",
+    {
+        "receipts": [
+            {
+                "storeCode": "S001", "registerId": "R1", "receiptId": "B-20261102-000123",
+                "transactedAt": "2026-11-02T10:15:00+09:00", "type": "SALE",
+                "items": [
+                    {"sku": "4901234567894", "name": "お茶 500ml", "qty": 2,
+                     "unitPrice": "120.00", "discount": "0", "taxRate": "8.000"}
+                ],
+                "subtotal": "240.00", "tax": "19", "total": "259",
+            }
+        ]
+    },  # FORMATS.md
+)  # fmt: skip
+"""What :func:`check_sales` accepts (receipts are checked by the Pre-ETL)."""
+
+
 def _sales_pre_etl() -> PreEtl:
     from tenpo.pos.vendor_b import VendorBPreEtl
 
@@ -57,6 +78,8 @@ def _sales_pre_etl() -> PreEtl:
 VENDOR = Vendor(
     key=KEY,
     title="Vendor B: JSON receipts (UTF-8), amounts excl. tax, store codes in the data",
-    sales=Upload(f"pos_{KEY}", "json", JSON_UTF8, check_sales, _sales_pre_etl),
+    sales=Upload(
+        f"pos_{KEY}", "json", JSON_UTF8, check_sales, _sales_pre_etl, json_schema=BODY_SCHEMA
+    ),
     writer="vendor_b_sales",
 )
