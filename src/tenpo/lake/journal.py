@@ -55,6 +55,10 @@ _MAX_AGE_S = 5.0
 """A segment older than this is checkpointed (at the next sync)."""
 
 _datasync = getattr(os, "fdatasync", os.fsync)
+_NEW = ".new"
+"""A segment being created (not yet locked): recovery leaves it alone."""
+_STALE_NEW_S = 60.0
+"""A ``.new`` segment older than this, unlocked, was left by a crash at creation: deleted."""
 
 
 @dataclass(eq=False)
@@ -109,7 +113,11 @@ class Journal:
         record = _record(op, key, data)
         with self._lock:
             segment = self._segment()
-            self._write(segment, record)
+            try:
+                self._write(segment, record)
+            except OSError:
+                self._cut_back(segment)
+                raise
             segment.touched.update(touched)
             self._pending.append(record)
 
@@ -137,11 +145,15 @@ class Journal:
                 # After a failed fdatasync the kernel may have dropped those pages: write the
                 # records again into a new segment, which the next sync covers.
                 with self._lock:
+                    later: list[bytes] = []
                     if self._current is segment:
                         self._current = None
+                        # Appended to the failed segment while it was being synced: they
+                        # must move to the fresh one as well (the next sync covers only it).
+                        later = self._pending
                     self._retire(segment)
                     fresh = self._segment()
-                    for record in pending:
+                    for record in pending + later:
                         self._write(fresh, record)
                     fresh.touched.update(segment.touched)
                     self._pending = pending + self._pending
@@ -171,15 +183,44 @@ class Journal:
         """The current segment, opened (and locked for its life) on first use; under _lock."""
         if self._current is None:
             os.makedirs(self.folder, exist_ok=True)
-            name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
-            path = os.path.join(self.folder, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer's segment is never replayed
-            os.write(fd, _MAGIC)
+            name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            path = os.path.join(self.folder, name + ".log")
+            # Created under a name recovery ignores, locked, then renamed: under its ``.log``
+            # name it is locked from the start (between an open and its flock another
+            # opener's recovery would take the free lock, find no records and delete it).
+            new = os.path.join(self.folder, name + _NEW)
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer's segment is never replayed
+                os.write(fd, _MAGIC)
+                os.rename(new, path)
+            except OSError:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(new)
+                raise
             # The segment's name must survive a crash: its folder is synced once, here.
             _fsync_folder(self.folder)
             self._current = _Segment(path, fd, size=len(_MAGIC))
         return self._current
+
+    def _cut_back(self, segment: _Segment) -> None:
+        """After a failed append (ENOSPC, EIO): drop what it wrote of its record, which would
+        otherwise be a torn record mid-segment that replay stops at, losing every later
+        record. When even that fails the segment is given up: its pending records go to a
+        fresh one (under _lock)."""
+        try:
+            os.ftruncate(segment.fd, segment.size)
+            return
+        except OSError as exc:
+            log.error("journal segment %s is torn (%s): starting a new one", segment.path, exc)
+        if self._current is segment:
+            self._current = None
+        self._retire(segment)  # synced part checkpointed in place, then deleted
+        fresh = self._segment()
+        for record in self._pending:
+            self._write(fresh, record)
+        fresh.touched.update(segment.touched)
 
     @staticmethod
     def _write(segment: _Segment, record: bytes) -> None:
@@ -268,9 +309,13 @@ def recover(
     wrote; ``make_durable`` syncs them before the segment is deleted.
     """
     try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".log"))
+        listed = os.listdir(folder)
     except FileNotFoundError:
         return 0
+    for name in listed:
+        if name.endswith(_NEW):
+            _drop_stale_new(os.path.join(folder, name))
+    names = sorted(n for n in listed if n.endswith(".log"))
     replayed = 0
     for name in names:
         path = os.path.join(folder, name)
@@ -299,3 +344,20 @@ def recover(
             with contextlib.suppress(OSError):
                 os.close(fd)
     return replayed
+
+
+def _drop_stale_new(path: str) -> None:
+    """Delete a segment its writer died creating (it holds no record: they go to ``.log``)."""
+    try:
+        if time.time() - os.stat(path).st_mtime < _STALE_NEW_S:
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    finally:
+        os.close(fd)
