@@ -61,6 +61,19 @@ class Table:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    @staticmethod
+    def concat(tables: Sequence[Table]) -> tuple[Table, IntArray]:
+        """One table of all ``tables``' strings, and where each table's first string is."""
+        out = Table([])
+        out.buf = np.concatenate([t.buf[: t.offsets[-1]] for t in tables] + [np.zeros(1, np.uint8)])
+        sizes = np.array([len(t) for t in tables], dtype=np.int64)
+        shift = np.cumsum([0] + [int(t.offsets[-1]) for t in tables])
+        out.offsets = np.concatenate(
+            [[0]] + [t.offsets[1:] + shift[i] for i, t in enumerate(tables)]
+        ).astype(np.int64)
+        out.widest = max((t.widest for t in tables), default=0)
+        return out, np.cumsum(sizes) - sizes
+
     def pick(self, index: npt.ArrayLike) -> Block:
         """The strings at ``index``, one row each."""
         i = np.asarray(index, dtype=np.int64)
