@@ -9,6 +9,13 @@ the filesystem each. So a group-commit round of the gateway (:mod:`tenpo.lake.co
 one small sequential sync, and a 202 still means the bytes are on disk: in the journal, and in
 their object once the page cache is written back.
 
+Segments are *preallocated*: a background thread writes the next one full of zeros and syncs
+it before it is needed, and records overwrite those zeros in place. The ``fdatasync`` of a
+file whose size and blocks do not change writes the data and flushes the disk, without a
+commit of the filesystem's own journal — which would have to wait for the metadata of every
+file being created meanwhile (the round's objects among them). Replay stops at the first
+record that is not intact, so the zeros after the last record read as its end.
+
 *Checkpoints* keep the journal short: :meth:`Journal.sync` starts a new segment when the
 current one is large or old, and a background thread then makes the objects of the old one
 durable in place (``syncfs``, or an fsync of each file and folder where that is missing) and
@@ -49,12 +56,17 @@ PUT = 2
 
 _MAGIC = b"TNPJRNL1"
 _HEAD = struct.Struct("<BIII")  # op, key length, data length, crc32 of op + key + data
-_MAX_BYTES = 16 << 20
-"""A segment past this size is checkpointed (at the next sync)."""
-_MAX_AGE_S = 5.0
+_MAX_BYTES = 4 << 20
+"""A segment past this size is checkpointed (at the next sync); also what a segment is
+preallocated to."""
+_MAX_AGE_S = 10.0
 """A segment older than this is checkpointed (at the next sync)."""
 
 _datasync = getattr(os, "fdatasync", os.fsync)
+_NEW = ".new"
+"""A segment being created (not locked yet, or being preallocated): recovery ignores it."""
+_STALE_NEW_S = 300.0
+"""A ``.new`` segment older than this and unlocked was left by a crash at its creation."""
 
 
 @dataclass(eq=False)
@@ -63,6 +75,7 @@ class _Segment:
     fd: int
     opened: float = field(default_factory=time.monotonic)
     size: int = 0
+    """Bytes of records (and the header) written: where the next record goes."""
     touched: set[str] = field(default_factory=set)
     """Files and folders its records created or changed: what its checkpoint makes durable."""
 
@@ -98,6 +111,9 @@ class Journal:
         self._pending: list[bytes] = []
         """Records appended since the last successful sync (re-appended after a failed one)."""
         self._retired: list[_Segment] = []  # synced, awaiting (or failed) their checkpoint
+        self._spare: _Segment | None = None  # preallocated, for when the current one retires
+        self._preparing = False
+        self._closed = False
         self._cond = threading.Condition(self._lock)
         self._checkpointer: threading.Thread | None = None
         self.checkpoints = 0
@@ -137,11 +153,15 @@ class Journal:
                 # After a failed fdatasync the kernel may have dropped those pages: write the
                 # records again into a new segment, which the next sync covers.
                 with self._lock:
+                    later: list[bytes] = []
                     if self._current is segment:
                         self._current = None
+                        # Appended to the failed segment while it was being synced: they
+                        # must move to the fresh one as well (the next sync covers only it).
+                        later = self._pending
                     self._retire(segment)
                     fresh = self._segment()
-                    for record in pending:
+                    for record in pending + later:
                         self._write(fresh, record)
                     fresh.touched.update(segment.touched)
                     self._pending = pending + self._pending
@@ -156,6 +176,10 @@ class Journal:
         recovery."""
         self.sync()
         with self._lock:
+            self._closed = True
+            while self._preparing:
+                self._cond.wait(timeout=1.0)
+            spare, self._spare = self._spare, None
             if self._current is not None:
                 self._retire(self._current)
                 self._current = None
@@ -165,28 +189,57 @@ class Journal:
             left = list(self._retired)
         for segment in left:  # no checkpointer running (or it gave up): do it here
             self._checkpoint(segment)
+        if spare is not None:
+            _drop(spare)
 
     # -- internals ---------------------------------------------------------------------
     def _segment(self) -> _Segment:
-        """The current segment, opened (and locked for its life) on first use; under _lock."""
+        """The current segment (under _lock): the preallocated spare if one is ready, else
+        a new one that grows as it is written (the first, or when the spare is late)."""
         if self._current is None:
-            os.makedirs(self.folder, exist_ok=True)
-            name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
-            path = os.path.join(self.folder, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer's segment is never replayed
-            os.write(fd, _MAGIC)
-            # The segment's name must survive a crash: its folder is synced once, here.
-            _fsync_folder(self.folder)
-            self._current = _Segment(path, fd, size=len(_MAGIC))
+            spare, self._spare = self._spare, None
+            if spare is None:
+                spare = _new_segment(self.folder, 0)
+            spare.opened = time.monotonic()
+            self._current = spare
+            self._prepare_spare()
         return self._current
+
+    def _prepare_spare(self) -> None:
+        """Start writing the next preallocated segment in the background (under _lock)."""
+        if self._spare is not None or self._preparing:
+            return
+        self._preparing = True
+        threading.Thread(target=self._make_spare, name="lake-journal-spare", daemon=True).start()
+
+    def _make_spare(self) -> None:
+        try:
+            spare: _Segment | None = _new_segment(self.folder, self._max_bytes)
+        except OSError as exc:
+            log.warning("cannot preallocate a journal segment: %s", exc)
+            spare = None
+        with self._lock:
+            self._preparing = False
+            if spare is not None and self._spare is None and not self._closed:
+                self._spare, spare = spare, None
+            self._cond.notify_all()
+        if spare is not None:  # not needed any more
+            _drop(spare)
 
     @staticmethod
     def _write(segment: _Segment, record: bytes) -> None:
+        start = segment.size
         view = memoryview(record)
-        while view:
-            view = view[os.write(segment.fd, view) :]
-        segment.size += len(record)
+        try:
+            while view:
+                written = os.pwrite(segment.fd, view, segment.size)
+                segment.size += written
+                view = view[written:]
+        except OSError:
+            # Cut short (ENOSPC, EIO): the next record goes where this one began, over its
+            # torn bytes. Left in the middle, they would stop replay before every later record.
+            segment.size = start
+            raise
 
     def _retire(self, segment: _Segment) -> None:
         """Hand a synced segment to the checkpointer (under _lock)."""
@@ -229,6 +282,44 @@ class Journal:
         return True
 
 
+def _new_segment(folder: str, prealloc: int) -> _Segment:
+    """A new segment file, locked for this process's life of it, its name durable; with
+    ``prealloc`` > 0 written full of zeros up to that size and synced."""
+    os.makedirs(folder, exist_ok=True)
+    name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path = os.path.join(folder, name + ".log")
+    # Created under a name recovery ignores, locked, then renamed: under its ``.log`` name it
+    # is locked from the start (between an open and its flock, another opener's recovery
+    # would take the free lock, find no record and delete it; every record written to it
+    # after that would be synced and acknowledged in a file with no name).
+    new = os.path.join(folder, name + _NEW)
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer's segment is never replayed
+        os.write(fd, _MAGIC)
+        zeros = bytes(1 << 20)
+        for at in range(len(_MAGIC), prealloc, len(zeros)):
+            os.pwrite(fd, zeros[: prealloc - at], at)
+        if prealloc:
+            os.fsync(fd)  # its blocks and size: later fdatasyncs change neither
+        os.rename(new, path)
+        _fsync_folder(folder)  # its name survives a crash
+    except BaseException:
+        os.close(fd)
+        for left in (new, path):
+            with contextlib.suppress(OSError):
+                os.unlink(left)
+        raise
+    return _Segment(path, fd, size=len(_MAGIC))
+
+
+def _drop(segment: _Segment) -> None:
+    """Delete a segment that holds no record (a spare)."""
+    with contextlib.suppress(OSError):
+        os.unlink(segment.path)
+    os.close(segment.fd)
+
+
 def _fsync_folder(folder: str) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -262,15 +353,20 @@ def recover(
     replay: Callable[[int, str, bytes], list[str]],
     make_durable: Callable[[set[str]], None],
 ) -> int:
-    """Replay and delete the segments under ``folder`` whose writer is gone; how many.
+    """Replay and delete the segments under ``folder`` whose writer is gone; how many held
+    records.
 
     ``replay(op, key, data)`` restores one record's object if needed and returns the paths it
     wrote; ``make_durable`` syncs them before the segment is deleted.
     """
     try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".log"))
+        listed = os.listdir(folder)
     except FileNotFoundError:
         return 0
+    for name in listed:
+        if name.endswith(_NEW):
+            _drop_stale_new(os.path.join(folder, name))
+    names = sorted(n for n in listed if n.endswith(".log"))
     replayed = 0
     for name in names:
         path = os.path.join(folder, name)
@@ -293,9 +389,28 @@ def recover(
             if touched:
                 make_durable(touched)
             os.unlink(path)
-            replayed += 1
-            log.warning("recovered %d journaled writes from %s", len(records), path)
+            if records:  # (not a spare that never held one)
+                replayed += 1
+                log.warning("recovered %d journaled writes from %s", len(records), path)
         finally:
             with contextlib.suppress(OSError):
                 os.close(fd)
     return replayed
+
+
+def _drop_stale_new(path: str) -> None:
+    """Delete a segment its writer died creating (it holds no record: records go to
+    ``.log`` segments only)."""
+    try:
+        if time.time() - os.stat(path).st_mtime < _STALE_NEW_S:
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    finally:
+        os.close(fd)

@@ -61,6 +61,19 @@ class Table:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    @staticmethod
+    def concat(tables: Sequence[Table]) -> tuple[Table, IntArray]:
+        """One table of all ``tables``' strings, and where each table's first string is."""
+        out = Table([])
+        out.buf = np.concatenate([t.buf[: t.offsets[-1]] for t in tables] + [np.zeros(1, np.uint8)])
+        sizes = np.array([len(t) for t in tables], dtype=np.int64)
+        shift = np.cumsum([0] + [int(t.offsets[-1]) for t in tables])
+        out.offsets = np.concatenate(
+            [[0]] + [t.offsets[1:] + shift[i] for i, t in enumerate(tables)]
+        ).astype(np.int64)
+        out.widest = max((t.widest for t in tables), default=0)
+        return out, np.cumsum(sizes) - sizes
+
     def pick(self, index: npt.ArrayLike) -> Block:
         """The strings at ``index``, one row each."""
         i = np.asarray(index, dtype=np.int64)
@@ -215,18 +228,19 @@ class Block:
                 a = len(literals)
                 literals.append(source)
                 width = len(source)
+                cap += width * self.n
             elif kind in (_PICK, _AUX):
                 assert isinstance(source, Table)
                 a = table_id.setdefault(id(source), len(tables))
                 if a == len(tables):
                     tables.append(source)
-                width = source.widest
+                # exact: a group of rows can be kilobytes, most are far shorter
+                cap += int(np.diff(source.offsets)[self.columns[column]].sum())
             else:
                 assert isinstance(source, int)
                 a = source
-                width = 24
+                cap += 24 * self.n
             spec[k] = (kind, a, column, condition)
-            cap += width
         lit = Table(literals)
         if len(tables) > _MAX_TABLES:
             raise ValueError(f"a block reads {len(tables)} tables, more than {_MAX_TABLES}")
@@ -236,7 +250,7 @@ class Block:
         columns = (
             np.stack(self.columns, axis=1) if self.columns else np.zeros((self.n, 1), np.int64)
         )
-        return _render(spec, columns, lit.buf, lit.offsets, bufs, offs, cap * self.n)
+        return _render(spec, columns, lit.buf, lit.offsets, bufs, offs, cap)
 
 
 def _shifted(p: _Part, shift: int) -> _Part:

@@ -77,6 +77,7 @@ _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 _KIND_A_TABLE = Table([_KIND_A[k] for k in (SALE, RETURN, VOID)], "cp932")
 _KIND_B_TABLE = Table([_KIND_B[k] for k in (SALE, RETURN, VOID)])
 _EVENT_TABLE = Table(["entry", "exit"])
+_COUNTER_LINES = Table(["entrance", "passby"])
 _VENDOR_A_COLUMNS = (
     "register", "number", "ts", "kind", "line_no", "sku", "qty", "discount", "amount", "total",
 )  # fmt: skip
@@ -316,7 +317,7 @@ class _Writer:
         self.industry = {(s.tenant_id, s.code): s.industry for s in chain.stores}
         self.zone = {(s.tenant_id, s.code): s.timezone for s in chain.stores}
         self._minute_cache: dict[tuple[date, str], Table] = {}
-        self._beat_cache: dict[tuple[str, date, str], tuple[IntArray, IntArray, Block]] = {}
+        self._beat_cache: dict[tuple[str, date, str], tuple[IntArray, IntArray, Table]] = {}
         self._catalogs: dict[str, _Catalog] = {}
         self._dirs: set[Path] = set()
 
@@ -426,14 +427,32 @@ class _Writer:
                 self.vendor_a_sales(t.id, day, mine)
             else:
                 self.vendor_b_sales(mine)
+            counters = [
+                (device, sd)
+                for sd in mine
+                for device in self.devices.get((sd.tenant_id, sd.store_code), [])
+                if device.kind == "people_counter"
+            ]
+            # Counters and cameras are formatted together; files are written store by store,
+            # in the same order as before.
+            cameras = [
+                (device, sd)
+                for sd in mine
+                for device in self.devices.get((sd.tenant_id, sd.store_code), [])
+                if device.kind == "rgb_camera"
+            ]
+            files = self.counter_events(counters) if counters else []
+            counted = {d.device_id: f for (d, _), f in zip(counters, files, strict=True)}
+            files = self.visitor_events(cameras) if cameras else []
+            filmed = {d.device_id: f for (d, _), f in zip(cameras, files, strict=True)}
             for sd in mine:
                 for device in self.devices.get((sd.tenant_id, sd.store_code), []):
                     if device.kind == "people_counter":
-                        self.counter_events(device, sd)
+                        self._add_events(device, sd, counted[device.device_id])
                     elif device.kind == "tof_camera":
                         self.tof_events(device, sd)
                     else:
-                        self.visitor_events(device, sd)
+                        self._add_video(device, sd, filmed[device.device_id])
 
     def vendor_a_sales(self, tenant_id: str, day: date, store_days: list[StoreDay]) -> None:
         """One CSV of every store's lines; each register exports its receipts in number order."""
@@ -696,8 +715,11 @@ class _Writer:
             store_code=device.store_code, device_id=device.device_id,
         )  # fmt: skip
 
-    def _heartbeats(self, device: Device, sd: StoreDay, offline: list[tuple[int, int]]) -> _Events:
-        """A heartbeat every 15 minutes of the day, except while the device is offline.
+    def _beat_table(
+        self, device: Device, sd: StoreDay
+    ) -> tuple[tuple[str, date, str], tuple[IntArray, IntArray, Table]]:
+        """A heartbeat every 15 minutes of the day: elapsed ms, wall minute and JSON of each
+        (cached per zone, date and firmware).
 
         The device's clock ticks in elapsed time: a local date with a daylight-saving change
         has 92 or 100 heartbeats (none in the skipped hour, the repeated hour twice)."""
@@ -714,7 +736,7 @@ class _Writer:
                 ]
             else:
                 beats = _elapsed_beats(zone, sd.day)
-            tails = Block.of(
+            texts = Table(
                 [
                     f'"type":"heartbeat","ts":"{stamp}","status":"ok",'
                     f'"firmware":"{firmware}","battery":{round(0.97 - 0.1 * elapsed / 1440, 2)}}}'
@@ -725,56 +747,119 @@ class _Writer:
             wall = np.array([b[1] for b in beats], dtype=np.int64)
             if any(d != sd.day for _, d, _ in self._beat_cache):
                 self._beat_cache = {}  # dates are written in order: keep one date's
-            cached = self._beat_cache[key] = (elapsed_ms, wall, tails)
-        elapsed_ms, wall, tails = cached
-        keep = np.ones(len(wall), dtype=bool)
-        for b, e in offline:
-            keep &= ~((b <= wall) & (wall < e))
-        return _Events(elapsed_ms[keep], 1, tails.take(np.flatnonzero(keep)))
+            cached = self._beat_cache[key] = (elapsed_ms, wall, texts)
+        return key, cached
 
-    def counter_events(self, device: Device, sd: StoreDay) -> None:
-        """Entrance and passby counts per interval (1 or 15 min) and heartbeats."""
-        t = sd.traffic
-        step = device.interval_minutes
-        start = t.window_start - t.window_start % step
-        pad_front = t.window_start - start
-        span = pad_front + t.window_minutes
-        n = -(-span // step)
-        pad = n * step - span
+    def _heartbeats(self, device: Device, sd: StoreDay) -> _Events:
+        """The device's heartbeats of the date (it is never offline)."""
+        elapsed_ms, _, texts = self._beat_table(device, sd)[1]
+        return _Events(elapsed_ms, 1, texts.pick(np.arange(len(texts))))
 
-        def per_interval(per_minute: np.ndarray) -> IntArray:
-            full = np.concatenate(
-                [np.zeros(pad_front, np.int64), per_minute, np.zeros(pad, np.int64)]
-            )
-            return np.asarray(full.reshape(n, step).sum(axis=1), dtype=np.int64)
+    def counter_events(self, pairs: list[tuple[Device, StoreDay]]) -> list[bytes]:
+        """Entrance and passby counts per interval (1 or 15 min) and heartbeats of people
+        counters (one tenant, one date): formatted in one pass, cut into one file each (the
+        files' bytes, in the order of ``pairs``)."""
+        day = pairs[0][1].day
+        zones: list[str] = []
+        beat_keys: list[tuple[str, date, str]] = []
+        ev: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("ms", "order", "device", "text", "line", "begin", "end", "in", "out")
+        }
+        beats: dict[str, list[np.ndarray]] = {k: [] for k in ("ms", "device", "index")}
+        for d, (device, sd) in enumerate(pairs):
+            t = sd.traffic
+            step = device.interval_minutes
+            start = t.window_start - t.window_start % step
+            pad_front = t.window_start - start
+            span = pad_front + t.window_minutes
+            n = -(-span // step)
+            pad = n * step - span
 
-        def binned(seconds: np.ndarray) -> IntArray:
-            index = (seconds // 60 - start) // step
-            return np.bincount(index, minlength=n)[:n]
+            zone = self.zone[(device.tenant_id, device.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            z = zones.index(zone) * 25 * 60
+            shift = np.asarray(_shift_minutes(zone, sd.day), dtype=np.int64)
+            begin = start + np.arange(n, dtype=np.int64) * step
+            keep = np.ones(n, dtype=bool)
+            for b, e in t.offline:
+                keep &= ~((b < begin + step) & (begin < e))
+            begin = begin[keep]
+            ms = (begin + step + shift[begin // 60]) * 60_000  # elapsed, as heartbeats
+            for order, (ins, outs) in enumerate(
+                (
+                    (_binned(t.entry_s, start, step, n), _binned(t.exit_s, start, step, n)),
+                    (
+                        _per_interval(t.passby_in, pad_front, pad, n, step),
+                        _per_interval(t.passby_out, pad_front, pad, n, step),
+                    ),
+                )
+            ):
+                k = len(begin)
+                ev["ms"].append(ms)
+                ev["order"].append(np.full(k, order * 2, np.int64))
+                ev["device"].append(np.full(k, d, np.int64))
+                ev["line"].append(np.full(k, order, np.int64))
+                ev["begin"].append(begin + z)
+                ev["end"].append(begin + step + z)
+                ev["in"].append(ins[keep])
+                ev["out"].append(outs[keep])
+            key, (beat_ms, wall, _) = self._beat_table(device, sd)
+            if key not in beat_keys:
+                beat_keys.append(key)
+            kept = np.ones(len(wall), dtype=bool)
+            for b, e in t.offline:
+                kept &= ~((b <= wall) & (wall < e))
+            beats["ms"].append(beat_ms[kept])
+            beats["device"].append(np.full(int(kept.sum()), d, np.int64))
+            beats["index"].append(np.flatnonzero(kept) + 1_000_000 * beat_keys.index(key))
+        c = {k: np.concatenate(v) for k, v in ev.items() if v}
+        hb = {k: np.concatenate(v) for k, v in beats.items()}
+        # Heartbeats first, then counts: within a device, ties in time keep this order.
+        tables = [self._beat_cache[k][2] for k in beat_keys]
+        beat_texts, bases = Table.concat(tables)
+        which = hb["index"] // 1_000_000
+        hb_rows = beat_texts.pick(bases[which] + hb["index"] % 1_000_000)
+        ts = Table.concat([self._minute_ts(day, z) for z in zones])[0]
+        counts = Block.hcat(
+            '"type":"count","line":"', _COUNTER_LINES.pick(c["line"]), '","interval_start":"',
+            ts.pick(c["begin"]), '","interval_end":"', ts.pick(c["end"]), '","in":',
+            Block.ints(c["in"]), ',"out":', Block.ints(c["out"]), "}",
+        )  # fmt: skip
+        ms = np.concatenate([hb["ms"], c["ms"]])
+        kinds = np.concatenate([np.ones(len(hb["ms"]), np.int64), c["order"]])
+        owner = np.concatenate([hb["device"], c["device"]])
+        o = np.lexsort((np.arange(len(ms)), kinds, ms, owner))
+        tails = Block.vcat([hb_rows, counts]).take(o)
+        owner = owner[o]
+        per_device = np.bincount(owner, minlength=len(pairs))
+        first_row = np.cumsum(per_device) - per_device
+        rank = np.arange(len(o)) - first_row[owner]
+        first_seq = np.zeros(len(pairs), dtype=np.int64)
+        for d, (dev, _) in enumerate(pairs):
+            key2 = (dev.tenant_id, dev.device_id)
+            first_seq[d] = self.seq.get(key2, 0) + 1
+            self.seq[key2] = int(first_seq[d] + per_device[d] - 1)
+        heads = Table([f'{{"v":1,"device_id":"{dev.device_id}","seq":' for dev, _ in pairs])
+        last = rank == per_device[owner] - 1
+        buf, row_end = Block.hcat(
+            heads.pick(owner), Block.ints(first_seq[owner] + rank), ",", tails,
+            Block.where(last, Block.literal(len(o), b""), Block.literal(len(o), b",\n")),
+        ).render()  # fmt: skip
+        ends = np.concatenate([[0], row_end])[np.cumsum(per_device)]
+        files, begin_at = [], 0
+        for end in ends.tolist():
+            files.append(b'{"events":[\n' + buf[begin_at:end].tobytes() + b"\n]}\n")
+            begin_at = end
+        return files
 
-        zone = self.zone[(device.tenant_id, device.store_code)]
-        ts = self._minute_ts(sd.day, zone)
-        shift = np.asarray(_shift_minutes(zone, sd.day), dtype=np.int64)
-        begin = start + np.arange(n, dtype=np.int64) * step
-        keep = np.ones(n, dtype=bool)
-        for b, e in t.offline:
-            keep &= ~((b < begin + step) & (begin < e))
-        begin = begin[keep]
-        ms = (begin + step + shift[begin // 60]) * 60_000  # elapsed, as heartbeats
-        events = [self._heartbeats(device, sd, t.offline)]
-        for order, (line, ins, outs) in enumerate(
-            (
-                ("entrance", binned(t.entry_s), binned(t.exit_s)),
-                ("passby", per_interval(t.passby_in), per_interval(t.passby_out)),
-            )
-        ):
-            tails = Block.hcat(
-                f'"type":"count","line":"{line}","interval_start":"', ts.pick(begin),
-                '","interval_end":"', ts.pick(begin + step), '","in":', Block.ints(ins[keep]),
-                ',"out":', Block.ints(outs[keep]), "}",
-            )  # fmt: skip
-            events.append(_Events(ms, order * 2, tails))
-        self._emit(device, sd, events)
+    def _add_events(self, device: Device, sd: StoreDay, data: bytes) -> None:
+        rel = f"iot/{device.tenant_id}/{device.device_id}_{sd.day:%Y%m%d}.json"
+        self._add(
+            rel, data, "iot", "application/json",
+            tenant_id=device.tenant_id, business_date=sd.day,
+            store_code=device.store_code, device_id=device.device_id,
+        )  # fmt: skip
 
     def tof_events(self, device: Device, sd: StoreDay) -> None:
         """Tracks of the visitors crossing the ToF camera's field (≈30 %), plus zone counts."""
@@ -801,7 +886,7 @@ class _Writer:
         bounds = np.concatenate([[0], np.cumsum(n_points)])
         last_ms = ms[bounds[1:] - 1] if total else np.zeros(0, np.int64)
         ymd = f"{sd.day:%Y%m%d}"
-        events = [self._heartbeats(device, sd, [])]
+        events = [self._heartbeats(device, sd)]
         if len(tracked):
             points = Block.hcat(
                 Block.where(
@@ -852,40 +937,88 @@ class _Writer:
             events.append(_Events((begin + 15) * 60_000, 3 + z, tails))
         self._emit(device, sd, events)
 
-    def visitor_events(self, device: Device, sd: StoreDay) -> None:
-        """What the video analyzer reports: entry and exit of each person, staff included."""
-        t = sd.traffic
-        rng = self._rng(
-            4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
-        )
-        tenant = sd.tenant_id
-        n = len(t.person) + len(t.staff_index)
-        seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
-        is_exit = np.repeat(np.array([0, 1]), n)
-        order = np.lexsort((is_exit, seconds))
-        quality = np.rint(rng.uniform(0.55, 0.99, 2 * n) * 1000).astype(np.int64)[order]
-        ymd = f"{sd.day:%Y%m%d}"
-        cam = device.device_id
-        data = b""
-        if n:
-            people = Block.vcat(
-                [
-                    Block.hcat(f"{tenant}-p", Block.ints(t.person, 7)),
-                    Block.of([self.chain.staff[i].person_id for i in t.staff_index.tolist()]),
-                ]
+    def visitor_events(self, pairs: list[tuple[Device, StoreDay]]) -> list[bytes]:
+        """What the video analyzer reports: entry and exit of each person, staff included,
+        for the cameras of one tenant on one date, formatted in one pass (the files' bytes, in
+        the order of ``pairs``)."""
+        day = pairs[0][1].day
+        tenant = pairs[0][1].tenant_id
+        zones: list[str] = []
+        cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("camera", "person", "event", "sec", "zone", "quality", "local")
+        }
+        customers: list[np.ndarray] = []
+        staff: list[str] = []
+        rows = np.zeros(len(pairs), dtype=np.int64)
+        customer_at = 0
+        staff_at: list[int] = []
+        for d, (_, sd) in enumerate(pairs):
+            t = sd.traffic
+            rng = self._rng(
+                4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
             )
-            sec = seconds[order]
-            data = Block.hcat(
-                f'{{"camera_id":"{cam}","person_id":"', people.take(order % n), '","event":"',
-                _EVENT_TABLE.pick(order // n), f'","ts":"{sd.day.isoformat()}T',
-                _hms().pick(sec), self._offsets(sd).pick(sec // 3600), '","quality":',
-                Block.decimals(quality, 3), f',"track_id":"{ymd}-',
-                Block.ints(order % n + 1, 5), '"}\n',
-            ).tobytes()  # fmt: skip
-        rel = f"video/{tenant}/{cam}_{ymd}.jsonl"
+            n = len(t.person) + len(t.staff_index)
+            seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
+            is_exit = np.repeat(np.array([0, 1]), n)
+            order = np.lexsort((is_exit, seconds))
+            quality = np.rint(rng.uniform(0.55, 0.99, 2 * n) * 1000).astype(np.int64)[order]
+            if n == 0:
+                staff_at.append(len(staff))
+                continue
+            local = order % n
+            # customers are rows [0, len(person)) of the day's people, staff the rest
+            is_staff = local >= len(t.person)
+            staff_at.append(len(staff))
+            person = np.where(is_staff, local - len(t.person), local + customer_at)
+            cols["person"].append(np.where(is_staff, -1 - person, person))
+            customers.append(t.person)
+            customer_at += len(t.person)
+            staff += [self.chain.staff[i].person_id for i in t.staff_index.tolist()]
+            zone = self.zone[(sd.tenant_id, sd.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            cols["camera"].append(np.full(2 * n, d, np.int64))
+            cols["event"].append(order // n)
+            cols["sec"].append(seconds[order])
+            cols["zone"].append(np.full(2 * n, zones.index(zone), np.int64))
+            cols["quality"].append(quality)
+            cols["local"].append(local)
+            rows[d] = 2 * n
+        if not rows.sum():
+            return [b""] * len(pairs)
+        c = {k: np.concatenate(v) for k, v in cols.items()}
+        camera = c["camera"]
+        # staff rows: −1 − (index within the camera's staff) → a global staff row
+        base = np.asarray(staff_at, dtype=np.int64)[camera]
+        staff_row = np.where(c["person"] < 0, -1 - c["person"] + base, 0)
+        customer_row = np.where(c["person"] >= 0, c["person"], 0)
+        all_customers = np.concatenate(customers) if customers else np.zeros(0, np.int64)
+        people = Block.where(
+            c["person"] >= 0,
+            Block.hcat(f"{tenant}-p", Block.ints(all_customers[customer_row], 7)),
+            Table(staff or [""]).pick(staff_row),
+        )
+        offsets = Table([o for z in zones for o in day_offsets(z, day)[0]])
+        heads = Table([f'{{"camera_id":"{dev.device_id}","person_id":"' for dev, _ in pairs])
+        sec = c["sec"]
+        buf, row_end = Block.hcat(
+            heads.pick(camera), people, '","event":"', _EVENT_TABLE.pick(c["event"]),
+            f'","ts":"{day.isoformat()}T', _hms().pick(sec),
+            offsets.pick(c["zone"] * 26 + sec // 3600), '","quality":',
+            Block.decimals(c["quality"], 3), f',"track_id":"{day:%Y%m%d}-',
+            Block.ints(c["local"] + 1, 5), '"}\n',
+        ).render()  # fmt: skip
+        ends = np.concatenate([[0], row_end])[np.cumsum(rows)]
+        starts = np.concatenate([[0], ends[:-1]])
+        return [buf[a:b].tobytes() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+    def _add_video(self, device: Device, sd: StoreDay, data: bytes) -> None:
+        cam = device.device_id
+        rel = f"video/{sd.tenant_id}/{cam}_{sd.day:%Y%m%d}.jsonl"
         self._add(
             rel, data, "visitor_events", "application/x-ndjson",
-            tenant_id=tenant, business_date=sd.day, store_code=sd.store_code, device_id=cam,
+            tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
+            device_id=cam,
         )  # fmt: skip
 
     # -- ground truth --------------------------------------------------------------------
@@ -953,6 +1086,20 @@ def _money(sen: int, as_number: bool) -> str | int | float:
     if not as_number:
         return _yen(sen) if sen else "0"
     return sen // 100 if sen % 100 == 0 else sen / 100
+
+
+def _per_interval(per_minute: IntArray, pad_front: int, pad: int, n: int, step: int) -> IntArray:
+    """Per-minute counts summed over ``n`` intervals of ``step`` minutes (zeros padded
+    before and after the window)."""
+    full = np.concatenate([np.zeros(pad_front, np.int64), per_minute, np.zeros(pad, np.int64)])
+    return np.asarray(full.reshape(n, step).sum(axis=1), dtype=np.int64)
+
+
+def _binned(seconds: IntArray, start: int, step: int, n: int) -> IntArray:
+    """How many of ``seconds`` fall in each of ``n`` intervals of ``step`` minutes from minute
+    ``start``."""
+    index = (seconds // 60 - start) // step
+    return np.bincount(index, minlength=n)[:n]
 
 
 def _money_json(sen: IntArray, as_number: np.ndarray) -> Block:
