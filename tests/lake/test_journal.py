@@ -286,3 +286,26 @@ def test_records_overwrite_a_preallocated_spare(tmp_path: Path) -> None:
     assert read_records(Path(spare.path).read_bytes()) == [(PUT, "a/three.json", b"3")]
     lake.checkpoint()
     assert _segments(tmp_path) == []
+
+
+def test_a_journal_that_cannot_be_written_is_a_lake_error(tmp_path: Path) -> None:
+    """No journal, no 202: a full or read-only journal folder is a clear LakeError (the
+    gateway's 503), for a re-send's keep_unsynced as for a put."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put("landing/x/a.json", b"A")
+    (tmp_path / ".journal").write_bytes(b"")  # the journal's folder cannot be created
+    with pytest.raises(LakeError, match="landing/x/a.json"):
+        lake.keep_unsynced("landing/x/a.json", b"A")
+    with pytest.raises(LakeError):
+        lake.put_unsynced("landing/x/b.json", b"B")
+
+
+def test_a_replay_that_fails_is_a_lake_error_and_keeps_the_segment(tmp_path: Path) -> None:
+    _killed_writer(tmp_path)
+    (tmp_path / "landing/x/b.json").unlink()
+    (tmp_path / "landing/x/b.json").mkdir()  # the object cannot be written again
+    with pytest.raises(LakeError, match="journal"):
+        FsspecLake(str(tmp_path))
+    assert any(read_records(s.read_bytes()) for s in _segments(tmp_path))  # kept for later
+    (tmp_path / "landing/x/b.json").rmdir()
+    assert FsspecLake(str(tmp_path)).get("landing/x/b.json") == b"B" * 100
