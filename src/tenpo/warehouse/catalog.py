@@ -130,6 +130,16 @@ class BaseWarehouse(ABC):
     def close(self) -> None:
         """Release the engine's resources held by this warehouse."""
 
+    def materialized(self, expr: ibis.Table) -> ibis.Table:
+        """``expr`` computed once for several queries of this warehouse (the same rows).
+
+        For a read that a unit of work queries more than once (a mart and its checks), so the
+        reading rules (deduplication, POS versions) run once. The base keeps the expression
+        as it is (each query recomputes it); an engine with cheap temporary tables overrides
+        this. The rows live until the warehouse is closed.
+        """
+        return expr
+
     def __enter__(self) -> BaseWarehouse:
         return self
 
@@ -352,6 +362,14 @@ class Warehouse(BaseWarehouse):
             # Typically an unreadable Parquet part: the message names the file.
             raise LakeError(f"warehouse read failed: {exc}") from exc
         return result
+
+    def materialized(self, expr: ibis.Table) -> ibis.Table:
+        """``expr`` as a temporary DuckDB table, filled once (dropped when the warehouse closes)."""
+        try:
+            cached: ibis.Table = expr.cache()
+        except duckdb.Error as exc:
+            raise LakeError(f"warehouse read failed: {exc}") from exc
+        return cached
 
     def close(self) -> None:
         """Release the DuckDB connection."""
