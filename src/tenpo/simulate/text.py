@@ -228,18 +228,19 @@ class Block:
                 a = len(literals)
                 literals.append(source)
                 width = len(source)
+                cap += width * self.n
             elif kind in (_PICK, _AUX):
                 assert isinstance(source, Table)
                 a = table_id.setdefault(id(source), len(tables))
                 if a == len(tables):
                     tables.append(source)
-                width = source.widest
+                # exact: a group of rows can be kilobytes, most are far shorter
+                cap += int(np.diff(source.offsets)[self.columns[column]].sum())
             else:
                 assert isinstance(source, int)
                 a = source
-                width = 24
+                cap += 24 * self.n
             spec[k] = (kind, a, column, condition)
-            cap += width
         lit = Table(literals)
         if len(tables) > _MAX_TABLES:
             raise ValueError(f"a block reads {len(tables)} tables, more than {_MAX_TABLES}")
@@ -249,7 +250,7 @@ class Block:
         columns = (
             np.stack(self.columns, axis=1) if self.columns else np.zeros((self.n, 1), np.int64)
         )
-        return _render(spec, columns, lit.buf, lit.offsets, bufs, offs, cap * self.n)
+        return _render(spec, columns, lit.buf, lit.offsets, bufs, offs, cap)
 
 
 def _shifted(p: _Part, shift: int) -> _Part:

@@ -433,9 +433,18 @@ class _Writer:
                 for device in self.devices.get((sd.tenant_id, sd.store_code), [])
                 if device.kind == "people_counter"
             ]
-            # Counters are formatted together; files are written store by store as before.
+            # Counters and cameras are formatted together; files are written store by store,
+            # in the same order as before.
+            cameras = [
+                (device, sd)
+                for sd in mine
+                for device in self.devices.get((sd.tenant_id, sd.store_code), [])
+                if device.kind == "rgb_camera"
+            ]
             files = self.counter_events(counters) if counters else []
             counted = {d.device_id: f for (d, _), f in zip(counters, files, strict=True)}
+            files = self.visitor_events(cameras) if cameras else []
+            filmed = {d.device_id: f for (d, _), f in zip(cameras, files, strict=True)}
             for sd in mine:
                 for device in self.devices.get((sd.tenant_id, sd.store_code), []):
                     if device.kind == "people_counter":
@@ -443,7 +452,7 @@ class _Writer:
                     elif device.kind == "tof_camera":
                         self.tof_events(device, sd)
                     else:
-                        self.visitor_events(device, sd)
+                        self._add_video(device, sd, filmed[device.device_id])
 
     def vendor_a_sales(self, tenant_id: str, day: date, store_days: list[StoreDay]) -> None:
         """One CSV of every store's lines; each register exports its receipts in number order."""
@@ -928,40 +937,88 @@ class _Writer:
             events.append(_Events((begin + 15) * 60_000, 3 + z, tails))
         self._emit(device, sd, events)
 
-    def visitor_events(self, device: Device, sd: StoreDay) -> None:
-        """What the video analyzer reports: entry and exit of each person, staff included."""
-        t = sd.traffic
-        rng = self._rng(
-            4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
-        )
-        tenant = sd.tenant_id
-        n = len(t.person) + len(t.staff_index)
-        seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
-        is_exit = np.repeat(np.array([0, 1]), n)
-        order = np.lexsort((is_exit, seconds))
-        quality = np.rint(rng.uniform(0.55, 0.99, 2 * n) * 1000).astype(np.int64)[order]
-        ymd = f"{sd.day:%Y%m%d}"
-        cam = device.device_id
-        data = b""
-        if n:
-            people = Block.vcat(
-                [
-                    Block.hcat(f"{tenant}-p", Block.ints(t.person, 7)),
-                    Block.of([self.chain.staff[i].person_id for i in t.staff_index.tolist()]),
-                ]
+    def visitor_events(self, pairs: list[tuple[Device, StoreDay]]) -> list[bytes]:
+        """What the video analyzer reports: entry and exit of each person, staff included,
+        for the cameras of one tenant on one date, formatted in one pass (the files' bytes, in
+        the order of ``pairs``)."""
+        day = pairs[0][1].day
+        tenant = pairs[0][1].tenant_id
+        zones: list[str] = []
+        cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("camera", "person", "event", "sec", "zone", "quality", "local")
+        }
+        customers: list[np.ndarray] = []
+        staff: list[str] = []
+        rows = np.zeros(len(pairs), dtype=np.int64)
+        customer_at = 0
+        staff_at: list[int] = []
+        for d, (_, sd) in enumerate(pairs):
+            t = sd.traffic
+            rng = self._rng(
+                4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
             )
-            sec = seconds[order]
-            data = Block.hcat(
-                f'{{"camera_id":"{cam}","person_id":"', people.take(order % n), '","event":"',
-                _EVENT_TABLE.pick(order // n), f'","ts":"{sd.day.isoformat()}T',
-                _hms().pick(sec), self._offsets(sd).pick(sec // 3600), '","quality":',
-                Block.decimals(quality, 3), f',"track_id":"{ymd}-',
-                Block.ints(order % n + 1, 5), '"}\n',
-            ).tobytes()  # fmt: skip
-        rel = f"video/{tenant}/{cam}_{ymd}.jsonl"
+            n = len(t.person) + len(t.staff_index)
+            seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
+            is_exit = np.repeat(np.array([0, 1]), n)
+            order = np.lexsort((is_exit, seconds))
+            quality = np.rint(rng.uniform(0.55, 0.99, 2 * n) * 1000).astype(np.int64)[order]
+            if n == 0:
+                staff_at.append(len(staff))
+                continue
+            local = order % n
+            # customers are rows [0, len(person)) of the day's people, staff the rest
+            is_staff = local >= len(t.person)
+            staff_at.append(len(staff))
+            person = np.where(is_staff, local - len(t.person), local + customer_at)
+            cols["person"].append(np.where(is_staff, -1 - person, person))
+            customers.append(t.person)
+            customer_at += len(t.person)
+            staff += [self.chain.staff[i].person_id for i in t.staff_index.tolist()]
+            zone = self.zone[(sd.tenant_id, sd.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            cols["camera"].append(np.full(2 * n, d, np.int64))
+            cols["event"].append(order // n)
+            cols["sec"].append(seconds[order])
+            cols["zone"].append(np.full(2 * n, zones.index(zone), np.int64))
+            cols["quality"].append(quality)
+            cols["local"].append(local)
+            rows[d] = 2 * n
+        if not rows.sum():
+            return [b""] * len(pairs)
+        c = {k: np.concatenate(v) for k, v in cols.items()}
+        camera = c["camera"]
+        # staff rows: −1 − (index within the camera's staff) → a global staff row
+        base = np.asarray(staff_at, dtype=np.int64)[camera]
+        staff_row = np.where(c["person"] < 0, -1 - c["person"] + base, 0)
+        customer_row = np.where(c["person"] >= 0, c["person"], 0)
+        all_customers = np.concatenate(customers) if customers else np.zeros(0, np.int64)
+        people = Block.where(
+            c["person"] >= 0,
+            Block.hcat(f"{tenant}-p", Block.ints(all_customers[customer_row], 7)),
+            Table(staff or [""]).pick(staff_row),
+        )
+        offsets = Table([o for z in zones for o in day_offsets(z, day)[0]])
+        heads = Table([f'{{"camera_id":"{dev.device_id}","person_id":"' for dev, _ in pairs])
+        sec = c["sec"]
+        buf, row_end = Block.hcat(
+            heads.pick(camera), people, '","event":"', _EVENT_TABLE.pick(c["event"]),
+            f'","ts":"{day.isoformat()}T', _hms().pick(sec),
+            offsets.pick(c["zone"] * 26 + sec // 3600), '","quality":',
+            Block.decimals(c["quality"], 3), f',"track_id":"{day:%Y%m%d}-',
+            Block.ints(c["local"] + 1, 5), '"}\n',
+        ).render()  # fmt: skip
+        ends = np.concatenate([[0], row_end])[np.cumsum(rows)]
+        starts = np.concatenate([[0], ends[:-1]])
+        return [buf[a:b].tobytes() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+    def _add_video(self, device: Device, sd: StoreDay, data: bytes) -> None:
+        cam = device.device_id
+        rel = f"video/{sd.tenant_id}/{cam}_{sd.day:%Y%m%d}.jsonl"
         self._add(
             rel, data, "visitor_events", "application/x-ndjson",
-            tenant_id=tenant, business_date=sd.day, store_code=sd.store_code, device_id=cam,
+            tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
+            device_id=cam,
         )  # fmt: skip
 
     # -- ground truth --------------------------------------------------------------------
