@@ -37,7 +37,7 @@ from dagster import (
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import Settings
 from tenpo.jobs import VisitRules, store_daily, store_hourly, store_offsets, store_visits
-from tenpo.jobs.kpis import DAILY_KEYS, HOURLY_KEYS
+from tenpo.jobs.kpis import COUNT_COLUMNS, DAILY_KEYS, HOURLY_KEYS, POS_COLUMNS
 from tenpo.pipelines._compat import beta_features
 from tenpo.pipelines.partitions import partition_dates
 from tenpo.pipelines.resources import TenpoResource
@@ -75,6 +75,8 @@ DATAMART_KEYS = (DATAMART_STORE_VISITS_KEY, DATAMART_STORE_DAILY_KEY, DATAMART_S
 WRITER_TAG = {"tenpo/writer": "marts"}
 
 _VISIT_KEYS = ("tenant_id", "store_id", "business_date", "person_id", "entry_ts")
+# The raw count columns store_daily reads.
+_DAILY_COUNT_COLUMNS = (*COUNT_COLUMNS, "interval_start", "interval_end", "device_id")
 
 
 def visit_rules(settings: Settings) -> VisitRules:
@@ -220,8 +222,8 @@ def _hourly_equals_daily(hourly: pa.Table, daily: pa.Table) -> AssetCheckResult:
     )
 
 
-def _pos_totals(wh: BaseWarehouse, days: list[date], daily: pa.Table) -> AssetCheckResult:
-    raw = wh.table("raw_pos_transactions", dates=days)
+def _pos_totals(wh: BaseWarehouse, raw: ibis.Table, daily: pa.Table) -> AssetCheckResult:
+    """Σ net sales and transactions of ``daily`` against the raw POS rows it was built from."""
     counted = raw.kind.isin(("sale", "return"))
     expr = raw.aggregate(
         net_sales=raw.total_excl_tax.sum(where=counted),
@@ -258,13 +260,9 @@ def _row_count(rows: pa.Table, expected: int, what: str) -> AssetCheckResult:
     )
 
 
-def _source_store_dates(wh: BaseWarehouse, days: list[date], visits: ibis.Table) -> int:
-    parts = [
-        wh.table(name, dates=days).select(*DAILY_KEYS)
-        for name in ("raw_pos_transactions", "raw_iot_counts")
-    ]
-    parts.append(visits.select(*DAILY_KEYS))
-    union = ibis.union(*parts, distinct=True)
+def _source_store_dates(wh: BaseWarehouse, sources: Sequence[ibis.Table]) -> int:
+    """Distinct (tenant, store, business date) over the ``sources`` (as the mart reads them)."""
+    union = ibis.union(*[t.select(*DAILY_KEYS) for t in sources], distinct=True)
     return int(wh.to_arrow(union.aggregate(n=union.count()))["n"][0].as_py())
 
 
@@ -381,26 +379,30 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         history = [min(days) - timedelta(days=i) for i in range(1, window + 1)]
         with tenpo.open_warehouse() as wh:
             visits = wh.table(MART_STORE_VISITS_KEY, dates=[*history, *days])
-            expr = store_daily(
-                wh.table("raw_pos_transactions", dates=days),
-                wh.table("raw_iot_counts", dates=days),
-                visits,
-                days=days,
-                repeat_window_days=window,
-            ).order_by(list(DAILY_KEYS))
+            # The mart and its checks read the same raw rows: read (deduplicate, resolve POS
+            # versions) each raw table once, only the columns the job uses.
+            pos = wh.materialized(wh.table("raw_pos_transactions", dates=days).select(*POS_COLUMNS))
+            counts = wh.materialized(
+                wh.table("raw_iot_counts", dates=days).select(*_DAILY_COUNT_COLUMNS)
+            )
+            expr = store_daily(pos, counts, visits, days=days, repeat_window_days=window).order_by(
+                list(DAILY_KEYS)
+            )
             rows, metadata, quarantined = _write(
                 context, wh, MART_STORE_DAILY_KEY, days, wh.to_arrow(expr), DAILY_KEYS
             )
             current = visits.filter(visits.business_date.isin(days))
             checks = [
                 _null_keys(rows, DAILY_KEYS),
-                _row_count(rows, _source_store_dates(wh, days, current), "store-dates in sources"),
+                _row_count(
+                    rows, _source_store_dates(wh, [pos, counts, current]), "store-dates in sources"
+                ),
                 _non_negative(
                     rows,
                     ("visitors", "passersby", "unique_visitors", "repeat_visitors", "open_visits"),
                     "visitors_non_negative",
                 ),
-                _pos_totals(wh, days, rows),
+                _pos_totals(wh, pos, rows),
                 quarantined,
             ]
         return MaterializeResult(metadata=metadata, check_results=checks)

@@ -130,6 +130,16 @@ class BaseWarehouse(ABC):
     def close(self) -> None:
         """Release the engine's resources held by this warehouse."""
 
+    def materialized(self, expr: ibis.Table) -> ibis.Table:
+        """``expr`` computed once for several queries of this warehouse (the same rows).
+
+        For a read that a unit of work queries more than once (a mart and its checks), so the
+        reading rules (deduplication, POS versions) run once. The base keeps the expression
+        as it is (each query recomputes it); an engine with cheap temporary tables overrides
+        this. The rows live until the warehouse is closed.
+        """
+        return expr
+
     def __enter__(self) -> BaseWarehouse:
         return self
 
@@ -321,6 +331,8 @@ class Warehouse(BaseWarehouse):
             self._con.register_filesystem(lake.filesystem)
         self._views: dict[str, bool] = {}
         """Views and version tables made, by name → whether they hold files (rows)."""
+        self._cached: list[ibis.Table] = []
+        """Temporary tables made by :meth:`materialized`, dropped on :meth:`close`."""
 
     @property
     def con(self) -> DuckDBBackend:
@@ -353,8 +365,20 @@ class Warehouse(BaseWarehouse):
             raise LakeError(f"warehouse read failed: {exc}") from exc
         return result
 
+    def materialized(self, expr: ibis.Table) -> ibis.Table:
+        """``expr`` as a temporary DuckDB table, filled once (dropped when the warehouse closes)."""
+        try:
+            cached: ibis.Table = expr.cache()
+        except duckdb.Error as exc:
+            raise LakeError(f"warehouse read failed: {exc}") from exc
+        self._cached.append(cached)
+        return cached
+
     def close(self) -> None:
-        """Release the DuckDB connection."""
+        """Drop the tables :meth:`materialized` made and release the DuckDB connection."""
+        for cached in self._cached:
+            cached.release()  # before the connection goes: Ibis would drop it later, on GC
+        self._cached.clear()
         self._con.disconnect()
 
     def _glob(self, name: str) -> str:
