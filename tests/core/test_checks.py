@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tenpo.core import checks
 from tenpo.core.checks import VISIBLE_CHAR, MalformedBody, iot_events
 
 # ECMA-262 WhiteSpace and LineTerminator: what JSON Schema's ``\s`` matches.
@@ -29,3 +30,27 @@ def test_a_device_id_of_whitespace_only_is_refused(device_id: str) -> None:
 
 def test_a_device_id_with_one_visible_character_passes() -> None:
     assert iot_events({"events": [{"device_id": " pc-1\x1e"}]}) == [{"device_id": " pc-1\x1e"}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a,b\r\n",
+        'a,b\r\n1,2\r\n\r\n , \r\n"x\r\ny",2\r\n\u3000,\t\r\n3,4',
+        'h\n"unterminated\n',
+    ],
+)
+def test_csv_header_and_count_is_csv_rows_with_data_row_count(text: str) -> None:
+    """The one-pass check keeps the parse, the errors and the count of the list-based one."""
+    try:
+        rows = checks.csv_rows(text)
+    except checks.MalformedBody as exc:
+        with pytest.raises(checks.MalformedBody, match="not valid CSV"):
+            checks.csv_header_and_count(text)
+        assert "CSV" in str(exc)
+        return
+    header, count = checks.csv_header_and_count(text)
+    assert header == (rows[0] if rows else None)
+    assert count == sum(1 for r in rows[1:] if any(f.strip() for f in r))
+    assert count == checks.data_row_count(rows)

@@ -242,3 +242,35 @@ def test_what_only_the_model_reads_leaves_the_object_to_the_event_path() -> None
     data = json.dumps(events).encode()
     assert parse_fast(EVENT, data, DIRECTORY) is None
     assert _compare(data).rejects == []
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_several_objects_in_one_pass_match_the_event_path_object_by_object(seed: int) -> None:
+    rng = random.Random(200 + seed)
+    items = []
+    for k in range(rng.randint(1, 6)):
+        events = _events(rng, rng.randint(0, 60), tracks=True)
+        for ev in rng.sample(events, k=min(len(events), rng.randint(0, 3))):
+            _spoil(rng, ev, events)
+        base = EVENT.model_copy(update={"object_id": f"obj{k}"})
+        if rng.random() < 0.2:  # another tenant: none of its devices is known
+            base = base.model_copy(update={"tenant_id": "t-other"})
+        if rng.random() < 0.4:
+            registered = base.model_copy(update={"content_type": MQTT_FRAMES})
+            items.append((registered, _frames(rng, events) if events else b""))
+        else:
+            body = events if rng.random() < 0.5 else {"events": events}
+            items.append((base, json.dumps(body, ensure_ascii=False).encode()))
+    if rng.random() < 0.3:
+        items.append((EVENT.model_copy(update={"object_id": "broken"}), b'{"events": [1,'))
+    many = IotPreEtl().parse_many(items, DIRECTORY)
+    assert len(many) == len(items)
+    for (registered, data), fast in zip(items, many, strict=True):
+        rows = IotPreEtl(_fast=False).parse(registered, data, DIRECTORY)
+        assert fast.tables.keys() == rows.tables.keys()
+        for name, table in fast.tables.items():
+            assert table.schema == rows.tables[name].schema
+            assert table.to_pylist() == rows.tables[name].to_pylist(), name
+        assert [(r.table, r.reason, r.record, r.line, r.replayable) for r in fast.rejects] == [
+            (r.table, r.reason, r.record, r.line, r.replayable) for r in rows.rejects
+        ]

@@ -12,6 +12,7 @@ from tenpo.bus.base import OBJECT_REGISTERED
 from tenpo.bus.memory import MemoryBus
 from tenpo.core.errors import LakeError
 from tenpo.lake import FsspecLake, LandingZone
+from tenpo.lake.journal import CREATE, PUT, read_records
 from tenpo.lake.keys import claim_key
 
 
@@ -115,8 +116,16 @@ def test_unsynced_puts_become_durable_with_sync(tmp_path: Path) -> None:
     assert not lake.put_if_absent_unsynced("a/b/c.json", b"2")
     lake.put_unsynced("a/b/d.json", b"3")
     assert lake.get("a/b/c.json") == b"1" and lake.get("a/b/d.json") == b"3"
-    lake.sync()  # syncfs (or an fsync of each file and folder): no error, nothing pending
-    assert lake._unsynced == set()
+    lake.sync()  # one fdatasync of the journal segment that holds both writes
+    segments = sorted((tmp_path / ".journal").glob("*.log"))  # (and a preallocated spare)
+    records = [r for segment in segments for r in read_records(segment.read_bytes())]
+    assert records == [
+        (CREATE, "a/b/c.json", b"1"),
+        (PUT, "a/b/d.json", b"3"),
+    ]
+    assert lake.list("") == ["a/b/c.json", "a/b/d.json"]  # the journal holds no objects
+    lake.checkpoint()  # durable in place (syncfs or fsyncs), the segment deleted
+    assert list((tmp_path / ".journal").glob("*.log")) == []
 
 
 @pytest.mark.parametrize("workers", [1, 4])

@@ -93,6 +93,29 @@ def test_landing_same_bytes_twice_stores_once_and_publishes_once(tmp_path: Path)
     assert event.object_id == first.event.object_id and event.size == 8
 
 
+def test_the_claim_keeps_what_the_sender_said_beside_the_bytes(tmp_path: Path) -> None:
+    """An upload's meta (the store an Airレジ export was sent for) is in its ``ids/`` claim, so
+    the lake alone describes the object; a claim without meta stays as it was."""
+    import json
+
+    from tenpo.lake.keys import claim_key
+
+    zone = LandingZone(open_lake(str(tmp_path)), MemoryBus())
+    sent = zone.land(
+        "pos_airregi", "t1", b"csv", "csv", day=D, meta={"store_code": "S01"}, scope="S01"
+    )
+    claim = json.loads(zone.lake.get(claim_key("pos_airregi", "t1", sent.event.object_id)))
+    assert claim == {
+        "key": sent.event.key,
+        "sha256": sent.event.sha256,
+        "size": 3,
+        "meta": {"store_code": "S01"},
+    }
+    plain = zone.land("pos_vendor_b", "t1", b"{}", "json", day=D)
+    claim = json.loads(zone.lake.get(claim_key("pos_vendor_b", "t1", plain.event.object_id)))
+    assert "meta" not in claim and claim["key"] == plain.event.key
+
+
 def test_idempotency_key_names_the_object_and_detects_reuse(tmp_path: Path) -> None:
     zone = LandingZone(open_lake(str(tmp_path)), MemoryBus())
     landed = zone.land("iot", "t1", b"payload", "json", idempotency_key="batch-42", day=D)

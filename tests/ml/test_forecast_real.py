@@ -2,8 +2,8 @@
 ``tests/ml/footfall.py``: 4 sensors as stores, 2024-2025, Pacific/Auckland with its DST and
 New Zealand's holidays), against the seasonal-naive forecast measured in the same run.
 
-The hourly floors of issue 19 hold here; the daily ones do NOT (relative MASE about 0.9,
-80 % coverage about 87 %): their test is a strict xfail, so it fails the day they are met.
+The hourly floors of issue 19 hold here, and the daily coverage ones; the daily MASE floor
+does NOT (relative MASE about 0.87): its test is a strict xfail, so it fails the day it is met.
 ``python -m bench bench_forecast_real`` runs all 21 sensors.
 """
 
@@ -67,23 +67,25 @@ def test_hourly_backtest_beats_seasonal_naive_with_calibrated_intervals(
         assert abs(s.coverage[level] - level / 100) <= 0.05, s
 
 
-def test_daily_backtest_beats_seasonal_naive(scores: dict[str, BacktestScore]) -> None:
+def test_daily_backtest_beats_seasonal_naive_with_calibrated_intervals(
+    scores: dict[str, BacktestScore],
+) -> None:
     s = scores["day"]
     assert s.points > 400, s
-    assert s.relative_mase < 1.0 and s.mae < s.mae_naive, s
+    assert s.relative_mase < 0.95 and s.mae < 0.95 * s.mae_naive, s
+    for level in LEVELS:
+        assert abs(s.coverage[level] - level / 100) <= 0.05, s
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 19: on real footfall the daily forecast is only ~10 % better than seasonal "
-    "naive and its 80 % interval covers ~87 % (level shifts of single sensors leak into the "
-    "yearly term); the floors are 0.85 and 5 points",
+    reason="issue 19: on real footfall the daily forecast is ~13 % better than seasonal naive "
+    "(relative MASE ~0.87; its level, not its weekday profile, errs: weather, level shifts); "
+    "the floor is 0.85",
 )
-def test_daily_backtest_meets_the_issue_floors(scores: dict[str, BacktestScore]) -> None:
+def test_daily_backtest_meets_the_issue_mase_floor(scores: dict[str, BacktestScore]) -> None:
     s = scores["day"]
     assert s.relative_mase <= 0.85, s
-    for level in LEVELS:
-        assert abs(s.coverage[level] - level / 100) <= 0.05, s
 
 
 def test_ignored_dates_are_not_scored(marts: tuple[pd.DataFrame, pd.DataFrame]) -> None:

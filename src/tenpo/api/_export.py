@@ -1,7 +1,9 @@
 """Export of KPI answers as CSV or Parquet (one flat row per store and period).
 
 The format comes from ``format=json|csv|parquet`` or, when absent, from the ``Accept`` header.
-Money keeps two decimals (CSV text, Parquet ``decimal128(18, 2)``); ratios are floats.
+The KPI columns are the warehouse schema's (:data:`tenpo.warehouse.schemas.SALES_TRAFFIC_KPIS`),
+in its order and types: money keeps two decimals (CSV text, Parquet ``decimal128(18, 2)``);
+ratios are floats.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tenpo.api.models import KpiRow
+from tenpo.datamart.kpis import MONEY_KPIS
+from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 ExportFormat = Literal["json", "csv", "parquet"]
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -26,31 +30,23 @@ MEDIA_TYPES: dict[str, str] = {
     "parquet": PARQUET_TYPES[0],
 }
 
-_MONEY = pa.decimal128(18, 2)
 COLUMNS: list[tuple[str, pa.DataType]] = [
     ("store_id", pa.string()),
     ("business_date", pa.date32()),
     ("period_end", pa.date32()),
     ("hour", pa.int8()),
     ("days", pa.int32()),
-    ("net_sales", _MONEY),
-    ("net_sales_incl_tax", _MONEY),
-    ("transactions", pa.int64()),
-    ("units", pa.int64()),
-    ("atv", pa.float64()),
-    ("upt", pa.float64()),
-    ("visitors", pa.int64()),
-    ("passersby", pa.int64()),
-    ("capture_rate", pa.float64()),
-    ("conversion_rate", pa.float64()),
-    ("sales_per_visitor", pa.float64()),
-    ("has_pos", pa.bool_()),
-    ("has_counter", pa.bool_()),
+    *SALES_TRAFFIC_KPIS,  # the warehouse schema's KPI columns, in its order and types
     ("flags", pa.string()),
-    ("utc_offset_s", pa.int32()),  # at grain hour; last, so older readers' columns keep places
+    (
+        "utc_offset_s",
+        pa.int32(),
+    ),  # at grain hour; after flags, so older readers' columns keep places
     ("device_flags", pa.string()),
 ]
 SCHEMA = pa.schema(COLUMNS)
+_LISTS = frozenset({"flags", "device_flags"})
+"""Columns holding a list in the JSON answer: ``;``-joined in the export."""
 
 
 def negotiate(fmt: ExportFormat | None, accept: str | None) -> ExportFormat:
@@ -71,33 +67,15 @@ def negotiate(fmt: ExportFormat | None, accept: str | None) -> ExportFormat:
 def _records(rows: Sequence[tuple[str, KpiRow]]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for store_id, r in rows:
-        out.append(
-            {
-                "store_id": store_id,
-                "business_date": r.business_date,
-                "period_end": r.period_end,
-                "hour": r.hour,
-                "utc_offset_s": r.utc_offset_s,
-                "days": r.days,
-                "net_sales": None if r.net_sales is None else Decimal(r.net_sales),
-                "net_sales_incl_tax": None
-                if r.net_sales_incl_tax is None
-                else Decimal(r.net_sales_incl_tax),
-                "transactions": r.transactions,
-                "units": r.units,
-                "atv": r.atv,
-                "upt": r.upt,
-                "visitors": r.visitors,
-                "passersby": r.passersby,
-                "capture_rate": r.capture_rate,
-                "conversion_rate": r.conversion_rate,
-                "sales_per_visitor": r.sales_per_visitor,
-                "has_pos": r.has_pos,
-                "has_counter": r.has_counter,
-                "flags": ";".join(r.flags),
-                "device_flags": ";".join(r.device_flags),
-            }
-        )
+        record: dict[str, object] = {"store_id": store_id}
+        for name, _ in COLUMNS[1:]:
+            value = getattr(r, name)
+            if name in _LISTS:
+                value = ";".join(value)
+            elif name in MONEY_KPIS and value is not None:
+                value = Decimal(value)
+            record[name] = value
+        out.append(record)
     return out
 
 

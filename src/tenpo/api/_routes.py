@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import orjson
-import pyarrow as pa
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -37,9 +36,9 @@ from tenpo.core.errors import BadInput
 from tenpo.core.ids import utcnow
 from tenpo.datamart import StoreRecord
 from tenpo.datamart import read as dm
-from tenpo.datamart.aread import KPI_COLUMNS, AsyncKpiReader
+from tenpo.datamart.aread import AsyncKpiReader
 from tenpo.datamart.devices import StoreDayHealth, store_day_health
-from tenpo.datamart.kpis import KpiPeriod
+from tenpo.datamart.kpis import KPI_COLUMNS, MONEY_KPIS, KpiPeriod
 from tenpo.datamart.read import (
     ApiGrain,
     Row,
@@ -50,7 +49,6 @@ from tenpo.datamart.read import (
     visible_store,
     visible_stores,
 )
-from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 __all__ = ["StoreId", "router"]
 
@@ -431,9 +429,6 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
-_MONEY_KPIS = frozenset(name for name, kind in SALES_TRAFFIC_KPIS if pa.types.is_decimal(kind))
-
-
 def _kpi_item(
     row: Row,
     grain: ApiGrain,
@@ -448,18 +443,16 @@ def _kpi_item(
     schema, money as two-place strings."""
     p = row.period
     days = dm.period_health(p, start, end, store_id, health)
-    item: dict[str, Any] = {
-        "business_date": p.period_start,
-        "period_end": p.period_end,
-        "days": p.days,
-    }
-    for name in KPI_COLUMNS:
-        value = getattr(p, name)
-        item[name] = _money(value) if name in _MONEY_KPIS else value
+    item: dict[str, Any] = {"business_date": p[0], "period_end": p[1], "days": p[2]}
+    item.update(zip(KPI_COLUMNS, p[3:], strict=True))
+    for name in MONEY_KPIS:
+        value = item[name]
+        if value is not None:
+            item[name] = f"{value:.2f}"
     item["hour"] = row.hour
     item["utc_offset_s"] = row.utc_offset_s
     item["flags"] = dm.row_flags(row, grain, start, end, today, days)
-    item["device_flags"] = sorted({f for h in days for f in h.flags})
+    item["device_flags"] = sorted({f for h in days for f in h.flags}) if days else []
     return item
 
 
@@ -472,27 +465,4 @@ def _kpi_row(
     health: dict[tuple[str, date], StoreDayHealth],
     store_id: str,
 ) -> KpiRow:
-    p = row.period
-    days = dm.period_health(p, start, end, store_id, health)
-    return KpiRow(
-        business_date=p.period_start,
-        period_end=p.period_end,
-        days=p.days,
-        net_sales=_money(p.net_sales),
-        net_sales_incl_tax=_money(p.net_sales_incl_tax),
-        transactions=p.transactions,
-        units=p.units,
-        atv=p.atv,
-        upt=p.upt,
-        visitors=p.visitors,
-        passersby=p.passersby,
-        capture_rate=p.capture_rate,
-        conversion_rate=p.conversion_rate,
-        sales_per_visitor=p.sales_per_visitor,
-        has_pos=p.has_pos,
-        has_counter=p.has_counter,
-        hour=row.hour,
-        utc_offset_s=row.utc_offset_s,
-        flags=dm.row_flags(row, grain, start, end, today, days),
-        device_flags=sorted({f for h in days for f in h.flags}),
-    )
+    return KpiRow(**_kpi_item(row, grain, start, end, today, health, store_id))

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tenpo.datamart.read import ApiGrain
+from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 Money = Annotated[
     str,
@@ -55,28 +57,63 @@ class StorePage(_Public):
     offset: int
 
 
-class KpiRow(_Public):
+_KPI_DOCS: dict[str, str] = {
+    "net_sales": "Σ sales − returns, excl. tax, yen.",
+    "net_sales_incl_tax": "The same incl. tax, yen.",
+    "transactions": "Sale receipts − return receipts.",
+    "units": "Σ quantity (returns negative).",
+    "atv": "net_sales / transactions (yen).",
+    "upt": "units / transactions.",
+    "visitors": "Entries counted at entrance lines.",
+    "passersby": "People counted at pass-by lines.",
+    "capture_rate": "visitors / passersby.",
+    "conversion_rate": "transactions / visitors.",
+    "sales_per_visitor": "net_sales / visitors (yen).",
+    "has_pos": "Every day of the period had POS data.",
+    "has_counter": "Every day of the period had people-counter data.",
+}
+"""What each KPI column of the warehouse schema means, for OpenAPI (one entry per column)."""
+
+
+def _kpi_field(name: str, kind: pa.DataType) -> tuple[Any, Any]:
+    """The response field of one KPI column: money a two-place string, counts integers,
+    ratios numbers (each null when unknown), source flags required booleans."""
+    try:
+        doc = _KPI_DOCS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"KPI column {name!r} of the warehouse schema has no description"
+        ) from None
+    if pa.types.is_decimal(kind):
+        return Money | None, Field(None, description=doc)
+    if pa.types.is_boolean(kind):
+        return bool, Field(description=doc)
+    if pa.types.is_integer(kind):
+        return int | None, Field(None, description=doc)
+    if pa.types.is_floating(kind):
+        return float | None, Field(None, description=doc)
+    raise RuntimeError(f"KPI column {name!r} has a type the API cannot serve: {kind}")
+
+
+_KPI_ROW_FIELDS: dict[str, Any] = {
+    "business_date": (
+        date,
+        Field(
+            description="First business date of the period (the day itself at grain `day`, "
+            "the Monday at `week`, the 1st at `month`)."
+        ),
+    ),
+    "period_end": (date, Field(description="Last calendar date of the period.")),
+    "days": (int, Field(ge=0, description="Days with data in the period (within the range).")),
+    **{name: _kpi_field(name, kind) for name, kind in SALES_TRAFFIC_KPIS},
+}
+_KpiRowColumns: Any = create_model("KpiRowColumns", __base__=_Public, **_KPI_ROW_FIELDS)
+"""The period and the warehouse schema's KPI columns (:data:`SALES_TRAFFIC_KPIS`), derived."""
+
+
+class KpiRow(_KpiRowColumns):
     """A store's KPIs for one period (a business date at grain `day`)."""
 
-    business_date: date = Field(
-        description="First business date of the period (the day itself at grain `day`, the "
-        "Monday at `week`, the 1st at `month`)."
-    )
-    period_end: date = Field(description="Last calendar date of the period.")
-    days: int = Field(ge=0, description="Days with data in the period (within the range).")
-    net_sales: Money | None = Field(None, description="Σ sales − returns, excl. tax, yen.")
-    net_sales_incl_tax: Money | None = Field(None, description="The same incl. tax, yen.")
-    transactions: int | None = Field(None, description="Sale receipts − return receipts.")
-    units: int | None = Field(None, description="Σ quantity (returns negative).")
-    atv: float | None = Field(None, description="net_sales / transactions (yen).")
-    upt: float | None = Field(None, description="units / transactions.")
-    visitors: int | None = Field(None, description="Entries counted at entrance lines.")
-    passersby: int | None = Field(None, description="People counted at pass-by lines.")
-    capture_rate: float | None = Field(None, description="visitors / passersby.")
-    conversion_rate: float | None = Field(None, description="transactions / visitors.")
-    sales_per_visitor: float | None = Field(None, description="net_sales / visitors (yen).")
-    has_pos: bool = Field(description="Every day of the period had POS data.")
-    has_counter: bool = Field(description="Every day of the period had people-counter data.")
     hour: int | None = Field(
         None, ge=0, le=23, description="Hour of day (store local time) at grain `hour`."
     )

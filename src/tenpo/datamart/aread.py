@@ -14,27 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from tenpo.datamart.devices import StoreDayHealth, ensure_device_health, mart_device_health
-from tenpo.datamart.kpis import KpiPeriod
-from tenpo.datamart.read import Caller, StoreRecord, _not_found
+from tenpo.datamart.kpis import KPI_COLUMNS, KpiPeriod
+from tenpo.datamart.read import Caller, StoreRecord, _not_found, day_period
 from tenpo.datamart.schema import dm_stores, mart_store_daily
-from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 log = logging.getLogger(__name__)
 
-KPI_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SALES_TRAFFIC_KPIS)
-"""The KPI columns read, in the warehouse schema's order (== KpiPeriod's fields after days)."""
+_KPIS = len(KPI_COLUMNS)
 
 _STORE_COLUMNS = tuple(c.name for c in dm_stores.c)
-_CENT = Decimal("0.01")
 
 _DAYS_PART, _HEALTH_PART = 0, 1
 _STORE_DAYS_HEALTH_SQL = (
@@ -85,11 +79,13 @@ class AsyncKpiReader:
         self._min, self._max = min_size, max_size
         self._pool: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
         self._ready = False
 
     def serve(self) -> None:
         """Make the running loop the serving loop (called from the app's lifespan)."""
         self._loop = asyncio.get_running_loop()
+        self._opening = None  # a lock belongs to the loop that made it
 
     async def _ensure_ready(self) -> None:
         if not self._ready:  # the device-health table may be missing in an older datamart
@@ -98,8 +94,12 @@ class AsyncKpiReader:
             )
             self._ready = True
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one prepared statement, on a pooled connection of the serving loop.
+
+        The pool's ``getconn``/``putconn`` are called directly: the ``connection()`` context
+        manager (and the connection's own, a no-op commit in autocommit) cost as much CPU as
+        a fetch of the store-month's rows."""
         await self._ensure_ready()
         if self._loop is not asyncio.get_running_loop():
             import psycopg
@@ -107,25 +107,36 @@ class AsyncKpiReader:
             async with await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True
             ) as conn:
-                yield conn
-            return
-        if self._pool is None:
-            from psycopg_pool import AsyncConnectionPool
+                cur = await conn.execute(sql, params, prepare=True)
+                return await cur.fetchall()
+        pool = self._pool if self._pool is not None else await self._open_pool()
+        conn = await pool.getconn()
+        try:
+            cur = await conn.execute(sql, params, prepare=True)
+            return await cur.fetchall()
+        finally:
+            await pool.putconn(conn)
 
-            pool = AsyncConnectionPool(
-                self._conninfo,
-                min_size=self._min,
-                max_size=self._max,
-                open=False,
-                # Every statement prepared on first use. Autocommit: no BEGIN before and no
-                # COMMIT round trip after each read (the one statement sees one snapshot).
-                kwargs={"prepare_threshold": 0, "autocommit": True},
-            )
-            await pool.open()
-            self._pool = pool
-            log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
-        async with self._pool.connection() as conn:
-            yield conn
+    async def _open_pool(self) -> Any:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:  # the first burst of requests opens one pool, not many
+            if self._pool is None:
+                from psycopg_pool import AsyncConnectionPool
+
+                pool = AsyncConnectionPool(
+                    self._conninfo,
+                    min_size=self._min,
+                    max_size=self._max,
+                    open=False,
+                    # Every statement prepared on first use. Autocommit: no BEGIN before and
+                    # no COMMIT round trip after each read (one statement, one snapshot).
+                    kwargs={"prepare_threshold": 0, "autocommit": True},
+                )
+                await pool.open()
+                self._pool = pool
+                log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
+        return self._pool
 
     async def close(self) -> None:
         """Close the pool (on the serving loop, from the app's lifespan)."""
@@ -142,45 +153,15 @@ class AsyncKpiReader:
         if not caller.sees_store(store_id):
             raise _not_found(store_id)
         params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
-        async with self._connection() as conn:
-            cur = await conn.execute(_STORE_DAYS_HEALTH_SQL, params, prepare=True)
-            rows = await cur.fetchall()
+        rows = await self._fetch(_STORE_DAYS_HEALTH_SQL, params)
         n = len(_STORE_COLUMNS) + 1  # the part, then the store's columns
         day_rows = [r for r in rows if r[0] == _DAYS_PART]
         if not day_rows:
             raise _not_found(store_id)
         record = StoreRecord(**dict(zip(_STORE_COLUMNS, day_rows[0][1:n], strict=True)))
-        days = [_period(r, n) for r in day_rows if r[n] is not None]
+        days = [day_period(r[n], r[n + 1 : n + 1 + _KPIS]) for r in day_rows if r[n] is not None]
         health_rows = [(r[n], r[-2], r[-1]) for r in rows if r[0] == _HEALTH_PART]
         return record, days, _health(store_id, health_rows)
-
-
-def _period(row: tuple[Any, ...], n: int) -> KpiPeriod:
-    day = row[n]
-    (sales, sales_tax, tx, units, atv, upt, visitors, passersby, capture, conversion, spv) = row[
-        n + 1 : n + 12
-    ]
-    pos, counter = row[n + 12], row[n + 13]
-    return KpiPeriod(
-        day,
-        day,
-        1,
-        sales if sales is None or isinstance(sales, Decimal) else Decimal(sales).quantize(_CENT),
-        sales_tax
-        if sales_tax is None or isinstance(sales_tax, Decimal)
-        else Decimal(sales_tax).quantize(_CENT),
-        tx,
-        units,
-        atv,
-        upt,
-        visitors,
-        passersby,
-        capture,
-        conversion,
-        spv,
-        bool(pos) if pos is not None else sales is not None,
-        bool(counter) if counter is not None else visitors is not None,
-    )
 
 
 def _health(store_id: str, rows: list[tuple[Any, ...]]) -> dict[tuple[str, date], StoreDayHealth]:
@@ -191,9 +172,3 @@ def _health(store_id: str, rows: list[tuple[Any, ...]]) -> dict[tuple[str, date]
         flags[key].update(f for f in (day_flags or "").split(",") if f)
         hours[key].update(h for h in (incomplete or "").split(",") if h)
     return {k: StoreDayHealth(frozenset(flags[k]), frozenset(hours[k])) for k in flags}
-
-
-# The positional unpacking in _period follows this order; fail at import if it changes.
-assert KPI_COLUMNS == tuple(
-    f for f in KpiPeriod.__dataclass_fields__ if f not in ("period_start", "period_end", "days")
-), KPI_COLUMNS

@@ -10,11 +10,14 @@ rate. A ratio with a zero (or unknown) denominator is ``None``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import groupby
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
+
+import pyarrow as pa
+
+from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
 
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[str, ...] = get_args(Grain)
@@ -28,13 +31,25 @@ RATIOS: dict[str, tuple[str, str]] = {
     "sales_per_visitor": ("net_sales", "visitors"),
 }
 
+KPI_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SALES_TRAFFIC_KPIS)
+"""The KPI columns of the daily and hourly marts, in the warehouse schema's order."""
+MONEY_KPIS: frozenset[str] = frozenset(
+    name for name, kind in SALES_TRAFFIC_KPIS if pa.types.is_decimal(kind)
+)
+"""KPIs in yen (``Decimal``; the API writes them as two-place strings)."""
+FLAG_KPIS: frozenset[str] = frozenset(
+    name for name, kind in SALES_TRAFFIC_KPIS if pa.types.is_boolean(kind)
+)
+"""Per-source presence flags (``has_pos``, ``has_counter``): true when every day had it."""
 
-@dataclass(frozen=True)
-class KpiPeriod:
+
+class KpiPeriod(NamedTuple):
     """A store's KPIs over ``period_start``..``period_end`` (one day at the day grain).
 
     ``days`` counts the days with data that went into the row; ``has_pos`` and
-    ``has_counter`` are true only when every one of those days had that source.
+    ``has_counter`` are true only when every one of those days had that source. The fields
+    after ``days`` are the warehouse schema's KPI columns (:data:`KPI_COLUMNS`), in its order
+    (checked below), so a row of those columns is ``KpiPeriod(start, end, days, *values)``.
     """
 
     period_start: date
@@ -53,6 +68,13 @@ class KpiPeriod:
     sales_per_visitor: float | None
     has_pos: bool
     has_counter: bool
+
+
+_HEAD = ("period_start", "period_end", "days")
+if KpiPeriod._fields != (*_HEAD, *KPI_COLUMNS):  # a KPI added to the schema needs a field here
+    raise RuntimeError(f"KpiPeriod's fields {KpiPeriod._fields} != the schema's {KPI_COLUMNS}")
+if set(RATIOS) != {n for n, k in SALES_TRAFFIC_KPIS if pa.types.is_floating(k)}:
+    raise RuntimeError("every float KPI of the schema is a ratio with its terms in RATIOS")
 
 
 def period_of(day: date, grain: Grain) -> tuple[date, date]:
@@ -89,29 +111,25 @@ def rollup(days: Sequence[KpiPeriod], grain: Grain) -> list[KpiPeriod]:
     ]
 
 
-def _combine(bounds: tuple[date, date], rows: list[KpiPeriod]) -> KpiPeriod:
-    def ratio(name: str) -> float | None:
-        numerator, denominator = RATIOS[name]
-        return _ratio(rows, numerator, denominator)
+def _combine(bounds: tuple[date, date], rows: Sequence[KpiPeriod]) -> KpiPeriod:
+    """``rows`` as one period spanning ``bounds``: each KPI column combined by its kind."""
+    values: list[object] = []
+    for name in KPI_COLUMNS:
+        if name in RATIOS:
+            values.append(_ratio(rows, *RATIOS[name]))
+        elif name in FLAG_KPIS:
+            values.append(all(getattr(r, name) for r in rows))
+        elif name in MONEY_KPIS:
+            values.append(_sum_money(getattr(r, name) for r in rows))
+        else:
+            values.append(_sum_count(getattr(r, name) for r in rows))
+    return KpiPeriod._make((bounds[0], bounds[1], sum(r.days for r in rows), *values))
 
-    return KpiPeriod(
-        period_start=bounds[0],
-        period_end=bounds[1],
-        days=sum(r.days for r in rows),
-        net_sales=_sum_money(r.net_sales for r in rows),
-        net_sales_incl_tax=_sum_money(r.net_sales_incl_tax for r in rows),
-        transactions=_sum_count(r.transactions for r in rows),
-        units=_sum_count(r.units for r in rows),
-        atv=ratio("atv"),
-        upt=ratio("upt"),
-        visitors=_sum_count(r.visitors for r in rows),
-        passersby=_sum_count(r.passersby for r in rows),
-        capture_rate=ratio("capture_rate"),
-        conversion_rate=ratio("conversion_rate"),
-        sales_per_visitor=ratio("sales_per_visitor"),
-        has_pos=all(r.has_pos for r in rows),
-        has_counter=all(r.has_counter for r in rows),
-    )
+
+def combine(rows: Sequence[KpiPeriod], start: date, end: date) -> KpiPeriod:
+    """Rows of any dates as one period ``start..end`` (a range's total), by the rules of
+    :func:`rollup`."""
+    return _combine((start, end), rows)
 
 
 def _sum_money(values: Iterable[Decimal | None]) -> Decimal | None:
@@ -124,7 +142,7 @@ def _sum_count(values: Iterable[int | None]) -> int | None:
     return sum(known) if known else None
 
 
-def _ratio(rows: list[KpiPeriod], numerator: str, denominator: str) -> float | None:
+def _ratio(rows: Sequence[KpiPeriod], numerator: str, denominator: str) -> float | None:
     num, den = Decimal(0), Decimal(0)
     for row in rows:
         n, d = getattr(row, numerator), getattr(row, denominator)

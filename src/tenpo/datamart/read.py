@@ -14,7 +14,7 @@ import math
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol, get_args
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from tenpo.core.errors import BadInput, NotFound
 from tenpo.datamart.devices import StoreDayHealth
-from tenpo.datamart.kpis import RATIOS, Grain, KpiPeriod, rollup
+from tenpo.datamart.kpis import KPI_COLUMNS, MONEY_KPIS, Grain, KpiPeriod, combine, rollup
 from tenpo.datamart.schema import dm_stores, mart_store_daily, mart_store_hourly
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TreeNode",
     "coverage",
     "daily_rows",
+    "day_period",
     "expected_days",
     "get_store",
     "hour_key",
@@ -200,28 +201,26 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 def _period(row: Any, day: date) -> KpiPeriod:
-    get = row.get
-    sales = get("net_sales")
-    counter = get("has_counter")
-    pos = get("has_pos")
-    return KpiPeriod(
-        period_start=day,
-        period_end=day,
-        days=1,
-        net_sales=_decimal(sales),
-        net_sales_incl_tax=_decimal(get("net_sales_incl_tax")),
-        transactions=get("transactions"),
-        units=get("units"),
-        atv=get("atv"),
-        upt=get("upt"),
-        visitors=get("visitors"),
-        passersby=get("passersby"),
-        capture_rate=get("capture_rate"),
-        conversion_rate=get("conversion_rate"),
-        sales_per_visitor=get("sales_per_visitor"),
-        has_pos=bool(pos) if pos is not None else sales is not None,
-        has_counter=bool(counter) if counter is not None else get("visitors") is not None,
-    )
+    """A mart row (a mapping with the schema's KPI columns) as the daily period ``day``;
+    a row of an older datamart without the ``has_*`` flags infers them from the data."""
+    return day_period(day, [row.get(name) for name in KPI_COLUMNS])
+
+
+def day_period(day: date, values: Sequence[Any]) -> KpiPeriod:
+    """The daily period ``day`` from the values of :data:`KPI_COLUMNS`, in their order, as a
+    driver reads them (money as ``Decimal``, text or float; flags as bool, int or null)."""
+    v = list(values)
+    for i in _MONEY_AT:
+        v[i] = _decimal(v[i])
+    pos, counter = v[_HAS_POS], v[_HAS_COUNTER]
+    v[_HAS_POS] = bool(pos) if pos is not None else v[_NET_SALES] is not None
+    v[_HAS_COUNTER] = bool(counter) if counter is not None else v[_VISITORS] is not None
+    return KpiPeriod._make((day, day, 1, *v))
+
+
+_MONEY_AT = tuple(i for i, name in enumerate(KPI_COLUMNS) if name in MONEY_KPIS)
+_HAS_POS, _HAS_COUNTER = KPI_COLUMNS.index("has_pos"), KPI_COLUMNS.index("has_counter")
+_NET_SALES, _VISITORS = KPI_COLUMNS.index("net_sales"), KPI_COLUMNS.index("visitors")
 
 
 def _as_date(value: Any) -> Any:
@@ -308,54 +307,12 @@ def hourly_rows(
     return out
 
 
-def _sum(rows: list[KpiPeriod]) -> KpiPeriod:
-    """Combine rows (any dates) into one period, with the same rules as :func:`rollup`."""
-
-    def money(name: str) -> Decimal | None:
-        known = [getattr(r, name) for r in rows if getattr(r, name) is not None]
-        return sum(known, Decimal(0)) if known else None
-
-    def count(name: str) -> int | None:
-        known = [getattr(r, name) for r in rows if getattr(r, name) is not None]
-        return int(sum(known)) if known else None
-
-    def ratio(name: str) -> float | None:
-        num, den = RATIOS[name]
-        n_sum, d_sum = Decimal(0), Decimal(0)
-        for r in rows:
-            n, d = getattr(r, num), getattr(r, den)
-            if n is not None and d is not None:
-                n_sum += Decimal(n)
-                d_sum += Decimal(d)
-        return float(n_sum / d_sum) if d_sum else None
-
-    first = rows[0]
-    return KpiPeriod(
-        period_start=first.period_start,
-        period_end=first.period_end,
-        days=sum(r.days for r in rows),
-        net_sales=money("net_sales"),
-        net_sales_incl_tax=money("net_sales_incl_tax"),
-        transactions=count("transactions"),
-        units=count("units"),
-        atv=ratio("atv"),
-        upt=ratio("upt"),
-        visitors=count("visitors"),
-        passersby=count("passersby"),
-        capture_rate=ratio("capture_rate"),
-        conversion_rate=ratio("conversion_rate"),
-        sales_per_visitor=ratio("sales_per_visitor"),
-        has_pos=all(r.has_pos for r in rows),
-        has_counter=all(r.has_counter for r in rows),
-    )
-
-
 def rollup_rows(days: list[KpiPeriod], grain: ApiGrain, start: date, end: date) -> list[Row]:
     """Daily rows of one store at ``grain`` (``total``: one row spanning ``start..end``)."""
     if grain == "hour":
         raise ValueError("hourly rows come from the hourly mart, not from days")
     if grain == "total":
-        return [Row(replace(_sum(days), period_start=start, period_end=end))] if days else []
+        return [Row(combine(days, start, end))] if days else []
     return [Row(p) for p in rollup(days, grain)]
 
 
@@ -388,17 +345,15 @@ def store_kpis(
 
 def missing_dates(rows: Iterable[Row], start: date, end: date, today: date) -> list[date]:
     """Business dates in ``start..end`` before ``today`` that have no daily data at all."""
-    rows = list(rows)
-    last = min(end, today - timedelta(days=1))
-    covered: set[date] = set()
+    covered: set[int] = set()
     for row in rows:
         p = row.period
-        if p.period_start == p.period_end:
-            covered.add(p.period_start)
-    if any(r.period.period_start != r.period.period_end for r in rows):
-        return []  # rolled-up rows: gaps are reported through each period's day count
-    days = (last - start).days + 1
-    return [d for d in (start + timedelta(days=i) for i in range(max(0, days))) if d not in covered]
+        if p.period_start != p.period_end:
+            return []  # rolled-up rows: gaps are reported through each period's day count
+        covered.add(p.period_start.toordinal())
+    last = min(end, today - timedelta(days=1)).toordinal()
+    days = range(start.toordinal(), last + 1)
+    return [date.fromordinal(d) for d in days if d not in covered]
 
 
 def series_missing(
@@ -529,7 +484,7 @@ def row_flags(
         key = hour_key(row.hour, row.utc_offset_s)
         if any(key in h.incomplete_hours for h in health):
             flags.append("counter_incomplete")
-    elif any(h.flags & _COUNTER_GAPS for h in health):
+    elif health and any(h.flags & _COUNTER_GAPS for h in health):
         flags.append("counter_incomplete")
     return flags
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ from tenpo.iot.preetl import (
     DEFAULT_LINES,
     FUTURE_TOLERANCE,
     HEARTBEATS,
+    MQTT_BATCH,
+    MQTT_FRAMES,
     TRACKS,
     _Context,
     _Rows,
@@ -52,7 +55,7 @@ from tenpo.iot.preetl import (
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos._arrow import micros
 
-__all__ = ["parse_fast", "parse_frames_fast"]
+__all__ = ["parse_fast", "parse_frames_fast", "parse_many_fast"]
 
 MIN_EVENTS = 1000
 """Bodies with fewer events go to the event path directly (the columns' fixed cost is higher)."""
@@ -72,19 +75,28 @@ def _length_ok(column: pa.Array, limits: tuple[float, float]) -> np.ndarray:
     return valid(pc.and_(pc.greater_equal(lengths, low), pc.less_equal(lengths, high)))
 
 
+@dataclass
+class _Decoded:
+    """One object's events as orjson read them, with what the event path needs to judge them."""
+
+    event: ObjectRegistered
+    raws: list[Any]
+    received_us: list[int]  # per event: epoch µs its message (or the object) was received
+    topics: list[str] | None  # per event: the device its MQTT topic names (None: no topic)
+    row_reading: Callable[[], _Reading]
+
+
+_Reading = tuple[list[Any], list[str] | None, list[datetime] | None]
+"""The event path's reading of an object: its events (stdlib JSON), and per event the topic
+device and the message's receive time (None for a plain JSON body)."""
+
+
 def parse_fast(event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult | None:
     """The result of a plain JSON body, or None when the event-by-event path must run."""
-    try:
-        raws = split_events(orjson.loads(data))
-    except (orjson.JSONDecodeError, BodyError):
+    decoded = _decode_json(event, data)
+    if decoded is None or len(decoded.raws) < MIN_EVENTS:
         return None
-    if len(raws) < MIN_EVENTS:
-        return None
-
-    def row_reading() -> _Reading:
-        return split_events(json.loads(data.decode("utf-8"))), None, None
-
-    return _columns(event, directory, raws, None, None, row_reading)
+    return _columns([decoded], directory)[0]
 
 
 def parse_frames_fast(
@@ -94,6 +106,46 @@ def parse_frames_fast(
     are all well formed, or None when the message-by-message path must run (which names a bad
     frame or payload). Each event is checked against its message's topic device and measured
     from its message's ``received_at``, as that path does."""
+    decoded = _decode_frames(event, data)
+    if decoded is None or len(decoded.raws) < MIN_EVENTS:
+        return None
+    return _columns([decoded], directory)[0]
+
+
+def parse_many_fast(
+    items: list[tuple[ObjectRegistered, bytes]], directory: Directory
+) -> list[ParseResult | None]:
+    """The results of several objects in one column pass (their per-object costs shared), in
+    order; None for each object the event path must parse (see :func:`parse_fast`)."""
+    decoded: list[_Decoded | None] = []
+    for event, data in items:
+        if event.content_type == MQTT_FRAMES:
+            decoded.append(_decode_frames(event, data))
+        elif event.content_type == MQTT_BATCH:
+            decoded.append(None)
+        else:
+            decoded.append(_decode_json(event, data))
+    ready = [d for d in decoded if d is not None]
+    if sum(len(d.raws) for d in ready) < MIN_EVENTS:
+        return [None] * len(items)
+    results = iter(_columns(ready, directory))
+    return [None if d is None else next(results) for d in decoded]
+
+
+def _decode_json(event: ObjectRegistered, data: bytes) -> _Decoded | None:
+    try:
+        raws = split_events(orjson.loads(data))
+    except (orjson.JSONDecodeError, BodyError):
+        return None
+
+    def row_reading() -> _Reading:
+        return split_events(json.loads(data.decode("utf-8"))), None, None
+
+    received = [micros(event.registered_at)] * len(raws)
+    return _Decoded(event, raws, received, None, row_reading)
+
+
+def _decode_frames(event: ObjectRegistered, data: bytes) -> _Decoded | None:
     raws: list[Any] = []
     topics: list[str] = []
     received: list[datetime] = []
@@ -117,8 +169,6 @@ def parse_frames_fast(
             received_us.extend([found[1]] * len(events))
     except (ValueError, RecursionError):  # orjson's and the frames' errors, BodyError
         return None
-    if len(raws) < MIN_EVENTS:
-        return None
 
     def row_reading() -> _Reading:
         row_raws: list[Any] = []
@@ -126,30 +176,23 @@ def parse_frames_fast(
             row_raws.extend(split_events(json.loads(payload)))
         return row_raws, topics, received
 
-    return _columns(event, directory, raws, topics, np.array(received_us, np.int64), row_reading)
+    return _Decoded(event, raws, received_us, topics, row_reading)
 
 
-_Reading = tuple[list[Any], list[str] | None, list[datetime] | None]
-"""The event path's reading of an object: its events (stdlib JSON), and per event the topic
-device and the message's receive time (None for a plain JSON body)."""
-
-
-def _columns(
-    event: ObjectRegistered,
-    directory: Directory,
-    raws: list[Any],
-    topics: list[str] | None,
-    received_us: np.ndarray | None,
-    row_reading: Callable[[], _Reading],
-) -> ParseResult | None:
-    """Rows and rejects of decoded events (see the module docstring), or None.
-
-    ``topics`` and ``received_us`` (epoch µs) are per event for MQTT messages; None means the
-    object itself: no topic, received when it was registered.
-    """
+def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult | None]:
+    """Rows and rejects of each object's decoded events (see the module docstring), in one
+    pass over all of them; None for an object the event path must parse."""
+    results: list[ParseResult | None] = [ParseResult() for _ in objects]
+    sizes = np.array([len(o.raws) for o in objects], np.int64)
+    for k, o in enumerate(objects):
+        if any(type(r) is not dict for r in o.raws):
+            results[k], sizes[k] = None, 0
+    raws = [r for o, res in zip(objects, results, strict=True) if res is not None for r in o.raws]
     n = len(raws)
-    if any(type(r) is not dict for r in raws):
-        return None
+    obj = np.repeat(np.arange(len(objects), dtype=np.int64), sizes)
+    offsets = np.cumsum(sizes) - sizes  # each object's first event in the pass
+    live = [o for o, res in zip(objects, results, strict=True) if res is not None]
+    received_us = np.array([us for o in live for us in o.received_us], np.int64)
     kind_text = strings([r.get("type") for r in raws])
     kinds = pc.index_in(kind_text, value_set=_KINDS)
     bad = ~valid(pc.is_valid(kinds))
@@ -159,23 +202,28 @@ def _columns(
     device_ids = strings([r.get("device_id") for r in raws])
     seq, ok_seq = ints([r.get("seq") for r in raws], *_bound(_SEQ))
     bad |= ~ok_v | ~ok_seq | ~_length_ok(device_ids, _DEVICE_LEN)
-    if topics is not None:  # every event of a message carries its topic's device
-        bad |= ~valid(pc.equal(device_ids, pa.array(topics, pa.string())))
+    if any(o.topics is not None for o in live):  # every event of a message: its topic's device
+        no_topic: list[str | None] = [None]
+        topics = [t for o in live for t in (o.topics or no_topic * len(o.raws))]
+        same = valid(pc.equal(device_ids, pa.array(topics, pa.string())))
+        has_topic = np.repeat([o.topics is not None for o in live], [len(o.raws) for o in live])
+        bad |= has_topic & ~same
 
-    ctx = _Context(event, directory)
+    # Devices: one look-up per (tenant, device id).
+    tenants = [o.event.tenant_id for o in objects]
     id_list = device_ids.to_pylist()
+    obj_list = obj.tolist()
     known: list[DeviceRef] = []
-    index: dict[str, int] = {}
-    for device_id in dict.fromkeys(id_list):
-        device = ctx.device(device_id) if isinstance(device_id, str) else None
+    index: dict[tuple[str, str], int] = {}
+    for pair in dict.fromkeys(zip((tenants[k] for k in obj_list), id_list, strict=True)):
+        device = directory.device(*pair) if isinstance(pair[1], str) else None
         if device is not None:
-            index[device_id] = len(known)
+            index[pair] = len(known)
             known.append(device)
-    device_of = np.array([index.get(d, -1) if d is not None else -1 for d in id_list], np.int64)
+    device_of = np.array([index.get((tenants[k], d), -1) if d is not None else -1
+                          for k, d in zip(obj_list, id_list, strict=True)], np.int64)  # fmt: skip
     bad |= device_of < 0
-    tolerance = micros(event.registered_at + FUTURE_TOLERANCE) - micros(event.registered_at)
-    if received_us is None:
-        received_us = np.full(n, micros(event.registered_at), np.int64)
+    tolerance = FUTURE_TOLERANCE // timedelta(microseconds=1)
     latest = received_us + tolerance
 
     # Counts: line, interval, counts. Heartbeats: ts, status, firmware, battery.
@@ -205,7 +253,8 @@ def _columns(
     low, high = _BATTERY
     battery_ok = np.array([b is None or (type(b) is float and low <= b <= high)
                            for b in battery_raw], dtype=bool)  # fmt: skip
-    firmware_ok = np.array([f is None for f in firmware_raw]) | valid(pc.string_is_ascii(firmware))
+    firmware_ok = np.array([f is None for f in firmware_raw], bool)
+    firmware_ok |= valid(pc.string_is_ascii(firmware))
     beat_ok = ok_ts & (ts <= latest) & battery_ok & firmware_ok
     beat_ok &= valid(pc.string_is_ascii(status)) & _length_ok(status, _STATUS_LEN)
     bad |= is_beat & ~beat_ok
@@ -239,69 +288,82 @@ def _columns(
     track_ok &= (n_points > 0) & (np.bincount(owner, weights=~xy_ok, minlength=n) == 0)
     bad |= is_track & ~track_ok
 
-    # Re-sends: a repeated (device_id, seq) of a valid event is dropped (the first one stays).
+    # Re-sends: a repeated (device_id, seq) of a valid event of one object is dropped (the
+    # first one stays); ``seen`` holds each object's first ones, at their index in the object.
     keep = ~bad
-    seen: dict[tuple[str, int], int] = {}
+    seen: list[dict[tuple[str, int], int]] = [{} for _ in objects]
+    seq_list = seq.tolist()
     for i in np.flatnonzero(keep).tolist():
-        resend = (id_list[i], int(seq[i]))
-        if resend in seen:
+        k = obj_list[i]
+        resend = (id_list[i], seq_list[i])
+        if resend in seen[k]:
             keep[i] = False
         else:
-            seen[resend] = i
-    result = ParseResult()
-    if bad.any() and not _name_problems(
-        event, directory, np.flatnonzero(bad), seen, result, row_reading
-    ):
-        return None
+            seen[k][resend] = i - int(offsets[k])
+    flagged = np.flatnonzero(bad)
+    for k in np.unique(obj[flagged]).tolist():
+        result = results[k]
+        assert result is not None
+        local = flagged[obj[flagged] == k] - offsets[k]
+        if not _name_problems(objects[k], directory, local, seen[k], result):
+            results[k] = None
+    if any(r is None for r in results):  # their events are left out of the tables
+        keep &= np.array([r is not None for r in results], bool)[obj]
 
     zones = [d.timezone for d in known]
     at = np.where(kind == 0, start, ts)
     day = (at + utc_offsets(at, np.where(keep & (kind != 2), device_of, -1), zones)) // DAY_US
     store_ids = pc.take(pa.array([d.store_id for d in known] + [None], pa.string()),
                         pa.array(np.where(keep, device_of, len(known))))  # fmt: skip
-    rows = _Rows(event.tenant_id, event.object_id)
-    empty = rows.build()
+    empty = _Rows("", "").build()
     counts, beats, tracks = keep & (kind == 0), keep & (kind == 1), keep & (kind == 2)
     c, h = pa.array(counts), pa.array(beats)
-    n_c, n_h = int(counts.sum()), int(beats.sum())
-    tables: dict[str, pa.Table] = {}
+    constants = (pa.array(tenants, pa.string()),
+                 pa.array([o.event.object_id for o in objects], pa.string()))  # fmt: skip
+    tables: dict[str, tuple[pa.Table, np.ndarray]] = {}
     point_keep = tracks[owner]
-    if point_keep.any():
-        kept_owner = owner[point_keep]
-        taken = pa.array(kept_owner)
-        kept_ts = point_ts[point_keep]
-        point_day = (kept_ts + utc_offsets(kept_ts, device_of[kept_owner], zones)) // DAY_US
-        tables[TRACKS] = _table(TRACKS, len(kept_owner), event, {
-            "store_id": pc.take(store_ids, taken), "device_id": pc.take(device_ids, taken),
-            "track_id": pc.take(track_ids, taken), "business_date": point_day, "ts": kept_ts,
-            "x": xy[0][point_keep], "y": xy[1][point_keep],
-            "zone": pc.filter(zones_col, pa.array(point_keep)), "seq": seq[kept_owner],
-        })  # fmt: skip
-    else:
-        tables[TRACKS] = empty[TRACKS]
-    tables[COUNTS] = _table(COUNTS, n_c, event, {
+    kept_owner = owner[point_keep]
+    taken = pa.array(kept_owner, pa.int64())
+    kept_ts = point_ts[point_keep]
+    point_day = (kept_ts + utc_offsets(kept_ts, device_of[kept_owner], zones)) // DAY_US
+    tables[TRACKS] = _table(TRACKS, obj[kept_owner], constants, {
+        "store_id": pc.take(store_ids, taken), "device_id": pc.take(device_ids, taken),
+        "track_id": pc.take(track_ids, taken), "business_date": point_day, "ts": kept_ts,
+        "x": xy[0][point_keep], "y": xy[1][point_keep],
+        "zone": pc.filter(zones_col, pa.array(point_keep)), "seq": seq[kept_owner],
+    })  # fmt: skip
+    tables[COUNTS] = _table(COUNTS, obj[counts], constants, {
         "store_id": pc.filter(store_ids, c), "device_id": pc.filter(device_ids, c),
         "line": pc.filter(lines, c), "business_date": day[counts],
         "interval_start": start[counts], "interval_end": end[counts],
         "count_in": count_in[counts], "count_out": count_out[counts], "seq": seq[counts],
     })  # fmt: skip
     battery = pa.array(battery_raw, pa.float64())
-    tables[HEARTBEATS] = _table(HEARTBEATS, n_h, event, {
+    tables[HEARTBEATS] = _table(HEARTBEATS, obj[beats], constants, {
         "store_id": pc.filter(store_ids, h), "device_id": pc.filter(device_ids, h),
         "business_date": day[beats], "ts": ts[beats], "status": pc.filter(status, h),
         "firmware": pc.filter(firmware, h), "battery": pc.filter(battery, h),
         "seq": seq[beats], "received_at": received_us[beats],
     })  # fmt: skip
-    result.tables = {name: tables[name] for name in empty}
-    return result
+    # Each object's rows are one slice of each table (rows keep the events' order).
+    for name in empty:
+        table, of = tables[name]
+        counts_of = np.bincount(of, minlength=len(objects))
+        starts = np.cumsum(counts_of) - counts_of
+        for k, result in enumerate(results):
+            if result is not None:
+                result.tables[name] = table.slice(int(starts[k]), int(counts_of[k]))
+    return results
 
 
-def _table(name: str, n: int, event: ObjectRegistered, cols: dict[str, Any]) -> pa.Table:
+def _table(
+    name: str, of: np.ndarray, constants: tuple[pa.Array, pa.Array], cols: dict[str, Any]
+) -> tuple[pa.Table, np.ndarray]:
+    """The rows of table ``name`` (with each row's object index ``of``)."""
     schema = _SCHEMAS[name]
-    cols["tenant_id"] = pa.repeat(pa.scalar(event.tenant_id), n) if n else pa.array([], pa.string())
-    cols["source_object_id"] = (
-        pa.repeat(pa.scalar(event.object_id), n) if n else pa.array([], pa.string())
-    )
+    which = pa.array(of, pa.int64())
+    cols["tenant_id"] = pc.take(constants[0], which)
+    cols["source_object_id"] = pc.take(constants[1], which)
     arrays = []
     for fld in schema:
         values = cols[fld.name]
@@ -313,22 +375,21 @@ def _table(name: str, n: int, event: ObjectRegistered, cols: dict[str, Any]) -> 
             arrays.append(pa.array(values, pa.int32()).cast(fld.type))
         else:
             arrays.append(pa.array(values, fld.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, schema=schema), of
 
 
 def _name_problems(
-    event: ObjectRegistered,
+    decoded: _Decoded,
     directory: Directory,
     flagged: np.ndarray,
     loaded: dict[tuple[str, int], int],
     result: ParseResult,
-    row_reading: Callable[[], _Reading],
 ) -> bool:
     """Reject each flagged event with the event-by-event path's reason; False when that path
     would load (or drop as a re-send) one of them after all."""
-    raws, topics, received = row_reading()  # that path's reading of the records
-    ctx = _Context(event, directory)
-    scratch = _Rows(event.tenant_id, event.object_id)
+    raws, topics, received = decoded.row_reading()  # that path's reading of the records
+    ctx = _Context(decoded.event, directory)
+    scratch = _Rows(decoded.event.tenant_id, decoded.event.object_id)
     for i in flagged.tolist():
         seen = {key for key, at in loaded.items() if at < i}
         outcome = ctx.load(

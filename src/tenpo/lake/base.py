@@ -19,6 +19,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from tenpo.core.errors import LakeError
+from tenpo.lake.journal import CREATE, JOURNAL_DIR, PUT, Journal, recover
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,22 @@ class Lake(ABC):
         """Like :meth:`put`, but durable only once a later :meth:`sync` returns."""
         self.put(key, data)
 
+    def keep_unsynced(self, key: str, data: bytes) -> None:  # noqa: B027 - see below
+        """Make sure the next :meth:`sync` covers ``key``, which already holds ``data``.
+
+        For an answer that relies on an object found in place (a re-send): its own unsynced
+        write may not be durable yet. Lakes whose puts are durable when they return do nothing.
+        """
+
     def sync(self) -> None:  # noqa: B027 - durable at once unless a subclass defers
         """Make every ``*_unsynced`` write that returned before this call durable.
 
         :class:`LakeError` when the storage reports a write-back error.
         """
+
+    def checkpoint(self) -> None:  # noqa: B027 - nothing deferred unless a subclass defers
+        """Sync, then make the unsynced writes durable in place, so that nothing depends on a
+        write-ahead journal any more (a clean shutdown of the gateway)."""
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -97,10 +109,13 @@ class FsspecLake(Lake):
 
     Local puts write a temporary file in the same folder, fsync it and rename it over the key,
     so a crash never leaves a partial object. Object stores (S3, GCS) make single puts atomic
-    themselves. Local ``*_unsynced`` puts skip the fsyncs and remember the files and folders
-    they touched; :meth:`sync` makes them durable with one ``syncfs`` (Linux) or, elsewhere,
-    an fsync of each. A crash before that sync may leave such an object empty or missing,
-    which is why nobody acknowledges it before (:mod:`tenpo.lake.commit`).
+    themselves. Local ``*_unsynced`` puts skip the fsyncs and append the key and bytes to this
+    process's write-ahead journal (:mod:`tenpo.lake.journal`); :meth:`sync` makes them durable
+    with one ``fdatasync`` of the journal, and a background checkpoint later makes the objects
+    durable in place (``syncfs`` on Linux, elsewhere an fsync of each file and folder). A crash
+    before the sync may leave such an object empty or missing, which is why nobody
+    acknowledges it before (:mod:`tenpo.lake.commit`); after the sync, opening the lake again
+    (any process) replays the journal of a writer that is gone.
     """
 
     def __init__(self, root: str, **storage_options: object) -> None:
@@ -113,12 +128,14 @@ class FsspecLake(Lake):
         self._local = isinstance(fs, LocalFileSystem)
         self._root = path.rstrip("/")
         self._protocol = root.split("://", 1)[0] if "://" in root else ""
-        self._unsynced: set[str] = set()
-        self._unsynced_lock = threading.Lock()
+        self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
         self._folders: set[str] = set()
         """Folders known to exist (a put there skips the look-up; see :meth:`_makedirs`)."""
         if self._local:
             os.makedirs(self._root, exist_ok=True)
+            self.recovered = recover(self._journal_dir, self._replay, self._make_durable)
+            """Journal segments of gone writers replayed when this lake was opened."""
 
     @property
     def filesystem(self) -> fsspec.AbstractFileSystem:
@@ -148,16 +165,10 @@ class FsspecLake(Lake):
         try:
             if self._local:
                 folder = os.path.dirname(full)
-                self._makedirs(folder, durable)
-                tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    if durable:
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                os.replace(tmp, full)
+                created = self._makedirs(folder, durable)
+                _replace_local(full, data, durable=durable)
                 if not durable:
-                    self._remember(full, folder)
+                    self._journaled(PUT, key, data, full, folder, *created)
             else:
                 self._fs.pipe_file(full, data)
         except OSError as exc:
@@ -174,15 +185,15 @@ class FsspecLake(Lake):
         try:
             if self._local:
                 folder = os.path.dirname(full)
-                self._makedirs(folder, durable)
+                folders = self._makedirs(folder, durable)
                 try:
                     created = _create_local(full, data, durable=durable)
                 except FileNotFoundError:  # the folder was removed since it was remembered
                     self._folders.discard(folder)
-                    self._makedirs(folder, durable)
+                    folders = self._makedirs(folder, durable)
                     created = _create_local(full, data, durable=durable)
                 if created and not durable:
-                    self._remember(full, folder)
+                    self._journaled(CREATE, key, data, full, folder, *folders)
                 return created
             # Object stores: a conditional put (S3 If-None-Match: *, GCS if-generation-match 0)
             # where the fsspec backend implements mode="create".
@@ -210,40 +221,86 @@ class FsspecLake(Lake):
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
+    def keep_unsynced(self, key: str, data: bytes) -> None:
+        if self._local:
+            full = self._full(key)
+            self._journaled(CREATE, key, data, full, os.path.dirname(full))
+
     def sync(self) -> None:
-        if not self._local:
-            return
-        with self._unsynced_lock:
-            paths, self._unsynced = self._unsynced, set()
-        if not paths:
+        journal = self._journal
+        if journal is None:
             return
         try:
-            if _SYNCFS is not None:
-                _syncfs(self._root)
-            else:
-                # Files before folders: a folder's fsync makes the names in it durable.
-                for path in sorted(paths, key=os.path.isdir):
-                    _fsync_path(path)
+            journal.sync()
         except OSError as exc:
-            with self._unsynced_lock:
-                self._unsynced |= paths  # a later sync retries them
             raise LakeError(f"cannot make the lake's writes durable: {exc}") from exc
 
-    def _remember(self, *paths: str) -> None:
-        with self._unsynced_lock:
-            self._unsynced.update(paths)
+    def checkpoint(self) -> None:
+        with self._journal_lock:
+            journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        try:
+            journal.close()
+        except OSError as exc:
+            raise LakeError(f"cannot make the lake's writes durable: {exc}") from exc
 
-    def _makedirs(self, folder: str, durable: bool) -> None:
-        """Create ``folder`` and its missing parents; their new names are synced too.
+    @property
+    def _journal_dir(self) -> str:
+        return f"{self._root}/{JOURNAL_DIR}"
+
+    def _journaled(self, op: int, key: str, data: bytes, *touched: str) -> None:
+        """Append an unsynced write to the journal (opened on first use)."""
+        journal = self._journal
+        if journal is None:
+            with self._journal_lock:
+                if self._journal is None:
+                    self._journal = Journal(self._journal_dir, self._make_durable)
+                journal = self._journal
+        journal.append(op, key, data, touched)
+
+    def _make_durable(self, paths: set[str]) -> None:
+        """Make files and folders durable in place: one ``syncfs`` (Linux) or an fsync of
+        each, files before folders (a folder's fsync makes the names in it durable)."""
+        if _SYNCFS is not None:
+            _syncfs(self._root)
+            return
+        for path in sorted(paths, key=os.path.isdir):
+            with contextlib.suppress(FileNotFoundError):  # replaced or deleted since
+                _fsync_path(path)
+
+    def _replay(self, op: int, key: str, data: bytes) -> list[str]:
+        """Restore one journal record's object (recovery); the paths it wrote."""
+        full = self._full(key)
+        folder = os.path.dirname(full)
+        if op == CREATE:
+            try:
+                with open(full, "rb") as fh:
+                    kept = fh.read()
+            except FileNotFoundError:
+                kept = None
+            if kept == data:
+                return []
+            if kept is not None and not (len(kept) < len(data) and data.startswith(kept)):
+                log.warning("journal replay: %s holds other bytes; left as it is", key)
+                return []
+        created = self._makedirs(folder, durable=False)
+        _replace_local(full, data, durable=False)
+        log.warning("journal replay restored %s (%d bytes)", key, len(data))
+        return [full, folder, *created]
+
+    def _makedirs(self, folder: str, durable: bool) -> list[str]:
+        """Create ``folder`` and its missing parents; their new names are synced too (when
+        ``durable``; else the folders whose entries changed are returned, for the journal).
 
         A folder seen once is remembered, so the hot path (many objects into one date
         folder) pays no look-up per put.
         """
         if folder in self._folders:
-            return
+            return []
         if os.path.isdir(folder):
             self._folders.add(folder)
-            return
+            return []
         missing = []
         parent = folder
         while parent != self._root and not os.path.isdir(parent):
@@ -255,9 +312,8 @@ class FsspecLake(Lake):
         if durable:
             for path in created:
                 _fsync_path(path)
-        else:
-            self._remember(*created)
         self._folders.add(folder)
+        return created
 
     def get(self, key: str) -> bytes:
         try:
@@ -279,7 +335,11 @@ class FsspecLake(Lake):
             return []
         n = len(self._root) + 1
         keys = (str(p)[n:] if str(p).startswith(self._root) else str(p) for p in found)
-        return sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith(".tmp-"))
+        return sorted(
+            k
+            for k in keys
+            if not k.rsplit("/", 1)[-1].startswith(".tmp-") and not k.startswith(_JOURNAL_KEYS)
+        )
 
     def iter_prefix(self, prefix: str) -> Iterator[str]:
         """Like :meth:`list`, lazily."""
@@ -290,6 +350,21 @@ class FsspecLake(Lake):
             self._fs.rm_file(self._full(key))
         except FileNotFoundError:
             pass
+
+
+_JOURNAL_KEYS = JOURNAL_DIR + "/"
+
+
+def _replace_local(full: str, data: bytes, *, durable: bool) -> None:
+    """Write ``data`` to a temporary file beside ``full`` (fsynced when ``durable``) and rename
+    it over ``full``: readers see the old object or the new one, never a part."""
+    tmp = os.path.join(os.path.dirname(full), f".tmp-{uuid.uuid4().hex}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, full)
 
 
 def _create_local(full: str, data: bytes, *, durable: bool = True) -> bool:

@@ -43,9 +43,11 @@ class GroupCommit(Generic[T]):
     """Makes the unsynced writes of concurrent callers durable together, then flushes items.
 
     ``window_s`` is how long a round waits for more writers before it syncs (0: none; the
-    time a round takes already gathers the next one). ``workers`` > 1 runs the works of a
-    round (:meth:`submit_async`) on that many threads: a local file create can wait in the
-    kernel (the filesystem's journal), and concurrent creates share those waits.
+    time a round takes already gathers the next one). ``workers`` > 1 runs the works
+    (:meth:`submit_async`) on that many threads as soon as they are submitted, not round by
+    round: a local file create can wait in the kernel (the filesystem's journal), and one slow
+    create then holds back only its own caller — each round syncs the works finished so far
+    while the next ones run.
     """
 
     def __init__(
@@ -67,6 +69,9 @@ class GroupCommit(Generic[T]):
         self._items: list[T] = []
         self._failures: list[tuple[int, int, BaseException]] = []  # (first, last, error)
         self._works: list[_Work[T, Any]] = []
+        self._ready: list[tuple[_Work[T, Any], T | None, Any, BaseException | None]] = []
+        """Works the pool finished, awaiting the next round (workers > 1)."""
+        self._running = 0  # works on the pool, not finished yet
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._workers = workers
@@ -81,9 +86,7 @@ class GroupCommit(Generic[T]):
             self._asked += 1
             ticket = self._asked
             self._items.append(item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+            self._start()
             self._cond.notify_all()
             while self._done < ticket:
                 self._cond.wait()
@@ -110,19 +113,40 @@ class GroupCommit(Generic[T]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._cond:
+            if self._workers > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
+                self._running += 1
+                self._pool.submit(self._run_one, (work, loop, future))
+                return future
             self._asked += 1
             self._works.append((work, loop, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+            self._start()
             self._cond.notify_all()
         return future
+
+    def _run_one(self, entry: _Work[T, Any]) -> None:
+        """Pool thread: one work, then it waits for the next round (which syncs after it)."""
+        item, result, failed = _attempt(entry[0])
+        with self._cond:
+            self._ready.append((entry, item, result, failed))
+            self._running -= 1
+            self._start()
+            self._cond.notify_all()
+
+    def _start(self) -> None:
+        """The committer thread, started if none runs (under _cond)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
         """Finish the pending rounds and stop the committer thread (a later commit starts a
         new one)."""
         with self._cond:
             self._stopping = True
+            while self._running:  # works on the pool still to hand in their writes
+                self._cond.wait(timeout=1.0)
             thread = self._thread
             self._cond.notify_all()
         if thread is not None:
@@ -137,8 +161,9 @@ class GroupCommit(Generic[T]):
         while True:
             with self._cond:
                 idle_since = time.monotonic()
-                while self._asked == self._done:
-                    if self._stopping or time.monotonic() - idle_since > _IDLE_EXIT_S:
+                while self._asked == self._done and not self._ready:
+                    idle = self._stopping or time.monotonic() - idle_since > _IDLE_EXIT_S
+                    if idle and not self._running:
                         self._thread = None
                         return
                     self._cond.wait(timeout=_IDLE_EXIT_S)
@@ -148,8 +173,12 @@ class GroupCommit(Generic[T]):
                 first, last = self._done + 1, self._asked
                 items, self._items = self._items, []
                 works, self._works = self._works, []
+                ready, self._ready = self._ready, []
             done: list[tuple[_Work[T, Any], Any, BaseException | None]] = []
-            for work, (item, result, failed) in zip(works, self._run_works(works), strict=True):
+            finished = [
+                (w, *outcome) for w, outcome in zip(works, self._run_works(works), strict=True)
+            ]
+            for work, item, result, failed in finished + ready:
                 if failed is None:
                     items.append(item)  # type: ignore[arg-type] # set when the work succeeded
                 done.append((work, result, failed))
@@ -164,15 +193,10 @@ class GroupCommit(Generic[T]):
                     self._failures.append((first, last, error))
                 self._cond.notify_all()
 
-    def _run_works(
-        self, works: list[_Work[T, Any]]
-    ) -> list[tuple[T | None, Any, BaseException | None]]:
-        """(item, result, error) of each work, in order; on the pool when it has workers."""
-        if self._workers <= 1 or len(works) <= 1:
-            return [_attempt(w[0]) for w in works]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
-        return list(self._pool.map(_attempt, [w[0] for w in works]))
+    @staticmethod
+    def _run_works(works: list[_Work[T, Any]]) -> list[tuple[T | None, Any, BaseException | None]]:
+        """(item, result, error) of each work of a round, in order (workers <= 1)."""
+        return [_attempt(w[0]) for w in works]
 
     def _round(self, items: list[T]) -> BaseException | None:
         try:

@@ -92,6 +92,7 @@ class LandingZone:
         """Finish the pending group-commit round and stop its thread (if any)."""
         if self.committer is not None:
             self.committer.close()
+            self.lake.checkpoint()  # the journaled writes durable in place, the journal gone
 
     def land(
         self,
@@ -165,6 +166,7 @@ class LandingZone:
             data,
             digest,
             idempotency_key,
+            meta,
         )
         day = parse_partition(key)[1]
         event = ObjectRegistered(
@@ -234,7 +236,7 @@ class LandingZone:
         ``created=False``; other bytes are a :class:`Conflict`.
         """
         digest = hashlib.sha256(data).hexdigest()
-        key, created = self._claim(source, tenant_id, object_id, key, data, digest, None)
+        key, created = self._claim(source, tenant_id, object_id, key, data, digest, None, meta)
         event = ObjectRegistered(
             key=key,
             source=source,
@@ -262,6 +264,7 @@ class LandingZone:
         data: bytes,
         digest: str,
         idempotency_key: str | None,
+        meta: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Give ``object_id`` to these bytes, once: (the object's landing key, created).
 
@@ -271,9 +274,16 @@ class LandingZone:
         key; other bytes are a :class:`Conflict`. The object itself is written after the
         claim, by whoever gets there (a winner that crashed in between is completed by the
         retry), so it is on disk before any caller hears 202.
+
+        The claim also keeps what the sender said beside the bytes (``meta``, e.g. the store
+        an Airレジ export was sent for), so ``landing/`` with ``ids/`` describes every object
+        without the bus or the ledger.
         """
         ckey = claim_key(source, tenant_id, object_id)
-        claim = json.dumps({"key": key, "sha256": digest, "size": len(data)}).encode()
+        fields: dict[str, object] = {"key": key, "sha256": digest, "size": len(data)}
+        if meta:
+            fields["meta"] = meta
+        claim = json.dumps(fields).encode()
         deferred = self.committer is not None
         put_if_absent = self.lake.put_if_absent_unsynced if deferred else self.lake.put_if_absent
         put = self.lake.put_unsynced if deferred else self.lake.put
@@ -289,6 +299,8 @@ class LandingZone:
                     return key, True
                 put(ckey, json.dumps({"key": key, "sha256": kept}).encode())
                 raise _conflict(idempotency_key, object_id)
+            if deferred:
+                self.lake.keep_unsynced(key, data)  # found in place: maybe not durable yet
             return key, False
         owner = _read_claim(self.lake, ckey)
         if owner is None:
@@ -308,6 +320,16 @@ class LandingZone:
             if kept_bytes != data and _damaged(kept_bytes, data):
                 log.warning("repairing the damaged object %s", key)
                 put(key, data)
+            elif deferred:
+                # A re-send answered from what is in place: the first sender's unsynced
+                # writes may not be durable yet (it crashed before its sync), so the next
+                # sync must cover them as well.
+                self.lake.keep_unsynced(key, kept_bytes)
+        if deferred:
+            # The 202 relies on the claim, which another writer may have written unsynced
+            # (this one's sync covers only its own journal): journal it too. A lost claim
+            # would let a later re-send land the bytes again under a new key.
+            self.lake.keep_unsynced(ckey, self.lake.get(ckey))
         return key, False
 
     def _publish_all(self, events: list[ObjectRegistered]) -> None:

@@ -8,14 +8,24 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
    3 of its last 4 ordinary occurrences), whose forecast is 0.
 2. **Calendar effects** by robust (Huber) least squares over the last two years: day type
    (weekday, or public holiday of the store's country: ``jpholiday`` for Japan, ``holidays``
-   elsewhere; with fewer than 3 holidays seen a holiday trades like a Sunday), a yearly cycle
-   (two Fourier pairs) once a year of history is there, and the optional weather regressors
-   (precipitation, temperature anomalies). Residuals beyond 4 robust σ are outliers.
+   elsewhere; with fewer than 3 holidays seen a holiday trades like a Sunday) and the
+   optional weather regressors (precipitation, temperature anomalies); a second fit adds a
+   yearly cycle (two Fourier pairs) once a year of history is there. Residuals beyond 4
+   robust σ are outliers.
 3. **Level.** The series less its calendar effects (outliers and missing days interpolated)
-   goes to ``statsforecast``'s ``AutoETS`` (additive errors, damped or no trend, chosen by
-   AICc), whose 80 % and 95 % intervals are shifted back by the calendar effects and
-   exponentiated (multiplicative intervals; the point is the median).
-4. **Hours** are the day split by the store's own hour profile per day type (last 8 weeks of
+   goes to ``statsforecast``'s ``AutoETS`` (simple exponential smoothing: additive errors, no
+   trend), shifted back by the calendar effects. That gives the candidates ``flat`` and
+   ``seasonal`` (with the yearly cycle); ``recent`` is the median of the last 8 same-weekday
+   values.
+4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
+   apart, before ``as_of``), each forecast from its own past only, score every blend of the
+   candidates (weights in quarters) on the days observed after them: the blend with the
+   least absolute error is the forecast, and its hold-out errors, over the level's own
+   standard deviation, calibrate the 80 % and 95 % intervals (recent origins weigh more).
+   So a yearly cycle learnt from a one-off anomaly, or a level shift, is not trusted unless
+   it forecast well, and the intervals are as wide as the forecast's real errors (the point
+   is the median; intervals are multiplicative).
+5. **Hours** are the day split by the store's own hour profile per day type (last 8 weeks of
    complete days), with the empirical spread of each hour's share added to the day's: local
    hours of the store's timezone, so a spring-forward date has no skipped hour and a fall-back
    date two rows (one per UTC offset, half the hour's share each).
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -104,7 +115,10 @@ _HISTORY_DAYS = 730  # calendar-effect fit window
 _MIN_OBSERVED = 21  # fewer observed days: no forecast
 _HOLIDAY = 7  # day type of a public holiday (0-6: Monday-Sunday)
 _PROFILE_DAYS = 56
-_HOLDOUT = 56  # days of the interval-calibration hold-out
+_HOLDOUT_ORIGINS = 4  # origins of the hold-out that weighs the candidates and the intervals
+_HOLDOUT_STEP = 28  # days between them
+_ETS_MODEL = "ANN"
+_RECENCY = 0.5
 _WEATHER = ("precipitation_mm", "temperature_c")
 
 
@@ -198,8 +212,163 @@ def _closed_weekdays(days: pd.DatetimeIndex, y: np.ndarray, types: np.ndarray) -
 def _ets(series: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
     from statsforecast.models import AutoETS
 
-    model = AutoETS(season_length=1, model="AZN")
-    return model.forecast(y=series.astype(np.float64), h=horizon, level=list(LEVELS))
+    model = AutoETS(season_length=1, model=_ETS_MODEL)
+    return model.forecast(y=series.astype(np.float64), h=horizon, level=[95])
+
+
+@dataclass
+class _Components:
+    """The candidate forecasts of one history, on the log scale, for ``future``."""
+
+    future: pd.DatetimeIndex
+    shut: np.ndarray  # future dates on a weekday the store keeps closed
+    mean: dict[str, np.ndarray]  # candidate → log median per future date
+    sigma: np.ndarray  # log-scale standard deviation of the level per future date
+
+
+def _components(
+    obs: pd.Series,
+    as_of: date,
+    horizon: int,
+    is_holiday: Callable[[date], bool],
+    weather: pd.DataFrame | None,
+    *,
+    allow_yearly: bool = True,
+) -> _Components | None:
+    """The candidates from the history up to ``as_of``: ``flat`` (day-type, holiday and
+    weather effects, and the ETS level), ``seasonal`` (the same plus a yearly cycle, once a
+    year is observed) and ``recent`` (the median of the last 8 same-weekday values)."""
+    if obs.empty:
+        return None
+    first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1))
+    days = pd.date_range(first, as_of, freq="D")
+    y = obs.reindex(days.date).to_numpy(dtype=float, copy=True)
+    y[~(y > 0)] = np.nan
+    seen = ~np.isnan(y)
+    if int(np.sum(seen)) < _MIN_OBSERVED:
+        return None
+    future = pd.date_range(as_of + timedelta(days=1), periods=horizon, freq="D")
+    types, future_types = _day_types(days, is_holiday), _day_types(future, is_holiday)
+    closed = _closed_weekdays(days, y, types)
+    holiday_own = int(np.sum(seen & (types == _HOLIDAY))) >= 3
+    hist_w, fut_w = _weather_columns(weather, days, future, seen)
+    open_day = ~np.isin(np.asarray(days.dayofweek), list(closed)) | (types == _HOLIDAY)
+    fit = seen & open_day
+    z = np.log(y)
+    means: dict[str, np.ndarray] = {}
+    sigma = np.zeros(horizon)
+    variants = ["flat"] + (["seasonal"] if allow_yearly and int(np.sum(seen)) >= 365 else [])
+    for name in variants:
+        yearly = name == "seasonal"
+        x, n_fixed = _design(
+            days, types, days[0], holiday_own=holiday_own, yearly=yearly, weather=hist_w
+        )
+        xf, _ = _design(
+            future, future_types, days[0], holiday_own=holiday_own, yearly=yearly, weather=fut_w
+        )
+        beta = _huber_fit(x[fit], z[fit])
+        resid = z - x @ beta
+        scale = 1.4826 * float(np.nanmedian(np.abs(resid[fit] - np.nanmedian(resid[fit]))))
+        outlier = fit & (np.abs(resid) > 4 * max(scale, 1e-6))
+        calendar = x[:, n_fixed:] @ beta[n_fixed:]
+        level = np.where(fit & ~outlier, z - calendar, np.nan)
+        level = pd.Series(level).interpolate(limit_direction="both").to_numpy()
+        start = int(np.flatnonzero(fit)[0])
+        fc = _ets(level[start:], horizon)
+        means[name] = fc["mean"] + xf[:, n_fixed:] @ beta[n_fixed:]
+        if name == "flat":
+            sigma = np.maximum((fc["hi-95"] - fc["mean"]) / _quantile_z(95), 1e-6)
+    means["recent"] = _recent_median(z, types, future_types, means["flat"])
+    shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
+    return _Components(future, shut, means, sigma)
+
+
+def _recent_median(
+    z: np.ndarray, types: np.ndarray, future_types: np.ndarray, fallback: np.ndarray
+) -> np.ndarray:
+    """Per future date, the median of the last 8 observed days of its weekday in the last 16
+    weeks (the ``fallback`` on holidays and where fewer than 3 are there)."""
+    out = fallback.copy()
+    window = slice(max(0, len(z) - 16 * 7), len(z))
+    zw, tw = z[window], types[window]
+    for t in range(7):
+        vals = zw[(tw == t) & ~np.isnan(zw)][-8:]
+        if len(vals) >= 3:
+            out[future_types == t] = float(np.median(vals))
+    return out
+
+
+def _blends(names: Sequence[str]) -> list[dict[str, float]]:
+    """Every weighting of the candidates in steps of a quarter."""
+    steps = [i / 4 for i in range(5)]
+    grids = [
+        dict(zip(names, w, strict=True))
+        for w in itertools.product(steps, repeat=len(names))
+        if abs(sum(w) - 1) < 1e-9
+    ]
+    return grids
+
+
+def _blend(comp: _Components, weights: dict[str, float]) -> np.ndarray:
+    # A candidate missing at a hold-out origin (no yearly cycle yet) stands in as ``flat``.
+    return sum(
+        (w * comp.mean.get(name, comp.mean["flat"]) for name, w in weights.items()),
+        start=np.zeros(len(comp.future)),
+    )
+
+
+def _choose(
+    obs: pd.Series,
+    as_of: date,
+    horizon: int,
+    is_holiday: Callable[[date], bool],
+    weather: pd.DataFrame | None,
+    names: Sequence[str],
+) -> tuple[dict[str, float], dict[int, float]]:
+    """The candidates' weights and the intervals' widening per level, from a multi-origin
+    hold-out inside the history: forecasts of ``horizon`` days from several origins before
+    ``as_of`` (each from its own history only), scored on the days observed after them.
+    The weights minimize the absolute error; the widening makes the model's intervals cover
+    the hold-out's errors at each level (between 0.5 and 3 times the model's own width)."""
+    blends = _blends(names)
+    errors: list[np.ndarray] = []  # per origin: (n blends, n scored days) absolute errors
+    logs: list[np.ndarray] = []
+    sigmas: list[np.ndarray] = []
+    recency: list[np.ndarray] = []
+    for i in range(_HOLDOUT_ORIGINS):
+        origin = as_of - timedelta(days=horizon + _HOLDOUT_STEP * i)
+        comp = _components(obs[obs.index <= origin], origin, horizon, is_holiday, weather)
+        if comp is None:
+            break
+        actual = obs.reindex(comp.future.date).to_numpy(dtype=float)
+        ok = (actual > 0) & ~comp.shut
+        if not ok.any():
+            continue
+        stack = np.array([_blend(comp, w)[ok] for w in blends])
+        errors.append(np.abs(np.exp(stack) - actual[ok]))
+        logs.append(np.log(actual[ok]) - stack)
+        sigmas.append(comp.sigma[ok])
+        recency.append(np.full(int(ok.sum()), _RECENCY**i))
+    default = {name: float(name == "flat") for name in names}
+    if not errors or sum(len(s) for s in sigmas) < 20:
+        return default, dict.fromkeys(LEVELS, 1.0)
+    mae = np.concatenate(errors, axis=1).mean(axis=1)
+    best = int(np.argmin(mae))
+    ratios = np.abs(np.concatenate(logs, axis=1)[best]) / np.concatenate(sigmas)
+    weight = np.concatenate(recency)
+    widen = {
+        lvl: float(
+            np.clip(_weighted_quantile(ratios, weight, lvl / 100) / _quantile_z(lvl), 0.5, 3.0)
+        )
+        for lvl in LEVELS
+    }
+    return blends[best], widen
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, q * cum[-1])])
 
 
 def forecast_daily(
@@ -219,66 +388,18 @@ def forecast_daily(
     """
     is_holiday = is_holiday or holiday_calendar("JP")
     obs = observed[observed.index <= as_of].astype(float)
-    first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1)) if len(obs) else None
-    if first is None:
+    comp = _components(obs, as_of, horizon, is_holiday, weather)
+    if comp is None:
         return None
-    days = pd.date_range(first, as_of, freq="D")
-    y = obs.reindex(days.date).to_numpy(dtype=float, copy=True)
-    y[~(y > 0)] = np.nan
-    if np.sum(~np.isnan(y)) < _MIN_OBSERVED:
-        return None
-    future = pd.date_range(as_of + timedelta(days=1), periods=horizon, freq="D")
-    types, future_types = _day_types(days, is_holiday), _day_types(future, is_holiday)
-    closed = _closed_weekdays(days, y, types)
-    seen = ~np.isnan(y)
-    holiday_own = int(np.sum(seen & (types == _HOLIDAY))) >= 3
-    yearly = int(np.sum(seen)) >= 365
-    hist_w, fut_w = _weather_columns(weather, days, future, seen)
-    x, n_fixed = _design(
-        days, types, days[0], holiday_own=holiday_own, yearly=yearly, weather=hist_w
-    )
-    xf, _ = _design(
-        future, future_types, days[0], holiday_own=holiday_own, yearly=yearly, weather=fut_w
-    )
-    open_day = ~np.isin(np.asarray(days.dayofweek), list(closed)) | (types == _HOLIDAY)
-    fit = seen & open_day
-    z = np.log(y)
-    beta = _huber_fit(x[fit], z[fit])
-    resid = z - x @ beta
-    scale = 1.4826 * float(np.nanmedian(np.abs(resid[fit] - np.nanmedian(resid[fit]))))
-    outlier = fit & (np.abs(resid) > 4 * max(scale, 1e-6))
-    calendar = x[:, n_fixed:] @ beta[n_fixed:]
-    level = np.where(fit & ~outlier, z - calendar, np.nan)
-    level = pd.Series(level).interpolate(limit_direction="both").to_numpy()
-    last = int(np.flatnonzero(fit)[0])
-    fc = _ets(level[last:], horizon)
-    widen = _interval_factors(level[last:], (fit & ~outlier)[last:])
-    shift = xf[:, n_fixed:] @ beta[n_fixed:]
-    out = pd.DataFrame({"business_date": future.date, "mean": np.exp(fc["mean"] + shift)})
+    weights, widen = _choose(obs, as_of, horizon, is_holiday, weather, sorted(comp.mean))
+    mean = _blend(comp, weights)
+    out = pd.DataFrame({"business_date": comp.future.date, "mean": np.exp(mean)})
     for lvl in LEVELS:
-        out[f"lo_{lvl}"] = np.exp(fc["mean"] - widen[lvl] * (fc["mean"] - fc[f"lo-{lvl}"]) + shift)
-        out[f"hi_{lvl}"] = np.exp(fc["mean"] + widen[lvl] * (fc[f"hi-{lvl}"] - fc["mean"]) + shift)
-    shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
-    out.loc[shut, ["mean", *INTERVAL_COLUMNS]] = 0.0
+        half = widen[lvl] * _quantile_z(lvl) * comp.sigma
+        out[f"lo_{lvl}"] = np.exp(mean - half)
+        out[f"hi_{lvl}"] = np.exp(mean + half)
+    out.loc[comp.shut, ["mean", *INTERVAL_COLUMNS]] = 0.0
     return out
-
-
-def _interval_factors(level: np.ndarray, scored: np.ndarray) -> dict[int, float]:
-    """How much to widen the model's intervals (≥ 1): the model's in-sample errors understate
-    its out-of-sample ones, so a hold-out of the last 56 days measures them."""
-    start = len(level) - _HOLDOUT
-    if start < _HOLDOUT:
-        return dict.fromkeys(LEVELS, 1.0)
-    fc = _ets(level[:start], _HOLDOUT)
-    sigma = (fc["hi-95"] - fc["mean"]) / _quantile_z(95)
-    keep = scored[start:] & (sigma > 0)
-    ratios = np.abs(level[start:] - fc["mean"])[keep] / sigma[keep]
-    if len(ratios) < 20:
-        return dict.fromkeys(LEVELS, 1.0)
-    return {
-        lvl: float(np.clip(np.quantile(ratios, lvl / 100) / _quantile_z(lvl), 1.0, 3.0))
-        for lvl in LEVELS
-    }
 
 
 def _weather_columns(

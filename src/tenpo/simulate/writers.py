@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -47,10 +48,12 @@ from tenpo.simulate.model import (
     VOID,
     Chain,
     Device,
+    IntArray,
     Sku,
     StoreDay,
     day_offsets,
 )
+from tenpo.simulate.text import Block, Table
 from tenpo.simulate.truth import DailyTruth, daily_truth, target_truth
 
 __all__ = ["Manifest", "ManifestEntry", "simulate_to_dir", "write_chain"]
@@ -71,11 +74,17 @@ _KIND_A = {SALE: "売上", RETURN: "返品", VOID: "取消"}
 _KIND_B = {SALE: "SALE", RETURN: "RETURN", VOID: "VOID"}
 _RATE_A = ("非課税", "軽減", "標準")
 _FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
-_HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(24 * 3600)]
+_KIND_A_TABLE = Table([_KIND_A[k] for k in (SALE, RETURN, VOID)], "cp932")
+_KIND_B_TABLE = Table([_KIND_B[k] for k in (SALE, RETURN, VOID)])
+_EVENT_TABLE = Table(["entry", "exit"])
+_COUNTER_LINES = Table(["entrance", "passby"])
+_VENDOR_A_COLUMNS = (
+    "register", "number", "ts", "kind", "line_no", "sku", "qty", "discount", "amount", "total",
+)  # fmt: skip
+_CHUNK_ROWS = 65_536  # vendor A lines formatted at a time (bounds memory, not speed)
 _HEARTBEAT_EVERY_MIN = 15
 # Below this many store-days, starting worker processes costs more than it saves.
 PARALLEL_MIN_STORE_DAYS = 400
-_MAX_QTY = 3  # the simulator sells 1 to 3 of an item per line
 _FIRMWARE = {"people_counter": "2.4.1", "tof_camera": "1.8.0"}
 
 
@@ -307,14 +316,20 @@ class _Writer:
             self.devices.setdefault((d.tenant_id, d.store_code), []).append(d)
         self.industry = {(s.tenant_id, s.code): s.industry for s in chain.stores}
         self.zone = {(s.tenant_id, s.code): s.timezone for s in chain.stores}
-        self._minute_cache: dict[tuple[date, str], list[str]] = {}
-        self._item_tables: dict[int, list[str]] = {}
+        self._minute_cache: dict[tuple[date, str], Table] = {}
+        self._beat_cache: dict[tuple[str, date, str], tuple[IntArray, IntArray, Table]] = {}
+        self._catalogs: dict[str, _Catalog] = {}
+        self._dirs: set[Path] = set()
 
     def _rng(self, *keys: int) -> np.random.Generator:
         return np.random.default_rng([self.chain.config.seed, 100, *keys])
 
     def _add(self, rel: str, data: bytes, source: str, content_type: str, **meta: Any) -> None:
-        _write_bytes(self.out / rel, data)
+        path = self.out / rel
+        if path.parent not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
+        path.write_bytes(data)
         self.entries.append(ManifestEntry(rel, source, content_type, **meta))
 
     # -- master data -------------------------------------------------------------------
@@ -411,28 +426,42 @@ class _Writer:
             if t.pos_vendor == "vendor_a":
                 self.vendor_a_sales(t.id, day, mine)
             else:
-                for sd in mine:
-                    self.vendor_b_sales(sd)
+                self.vendor_b_sales(mine)
+            counters = [
+                (device, sd)
+                for sd in mine
+                for device in self.devices.get((sd.tenant_id, sd.store_code), [])
+                if device.kind == "people_counter"
+            ]
+            # Counters and cameras are formatted together; files are written store by store,
+            # in the same order as before.
+            cameras = [
+                (device, sd)
+                for sd in mine
+                for device in self.devices.get((sd.tenant_id, sd.store_code), [])
+                if device.kind == "rgb_camera"
+            ]
+            files = self.counter_events(counters) if counters else []
+            counted = {d.device_id: f for (d, _), f in zip(counters, files, strict=True)}
+            files = self.visitor_events(cameras) if cameras else []
+            filmed = {d.device_id: f for (d, _), f in zip(cameras, files, strict=True)}
             for sd in mine:
                 for device in self.devices.get((sd.tenant_id, sd.store_code), []):
                     if device.kind == "people_counter":
-                        self.counter_events(device, sd)
+                        self._add_events(device, sd, counted[device.device_id])
                     elif device.kind == "tof_camera":
                         self.tof_events(device, sd)
                     else:
-                        self.visitor_events(device, sd)
+                        self._add_video(device, sd, filmed[device.device_id])
 
     def vendor_a_sales(self, tenant_id: str, day: date, store_days: list[StoreDay]) -> None:
-        # Fast path: fields are CSV-escaped once (names via the csv module), rows joined.
-        rows: list[list[str]] = []
+        """One CSV of every store's lines; each register exports its receipts in number order."""
         prefix = day.strftime("%Y/%m/%d ")
+        columns: dict[str, list[IntArray]] = {k: [] for k in _VENDOR_A_COLUMNS}
+        codes: list[str] = []  # register codes of the day, indexed by the "register" column
         for sd in store_days:
-            skus = self.chain.catalogs[self.industry[(sd.tenant_id, sd.store_code)]]
-            jan = [k.jan for k in skus]
-            name = [_csv_field(k.name) for k in skus]
-            price = np.array([k.price_incl for k in skus], dtype=np.int64)
-            rate = [_RATE_A[k.tax_class] for k in skus]
-            price_str = [str(k.price_incl) for k in skus]
+            industry = self.industry[(sd.tenant_id, sd.store_code)]
+            price = self._catalog(industry).price_incl
             s = sd.sales
             sign = np.where(s.receipt_kind == RETURN, -1, 1)
             line_sign = sign[s.line_receipt]
@@ -443,174 +472,242 @@ class _Writer:
             for r in range(len(s.registers)):
                 mask = s.receipt_register == r
                 number[mask] = np.arange(1, int(mask.sum()) + 1)
-            head = [
-                f"{s.registers[reg]},{num:06d},{prefix}{_HMS[ts]},{_KIND_A[k]}"
-                for reg, num, ts, k in zip(
-                    s.receipt_register.tolist(), number.tolist(), s.receipt_ts.tolist(),
-                    s.receipt_kind.tolist(), strict=True,
-                )
-            ]  # fmt: skip
-            total_str = [str(t) for t in total.tolist()]
             # Registers export their own receipts: order by register, then receipt number.
             o = np.lexsort(
                 (np.arange(len(s.line_receipt)), number[s.line_receipt],
                  s.receipt_register[s.line_receipt])
             )  # fmt: skip
-            line_no = np.asarray(_line_numbers(s.line_receipt), dtype=np.int64)
-            qty = s.line_qty * line_sign
-            rows.extend(
-                [
-                    head[rec], str(ln), jan[sku], name[sku], str(q), price_str[sku],
-                    str(d) if d else "", str(a), rate[sku], total_str[rec],
-                ]
-                for rec, ln, sku, q, d, a in zip(
-                    s.line_receipt[o].tolist(), line_no[o].tolist(), s.line_sku[o].tolist(),
-                    qty[o].tolist(), s.line_discount_incl[o].tolist(), amount[o].tolist(),
-                    strict=True,
-                )
-            )  # fmt: skip
-        self._quirks(rows, self._rng(1, self.tenant_index[tenant_id], day.toordinal()))
-        lines = [",".join(VENDOR_A_SALES_HEADER)]
-        lines.extend(",".join(row) for row in rows)
-        data = ("\r\n".join(lines) + "\r\n").encode("cp932")
+            rec = s.line_receipt[o]
+            for key, values in (
+                ("register", s.receipt_register[rec] + len(codes)),
+                ("number", number[rec]),
+                ("ts", s.receipt_ts[rec]),
+                ("kind", s.receipt_kind[rec]),
+                ("line_no", _line_numbers(s.line_receipt)[o]),
+                ("sku", self._catalog(industry).offset + s.line_sku[o]),
+                ("qty", (s.line_qty * line_sign)[o]),
+                ("discount", s.line_discount_incl[o]),
+                ("amount", amount[o]),
+                ("total", total[rec]),
+            ):
+                columns[key].append(values)
+            codes.extend(s.registers)
+        data = [",".join(VENDOR_A_SALES_HEADER).encode("cp932"), b"\r\n"]
+        n = sum(len(v) for v in columns["sku"])
+        rate = self.chain.config.quirk_rate
+        picked, choice = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if n and rate != 0:
+            rng = self._rng(1, self.tenant_index[tenant_id], day.toordinal())
+            picked = np.flatnonzero(rng.random(n) < rate)
+            choice = rng.integers(0, 4, len(picked))
+        merged = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in columns.items()}
+        for begin in range(0, n, _CHUNK_ROWS):  # bounded memory on a big tenant-day
+            end = min(n, begin + _CHUNK_ROWS)
+            inside = (picked >= begin) & (picked < end)
+            part = {k: v[begin:end] for k, v in merged.items()}
+            data.append(
+                self._vendor_a_rows(part, codes, prefix, picked[inside] - begin, choice[inside])
+            )
         rel = f"pos/vendor_a/{tenant_id}/sales_{day:%Y%m%d}.csv"
         self._add(
-            rel, data, "pos_vendor_a", "text/csv; charset=shift_jis",
+            rel, b"".join(data), "pos_vendor_a", "text/csv; charset=shift_jis",
             tenant_id=tenant_id, business_date=day,
         )  # fmt: skip
 
-    def _quirks(self, rows: list[list[str]], rng: np.random.Generator) -> None:
-        """Full-width digits and thousands separators in a few fields (FORMATS.md allows both).
-
-        ``rows`` hold CSV-escaped fields; field 0 is "register,receipt,time,kind".
-        """
-        rate = self.chain.config.quirk_rate
-        if not rows or rate == 0:
-            return
-        picked = np.flatnonzero(rng.random(len(rows)) < rate)
-        choice = rng.integers(0, 4, len(picked))
-        for i, c in zip(picked.tolist(), choice.tolist(), strict=True):
-            row = rows[i]
-            if c == 0:  # register code in full-width digits: "０００１"
-                register, rest = row[0].split(",", 1)
-                row[0] = register.translate(_FULL_WIDTH) + "," + rest
-            elif c == 1:  # quantity in full-width digits
-                row[4] = row[4].translate(_FULL_WIDTH)
-            else:  # a thousands separator in the amount or the total: "1,280" (quoted)
-                col = 7 if c == 2 else 9
-                value = int(row[col])
+    def _vendor_a_rows(
+        self,
+        c: dict[str, IntArray],
+        codes: list[str],
+        prefix: str,
+        picked: IntArray,
+        choice: IntArray,
+    ) -> bytes:
+        """Vendor A CSV lines (CP932, CRLF) of the columns ``c``, with the presentation quirks
+        FORMATS.md allows at rows ``picked``: full-width digits in the register code (choice
+        0), the quantity (1) or the line number, or a thousands separator in the amount (2)
+        or the total (3) when it has four digits or more ("1,280", quoted)."""
+        cat = self._all_skus()
+        register = Table(codes).pick(c["register"])
+        qty, line_no = Block.ints(c["qty"]), Block.ints(c["line_no"])
+        amount, total = Block.ints(c["amount"]), Block.ints(c["total"])
+        fixed: dict[str, list[tuple[int, str]]] = {"register": [], "qty": [], "line_no": []}
+        fixed |= {"amount": [], "total": []}
+        for i, q in zip(picked.tolist(), choice.tolist(), strict=True):
+            if q == 0:
+                fixed["register"].append((i, codes[int(c["register"][i])].translate(_FULL_WIDTH)))
+            elif q == 1:
+                fixed["qty"].append((i, str(int(c["qty"][i])).translate(_FULL_WIDTH)))
+            else:
+                col = "amount" if q == 2 else "total"
+                value = int(c[col][i])
                 if abs(value) >= 1000:
-                    row[col] = _csv_field(f"{value:,}")
+                    fixed[col].append((i, _csv_field(f"{value:,}")))
                 else:
-                    row[1] = row[1].translate(_FULL_WIDTH)
-
-    def vendor_b_sales(self, sd: StoreDay) -> None:
-        skus = self.chain.catalogs[self.industry[(sd.tenant_id, sd.store_code)]]
-        s = sd.sales
-        rng = self._rng(
-            2, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
+                    fixed["line_no"].append((i, str(int(c["line_no"][i])).translate(_FULL_WIDTH)))
+        blocks = {"register": register, "qty": qty, "line_no": line_no}
+        blocks |= {"amount": amount, "total": total}
+        for key, changes in fixed.items():
+            if changes:
+                rows, texts = zip(*changes, strict=True)
+                blocks[key] = blocks[key].replace(list(rows), Block.of(texts, "cp932"))
+        discount = Block.where(
+            c["discount"] != 0, Block.ints(c["discount"]), Block.literal(len(c["discount"]), b"")
         )
-        as_number = rng.random(s.receipt_count) < 0.3
-        rate_style = rng.integers(0, 4, s.receipt_count)
+        return Block.hcat(
+            blocks["register"], ",", Block.ints(c["number"], 6), ",", prefix,
+            _hms().pick(c["ts"]), ",", _KIND_A_TABLE.pick(c["kind"]), ",", blocks["line_no"],
+            ",", cat.jan.pick(c["sku"]), ",", cat.name_csv.pick(c["sku"]), ",", blocks["qty"],
+            ",", cat.price_incl_text.pick(c["sku"]), ",", discount, ",", blocks["amount"], ",",
+            cat.rate_a.pick(c["sku"]), ",", blocks["total"], "\r\n",
+        ).tobytes()  # fmt: skip
+
+    def vendor_b_sales(self, store_days: list[StoreDay]) -> None:
+        """One JSON per store-day; the receipts of all ``store_days`` (one tenant, one date)
+        are formatted in one pass and cut into files."""
+        cat = self._all_skus()
+        stores = len(store_days)
+        receipts = np.array([sd.sales.receipt_count for sd in store_days], dtype=np.int64)
+        store = np.repeat(np.arange(stores), receipts)
+        first_receipt = np.cumsum(receipts) - receipts
+        cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("as_number", "rate_style", "register", "ts", "kind", "zone")
+        }
+        lines: dict[str, list[np.ndarray]] = {k: [] for k in ("receipt", "sku", "qty", "disc")}
+        registers: list[str] = []
+        zones: list[str] = []
+        for i, sd in enumerate(store_days):
+            s = sd.sales
+            rng = self._rng(
+                2, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
+            )
+            cols["as_number"].append(rng.random(s.receipt_count) < 0.3)
+            cols["rate_style"].append(rng.integers(0, 4, s.receipt_count))
+            cols["register"].append(s.receipt_register + len(registers))
+            registers.extend(s.registers)
+            cols["ts"].append(s.receipt_ts)
+            cols["kind"].append(s.receipt_kind)
+            zone = self.zone[(sd.tenant_id, sd.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            cols["zone"].append(np.full(s.receipt_count, zones.index(zone), dtype=np.int64))
+            industry = self.industry[(sd.tenant_id, sd.store_code)]
+            lines["receipt"].append(s.line_receipt + first_receipt[i])
+            lines["sku"].append(s.line_sku + self._catalog(industry).offset)
+            lines["qty"].append(s.line_qty)
+            lines["disc"].append(s.line_discount_excl_sen)
+        c = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in cols.items()}
+        li = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in lines.items()}
+        n = len(store)
+        as_number = c["as_number"].astype(bool)
         # Per receipt and tax class: subtotal in sen and the vendor's tax in yen.
-        tax_class = np.array([k.tax_class for k in skus], dtype=np.int64)
-        amounts = np.array([k.price_excl_sen for k in skus], dtype=np.int64)[s.line_sku]
-        amounts = amounts * s.line_qty - s.line_discount_excl_sen
-        by_rate = np.zeros((s.receipt_count, 3), dtype=np.int64)
-        np.add.at(by_rate, (s.line_receipt, tax_class[s.line_sku]), amounts)
-        subtotal = by_rate.sum(axis=1).tolist()
-        tax = (by_rate * np.asarray(TAX_PCTS) // 10_000).sum(axis=1).tolist()
-        # Items: whole JSON objects from a table when undiscounted, composed otherwise.
-        table = self._vendor_b_items(skus)
-        style = as_number.astype(np.int64) * 4 + rate_style
-        key = (style[s.line_receipt] * len(skus) + s.line_sku) * _MAX_QTY + s.line_qty - 1
-        items = [
-            table[k] if not d and q <= _MAX_QTY else self._vendor_b_item(skus[sku], q, d, st)
-            for k, d, sku, q, st in zip(
-                key.tolist(), s.line_discount_excl_sen.tolist(), s.line_sku.tolist(),
-                s.line_qty.tolist(), style[s.line_receipt].tolist(), strict=True,
+        amounts = cat.price_excl_sen[li["sku"]] * li["qty"] - li["disc"]
+        by_rate = np.zeros((n, 3), dtype=np.int64)
+        np.add.at(by_rate, (li["receipt"], cat.tax_class[li["sku"]]), amounts)
+        subtotal = by_rate.sum(axis=1)
+        tax = (by_rate * np.asarray(TAX_PCTS) // 10_000).sum(axis=1)
+        day = store_days[0].day
+        ymd = f"{day:%Y%m%d}"
+        ends = np.zeros(stores, dtype=np.int64)
+        buf = np.zeros(0, np.uint8)
+        if n:
+            number = as_number[li["receipt"]]
+            skus = len(cat.skus)
+            count = len(li["receipt"])
+            first = np.r_[True, li["receipt"][1:] != li["receipt"][:-1]] if count else []
+            items = Block.hcat(
+                Block.where(first, Block.literal(count, b""), Block.literal(count, b",")),
+                cat.b_head.pick(li["sku"]), Block.ints(li["qty"]),
+                cat.b_price.pick(number * skus + li["sku"]),
+                _money_json(li["disc"], number),
+                cat.b_rate.pick(c["rate_style"][li["receipt"]] * skus + li["sku"]),
+            )  # fmt: skip
+            tax_json = Block.where(
+                as_number, Block.ints(tax), Block.hcat('"', Block.ints(tax), '"')
             )
-        ]  # fmt: skip
-        bounds = np.searchsorted(s.line_receipt, np.arange(s.receipt_count + 1)).tolist()
-        ymd = f"{sd.day:%Y%m%d}"
-        iso = sd.day.isoformat()
-        offs = self._offsets(sd)
-        receipts = []
-        for r, (reg, ts, kind, number) in enumerate(
-            zip(
-                s.receipt_register.tolist(), s.receipt_ts.tolist(), s.receipt_kind.tolist(),
-                as_number.tolist(), strict=True,
-            )
-        ):  # fmt: skip
-            sub, tx = subtotal[r], tax[r]
-            tax_json = str(tx) if number else f'"{tx}"'
-            receipts.append(
-                f'{{"storeCode":"{sd.store_code}","registerId":"{s.registers[reg]}",'
-                f'"receiptId":"B-{ymd}-{r + 1:06d}",'
-                f'"transactedAt":"{iso}T{_HMS[ts]}{offs[ts // 3600]}",'
-                f'"type":"{_KIND_B[kind]}","items":[{",".join(items[bounds[r] : bounds[r + 1]])}],'
-                f'"subtotal":{_json(_money(sub, number))},"tax":{tax_json},'
-                f'"total":{_json(_money(sub + 100 * tx, number))}}}'
-            )
-        data = '{"receipts":[\n' + ",\n".join(receipts) + "\n]}\n"
-        rel = f"pos/vendor_b/{sd.tenant_id}/{sd.store_code}_{ymd}.json"
-        self._add(
-            rel, data.encode(), "pos_vendor_b", "application/json",
-            tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
-        )  # fmt: skip
+            offsets = Table([o for z in zones for o in day_offsets(z, day)[0]])
+            local = np.arange(n) - first_receipt[store]
+            last = local == receipts[store] - 1
+            codes = Table([f'{{"storeCode":"{sd.store_code}","registerId":"' for sd in store_days])
+            heads = Block.hcat(
+                codes.pick(store), Table(registers).pick(c["register"]),
+                f'","receiptId":"B-{ymd}-', Block.ints(local + 1, 6),
+                f'","transactedAt":"{day.isoformat()}T', _hms().pick(c["ts"]),
+                offsets.pick(c["zone"] * 26 + c["ts"] // 3600),
+                '","type":"', _KIND_B_TABLE.pick(c["kind"]), '","items":[',
+            )  # fmt: skip
+            tails = Block.hcat(
+                '],"subtotal":', _money_json(subtotal, as_number), ',"tax":', tax_json,
+                ',"total":', _money_json(subtotal + 100 * tax, as_number), "}",
+                Block.where(last, Block.literal(n, b""), Block.literal(n, b",\n")),
+            )  # fmt: skip
+            counts = np.bincount(li["receipt"], minlength=n)
+            buf, row_end = Block.hcat(heads, items.grouped(counts), tails).render()
+            ends = np.concatenate([[0], row_end])[np.cumsum(receipts)]
+        begin = 0
+        for sd, end in zip(store_days, ends.tolist(), strict=True):
+            data = b'{"receipts":[\n' + buf[begin:end].tobytes() + b"\n]}\n"
+            begin = end
+            rel = f"pos/vendor_b/{sd.tenant_id}/{sd.store_code}_{ymd}.json"
+            self._add(
+                rel, data, "pos_vendor_b", "application/json",
+                tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
+            )  # fmt: skip
 
-    def _vendor_b_item(self, sku: Sku, qty: int, discount_sen: int, style: int) -> str:
-        """One vendor-B item as JSON; ``style`` = 4 × (money as numbers) + taxRate style."""
-        number = style >= 4
-        return (
-            f'{{"sku":"{sku.jan}","name":{json.dumps(sku.name, ensure_ascii=False)},'
-            f'"qty":{qty},"unitPrice":{_json(_money(sku.price_excl_sen, number))},'
-            f'"discount":{_json(_money(discount_sen, number))},'
-            f'"taxRate":{_json(_tax_rate(sku.tax_pct, style % 4))}}}'
-        )
+    def _catalog(self, industry: str) -> _Catalog:
+        """The catalog of an industry as tables (built once per writer)."""
+        cat = self._catalogs.get(industry)
+        if cat is None:
+            offset = sum(len(v) for k, v in self.chain.catalogs.items() if k < industry)
+            cat = self._catalogs[industry] = _Catalog(self.chain.catalogs[industry], offset)
+        return cat
 
-    def _vendor_b_items(self, skus: list[Sku]) -> list[str]:
-        """Undiscounted items of a catalog, indexed by (style × SKUs + sku) × 3 + qty − 1."""
-        key = id(skus)
-        table = self._item_tables.get(key)
-        if table is None:
-            table = [
-                self._vendor_b_item(sku, qty, 0, style)
-                for style in range(8)
-                for sku in skus
-                for qty in range(1, _MAX_QTY + 1)
-            ]
-            self._item_tables[key] = table
-        return table
+    def _all_skus(self) -> _Catalog:
+        """Every industry's SKUs in one catalog (industries in name order: ``_Catalog.offset``)."""
+        cat = self._catalogs.get("")
+        if cat is None:
+            skus = [s for k in sorted(self.chain.catalogs) for s in self.chain.catalogs[k]]
+            cat = self._catalogs[""] = _Catalog(skus, 0)
+        return cat
 
     # -- devices ------------------------------------------------------------------------
-    def _offsets(self, sd: StoreDay) -> tuple[str, ...]:
+    def _offsets(self, sd: StoreDay) -> Table:
         """The store's UTC offset per wall-clock hour of the date (``model.day_offsets``)."""
-        return day_offsets(self.zone[(sd.tenant_id, sd.store_code)], sd.day)[0]
+        return _offset_table(self.zone[(sd.tenant_id, sd.store_code)], sd.day)
 
-    def _minute_ts(self, day: date, zone: str) -> list[str]:
+    def _minute_ts(self, day: date, zone: str) -> Table:
         """ISO timestamps of every wall-clock minute of ``day`` in ``zone`` (index 1440+ rolls
         into the next day), each with the offset in force then."""
         cached = self._minute_cache.get((day, zone))
         if cached is None:
             offsets = day_offsets(zone, day)[0]
-            cached = [_ts(day, m, offsets) for m in range(25 * 60)]
+            cached = Table([_ts(day, m, offsets) for m in range(25 * 60)])
             if any(d != day for d, _ in self._minute_cache):
                 self._minute_cache = {}  # dates are written in order: keep one date's
             self._minute_cache[(day, zone)] = cached
         return cached
 
-    def _emit(self, device: Device, sd: StoreDay, events: list[tuple[int, int, str]]) -> None:
-        """Number ``(sort_ms, order, json_tail)`` events in time order and write the file."""
-        events.sort()
+    def _emit(self, device: Device, sd: StoreDay, events: list[_Events]) -> None:
+        """Number events in time order (then by kind, then as listed) and write the file."""
+        ms = np.concatenate([e.ms for e in events])
+        kind = np.concatenate([np.broadcast_to(e.order, len(e.ms)) for e in events])
+        order = np.lexsort((np.arange(len(ms)), kind, ms))
+        n = len(order)
         key = (device.tenant_id, device.device_id)
         first = self.seq.get(key, 0) + 1
-        self.seq[key] = first + len(events) - 1
-        head = f'{{"v":1,"device_id":"{device.device_id}","seq":'
-        body = ",\n".join(
-            f"{head}{seq},{tail}" for seq, (_, _, tail) in enumerate(events, start=first)
-        )
-        data = f'{{"events":[\n{body}\n]}}\n'.encode()
+        self.seq[key] = first + n - 1
+        body = b""
+        if n:
+            tails = Block.vcat([e.tails for e in events]).take(order)
+            heads = Block.hcat(
+                f'{{"v":1,"device_id":"{device.device_id}","seq":',
+                Block.ints(np.arange(first, first + n)),
+                ",",
+            )
+            seps = Block.where(
+                np.arange(n) == n - 1, Block.literal(n, b""), Block.literal(n, b",\n")
+            )
+            body = Block.hcat(heads, tails, seps).tobytes()
+        data = b'{"events":[\n' + body + b"\n]}\n"
         rel = f"iot/{device.tenant_id}/{device.device_id}_{sd.day:%Y%m%d}.json"
         self._add(
             rel, data, "iot", "application/json",
@@ -618,74 +715,151 @@ class _Writer:
             store_code=device.store_code, device_id=device.device_id,
         )  # fmt: skip
 
-    def _heartbeats(
-        self, device: Device, sd: StoreDay, offline: list[tuple[int, int]]
-    ) -> list[tuple[int, int, str]]:
-        """A heartbeat every 15 minutes of the day, except while the device is offline.
+    def _beat_table(
+        self, device: Device, sd: StoreDay
+    ) -> tuple[tuple[str, date, str], tuple[IntArray, IntArray, Table]]:
+        """A heartbeat every 15 minutes of the day: elapsed ms, wall minute and JSON of each
+        (cached per zone, date and firmware).
 
         The device's clock ticks in elapsed time: a local date with a daylight-saving change
         has 92 or 100 heartbeats (none in the skipped hour, the repeated hour twice)."""
         zone = self.zone[(device.tenant_id, device.store_code)]
         firmware = _FIRMWARE.get(device.kind, "1.0.0")
-        seconds = day_offsets(zone, sd.day)[1]
-        if seconds[0] == seconds[24]:  # no change that day: wall clock = elapsed time
-            ts = self._minute_ts(sd.day, zone)
-            beats = [(m, m, ts[m]) for m in range(0, 24 * 60, _HEARTBEAT_EVERY_MIN)]
-        else:
-            beats = _elapsed_beats(zone, sd.day)
-        return [
-            (
-                elapsed * 60_000,
-                1,
-                f'"type":"heartbeat","ts":"{stamp}","status":"ok",'
-                f'"firmware":"{firmware}","battery":{round(0.97 - 0.1 * elapsed / 1440, 2)}}}',
+        key = (zone, sd.day, firmware)
+        cached = self._beat_cache.get(key)
+        if cached is None:
+            seconds = day_offsets(zone, sd.day)[1]
+            if seconds[0] == seconds[24]:  # no change that day: wall clock = elapsed time
+                offsets = day_offsets(zone, sd.day)[0]
+                beats = [
+                    (m, m, _ts(sd.day, m, offsets)) for m in range(0, 24 * 60, _HEARTBEAT_EVERY_MIN)
+                ]
+            else:
+                beats = _elapsed_beats(zone, sd.day)
+            texts = Table(
+                [
+                    f'"type":"heartbeat","ts":"{stamp}","status":"ok",'
+                    f'"firmware":"{firmware}","battery":{round(0.97 - 0.1 * elapsed / 1440, 2)}}}'
+                    for elapsed, _, stamp in beats
+                ]
             )
-            for elapsed, wall, stamp in beats
-            if not any(b <= wall < e for b, e in offline)
-        ]
+            elapsed_ms = np.array([b[0] * 60_000 for b in beats], dtype=np.int64)
+            wall = np.array([b[1] for b in beats], dtype=np.int64)
+            if any(d != sd.day for _, d, _ in self._beat_cache):
+                self._beat_cache = {}  # dates are written in order: keep one date's
+            cached = self._beat_cache[key] = (elapsed_ms, wall, texts)
+        return key, cached
 
-    def counter_events(self, device: Device, sd: StoreDay) -> None:
-        """Entrance and passby counts per interval (1 or 15 min) and heartbeats."""
-        t = sd.traffic
-        step = device.interval_minutes
-        start = t.window_start - t.window_start % step
-        pad_front = t.window_start - start
-        span = pad_front + t.window_minutes
-        n = -(-span // step)
-        pad = n * step - span
+    def _heartbeats(self, device: Device, sd: StoreDay) -> _Events:
+        """The device's heartbeats of the date (it is never offline)."""
+        elapsed_ms, _, texts = self._beat_table(device, sd)[1]
+        return _Events(elapsed_ms, 1, texts.pick(np.arange(len(texts))))
 
-        def per_interval(per_minute: np.ndarray) -> list[int]:
-            full = np.concatenate(
-                [np.zeros(pad_front, np.int64), per_minute, np.zeros(pad, np.int64)]
-            )
-            return full.reshape(n, step).sum(axis=1).tolist()
+    def counter_events(self, pairs: list[tuple[Device, StoreDay]]) -> list[bytes]:
+        """Entrance and passby counts per interval (1 or 15 min) and heartbeats of people
+        counters (one tenant, one date): formatted in one pass, cut into one file each (the
+        files' bytes, in the order of ``pairs``)."""
+        day = pairs[0][1].day
+        zones: list[str] = []
+        beat_keys: list[tuple[str, date, str]] = []
+        ev: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("ms", "order", "device", "text", "line", "begin", "end", "in", "out")
+        }
+        beats: dict[str, list[np.ndarray]] = {k: [] for k in ("ms", "device", "index")}
+        for d, (device, sd) in enumerate(pairs):
+            t = sd.traffic
+            step = device.interval_minutes
+            start = t.window_start - t.window_start % step
+            pad_front = t.window_start - start
+            span = pad_front + t.window_minutes
+            n = -(-span // step)
+            pad = n * step - span
 
-        def binned(seconds: np.ndarray) -> list[int]:
-            index = (seconds // 60 - start) // step
-            return np.bincount(index, minlength=n)[:n].tolist()
-
-        zone = self.zone[(device.tenant_id, device.store_code)]
-        ts = self._minute_ts(sd.day, zone)
-        shift = _shift_minutes(zone, sd.day)
-        events = self._heartbeats(device, sd, t.offline)
-        for order, (line, ins, outs) in enumerate(
-            (
-                ("entrance", binned(t.entry_s), binned(t.exit_s)),
-                ("passby", per_interval(t.passby_in), per_interval(t.passby_out)),
-            )
-        ):
-            events.extend(
+            zone = self.zone[(device.tenant_id, device.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            z = zones.index(zone) * 25 * 60
+            shift = np.asarray(_shift_minutes(zone, sd.day), dtype=np.int64)
+            begin = start + np.arange(n, dtype=np.int64) * step
+            keep = np.ones(n, dtype=bool)
+            for b, e in t.offline:
+                keep &= ~((b < begin + step) & (begin < e))
+            begin = begin[keep]
+            ms = (begin + step + shift[begin // 60]) * 60_000  # elapsed, as heartbeats
+            for order, (ins, outs) in enumerate(
                 (
-                    (begin + step + shift[begin // 60]) * 60_000,  # elapsed, as heartbeats
-                    order * 2,
-                    f'"type":"count","line":"{line}","interval_start":"{ts[begin]}",'
-                    f'"interval_end":"{ts[begin + step]}","in":{ins[k]},"out":{outs[k]}}}',
+                    (_binned(t.entry_s, start, step, n), _binned(t.exit_s, start, step, n)),
+                    (
+                        _per_interval(t.passby_in, pad_front, pad, n, step),
+                        _per_interval(t.passby_out, pad_front, pad, n, step),
+                    ),
                 )
-                for k in range(n)
-                for begin in (start + k * step,)
-                if not any(b < begin + step and begin < e for b, e in t.offline)
-            )
-        self._emit(device, sd, events)
+            ):
+                k = len(begin)
+                ev["ms"].append(ms)
+                ev["order"].append(np.full(k, order * 2, np.int64))
+                ev["device"].append(np.full(k, d, np.int64))
+                ev["line"].append(np.full(k, order, np.int64))
+                ev["begin"].append(begin + z)
+                ev["end"].append(begin + step + z)
+                ev["in"].append(ins[keep])
+                ev["out"].append(outs[keep])
+            key, (beat_ms, wall, _) = self._beat_table(device, sd)
+            if key not in beat_keys:
+                beat_keys.append(key)
+            kept = np.ones(len(wall), dtype=bool)
+            for b, e in t.offline:
+                kept &= ~((b <= wall) & (wall < e))
+            beats["ms"].append(beat_ms[kept])
+            beats["device"].append(np.full(int(kept.sum()), d, np.int64))
+            beats["index"].append(np.flatnonzero(kept) + 1_000_000 * beat_keys.index(key))
+        c = {k: np.concatenate(v) for k, v in ev.items() if v}
+        hb = {k: np.concatenate(v) for k, v in beats.items()}
+        # Heartbeats first, then counts: within a device, ties in time keep this order.
+        tables = [self._beat_cache[k][2] for k in beat_keys]
+        beat_texts, bases = Table.concat(tables)
+        which = hb["index"] // 1_000_000
+        hb_rows = beat_texts.pick(bases[which] + hb["index"] % 1_000_000)
+        ts = Table.concat([self._minute_ts(day, z) for z in zones])[0]
+        counts = Block.hcat(
+            '"type":"count","line":"', _COUNTER_LINES.pick(c["line"]), '","interval_start":"',
+            ts.pick(c["begin"]), '","interval_end":"', ts.pick(c["end"]), '","in":',
+            Block.ints(c["in"]), ',"out":', Block.ints(c["out"]), "}",
+        )  # fmt: skip
+        ms = np.concatenate([hb["ms"], c["ms"]])
+        kinds = np.concatenate([np.ones(len(hb["ms"]), np.int64), c["order"]])
+        owner = np.concatenate([hb["device"], c["device"]])
+        o = np.lexsort((np.arange(len(ms)), kinds, ms, owner))
+        tails = Block.vcat([hb_rows, counts]).take(o)
+        owner = owner[o]
+        per_device = np.bincount(owner, minlength=len(pairs))
+        first_row = np.cumsum(per_device) - per_device
+        rank = np.arange(len(o)) - first_row[owner]
+        first_seq = np.zeros(len(pairs), dtype=np.int64)
+        for d, (dev, _) in enumerate(pairs):
+            key2 = (dev.tenant_id, dev.device_id)
+            first_seq[d] = self.seq.get(key2, 0) + 1
+            self.seq[key2] = int(first_seq[d] + per_device[d] - 1)
+        heads = Table([f'{{"v":1,"device_id":"{dev.device_id}","seq":' for dev, _ in pairs])
+        last = rank == per_device[owner] - 1
+        buf, row_end = Block.hcat(
+            heads.pick(owner), Block.ints(first_seq[owner] + rank), ",", tails,
+            Block.where(last, Block.literal(len(o), b""), Block.literal(len(o), b",\n")),
+        ).render()  # fmt: skip
+        ends = np.concatenate([[0], row_end])[np.cumsum(per_device)]
+        files, begin_at = [], 0
+        for end in ends.tolist():
+            files.append(b'{"events":[\n' + buf[begin_at:end].tobytes() + b"\n]}\n")
+            begin_at = end
+        return files
+
+    def _add_events(self, device: Device, sd: StoreDay, data: bytes) -> None:
+        rel = f"iot/{device.tenant_id}/{device.device_id}_{sd.day:%Y%m%d}.json"
+        self._add(
+            rel, data, "iot", "application/json",
+            tenant_id=device.tenant_id, business_date=sd.day,
+            store_code=device.store_code, device_id=device.device_id,
+        )  # fmt: skip
 
     def tof_events(self, device: Device, sd: StoreDay) -> None:
         """Tracks of the visitors crossing the ToF camera's field (≈30 %), plus zone counts."""
@@ -695,6 +869,8 @@ class _Writer:
         )
         zones = device.zones
         tracked = np.flatnonzero(rng.random(len(t.entry_s)) < 0.3)
+        # Ties in time sort by track id: its number must not outgrow its five digits.
+        assert len(tracked) < 100_000, "more ToF tracks in a day than track ids have digits"
         n_points = rng.integers(3, 7, len(tracked))
         total = int(n_points.sum())
         track_of = np.repeat(np.arange(len(tracked)), n_points)
@@ -704,29 +880,32 @@ class _Writer:
         dwell = (t.exit_s - t.entry_s)[tracked][track_of]
         ms = ((entry + u * dwell) * 1000).astype(np.int64)
         zone = rng.integers(0, len(zones), total)
-        xs = rng.uniform(0.0, 12.0, total).round(2).tolist()
-        ys = rng.uniform(0.0, 8.0, total).round(2).tolist()
-        iso = sd.day.isoformat()
-        offs = self._offsets(sd)
-        points = [
-            f'{{"ts":"{iso}T{_HMS[m // 1000]}.{m % 1000:03d}{offs[m // 3_600_000]}",'
-            f'"x":{x},"y":{y},'
-            f'"zone":"{zones[z]}"}}'
-            for m, x, y, z in zip(ms.tolist(), xs, ys, zone.tolist(), strict=True)
-        ]
-        bounds = np.concatenate([[0], np.cumsum(n_points)]).tolist()
-        last_ms = ms[np.asarray(bounds[1:], dtype=np.int64) - 1].tolist() if total else []
+        # x.round(2) is rint(x * 100) / 100, whose repr is the decimal of rint(x * 100)
+        xs = np.rint(rng.uniform(0.0, 12.0, total) * 100).astype(np.int64)
+        ys = np.rint(rng.uniform(0.0, 8.0, total) * 100).astype(np.int64)
+        bounds = np.concatenate([[0], np.cumsum(n_points)])
+        last_ms = ms[bounds[1:] - 1] if total else np.zeros(0, np.int64)
         ymd = f"{sd.day:%Y%m%d}"
-        events = self._heartbeats(device, sd, [])
-        events.extend(
-            (
-                last_ms[k],
-                2,
-                f'"type":"track","track_id":"{ymd}-{k + 1:05d}",'
-                f'"points":[{",".join(points[bounds[k] : bounds[k + 1]])}]}}',
+        events = [self._heartbeats(device, sd)]
+        if len(tracked):
+            points = Block.hcat(
+                Block.where(
+                    np.r_[True, track_of[1:] != track_of[:-1]],
+                    Block.literal(total, b""), Block.literal(total, b","),
+                ),
+                f'{{"ts":"{sd.day.isoformat()}T', _hms().pick(ms // 1000), ".",
+                Block.ints(ms % 1000, 3), self._offsets(sd).pick(ms // 3_600_000), '","x":',
+                Block.decimals(xs, 2), ',"y":', Block.decimals(ys, 2), ',"zone":"',
+                Table(zones).pick(zone), '"}',
+            )  # fmt: skip
+            k = len(tracked)
+            heads = Block.hcat(
+                f'"type":"track","track_id":"{ymd}-',
+                Block.ints(np.arange(1, k + 1), 5),
+                '","points":[',
             )
-            for k in range(len(tracked))
-        )
+            tails = Block.hcat(heads, points.grouped(n_points), "]}")
+            events.append(_Events(last_ms, 2, tails))
         # Zone counts per 15 minutes: a track enters a zone where a run of its points in
         # that zone starts, and leaves it when the next run starts (or at its last point).
         if total:
@@ -736,7 +915,7 @@ class _Writer:
             following = np.r_[starts[1:], total]
             same_track = following < total
             same_track[same_track] = track_of[following[same_track]] == track_of[starts[same_track]]
-            track_end = np.asarray(bounds[1:], dtype=np.int64) - 1
+            track_end = bounds[1:] - 1
             end_ms = np.where(
                 same_track, ms[np.minimum(following, total - 1)], ms[track_end[track_of[starts]]]
             )
@@ -746,49 +925,100 @@ class _Writer:
             np.add.at(zone_in, (zone[starts], ms[starts] // 900_000), 1)
             np.add.at(zone_out, (zone[starts], np.minimum(end_ms // 900_000, slots - 1)), 1)
             ts = self._minute_ts(sd.day, self.zone[(device.tenant_id, device.store_code)])
-            for slot in np.flatnonzero((zone_in + zone_out).sum(axis=0)).tolist():
-                begin = slot * 15
-                for z, name in enumerate(zones):
-                    events.append(
-                        (
-                            (begin + 15) * 60_000,
-                            3 + z,
-                            f'"type":"count","line":"{name}","interval_start":"{ts[begin]}",'
-                            f'"interval_end":"{ts[begin + 15]}","in":{int(zone_in[z, slot])},'
-                            f'"out":{int(zone_out[z, slot])}}}',
-                        )
-                    )
+            used = np.flatnonzero((zone_in + zone_out).sum(axis=0))
+            slot = np.repeat(used, len(zones))  # slot by slot, each zone in turn
+            z = np.tile(np.arange(len(zones)), len(used))
+            begin = slot * 15
+            tails = Block.hcat(
+                '"type":"count","line":"', Table(zones).pick(z), '","interval_start":"',
+                ts.pick(begin), '","interval_end":"', ts.pick(begin + 15), '","in":',
+                Block.ints(zone_in[z, slot]), ',"out":', Block.ints(zone_out[z, slot]), "}",
+            )  # fmt: skip
+            events.append(_Events((begin + 15) * 60_000, 3 + z, tails))
         self._emit(device, sd, events)
 
-    def visitor_events(self, device: Device, sd: StoreDay) -> None:
-        """What the video analyzer reports: entry and exit of each person, staff included."""
-        t = sd.traffic
-        rng = self._rng(
-            4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
+    def visitor_events(self, pairs: list[tuple[Device, StoreDay]]) -> list[bytes]:
+        """What the video analyzer reports: entry and exit of each person, staff included,
+        for the cameras of one tenant on one date, formatted in one pass (the files' bytes, in
+        the order of ``pairs``)."""
+        day = pairs[0][1].day
+        tenant = pairs[0][1].tenant_id
+        zones: list[str] = []
+        cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("camera", "person", "event", "sec", "zone", "quality", "local")
+        }
+        customers: list[np.ndarray] = []
+        staff: list[str] = []
+        rows = np.zeros(len(pairs), dtype=np.int64)
+        customer_at = 0
+        staff_at: list[int] = []
+        for d, (_, sd) in enumerate(pairs):
+            t = sd.traffic
+            rng = self._rng(
+                4, self.tenant_index[sd.tenant_id], int(sd.store_code[1:]), sd.day.toordinal()
+            )
+            n = len(t.person) + len(t.staff_index)
+            seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
+            is_exit = np.repeat(np.array([0, 1]), n)
+            order = np.lexsort((is_exit, seconds))
+            quality = np.rint(rng.uniform(0.55, 0.99, 2 * n) * 1000).astype(np.int64)[order]
+            if n == 0:
+                staff_at.append(len(staff))
+                continue
+            local = order % n
+            # customers are rows [0, len(person)) of the day's people, staff the rest
+            is_staff = local >= len(t.person)
+            staff_at.append(len(staff))
+            person = np.where(is_staff, local - len(t.person), local + customer_at)
+            cols["person"].append(np.where(is_staff, -1 - person, person))
+            customers.append(t.person)
+            customer_at += len(t.person)
+            staff += [self.chain.staff[i].person_id for i in t.staff_index.tolist()]
+            zone = self.zone[(sd.tenant_id, sd.store_code)]
+            if zone not in zones:
+                zones.append(zone)
+            cols["camera"].append(np.full(2 * n, d, np.int64))
+            cols["event"].append(order // n)
+            cols["sec"].append(seconds[order])
+            cols["zone"].append(np.full(2 * n, zones.index(zone), np.int64))
+            cols["quality"].append(quality)
+            cols["local"].append(local)
+            rows[d] = 2 * n
+        if not rows.sum():
+            return [b""] * len(pairs)
+        c = {k: np.concatenate(v) for k, v in cols.items()}
+        camera = c["camera"]
+        # staff rows: −1 − (index within the camera's staff) → a global staff row
+        base = np.asarray(staff_at, dtype=np.int64)[camera]
+        staff_row = np.where(c["person"] < 0, -1 - c["person"] + base, 0)
+        customer_row = np.where(c["person"] >= 0, c["person"], 0)
+        all_customers = np.concatenate(customers) if customers else np.zeros(0, np.int64)
+        people = Block.where(
+            c["person"] >= 0,
+            Block.hcat(f"{tenant}-p", Block.ints(all_customers[customer_row], 7)),
+            Table(staff or [""]).pick(staff_row),
         )
-        tenant = sd.tenant_id
-        people = [f"{tenant}-p{p:07d}" for p in t.person.tolist()]
-        people += [self.chain.staff[i].person_id for i in t.staff_index.tolist()]
-        n = len(people)
-        seconds = np.concatenate([t.entry_s, t.staff_entry_s, t.exit_s, t.staff_exit_s])
-        is_exit = np.repeat(np.array([0, 1]), n)
-        order = np.lexsort((is_exit, seconds))
-        quality = rng.uniform(0.55, 0.99, 2 * n).round(3)[order].tolist()
-        iso = sd.day.isoformat()
-        ymd = f"{sd.day:%Y%m%d}"
-        offs = self._offsets(sd)
+        offsets = Table([o for z in zones for o in day_offsets(z, day)[0]])
+        heads = Table([f'{{"camera_id":"{dev.device_id}","person_id":"' for dev, _ in pairs])
+        sec = c["sec"]
+        buf, row_end = Block.hcat(
+            heads.pick(camera), people, '","event":"', _EVENT_TABLE.pick(c["event"]),
+            f'","ts":"{day.isoformat()}T', _hms().pick(sec),
+            offsets.pick(c["zone"] * 26 + sec // 3600), '","quality":',
+            Block.decimals(c["quality"], 3), f',"track_id":"{day:%Y%m%d}-',
+            Block.ints(c["local"] + 1, 5), '"}\n',
+        ).render()  # fmt: skip
+        ends = np.concatenate([[0], row_end])[np.cumsum(rows)]
+        starts = np.concatenate([[0], ends[:-1]])
+        return [buf[a:b].tobytes() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+    def _add_video(self, device: Device, sd: StoreDay, data: bytes) -> None:
         cam = device.device_id
-        event = ("entry", "exit")
-        data = "".join(
-            f'{{"camera_id":"{cam}","person_id":"{people[i % n]}","event":"{event[i // n]}",'
-            f'"ts":"{iso}T{_HMS[sec]}{offs[sec // 3600]}","quality":{q},'
-            f'"track_id":"{ymd}-{i % n + 1:05d}"}}\n'
-            for i, sec, q in zip(order.tolist(), seconds[order].tolist(), quality, strict=True)
-        ).encode()
-        rel = f"video/{tenant}/{cam}_{ymd}.jsonl"
+        rel = f"video/{sd.tenant_id}/{cam}_{sd.day:%Y%m%d}.jsonl"
         self._add(
             rel, data, "visitor_events", "application/x-ndjson",
-            tenant_id=tenant, business_date=sd.day, store_code=sd.store_code, device_id=cam,
+            tenant_id=sd.tenant_id, business_date=sd.day, store_code=sd.store_code,
+            device_id=cam,
         )  # fmt: skip
 
     # -- ground truth --------------------------------------------------------------------
@@ -837,14 +1067,14 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def _line_numbers(line_receipt: np.ndarray) -> list[int]:
+def _line_numbers(line_receipt: np.ndarray) -> IntArray:
     """1-based position of each line within its receipt (lines grouped by receipt)."""
     n = len(line_receipt)
     if n == 0:
-        return []
+        return np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, line_receipt[1:] != line_receipt[:-1]])
     first = np.repeat(starts, np.diff(np.r_[starts, n]))
-    return (np.arange(n) - first + 1).tolist()
+    return np.asarray(np.arange(n) - first + 1, dtype=np.int64)
 
 
 def _json(value: str | int | float) -> str:
@@ -856,6 +1086,93 @@ def _money(sen: int, as_number: bool) -> str | int | float:
     if not as_number:
         return _yen(sen) if sen else "0"
     return sen // 100 if sen % 100 == 0 else sen / 100
+
+
+def _per_interval(per_minute: IntArray, pad_front: int, pad: int, n: int, step: int) -> IntArray:
+    """Per-minute counts summed over ``n`` intervals of ``step`` minutes (zeros padded
+    before and after the window)."""
+    full = np.concatenate([np.zeros(pad_front, np.int64), per_minute, np.zeros(pad, np.int64)])
+    return np.asarray(full.reshape(n, step).sum(axis=1), dtype=np.int64)
+
+
+def _binned(seconds: IntArray, start: int, step: int, n: int) -> IntArray:
+    """How many of ``seconds`` fall in each of ``n`` intervals of ``step`` minutes from minute
+    ``start``."""
+    index = (seconds // 60 - start) // step
+    return np.bincount(index, minlength=n)[:n]
+
+
+def _money_json(sen: IntArray, as_number: np.ndarray) -> Block:
+    """``_json(_money(sen, as_number))`` row by row."""
+    sen = np.asarray(sen, dtype=np.int64)
+    n = len(sen)
+    whole = sen % 100 == 0
+    number = Block.where(whole, Block.ints(sen // 100), Block.decimals(sen, 2))
+    a = np.abs(sen)
+    sign = Block.where(sen < 0, Block.literal(n, b"-"), Block.literal(n, b""))
+    text = Block.hcat('"', sign, Block.ints(a // 100), ".", Block.ints(a % 100, 2), '"')
+    text = Block.where(sen == 0, Block.literal(n, b'"0"'), text)
+    return Block.where(np.asarray(as_number, dtype=bool), number, text)
+
+
+@functools.cache
+def _hms() -> Table:
+    """ "HH:MM:SS" of every second of a day."""
+    return Table([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(24 * 3600)])
+
+
+@functools.lru_cache(maxsize=64)
+def _offset_table(zone: str, day: date) -> Table:
+    """The UTC offset of each wall-clock hour of ``day`` in ``zone`` (``model.day_offsets``)."""
+    return Table(day_offsets(zone, day)[0])
+
+
+@dataclass
+class _Events:
+    """Device events of one kind: sort time (elapsed ms), kind order, and the JSON after
+    ``"seq":n,``."""
+
+    ms: IntArray
+    order: int | IntArray
+    tails: Block
+
+
+class _Catalog:
+    """An industry's SKUs as the writers look them up (``offset``: its first SKU's index in
+    all industries' SKUs, industries in name order)."""
+
+    def __init__(self, skus: list[Sku], offset: int) -> None:
+        self.skus = skus
+        self.offset = offset
+        self.price_incl = np.array([k.price_incl for k in skus], dtype=np.int64)
+        self.price_excl_sen = np.array([k.price_excl_sen for k in skus], dtype=np.int64)
+        self.tax_class = np.array([k.tax_class for k in skus], dtype=np.int64)
+        self.jan = Table([k.jan for k in skus])
+        self.name_csv = Table([_csv_field(k.name) for k in skus], "cp932")
+        self.price_incl_text = Table([str(k.price_incl) for k in skus])
+        self.rate_a = Table([_RATE_A[k.tax_class] for k in skus], "cp932")
+        # Vendor B items: head by SKU, unit price by (as number) × SKUs + SKU, tax rate by
+        # rate style × SKUs + SKU.
+        self.b_head = Table(
+            [
+                f'{{"sku":"{k.jan}","name":{json.dumps(k.name, ensure_ascii=False)},"qty":'
+                for k in skus
+            ]
+        )
+        self.b_price = Table(
+            [
+                f',"unitPrice":{_json(_money(k.price_excl_sen, number))},"discount":'
+                for number in (False, True)
+                for k in skus
+            ]
+        )
+        self.b_rate = Table(
+            [
+                f',"taxRate":{_json(_tax_rate(k.tax_pct, style))}}}'
+                for style in range(4)
+                for k in skus
+            ]
+        )
 
 
 def _tax_rate(pct: int, style: int) -> str | int | float:

@@ -331,8 +331,6 @@ class Warehouse(BaseWarehouse):
             self._con.register_filesystem(lake.filesystem)
         self._views: dict[str, bool] = {}
         """Views and version tables made, by name → whether they hold files (rows)."""
-        self._cached: list[ibis.Table] = []
-        """Temporary tables made by :meth:`materialized`, dropped on :meth:`close`."""
 
     @property
     def con(self) -> DuckDBBackend:
@@ -371,14 +369,23 @@ class Warehouse(BaseWarehouse):
             cached: ibis.Table = expr.cache()
         except duckdb.Error as exc:
             raise LakeError(f"warehouse read failed: {exc}") from exc
-        self._cached.append(cached)
         return cached
 
     def close(self) -> None:
-        """Drop the tables :meth:`materialized` made and release the DuckDB connection."""
-        for cached in self._cached:
-            cached.release()  # before the connection goes: Ibis would drop it later, on GC
-        self._cached.clear()
+        """Release the DuckDB connection.
+
+        Cached tables (:meth:`materialized`) are temporary: they go with the connection. Their
+        ibis finalizers are detached first, or one that the garbage collector runs after the
+        disconnect raises "Connection already closed" (an unraisable error, when the GC runs).
+        """
+        entries = getattr(self._con, "_cache_name_to_entry", None)
+        if isinstance(entries, dict):
+            for entry in list(entries.values()):
+                entry.finalizer.detach()
+            entries.clear()
+            by_op = getattr(self._con, "_cache_op_to_entry", None)
+            if isinstance(by_op, dict):
+                by_op.clear()
         self._con.disconnect()
 
     def _glob(self, name: str) -> str:

@@ -31,9 +31,9 @@ MASTER_STORE_COLUMN = "店舗コード"
 def check_sales(body: bytes) -> Checked:
     """CP932 (not re-encoded UTF-8), a CSV with the sales header; counts its data rows."""
     checks.refuse_utf8_as_cp932(body, KEY)
-    rows = checks.csv_rows(checks.decode_cp932(body))
-    checks.require_columns(rows, SALES_COLUMNS, "vendor_a sales CSV")
-    return Checked({"rows": checks.data_row_count(rows)})
+    header, count = checks.csv_header_and_count(checks.decode_cp932(body))
+    checks.require_header(header, SALES_COLUMNS, "vendor_a sales CSV")
+    return Checked({"rows": count})
 
 
 def check_master(body: bytes) -> Checked:

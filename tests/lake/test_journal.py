@@ -1,0 +1,288 @@
+"""The local lake's write-ahead journal: a synced unsynced write survives the loss of its file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tenpo.bus.memory import MemoryBus
+from tenpo.core.errors import LakeError
+from tenpo.lake import FsspecLake, LandingZone, open_lake
+from tenpo.lake import journal as journal_mod
+from tenpo.lake.journal import CREATE, PUT, read_records
+from tenpo.lake.keys import claim_key
+
+_WRITER = """
+import os, signal, sys
+from tenpo.lake import FsspecLake
+lake = FsspecLake(sys.argv[1])
+assert lake.put_if_absent_unsynced("landing/x/a.json", b"A" * 100)
+assert lake.put_if_absent_unsynced("landing/x/b.json", b"B" * 100)
+lake.put_unsynced("ids/x/c.json", b"C1")
+lake.put_unsynced("ids/x/c.json", b"C2")
+lake.sync()
+print("synced", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no checkpoint: the journal is all that is durable
+"""
+
+
+def _segments(root: Path) -> list[Path]:
+    return sorted((root / ".journal").glob("*.log"))
+
+
+def _killed_writer(root: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITER, str(root)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert proc.stdout.strip() == "synced"
+
+
+def test_opening_the_lake_replays_a_dead_writers_journal(tmp_path: Path) -> None:
+    _killed_writer(tmp_path)
+    assert _segments(tmp_path)  # the one with the records (and maybe a preallocated spare)
+    # What a power loss can leave of writes that were never synced in place:
+    (tmp_path / "landing/x/a.json").write_bytes(b"")  # an empty file
+    (tmp_path / "landing/x/b.json").unlink()  # or no file at all
+    (tmp_path / "ids/x/c.json").write_bytes(b"C1")  # or an older version
+    lake = open_lake(str(tmp_path))
+    assert lake.recovered == 1  # type: ignore[attr-defined]
+    assert lake.get("landing/x/a.json") == b"A" * 100
+    assert lake.get("landing/x/b.json") == b"B" * 100
+    assert lake.get("ids/x/c.json") == b"C2"  # PUT records replay in order
+    assert _segments(tmp_path) == []  # replayed, synced in place, deleted
+    assert open_lake(str(tmp_path)).recovered == 0  # type: ignore[attr-defined]
+
+
+def test_replay_leaves_other_bytes_alone_and_ignores_a_torn_tail(tmp_path: Path) -> None:
+    _killed_writer(tmp_path)
+    (segment,) = [s for s in _segments(tmp_path) if read_records(s.read_bytes())]
+    with segment.open("ab") as fh:
+        fh.write(b"\x01\x05\x00\x00")  # a record cut short: its sync never returned
+    (tmp_path / "landing/x/a.json").write_bytes(b"other")  # not what a crash leaves of A*100
+    (tmp_path / "landing/x/b.json").unlink()
+    lake = open_lake(str(tmp_path))
+    assert lake.get("landing/x/a.json") == b"other"
+    assert lake.get("landing/x/b.json") == b"B" * 100
+    assert _segments(tmp_path) == []
+
+
+def test_a_live_writers_segment_is_not_replayed(tmp_path: Path) -> None:
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    lake.sync()
+    other = FsspecLake(str(tmp_path))  # another opener while the writer is alive (flock)
+    assert other.recovered == 0
+    assert any(read_records(s.read_bytes()) for s in _segments(tmp_path))
+    lake.checkpoint()
+    assert _segments(tmp_path) == []
+
+
+def test_old_segments_are_checkpointed_in_the_background(tmp_path: Path) -> None:
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    lake.sync()
+    journal = lake._journal
+    assert journal is not None
+    journal._max_age_s = 0.0  # the next sync retires the segment
+    lake.put_unsynced("a/two.json", b"2")
+    lake.sync()
+    lake.put_unsynced("a/three.json", b"3")  # goes to a new segment
+    lake.sync()
+    for _ in range(200):
+        if journal.checkpoints >= 2:
+            break
+        import time
+
+        time.sleep(0.05)
+    assert journal.checkpoints >= 2
+    assert len(_segments(tmp_path)) <= 2  # the current one and a spare
+    lake.checkpoint()
+    assert _segments(tmp_path) == []
+
+
+def test_a_failed_sync_rewrites_its_records_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+
+    def eio(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_mod, "_datasync", eio)
+    with pytest.raises(LakeError, match="durable"):
+        lake.sync()
+    monkeypatch.undo()
+    lake.sync()
+    # The record lives on in a fresh segment (the failed one may have lost its pages).
+    fresh = _segments(tmp_path)[-1]
+    assert (PUT, "a/one.json", b"1") in read_records(fresh.read_bytes())
+    lake.checkpoint()
+    assert _segments(tmp_path) == []
+
+
+def test_a_resend_answered_from_place_is_journaled_again(tmp_path: Path) -> None:
+    """A re-send's 202 relies on the first sender's files, which may not be durable yet."""
+    first = LandingZone(FsspecLake(str(tmp_path)), MemoryBus(), group_commit=True)
+    landed = first.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
+    lake = FsspecLake(str(tmp_path))  # another gateway process
+    zone = LandingZone(lake, MemoryBus(), group_commit=True)
+    again = zone.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
+    assert not again.created and again.event.key == landed.event.key
+    mine = [s for s in _segments(tmp_path) if str(os.getpid()) in s.name]
+    keys = {key for s in mine for op, key, _ in read_records(s.read_bytes()) if op == CREATE}
+    assert {landed.event.key, claim_key("iot", "t1", landed.event.object_id)} <= keys
+    zone.close()
+    first.close()
+    assert _segments(tmp_path) == []
+
+
+def _records_of(lake: FsspecLake) -> list[tuple[int, str, bytes]]:
+    """The records in this lake instance's own journal segments (current and retired)."""
+    journal = lake._journal
+    assert journal is not None
+    segments = [*journal._retired, *([journal._current] if journal._current else [])]
+    return [
+        r
+        for s in segments
+        if os.path.exists(s.path)
+        for r in read_records(open(s.path, "rb").read())
+    ]
+
+
+def test_a_segment_being_created_is_never_recovered_by_another_opener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a new segment's open and its flock, another opener's recovery must not see it
+    (it would take the free lock, find no records and delete the file: every record appended
+    afterwards would go to a nameless file, synced and acknowledged, gone at a power loss)."""
+    real_flock = journal_mod.fcntl.flock
+    opened: list[FsspecLake] = []
+
+    class _Fcntl:
+        LOCK_EX, LOCK_NB = journal_mod.fcntl.LOCK_EX, journal_mod.fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(fd: int, op: int) -> None:
+            if op == journal_mod.fcntl.LOCK_EX and not opened:
+                opened.append(FsspecLake(str(tmp_path)))  # another process opens the lake now
+            real_flock(fd, op)
+
+    monkeypatch.setattr(journal_mod, "fcntl", _Fcntl)
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    lake.sync()
+    monkeypatch.undo()
+    assert opened and opened[0].recovered == 0
+    records = [r for s in _segments(tmp_path) for r in read_records(s.read_bytes())]
+    assert (PUT, "a/one.json", b"1") in records
+    lake.checkpoint()
+
+
+def test_a_failed_append_does_not_hide_the_records_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write cut short (ENOSPC) must not leave a torn record in the middle of a segment:
+    replay stops at it, so every later, acknowledged record would be lost."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1" * 50)
+    lake.sync()
+    journal = lake._journal
+    assert journal is not None and journal._current is not None
+    fd = journal._current.fd
+    real_pwrite = os.pwrite
+    calls: list[int] = []
+
+    def short_then_full(f: int, data: object, at: int) -> int:
+        if f != fd:
+            return real_pwrite(f, data, at)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 1:
+            return real_pwrite(f, bytes(data)[:10], at)  # type: ignore[arg-type]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_mod.os, "pwrite", short_then_full)
+    with pytest.raises(LakeError):
+        lake.put_unsynced("a/two.json", b"2" * 50)
+    monkeypatch.undo()
+    lake.put_unsynced("a/three.json", b"3" * 50)  # the disk has room again: acknowledged
+    lake.sync()
+    keys = [key for _, key, _ in _records_of(lake)]
+    assert "a/one.json" in keys and "a/three.json" in keys
+
+
+def test_a_failed_sync_keeps_the_records_appended_during_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record appended (by another thread) while a sync that then fails was running must be
+    in the segment the next sync covers."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    real = journal_mod._datasync
+
+    def append_then_eio(fd: int) -> None:
+        lake.put_unsynced("a/two.json", b"2")  # a concurrent put of the next round
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_mod, "_datasync", append_then_eio)
+    with pytest.raises(LakeError, match="durable"):
+        lake.sync()
+    monkeypatch.setattr(journal_mod, "_datasync", real)
+    lake.sync()  # the next round: "a/two.json" is acknowledged after it
+    journal = lake._journal
+    assert journal is not None and journal._current is not None
+    current = read_records(Path(journal._current.path).read_bytes())
+    assert (PUT, "a/one.json", b"1") in current
+    assert (PUT, "a/two.json", b"2") in current
+    lake.checkpoint()
+
+
+def test_a_resend_that_completes_a_claim_journals_the_claim(tmp_path: Path) -> None:
+    """The claim was written (unsynced) by another gateway that died before its object: the
+    re-send's 202 relies on that claim, so its own sync must cover it (a lost claim makes a
+    later re-send land the bytes again under a new key)."""
+    first = LandingZone(FsspecLake(str(tmp_path)), MemoryBus(), group_commit=True)
+    landed = first.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
+    first.close()
+    ckey = claim_key("iot", "t1", landed.event.object_id)
+    (tmp_path / landed.event.key).unlink()  # the first writer died between claim and object
+    lake = FsspecLake(str(tmp_path))
+    zone = LandingZone(lake, MemoryBus(), group_commit=True)
+    again = zone.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
+    assert again.event.key == landed.event.key
+    keys = {key for op, key, _ in _records_of(lake)}
+    assert {landed.event.key, ckey} <= keys
+    zone.close()
+
+
+def test_records_overwrite_a_preallocated_spare(tmp_path: Path) -> None:
+    """After the first segment the journal writes into segments preallocated with zeros (no
+    size change for fdatasync to commit); replay reads their records up to the zeros."""
+    import time
+
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    lake.sync()
+    journal = lake._journal
+    assert journal is not None
+    for _ in range(200):
+        if journal._spare is not None:
+            break
+        time.sleep(0.05)
+    spare = journal._spare
+    assert spare is not None and os.path.getsize(spare.path) == journal._max_bytes
+    journal._max_age_s = 0.0
+    lake.put_unsynced("a/two.json", b"2")
+    lake.sync()  # retires the first segment
+    lake.put_unsynced("a/three.json", b"3")  # into the spare
+    lake.sync()
+    assert os.path.getsize(spare.path) == journal._max_bytes  # overwritten in place
+    assert read_records(Path(spare.path).read_bytes()) == [(PUT, "a/three.json", b"3")]
+    lake.checkpoint()
+    assert _segments(tmp_path) == []
