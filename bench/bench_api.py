@@ -91,7 +91,7 @@ def _pg_url() -> str:
 
 
 def _load(url: str) -> None:
-    """Create the datamart schema and COPY 1,000 stores × 365 days into it."""
+    """Create the datamart schema, COPY 1,000 stores × 365 days into it, and vacuum it."""
     import psycopg
 
     from tenpo.datamart import dispose_engines, ensure_schema, get_engine
@@ -130,8 +130,13 @@ def _load(url: str) -> None:
                          passersby, visitors / passersby, tx / visitors, sales / visitors,
                          True, True)
                     )  # fmt: skip
-        conn.execute("ANALYZE")
         conn.commit()
+        # A datamart in service has been vacuumed since its last export: without this, the
+        # measured window's reads are the first of each freshly copied page (hint bits set
+        # and written back) with autovacuum working through the new tables beside them,
+        # which the bare endpoint, reading nothing, never pays.
+        conn.autocommit = True
+        conn.execute("VACUUM (ANALYZE)")
 
 
 def _free_port() -> int:

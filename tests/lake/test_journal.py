@@ -135,12 +135,130 @@ def test_a_resend_answered_from_place_is_journaled_again(tmp_path: Path) -> None
     zone = LandingZone(lake, MemoryBus(), group_commit=True)
     again = zone.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
     assert not again.created and again.event.key == landed.event.key
-    mine = [s for s in _segments(tmp_path) if str(os.getpid()) in s.name]
-    keys = {key for s in mine for op, key, _ in read_records(s.read_bytes()) if op == CREATE}
+    # This lake's own journal (the first one's, in the same process, holds both keys anyway).
+    keys = {key for op, key, _ in _records_of(lake) if op == CREATE}
     assert {landed.event.key, claim_key("iot", "t1", landed.event.object_id)} <= keys
     zone.close()
     first.close()
     assert _segments(tmp_path) == []
+
+
+def _records_of(lake: FsspecLake) -> list[tuple[int, str, bytes]]:
+    """The records in this lake instance's own journal segments (current and retired)."""
+    journal = lake._journal
+    assert journal is not None
+    segments = [*journal._retired, *([journal._current] if journal._current else [])]
+    return [
+        r
+        for s in segments
+        if os.path.exists(s.path)
+        for r in read_records(open(s.path, "rb").read())
+    ]
+
+
+def test_a_segment_being_created_is_never_recovered_by_another_opener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a new segment's open and its flock, another opener's recovery must not see it
+    (it would take the free lock, find no records and delete the file: every record appended
+    afterwards would go to a nameless file, synced and acknowledged, gone at a power loss)."""
+    real_flock = journal_mod.fcntl.flock
+    opened: list[FsspecLake] = []
+
+    class _Fcntl:
+        LOCK_EX, LOCK_NB = journal_mod.fcntl.LOCK_EX, journal_mod.fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(fd: int, op: int) -> None:
+            if op == journal_mod.fcntl.LOCK_EX and not opened:
+                opened.append(FsspecLake(str(tmp_path)))  # another process opens the lake now
+            real_flock(fd, op)
+
+    monkeypatch.setattr(journal_mod, "fcntl", _Fcntl)
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    lake.sync()
+    monkeypatch.undo()
+    assert opened and opened[0].recovered == 0
+    records = [r for s in _segments(tmp_path) for r in read_records(s.read_bytes())]
+    assert (PUT, "a/one.json", b"1") in records
+    lake.checkpoint()
+
+
+def test_a_failed_append_does_not_hide_the_records_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write cut short (ENOSPC) must not leave a torn record in the middle of a segment:
+    replay stops at it, so every later, acknowledged record would be lost."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1" * 50)
+    lake.sync()
+    journal = lake._journal
+    assert journal is not None and journal._current is not None
+    fd = journal._current.fd
+    real_pwrite = os.pwrite
+    calls: list[int] = []
+
+    def short_then_full(f: int, data: object, at: int) -> int:
+        if f != fd:
+            return real_pwrite(f, data, at)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 1:
+            return real_pwrite(f, bytes(data)[:10], at)  # type: ignore[arg-type]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_mod.os, "pwrite", short_then_full)
+    with pytest.raises(LakeError):
+        lake.put_unsynced("a/two.json", b"2" * 50)
+    monkeypatch.undo()
+    lake.put_unsynced("a/three.json", b"3" * 50)  # the disk has room again: acknowledged
+    lake.sync()
+    keys = [key for _, key, _ in _records_of(lake)]
+    assert "a/one.json" in keys and "a/three.json" in keys
+
+
+def test_a_failed_sync_keeps_the_records_appended_during_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record appended (by another thread) while a sync that then fails was running must be
+    in the segment the next sync covers."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    real = journal_mod._datasync
+
+    def append_then_eio(fd: int) -> None:
+        lake.put_unsynced("a/two.json", b"2")  # a concurrent put of the next round
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_mod, "_datasync", append_then_eio)
+    with pytest.raises(LakeError, match="durable"):
+        lake.sync()
+    monkeypatch.setattr(journal_mod, "_datasync", real)
+    lake.sync()  # the next round: "a/two.json" is acknowledged after it
+    journal = lake._journal
+    assert journal is not None and journal._current is not None
+    current = read_records(Path(journal._current.path).read_bytes())
+    assert (PUT, "a/one.json", b"1") in current
+    assert (PUT, "a/two.json", b"2") in current
+    lake.checkpoint()
+
+
+def test_a_resend_that_completes_a_claim_journals_the_claim(tmp_path: Path) -> None:
+    """The claim was written (unsynced) by another gateway that died before its object: the
+    re-send's 202 relies on that claim, so its own sync must cover it (a lost claim makes a
+    later re-send land the bytes again under a new key)."""
+    first = LandingZone(FsspecLake(str(tmp_path)), MemoryBus(), group_commit=True)
+    landed = first.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
+    first.close()
+    ckey = claim_key("iot", "t1", landed.event.object_id)
+    (tmp_path / landed.event.key).unlink()  # the first writer died between claim and object
+    lake = FsspecLake(str(tmp_path))
+    zone = LandingZone(lake, MemoryBus(), group_commit=True)
+    again = zone.land("iot", "t1", b'{"events": []}', "json", idempotency_key="k1")
+    assert again.event.key == landed.event.key
+    keys = {key for op, key, _ in _records_of(lake)}
+    assert {landed.event.key, ckey} <= keys
+    zone.close()
 
 
 def test_records_overwrite_a_preallocated_spare(tmp_path: Path) -> None:
@@ -168,3 +286,26 @@ def test_records_overwrite_a_preallocated_spare(tmp_path: Path) -> None:
     assert read_records(Path(spare.path).read_bytes()) == [(PUT, "a/three.json", b"3")]
     lake.checkpoint()
     assert _segments(tmp_path) == []
+
+
+def test_a_journal_that_cannot_be_written_is_a_lake_error(tmp_path: Path) -> None:
+    """No journal, no 202: a full or read-only journal folder is a clear LakeError (the
+    gateway's 503), for a re-send's keep_unsynced as for a put."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put("landing/x/a.json", b"A")
+    (tmp_path / ".journal").write_bytes(b"")  # the journal's folder cannot be created
+    with pytest.raises(LakeError, match="landing/x/a.json"):
+        lake.keep_unsynced("landing/x/a.json", b"A")
+    with pytest.raises(LakeError):
+        lake.put_unsynced("landing/x/b.json", b"B")
+
+
+def test_a_replay_that_fails_is_a_lake_error_and_keeps_the_segment(tmp_path: Path) -> None:
+    _killed_writer(tmp_path)
+    (tmp_path / "landing/x/b.json").unlink()
+    (tmp_path / "landing/x/b.json").mkdir()  # the object cannot be written again
+    with pytest.raises(LakeError, match="journal"):
+        FsspecLake(str(tmp_path))
+    assert any(read_records(s.read_bytes()) for s in _segments(tmp_path))  # kept for later
+    (tmp_path / "landing/x/b.json").rmdir()
+    assert FsspecLake(str(tmp_path)).get("landing/x/b.json") == b"B" * 100

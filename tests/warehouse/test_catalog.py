@@ -198,3 +198,17 @@ def test_a_correction_moving_a_receipt_to_another_date_wins_in_a_read_of_some_da
     assert nxt["total_excl_tax"].to_pylist() == [Decimal("90.00")]
     both = wh.table("raw_pos_transactions").order_by("transaction_id").to_pyarrow()
     assert both["transaction_id"].to_pylist() == ["1", "2"]
+
+
+def test_a_cached_table_collected_after_close_raises_nothing(lake: Lake) -> None:
+    import gc
+    import warnings
+
+    wh = Warehouse(lake)
+    cached = wh.materialized(wh.table("raw_pos_transactions"))
+    assert wh.to_arrow(cached).num_rows == 0
+    wh.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        del cached
+        gc.collect()

@@ -46,7 +46,13 @@ class ParseResult:
 
 
 class PreEtl(Protocol):
-    """A source adapter: ``source`` is the landing source it handles (``pos_vendor_b``...)."""
+    """A source adapter: ``source`` is the landing source it handles (``pos_vendor_b``...).
+
+    An adapter may also define ``parse_many(items, directory) -> list[ParseResult]`` for a list
+    of ``(event, data)``: the streamer then hands it runs of that source's objects, and it must
+    return, in order, exactly what :meth:`parse` returns for each (the IoT adapter shares its
+    column pass's fixed costs that way).
+    """
 
     source: str
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -105,8 +105,7 @@ class StoreRecord:
     floor_area_m2: float | None
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """A KPI period, with its hour of day (0-23) at the ``hour`` grain."""
 
     period: KpiPeriod

@@ -330,35 +330,59 @@ def _add_counts(days: dict[tuple[str, str, str, date], _Day], counts: pa.Table) 
 
 
 def _add_heartbeats(days: dict[tuple[str, str, str, date], _Day], beats: pa.Table) -> None:
+    """Per device-day: heartbeat count, last seen, last status (latest ``ts``), lowest battery,
+    largest clock skew and largest gap between consecutive heartbeats, in column passes (one
+    Python step per device-day, not per heartbeat)."""
     if beats.num_rows == 0:
         return
-    beats = beats.sort_by([(k, "ascending") for k in (*_GROUP, "ts")])
-    cols = {k: beats[k].to_pylist() for k in (*_GROUP, "ts", "status", "battery")}
-    received = (
-        beats["received_at"].to_pylist()
-        if "received_at" in beats.column_names
-        else [None] * beats.num_rows
+    beats = beats.sort_by([(k, "ascending") for k in (*_GROUP, "ts")])  # stable
+    ts = beats["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
+    # The previous heartbeat of the same device-day: the row before, unless a key changes.
+    same = np.ones(beats.num_rows, dtype=bool)
+    same[0] = False
+    for k in _GROUP:
+        col = beats[k].combine_chunks()
+        same[1:] &= pc.equal(col.slice(1), col.slice(0, len(col) - 1)).to_numpy(
+            zero_copy_only=False
+        )
+    gap = np.zeros(beats.num_rows, dtype=np.float64)
+    gap[1:] = (ts[1:] - ts[:-1]) / _US
+    gap[~same] = 0.0
+    if "received_at" in beats.column_names:
+        received = beats["received_at"].cast(pa.int64())
+        skew = pc.divide(pc.subtract(pa.array(ts), received), float(_US))
+    else:
+        skew = pa.nulls(beats.num_rows, pa.float64())
+    t = pa.table(
+        {
+            **{k: beats[k] for k in _GROUP},
+            "ts": beats["ts"],
+            "status": beats["status"],
+            "battery": beats["battery"],
+            "skew": skew,
+            "gap": pa.array(gap),
+        }
     )
-    previous: dict[tuple[str, str, str, date], datetime] = {}
-    for i in range(beats.num_rows):
-        key = (
-            cols["tenant_id"][i], cols["store_id"][i], cols["device_id"][i],
-            cols["business_date"][i],
-        )  # fmt: skip
-        d = days[key]
-        ts = cols["ts"][i]
-        d.heartbeats += 1
-        d.seen(ts)
-        d.status = cols["status"][i]  # sorted by ts: the last one wins
-        battery = cols["battery"][i]
-        if battery is not None:
-            d.battery = battery if d.battery is None else min(d.battery, battery)
-        if received[i] is not None:
-            skew = (ts - received[i]).total_seconds()
-            d.skew = skew if d.skew is None else max(d.skew, skew)
-        if key in previous:
-            d.max_gap_s = max(d.max_gap_s, (ts - previous[key]).total_seconds())
-        previous[key] = ts
+    per_day = t.group_by(_GROUP, use_threads=False).aggregate(
+        [
+            ("ts", "count", pc.CountOptions(mode="all")),
+            ("ts", "max"),
+            ("status", "last", pc.ScalarAggregateOptions(skip_nulls=False)),
+            ("battery", "min"),
+            ("skew", "max"),
+            ("gap", "max"),
+        ]
+    )
+    for r in per_day.to_pylist():
+        d = days[(r["tenant_id"], r["store_id"], r["device_id"], r["business_date"])]
+        d.heartbeats += r["ts_count"]
+        d.seen(r["ts_max"])
+        d.status = r["status_last"]  # sorted by ts: the last one wins
+        if r["battery_min"] is not None:
+            d.battery = r["battery_min"] if d.battery is None else min(d.battery, r["battery_min"])
+        if r["skew_max"] is not None:
+            d.skew = r["skew_max"] if d.skew is None else max(d.skew, r["skew_max"])
+        d.max_gap_s = max(d.max_gap_s, r["gap_max"])
 
 
 def _flags(d: _Day, missing: int, rules: HealthRules) -> list[str]:

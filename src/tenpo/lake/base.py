@@ -134,7 +134,12 @@ class FsspecLake(Lake):
         """Folders known to exist (a put there skips the look-up; see :meth:`_makedirs`)."""
         if self._local:
             os.makedirs(self._root, exist_ok=True)
-            self.recovered = recover(self._journal_dir, self._replay, self._make_durable)
+            try:
+                self.recovered = recover(self._journal_dir, self._replay, self._make_durable)
+            except OSError as exc:  # e.g. a read-only or full disk: a dead writer's acked
+                raise LakeError(  # writes cannot be restored, so the lake is not opened
+                    f"cannot replay the journal of a dead writer under {self._journal_dir}: {exc}"
+                ) from exc
             """Journal segments of gone writers replayed when this lake was opened."""
 
     @property
@@ -224,7 +229,10 @@ class FsspecLake(Lake):
     def keep_unsynced(self, key: str, data: bytes) -> None:
         if self._local:
             full = self._full(key)
-            self._journaled(CREATE, key, data, full, os.path.dirname(full))
+            try:
+                self._journaled(CREATE, key, data, full, os.path.dirname(full))
+            except OSError as exc:
+                raise LakeError(f"cannot journal {key}: {exc}") from exc
 
     def sync(self) -> None:
         journal = self._journal

@@ -63,6 +63,10 @@ _MAX_AGE_S = 10.0
 """A segment older than this is checkpointed (at the next sync)."""
 
 _datasync = getattr(os, "fdatasync", os.fsync)
+_NEW = ".new"
+"""A segment being created (not locked yet, or being preallocated): recovery ignores it."""
+_STALE_NEW_S = 300.0
+"""A ``.new`` segment older than this and unlocked was left by a crash at its creation."""
 
 
 @dataclass(eq=False)
@@ -149,11 +153,15 @@ class Journal:
                 # After a failed fdatasync the kernel may have dropped those pages: write the
                 # records again into a new segment, which the next sync covers.
                 with self._lock:
+                    later: list[bytes] = []
                     if self._current is segment:
                         self._current = None
+                        # Appended to the failed segment while it was being synced: they
+                        # must move to the fresh one as well (the next sync covers only it).
+                        later = self._pending
                     self._retire(segment)
                     fresh = self._segment()
-                    for record in pending:
+                    for record in pending + later:
                         self._write(fresh, record)
                     fresh.touched.update(segment.touched)
                     self._pending = pending + self._pending
@@ -220,11 +228,18 @@ class Journal:
 
     @staticmethod
     def _write(segment: _Segment, record: bytes) -> None:
+        start = segment.size
         view = memoryview(record)
-        while view:
-            written = os.pwrite(segment.fd, view, segment.size)
-            segment.size += written
-            view = view[written:]
+        try:
+            while view:
+                written = os.pwrite(segment.fd, view, segment.size)
+                segment.size += written
+                view = view[written:]
+        except OSError:
+            # Cut short (ENOSPC, EIO): the next record goes where this one began, over its
+            # torn bytes. Left in the middle, they would stop replay before every later record.
+            segment.size = start
+            raise
 
     def _retire(self, segment: _Segment) -> None:
         """Hand a synced segment to the checkpointer (under _lock)."""
@@ -271,9 +286,14 @@ def _new_segment(folder: str, prealloc: int) -> _Segment:
     """A new segment file, locked for this process's life of it, its name durable; with
     ``prealloc`` > 0 written full of zeros up to that size and synced."""
     os.makedirs(folder, exist_ok=True)
-    name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.log"
-    path = os.path.join(folder, name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path = os.path.join(folder, name + ".log")
+    # Created under a name recovery ignores, locked, then renamed: under its ``.log`` name it
+    # is locked from the start (between an open and its flock, another opener's recovery
+    # would take the free lock, find no record and delete it; every record written to it
+    # after that would be synced and acknowledged in a file with no name).
+    new = os.path.join(folder, name + _NEW)
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer's segment is never replayed
         os.write(fd, _MAGIC)
@@ -282,11 +302,13 @@ def _new_segment(folder: str, prealloc: int) -> _Segment:
             os.pwrite(fd, zeros[: prealloc - at], at)
         if prealloc:
             os.fsync(fd)  # its blocks and size: later fdatasyncs change neither
+        os.rename(new, path)
         _fsync_folder(folder)  # its name survives a crash
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        for left in (new, path):
+            with contextlib.suppress(OSError):
+                os.unlink(left)
         raise
     return _Segment(path, fd, size=len(_MAGIC))
 
@@ -338,9 +360,13 @@ def recover(
     wrote; ``make_durable`` syncs them before the segment is deleted.
     """
     try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".log"))
+        listed = os.listdir(folder)
     except FileNotFoundError:
         return 0
+    for name in listed:
+        if name.endswith(_NEW):
+            _drop_stale_new(os.path.join(folder, name))
+    names = sorted(n for n in listed if n.endswith(".log"))
     replayed = 0
     for name in names:
         path = os.path.join(folder, name)
@@ -370,3 +396,21 @@ def recover(
             with contextlib.suppress(OSError):
                 os.close(fd)
     return replayed
+
+
+def _drop_stale_new(path: str) -> None:
+    """Delete a segment its writer died creating (it holds no record: records go to
+    ``.log`` segments only)."""
+    try:
+        if time.time() - os.stat(path).st_mtime < _STALE_NEW_S:
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    finally:
+        os.close(fd)

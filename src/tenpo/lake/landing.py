@@ -324,8 +324,12 @@ class LandingZone:
                 # A re-send answered from what is in place: the first sender's unsynced
                 # writes may not be durable yet (it crashed before its sync), so the next
                 # sync must cover them as well.
-                self.lake.keep_unsynced(ckey, self.lake.get(ckey))
                 self.lake.keep_unsynced(key, kept_bytes)
+        if deferred:
+            # The 202 relies on the claim, which another writer may have written unsynced
+            # (this one's sync covers only its own journal): journal it too. A lost claim
+            # would let a later re-send land the bytes again under a new key.
+            self.lake.keep_unsynced(ckey, self.lake.get(ckey))
         return key, False
 
     def _publish_all(self, events: list[ObjectRegistered]) -> None:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MART_DEVICE_HEALTH_KEY = "mart_device_health"
 DATAMART_DEVICE_HEALTH_KEY = "datamart_device_health"
 _REPORTING_KINDS = ("people_counter", "tof_camera")
+_KEY_COLUMNS = ("tenant_id", "store_id", "device_id", "business_date")
+_COUNT_COLUMNS = (*_KEY_COLUMNS, "line", "interval_start", "interval_end")
+_HEARTBEAT_COLUMNS = (*_KEY_COLUMNS, "ts", "status", "battery", "received_at")
 
 
 def registered_devices(settings: Settings) -> list[RegisteredDevice]:
@@ -174,8 +177,11 @@ def _device_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefiniti
         days = partition_dates(context.partition_keys)
         devices = registered_devices(tenpo.get_settings())
         with tenpo.open_warehouse() as wh:
-            counts = wh.to_arrow(wh.table("raw_iot_counts", dates=days))
-            beats = wh.to_arrow(wh.table("raw_device_heartbeats", dates=days))
+            # Only the columns device_health reads (the warehouse still deduplicates by key).
+            counts = wh.to_arrow(wh.table("raw_iot_counts", dates=days).select(*_COUNT_COLUMNS))
+            beats = wh.to_arrow(
+                wh.table("raw_device_heartbeats", dates=days).select(*_HEARTBEAT_COLUMNS)
+            )
             rows = device_health(
                 counts, beats, days, devices=devices,
                 first_seen=reported_before(

@@ -372,7 +372,20 @@ class Warehouse(BaseWarehouse):
         return cached
 
     def close(self) -> None:
-        """Release the DuckDB connection."""
+        """Release the DuckDB connection.
+
+        Cached tables (:meth:`materialized`) are temporary: they go with the connection. Their
+        ibis finalizers are detached first, or one that the garbage collector runs after the
+        disconnect raises "Connection already closed" (an unraisable error, when the GC runs).
+        """
+        entries = getattr(self._con, "_cache_name_to_entry", None)
+        if isinstance(entries, dict):
+            for entry in list(entries.values()):
+                entry.finalizer.detach()
+            entries.clear()
+            by_op = getattr(self._con, "_cache_op_to_entry", None)
+            if isinstance(by_op, dict):
+                by_op.clear()
         self._con.disconnect()
 
     def _glob(self, name: str) -> str:
