@@ -36,26 +36,27 @@ def _client(world: World) -> TestClient:
 
 
 def _per_request(c: TestClient, headers: dict[str, str], n: int, status: int) -> float:
-    best = float("inf")
-    for _ in range(3):  # best of three: the machine is shared
-        start = time.perf_counter()
-        for _ in range(n):
-            resp = c.get("/v1/stores/s1/kpis", params=RANGE, headers=headers)
-            assert resp.status_code == status
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
+    """CPU seconds per request of ``n`` requests answered ``status`` (the test client runs the
+    app in this process: CPU time, unlike wall time, is not what other processes took)."""
+    start = time.process_time()
+    for _ in range(n):
+        resp = c.get("/v1/stores/s1/kpis", params=RANGE, headers=headers)
+        assert resp.status_code == status
+    return (time.process_time() - start) / n
 
 
 def test_a_429_costs_less_than_the_answer(world: World) -> None:
     setup_logging()  # the CLI's Rich handler, as `tenpo serve api` runs
     headers = {"Authorization": f"Bearer {world.t1_key}"}
+    served = refused = float("inf")
     with _client(world) as c:
-        api_state(c.app).rate_limiter = RateLimiter(0, 1)
-        served = _per_request(c, headers, 60, 200)
-        api_state(c.app).rate_limiter = RateLimiter(1e-9, 1)
-        c.get("/v1/stores/s1/kpis", params=RANGE, headers=headers)  # the one token
-        refused = _per_request(c, headers, 60, 429)
-    print(f"served {served * 1e3:.2f} ms, refused {refused * 1e3:.2f} ms")  # noqa: T201
+        for _ in range(5):  # interleaved, best of five: the machine is shared
+            api_state(c.app).rate_limiter = RateLimiter(0, 1)
+            served = min(served, _per_request(c, headers, 40, 200))
+            api_state(c.app).rate_limiter = RateLimiter(1e-9, 1)
+            c.get("/v1/stores/s1/kpis", params=RANGE, headers=headers)  # the one token
+            refused = min(refused, _per_request(c, headers, 40, 429))
+    print(f"served {served * 1e3:.2f} ms, refused {refused * 1e3:.2f} ms CPU")  # noqa: T201
     assert refused < served
 
 

@@ -271,7 +271,7 @@ def test_records_overwrite_a_preallocated_spare(tmp_path: Path) -> None:
     lake.sync()
     journal = lake._journal
     assert journal is not None
-    for _ in range(200):
+    for _ in range(1200):  # a 4 MiB preallocation on a loaded shared disk: up to a minute
         if journal._spare is not None:
             break
         time.sleep(0.05)
