@@ -203,3 +203,33 @@ def test_long_number_check_matches_the_regex_it_replaces() -> None:
         assert _vendor_b_fast._has_long_number(data) == (pattern.search(data) is not None), data
     assert _vendor_b_fast._has_long_number(b'{"a": 1234567890.123456}')
     assert not _vendor_b_fast._has_long_number(b'{"a": 123456789.12345, "b": 4912345678901}')
+
+
+def _respell(rng: random.Random, receipts: list[dict[str, Any]], odd: bool) -> None:
+    """Money as JSON floats and integers too (as the simulator writes them); with ``odd``,
+    some -0.0 and 12-digit integers, which the columns leave to the row path."""
+    for r in receipts:
+        fields = [(r, k) for k in ("subtotal", "tax", "total")]
+        fields += [(it, k) for it in r["items"] for k in ("unitPrice", "discount") if k in it]
+        for holder, key in fields:
+            value, x = Decimal(str(holder[key])), rng.random()
+            if x < 0.3:
+                holder[key] = float(value)
+            elif x < 0.45 and value == value.to_integral_value():
+                holder[key] = int(value)
+            elif odd and x < 0.47:
+                holder[key] = -0.0
+            elif odd and x < 0.49:
+                holder[key] = 10**11
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_money_in_mixed_spellings_matches_the_row_path(seed: int) -> None:
+    rng = random.Random(300 + seed)
+    receipts = [_receipt(rng, i) for i in range(40)]
+    _respell(rng, receipts, odd=False)
+    data = json.dumps({"receipts": receipts}).encode()
+    assert parse_fast(VendorBPreEtl(), EVENT, data, DIRECTORY) is not None
+    _compare(data)
+    _respell(rng, receipts, odd=True)
+    _compare(json.dumps({"receipts": receipts}).encode())

@@ -106,14 +106,22 @@ def _cents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
     if arr is not None and pa.types.is_integer(arr.type):
         yen, ok = ints(values, 0, _MAX_INT)
         return yen * 100, ok
-    # Mixed spellings (or none valid): each spelling on its own.
-    text, text_ok = _cents_of_text(strings(values))
-    yen, int_ok = ints(values, 0, _MAX_INT)
-    cents, ok = np.where(text_ok, text, yen * 100), text_ok | int_ok
-    if exact_floats:
-        from_floats, float_ok = _floats(values, _float_cents)
-        cents, ok = np.where(float_ok, from_floats, cents), ok | float_ok
-    return cents, ok
+    # Mixed spellings (or none valid): each value as the text it spells (a JSON integer of
+    # yen as its digits; with exact_floats, a JSON decimal number as its shortest repr, which
+    # is the text the body wrote), then one regex and one cast for the column. Integers of 12
+    # digits and -0.0, which the separate readings took, are flagged: the row path decides.
+    return _cents_of_text(pa.array([_money_text(v, exact_floats) for v in values], pa.string()))
+
+
+def _money_text(value: Any, exact_floats: bool) -> str | None:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
+    if kind is float and exact_floats:
+        return repr(value)
+    return None
 
 
 def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
@@ -124,9 +132,18 @@ def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:
     return np.where(ok, words, 0), ok
 
 
+_FLOAT_PERCENT: dict[float, int] = {}
+
+
 def _float_percent(value: float) -> int:
-    percent = _RATE_PERCENTS.get(Decimal(repr(value))) if math.isfinite(value) else None
-    return -1 if percent is None else percent
+    found = _FLOAT_PERCENT.get(value)
+    if found is None:
+        percent = _RATE_PERCENTS.get(Decimal(repr(value))) if math.isfinite(value) else None
+        found = -1 if percent is None else percent
+        if len(_FLOAT_PERCENT) > 10_000:
+            _FLOAT_PERCENT.clear()
+        _FLOAT_PERCENT[value] = found
+    return found
 
 
 def _percents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
