@@ -116,7 +116,7 @@ def _cents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
 def _money_text(value: Any, exact_floats: bool) -> str | None:
     kind = type(value)
     if kind is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is int:
         return str(value)
     if kind is float and exact_floats:
