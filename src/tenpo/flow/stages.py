@@ -168,6 +168,10 @@ def create_demo_users(control: Any, chain: dict[str, Any]) -> dict[str, str]:
     return logins
 
 
+SEND_ATTEMPTS = 6
+"""Tries per file of :func:`send_files` (pauses of 0.25 s doubling up to 8 s between them)."""
+
+
 def send_files(
     base_url: str,
     keys: dict[str, str],
@@ -180,7 +184,9 @@ def send_files(
 
     ``workers`` > 1 sends that many files at once (order across files is then not kept: only
     for files that do not depend on each other). ``on_file(nbytes)`` after each accepted file;
-    a non-202 answer raises :class:`TenpoError` with the problem text.
+    a non-202 answer raises :class:`TenpoError` with the problem text. A dropped connection
+    or a 503 is re-sent (:data:`SEND_ATTEMPTS` tries), which the gateway's content-addressed
+    object ids make harmless.
     """
     limits = httpx.Limits(max_connections=max(1, workers), max_keepalive_connections=workers)
     with httpx.Client(base_url=base_url, timeout=120, limits=limits) as client:
@@ -189,11 +195,22 @@ def send_files(
             source, tenant, path = item
             route, content_type = SOURCE_ROUTES[source]
             body = path.read_bytes()
-            resp = client.post(
-                route,
-                content=body,
-                headers={"Authorization": f"Bearer {keys[tenant]}", "Content-Type": content_type},
-            )
+            headers = {"Authorization": f"Bearer {keys[tenant]}", "Content-Type": content_type}
+            for attempt in range(SEND_ATTEMPTS):
+                # A re-send is harmless (the object id is the content's hash): a dropped
+                # connection (a keep-alive closed as the request went out, on a loaded
+                # machine) or a busy gateway (503) is tried again after a pause.
+                try:
+                    resp = client.post(route, content=body, headers=headers)
+                except httpx.TransportError as exc:
+                    if attempt == SEND_ATTEMPTS - 1:
+                        raise TenpoError(f"gateway unreachable for {path.name}: {exc!r}") from exc
+                    log.warning("re-sending %s after %r", path.name, exc)
+                else:
+                    if resp.status_code != 503 or attempt == SEND_ATTEMPTS - 1:
+                        break
+                    log.warning("re-sending %s after 503 %s", path.name, resp.text[:200])
+                time.sleep(min(8.0, 0.25 * 2**attempt))
             if resp.status_code != 202:
                 raise TenpoError(f"gateway refused {path.name}: {resp.status_code} {resp.text}")
             if on_file is not None:
