@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
-from tenpo.api._auth import RateLimiter, SessionSigner, _UserCache
+from tenpo.api._auth import RateLimiter, SessionSigner, UserCache
 from tenpo.api.deps import api_state
 from tenpo.control import ControlPlane, UserInfo
 from tenpo.core.errors import AuthError, BadInput, ConfigError, Conflict, NotFound
@@ -216,7 +216,7 @@ def test_password_change_and_removal_end_sessions(world: World, change: str) -> 
     email = f"changer-{change}@t1.jp"
     user = world.control.create_user("t1", email, PASSWORD, "store_manager", ["s2"])
     with _client(world) as c:
-        api_state(c.app).user_cache = _UserCache(ttl_s=0.0)
+        api_state(c.app).user_cache = UserCache(ttl_s=0.0)
         session = _login_as(c, email)
         assert session.get("/v1/stores").json()["total"] == 1
         if change == "password":  # as `tenpo admin user passwd` does, from another process

@@ -222,7 +222,7 @@ _cookie = APIKeyCookie(
 )
 
 
-class _UserCache:
+class UserCache:
     """Users read back for sessions, kept a few seconds (one control-plane read per burst)."""
 
     def __init__(self, ttl_s: float = _USER_CACHE_S) -> None:

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
         KnownCredentials,
         RateLimiter,
         SessionSigner,
+        UserCache,
         UserDirectory,
-        _UserCache,
     )
     from tenpo.core.settings import Settings
     from tenpo.datamart.aread import AsyncKpiReader
@@ -46,7 +46,7 @@ class ApiState:
     kpi_reader: AsyncKpiReader | None
     """PostgreSQL only: the KPI route's async read path (``tenpo.datamart.aread``)."""
     sessions: SessionSigner
-    user_cache: _UserCache
+    user_cache: UserCache
     rate_limiter: RateLimiter
     """Per API key or user, on every authenticated request."""
     login_limiter: RateLimiter

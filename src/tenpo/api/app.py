@@ -18,7 +18,7 @@ from tenpo.api._auth import (
     KnownCredentials,
     RateLimiter,
     SessionSigner,
-    _UserCache,
+    UserCache,
     trusted_networks,
 )
 from tenpo.api._budget_routes import budget_router
@@ -98,7 +98,7 @@ def create_app(
         control=control,
         kpi_reader=kpi_reader,
         sessions=SessionSigner(settings.session_secret, settings.session_ttl_s),
-        user_cache=_UserCache(),
+        user_cache=UserCache(),
         rate_limiter=RateLimiter(settings.api_rate_per_s, settings.api_rate_burst),
         # Password guessing: a handful of attempts per client address, then one every 6 s;
         # and per account (guessing from many addresses), then one every 30 s.

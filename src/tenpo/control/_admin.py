@@ -95,7 +95,7 @@ class AdminMethods:
 
     def ensure_tenant(self, tenant_id: str, name: str) -> tuple[TenantInfo, bool]:
         """Create the tenant, or return it when it exists with this name (else Conflict)."""
-        from tenpo.control.plane import _tenant_info
+        from tenpo.control.plane import tenant_info
 
         _validate.tenant_id(tenant_id)
         wanted = _validate.text(name, "tenant name")
@@ -104,25 +104,25 @@ class AdminMethods:
             if row is not None:
                 if row.name != wanted:
                     raise _conflict(f"tenant {tenant_id!r}", ["name"])
-                return _tenant_info(row), False
+                return tenant_info(row), False
             row = Tenant(id=tenant_id, name=wanted, created_at=utcnow())
             session.add(row)
         logger.info("tenant %s created", tenant_id)
-        return _tenant_info(row), True
+        return tenant_info(row), True
 
     def get_tenant(self, tenant_id: str) -> TenantInfo:
         """The tenant; :class:`NotFound` otherwise."""
-        from tenpo.control.plane import _tenant_info
+        from tenpo.control.plane import tenant_info
 
         with self._sessions() as session:
             row = session.get(Tenant, tenant_id)
         if row is None:
             raise NotFound(f"tenant {tenant_id!r} does not exist")
-        return _tenant_info(row)
+        return tenant_info(row)
 
     def update_tenant(self, tenant_id: str, *, name: str) -> TenantInfo:
         """Rename the tenant."""
-        from tenpo.control.plane import _tenant_info
+        from tenpo.control.plane import tenant_info
 
         wanted = _validate.text(name, "tenant name")
         with self._write("tenant update raced") as session:
@@ -130,7 +130,7 @@ class AdminMethods:
             if row is None:
                 raise NotFound(f"tenant {tenant_id!r} does not exist")
             row.name = wanted
-        return _tenant_info(row)
+        return tenant_info(row)
 
     # -- stores --------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class AdminMethods:
         self, tenant_id: str, code: str, name: str, **fields: Any
     ) -> tuple[StoreInfo, bool]:
         """Create the store (fields as ``create_store``), or return the identical one by code."""
-        from tenpo.control.plane import _store_info, store_row
+        from tenpo.control.plane import store_info, store_row
 
         row = store_row(tenant_id, code, name, **fields)
         with self._write(f"store code {row.code!r} already exists") as session:
@@ -152,16 +152,16 @@ class AdminMethods:
                     wanted["id"] = row.id
                 if diff := _differences(existing, wanted):
                     raise _conflict(f"store {row.code!r}", diff)
-                return _store_info(existing), False
+                return store_info(existing), False
             if session.get(Store, row.id) is not None:
                 raise Conflict(f"store id {row.id!r} already exists")
             session.add(row)
         logger.info("store %s (%s) created for %s", row.id, row.code, tenant_id)
-        return _store_info(row), True
+        return store_info(row), True
 
     def update_store(self, tenant_id: str, store_id: str, changes: Mapping[str, Any]) -> StoreInfo:
         """Change the store's ``name``, ``timezone``, ``industry``, ``region``, area or hours."""
-        from tenpo.control.plane import _store_info
+        from tenpo.control.plane import store_info
 
         values = _store_changes(changes)
         with self._write("store update raced") as session:
@@ -169,7 +169,7 @@ class AdminMethods:
             for name, value in values.items():
                 setattr(row, name, value)
         logger.info("store %s of %s updated: %s", store_id, tenant_id, sorted(values))
-        return _store_info(row)
+        return store_info(row)
 
     # -- devices -------------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class AdminMethods:
         self, tenant_id: str, device_id: str, store_id: str, kind: str, **fields: Any
     ) -> tuple[DeviceInfo, bool]:
         """Create the device (fields as ``create_device``), or return the identical one."""
-        from tenpo.control.plane import _device_info, device_row
+        from tenpo.control.plane import device_info, device_row
 
         row = device_row(tenant_id, device_id, store_id, kind, **fields)
         with self._write(f"device {device_id!r} already exists") as session:
@@ -186,26 +186,26 @@ class AdminMethods:
             if existing is not None:
                 if diff := _differences(existing, {f: getattr(row, f) for f in _DEVICE_FIELDS}):
                     raise _conflict(f"device {device_id!r}", diff)
-                return _device_info(existing), False
+                return device_info(existing), False
             session.add(row)
         logger.info("device %s (%s) created in %s/%s", device_id, kind, tenant_id, store_id)
-        return _device_info(row), True
+        return device_info(row), True
 
     def get_device(self, tenant_id: str, device_id: str) -> DeviceInfo:
         """The tenant's device; :class:`NotFound` also for another tenant's."""
-        from tenpo.control.plane import _device_info
+        from tenpo.control.plane import device_info
 
         with self._sessions() as session:
             row = session.get(Device, (tenant_id, device_id))
         if row is None:
             raise NotFound(f"tenant {tenant_id!r} has no device {device_id!r}")
-        return _device_info(row)
+        return device_info(row)
 
     def update_device(
         self, tenant_id: str, device_id: str, changes: Mapping[str, Any]
     ) -> DeviceInfo:
         """Move the device (``store_id``), change its lines, zones, config, or (de)activate it."""
-        from tenpo.control.plane import _device_info
+        from tenpo.control.plane import device_info
 
         unknown = sorted(set(changes) - {"store_id", "lines", "zones", "config", "active"})
         if unknown:
@@ -227,7 +227,7 @@ class AdminMethods:
                     raise BadInput("active must be true or false")
                 row.active = changes["active"]
         logger.info("device %s of %s updated: %s", device_id, tenant_id, sorted(changes))
-        return _device_info(row)
+        return device_info(row)
 
     # -- registers -----------------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class AdminMethods:
         valid_to: date | None = None,
     ) -> tuple[RegisterInfo, bool]:
         """Create the assignment, or return the identical one (same register, store, dates)."""
-        from tenpo.control.plane import _register_info
+        from tenpo.control.plane import register_info
 
         code = _validate.text(register_code, "register code", max_len=64)
         with self._sessions() as session:
@@ -257,27 +257,27 @@ class AdminMethods:
             diff = _differences(existing, {"store_id": store_id, "valid_to": valid_to})
             if diff:
                 raise _conflict(f"register {vendor}/{code} from {valid_from}", diff)
-            return _register_info(existing), False
+            return register_info(existing), False
         create = getattr(self, "create_register")  # noqa: B009 - defined by ControlPlane
         info: RegisterInfo = create(tenant_id, vendor, code, store_id, valid_from, valid_to)
         return info, True
 
     def get_register(self, tenant_id: str, register_id: int) -> RegisterInfo:
         """The tenant's register assignment ``register_id``."""
-        from tenpo.control.plane import _register_info
+        from tenpo.control.plane import register_info
 
         with self._sessions() as session:
             row = session.get(PosRegister, register_id)
         if row is None or row.tenant_id != tenant_id:
             raise NotFound(f"tenant {tenant_id!r} has no register assignment {register_id}")
-        return _register_info(row)
+        return register_info(row)
 
     def update_register(
         self, tenant_id: str, register_id: int, *, valid_to: date | None
     ) -> RegisterInfo:
         """End (or re-open, with None) an assignment; refuses an overlap with the next one."""
-        from tenpo.control.plane import _register_info
-        from tenpo.control.sql_directory import _check_no_overlap
+        from tenpo.control.plane import register_info
+        from tenpo.control.sql_directory import check_no_overlap
 
         with self._write("register update raced") as session:
             row = session.get(PosRegister, register_id)
@@ -294,13 +294,13 @@ class AdminMethods:
                 )
             ).all()
             try:
-                _check_no_overlap(
+                check_no_overlap(
                     row.register_code, [*((f, t) for f, t in others), (row.valid_from, valid_to)]
                 )
             except BadInput as exc:
                 raise Conflict(f"{exc} with an existing assignment") from None
             row.valid_to = valid_to
-        return _register_info(row)
+        return register_info(row)
 
     # -- API keys ------------------------------------------------------------------------
 
@@ -313,7 +313,7 @@ class AdminMethods:
         does not mint a second key; its token was shown once, when it was created.
         """
         from tenpo.control.auth import normalize_scopes
-        from tenpo.control.plane import _key_info
+        from tenpo.control.plane import key_info
 
         wanted_name = _validate.text(name, "API key name")
         wanted_scopes = list(normalize_scopes(list(scopes)))
@@ -329,20 +329,20 @@ class AdminMethods:
         if existing is not None:
             if sorted(existing.scopes) != wanted_scopes:
                 raise _conflict(f"API key {wanted_name!r}", ["scopes"])
-            return _key_info(existing), None, False
+            return key_info(existing), None, False
         create = getattr(self, "create_api_key")  # noqa: B009 - defined by ControlPlane
         info, token = create(tenant_id, wanted_name, wanted_scopes)
         return info, token, True
 
     def get_api_key(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
         """The tenant's key (without secret); :class:`NotFound` also for another tenant's."""
-        from tenpo.control.plane import _key_info
+        from tenpo.control.plane import key_info
 
         with self._sessions() as session:
             row = session.get(ApiKey, key_id)
         if row is None or row.tenant_id != tenant_id:
             raise NotFound(f"tenant {tenant_id!r} has no API key {key_id!r}")
-        return _key_info(row)
+        return key_info(row)
 
     # -- users ---------------------------------------------------------------------------
 
@@ -350,7 +350,7 @@ class AdminMethods:
         self, tenant_id: str, email: str, password: str, role: str, store_ids: Iterable[str] = ()
     ) -> tuple[UserInfo, bool]:
         """Create the user, or return it when it exists identically (same password too)."""
-        from tenpo.control.plane import _user_info
+        from tenpo.control.plane import user_info
 
         address = _users.normalize_email(email)
         stores = sorted(dict.fromkeys(store_ids))
@@ -376,11 +376,11 @@ class AdminMethods:
             diff.append("password")
         if diff:
             raise _conflict(f"user {address!r}", diff)
-        return _user_info(row, have), False
+        return user_info(row, have), False
 
     def update_user(self, tenant_id: str, user_id: str, changes: Mapping[str, Any]) -> UserInfo:
         """Disable or enable the user, set its password, or replace a manager's stores."""
-        from tenpo.control.plane import _user_info
+        from tenpo.control.plane import user_info
 
         unknown = sorted(set(changes) - {"disabled", "password", "store_ids"})
         if unknown:
@@ -417,7 +417,7 @@ class AdminMethods:
                 )
             )
         logger.info("user %s of %s updated: %s", user_id, tenant_id, sorted(changes))
-        return _user_info(row, have)
+        return user_info(row, have)
 
     # -- bulk ----------------------------------------------------------------------------
 
@@ -439,7 +439,7 @@ class AdminMethods:
         import changes nothing.
         """
         from tenpo.control.plane import device_row, store_row
-        from tenpo.control.sql_directory import _check_no_overlap
+        from tenpo.control.sql_directory import check_no_overlap
 
         errors: list[RowError] = []
         report = ImportReport()
@@ -526,7 +526,7 @@ class AdminMethods:
                     continue
                 key = (vendor, code)
                 try:
-                    _check_no_overlap(code, [*spans.get(key, []), (first, last)])
+                    check_no_overlap(code, [*spans.get(key, []), (first, last)])
                 except BadInput as exc:
                     raise Conflict(f"{exc} with another assignment") from None
                 spans.setdefault(key, []).append((first, last))

@@ -40,7 +40,7 @@ from tenpo.control.records import (
     TenantInfo,
     UserInfo,
 )
-from tenpo.control.sql_directory import SqlDirectory, _check_no_overlap
+from tenpo.control.sql_directory import SqlDirectory, check_no_overlap
 from tenpo.core.errors import AuthError, BadInput, Conflict, NotFound
 from tenpo.core.ids import utcnow
 
@@ -104,12 +104,12 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 raise Conflict(f"tenant {tenant_id!r} already exists", tenant_id=tenant_id)
             session.add(row)
         logger.info("tenant %s created", tenant_id)
-        return _tenant_info(row)
+        return tenant_info(row)
 
     def list_tenants(self) -> list[TenantInfo]:
         """Every tenant, by id."""
         with self._sessions() as session:
-            return [_tenant_info(t) for t in session.scalars(sa.select(Tenant).order_by(Tenant.id))]
+            return [tenant_info(t) for t in session.scalars(sa.select(Tenant).order_by(Tenant.id))]
 
     # -- stores --------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 raise Conflict(f"store id {row.id!r} already exists")
             session.add(row)
         logger.info("store %s (%s) created for %s", row.id, code, tenant_id)
-        return _store_info(row)
+        return store_info(row)
 
     def list_stores(self, tenant_id: str) -> list[StoreInfo]:
         """The tenant's stores, by code."""
@@ -156,12 +156,12 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             rows = session.scalars(
                 sa.select(Store).where(Store.tenant_id == tenant_id).order_by(Store.code)
             )
-            return [_store_info(s) for s in rows]
+            return [store_info(s) for s in rows]
 
     def get_store(self, tenant_id: str, store_id: str) -> StoreInfo:
         """The tenant's store with this id; :class:`NotFound` also for other tenants' stores."""
         with self._sessions() as session:
-            return _store_info(self._store(session, tenant_id, store_id))
+            return store_info(self._store(session, tenant_id, store_id))
 
     def store_by_code(self, tenant_id: str, code: str) -> StoreInfo:
         """The tenant's store with this code; :class:`NotFound` otherwise."""
@@ -169,7 +169,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             row = session.scalar(_store_by_code(tenant_id, code))
         if row is None:
             raise NotFound(f"tenant {tenant_id!r} has no store with code {code!r}")
-        return _store_info(row)
+        return store_info(row)
 
     # -- devices -------------------------------------------------------------------------
 
@@ -194,7 +194,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 raise Conflict(f"tenant {tenant_id!r} already has a device {device_id!r}")
             session.add(row)
         logger.info("device %s (%s) created in %s/%s", device_id, kind, tenant_id, store_id)
-        return _device_info(row)
+        return device_info(row)
 
     def list_devices(self, tenant_id: str) -> list[DeviceInfo]:
         """The tenant's devices, by id."""
@@ -203,7 +203,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             rows = session.scalars(
                 sa.select(Device).where(Device.tenant_id == tenant_id).order_by(Device.device_id)
             )
-            return [_device_info(d) for d in rows]
+            return [device_info(d) for d in rows]
 
     # -- POS registers -------------------------------------------------------------------
 
@@ -242,12 +242,12 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 )
             ).all()
             try:
-                _check_no_overlap(code, [*((f, t) for f, t in existing), (valid_from, valid_to)])
+                check_no_overlap(code, [*((f, t) for f, t in existing), (valid_from, valid_to)])
             except BadInput as exc:
                 raise Conflict(f"{exc} with an existing assignment") from None
             session.add(row)
         logger.info("register %s/%s assigned to %s from %s", vendor, code, store_id, valid_from)
-        return _register_info(row)
+        return register_info(row)
 
     def list_registers(self, tenant_id: str, vendor: str | None = None) -> list[RegisterInfo]:
         """The tenant's register assignments (optionally of one vendor), by code and date."""
@@ -259,7 +259,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         )
         with self._sessions() as session:
             self._require_tenant(session, tenant_id)
-            return [_register_info(r) for r in session.scalars(query)]
+            return [register_info(r) for r in session.scalars(query)]
 
     # -- API keys ------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             self._require_tenant(session, tenant_id)
             session.add(row)
         logger.info("API key %s created for %s with %s", key_id, tenant_id, row.scopes)
-        return _key_info(row), token
+        return key_info(row), token
 
     def list_api_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
         """The tenant's API keys (revoked ones included), oldest first, without secrets."""
@@ -291,7 +291,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 .where(ApiKey.tenant_id == tenant_id)
                 .order_by(ApiKey.created_at, ApiKey.id)
             )
-            return [_key_info(k) for k in rows]
+            return [key_info(k) for k in rows]
 
     def revoke_api_key(self, tenant_id: str, key_id: str) -> ApiKeyInfo:
         """Revoke the tenant's key (idempotent); :class:`NotFound` for another tenant's key."""
@@ -303,7 +303,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 row.revoked_at = utcnow()
                 logger.info("API key %s of %s revoked", key_id, tenant_id)
         self._auth_cache.discard(lambda k: k[0] == key_id)
-        return _key_info(row)
+        return key_info(row)
 
     def cached_principal(self, token: str) -> Principal | None:
         """The principal behind ``token`` when the auth cache holds it, else None: no
@@ -374,7 +374,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 self._store(session, tenant_id, store_id)
                 session.add(UserStore(user_id=row.id, tenant_id=tenant_id, store_id=store_id))
         logger.info("user %s (%s) created for %s", row.id, role, tenant_id)
-        return _user_info(row, stores)
+        return user_info(row, stores)
 
     def assign_stores(self, tenant_id: str, user_id: str, store_ids: Iterable[str]) -> UserInfo:
         """Let the tenant's store manager ``user_id`` also see ``store_ids`` (idempotent)."""
@@ -390,7 +390,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 if store_id not in have:
                     session.add(UserStore(user_id=user_id, tenant_id=tenant_id, store_id=store_id))
             session.flush()
-            info = _user_info(row, self._user_stores(session, user_id))
+            info = user_info(row, self._user_stores(session, user_id))
         logger.info("user %s of %s now sees stores %s", user_id, tenant_id, info.store_ids)
         return info
 
@@ -400,7 +400,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             row = session.get(User, user_id)
             if row is None:
                 raise NotFound(f"no user {user_id!r}")
-            return _user_info(row, self._user_stores(session, user_id))
+            return user_info(row, self._user_stores(session, user_id))
 
     def list_users(self, tenant_id: str) -> list[UserInfo]:
         """The tenant's users, by email."""
@@ -411,7 +411,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                     sa.select(User).where(User.tenant_id == tenant_id).order_by(User.email)
                 )
             )
-            return [_user_info(r, self._user_stores(session, r.id)) for r in rows]
+            return [user_info(r, self._user_stores(session, r.id)) for r in rows]
 
     def authenticate_user(self, email: str, password: str) -> UserInfo:
         """The active user with this email and password; :class:`AuthError` otherwise.
@@ -435,7 +435,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 values["password_hash"] = updated
             session.execute(sa.update(User).where(User.id == row.id).values(**values))
         logger.info("user %s of %s logged in", row.id, row.tenant_id)
-        return _user_info(row, stores)
+        return user_info(row, stores)
 
     def end_sessions(self, user_id: str) -> int:
         """End every session of ``user_id`` (logout): bump its session version; the new one.
@@ -465,7 +465,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             row.password_hash = hashed
             row.session_version = (row.session_version or 0) + 1
             session.flush()
-            info = _user_info(row, self._user_stores(session, user_id))
+            info = user_info(row, self._user_stores(session, user_id))
         logger.info("user %s of %s: password changed, sessions ended", user_id, tenant_id)
         return info
 
@@ -480,7 +480,7 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
                 row.disabled_at = utcnow()
             row.session_version = (row.session_version or 0) + 1
             session.flush()
-            info = _user_info(row, self._user_stores(session, user_id))
+            info = user_info(row, self._user_stores(session, user_id))
         logger.info("user %s of %s removed, sessions ended", user_id, tenant_id)
         return info
 
@@ -587,11 +587,11 @@ def _store_by_code(tenant_id: str, code: str) -> sa.Select[Store]:
     return sa.select(Store).where(Store.tenant_id == tenant_id, Store.code == code)
 
 
-def _tenant_info(row: Tenant) -> TenantInfo:
+def tenant_info(row: Tenant) -> TenantInfo:
     return TenantInfo(tenant_id=row.id, name=row.name, created_at=row.created_at)
 
 
-def _store_info(row: Store) -> StoreInfo:
+def store_info(row: Store) -> StoreInfo:
     return StoreInfo(
         store_id=row.id,
         tenant_id=row.tenant_id,
@@ -606,7 +606,7 @@ def _store_info(row: Store) -> StoreInfo:
     )
 
 
-def _device_info(row: Device) -> DeviceInfo:
+def device_info(row: Device) -> DeviceInfo:
     return DeviceInfo(
         tenant_id=row.tenant_id,
         device_id=row.device_id,
@@ -620,7 +620,7 @@ def _device_info(row: Device) -> DeviceInfo:
     )
 
 
-def _register_info(row: PosRegister) -> RegisterInfo:
+def register_info(row: PosRegister) -> RegisterInfo:
     return RegisterInfo(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -632,7 +632,7 @@ def _register_info(row: PosRegister) -> RegisterInfo:
     )
 
 
-def _key_info(row: ApiKey) -> ApiKeyInfo:
+def key_info(row: ApiKey) -> ApiKeyInfo:
     return ApiKeyInfo(
         key_id=row.id,
         tenant_id=row.tenant_id,
@@ -644,7 +644,7 @@ def _key_info(row: ApiKey) -> ApiKeyInfo:
     )
 
 
-def _user_info(row: User, store_ids: Iterable[str]) -> UserInfo:
+def user_info(row: User, store_ids: Iterable[str]) -> UserInfo:
     return UserInfo(
         user_id=row.id,
         tenant_id=row.tenant_id,

@@ -125,7 +125,7 @@ class SqlDirectory:
                 )
             by_register.setdefault(code, []).append(row)
         for code, assignments in by_register.items():
-            _check_no_overlap(code, [(a.valid_from, a.valid_to) for a in assignments])
+            check_no_overlap(code, [(a.valid_from, a.valid_to) for a in assignments])
         if not rows:
             return 0
         with self._sessions.begin() as session:
@@ -206,7 +206,7 @@ def _store_ids_by_code(session: Session, tenant_id: str, codes: set[str]) -> dic
     return {code: store_id for code, store_id in found}
 
 
-def _check_no_overlap(register_code: str, spans: Sequence[tuple[date, date | None]]) -> None:
+def check_no_overlap(register_code: str, spans: Sequence[tuple[date, date | None]]) -> None:
     """:class:`BadInput` when two validity spans of one register share a day."""
     ordered = sorted(spans, key=lambda s: s[0])
     for (start, end), (next_start, _) in zip(ordered, ordered[1:], strict=False):

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from tenpo.datamart.devices import StoreDayHealth, ensure_device_health, mart_device_health
 from tenpo.datamart.kpis import KPI_COLUMNS, KpiPeriod
-from tenpo.datamart.read import Caller, StoreRecord, _not_found, day_period
+from tenpo.datamart.read import Caller, StoreRecord, day_period, not_found
 from tenpo.datamart.schema import dm_stores, mart_store_daily
 
 log = logging.getLogger(__name__)
@@ -151,13 +151,13 @@ class AsyncKpiReader:
         those dates, in one statement; :class:`NotFound` like
         :func:`tenpo.datamart.read.store_with_days` for a store the caller may not see."""
         if not caller.sees_store(store_id):
-            raise _not_found(store_id)
+            raise not_found(store_id)
         params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
         rows = await self._fetch(_STORE_DAYS_HEALTH_SQL, params)
         n = len(_STORE_COLUMNS) + 1  # the part, then the store's columns
         day_rows = [r for r in rows if r[0] == _DAYS_PART]
         if not day_rows:
-            raise _not_found(store_id)
+            raise not_found(store_id)
         record = StoreRecord(**dict(zip(_STORE_COLUMNS, day_rows[0][1:n], strict=True)))
         days = [day_period(r[n], r[n + 1 : n + 1 + _KPIS]) for r in day_rows if r[n] is not None]
         health_rows = [(r[n], r[-2], r[-1]) for r in rows if r[0] == _HEALTH_PART]

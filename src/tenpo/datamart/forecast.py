@@ -26,7 +26,7 @@ from tenpo.core.settings import Settings
 from tenpo.datamart._engine import get_engine
 from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.read import Caller, visible_store
-from tenpo.datamart.schema import _column_type
+from tenpo.datamart.schema import column_type
 from tenpo.ml.forecast import FORECAST_KEY, GRAINS, KPIS, MART_STORE_FORECAST
 
 __all__ = [
@@ -49,7 +49,7 @@ mart_store_forecast = sa.Table(
     *(
         sa.Column(
             f.name,
-            _column_type(f.name, f.type, f.name in FORECAST_KEY),
+            column_type(f.name, f.type, f.name in FORECAST_KEY),
             primary_key=f.name in FORECAST_KEY,
             nullable=f.name not in FORECAST_KEY,
         )

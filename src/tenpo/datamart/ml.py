@@ -23,7 +23,7 @@ from tenpo.core.errors import BadInput, ConfigError
 from tenpo.core.settings import Settings
 from tenpo.datamart._engine import get_engine
 from tenpo.datamart._memo import SchemaMemo
-from tenpo.datamart.schema import _column_type
+from tenpo.datamart.schema import column_type
 from tenpo.ml.tables import ML_KEYS, ML_SCHEMAS
 
 __all__ = [
@@ -53,7 +53,7 @@ def _table(name: str) -> sa.Table:
         *(
             sa.Column(
                 f.name,
-                _column_type(f.name, f.type, f.name in keys),
+                column_type(f.name, f.type, f.name in keys),
                 primary_key=f.name in keys,
                 nullable=f.name not in keys,
             )

@@ -116,7 +116,7 @@ class Row(NamedTuple):
 # -- stores ------------------------------------------------------------------------------
 
 
-def _not_found(store_id: str) -> NotFound:
+def not_found(store_id: str) -> NotFound:
     # One answer for unknown, other tenant's and unassigned stores: existence never leaks.
     return NotFound(f"store {store_id!r} not found", store_id=store_id)
 
@@ -131,7 +131,7 @@ def visible_store(engine: Engine, caller: Caller, store_id: str) -> StoreRecord:
             row = conn.execute(query).mappings().one_or_none()
         if row is not None:
             return StoreRecord(**row)
-    raise _not_found(store_id)
+    raise not_found(store_id)
 
 
 def visible_stores(
@@ -422,12 +422,12 @@ def store_with_days(
     The hot path of the KPI endpoint: one query instead of a store check and a range read.
     """
     if not caller.sees_store(store_id):
-        raise _not_found(store_id)
+        raise not_found(store_id)
     params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
     with engine.connect() as conn:
         rows = conn.execute(_STORE_DAYS, params).mappings().all()
     if not rows:
-        raise _not_found(store_id)
+        raise not_found(store_id)
     first = rows[0]
     record = StoreRecord(**{c.name: first[c.name] for c in dm_stores.c})
     days = [_period(r, r["business_date"]) for r in rows if r["business_date"] is not None]

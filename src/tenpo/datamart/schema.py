@@ -63,7 +63,7 @@ metadata = sa.MetaData(
 )
 
 
-def _column_type(name: str, arrow_type: pa.DataType, key: bool) -> TypeEngine[Any]:
+def column_type(name: str, arrow_type: pa.DataType, key: bool) -> TypeEngine[Any]:
     if pa.types.is_decimal(arrow_type):
         return Money()
     if pa.types.is_floating(arrow_type):
@@ -87,7 +87,7 @@ def _mart_table(name: str, schema: pa.Schema, key: tuple[str, ...]) -> sa.Table:
     columns = [
         sa.Column(
             f.name,
-            _column_type(f.name, f.type, f.name in key),
+            column_type(f.name, f.type, f.name in key),
             primary_key=f.name in key,
             nullable=f.name not in key,
         )

@@ -5,7 +5,7 @@ The body (or each MQTT message's payload) is decoded once by orjson and each fie
 a column (:mod:`tenpo.core.columns`: exact JSON types, the models' bounds, canonical instants by
 one Arrow cast); devices are looked up once per id, lines once per (device, line), local dates
 once per zone and UTC hour. Only the events a column check flags go through the event-by-event
-path (``_Context.load``), which names their problem; when that path would load one of them
+path (``Context.load``), which names their problem; when that path would load one of them
 after all, or the object holds anything else (a body orjson refuses, a malformed MQTT frame or
 payload), the whole object goes to it. Both paths give identical rows and rejects (tests
 compare them).
@@ -31,24 +31,24 @@ from tenpo.core.columns import DAY_US, instants, ints, strings, utc_offsets, val
 from tenpo.core.preetl import ParseResult
 from tenpo.iot.models import SCHEMA_VERSION
 from tenpo.iot.preetl import (
-    _BATTERY,
-    _COUNT_IN,
-    _COUNT_OUT,
-    _DEVICE_LEN,
-    _LINE_LEN,
-    _SCHEMAS,
-    _SEQ,
-    _STATUS_LEN,
-    _TRACK_ID_LEN,
+    BATTERY,
+    COUNT_IN,
+    COUNT_OUT,
     COUNTS,
     DEFAULT_LINES,
+    DEVICE_LEN,
     FUTURE_TOLERANCE,
     HEARTBEATS,
+    LINE_LEN,
     MQTT_BATCH,
     MQTT_FRAMES,
+    SCHEMAS,
+    SEQ,
+    STATUS_LEN,
+    TRACK_ID_LEN,
     TRACKS,
-    _Context,
-    _Rows,
+    Context,
+    TableRows,
     read_frames,
     split_events,
 )
@@ -200,8 +200,8 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     is_count, is_beat, is_track = (kind == 0) & ~bad, (kind == 1) & ~bad, (kind == 2) & ~bad
     _, ok_v = ints([r.get("v") for r in raws], SCHEMA_VERSION, SCHEMA_VERSION)
     device_ids = strings([r.get("device_id") for r in raws])
-    seq, ok_seq = ints([r.get("seq") for r in raws], *_bound(_SEQ))
-    bad |= ~ok_v | ~ok_seq | ~_length_ok(device_ids, _DEVICE_LEN)
+    seq, ok_seq = ints([r.get("seq") for r in raws], *_bound(SEQ))
+    bad |= ~ok_v | ~ok_seq | ~_length_ok(device_ids, DEVICE_LEN)
     if any(o.topics is not None for o in live):  # every event of a message: its topic's device
         no_topic: list[str | None] = [None]
         topics = [t for o in live for t in (o.topics or no_topic * len(o.raws))]
@@ -230,8 +230,8 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     lines = strings([r.get("line") if c else None for r, c in zip(raws, is_count, strict=True)])
     start, ok_start = instants([r.get("interval_start") for r in raws])
     end, ok_end = instants([r.get("interval_end") for r in raws])
-    count_in, ok_in = ints([r.get("in") for r in raws], *_bound(_COUNT_IN))
-    count_out, ok_out = ints([r.get("out") for r in raws], *_bound(_COUNT_OUT))
+    count_in, ok_in = ints([r.get("in") for r in raws], *_bound(COUNT_IN))
+    count_out, ok_out = ints([r.get("out") for r in raws], *_bound(COUNT_OUT))
     line_list = lines.to_pylist()
     line_ok = np.zeros(n, bool)
     allowed: dict[tuple[int, str], bool] = {}
@@ -241,7 +241,7 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
             device = known[key[0]]
             allowed[key] = key[1] in ((device.lines + device.zones) or DEFAULT_LINES)
         line_ok[i] = allowed[key]
-    count_ok = _length_ok(lines, _LINE_LEN) & line_ok & ok_start & ok_end & ok_in & ok_out
+    count_ok = _length_ok(lines, LINE_LEN) & line_ok & ok_start & ok_end & ok_in & ok_out
     count_ok &= (start < end) & (end <= latest)
     bad |= is_count & ~count_ok
 
@@ -250,13 +250,13 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     firmware_raw = [r.get("firmware") if b else None for r, b in zip(raws, is_beat, strict=True)]
     firmware = strings(firmware_raw)
     battery_raw = [r.get("battery") if b else None for r, b in zip(raws, is_beat, strict=True)]
-    low, high = _BATTERY
+    low, high = BATTERY
     battery_ok = np.array([b is None or (type(b) is float and low <= b <= high)
                            for b in battery_raw], dtype=bool)  # fmt: skip
     firmware_ok = np.array([f is None for f in firmware_raw], bool)
     firmware_ok |= valid(pc.string_is_ascii(firmware))
     beat_ok = ok_ts & (ts <= latest) & battery_ok & firmware_ok
-    beat_ok &= valid(pc.string_is_ascii(status)) & _length_ok(status, _STATUS_LEN)
+    beat_ok &= valid(pc.string_is_ascii(status)) & _length_ok(status, STATUS_LEN)
     bad |= is_beat & ~beat_ok
 
     # Tracks (ToF cameras): an ASCII track id and a non-empty list of points, each with a
@@ -284,7 +284,7 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     xy_ok &= np.fromiter((z is None for z in zone_raw), bool, count=len(points)) | valid(
         pc.string_is_ascii(zones_col)
     )
-    track_ok = valid(pc.string_is_ascii(track_ids)) & _length_ok(track_ids, _TRACK_ID_LEN)
+    track_ok = valid(pc.string_is_ascii(track_ids)) & _length_ok(track_ids, TRACK_ID_LEN)
     track_ok &= (n_points > 0) & (np.bincount(owner, weights=~xy_ok, minlength=n) == 0)
     bad |= is_track & ~track_ok
 
@@ -315,7 +315,7 @@ def _columns(objects: list[_Decoded], directory: Directory) -> list[ParseResult 
     day = (at + utc_offsets(at, np.where(keep & (kind != 2), device_of, -1), zones)) // DAY_US
     store_ids = pc.take(pa.array([d.store_id for d in known] + [None], pa.string()),
                         pa.array(np.where(keep, device_of, len(known))))  # fmt: skip
-    empty = _Rows("", "").build()
+    empty = TableRows("", "").build()
     counts, beats, tracks = keep & (kind == 0), keep & (kind == 1), keep & (kind == 2)
     c, h = pa.array(counts), pa.array(beats)
     constants = (pa.array(tenants, pa.string()),
@@ -360,7 +360,7 @@ def _table(
     name: str, of: np.ndarray, constants: tuple[pa.Array, pa.Array], cols: dict[str, Any]
 ) -> tuple[pa.Table, np.ndarray]:
     """The rows of table ``name`` (with each row's object index ``of``)."""
-    schema = _SCHEMAS[name]
+    schema = SCHEMAS[name]
     which = pa.array(of, pa.int64())
     cols["tenant_id"] = pc.take(constants[0], which)
     cols["source_object_id"] = pc.take(constants[1], which)
@@ -388,8 +388,8 @@ def _name_problems(
     """Reject each flagged event with the event-by-event path's reason; False when that path
     would load (or drop as a re-send) one of them after all."""
     raws, topics, received = decoded.row_reading()  # that path's reading of the records
-    ctx = _Context(decoded.event, directory)
-    scratch = _Rows(decoded.event.tenant_id, decoded.event.object_id)
+    ctx = Context(decoded.event, directory)
+    scratch = TableRows(decoded.event.tenant_id, decoded.event.object_id)
     for i in flagged.tolist():
         seen = {key for key, at in loaded.items() if at < i}
         outcome = ctx.load(

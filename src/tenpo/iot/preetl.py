@@ -129,10 +129,10 @@ _VARYING = {
                  "seq", "received_at"),
 }  # fmt: skip
 """Per table, the columns a row tuple holds, in order (the others are the object's constants)."""
-_SCHEMAS = {COUNTS: RAW_IOT_COUNTS, TRACKS: RAW_IOT_TRACKS, HEARTBEATS: RAW_DEVICE_HEARTBEATS}
+SCHEMAS = {COUNTS: RAW_IOT_COUNTS, TRACKS: RAW_IOT_TRACKS, HEARTBEATS: RAW_DEVICE_HEARTBEATS}
 
 
-class _Rows:
+class TableRows:
     """Row tuples of the three tables (see :data:`_VARYING`), turned into columns at the end."""
 
     def __init__(self, tenant_id: str, object_id: str) -> None:
@@ -147,7 +147,7 @@ class _Rows:
             )
             for column, value in self.constants.items():
                 columns[column] = [value] * len(rows)
-            out[name] = _table(_SCHEMAS[name], columns)
+            out[name] = _table(SCHEMAS[name], columns)
         return out
 
 
@@ -201,8 +201,8 @@ class IotPreEtl:
             result.rejects.append(Reject(COUNTS, f"malformed JSON body: {exc}"))
             return result
 
-        rows = _Rows(event.tenant_id, event.object_id)
-        ctx = _Context(event, directory)
+        rows = TableRows(event.tenant_id, event.object_id)
+        ctx = Context(event, directory)
         seen: set[tuple[str, int]] = set()
         duplicates = 0
         for index, raw in enumerate(raw_events):
@@ -243,8 +243,8 @@ class IotPreEtl:
             if fast is not None:
                 return fast
         result = ParseResult()
-        rows = _Rows(event.tenant_id, event.object_id)
-        ctx = _Context(event, directory)
+        rows = TableRows(event.tenant_id, event.object_id)
+        ctx = Context(event, directory)
         seen: set[tuple[str, int]] = set()
         index = 0
         received_seen: dict[str, datetime] = {}
@@ -295,8 +295,8 @@ class IotPreEtl:
     ) -> ParseResult:
         """A JSON Lines batch of MQTT messages: each message's events, checked against its topic."""
         result = ParseResult()
-        rows = _Rows(event.tenant_id, event.object_id)
-        ctx = _Context(event, directory)
+        rows = TableRows(event.tenant_id, event.object_id)
+        ctx = Context(event, directory)
         seen: set[tuple[str, int]] = set()
         index = 0
         for line_no, line in enumerate(data.splitlines(), start=1):
@@ -472,14 +472,14 @@ def _bounds(model: type[Any], name: str) -> tuple[float, float]:
 
 
 # Read from the models, so the fast path never accepts what a tightened model would refuse.
-_SEQ = _bounds(CountEvent, "seq")
-_DEVICE_LEN = _bounds(CountEvent, "device_id")
-_LINE_LEN = _bounds(CountEvent, "line")
-_COUNT_IN = _bounds(CountEvent, "count_in")
-_COUNT_OUT = _bounds(CountEvent, "count_out")
-_TRACK_ID_LEN = _bounds(TrackEvent, "track_id")
-_STATUS_LEN = _bounds(HeartbeatEvent, "status")
-_BATTERY = _bounds(HeartbeatEvent, "battery")
+SEQ = _bounds(CountEvent, "seq")
+DEVICE_LEN = _bounds(CountEvent, "device_id")
+LINE_LEN = _bounds(CountEvent, "line")
+COUNT_IN = _bounds(CountEvent, "count_in")
+COUNT_OUT = _bounds(CountEvent, "count_out")
+TRACK_ID_LEN = _bounds(TrackEvent, "track_id")
+STATUS_LEN = _bounds(HeartbeatEvent, "status")
+BATTERY = _bounds(HeartbeatEvent, "battery")
 
 # Valid event values, one tuple shape per type (from the fast path or from the models):
 # ("count", device_id, seq, line, (start, µs), (end, µs), in, out)
@@ -495,9 +495,9 @@ def _plain_event(raw: Any) -> Values | None:
     v, device_id, seq = raw.get("v"), raw.get("device_id"), raw.get("seq")
     if type(v) is not int or v != SCHEMA_VERSION or type(device_id) is not str:
         return None
-    if not _DEVICE_LEN[0] <= len(device_id) <= _DEVICE_LEN[1]:
+    if not DEVICE_LEN[0] <= len(device_id) <= DEVICE_LEN[1]:
         return None
-    if type(seq) is not int or not _SEQ[0] <= seq <= _SEQ[1]:
+    if type(seq) is not int or not SEQ[0] <= seq <= SEQ[1]:
         return None
     kind = raw.get("type")
     if kind == "count":
@@ -505,13 +505,13 @@ def _plain_event(raw: Any) -> Values | None:
         start, end = _plain_ts(raw.get("interval_start")), _plain_ts(raw.get("interval_end"))
         if (
             type(line) is not str
-            or not _LINE_LEN[0] <= len(line) <= _LINE_LEN[1]
+            or not LINE_LEN[0] <= len(line) <= LINE_LEN[1]
             or start is None
             or end is None
             or type(c_in) is not int
-            or not _COUNT_IN[0] <= c_in <= _COUNT_IN[1]
+            or not COUNT_IN[0] <= c_in <= COUNT_IN[1]
             or type(c_out) is not int
-            or not _COUNT_OUT[0] <= c_out <= _COUNT_OUT[1]
+            or not COUNT_OUT[0] <= c_out <= COUNT_OUT[1]
         ):
             return None
         return ("count", device_id, seq, line, start, end, c_in, c_out)
@@ -520,12 +520,12 @@ def _plain_event(raw: Any) -> Values | None:
         firmware, battery = raw.get("firmware"), raw.get("battery")
         if ts is None or type(status) is not str or not status.isascii():
             return None
-        if not _STATUS_LEN[0] <= len(status) <= _STATUS_LEN[1]:
+        if not STATUS_LEN[0] <= len(status) <= STATUS_LEN[1]:
             return None
         if firmware is not None and (type(firmware) is not str or not firmware.isascii()):
             return None
         if battery is not None and (
-            type(battery) is not float or not _BATTERY[0] <= battery <= _BATTERY[1]
+            type(battery) is not float or not BATTERY[0] <= battery <= BATTERY[1]
         ):
             return None
         return ("heartbeat", device_id, seq, ts, status, firmware, battery)
@@ -534,9 +534,9 @@ def _plain_event(raw: Any) -> Values | None:
         # Free text must be ASCII here: the model judges the rest (lone surrogates and all).
         if type(track_id) is not str or not track_id.isascii():
             return None
-        if not _TRACK_ID_LEN[0] <= len(track_id):
+        if not TRACK_ID_LEN[0] <= len(track_id):
             return None
-        if len(track_id) > _TRACK_ID_LEN[1] or type(raw_points) is not list or not raw_points:
+        if len(track_id) > TRACK_ID_LEN[1] or type(raw_points) is not list or not raw_points:
             return None
         points = []
         for p in raw_points:
@@ -605,7 +605,7 @@ def judge_event(
     return _values_of(check.event), check.device
 
 
-class _Context:
+class Context:
     def __init__(self, event: ObjectRegistered, directory: Directory) -> None:
         self.event = event
         self.directory = directory
@@ -633,7 +633,7 @@ class _Context:
         self,
         index: int,
         raw: Any,
-        rows: _Rows,
+        rows: TableRows,
         seen: set[tuple[str, int]],
         *,
         topic_device: str | None = None,

@@ -30,14 +30,14 @@ from tenpo.core.preetl import ParseResult
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos import _arrow, _vector
 from tenpo.pos.vendor_b import (
-    _RATE_INT,
-    _RATE_PERCENTS,
-    _RATE_TEXT,
     KINDS,
+    RATE_INT,
+    RATE_PERCENTS,
+    RATE_TEXT,
     VENDOR,
     VendorBPreEtl,
-    _aware,
-    _receipts,
+    aware_datetime,
+    receipts_of,
 )
 from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
 
@@ -138,7 +138,7 @@ _FLOAT_PERCENT: dict[float, int] = {}
 def _float_percent(value: float) -> int:
     found = _FLOAT_PERCENT.get(value)
     if found is None:
-        percent = _RATE_PERCENTS.get(Decimal(repr(value))) if math.isfinite(value) else None
+        percent = RATE_PERCENTS.get(Decimal(repr(value))) if math.isfinite(value) else None
         found = -1 if percent is None else percent
         if len(_FLOAT_PERCENT) > 10_000:
             _FLOAT_PERCENT.clear()
@@ -151,8 +151,8 @@ def _percents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
     out, ok = np.zeros(len(values), np.int64), np.zeros(len(values), bool)
     whole = [v if type(v) is int and abs(v) < 100 else None for v in values]
     spellings: list[tuple[dict[Any, int], pa.Array]] = [
-        (_RATE_TEXT, strings(values)),
-        (_RATE_INT, pa.array(whole, pa.int64())),
+        (RATE_TEXT, strings(values)),
+        (RATE_INT, pa.array(whole, pa.int64())),
     ]
     for table, column in spellings:
         if column.null_count == len(column):
@@ -226,7 +226,7 @@ def parse_fast(
     store_of = np.array([at[s.store_id] if (s := found.get(c) if c else None) else -1
                          for c in code_list], dtype=np.int64)  # fmt: skip
     bad |= store_of < 0
-    ts_us, ok_ts = instants([r.get("transactedAt") for r in raws], _aware)
+    ts_us, ok_ts = instants([r.get("transactedAt") for r in raws], aware_datetime)
     bad |= ~ok_ts | (ts_us > _arrow.micros(event.registered_at + pre.future_tolerance))
     zones = [s.timezone for s in known]
     local_us = ts_us + utc_offsets(ts_us, np.where(bad, -1, store_of), zones)
@@ -369,7 +369,7 @@ def _name_problems(
 ) -> bool:
     """Reject each flagged receipt with the row-wise path's reason; False when that path would
     load one of them after all (then the caller leaves the whole object to it)."""
-    raws = _receipts(data)  # the row path's reading (numbers as Decimal) for the records
+    raws = receipts_of(data)  # the row path's reading (numbers as Decimal) for the records
     scratch = _arrow.PosColumns(event.tenant_id, VENDOR, event.object_id, event.registered_at)
     stores: dict[str, StoreRef | None] = {}
     for index in flagged.tolist():

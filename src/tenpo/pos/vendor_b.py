@@ -45,7 +45,7 @@ SUPPORTED_RATES = (0, 8, 10)  # percent
 FUTURE_TOLERANCE = timedelta(hours=1)
 """How far after the body's arrival a transaction time may be (register clocks drift)."""
 # Decimal hashes equal for equal values, so "8.000", 8, 0.08 and "0.080" all hit.
-_RATE_PERCENTS = {Decimal(p): p for p in SUPPORTED_RATES if p > 1} | {
+RATE_PERCENTS = {Decimal(p): p for p in SUPPORTED_RATES if p > 1} | {
     Decimal(p) / 100: p for p in SUPPORTED_RATES
 }
 
@@ -91,7 +91,7 @@ class VendorBReceipt(_Strict):
     total: Money
 
 
-def _receipts(data: bytes) -> list[Any]:
+def receipts_of(data: bytes) -> list[Any]:
     """The receipts of a body: one object, an array, or ``{"receipts": [...]}`` — the gateway's
     rule (:func:`tenpo.core.bodies.split_records`: both at once is refused as ambiguous)."""
     body = loads(_text.decode(data, "utf-8"), parse_float=Decimal)
@@ -155,7 +155,7 @@ class VendorBPreEtl:
     def _parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
         result = ParseResult()
         try:
-            raw_receipts = _receipts(data)
+            raw_receipts = receipts_of(data)
         except (ValueError, RecursionError) as exc:
             # json.JSONDecodeError and the decode problem are ValueErrors.
             result.rejects.append(Reject(TRANSACTIONS, f"unreadable body: {exc}"))
@@ -290,7 +290,7 @@ def _flatten(receipt: VendorBReceipt) -> _Flat | str:
     """The receipt in cents, or the reason it cannot be loaded (an unsupported tax rate)."""
     items = []
     for i, item in enumerate(receipt.items):
-        percent = _RATE_PERCENTS.get(item.taxRate)
+        percent = RATE_PERCENTS.get(item.taxRate)
         if percent is None:
             return (
                 f"items.{i}.taxRate: unsupported tax rate {item.taxRate}"
@@ -319,12 +319,12 @@ def _flatten(receipt: VendorBReceipt) -> _Flat | str:
 # which also names the problem. Tests assert both paths produce identical tables.
 
 _MONEY_TEXT = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]{1,2}))?")
-_RATE_TEXT = {
+RATE_TEXT = {
     text: p
     for p in SUPPORTED_RATES
     for text in (str(p), f"{p}.0", f"{p}.00", f"{p}.000", f"0.{p:02d}", f"0.{p:02d}0")
 } | {"0.1": 10, "0.10": 10, "0.100": 10, "0.0": 0}
-_RATE_INT = {p: p for p in SUPPORTED_RATES if p > 1} | {0: 0}
+RATE_INT = {p: p for p in SUPPORTED_RATES if p > 1} | {0: 0}
 _NONEMPTY = ("storeCode", "registerId", "receiptId")
 
 
@@ -353,18 +353,18 @@ def _money_cents(value: Any) -> int | None:
 
 def _rate(value: Any) -> int | None:
     if type(value) is str:
-        return _RATE_TEXT.get(value)
+        return RATE_TEXT.get(value)
     if type(value) is int:
-        return _RATE_INT.get(value)
+        return RATE_INT.get(value)
     if type(value) is Decimal:
-        return _RATE_PERCENTS.get(value)
+        return RATE_PERCENTS.get(value)
     return None
 
 
 _TIMES: dict[str, datetime | None] = {}
 
 
-def _aware(value: Any) -> datetime | None:
+def aware_datetime(value: Any) -> datetime | None:
     if type(value) is not str:
         return None
     if value not in _TIMES:
@@ -385,7 +385,7 @@ def _fast_flat(raw: dict[str, Any]) -> _Flat | None:
         if type(value) is not str or not value:
             return None
     kind = raw.get("type")
-    ts = _aware(raw.get("transactedAt"))
+    ts = aware_datetime(raw.get("transactedAt"))
     raw_items = raw.get("items")
     if kind not in KINDS or ts is None or type(raw_items) is not list or not raw_items:
         return None

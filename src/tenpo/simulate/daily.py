@@ -27,7 +27,14 @@ import pandas as pd
 
 from tenpo.simulate.catalog import build_catalogs
 from tenpo.simulate.config import SimConfig
-from tenpo.simulate.engine import _rng, _stores, _StoreState, _tenant, day_demand, regional_shocks
+from tenpo.simulate.engine import (
+    StoreState,
+    day_demand,
+    keyed_rng,
+    make_stores,
+    make_tenant,
+    regional_shocks,
+)
 from tenpo.simulate.initiatives import lever_lifts, plant_initiatives
 from tenpo.simulate.model import Initiative, Store, Tenant, day_offsets
 from tenpo.simulate.profiles import INDUSTRIES
@@ -61,22 +68,24 @@ class StoreDays:
 def simulate_store_days(config: SimConfig) -> StoreDays:
     """Daily and hourly KPIs of the chain of ``config`` (deterministic in ``config``)."""
     seed = config.seed
-    catalogs = build_catalogs(_rng(seed, 1))
+    catalogs = build_catalogs(keyed_rng(seed, 1))
     prices = {
         k: np.array([s.price_excl_sen for s in v], dtype=np.int64) for k, v in catalogs.items()
     }
     dates = [config.start_date + timedelta(days=i) for i in range(config.days)]
     tenants: list[Tenant] = []
-    states: list[_StoreState] = []
+    states: list[StoreState] = []
     initiatives: list[Initiative] = []
     for t_index, count in enumerate(config.store_counts()):
-        tenant = _tenant(t_index)
+        tenant = make_tenant(t_index)
         tenants.append(tenant)
-        tenant_states = _stores(config, _rng(seed, 2, t_index), tenant, t_index, count, catalogs)
+        tenant_states = make_stores(
+            config, keyed_rng(seed, 2, t_index), tenant, t_index, count, catalogs
+        )
         states.extend(tenant_states)
         initiatives.extend(
             plant_initiatives(
-                config, _rng(seed, 7, t_index), [s.store for s in tenant_states], dates
+                config, keyed_rng(seed, 7, t_index), [s.store for s in tenant_states], dates
             )
         )
     shocks = regional_shocks(seed, len(dates))
@@ -102,7 +111,7 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
             hours = store.hours_on(day)
             if hours is None:
                 continue
-            rng = _rng(seed, 8, state.tenant_index, state.store_index, d_index)
+            rng = keyed_rng(seed, 8, state.tenant_index, state.store_index, d_index)
             demand = day_demand(store, day, shocks[d_index], config.yearly_amplitude)
             demand *= _demand_event(config, state, d_index)
             lifts = lever_lifts(initiatives, store.tenant_id, store.code, day)
@@ -128,23 +137,23 @@ def simulate_store_days(config: SimConfig) -> StoreDays:
     )
 
 
-def _demand_event(config: SimConfig, state: _StoreState, d_index: int) -> float:
+def _demand_event(config: SimConfig, state: StoreState, d_index: int) -> float:
     """A one-off local event's demand multiplier (1.0 on an ordinary day)."""
     if config.outlier_rate == 0:
         return 1.0
-    rng = _rng(config.seed, 9, state.tenant_index, state.store_index, d_index)
+    rng = keyed_rng(config.seed, 9, state.tenant_index, state.store_index, d_index)
     if rng.random() >= config.outlier_rate:
         return 1.0
     return float(rng.uniform(1.8, 2.5) if rng.random() < 0.6 else rng.uniform(0.3, 0.5))
 
 
 def _counter_gap(
-    config: SimConfig, state: _StoreState, d_index: int, hours: tuple[int, int], vis: np.ndarray
+    config: SimConfig, state: StoreState, d_index: int, hours: tuple[int, int], vis: np.ndarray
 ) -> np.ndarray:
     """Visitors the counter reported per hour: none for 2-6 hours when it went offline."""
     if config.device_gap_rate == 0:
         return vis
-    rng = _rng(config.seed, 10, state.tenant_index, state.store_index, d_index)
+    rng = keyed_rng(config.seed, 10, state.tenant_index, state.store_index, d_index)
     if rng.random() >= config.device_gap_rate:
         return vis
     first = int(rng.integers(hours[0] // 60, max(hours[0] // 60 + 1, hours[1] // 60 - 1)))
@@ -162,7 +171,7 @@ def store_day_marts(sd: StoreDays) -> tuple[pd.DataFrame, pd.DataFrame]:
     an outage (``outage_rate``) are absent from both.
     """
     cfg = sd.config
-    rng = _rng(cfg.seed, 11)
+    rng = keyed_rng(cfg.seed, 11)
     daily = pd.DataFrame(
         {
             "tenant_id": [r.tenant_id for r in sd.daily],
@@ -197,7 +206,7 @@ def _hour_shares(hours: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return window_h, np.divide(accept_h, window_h, out=np.zeros(24), where=window_h > 0)
 
 
-def _cdfs(state: _StoreState) -> tuple[np.ndarray, np.ndarray]:
+def _cdfs(state: StoreState) -> tuple[np.ndarray, np.ndarray]:
     """The store's SKU and quantity CDFs (computed once per simulation, in ``simulate_store_days``;
     a module-level cache keyed by ``id(state)`` handed a later run another store's CDF when a
     freed state's id was reused)."""
@@ -207,7 +216,7 @@ def _cdfs(state: _StoreState) -> tuple[np.ndarray, np.ndarray]:
 
 def _store_day(
     rng: np.random.Generator,
-    state: _StoreState,
+    state: StoreState,
     cdfs: tuple[np.ndarray, np.ndarray],
     day: date,
     hours: tuple[int, int],

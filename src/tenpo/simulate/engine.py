@@ -81,12 +81,12 @@ def _register_weights(n: int) -> np.ndarray:
 _LAST_EXIT_AFTER_CLOSE_S = 20 * 60
 
 
-def _rng(seed: int, *keys: int) -> np.random.Generator:
+def keyed_rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, *keys])
 
 
 @dataclass
-class _StoreState:
+class StoreState:
     """Per-store working data that is not part of the public model."""
 
     store: Store
@@ -105,7 +105,7 @@ class _Master:
     """The chain's master data and the per-store working state days are simulated from."""
 
     chain: Chain  # with no store-days
-    states: list[list[_StoreState]]
+    states: list[list[StoreState]]
     next_person: list[int]
 
 
@@ -143,21 +143,21 @@ def iter_store_days(
 
 def _master(config: SimConfig) -> _Master:
     seed = config.seed
-    catalogs = build_catalogs(_rng(seed, 1))
+    catalogs = build_catalogs(keyed_rng(seed, 1))
     dates = [config.start_date + timedelta(days=i) for i in range(config.days)]
     tenants: list[Tenant] = []
     stores: list[Store] = []
     devices: list[Device] = []
     registers: list[Register] = []
     staff: list[StaffMember] = []
-    states: list[list[_StoreState]] = []
+    states: list[list[StoreState]] = []
     next_person: list[int] = []
     initiatives: list[Initiative] = []
     for t_index, count in enumerate(config.store_counts()):
-        tenant = _tenant(t_index)
+        tenant = make_tenant(t_index)
         tenants.append(tenant)
-        rng = _rng(seed, 2, t_index)
-        tenant_states = _stores(config, rng, tenant, t_index, count, catalogs)
+        rng = keyed_rng(seed, 2, t_index)
+        tenant_states = make_stores(config, rng, tenant, t_index, count, catalogs)
         stores.extend(s.store for s in tenant_states)
         devices.extend(_devices(config, rng, tenant_states))
         registers.extend(_registers(config, rng, tenant, tenant_states, dates))
@@ -171,7 +171,7 @@ def _master(config: SimConfig) -> _Master:
         next_person.append(_allocate_pools(config, tenant_states))
         states.append(tenant_states)
         planted = plant_initiatives(
-            config, _rng(seed, 7, t_index), [s.store for s in tenant_states], dates
+            config, keyed_rng(seed, 7, t_index), [s.store for s in tenant_states], dates
         )
         initiatives.extend(planted)
     chain = Chain(
@@ -199,7 +199,7 @@ def _iter_days(
                 hours = state.store.hours_on(day)
                 if hours is None:
                     continue
-                rng = _rng(config.seed, 3, t_index, state.store_index, d_index)
+                rng = keyed_rng(config.seed, 3, t_index, state.store_index, d_index)
                 codes = tuple(r.register_code for r in active if r.store_code == state.store.code)
                 demand = day_demand(state.store, day, shocks[d_index], config.yearly_amplitude)
                 lifts = lever_lifts(chain.initiatives, state.store.tenant_id, state.store.code, day)
@@ -224,7 +224,7 @@ def _iter_days(
 def regional_shocks(seed: int, days: int) -> np.ndarray:
     """Demand shock per (date, region) shared by every store there (weather, local events):
     log-normal, σ 0.1. Controls of the same region absorb it; that is what they are for."""
-    return _rng(seed, 6).lognormal(0.0, 0.1, (days, len(REGIONS)))
+    return keyed_rng(seed, 6).lognormal(0.0, 0.1, (days, len(REGIONS)))
 
 
 def day_demand(store: Store, day: date, shocks: np.ndarray, yearly_amplitude: float = 0.0) -> float:
@@ -243,21 +243,21 @@ def day_demand(store: Store, day: date, shocks: np.ndarray, yearly_amplitude: fl
     return float(week[weekday] * shocks[REGIONS.index(store.region)] * season)
 
 
-def _tenant(index: int) -> Tenant:
+def make_tenant(index: int) -> Tenant:
     name, _ = TENANT_NAMES[index % len(TENANT_NAMES)]
     if index >= len(TENANT_NAMES):
         name = f"{name}{index // len(TENANT_NAMES) + 1}"
     return Tenant(f"t{index + 1}", name, _VENDORS[index % 2])
 
 
-def _stores(
+def make_stores(
     config: SimConfig,
     rng: np.random.Generator,
     tenant: Tenant,
     t_index: int,
     count: int,
     catalogs: dict[str, list[Sku]],
-) -> list[_StoreState]:
+) -> list[StoreState]:
     _, brand = TENANT_NAMES[t_index % len(TENANT_NAMES)]
     locations = assign_locations(rng, count)
     places = [PLACES[i] for i in rng.permutation(len(PLACES))]
@@ -266,7 +266,7 @@ def _stores(
         camera_count = max(1, camera_count)
     cameras = set(rng.choice(count, size=camera_count, replace=False).tolist())
     typical = typical_execution()
-    states: list[_StoreState] = []
+    states: list[StoreState] = []
     for i in range(count):
         industry = config.industries[(i + t_index) % len(config.industries)]
         prof = INDUSTRIES[industry]
@@ -324,7 +324,7 @@ def _stores(
         store = replace(store, potential=round(store.achievable_ratio("net_sales"), 4))
         weights = popularity * prices**store.price_tilt
         states.append(
-            _StoreState(
+            StoreState(
                 store=store,
                 tenant_index=t_index,
                 store_index=i,
@@ -357,9 +357,7 @@ def _tilt_for(popularity: np.ndarray, prices: np.ndarray, unit_price: float) -> 
     return round((low + high) / 2, 6)
 
 
-def _devices(
-    config: SimConfig, rng: np.random.Generator, states: list[_StoreState]
-) -> list[Device]:
+def _devices(config: SimConfig, rng: np.random.Generator, states: list[StoreState]) -> list[Device]:
     devices: list[Device] = []
     for state in states:
         s = state.store
@@ -389,7 +387,7 @@ def _registers(
     config: SimConfig,
     rng: np.random.Generator,
     tenant: Tenant,
-    states: list[_StoreState],
+    states: list[StoreState],
     dates: list[date],
 ) -> list[Register]:
     per_industry = {"supermarket": (2, 4), "drugstore": (2, 4), "apparel": (1, 3), "cafe": (1, 2)}
@@ -425,7 +423,7 @@ def _registers(
     return rows
 
 
-def _allocate_pools(config: SimConfig, states: list[_StoreState]) -> int:
+def _allocate_pools(config: SimConfig, states: list[StoreState]) -> int:
     """Give each camera store a contiguous range of regular customers; returns the next id."""
     next_id = 1
     for state in states:
@@ -442,12 +440,12 @@ def _allocate_pools(config: SimConfig, states: list[_StoreState]) -> int:
 def _store_day(
     config: SimConfig,
     rng: np.random.Generator,
-    state: _StoreState,
+    state: StoreState,
     day: date,
     hours: tuple[int, int],
     registers: tuple[str, ...],
     catalogs: dict[str, list[Sku]],
-    cameras: list[_StoreState],
+    cameras: list[StoreState],
     next_person: int,
     demand: float = 1.0,
     lifts: dict[str, float] | None = None,
@@ -499,8 +497,8 @@ def _store_day(
 def _persons(
     config: SimConfig,
     rng: np.random.Generator,
-    state: _StoreState,
-    cameras: list[_StoreState],
+    state: StoreState,
+    cameras: list[StoreState],
     n: int,
     next_person: int,
 ) -> tuple[IntArray, int]:
@@ -527,7 +525,7 @@ def _persons(
 
 
 def _staff_shifts(
-    rng: np.random.Generator, state: _StoreState, open_m: int, close_m: int
+    rng: np.random.Generator, state: StoreState, open_m: int, close_m: int
 ) -> tuple[IntArray, IntArray, IntArray]:
     """Shifts of the store's enrolled staff who work today (entry/exit seconds)."""
     index, entry, exit_ = [], [], []
@@ -548,7 +546,7 @@ def _staff_shifts(
 
 
 def _offline(
-    config: SimConfig, rng: np.random.Generator, state: _StoreState, open_m: int, close_m: int
+    config: SimConfig, rng: np.random.Generator, state: StoreState, open_m: int, close_m: int
 ) -> list[tuple[int, int]]:
     if config.device_gap_rate == 0 or rng.random() >= config.device_gap_rate:
         return []
@@ -561,7 +559,7 @@ def _offline(
 def _sales(
     config: SimConfig,
     rng: np.random.Generator,
-    state: _StoreState,
+    state: StoreState,
     registers: tuple[str, ...],
     skus: list[Sku],
     entry_s: IntArray,

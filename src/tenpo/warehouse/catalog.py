@@ -54,9 +54,9 @@ _POS_VERSIONED = ("raw_pos_transactions", "raw_pos_lines")
 _POS_TX_KEY = ("tenant_id", "store_id", "transaction_id")
 
 # Internal columns of the scan views: partition keys and the position used to order duplicates.
-_TENANT, _DATE, _FILE, _ROW = "_part_tenant", "_part_date", "_file", "_row"
+PART_TENANT, PART_DATE, FILE_COLUMN, ROW_COLUMN = "_part_tenant", "_part_date", "_file", "_row"
 _SOURCE = "source_object_id"
-_VERSION_COLUMNS = (*_POS_TX_KEY, "received_at", _SOURCE, _FILE, _ROW)
+_VERSION_COLUMNS = (*_POS_TX_KEY, "received_at", _SOURCE, FILE_COLUMN, ROW_COLUMN)
 # The parts of a table, relative to its prefix (hive partitions tenant=/date=).
 _PART_GLOB = "tenant=*/date=*/*.parquet"
 
@@ -167,7 +167,7 @@ class BaseWarehouse(ABC):
         if name in _POS_VERSIONED:
             scan = self._latest_pos_version(name, scan, wanted)
         elif keys is not None:
-            scan = self._first_per_key(scan, keys, (_SOURCE, _FILE, _ROW))
+            scan = self._first_per_key(scan, keys, (_SOURCE, FILE_COLUMN, ROW_COLUMN))
         event_keys = EVENT_KEYS.get(name)
         if event_keys is not None:
             # A device's (device_id, seq) counts once: keep the rows of its first object only.
@@ -219,21 +219,23 @@ class BaseWarehouse(ABC):
             ibis.desc(tx.received_at.isnull().ifelse(0, 1)),
             ibis.desc(tx.received_at),
             tx.source_object_id,
-            tx[_FILE],
-            tx[_ROW],
+            tx[FILE_COLUMN],
+            tx[ROW_COLUMN],
         ]
         window = ibis.window(group_by=list(_POS_TX_KEY), order_by=order)
         winners = tx.mutate(_rank=ibis.row_number().over(window)).filter(ibis._["_rank"] == 0)
         if name == "raw_pos_transactions":
-            won = winners.select(_win_file=winners[_FILE], _win_row=winners[_ROW])
-            return scan.semi_join(won, [scan[_FILE] == won._win_file, scan[_ROW] == won._win_row])
+            won = winners.select(_win_file=winners[FILE_COLUMN], _win_row=winners[ROW_COLUMN])
+            return scan.semi_join(
+                won, [scan[FILE_COLUMN] == won._win_file, scan[ROW_COLUMN] == won._win_row]
+            )
         won = winners.select(
             *[winners[k].name(f"_win_{k}") for k in (*_POS_TX_KEY, "source_object_id")]
         )
         lines = scan.semi_join(
             won, [scan[k] == won[f"_win_{k}"] for k in (*_POS_TX_KEY, "source_object_id")]
         )
-        return self._first_per_key(lines, NATURAL_KEYS[name], (_FILE, _ROW))
+        return self._first_per_key(lines, NATURAL_KEYS[name], (FILE_COLUMN, ROW_COLUMN))
 
     # -- reading rules an engine may run its own (faster) way; same rows -------------------
     def _scan_dates(self, name: str, schema: pa.Schema, dates: list[date] | None) -> ibis.Table:
@@ -241,7 +243,7 @@ class BaseWarehouse(ABC):
         scan = self._scan(name, schema)
         if dates is None:
             return scan
-        return scan.filter(scan[_DATE].isin(dates)) if dates else scan.limit(0)
+        return scan.filter(scan[PART_DATE].isin(dates)) if dates else scan.limit(0)
 
     def _versions_of(self, keys: ibis.Table, wanted: list[date]) -> ibis.Table:
         """Every version (any date) of the POS transactions ``keys`` (tenant, store,
@@ -515,7 +517,12 @@ class Warehouse(BaseWarehouse):
     ) -> str:
         """The typed scan's SELECT over the table's glob (read at query time), or over
         exactly ``files``; an empty typed relation without files."""
-        extra = {_TENANT: "VARCHAR", _DATE: "DATE", _FILE: "VARCHAR", _ROW: "BIGINT"}
+        extra = {
+            PART_TENANT: "VARCHAR",
+            PART_DATE: "DATE",
+            FILE_COLUMN: "VARCHAR",
+            ROW_COLUMN: "BIGINT",
+        }
         if not has_files:
             cols = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_quote(f.name)}" for f in schema]
             cols += [f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in extra.items()]
@@ -539,10 +546,10 @@ class Warehouse(BaseWarehouse):
             value = _quote(f.name) if f.name in present else "NULL"
             cols.append(f"CAST({value} AS {typ}) AS {_quote(f.name)}")
         cols += [
-            f'"tenant" AS {_TENANT}',
-            f'"date" AS {_DATE}',
-            f'"filename" AS {_FILE}',
-            f'"file_row_number" AS {_ROW}',
+            f'"tenant" AS {PART_TENANT}',
+            f'"date" AS {PART_DATE}',
+            f'"filename" AS {FILE_COLUMN}',
+            f'"file_row_number" AS {ROW_COLUMN}',
         ]
         return f"SELECT {', '.join(cols)} FROM {source}"
 

@@ -27,7 +27,14 @@ from tenpo.core.errors import BadInput, ConfigError, LakeError
 from tenpo.core.settings import Settings
 from tenpo.lake.base import Lake
 from tenpo.lake.keys import table_prefix
-from tenpo.warehouse.catalog import _DATE, _FILE, _ROW, _TENANT, TABLES, BaseWarehouse
+from tenpo.warehouse.catalog import (
+    FILE_COLUMN,
+    PART_DATE,
+    PART_TENANT,
+    ROW_COLUMN,
+    TABLES,
+    BaseWarehouse,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -198,20 +205,20 @@ class SparkWarehouse(BaseWarehouse):
 
         view = f"_scan_{name}_{self._suffix}"
         extra = {
-            _TENANT: spark_type(pa.string()),
-            _DATE: spark_type(pa.date32()),
-            _FILE: spark_type(pa.string()),
-            _ROW: spark_type(pa.int64()),
+            PART_TENANT: spark_type(pa.string()),
+            PART_DATE: spark_type(pa.date32()),
+            FILE_COLUMN: spark_type(pa.string()),
+            ROW_COLUMN: spark_type(pa.int64()),
         }
         try:
             if self._has_files(name):
                 frame = self._read(name, schema)
                 cols = [F.col(f.name) for f in schema]
                 cols += [
-                    F.col("tenant").cast(extra[_TENANT]).alias(_TENANT),
-                    F.to_date(F.col("date")).alias(_DATE),
-                    F.col("_metadata.file_path").alias(_FILE),
-                    F.col("_metadata.row_index").cast(extra[_ROW]).alias(_ROW),
+                    F.col("tenant").cast(extra[PART_TENANT]).alias(PART_TENANT),
+                    F.to_date(F.col("date")).alias(PART_DATE),
+                    F.col("_metadata.file_path").alias(FILE_COLUMN),
+                    F.col("_metadata.row_index").cast(extra[ROW_COLUMN]).alias(ROW_COLUMN),
                 ]
                 frame = frame.select(*cols)
             else:
