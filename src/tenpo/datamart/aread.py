@@ -158,26 +158,31 @@ class AsyncKpiReader:
             pooled = await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():  # handed one just as it was cancelled
-                self._put(waiter.result())
+                self._hand(waiter.result())
             raise
         return pooled if pooled is not None else await self._get()
 
     def _put(self, pooled: _Pooled) -> None:
-        """Hand ``pooled`` to the longest waiting request, else keep it idle; a broken or
-        closed connection is dropped (its waiter opens a new one)."""
-        # Idle, not broken: a read cancelled mid-flight (the client went away) leaves its
-        # connection busy with the unread answer, which no later read may inherit.
-        usable = pooled.conn.pgconn.transaction_status == _IDLE and self._loop is not None
-        if not usable:
-            self._opened -= 1
-            if not pooled.conn.closed:
-                self._loop_close(pooled)
+        """Give ``pooled`` back after a read; a broken or busy connection is dropped."""
+        # Idle, not broken: a read cancelled mid-flight (the client went away) could leave
+        # its connection busy with the unread answer, which no later read may inherit.
+        if pooled.conn.pgconn.transaction_status == _IDLE and self._loop is not None:
+            self._hand(pooled)
+            return
+        self._opened -= 1
+        if not pooled.conn.closed:
+            self._loop_close(pooled)
+        self._hand(None)
+
+    def _hand(self, pooled: _Pooled | None) -> None:
+        """``pooled`` to the longest waiting read, else kept idle; None (a connection was
+        dropped) tells that read to open one in its place."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(pooled if usable else None)
+                waiter.set_result(pooled)
                 return
-        if usable:
+        if pooled is not None:
             self._idle.append(pooled)
 
     def _loop_close(self, pooled: _Pooled) -> None:
