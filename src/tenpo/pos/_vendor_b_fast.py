@@ -416,7 +416,7 @@ def _columns(
     tx_day = day_no[kept]
     money = RAW_POS_TRANSACTIONS.field("total_excl_tax").type
     line_money = RAW_POS_LINES.field("amount_excl_tax").type
-    n_tx, n_ln = len(kept), int(line_keep.sum())
+    n_tx = len(kept)
     tx = {
         "tenant_id": pc.take(tenants, tx_obj),
         "store_id": pc.filter(store_ids, keep_arr),
