@@ -85,7 +85,6 @@ def _state(
         timezone=settings.default_timezone,
         group_commit=True,
         commit_window_s=settings.gateway_commit_window_ms / 1000,
-        commit_workers=_COMMIT_WORKERS,
     )
     return GatewayState(
         settings=settings,
@@ -95,13 +94,6 @@ def _state(
         ingestor=Ingestor(control, landing, _vendor_mappings(settings)),
         ledger=Ledger(settings.streamer_db_url, ledger),
     )
-
-
-_COMMIT_WORKERS = 1
-"""Threads that run the group commit's uploads (checks and file creates). One: with 4, the
-threads handed the GIL back and forth ~90 futex calls per request (strace -c), and the server
-spent 3.1 ms of CPU per POST against 1.3 ms with the committer thread alone (bench_pos_http
-setup, load 12-13: 107-113 vs 201-224 req/s)."""
 
 
 def _vendor_mappings(settings: Settings) -> dict[str, Any]:
