@@ -29,11 +29,12 @@ test: setup services web chromium
 	$(UV) sync --frozen --quiet --extra spark --extra s3 --compile-bytecode
 	TENPO_TEST_SPARK=1 $(RUN) --extra spark --extra s3 pytest
 
-## make test-spark: the KPI jobs and the demo's assets on PySpark local mode vs DuckDB
-## (extra "spark", Java 17; a few minutes).
-test-spark: setup
-	$(UV) sync --frozen --quiet --extra spark
-	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest tests/jobs/test_spark.py tests/pipelines/test_engine_spark.py
+## make test-spark: the KPI jobs, and the whole flow's assets (production servers), on PySpark
+## local mode vs DuckDB (extra "spark", Java 17; a few minutes).
+test-spark: setup services
+	$(UV) sync --frozen --quiet --inexact --extra spark
+	TENPO_TEST_SPARK=1 $(RUN) --extra spark pytest tests/jobs/test_spark.py \
+		tests/e2e/test_production_profile.py -k spark
 
 ## make check: formatting, lint and types.
 check: setup

@@ -1,4 +1,4 @@
-"""Reliability: 20,000 QoS-1 messages while the subscriber process is SIGKILLed twice.
+"""Reliability: 10,000 QoS-1 messages while the subscriber process is SIGKILLed twice.
 
 The subscriber runs as ``tenpo serve iot`` in a subprocess. It is killed (no chance to flush
 or ack) twice while messages flow; a few hundred are published while it is down (the broker
@@ -28,9 +28,9 @@ from tests.iot.conftest import Chain, Publisher, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-TOTAL = 20_000
+TOTAL = 10_000
 DEVICES = [("t1", "pc-001"), ("t2", "pc-002")]
-KILL_AT = (6_000, 13_000)
+KILL_AT = (3_000, 6_500)
 WHILE_DOWN = 300
 BACKLOG = 400
 BASE = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
@@ -78,7 +78,7 @@ class SubscriberProcess:
              str(self.stats)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        wait_for(self._subscribed, timeout=30, what="the subscriber process to subscribe")
+        wait_for(self._subscribed, timeout=120, what="the subscriber process to subscribe")
 
     def _subscribed(self) -> bool:
         assert self.proc is not None
@@ -183,7 +183,7 @@ def test_every_message_exactly_once_across_two_kills(
     assert sum(rows["count_in"].to_pylist()) == expected_in
     assert physical.num_rows >= TOTAL  # redelivered batches may repeat rows on disk
     logging.getLogger(__name__).warning(
-        f"20,000 messages, 2 kills: {physical.num_rows - TOTAL} redelivered row(s) "
+        f"{TOTAL:,} messages, 2 kills: {physical.num_rows - TOTAL} redelivered row(s) "
         f"deduplicated on read, {len(chain.lake.list('landing/iot/'))} landing objects, "
         f"{time.monotonic() - started:.1f}s"
     )

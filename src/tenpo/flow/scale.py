@@ -128,6 +128,8 @@ class ScaleReport:
     complete: bool = False
     failed_stage: str | None = None
     error: str | None = None
+    settings: Settings | None = field(default=None, repr=False, compare=False)
+    """The run's own settings (its databases, bus stream, lake), to look at what it left."""
 
     @property
     def store_days(self) -> int:
@@ -360,6 +362,7 @@ def run_scale(
         profile=profile,
         engine=cfg.engine,
         lake=lake_url.split("://", 1)[0] if lake_url and "://" in lake_url else "local",
+        settings=cfg,
     )
     notify = on_stage or (lambda _r: None)
     with RssSampler() as rss:
