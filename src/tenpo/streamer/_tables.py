@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -79,12 +80,37 @@ def dedupe_table(table_name: str, table: pa.Table) -> pa.Table:
 
 
 def split_partitions(table: pa.Table) -> Iterator[tuple[str, date, pa.Table]]:
-    """``(tenant_id, business_date, rows)`` for each partition present in ``table``.
-
-    Rows keep their relative order inside a partition (the sort is stable).
+    """``(tenant_id, business_date, rows)`` for each partition present in ``table``, sorted by
+    tenant and date; rows keep their relative order inside a partition.
     """
     if table.num_rows == 0:
         return
+    names = pc.unique(table["tenant_id"])
+    tenant = np.asarray(pc.index_in(table["tenant_id"], value_set=names).to_numpy(), np.int64)
+    day = np.asarray(table["business_date"].cast(pa.int32()).to_numpy(), np.int64)
+    change = np.flatnonzero((tenant[1:] != tenant[:-1]) | (day[1:] != day[:-1])) + 1
+    if len(change) > _MAX_RUNS:
+        yield from _sorted_partitions(table)
+        return
+    # A batch is a few objects, each of one tenant and mostly one date: its partitions are
+    # runs of rows, put together by zero-copy slices instead of a sort and a copy of it all.
+    starts = np.concatenate(([0], change)).tolist()
+    ends = [*starts[1:], table.num_rows]
+    runs: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for start, end in zip(starts, ends, strict=True):
+        runs.setdefault((int(tenant[start]), int(day[start])), []).append((start, end - start))
+    tenant_names = names.to_pylist()
+    for t, d in sorted(runs, key=lambda k: (tenant_names[k[0]], k[1])):
+        rows = pa.concat_tables([table.slice(start, n) for start, n in runs[t, d]])
+        yield tenant_names[t], _EPOCH + timedelta(days=d), rows
+
+
+_MAX_RUNS = 256
+"""Above this many runs of rows of one partition, one sort and take beats the slices."""
+_EPOCH = date(1970, 1, 1)
+
+
+def _sorted_partitions(table: pa.Table) -> Iterator[tuple[str, date, pa.Table]]:
     order = pc.sort_indices(
         table, sort_keys=[("tenant_id", "ascending"), ("business_date", "ascending")]
     )
@@ -107,10 +133,21 @@ def split_partitions(table: pa.Table) -> Iterator[tuple[str, date, pa.Table]]:
         start += n
 
 
+_REPEATING = frozenset(
+    ("tenant_id", "store_id", "register_id", "business_date", "kind", "vendor", "line_no",
+     "sku", "name", "tax_rate", "device_id", "line", "zone", "camera_id", "event", "status",
+     "source_object_id", "received_at")
+)  # fmt: skip
+"""Raw-table columns whose values repeat within a part: dictionary-encoded. The others
+(ids, instants, amounts, counters) are mostly distinct, where building a dictionary only to
+drop it costs time (the demo's parts encode ~10 % faster and ~5 % smaller)."""
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as one Parquet file (zstd)."""
+    """``table`` as one Parquet file (zstd; dictionaries for the :data:`_REPEATING` columns)."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    dictionary = [name for name in table.column_names if name in _REPEATING]
+    pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary)
     return sink.getvalue()
 
 
