@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -389,7 +389,7 @@ class FsspecLake(Lake):
             if not k.rsplit("/", 1)[-1].startswith(".tmp-") and not k.startswith(_JOURNAL_KEYS)
         )
 
-    def _find(self, base: str) -> list[str]:
+    def _find(self, base: str) -> Iterable[str]:
         """Every object under folder ``base`` (a full path): one listing request on S3.
 
         s3fs's ``find`` of a key that lists empty falls back to a look-up of the key as an
@@ -399,8 +399,10 @@ class FsspecLake(Lake):
         if self._protocol in ("s3", "s3a"):
             bucket, _, key = base.partition("/")
             if key:
-                return list(self._fs.find(bucket, prefix=key + "/"))
-        return list(self._fs.find(base))
+                found: Iterable[str] = self._fs.find(bucket, prefix=key + "/")
+                return found
+        found = self._fs.find(base)
+        return found
 
     def iter_prefix(self, prefix: str) -> Iterator[str]:
         """Like :meth:`list`, lazily."""
