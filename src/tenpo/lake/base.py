@@ -15,7 +15,8 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -389,7 +390,25 @@ class FsspecLake(Lake):
             if not k.rsplit("/", 1)[-1].startswith(".tmp-") and not k.startswith(_JOURNAL_KEYS)
         )
 
-    def _find(self, base: str) -> Iterable[str]:
+    def list_info(self, prefix: str) -> dict[str, dict[str, object]]:
+        """Like :meth:`list`, with what the listing tells of each object (fsspec's info:
+        ``size``, ``LastModified``, ...), by key; remote lakes only (a local listing would
+        pay a ``stat`` per file)."""
+        if self._local:
+            raise LakeError("list_info is for remote lakes")
+        try:
+            found = self._find(self._full(prefix).rstrip("/"), detail=True)
+        except FileNotFoundError:
+            return {}
+        n = len(self._root) + 1
+        return {
+            str(p)[n:]: info
+            for p, info in sorted(found.items())
+            if not str(p).rsplit("/", 1)[-1].startswith(".tmp-")
+            and not str(p)[n:].startswith(_JOURNAL_KEYS)
+        }
+
+    def _find(self, base: str, *, detail: bool = False) -> Any:
         """Every object under folder ``base`` (a full path): one listing request on S3.
 
         s3fs's ``find`` of a key that lists empty falls back to a look-up of the key as an
@@ -399,10 +418,8 @@ class FsspecLake(Lake):
         if self._protocol in ("s3", "s3a"):
             bucket, _, key = base.partition("/")
             if key:
-                found: Iterable[str] = self._fs.find(bucket, prefix=key + "/")
-                return found
-        found = self._fs.find(base)
-        return found
+                return self._fs.find(bucket, prefix=key + "/", detail=detail)
+        return self._fs.find(base, detail=detail)
 
     def iter_prefix(self, prefix: str) -> Iterator[str]:
         """Like :meth:`list`, lazily."""
