@@ -14,15 +14,22 @@ instead of a listing per folder level.
 
 from __future__ import annotations
 
+import io
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from fsspec import AbstractFileSystem
+from fsspec.spec import AbstractBufferedFile
 from fsspec.utils import glob_translate
 
 _MAGIC = re.compile(r"[*?\[]")
+WHOLE_READ_BYTES = 8 * 2**20
+"""Listed parts up to this size are read whole, once per warehouse (see ``_whole``)."""
+KEPT_BYTES = 128 * 2**20
+"""At most this many bytes of whole parts are kept (the least recently read go first)."""
 
 
 class ListedParts(AbstractFileSystem):
@@ -38,6 +45,8 @@ class ListedParts(AbstractFileSystem):
         self._s3 = "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
         self._infos: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()  # DuckDB calls from its worker threads
+        self._kept: OrderedDict[str, bytes] = OrderedDict()
+        self._kept_bytes = 0
 
     # -- what listings told -----------------------------------------------------------------
     def remember(self, infos: Mapping[str, Mapping[str, Any]]) -> None:
@@ -45,7 +54,8 @@ class ListedParts(AbstractFileSystem):
         with self._lock:
             for path, info in infos.items():
                 if info.get("type", "file") == "file" and "size" in info:
-                    self._infos[self.fs._strip_protocol(path)] = dict(info, name=path)
+                    stripped = self.fs._strip_protocol(path)
+                    self._infos[stripped] = dict(info, name=stripped)
 
     def _listed(self, path: str) -> dict[str, Any] | None:
         return self._infos.get(self.fs._strip_protocol(path))
@@ -111,8 +121,39 @@ class ListedParts(AbstractFileSystem):
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         listed = self._listed(path) if mode == "rb" else None
         if listed is not None:
-            kwargs.setdefault("size", int(listed["size"]))  # no look-up of the size
-        return self.fs.open(path, mode, **kwargs)
+            size = int(listed["size"])
+            if size <= WHOLE_READ_BYTES and not kwargs:
+                return io.BytesIO(self._whole(listed["name"], size))
+            kwargs.setdefault("size", size)  # no look-up of the size
+        handle = self.fs.open(path, mode, **kwargs)
+        if listed is not None and isinstance(handle, AbstractBufferedFile):
+            # What reads check the object against (s3fs: its ETag, so that a part replaced
+            # mid-read fails): the listing's, instead of a look-up at the first read.
+            handle.details = dict(listed)
+        return handle
+
+    def _whole(self, path: str, size: int) -> bytes:
+        """The bytes of the small listed part ``path``: one GET the first time.
+
+        DuckDB opens a part several times per query (binding, then each scan), and every
+        open's footer, metadata and column reads are ranged GETs of their own; a part is
+        immutable, so its bytes, read once, serve every later open of this warehouse.
+        """
+        with self._lock:
+            data = self._kept.get(path)
+            if data is not None:
+                self._kept.move_to_end(path)
+                return data
+        # A ranged GET: a whole one looks the size up first (s3fs, for concurrent chunks).
+        data = bytes(self.fs.cat_file(path, start=0, end=size)) if size else b""
+        with self._lock:
+            if path not in self._kept:
+                self._kept[path] = data
+                self._kept_bytes += len(data)
+                while self._kept_bytes > KEPT_BYTES and len(self._kept) > 1:
+                    _, dropped = self._kept.popitem(last=False)
+                    self._kept_bytes -= len(dropped)
+        return data
 
     # -- everything else: the filesystem's own ----------------------------------------------
     def _strip_protocol(self, path: str) -> str:
@@ -137,12 +178,17 @@ class ListedParts(AbstractFileSystem):
 
     def rm_file(self, path: str) -> Any:
         with self._lock:
-            self._infos.pop(self.fs._strip_protocol(path), None)
+            stripped = self.fs._strip_protocol(path)
+            self._infos.pop(stripped, None)
+            dropped = self._kept.pop(stripped, None)
+            self._kept_bytes -= len(dropped or b"")
         return self.fs.rm_file(path)
 
     def rm(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             self._infos.clear()
+            self._kept.clear()
+            self._kept_bytes = 0
         return self.fs.rm(path, *args, **kwargs)
 
     def mkdir(self, path: str, *args: Any, **kwargs: Any) -> Any:
