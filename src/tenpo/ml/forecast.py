@@ -15,13 +15,13 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
 3. **Level.** The series less its calendar effects (outliers and missing days interpolated)
    goes to ``statsforecast``'s ``AutoETS`` (simple exponential smoothing: additive errors, no
    trend), shifted back by the calendar effects. That gives the candidates ``flat`` and
-   ``seasonal`` (with the yearly cycle); ``recent`` is the median of the last 8 same-weekday
-   values.
+   ``seasonal`` (with the yearly cycle).
 4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
-   apart, before ``as_of``), each forecast from its own past only, score every blend of the
-   candidates (weights in quarters) on the days observed after them: the blend with the
-   least absolute error is the forecast, and its hold-out errors, over the level's own
-   standard deviation, calibrate the 80 % and 95 % intervals (recent origins weigh more).
+   apart, before ``as_of``), each forecast from its own past only, score every candidate on
+   the days observed after them: those within 1.25 times the least absolute error (recent
+   origins weigh more) are averaged with equal weights (log scale) into the forecast, and the combination's hold-out
+   errors, over the level's own standard deviation, calibrate the 80 % and 95 % intervals
+   (recent origins weigh more).
    So a yearly cycle learnt from a one-off anomaly, or a level shift, is not trusted unless
    it forecast well, and the intervals are as wide as the forecast's real errors (the point
    is the median; intervals are multiplicative).
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import itertools
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -119,6 +118,7 @@ _HOLDOUT_ORIGINS = 4  # origins of the hold-out that weighs the candidates and t
 _HOLDOUT_STEP = 28  # days between them
 _ETS_MODEL = "ANN"
 _RECENCY = 0.5
+_TRIM = 1.25  # candidates within 1.25x the best hold-out error are averaged
 _WEATHER = ("precipitation_mm", "temperature_c")
 
 
@@ -236,8 +236,8 @@ def _components(
     allow_yearly: bool = True,
 ) -> _Components | None:
     """The candidates from the history up to ``as_of``: ``flat`` (day-type, holiday and
-    weather effects, and the ETS level), ``seasonal`` (the same plus a yearly cycle, once a
-    year is observed) and ``recent`` (the median of the last 8 same-weekday values)."""
+    weather effects, and the ETS level) and ``seasonal`` (the same plus a yearly cycle, once
+    a year is observed)."""
     if obs.empty:
         return None
     first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1))
@@ -278,35 +278,8 @@ def _components(
         means[name] = fc["mean"] + xf[:, n_fixed:] @ beta[n_fixed:]
         if name == "flat":
             sigma = np.maximum((fc["hi-95"] - fc["mean"]) / _quantile_z(95), 1e-6)
-    means["recent"] = _recent_median(z, types, future_types, means["flat"])
     shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
     return _Components(future, shut, means, sigma)
-
-
-def _recent_median(
-    z: np.ndarray, types: np.ndarray, future_types: np.ndarray, fallback: np.ndarray
-) -> np.ndarray:
-    """Per future date, the median of the last 8 observed days of its weekday in the last 16
-    weeks (the ``fallback`` on holidays and where fewer than 3 are there)."""
-    out = fallback.copy()
-    window = slice(max(0, len(z) - 16 * 7), len(z))
-    zw, tw = z[window], types[window]
-    for t in range(7):
-        vals = zw[(tw == t) & ~np.isnan(zw)][-8:]
-        if len(vals) >= 3:
-            out[future_types == t] = float(np.median(vals))
-    return out
-
-
-def _blends(names: Sequence[str]) -> list[dict[str, float]]:
-    """Every weighting of the candidates in steps of a quarter."""
-    steps = [i / 4 for i in range(5)]
-    grids = [
-        dict(zip(names, w, strict=True))
-        for w in itertools.product(steps, repeat=len(names))
-        if abs(sum(w) - 1) < 1e-9
-    ]
-    return grids
 
 
 def _blend(comp: _Components, weights: dict[str, float]) -> np.ndarray:
@@ -328,11 +301,16 @@ def _choose(
     """The candidates' weights and the intervals' widening per level, from a multi-origin
     hold-out inside the history: forecasts of ``horizon`` days from several origins before
     ``as_of`` (each from its own history only), scored on the days observed after them.
-    The weights minimize the absolute error; the widening makes the model's intervals cover
-    the hold-out's errors at each level (between 0.5 and 3 times the model's own width)."""
-    blends = _blends(names)
-    errors: list[np.ndarray] = []  # per origin: (n blends, n scored days) absolute errors
-    logs: list[np.ndarray] = []
+
+    Every candidate whose hold-out absolute error (recent origins weigh more) is within
+    ``_TRIM`` times the best one's is averaged with equal weight (on the log scale): an
+    equal-weight combination beats picking the hold-out's best blend (whose choice is mostly
+    noise), and the trim still drops a candidate that forecast badly (a yearly cycle learnt
+    from a one-off anomaly). The
+    widening makes the intervals cover the combination's hold-out errors at each level
+    (between 0.5 and 3 times the model's own width)."""
+    errors: list[np.ndarray] = []  # per origin: (n candidates, n scored days) absolute errors
+    logs: list[np.ndarray] = []  # per origin: (n candidates, n scored days) log errors
     sigmas: list[np.ndarray] = []
     recency: list[np.ndarray] = []
     for i in range(_HOLDOUT_ORIGINS):
@@ -344,7 +322,7 @@ def _choose(
         ok = (actual > 0) & ~comp.shut
         if not ok.any():
             continue
-        stack = np.array([_blend(comp, w)[ok] for w in blends])
+        stack = np.array([_blend(comp, {name: 1.0})[ok] for name in names])
         errors.append(np.abs(np.exp(stack) - actual[ok]))
         logs.append(np.log(actual[ok]) - stack)
         sigmas.append(comp.sigma[ok])
@@ -352,17 +330,19 @@ def _choose(
     default = {name: float(name == "flat") for name in names}
     if not errors or sum(len(s) for s in sigmas) < 20:
         return default, dict.fromkeys(LEVELS, 1.0)
-    mae = np.concatenate(errors, axis=1).mean(axis=1)
-    best = int(np.argmin(mae))
-    ratios = np.abs(np.concatenate(logs, axis=1)[best]) / np.concatenate(sigmas)
     weight = np.concatenate(recency)
+    mae = np.concatenate(errors, axis=1) @ weight / weight.sum()
+    keep = mae <= _TRIM * mae.min()
+    weights = {name: float(k) / int(keep.sum()) for name, k in zip(names, keep, strict=True)}
+    combined = (keep[:, None] * np.concatenate(logs, axis=1)).sum(axis=0) / int(keep.sum())
+    ratios = np.abs(combined) / np.concatenate(sigmas)
     widen = {
         lvl: float(
             np.clip(_weighted_quantile(ratios, weight, lvl / 100) / _quantile_z(lvl), 0.5, 3.0)
         )
         for lvl in LEVELS
     }
-    return blends[best], widen
+    return weights, widen
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
