@@ -15,13 +15,14 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
 3. **Level.** The series less its calendar effects (outliers and missing days interpolated)
    goes to ``statsforecast``'s ``AutoETS`` (simple exponential smoothing: additive errors, no
    trend), shifted back by the calendar effects. That gives the candidates ``flat`` and
-   ``seasonal`` (with the yearly cycle); ``peers`` is ``flat`` plus the path its peer stores
+   ``seasonal`` (with the yearly cycle); ``recent`` is the median of the last 8 same-weekday
+   values; ``peers`` is ``flat`` plus the path its peer stores
    (same tenant, country and region) took over the same weeks a year earlier, relative to
    their level then (the median over the peers: one store's own anomaly or level shift does
    not make a season, and a store with a short history borrows its peers').
 4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
    apart, before ``as_of``), each forecast from its own past only, score every candidate on
-   the days observed after them: those within 1.25 times the least absolute error (recent
+   the days observed after them: those within twice the least absolute error (recent
    origins weigh more) are averaged with equal weights (log scale) into the forecast, and
    the combination's hold-out errors, over the level's own standard deviation, calibrate the
    80 % and 95 % intervals. So a yearly cycle learnt from a one-off anomaly, or a level
@@ -124,7 +125,7 @@ _HOLDOUT_ORIGINS = 4  # origins of the hold-out that weighs the candidates and t
 _HOLDOUT_STEP = 28  # days between them
 _ETS_MODEL = "ANN"
 _RECENCY = 0.5
-_TRIM = 1.25  # candidates within 1.25x the best hold-out error are averaged
+_TRIM = 2.0  # candidates within twice the best hold-out error are averaged
 _WEATHER = ("precipitation_mm", "temperature_c")
 _PEER_LAG = 364  # a year back on the same weekday
 _PEER_BASE_DAYS = 14  # the peers' level a year before the origin: the 14 days up to it
@@ -307,7 +308,8 @@ def _components(
 ) -> _Components | None:
     """The candidates from the history up to ``as_of``: ``flat`` (day-type, holiday and
     weather effects, and the ETS level), ``seasonal`` (the same plus a yearly cycle, once
-    a year is observed) and ``peers`` (``flat`` plus the peers' path a year earlier)."""
+    a year is observed), ``recent`` (the median of the last 8 same-weekday values) and
+    ``peers`` (``flat`` plus the peers' path a year earlier)."""
     if obs.empty:
         return None
     first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1))
@@ -348,11 +350,27 @@ def _components(
         means[name] = fc["mean"] + xf[:, n_fixed:] @ beta[n_fixed:]
         if name == "flat":
             sigma = np.maximum((fc["hi-95"] - fc["mean"]) / _quantile_z(95), 1e-6)
+    means["recent"] = _recent_median(z, types, future_types, means["flat"])
     path = peers.shape(as_of, horizon) if peers is not None else None
     if path is not None:
         means["peers"] = means["flat"] + path
     shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
     return _Components(future, shut, means, sigma)
+
+
+def _recent_median(
+    z: np.ndarray, types: np.ndarray, future_types: np.ndarray, fallback: np.ndarray
+) -> np.ndarray:
+    """Per future date, the median of the last 8 observed days of its weekday in the last 16
+    weeks (the ``fallback`` on holidays and where fewer than 3 are there)."""
+    out = fallback.copy()
+    window = slice(max(0, len(z) - 16 * 7), len(z))
+    zw, tw = z[window], types[window]
+    for t in range(7):
+        vals = zw[(tw == t) & ~np.isnan(zw)][-8:]
+        if len(vals) >= 3:
+            out[future_types == t] = float(np.median(vals))
+    return out
 
 
 def _blend(comp: _Components, weights: dict[str, float]) -> np.ndarray:
