@@ -23,8 +23,9 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
 4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
    apart, before ``as_of``), each forecast from its own past only, score every candidate on
    the days observed after them: those within twice the least absolute error (recent
-   origins weigh more) are averaged with equal weights (log scale) into the forecast, and
-   the combination's hold-out errors, over the level's own standard deviation, calibrate the
+   origins weigh more) are averaged on the log scale, weighted by the inverse square of
+   their hold-out error, into the forecast, and the combination's hold-out errors, over the
+   level's own standard deviation, calibrate the
    80 % and 95 % intervals. So a yearly cycle learnt from a one-off anomaly, or a level
    shift, is dropped unless it forecast well, and the intervals are as wide as the
    forecast's real errors (the point is the median; intervals are multiplicative).
@@ -395,10 +396,10 @@ def _choose(
     ``as_of`` (each from its own history only), scored on the days observed after them.
 
     Every candidate whose hold-out absolute error (recent origins weigh more) is within
-    ``_TRIM`` times the best one's is averaged with equal weight (on the log scale): an
-    equal-weight combination beats picking the hold-out's best blend (whose choice is mostly
-    noise), and the trim still drops a candidate that forecast badly (a yearly cycle learnt
-    from a one-off anomaly). The
+    ``_TRIM`` times the best one's is averaged on the log scale, weighted by the inverse
+    square of that error: a combination beats picking the hold-out's best blend (whose
+    choice is mostly noise), and the trim and the weights still drop or damp a candidate
+    that forecast badly (a yearly cycle learnt from a one-off anomaly). The
     widening makes the intervals cover the combination's hold-out errors at each level
     (between 0.5 and 3 times the model's own width)."""
     errors: list[np.ndarray] = []  # per origin: (n candidates, n scored days) absolute errors
@@ -424,9 +425,10 @@ def _choose(
         return default, dict.fromkeys(LEVELS, 1.0)
     weight = np.concatenate(recency)
     mae = np.concatenate(errors, axis=1) @ weight / weight.sum()
-    keep = mae <= _TRIM * mae.min()
-    weights = {name: float(k) / int(keep.sum()) for name, k in zip(names, keep, strict=True)}
-    combined = (keep[:, None] * np.concatenate(logs, axis=1)).sum(axis=0) / int(keep.sum())
+    share = np.where(mae <= _TRIM * mae.min(), (mae.min() / np.maximum(mae, 1e-12)) ** 2, 0.0)
+    share /= share.sum()
+    weights = {name: float(w) for name, w in zip(names, share, strict=True)}
+    combined = share @ np.concatenate(logs, axis=1)
     ratios = np.abs(combined) / np.concatenate(sigmas)
     widen = {
         lvl: float(
