@@ -16,19 +16,19 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
    goes to ``statsforecast``'s ``AutoETS`` (simple exponential smoothing: additive errors, no
    trend), shifted back by the calendar effects. That gives the candidates ``flat`` and
    ``seasonal`` (with the yearly cycle); ``recent`` is the median of the last 8 same-weekday
-   values; ``peers`` is ``flat`` plus the path its peer stores
-   (same tenant, country and region) took over the same weeks a year earlier, relative to
-   their level then (the median over the peers: one store's own anomaly or level shift does
-   not make a season, and a store with a short history borrows its peers').
+   values; ``peers`` is ``flat`` plus the path its peer stores (same tenant, country and
+   region) took over the same weeks a year earlier, relative to their level then (the median
+   over the peers: one store's own anomaly or level shift does not make a season, and a
+   store with a short history borrows its peers').
 4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
    apart, before ``as_of``), each forecast from its own past only, score every candidate on
    the days observed after them: those within twice the least absolute error (recent
    origins weigh more) are averaged on the log scale, weighted by the inverse square of
    their hold-out error, into the forecast, and the combination's hold-out errors, over the
-   level's own standard deviation, calibrate the
-   80 % and 95 % intervals. So a yearly cycle learnt from a one-off anomaly, or a level
-   shift, is dropped unless it forecast well, and the intervals are as wide as the
-   forecast's real errors (the point is the median; intervals are multiplicative).
+   level's own standard deviation, calibrate the 80 % and 95 % intervals. So a yearly cycle
+   learnt from a one-off anomaly, or a level shift, is damped or dropped unless it forecast
+   well, and the intervals are as wide as the forecast's real errors (the point is the
+   median; intervals are multiplicative).
 5. **Hours** are the day split by the store's own hour profile per day type (last 8 weeks of
    complete days), with the empirical spread of each hour's share added to the day's: local
    hours of the store's timezone, so a spring-forward date has no skipped hour and a fall-back
