@@ -233,3 +233,46 @@ def test_money_in_mixed_spellings_matches_the_row_path(seed: int) -> None:
     _compare(data)
     _respell(rng, receipts, odd=True)
     _compare(json.dumps({"receipts": receipts}).encode())
+
+
+def test_many_bodies_in_one_column_pass_match_the_row_path_body_by_body() -> None:
+    """parse_many: bodies of two tenants, arrival times, sizes and shapes in one pass, each
+    with exactly its own row-path result; quirky bodies left to the row path alone."""
+    rng = random.Random(41)
+    directory = StaticDirectory(stores=[*DIRECTORY.stores, StoreRef("s-t2", "t2", "T01")])
+    bodies: list[bytes] = []
+    for b in range(9):
+        receipts = [
+            _receipt(rng, i, rng.choice(("SALE", "RETURN", "VOID")))
+            for i in range(rng.choice((2, 5, 40)))
+        ]
+        _respell(rng, receipts, odd=b == 4)
+        for r in rng.sample(receipts[1:], k=min(2, len(receipts) - 1)):
+            _spoil(rng, r)
+        bodies.append(json.dumps({"receipts": receipts} if b % 2 else receipts).encode())
+    twice = [dict(_receipt(rng, i), storeCode="T01") for i in range(40)]
+    twice[30]["registerId"], twice[30]["receiptId"] = twice[3]["registerId"], twice[3]["receiptId"]
+    bodies.append(json.dumps(twice).encode())  # a duplicate receipt
+    bodies.append(b'{"receipts": [')  # unreadable
+    bodies.append(json.dumps(_receipt(rng, 1)).encode())  # a lone receipt object
+    floats = [_receipt(rng, i) for i in range(3)]
+    floats[1]["items"][0]["unitPrice"] = "@"
+    bodies.append(json.dumps(floats).encode().replace(b'"@"', b"146.30000000000001"))
+    events = [
+        EVENT.model_copy(update={"object_id": f"obj{i}", "tenant_id": ("t1", "t2")[i % 2],
+                                 "registered_at": EVENT.registered_at - timedelta(days=i % 3 * 20)})
+        for i in range(len(bodies))
+    ]  # fmt: skip
+    items = list(zip(events, bodies, strict=True))
+    fast = _vendor_b_fast.parse_many_fast(VendorBPreEtl(), items, directory)
+    assert sum(r is not None for r in fast) >= 6  # the column pass itself decided most
+    many = VendorBPreEtl().parse_many(items, directory)
+    for (ev, data), got in zip(items, many, strict=True):
+        want = VendorBPreEtl(_fast=False).parse(ev, data, directory)
+        assert got.tables.keys() == want.tables.keys()
+        for name, table in got.tables.items():
+            assert table.schema == want.tables[name].schema
+            assert table.to_pylist() == want.tables[name].to_pylist(), (ev.object_id, name)
+        assert [(r.table, r.reason, r.record, r.line, r.replayable) for r in got.rejects] == [
+            (r.table, r.reason, r.record, r.line, r.replayable) for r in want.rejects
+        ], ev.object_id

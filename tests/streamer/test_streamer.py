@@ -416,3 +416,20 @@ def test_split_partitions_matches_a_row_by_row_split() -> None:
     got = [(t, d, rows["i"].to_pylist()) for t, d, rows in split_partitions(table)]
     assert got == [(t, d, expected[(t, d)]) for t, d in sorted(expected)]
     assert list(split_partitions(table.slice(0, 0))) == []
+    # Objects of a batch: blocks of one tenant and mostly one date, in several chunks (the
+    # runs are sliced, not sorted), a date before 1970 and a partition in two blocks.
+    oct1, oct2 = date(2026, 10, 1), date(2026, 10, 2)
+    blocks = [("t2", [oct2] * 3), ("t10", [oct1, oct1, date(1969, 12, 31)]),
+              ("t1", [date(2026, 10, 3)]), ("t2", [oct2, oct1])]  # fmt: skip
+    chunks, expected, i = [], {}, 0
+    for tenant, block_days in blocks:
+        chunks.append(pa.table({"tenant_id": [tenant] * len(block_days),
+                                "business_date": block_days,
+                                "i": list(range(i, i + len(block_days)))}))  # fmt: skip
+        for day in block_days:
+            expected.setdefault((tenant, day), []).append(i)
+            i += 1
+    got = [
+        (t, d, rows["i"].to_pylist()) for t, d, rows in split_partitions(pa.concat_tables(chunks))
+    ]
+    assert got == [(t, d, expected[(t, d)]) for t, d in sorted(expected)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,7 +78,15 @@ def create_app(
         logger.info("read API up (datamart %s)", datamart.url.render_as_string())
         if kpi_reader is not None:
             kpi_reader.serve()
-        yield
+        # What start-up made (modules, routes, models: ~240k objects) is kept out of the
+        # cyclic collector while serving: a full collection over it paused the event loop
+        # 270-470 ms every few thousand requests (gc callbacks under the KPI bench's load),
+        # the whole of that run's p99. Collections then scan only what requests allocate.
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()  # startup's objects are collectable again once the app is done
         if kpi_reader is not None:
             await kpi_reader.close()
         if owned is not None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 
@@ -26,23 +26,29 @@ from tenpo.datamart.schema import dm_stores, mart_store_daily
 
 log = logging.getLogger(__name__)
 
+_IDLE = 0
+"""libpq's PQTRANS_IDLE (``psycopg.pq.TransactionStatus.IDLE``): connected, no command open."""
+
 _KPIS = len(KPI_COLUMNS)
 
 _STORE_COLUMNS = tuple(c.name for c in dm_stores.c)
 
-_DAYS_PART, _HEALTH_PART = 0, 1
+_STORE_PART, _DAYS_PART, _HEALTH_PART = 0, 1, 2
+_NULL_STORE = ", ".join(["NULL"] * len(_STORE_COLUMNS))
+_NULL_KPIS = ", ".join(["NULL"] * len(KPI_COLUMNS))
 _STORE_DAYS_HEALTH_SQL = (
-    # Part 0: the store (once, even without rows) with its daily rows, by date.
-    f"SELECT {_DAYS_PART}, {', '.join('s.' + c for c in _STORE_COLUMNS)}, m.business_date, "
-    f"{', '.join('m.' + c for c in KPI_COLUMNS)}, NULL::text, NULL::text "
-    f"FROM {dm_stores.name} s LEFT JOIN {mart_store_daily.name} m "
-    "ON m.tenant_id = s.tenant_id AND m.store_id = s.store_id "
-    "AND m.business_date >= %(start)s AND m.business_date <= %(end)s "
-    "WHERE s.tenant_id = %(tenant_id)s AND s.store_id = %(store_id)s "
-    # Part 1: the device health of those dates, one row per device and date.
-    f"UNION ALL SELECT {_HEALTH_PART}, {', '.join(['NULL'] * len(_STORE_COLUMNS))}, "
-    f"business_date, {', '.join(['NULL'] * len(KPI_COLUMNS))}, flags, incomplete_hours "
-    f"FROM {mart_device_health.name} "
+    # Part 0: the store, once (no row: the caller's tenant has no such store).
+    f"SELECT {_STORE_PART}, {', '.join(_STORE_COLUMNS)}, NULL::date, {_NULL_KPIS}, "
+    f"NULL::text, NULL::text FROM {dm_stores.name} "
+    "WHERE tenant_id = %(tenant_id)s AND store_id = %(store_id)s "
+    # Part 1: its daily rows of those dates (the store's columns are not repeated on each).
+    f"UNION ALL SELECT {_DAYS_PART}, {_NULL_STORE}, business_date, {', '.join(KPI_COLUMNS)}, "
+    f"NULL, NULL FROM {mart_store_daily.name} "
+    "WHERE tenant_id = %(tenant_id)s AND store_id = %(store_id)s "
+    "AND business_date >= %(start)s AND business_date <= %(end)s "
+    # Part 2: the device health of those dates, one row per device and date.
+    f"UNION ALL SELECT {_HEALTH_PART}, {_NULL_STORE}, business_date, {_NULL_KPIS}, flags, "
+    f"incomplete_hours FROM {mart_device_health.name} "
     "WHERE tenant_id = %(tenant_id)s AND store_id = %(store_id)s "
     "AND business_date >= %(start)s AND business_date <= %(end)s "
     f"ORDER BY 1, {len(_STORE_COLUMNS) + 2}"
@@ -63,29 +69,42 @@ def conninfo(engine: Engine) -> str:
 
 
 class AsyncKpiReader:
-    """A psycopg ``AsyncConnectionPool`` over a PostgreSQL datamart, for the loop that serves
-    the app.
+    """Pooled PostgreSQL connections over a datamart, for the loop that serves the app.
 
-    :meth:`serve` (the app's lifespan) names the serving loop; the pool is opened lazily on
-    it. A request on any other loop — the app driven without its lifespan, e.g. a test client
-    outside ``with`` that runs every request on a loop of its own — gets a connection of its
-    own, closed after the request: a pool left on a loop that ends would keep reconnecting
-    there and hang that loop's shutdown.
+    :meth:`serve` (the app's lifespan) names the serving loop; connections are opened on it
+    as requests need them, up to ``max_size``, each with one cursor that every read on it
+    reuses. A request on any other loop — the app driven without its lifespan, e.g. a test
+    client outside ``with`` that runs every request on a loop of its own — gets a
+    connection of its own, closed after the request: a pool left on a loop that ends would
+    keep its sockets there.
+
+    The pool is a list of idle connections and a queue of waiting requests, no more: at
+    100 concurrent requests on 8 connections nearly every request waits, and
+    ``psycopg_pool``'s wait (a condition, a timeout task, a health check per hand-out)
+    cost the event loop as much CPU as the read itself; a new cursor per read cost a
+    third of it again. A connection that broke is dropped and the next request opens one.
     """
 
-    def __init__(self, engine: Engine, *, min_size: int = 2, max_size: int = 8) -> None:
+    def __init__(self, engine: Engine, *, max_size: int = 8) -> None:
         self._engine = engine
         self._conninfo = conninfo(engine)
-        self._min, self._max = min_size, max_size
-        self._pool: Any = None
+        self._max = max_size
+        self._idle: list[_Pooled] = []
+        self._waiters: deque[asyncio.Future[_Pooled | None]] = deque()
+        self._opened = 0
+        self._served = 0
+        self._closing: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Lock | None = None
         self._ready = False
 
     def serve(self) -> None:
         """Make the running loop the serving loop (called from the app's lifespan)."""
         self._loop = asyncio.get_running_loop()
-        self._opening = None  # a lock belongs to the loop that made it
+
+    @property
+    def served(self) -> int:
+        """Reads answered on pooled connections (the others had a connection of their own)."""
+        return self._served
 
     async def _ensure_ready(self) -> None:
         if not self._ready:  # the device-health table may be missing in an older datamart
@@ -94,55 +113,95 @@ class AsyncKpiReader:
             )
             self._ready = True
 
-    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """The rows of one prepared statement, on a pooled connection of the serving loop.
+    async def _connect(self) -> _Pooled:
+        import psycopg
 
-        The pool's ``getconn``/``putconn`` are called directly: the ``connection()`` context
-        manager (and the connection's own, a no-op commit in autocommit) cost as much CPU as
-        a fetch of the store-month's rows."""
+        # Every statement prepared on first use. Autocommit: no BEGIN before and no COMMIT
+        # round trip after each read (one statement, one snapshot).
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, autocommit=True, prepare_threshold=0
+        )
+        return _Pooled(conn, conn.cursor())
+
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one prepared statement, on a pooled connection of the serving loop."""
         await self._ensure_ready()
         if self._loop is not asyncio.get_running_loop():
-            import psycopg
-
-            async with await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True
-            ) as conn:
-                cur = await conn.execute(sql, params, prepare=True)
-                return await cur.fetchall()
-        pool = self._pool if self._pool is not None else await self._open_pool()
-        conn = await pool.getconn()
+            own = await self._connect()
+            async with own.conn:
+                await own.cursor.execute(sql, params, prepare=True)
+                return await own.cursor.fetchall()
+        pooled = await self._get()
         try:
-            cur = await conn.execute(sql, params, prepare=True)
-            return await cur.fetchall()
-        finally:
-            await pool.putconn(conn)
+            await pooled.cursor.execute(sql, params, prepare=True)
+            rows = await pooled.cursor.fetchall()
+        except BaseException:
+            self._put(pooled)
+            raise
+        self._put(pooled)
+        self._served += 1
+        return rows
 
-    async def _open_pool(self) -> Any:
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:  # the first burst of requests opens one pool, not many
-            if self._pool is None:
-                from psycopg_pool import AsyncConnectionPool
+    async def _get(self) -> _Pooled:
+        if self._idle:
+            return self._idle.pop()
+        if self._opened < self._max:
+            self._opened += 1
+            try:
+                return await self._connect()
+            except BaseException:
+                self._opened -= 1
+                raise
+        waiter: asyncio.Future[_Pooled | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            pooled = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed one just as it was cancelled
+                self._hand(waiter.result())
+            raise
+        return pooled if pooled is not None else await self._get()
 
-                pool = AsyncConnectionPool(
-                    self._conninfo,
-                    min_size=self._min,
-                    max_size=self._max,
-                    open=False,
-                    # Every statement prepared on first use. Autocommit: no BEGIN before and
-                    # no COMMIT round trip after each read (one statement, one snapshot).
-                    kwargs={"prepare_threshold": 0, "autocommit": True},
-                )
-                await pool.open()
-                self._pool = pool
-                log.info("async KPI reader: pool of %d-%d connections", self._min, self._max)
-        return self._pool
+    def _put(self, pooled: _Pooled) -> None:
+        """Give ``pooled`` back after a read; a broken or busy connection is dropped."""
+        # Idle, not broken: a read cancelled mid-flight (the client went away) could leave
+        # its connection busy with the unread answer, which no later read may inherit.
+        if pooled.conn.pgconn.transaction_status == _IDLE and self._loop is not None:
+            self._hand(pooled)
+            return
+        self._opened -= 1
+        if not pooled.conn.closed:
+            self._loop_close(pooled)
+        self._hand(None)
+
+    def _hand(self, pooled: _Pooled | None) -> None:
+        """``pooled`` to the longest waiting read, else kept idle; None (a connection was
+        dropped) tells that read to open one in its place."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(pooled)
+                return
+        if pooled is not None:
+            self._idle.append(pooled)
+
+    def _loop_close(self, pooled: _Pooled) -> None:
+        task = asyncio.get_running_loop().create_task(pooled.conn.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
-        """Close the pool (on the serving loop, from the app's lifespan)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        """Close the idle connections (on the serving loop, from the app's lifespan); one
+        still in use is closed when its read hands it back."""
+        self._loop = None
+        idle, self._idle = self._idle, []
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.cancel()
+        self._waiters.clear()
+        for pooled in idle:
+            self._opened -= 1
+            await pooled.conn.close()
 
     async def store_with_days(
         self, caller: Caller, store_id: str, start: date, end: date
@@ -154,14 +213,20 @@ class AsyncKpiReader:
             raise not_found(store_id)
         params = {"tenant_id": caller.tenant_id, "store_id": store_id, "start": start, "end": end}
         rows = await self._fetch(_STORE_DAYS_HEALTH_SQL, params)
-        n = len(_STORE_COLUMNS) + 1  # the part, then the store's columns
-        day_rows = [r for r in rows if r[0] == _DAYS_PART]
-        if not day_rows:
+        if not rows or rows[0][0] != _STORE_PART:
             raise not_found(store_id)
-        record = StoreRecord(**dict(zip(_STORE_COLUMNS, day_rows[0][1:n], strict=True)))
-        days = [day_period(r[n], r[n + 1 : n + 1 + _KPIS]) for r in day_rows if r[n] is not None]
+        n = len(_STORE_COLUMNS) + 1  # the part, then the store's columns
+        record = StoreRecord(**dict(zip(_STORE_COLUMNS, rows[0][1:n], strict=True)))
+        days = [day_period(r[n], r[n + 1 : n + 1 + _KPIS]) for r in rows if r[0] == _DAYS_PART]
         health_rows = [(r[n], r[-2], r[-1]) for r in rows if r[0] == _HEALTH_PART]
         return record, days, _health(store_id, health_rows)
+
+
+class _Pooled(NamedTuple):
+    """A pooled connection and the one cursor its reads reuse."""
+
+    conn: Any
+    cursor: Any
 
 
 def _health(store_id: str, rows: list[tuple[Any, ...]]) -> dict[tuple[str, date], StoreDayHealth]:

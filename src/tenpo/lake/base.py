@@ -6,6 +6,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
+import hashlib
 import logging
 import os
 import sys
@@ -19,7 +21,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from tenpo.core.errors import LakeError
-from tenpo.lake.journal import CREATE, JOURNAL_DIR, PUT, Journal, recover
+from tenpo.lake.journal import CREATE, JOURNAL_DIR, PUT, UNCHECKED_PUT, Journal, recover
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,13 @@ class Lake(ABC):
     def checkpoint(self) -> None:  # noqa: B027 - nothing deferred unless a subclass defers
         """Sync, then make the unsynced writes durable in place, so that nothing depends on a
         write-ahead journal any more (a clean shutdown of the gateway)."""
+
+    def exclusive(self) -> contextlib.AbstractContextManager[object]:
+        """A lock held against every other holder of this lake's, in any process of this
+        host (a local lake's is a ``flock``): for the rare repair of an object a crash left
+        damaged, which two writers must not both do. Lakes whose puts are atomic and durable
+        when they return (object stores) never hold a damaged object: a process lock."""
+        return _PROCESS_LOCK
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -171,9 +180,10 @@ class FsspecLake(Lake):
             if self._local:
                 folder = os.path.dirname(full)
                 created = self._makedirs(folder, durable)
+                replaced = None if durable else _digest_of(full)
                 _replace_local(full, data, durable=durable)
                 if not durable:
-                    self._journaled(PUT, key, data, full, folder, *created)
+                    self._journaled(PUT, key, data, full, folder, *created, replaced=replaced)
             else:
                 self._fs.pipe_file(full, data)
         except OSError as exc:
@@ -253,11 +263,33 @@ class FsspecLake(Lake):
         except OSError as exc:
             raise LakeError(f"cannot make the lake's writes durable: {exc}") from exc
 
+    def exclusive(self) -> contextlib.AbstractContextManager[object]:
+        if not self._local:
+            return _PROCESS_LOCK
+        return self._flocked()
+
+    @contextlib.contextmanager
+    def _flocked(self) -> Iterator[None]:
+        # An open file description of its own per holder: flock then also excludes the
+        # other threads of this process.
+        try:
+            os.makedirs(self._journal_dir, exist_ok=True)
+            fd = os.open(_lock_path(self._journal_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        except OSError as exc:
+            raise LakeError(f"cannot lock the lake at {self._root}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     @property
     def _journal_dir(self) -> str:
         return f"{self._root}/{JOURNAL_DIR}"
 
-    def _journaled(self, op: int, key: str, data: bytes, *touched: str) -> None:
+    def _journaled(
+        self, op: int, key: str, data: bytes, *touched: str, replaced: bytes | None = None
+    ) -> None:
         """Append an unsynced write to the journal (opened on first use)."""
         journal = self._journal
         if journal is None:
@@ -265,7 +297,7 @@ class FsspecLake(Lake):
                 if self._journal is None:
                     self._journal = Journal(self._journal_dir, self._make_durable)
                 journal = self._journal
-        journal.append(op, key, data, touched)
+        journal.append(op, key, data, touched, replaced)
 
     def _make_durable(self, paths: set[str]) -> None:
         """Make files and folders durable in place: one ``syncfs`` (Linux) or an fsync of
@@ -277,11 +309,16 @@ class FsspecLake(Lake):
             with contextlib.suppress(FileNotFoundError):  # replaced or deleted since
                 _fsync_path(path)
 
-    def _replay(self, op: int, key: str, data: bytes) -> list[str]:
-        """Restore one journal record's object (recovery); the paths it wrote."""
+    def _replay(self, op: int, key: str, data: bytes, replaced: bytes | None) -> list[str]:
+        """Restore one journal record's object (recovery); the paths it wrote.
+
+        The object is written again when it is missing, empty or cut short (what a crash
+        leaves of an unsynced write), or, for a PUT, when it still holds the bytes the PUT
+        replaced (its rename was lost). Other bytes are a later write's: left alone.
+        """
         full = self._full(key)
         folder = os.path.dirname(full)
-        if op == CREATE:
+        if op != UNCHECKED_PUT:
             try:
                 with open(full, "rb") as fh:
                     kept = fh.read()
@@ -289,7 +326,11 @@ class FsspecLake(Lake):
                 kept = None
             if kept == data:
                 return []
-            if kept is not None and not (len(kept) < len(data) and data.startswith(kept)):
+            if (
+                kept is not None
+                and not (len(kept) < len(data) and data.startswith(kept))
+                and (op != PUT or replaced is None or hashlib.sha256(kept).digest() != replaced)
+            ):
                 log.warning("journal replay: %s holds other bytes; left as it is", key)
                 return []
         created = self._makedirs(folder, durable=False)
@@ -361,6 +402,23 @@ class FsspecLake(Lake):
 
 
 _JOURNAL_KEYS = JOURNAL_DIR + "/"
+_PROCESS_LOCK = threading.Lock()
+"""What :meth:`Lake.exclusive` holds where no cross-process lock is needed."""
+
+
+def _lock_path(journal_dir: str) -> str:
+    """The file a local lake's :meth:`~Lake.exclusive` locks (in the journal's folder, which
+    holds no objects; recovery looks only at segments)."""
+    return os.path.join(journal_dir, "lake.lock")
+
+
+def _digest_of(full: str) -> bytes | None:
+    """The SHA-256 of the file at ``full``; None when there is none."""
+    try:
+        with open(full, "rb") as fh:
+            return hashlib.sha256(fh.read()).digest()
+    except FileNotFoundError:
+        return None
 
 
 def _replace_local(full: str, data: bytes, *, durable: bool) -> None:

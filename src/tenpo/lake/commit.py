@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from tenpo.core.errors import LakeError, TenpoError
@@ -43,11 +42,7 @@ class GroupCommit(Generic[T]):
     """Makes the unsynced writes of concurrent callers durable together, then flushes items.
 
     ``window_s`` is how long a round waits for more writers before it syncs (0: none; the
-    time a round takes already gathers the next one). ``workers`` > 1 runs the works
-    (:meth:`submit_async`) on that many threads as soon as they are submitted, not round by
-    round: a local file create can wait in the kernel (the filesystem's journal), and one slow
-    create then holds back only its own caller — each round syncs the works finished so far
-    while the next ones run.
+    time a round takes already gathers the next one).
     """
 
     def __init__(
@@ -57,7 +52,6 @@ class GroupCommit(Generic[T]):
         *,
         window_s: float = 0.0,
         name: str = "lake-commit",
-        workers: int = 1,
     ) -> None:
         self._lake = lake
         self._flush = flush
@@ -69,13 +63,8 @@ class GroupCommit(Generic[T]):
         self._items: list[T] = []
         self._failures: list[tuple[int, int, BaseException]] = []  # (first, last, error)
         self._works: list[_Work[T, Any]] = []
-        self._ready: list[tuple[_Work[T, Any], T | None, Any, BaseException | None]] = []
-        """Works the pool finished, awaiting the next round (workers > 1)."""
-        self._running = 0  # works on the pool, not finished yet
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
         self.rounds = 0
         """Rounds run so far (for tests and benchmarks)."""
 
@@ -113,26 +102,11 @@ class GroupCommit(Generic[T]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._cond:
-            if self._workers > 1:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
-                self._running += 1
-                self._pool.submit(self._run_one, (work, loop, future))
-                return future
             self._asked += 1
             self._works.append((work, loop, future))
             self._start()
             self._cond.notify_all()
         return future
-
-    def _run_one(self, entry: _Work[T, Any]) -> None:
-        """Pool thread: one work, then it waits for the next round (which syncs after it)."""
-        item, result, failed = _attempt(entry[0])
-        with self._cond:
-            self._ready.append((entry, item, result, failed))
-            self._running -= 1
-            self._start()
-            self._cond.notify_all()
 
     def _start(self) -> None:
         """The committer thread, started if none runs (under _cond)."""
@@ -145,25 +119,20 @@ class GroupCommit(Generic[T]):
         new one)."""
         with self._cond:
             self._stopping = True
-            while self._running:  # works on the pool still to hand in their writes
-                self._cond.wait(timeout=1.0)
             thread = self._thread
             self._cond.notify_all()
         if thread is not None:
             thread.join()
         with self._cond:
             self._stopping = False
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown()
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 idle_since = time.monotonic()
-                while self._asked == self._done and not self._ready:
+                while self._asked == self._done:
                     idle = self._stopping or time.monotonic() - idle_since > _IDLE_EXIT_S
-                    if idle and not self._running:
+                    if idle:
                         self._thread = None
                         return
                     self._cond.wait(timeout=_IDLE_EXIT_S)
@@ -173,12 +142,9 @@ class GroupCommit(Generic[T]):
                 first, last = self._done + 1, self._asked
                 items, self._items = self._items, []
                 works, self._works = self._works, []
-                ready, self._ready = self._ready, []
             done: list[tuple[_Work[T, Any], Any, BaseException | None]] = []
-            finished = [
-                (w, *outcome) for w, outcome in zip(works, self._run_works(works), strict=True)
-            ]
-            for work, item, result, failed in finished + ready:
+            for work in works:
+                item, result, failed = _attempt(work[0])
                 if failed is None:
                     items.append(item)  # type: ignore[arg-type] # set when the work succeeded
                 done.append((work, result, failed))
@@ -192,11 +158,6 @@ class GroupCommit(Generic[T]):
                 if error is not None:
                     self._failures.append((first, last, error))
                 self._cond.notify_all()
-
-    @staticmethod
-    def _run_works(works: list[_Work[T, Any]]) -> list[tuple[T | None, Any, BaseException | None]]:
-        """(item, result, error) of each work of a round, in order (workers <= 1)."""
-        return [_attempt(w[0]) for w in works]
 
     def _round(self, items: list[T]) -> BaseException | None:
         try:

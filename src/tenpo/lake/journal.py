@@ -24,10 +24,12 @@ deletes it. No request waits for a checkpoint.
 *Recovery* (:func:`recover`, run when a local lake is opened): a segment whose writer is gone
 — its ``flock`` is free; a live writer holds its segments locked until they are checkpointed —
 is replayed in order: each object it records that is missing, empty or cut short (what a power
-loss leaves of an unsynced write) is written again, then the replayed objects are synced and the
-segment deleted. Replay is idempotent, so a recovery that is interrupted just runs again. A
-record cut short at a segment's end (its sync never returned, so nobody was answered for it) is
-ignored.
+loss leaves of an unsynced write) is written again, and so is a replaced object that still holds
+the bytes its record replaced (a lost rename) — never one that holds other bytes, which a later
+write left (the record names the replaced bytes by their hash). Then the replayed objects are
+synced and the segment deleted. Replay is idempotent, so a recovery that is interrupted just
+runs again. A record cut short at a segment's end (its sync never returned, so nobody was
+answered for it) is ignored.
 """
 
 from __future__ import annotations
@@ -51,8 +53,14 @@ JOURNAL_DIR = ".journal"
 
 CREATE = 1
 """Record: ``key`` was created with these bytes (replayed if missing, empty or cut short)."""
-PUT = 2
-"""Record: ``key`` was replaced by these bytes (replayed as a replace, in order)."""
+PUT = 3
+"""Record: ``key`` was replaced by these bytes; it also holds the SHA-256 of the bytes it
+replaced (zeros: none). Replayed in order, like a create, and also over the replaced bytes."""
+UNCHECKED_PUT = 2
+"""A replace recorded without what it replaced (segments of earlier versions): replayed as an
+unconditional replace."""
+_NOTHING = bytes(32)
+"""The replaced-bytes hash of a PUT whose key held nothing."""
 
 _MAGIC = b"TNPJRNL1"
 _HEAD = struct.Struct("<BIII")  # op, key length, data length, crc32 of op + key + data
@@ -80,7 +88,11 @@ class _Segment:
     """Files and folders its records created or changed: what its checkpoint makes durable."""
 
 
-def _record(op: int, key: str, data: bytes) -> bytes:
+def _record(op: int, key: str, data: bytes, replaced: bytes | None = None) -> bytes:
+    """One record's bytes; a PUT's data starts with ``replaced`` (a SHA-256 digest, or None
+    for nothing)."""
+    if op == PUT:
+        data = (replaced or _NOTHING) + data
     raw_key = key.encode()
     crc = zlib.crc32(data, zlib.crc32(raw_key, zlib.crc32(bytes([op]))))
     return _HEAD.pack(op, len(raw_key), len(data), crc) + raw_key + data
@@ -119,10 +131,18 @@ class Journal:
         self.checkpoints = 0
         """Segments checkpointed and deleted so far (for tests)."""
 
-    def append(self, op: int, key: str, data: bytes, touched: Iterable[str]) -> None:
+    def append(
+        self,
+        op: int,
+        key: str,
+        data: bytes,
+        touched: Iterable[str],
+        replaced: bytes | None = None,
+    ) -> None:
         """Record that ``key`` now holds ``data`` (its file is written, maybe not durable);
-        ``touched`` are the files and folders the write changed. Durable after :meth:`sync`."""
-        record = _record(op, key, data)
+        ``touched`` are the files and folders the write changed; ``replaced`` (a PUT's) is
+        the SHA-256 of the bytes it replaced, None if none. Durable after :meth:`sync`."""
+        record = _record(op, key, data, replaced)
         with self._lock:
             segment = self._segment()
             self._write(segment, record)
@@ -329,35 +349,49 @@ def _fsync_folder(folder: str) -> None:
 
 
 def read_records(data: bytes) -> list[tuple[int, str, bytes]]:
-    """The complete, intact records of a segment's bytes, in order (a torn tail is dropped)."""
+    """The complete, intact records of a segment's bytes, in order (a torn tail is dropped):
+    (op, key, the bytes the key was given)."""
+    return [(op, key, body) for op, key, body, _ in read_entries(data)]
+
+
+def read_entries(data: bytes) -> list[tuple[int, str, bytes, bytes | None]]:
+    """:func:`read_records` with each PUT's replaced-bytes hash (None: it replaced nothing,
+    and for every other record)."""
     if not data.startswith(_MAGIC):
         return []
-    records: list[tuple[int, str, bytes]] = []
+    records: list[tuple[int, str, bytes, bytes | None]] = []
     at = len(_MAGIC)
     while at + _HEAD.size <= len(data):
         op, key_len, data_len, crc = _HEAD.unpack_from(data, at)
         start = at + _HEAD.size
         end = start + key_len + data_len
-        if op not in (CREATE, PUT) or end > len(data):
+        if op not in (CREATE, PUT, UNCHECKED_PUT) or end > len(data):
             break
         raw_key, body = data[start : start + key_len], data[start + key_len : end]
         if zlib.crc32(body, zlib.crc32(raw_key, zlib.crc32(bytes([op])))) != crc:
             break
-        records.append((op, raw_key.decode(), body))
+        replaced = None
+        if op == PUT:
+            if len(body) < len(_NOTHING):
+                break
+            digest, body = body[: len(_NOTHING)], body[len(_NOTHING) :]
+            replaced = None if digest == _NOTHING else digest
+        records.append((op, raw_key.decode(), body, replaced))
         at = end
     return records
 
 
 def recover(
     folder: str,
-    replay: Callable[[int, str, bytes], list[str]],
+    replay: Callable[[int, str, bytes, bytes | None], list[str]],
     make_durable: Callable[[set[str]], None],
 ) -> int:
     """Replay and delete the segments under ``folder`` whose writer is gone; how many held
     records.
 
-    ``replay(op, key, data)`` restores one record's object if needed and returns the paths it
-    wrote; ``make_durable`` syncs them before the segment is deleted.
+    ``replay(op, key, data, replaced)`` (see :func:`read_entries`) restores one record's
+    object if needed and returns the paths it wrote; ``make_durable`` syncs them before the
+    segment is deleted.
     """
     try:
         listed = os.listdir(folder)
@@ -382,10 +416,10 @@ def recover(
             if os.fstat(fd).st_nlink == 0:
                 continue  # recovered by another process between listdir and flock
             with open(fd, "rb", closefd=False) as fh:
-                records = read_records(fh.read())
+                records = read_entries(fh.read())
             touched: set[str] = set()
-            for op, key, data in records:
-                touched.update(replay(op, key, data))
+            for op, key, data, replaced in records:
+                touched.update(replay(op, key, data, replaced))
             if touched:
                 make_durable(touched)
             os.unlink(path)

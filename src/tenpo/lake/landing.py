@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -76,16 +75,12 @@ class LandingZone:
         *,
         group_commit: bool = False,
         commit_window_s: float = 0.0,
-        commit_workers: int = 1,
     ) -> None:
         self.lake = lake
         self.bus = bus
         self._tz = ZoneInfo(timezone)
-        self._repair = threading.Lock()
         self.committer: GroupCommit[ObjectRegistered] | None = (
-            GroupCommit(lake, self._publish_all, window_s=commit_window_s, workers=commit_workers)
-            if group_commit
-            else None
+            GroupCommit(lake, self._publish_all, window_s=commit_window_s) if group_commit else None
         )
 
     def close(self) -> None:
@@ -305,7 +300,9 @@ class LandingZone:
         owner = _read_claim(self.lake, ckey)
         if owner is None:
             # Unreadable: its writer crashed before the sync, so nobody heard 202 for it.
-            with self._repair:
+            # Repaired under the lake's lock: another gateway repairing it too would give the
+            # id to its own bytes over ours, both answered 202.
+            with self.lake.exclusive():
                 owner = _read_claim(self.lake, ckey)
                 if owner is None:
                     log.warning("repairing the damaged claim %s", ckey)

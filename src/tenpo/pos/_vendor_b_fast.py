@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -39,9 +40,9 @@ from tenpo.pos.vendor_b import (
     aware_datetime,
     receipts_of,
 )
-from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS
+from tenpo.warehouse.schemas import RAW_POS_LINES, RAW_POS_TRANSACTIONS, TS
 
-__all__ = ["parse_fast"]
+__all__ = ["parse_fast", "parse_many_fast"]
 
 log = logging.getLogger(__name__)
 
@@ -169,18 +170,92 @@ def _percents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
     return out, ok
 
 
+@dataclass
+class _Body:
+    """One object's receipts as orjson read them."""
+
+    index: int  # position in the caller's list
+    event: ObjectRegistered
+    data: bytes
+    raws: list[dict[str, Any]]
+    items: int  # how many items its receipts hold
+
+
 def parse_fast(
     pre: VendorBPreEtl, event: ObjectRegistered, data: bytes, directory: Directory
 ) -> ParseResult | None:
     """The result of the object, or None when the row-wise path must run instead."""
+    body = _decode(0, event, data)
+    if body is None or len(body.raws) < MIN_RECEIPTS or body.items >= _MAX_QTY:
+        return None  # small bodies: the columns' fixed cost exceeds the row path's
+    return _columns(pre, [body], directory, exact=not _has_long_number(data))[0]
+
+
+def parse_many_fast(
+    pre: VendorBPreEtl, items: list[tuple[ObjectRegistered, bytes]], directory: Directory
+) -> list[ParseResult | None]:
+    """The results of several objects, in order, from shared column passes (the per-object
+    fixed cost of the columns paid once per pass, so small bodies join in); None for each
+    object the row-wise path must parse (see :func:`parse_fast`)."""
+    out: list[ParseResult | None] = [None] * len(items)
+    groups: dict[bool, list[_Body]] = {True: [], False: []}  # by: JSON numbers exact as floats
+    for i, (event, data) in enumerate(items):
+        body = _decode(i, event, data)
+        if body is not None:
+            groups[not _has_long_number(data)].append(body)
+    for exact, bodies in groups.items():
+        for chunk in _chunks(bodies):
+            if sum(len(b.raws) for b in chunk) < MIN_RECEIPTS:
+                continue
+            for body, result in zip(chunk, _columns(pre, chunk, directory, exact), strict=True):
+                out[body.index] = result
+    return out
+
+
+def _decode(index: int, event: ObjectRegistered, data: bytes) -> _Body | None:
+    """The object's receipts when it is an array of receipt objects holding item objects."""
     try:
         raws = split_records(orjson.loads(data), "receipts", RECEIPT_FIELDS, "receipt")
     except (orjson.JSONDecodeError, BodyError):
         return None
+    items = 0
+    for r in raws:
+        if type(r) is not dict:
+            return None
+        found = r.get("items")
+        if type(found) is list:
+            if any(type(it) is not dict for it in found):
+                return None
+            items += len(found)
+    return _Body(index, event, data, raws, items)
+
+
+def _chunks(bodies: list[_Body]) -> list[list[_Body]]:
+    """Runs of bodies with fewer than _MAX_QTY items each (item positions stay small)."""
+    chunks: list[list[_Body]] = []
+    size = 0
+    for body in bodies:
+        if not chunks or size + body.items >= _MAX_QTY:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(body)
+        size += body.items
+    return [c for c in chunks if sum(b.items for b in c) < _MAX_QTY]
+
+
+def _columns(
+    pre: VendorBPreEtl, bodies: list[_Body], directory: Directory, exact: bool
+) -> list[ParseResult | None]:
+    """One column pass over the receipts of ``bodies``; per body its result, or None (the
+    row-wise path decides). ``exact``: the bodies' JSON decimal numbers are exact as floats."""
+    k = len(bodies)
+    raws = [r for b in bodies for r in b.raws]
     n = len(raws)
-    if n < MIN_RECEIPTS or any(type(r) is not dict for r in raws):
-        return None  # small bodies: the columns' fixed cost exceeds the row path's
-    exact = not _has_long_number(data)  # JSON decimal numbers are exact as floats
+    counts = np.array([len(b.raws) for b in bodies], dtype=np.int64)
+    obj = np.repeat(np.arange(k, dtype=np.int64), counts)  # each receipt's body
+    first_receipt = np.cumsum(counts) - counts
+    if not n:
+        return [None] * k
 
     # Receipt columns.
     codes = strings([r.get("storeCode") for r in raws])
@@ -203,8 +278,8 @@ def parse_fast(
     )
     bad |= n_items == 0
     items = [it for x in item_lists if type(x) is list for it in x]
-    if not items or len(items) >= _MAX_QTY or any(type(it) is not dict for it in items):
-        return None
+    if not items:
+        return [None] * k
     rid = np.repeat(np.arange(n, dtype=np.int64), n_items)
 
     # Item columns.
@@ -218,26 +293,35 @@ def parse_fast(
     item_ok &= ok_q & ok_u & ok_d & ok_r
     bad |= np.bincount(rid, weights=~item_ok, minlength=n) > 0
 
-    # Stores (one directory look-up per code) and times (one Arrow cast for the column).
+    # Stores (one directory look-up per tenant and code) and times (one Arrow cast).
     code_list = codes.to_pylist()
-    found = {c: directory.store_by_code(event.tenant_id, c) for c in set(code_list) if c}
+    found: dict[tuple[str, str], StoreRef | None] = {}
+    for b, start in zip(bodies, first_receipt.tolist(), strict=True):
+        tenant = b.event.tenant_id
+        for c in set(code_list[start : start + len(b.raws)]):
+            if c and (tenant, c) not in found:
+                found[tenant, c] = directory.store_by_code(tenant, c)
     known = [s for s in dict.fromkeys(found.values()) if s is not None]
     at = {s.store_id: i for i, s in enumerate(known)}
-    store_of = np.array([at[s.store_id] if (s := found.get(c) if c else None) else -1
-                         for c in code_list], dtype=np.int64)  # fmt: skip
+    tenant_of = [b.event.tenant_id for b in bodies for _ in b.raws]
+    store_of = np.array([at[s.store_id] if (s := found.get((t, c)) if c else None) else -1
+                         for t, c in zip(tenant_of, code_list, strict=True)],
+                        dtype=np.int64)  # fmt: skip
     bad |= store_of < 0
     ts_us, ok_ts = instants([r.get("transactedAt") for r in raws], aware_datetime)
-    bad |= ~ok_ts | (ts_us > _arrow.micros(event.registered_at + pre.future_tolerance))
+    latest = np.array([_arrow.micros(b.event.registered_at + pre.future_tolerance)
+                       for b in bodies], dtype=np.int64)  # fmt: skip
+    bad |= ~ok_ts | (ts_us > latest[obj])
     zones = [s.timezone for s in known]
     local_us = ts_us + utc_offsets(ts_us, np.where(bad, -1, store_of), zones)
     day_no = local_us // DAY_US
 
     # Sums and tax per receipt and rate, in integer cents (int64: magnitudes checked first).
     if int(qty.max()) * int(max(unit.max(), discount.max())) >= _vector.SAFE:
-        return None
+        return [None] * k
     amounts = qty * unit - discount
     if np.abs(amounts).max() > _MAX_CENTS:
-        return None
+        return [None] * k
     amounts = np.where(item_ok, amounts, 0)
     bad |= _vector.group_sum(rid, amounts, n) != subtotal
     bad |= total != subtotal + tax
@@ -246,7 +330,7 @@ def parse_fast(
     by_rate = _vector.group_sum(group, amounts, n * len(_RATES)).reshape(n, len(_RATES))
     present = np.bincount(group, minlength=n * len(_RATES)).reshape(n, len(_RATES)) > 0
     if np.abs(by_rate).max() > _MAX_CENTS:
-        return None
+        return [None] * k
     percents = np.array(_RATES, dtype=np.int64)
     expected = _vector.divide(np.abs(by_rate) * percents, 100 * 100, pre.rounding) * 100
     expected = np.where(by_rate < 0, -expected, expected)
@@ -259,18 +343,32 @@ def parse_fast(
         rate_tax[:, col] += step
         difference -= step
 
-    keep = ~bad
+    # A body with a duplicate receipt goes to the row path (which keeps the first and names
+    # the others); so does a body with a flagged receipt that path would load after all.
     tids = pc.binary_join_element_wise(registers, receipt_ids, "-")
+    results = [ParseResult() for _ in bodies]
+    row_path = np.zeros(k, bool)
+    keep = ~bad
     kept_tids = pc.filter(tids, pa.array(keep))
-    if pc.count_distinct(kept_tids).as_py() != len(kept_tids):
-        return None  # duplicates: the row path keeps the first and names the others
-
-    result = ParseResult()
-    if bad.any():
-        first = {t: i for t, i in zip(kept_tids.to_pylist(), np.flatnonzero(keep).tolist(),
-                                      strict=True)}  # fmt: skip
-        if not _name_problems(pre, event, data, directory, np.flatnonzero(bad), result, first):
-            return None
+    if pc.count_distinct(kept_tids).as_py() != len(kept_tids) or bad.any():
+        kept_of = obj[keep]
+        tid_list = kept_tids.to_pylist()
+        kept_at = np.flatnonzero(keep)
+        bounds = np.searchsorted(kept_of, np.arange(k + 1))
+        for j, b in enumerate(bodies):
+            lo, hi = int(bounds[j]), int(bounds[j + 1])
+            body_tids = tid_list[lo:hi]
+            if len(set(body_tids)) != len(body_tids):
+                row_path[j] = True
+                continue
+            start = int(first_receipt[j])
+            flagged = np.flatnonzero(bad[start : start + len(b.raws)])
+            if not len(flagged):
+                continue
+            first = dict(zip(body_tids, (kept_at[lo:hi] - start).tolist(), strict=True))
+            if not _name_problems(pre, b.event, b.data, directory, flagged, results[j], first):
+                row_path[j] = True
+    keep &= ~row_path[obj]  # the row path's bodies: nothing of them in the columns
 
     # Line tax: each (receipt, rate) group's tax allocated over its lines by largest remainder.
     line_keep = keep[rid]
@@ -278,7 +376,7 @@ def parse_fast(
     groups, inverse = np.unique(group[line_keep], return_inverse=True)
     totals = rate_tax.reshape(-1)[groups]
     if len(weights) and int(np.abs(weights).max()) * int(np.abs(totals).max()) >= _vector.SAFE:
-        return None
+        return [None] * k
     den = _vector.group_sum(inverse, weights, len(groups))
     zero = den == 0  # lines that cancel out: split evenly
     sizes = np.bincount(inverse, minlength=len(groups))
@@ -303,25 +401,27 @@ def parse_fast(
         (line_amount + line_tax, _MAX_CENTS),
     ):  # fmt: skip
         if len(values) and np.abs(values).max() > limit:
-            return None  # the row path rejects those receipts with their reason
+            return [None] * k  # the row path rejects those receipts with their reason
 
     store_ids = pc.take(
         pa.array([s.store_id for s in known] + [None], pa.string()),
         pa.array(np.where(bad, len(known), store_of)),
     )
     keep_arr, line_arr = pa.array(keep), pa.array(line_keep)
-    line_rid = pa.array(rid[line_keep])
-    tx_store = pc.filter(store_ids, keep_arr)
+    line_rid = rid[line_keep]
+    tx_obj, ln_obj = pa.array(obj[kept]), pa.array(obj[line_rid])
+    tenants = pa.array([b.event.tenant_id for b in bodies], pa.string())
+    object_ids = pa.array([b.event.object_id for b in bodies], pa.string())
+    received = pa.array([_arrow.micros(b.event.registered_at) for b in bodies], pa.int64())
     tx_day = day_no[kept]
     money = RAW_POS_TRANSACTIONS.field("total_excl_tax").type
     line_money = RAW_POS_LINES.field("amount_excl_tax").type
-    received = _arrow.micros(event.registered_at)
-    n_tx, n_ln = len(kept), int(line_keep.sum())
+    n_tx = len(kept)
     tx = {
-        "tenant_id": _repeat(event.tenant_id, n_tx),
-        "store_id": tx_store,
+        "tenant_id": pc.take(tenants, tx_obj),
+        "store_id": pc.filter(store_ids, keep_arr),
         "register_id": pc.filter(registers, keep_arr),
-        "transaction_id": kept_tids,
+        "transaction_id": pc.filter(tids, keep_arr),
         "business_date": _arrow.dates(tx_day.tolist()),
         "ts": pa.array(ts_us[kept]).cast(RAW_POS_TRANSACTIONS.field("ts").type),
         "ts_local": pa.array(local_us[kept]).cast(RAW_POS_TRANSACTIONS.field("ts_local").type),
@@ -331,14 +431,14 @@ def parse_fast(
         "total_incl_tax": _arrow.money_from_cents(tx_excl + tx_tax, money),
         "item_count": pa.array(item_count, pa.int32()),
         "vendor": _repeat(VENDOR, n_tx),
-        "source_object_id": _repeat(event.object_id, n_tx),
-        "received_at": _arrow.received_column(received, n_tx),
+        "source_object_id": pc.take(object_ids, tx_obj),
+        "received_at": pc.take(received, tx_obj).cast(TS),
     }
     ln = {
-        "tenant_id": _repeat(event.tenant_id, n_ln),
-        "store_id": pc.take(store_ids, line_rid),
-        "transaction_id": pc.take(tids, line_rid),
-        "business_date": _arrow.dates(day_no[rid[line_keep]].tolist()),
+        "tenant_id": pc.take(tenants, ln_obj),
+        "store_id": pc.take(store_ids, pa.array(line_rid)),
+        "transaction_id": pc.take(tids, pa.array(line_rid)),
+        "business_date": _arrow.dates(day_no[line_rid].tolist()),
         "line_no": pa.array(line_no, pa.int32()),
         "sku": pc.filter(skus, line_arr),
         "name": pc.filter(names, line_arr),
@@ -348,14 +448,19 @@ def parse_fast(
         "tax_rate": _arrow.money_from_cents(rate[line_keep], RAW_POS_LINES.field("tax_rate").type),
         "tax": _arrow.money_from_cents(line_tax, line_money),
         "amount_incl_tax": _arrow.money_from_cents(line_amount + line_tax, line_money),
-        "source_object_id": _repeat(event.object_id, n_ln),
-        "received_at": _arrow.received_column(received, n_ln),
+        "source_object_id": pc.take(object_ids, ln_obj),
+        "received_at": pc.take(received, ln_obj).cast(TS),
     }
-    result.tables = {
-        "raw_pos_transactions": _arrow.table(RAW_POS_TRANSACTIONS, tx),
-        "raw_pos_lines": _arrow.table(RAW_POS_LINES, ln),
-    }
-    return result
+    all_tx = _arrow.table(RAW_POS_TRANSACTIONS, tx)
+    all_ln = _arrow.table(RAW_POS_LINES, ln)
+    tx_at = np.searchsorted(obj[kept], np.arange(k + 1)).tolist()
+    ln_at = np.searchsorted(obj[line_rid], np.arange(k + 1)).tolist()
+    for j, result in enumerate(results):
+        result.tables = {
+            "raw_pos_transactions": all_tx.slice(tx_at[j], tx_at[j + 1] - tx_at[j]),
+            "raw_pos_lines": all_ln.slice(ln_at[j], ln_at[j + 1] - ln_at[j]),
+        }
+    return [None if row_path[j] else result for j, result in enumerate(results)]
 
 
 def _name_problems(

@@ -1,0 +1,103 @@
+"""The async KPI reader's pool on a real PostgreSQL: hand-over to waiting reads, a broken
+connection dropped and replaced, reads after a cancelled one still answered."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tenpo.core.errors import NotFound
+from tenpo.datamart import ensure_schema, get_engine
+from tenpo.datamart.aread import AsyncKpiReader
+from tenpo.datamart.read import Scope
+from tenpo.datamart.schema import dm_stores, mart_store_daily
+
+DAYS = [date(2026, 10, d) for d in (5, 6, 7)]
+
+
+@pytest.fixture
+def reader(pg_url: str) -> AsyncKpiReader:
+    engine = get_engine(pg_url)
+    ensure_schema(engine)
+    store = {"store_id": "s1", "code": "001", "name": "One", "timezone": "Asia/Tokyo"}
+    with engine.begin() as conn:
+        conn.execute(
+            dm_stores.insert(), [{"tenant_id": "t1", **store}, {"tenant_id": "t2", **store}]
+        )
+        conn.execute(
+            mart_store_daily.insert(),
+            [
+                {"tenant_id": "t1", "store_id": "s1", "business_date": d, "net_sales": 100 * i,
+                 "transactions": i, "has_pos": True, "has_counter": False}
+                for i, d in enumerate(DAYS, 1)
+            ],
+        )  # fmt: skip
+    return AsyncKpiReader(engine, max_size=1)
+
+
+def _read(reader: AsyncKpiReader, tenant: str = "t1") -> object:
+    return reader.store_with_days(Scope(tenant), "s1", DAYS[0], DAYS[-1])
+
+
+def _kill_backends(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    engine.dispose()
+
+
+def test_reads_wait_for_the_one_connection_and_see_their_tenant(reader: AsyncKpiReader) -> None:
+    async def main() -> list[object]:
+        reader.serve()
+        try:
+            return await asyncio.gather(*(_read(reader) for _ in range(5)), _read(reader, "t2"))
+        finally:
+            await reader.close()
+
+    *t1, t2 = asyncio.run(main())
+    record, days, health = t1[0]  # type: ignore[misc]
+    assert record.store_id == "s1" and record.tenant_id == "t1" and health == {}
+    assert [(d.period_start, d.net_sales, d.transactions) for d in days] == [
+        (DAYS[0], Decimal("100.00"), 1),
+        (DAYS[1], Decimal("200.00"), 2),
+        (DAYS[2], Decimal("300.00"), 3),
+    ]
+    assert all(r == t1[0] for r in t1)
+    assert t2[0].tenant_id == "t2" and t2[1] == []  # type: ignore[index]
+    assert reader.served == 6
+
+
+def test_a_broken_connection_is_replaced_and_a_cancelled_read_harms_none_after(
+    reader: AsyncKpiReader, pg_url: str
+) -> None:
+    async def main() -> None:
+        reader.serve()
+        try:
+            await _read(reader)
+            _kill_backends(pg_url)
+            with pytest.raises(psycopg.OperationalError):
+                await _read(reader)  # the pooled connection was cut: this read fails ...
+            await _read(reader)  # ... and the next opens a new one
+            for delay in (0.0, 0.001, 0.005):  # cancelled before, while and after it is sent
+                task = asyncio.ensure_future(_read(reader))
+                await asyncio.sleep(delay)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                record, days, _ = await _read(reader)
+                assert record.store_id == "s1" and len(days) == 3
+            with pytest.raises(NotFound):
+                await reader.store_with_days(Scope("t3"), "s1", DAYS[0], DAYS[-1])
+        finally:
+            await reader.close()
+
+    asyncio.run(main())
