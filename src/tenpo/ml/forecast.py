@@ -127,6 +127,7 @@ _HOLDOUT_STEP = 28  # days between them
 _ETS_MODEL = "ANN"
 _RECENCY = 0.5
 _TRIM = 2.0  # candidates within twice the best hold-out error are averaged
+_POWER = 2  # ... weighted by the inverse square of that error
 _WEATHER = ("precipitation_mm", "temperature_c")
 _PEER_LAG = 364  # a year back on the same weekday
 _PEER_BASE_DAYS = 14  # the peers' level a year before the origin: the 14 days up to it
@@ -425,7 +426,7 @@ def _choose(
         return default, dict.fromkeys(LEVELS, 1.0)
     weight = np.concatenate(recency)
     mae = np.concatenate(errors, axis=1) @ weight / weight.sum()
-    share = np.where(mae <= _TRIM * mae.min(), (mae.min() / np.maximum(mae, 1e-12)) ** 2, 0.0)
+    share = np.where(mae <= _TRIM * mae.min(), (mae.min() / np.maximum(mae, 1e-12)) ** _POWER, 0.0)
     share /= share.sum()
     weights = {name: float(w) for name, w in zip(names, share, strict=True)}
     combined = share @ np.concatenate(logs, axis=1)
