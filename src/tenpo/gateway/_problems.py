@@ -30,12 +30,13 @@ from tenpo.problems import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BEARER_CHALLENGE", "PROBLEM_JSON", "install_problem_handlers", "problem"]
+__all__ = ["BEARER_CHALLENGE", "PROBLEM_JSON", "install_problem_handlers", "problem", "tenpo_error"]
 
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "headers", "type_"})
 
 
-async def _tenpo_error(request: Request, exc: Exception) -> JSONResponse:
+async def tenpo_error(request: Request, exc: Exception) -> JSONResponse:
+    """The problem answer to a :class:`TenpoError` (the app's handler; the POST fast path's)."""
     assert isinstance(exc, TenpoError)
     status = exc.http_status
     headers = auth_headers(request, exc)
@@ -90,7 +91,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem JSON."""
-    app.add_exception_handler(TenpoError, _tenpo_error)
+    app.add_exception_handler(TenpoError, tenpo_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected_error)

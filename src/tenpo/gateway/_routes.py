@@ -295,7 +295,7 @@ async def post_pos_sales(
     upload = state.ingestor.check_vendor(vendor, "sales").sales
     upload_store(vendor, upload, store)  # refused before the body is read
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return _accepted(
+    return accepted(
         await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key, store)
     )
 
@@ -320,9 +320,7 @@ async def post_pos_master(
     """Keep a POS register→store master as received and announce it."""
     state.ingestor.check_vendor(vendor, "master")
     body = await read_body(request, state.settings.pos_max_body_bytes)
-    return _accepted(
-        await state.ingestor.pos_master_async(principal, vendor, body, idempotency_key)
-    )
+    return accepted(await state.ingestor.pos_master_async(principal, vendor, body, idempotency_key))
 
 
 async def _pos_reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
@@ -392,7 +390,7 @@ async def post_iot_events(
 ) -> Response:
     """Keep a batch of device events as received and announce it."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return _accepted(await state.ingestor.iot_events_async(principal, body, idempotency_key))
+    return accepted(await state.ingestor.iot_events_async(principal, body, idempotency_key))
 
 
 @router.post(
@@ -411,10 +409,10 @@ async def post_visitor_events(
 ) -> Response:
     """Keep a JSON Lines batch of visitor events as received and announce it."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return _accepted(await state.ingestor.visitor_events_async(principal, body, idempotency_key))
+    return accepted(await state.ingestor.visitor_events_async(principal, body, idempotency_key))
 
 
-def _accepted(receipt: IngestReceipt) -> Response:
+def accepted(receipt: IngestReceipt) -> Response:  # also the POST fast path's answer
     """The 202 answer, serialized once by pydantic's core (no response-model round trip)."""
     return Response(receipt.model_dump_json(), status_code=202, media_type=JSON_UTF8)
 

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from tenpo.bus.base import EventBus
 from tenpo.core.settings import Settings
+from tenpo.gateway._pos_fast import PosSalesFastPath
 from tenpo.gateway._problems import install_problem_handlers
 from tenpo.gateway._routes import GatewayState, Ledger, router
 from tenpo.gateway._video import router as video_router
@@ -67,6 +68,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(PosSalesFastPath)  # the plain POS sales upload, below the routing
     app.include_router(router)
     app.include_router(video_router)
     if control is not None and lake is not None and bus is not None:

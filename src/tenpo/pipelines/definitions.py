@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import Definitions
+from dagster import Definitions, ExecutorDefinition
 
 from tenpo.pipelines.alerts import alert_assets, alert_sensors
 from tenpo.pipelines.connectors import pull_connectors_job, pull_connectors_schedule
@@ -34,12 +34,14 @@ def build_definitions(
     resource: TenpoResource | None = None,
     sensor_interval_s: int = 30,
     sensor_running: bool = False,
+    executor: ExecutorDefinition | None = None,
 ) -> Definitions:
     """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule.
 
-    ``sensor_interval_s`` is the ``partitions_changed`` sensor's minimum interval between
-    ticks; ``sensor_running`` starts it by default (else start it in the UI or with
-    ``dagster sensor start``)."""
+        ``sensor_interval_s`` is the ``partitions_changed`` sensor's minimum interval between
+        ticks; ``sensor_running`` starts it by default (else start it in the UI or with
+        ``dagster sensor start``); ``executor`` replaces Dagster's default (one process per step,
+    which suits production; a small code location may prefer ``in_process_executor``)."""
     partitions = daily_partitions(start, end_offset=end_offset)
     return Definitions(
         assets=[
@@ -67,6 +69,7 @@ def build_definitions(
             pull_connectors_schedule(),
         ],
         resources={"tenpo": resource or TenpoResource()},
+        executor=executor,
     )
 
 
