@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -377,9 +377,8 @@ class FsspecLake(Lake):
         return bool(self._fs.exists(self._full(key)))
 
     def list(self, prefix: str) -> list[str]:
-        base = self._full(prefix).rstrip("/")
         try:
-            found = self._fs.find(base)
+            found = self._find(self._full(prefix).rstrip("/"))
         except FileNotFoundError:
             return []
         n = len(self._root) + 1
@@ -389,6 +388,21 @@ class FsspecLake(Lake):
             for k in keys
             if not k.rsplit("/", 1)[-1].startswith(".tmp-") and not k.startswith(_JOURNAL_KEYS)
         )
+
+    def _find(self, base: str) -> Iterable[str]:
+        """Every object under folder ``base`` (a full path): one listing request on S3.
+
+        s3fs's ``find`` of a key that lists empty falls back to a look-up of the key as an
+        object (a HEAD and a second listing): three requests for every empty folder. A
+        listing of the bucket with the folder as its prefix (``key/``) has no fallback.
+        """
+        if self._protocol in ("s3", "s3a"):
+            bucket, _, key = base.partition("/")
+            if key:
+                found: Iterable[str] = self._fs.find(bucket, prefix=key + "/")
+                return found
+        found = self._fs.find(base)
+        return found
 
     def iter_prefix(self, prefix: str) -> Iterator[str]:
         """Like :meth:`list`, lazily."""
