@@ -20,7 +20,7 @@ latency at the same offered rate is reported alongside.
 
 Reports ``api_kpi``: req/s of the KPI endpoint, baseline = req/s of the bare endpoint,
 ratio target 0.4; p50/p99 latencies of both at the offered rate, and whether p99 < 30 ms.
-With the PostgreSQL datamart the KPI route reads through the async psycopg pool
+With the PostgreSQL datamart the KPI route reads through pooled asyncpg connections
 (``tenpo.datamart.aread``): one prepared round trip, no worker thread.
 """
 
