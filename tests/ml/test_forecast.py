@@ -246,3 +246,28 @@ def test_peers_path_a_year_earlier_is_their_median_and_needs_three_peers() -> No
     assert 0 < path[0] < np.log(1.2)  # the centred 7-day mean starts inside the lift
     assert peer_panel(peers[:2], lambda d: False) is None
     assert panel.shape(date(2025, 6, 1), 28) is None  # no year of history before it
+
+
+def test_peer_groups_are_tenant_country_and_region() -> None:
+    from tenpo.ml.forecast import peer_panels
+
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(30)]
+    stores = {
+        ("t", "a"): {"region": "kanto"},
+        ("t", "b"): {"region": "kanto"},
+        ("t", "c"): {"region": "kanto"},
+        ("t", "d"): {"region": "kansai"},  # alone in its region: the tenant's Japan stores
+        ("t", "e"): {"region": "kansai", "timezone": "America/New_York"},  # alone in the US
+        ("u", "f"): {"region": "kanto"},  # another tenant
+    }
+    daily = pd.DataFrame(
+        [(t, s, d, 100.0 + i) for i, (t, s) in enumerate(stores) for d in days],
+        columns=["tenant_id", "store_id", "business_date", "visitors"],
+    )
+    panels = peer_panels(daily, stores, kpis=("visitors",))
+    assert set(panels) == {("t", "a"), ("t", "b"), ("t", "c"), ("t", "d")}
+    assert panels[("t", "a")]["visitors"].logs.shape == (30, 3)  # a, b, c
+    assert panels[("t", "d")]["visitors"].logs.shape == (30, 4)  # a, b, c, d
+    logs = panels[("t", "d")]["visitors"].logs
+    assert np.isnan(logs[0]).all()  # 元日: holidays are no part of a path
+    assert np.allclose(logs[5], np.log([100, 101, 102, 103]))

@@ -458,7 +458,7 @@ def _create_local(full: str, data: bytes, *, durable: bool = True) -> bool:
     survives a crash; otherwise the caller syncs later (:meth:`FsspecLake.sync`).
     """
     folder = os.path.dirname(full)
-    if os.path.exists(full):
+    if durable and os.path.exists(full):  # spares the fsync; unsynced, ``link`` decides alone
         return False
     if _TMPFILE_LINKS:
         try:
