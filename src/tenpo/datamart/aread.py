@@ -48,6 +48,8 @@ _STORE_DAYS_HEALTH_SQL = (
     f"incomplete_hours FROM {mart_device_health.name} "
     "WHERE tenant_id = $1 AND store_id = $2 "
     "AND business_date >= $3 AND business_date <= $4 "
+    # A healthy device-day (no flag, no incomplete hour) flags nothing: not sent.
+    "AND (flags <> '' OR COALESCE(incomplete_hours, '') <> '') "
     f"ORDER BY 1, {len(_STORE_COLUMNS) + 2}"
 )
 """One statement (one parse, bind, execute and fetch; no pipeline) for the store, its days
@@ -208,7 +210,8 @@ class AsyncKpiReader:
         self, caller: Caller, store_id: str, start: date, end: date
     ) -> tuple[StoreRecord, list[KpiPeriod], dict[tuple[str, date], StoreDayHealth]]:
         """The caller's store, its daily rows over ``start..end`` and the device health of
-        those dates, in one statement; :class:`NotFound` like
+        those dates (the dates with a flag or an incomplete hour: a healthy one flags nothing),
+        in one statement; :class:`NotFound` like
         :func:`tenpo.datamart.read.store_with_days` for a store the caller may not see."""
         if not caller.sees_store(store_id):
             raise not_found(store_id)
