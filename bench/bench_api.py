@@ -1,6 +1,7 @@
 """Read API under load: one store-month of KPIs from a PostgreSQL datamart of 1,000 stores ×
-365 days, at 100 concurrent requests on one uvicorn worker, against a bare endpoint of the
-same app (FastAPI) returning a precomputed JSON body of the same size, in the same run.
+365 days (and a people counter's daily health per store), at 100 concurrent requests on one
+uvicorn worker, against a bare endpoint of the same app (FastAPI) returning a precomputed JSON
+body of the same size, in the same run.
 
 The datamart is a dedicated database created for the run (bulk-loaded with COPY) and dropped
 afterwards. The server runs in a subprocess; the load comes from a small asyncio HTTP/1.1
@@ -20,7 +21,7 @@ latency at the same offered rate is reported alongside.
 
 Reports ``api_kpi``: req/s of the KPI endpoint, baseline = req/s of the bare endpoint,
 ratio target 0.4; p50/p99 latencies of both at the offered rate, and whether p99 < 30 ms.
-With the PostgreSQL datamart the KPI route reads through the async psycopg pool
+With the PostgreSQL datamart the KPI route reads through pooled asyncpg connections
 (``tenpo.datamart.aread``): one prepared round trip, no worker thread.
 """
 
@@ -129,6 +130,22 @@ def _load(url: str) -> None:
                          f"{sales * 11 // 10}.00", tx, units, sales / tx, units / tx, visitors,
                          passersby, visitors / passersby, tx / visitors, sales / visitors,
                          True, True)
+                    )  # fmt: skip
+        # One people counter per store with its daily health (a day of missing intervals
+        # now and then): the KPI read fetches a store-month of it too, and an empty table
+        # would hide what that part of the statement costs.
+        with cur.copy(
+            "COPY mart_device_health (tenant_id, device_id, business_date, store_id, "
+            "intervals_expected, intervals_received, intervals_missing, incomplete_hours, flags) "
+            "FROM STDIN"
+        ) as copy:
+            for i in range(STORES):
+                for d in range(DAYS):
+                    missing = 3 if d % 17 == 0 else 0
+                    copy.write_row(
+                        (TENANT, f"pc{i:04d}", FIRST_DAY + timedelta(days=d), f"st{i:04d}",
+                         288, 288 - missing, missing, "11:00+09:00" if missing else "",
+                         "missing_intervals" if missing else "")
                     )  # fmt: skip
         conn.commit()
         # A datamart in service has been vacuumed since its last export: without this, the

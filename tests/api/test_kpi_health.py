@@ -128,7 +128,8 @@ def test_the_repeated_hour_comes_back_twice(client: TestClient, world: World) ->
 
 
 def test_an_older_datamart_table_gains_the_new_column(tmp_path: Path) -> None:
-    """A mart_device_health created before ``incomplete_hours`` existed is upgraded in place."""
+    """A mart_device_health created before ``incomplete_hours`` (and its per-store index)
+    existed is upgraded in place."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     old = sa.MetaData()
     sa.Table(
@@ -141,4 +142,7 @@ def test_an_older_datamart_table_gains_the_new_column(tmp_path: Path) -> None:
     assert export_device_health(engine, D1, pa.Table.from_pylist([row], MART_DEVICE_HEALTH)) == 1
     (record,) = device_health(engine, "t1", D1)
     assert record.incomplete_hours == ("11:00+09:00",)
+    # ... and gains the per-store index the KPI read's device health needs.
+    indexes = sa.inspect(engine).get_indexes(mart_device_health.name)
+    assert ["tenant_id", "store_id", "business_date"] in [i["column_names"] for i in indexes]
     engine.dispose()

@@ -270,6 +270,38 @@ def test_repeat_window_is_a_parameter(con: Any) -> None:
     assert keyed(out, "store_id")[("A",)]["repeat_visitors"] == 2  # p5's old visit now counts
 
 
+def test_dwell_median_of_odd_even_and_all_open_days(con: Any) -> None:
+    """Median of 1, 2 and 3 closed visits (duplicates included); a day of open visits only has
+    no dwell (null, not an error), and an open visit never shifts the middle."""
+    t0 = at(DAY, "10:00")
+    dwells = {"A": [None, 300, None], "B": [None, None], "C": [200, 200, 500, None], "D": [700]}
+    rows = [
+        {
+            "tenant_id": "t1",
+            "store_id": store,
+            "business_date": DAY,
+            "person_id": f"{store}-p{i}",
+            "entry_ts": t0,
+            "exit_ts": None if d is None else t0 + timedelta(seconds=d),
+            "dwell_s": d,
+            "entry_hour": 10,
+            "camera_id": f"cam-{store}",
+        }
+        for store, ds in dwells.items()
+        for i, d in enumerate(ds)
+    ]
+    visits = ibis.memtable(pa.Table.from_pylist(rows, schema=MART_STORE_VISITS))
+    out = keyed(
+        con.to_pyarrow(
+            store_daily(ibis.memtable(fixture_pos()), ibis.memtable(fixture_counts()), visits)
+        ),
+        "store_id",
+    )
+    got = {s: (out[(s,)]["dwell_time_median_s"], out[(s,)]["open_visits"]) for s in dwells}
+    assert got == {"A": (300.0, 2), "B": (None, 2), "C": (200.0, 1), "D": (700.0, 0)}
+    assert out[("B",)]["dwell_time_mean_s"] is None and out[("B",)]["unique_visitors"] == 2
+
+
 def test_counter_gap_is_flagged(con: Any) -> None:
     rows = [count_row("A", "entrance", 3, device="pc-a", minute=m) for m in (0, 1, 5)]
     out = con.to_pyarrow(

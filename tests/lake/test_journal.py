@@ -365,3 +365,39 @@ def test_a_replace_recorded_by_an_earlier_version_is_replayed_unconditionally(
     (tmp_path / "a").mkdir()
     (tmp_path / "a/b").write_bytes(b"old")
     assert open_lake(str(tmp_path)).get("a/b") == b"new"
+
+
+def test_a_failed_sync_whose_fresh_segment_cannot_be_made_keeps_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync fails, and so does creating the segment its records are rewritten to: the
+    records (one appended during the failed sync, for the next round) must still be written
+    and synced by the next sync, not dropped while that sync returns as if it covered them."""
+    lake = FsspecLake(str(tmp_path))
+    lake.put_unsynced("a/one.json", b"1")
+    real_sync, real_new = journal_mod._datasync, journal_mod._new_segment
+
+    def append_then_eio(fd: int) -> None:
+        lake.put_unsynced("a/two.json", b"2")  # a concurrent put of the next round
+        raise OSError(5, "Input/output error")
+
+    def no_segment(folder: str, prealloc: int) -> object:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_mod, "_datasync", append_then_eio)
+    monkeypatch.setattr(journal_mod, "_new_segment", no_segment)
+    journal = lake._journal
+    assert journal is not None
+    journal._spare = None  # (a preallocated spare would serve as the fresh segment)
+    journal._preparing = True  # and none is made meanwhile
+    with pytest.raises(LakeError):
+        lake.sync()
+    monkeypatch.setattr(journal_mod, "_datasync", real_sync)
+    monkeypatch.setattr(journal_mod, "_new_segment", real_new)
+    journal._preparing = False
+    lake.sync()  # the next round: "a/two.json" is acknowledged after it
+    assert journal._current is not None
+    current = read_records(Path(journal._current.path).read_bytes())
+    assert (PUT, "a/one.json", b"1") in current
+    assert (PUT, "a/two.json", b"2") in current
+    lake.checkpoint()

@@ -226,3 +226,48 @@ def test_short_history_forecasts_without_hold_out() -> None:
     fc = forecast_daily(obs, as_of=days[-1], horizon=90, is_holiday=lambda d: False)
     assert fc is not None and len(fc) == 90
     assert fc["mean"].between(90, 110).all() and (fc["lo_95"] < fc["mean"]).all()
+
+
+def test_peers_path_a_year_earlier_is_their_median_and_needs_three_peers() -> None:
+    from tenpo.ml.forecast import peer_panel
+
+    # Three peers, 400 days from 2025-01-01; from 2025-03-01 on
+    # two of them trade 20 % up for 60 days, the third 150 % up (its own anomaly).
+    days = [date(2025, 1, 1) + timedelta(days=i) for i in range(400)]
+    lift = np.array([date(2025, 3, 1) <= d < date(2025, 4, 30) for d in days])
+    peers = [pd.Series(np.where(lift, k, 1.0) * 100.0, index=days) for k in (1.2, 1.2, 2.5)]
+    panel = peer_panel(peers, lambda d: False)
+    assert panel is not None
+    as_of = date(2026, 2, 27)  # 52 weeks after 2025-02-28
+    path = panel.shape(as_of, 28)
+    assert path is not None and len(path) == 28
+    # Their level the 14 days to 2025-02-28 is 100; the median peer is 20 % up after.
+    assert np.allclose(path[3:], np.log(1.2), atol=1e-9)
+    assert 0 < path[0] < np.log(1.2)  # the centred 7-day mean starts inside the lift
+    assert peer_panel(peers[:2], lambda d: False) is None
+    assert panel.shape(date(2025, 6, 1), 28) is None  # no year of history before it
+
+
+def test_peer_groups_are_tenant_country_and_region() -> None:
+    from tenpo.ml.forecast import peer_panels
+
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(30)]
+    stores = {
+        ("t", "a"): {"region": "kanto"},
+        ("t", "b"): {"region": "kanto"},
+        ("t", "c"): {"region": "kanto"},
+        ("t", "d"): {"region": "kansai"},  # alone in its region: the tenant's Japan stores
+        ("t", "e"): {"region": "kansai", "timezone": "America/New_York"},  # alone in the US
+        ("u", "f"): {"region": "kanto"},  # another tenant
+    }
+    daily = pd.DataFrame(
+        [(t, s, d, 100.0 + i) for i, (t, s) in enumerate(stores) for d in days],
+        columns=["tenant_id", "store_id", "business_date", "visitors"],
+    )
+    panels = peer_panels(daily, stores, kpis=("visitors",))
+    assert set(panels) == {("t", "a"), ("t", "b"), ("t", "c"), ("t", "d")}
+    assert panels[("t", "a")]["visitors"].logs.shape == (30, 3)  # a, b, c
+    assert panels[("t", "d")]["visitors"].logs.shape == (30, 4)  # a, b, c, d
+    logs = panels[("t", "d")]["visitors"].logs
+    assert np.isnan(logs[0]).all()  # 元日: holidays are no part of a path
+    assert np.allclose(logs[5], np.log([100, 101, 102, 103]))

@@ -3,6 +3,7 @@ asset checks, identical backfill re-runs and the instance's run limits."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,7 +11,14 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, RunRequest, build_schedule_context, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    EventLogEntry,
+    RunRequest,
+    build_schedule_context,
+    build_sensor_context,
+)
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from tenpo.bus import PARTITIONS_CHANGED, open_bus
 from tenpo.core.settings import Settings
@@ -26,6 +34,7 @@ from tenpo.pipelines.sensors import (
     partitions_changed_sensor,
     plan_runs,
 )
+from tenpo.pipelines.sqlite_storage import SqliteEventLogStorageKeepingEngines
 from tenpo.warehouse import open_warehouse, write_partition
 from tests.jobs.factories import DAY, NEXT_DAY, count_row, counts_table, on_day
 from tests.jobs.factories import fixture_counts as base_counts
@@ -256,6 +265,25 @@ def test_instance_limits_mart_writers_to_one_run(settings: Settings) -> None:
         assert inst.get_concurrency_config().run_queue_config.tag_concurrency_limits == [
             {"key": "tenpo/writer", "limit": 1}
         ]
+        # The event log is tenpo's SQLite storage: one engine per file for all its writes.
+        events = inst.event_log_storage
+        assert isinstance(events, SqliteEventLogStorageKeepingEngines)
+        events.store_event(_log_entry("run-a", "a0"))
+        engine = events._engines["run-a"]
+        events.store_event(_log_entry("run-a", "a1"))
+        assert events._engines["run-a"] is engine
+        # Wiped (its run files deleted), it creates the shard again on the next write.
+        events.wipe()
+        events.store_event(_log_entry("run-a", "after wipe"))
+    # The files are Dagster's own: its stock storage reads the same events from them.
+    stock = SqliteEventLogStorage(str(home / "history" / "runs"))
+    assert [e.user_message for e in stock.get_logs_for_run("run-a")] == ["after wipe"]
+
+
+def _log_entry(run_id: str, text: str) -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None, level=logging.INFO, user_message=text, run_id=run_id, timestamp=0.0
+    )
 
 
 def test_staff_file_is_read_and_checked(settings: Settings, tmp_path: object) -> None:

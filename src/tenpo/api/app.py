@@ -70,7 +70,7 @@ def create_app(
             settings.control_db_url, auth_cache_ttl=settings.auth_cache_seconds
         )
 
-    # PostgreSQL: the KPI hot path reads through an async psycopg pool (tenpo.datamart.aread).
+    # PostgreSQL: the KPI hot path reads through pooled asyncpg connections (datamart.aread).
     kpi_reader = AsyncKpiReader(datamart) if is_postgres(datamart) else None
 
     @asynccontextmanager

@@ -57,6 +57,15 @@ mart_device_health = sa.Table(
     sa.Column("flags", sa.Text(), nullable=False),
 )
 sa.Index(None, mart_device_health.c.business_date)
+# Reads are per store and date range (the KPI read's device health): without this, a
+# store-month read scanned every device row of those dates (a 1,000-store x 2-device year:
+# 62,000 rows, 51 ms, for 62 answers).
+sa.Index(
+    None,
+    mart_device_health.c.tenant_id,
+    mart_device_health.c.store_id,
+    mart_device_health.c.business_date,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,8 @@ def ensure_device_health(engine: Engine) -> None:
                             f"ALTER TABLE {mart_device_health.name} ADD COLUMN {column.name} {kind}"
                         )
                     )
+        for index in mart_device_health.indexes:  # one newer than an existing table
+            index.create(engine, checkfirst=True)
         _ensured.add(engine)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenpo.core.checks import read_body
@@ -108,6 +109,7 @@ class PosSalesFastPath:
         """Read, check and land the body; answer as the route would (202 or problem)."""
         vendor = _PATH.match(scope["path"])[1]  # type: ignore[index] # matched by the caller
         request = Request(scope, receive)
+        response: Response
         try:
             body = await read_body(request, state.settings.pos_max_body_bytes)
             receipt = await state.ingestor.pos_sales_async(

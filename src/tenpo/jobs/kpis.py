@@ -231,15 +231,27 @@ def _local_hour_of(
 
 
 def _pos_aggregates(t: ibis.Table, keys: Sequence[str]) -> ibis.Table:
-    """Sales, receipts and units per group; sums over sale and return rows only."""
-    counted = t.kind.isin(_COUNTED_KINDS)
-    return t.group_by(list(keys)).aggregate(
-        net_sales=t.total_excl_tax.sum(where=counted).coalesce(money_zero()),
-        net_sales_incl_tax=t.total_incl_tax.sum(where=counted).coalesce(money_zero()),
+    """Sales, receipts and units per group; sums over sale and return rows only.
+
+    The receipts are grouped once by ``keys`` and ``kind`` with plain sums (no per-row
+    filter); the kinds are folded on those few rows.
+    """
+    by_kind = t.group_by([*keys, "kind"]).aggregate(
+        _excl=t.total_excl_tax.sum(),
+        _incl=t.total_incl_tax.sum(),
+        _n=t.count(),
+        _units=t.item_count.cast("int64").sum(),
+    )
+    k = by_kind
+    counted = k.kind.isin(_COUNTED_KINDS)
+    return k.group_by(list(keys)).aggregate(
+        net_sales=k._excl.sum(where=counted).coalesce(money_zero()),
+        net_sales_incl_tax=k._incl.sum(where=counted).coalesce(money_zero()),
         transactions=(
-            t.kind.count(where=t.kind == "sale") - t.kind.count(where=t.kind == "return")
+            k._n.sum(where=k.kind == "sale").coalesce(0)
+            - k._n.sum(where=k.kind == "return").coalesce(0)
         ),
-        units=t.item_count.cast("int64").sum(where=counted).coalesce(0),
+        units=k._units.sum(where=counted).coalesce(0),
         has_pos=ibis.literal(True),
     )
 
@@ -264,12 +276,20 @@ def _daily_counts(t: ibis.Table) -> ibis.Table:
     cover the span from its first start to its last end; only the per-device aggregates are
     converted to epoch seconds. ``counter_complete`` is null without an entrance counter.
     """
-    entrance, passby = t.line == _ENTRANCE, t.line == _PASSBY
-    per_device = t.group_by([*DAILY_KEYS, "device_id"]).aggregate(
-        _in=t.count_in.cast("int64").sum(where=entrance),
-        _both=(t.count_in.cast("int64") + t.count_out.cast("int64")).sum(where=passby),
-        _n=t.count(where=entrance), _first=t.interval_start.min(where=entrance),
-        _first_end=t.interval_end.min(where=entrance), _last_end=t.interval_end.max(where=entrance),
+    # Grouped once by device and line with plain aggregates (no per-row filter); the lines
+    # are told apart on those few rows.
+    per_line = t.group_by([*DAILY_KEYS, "device_id", "line"]).aggregate(
+        _in=t.count_in.cast("int64").sum(),
+        _both=(t.count_in.cast("int64") + t.count_out.cast("int64")).sum(),
+        _n=t.count(), _first=t.interval_start.min(),
+        _first_end=t.interval_end.min(), _last_end=t.interval_end.max(),
+    )  # fmt: skip
+    p = per_line
+    entrance, passby = p.line == _ENTRANCE, p.line == _PASSBY
+    per_device = p.group_by([*DAILY_KEYS, "device_id"]).aggregate(
+        _in=p._in.sum(where=entrance), _both=p._both.sum(where=passby),
+        _n=p._n.sum(where=entrance).coalesce(0), _first=p._first.min(where=entrance),
+        _first_end=p._first_end.min(where=entrance), _last_end=p._last_end.max(where=entrance),
     )  # fmt: skip
     d = per_device
     first = d._first.epoch_seconds().cast("int64")
@@ -289,35 +309,35 @@ def _daily_counts(t: ibis.Table) -> ibis.Table:
 def _visit_aggregates(
     current: ibis.Table, history: ibis.Table, repeat_window_days: int
 ) -> list[ibis.Table]:
-    """Partials per store-date of ``current``: entries, open visits, unique visitors, dwell
-    mean and median in one pass; repeat visitors (absent where there are none)."""
-    # Exact median, portable: the middle value(s) by row number within each store-date, visits
-    # without a dwell (open) sorted last so the closed ones take rows 0..n-1. The count uses
-    # the same window as the row number, so engines sort once for both; every other statistic
-    # is an aggregate over the same rows, so the visits are scanned and grouped once.
-    narrow = current.select(*DAILY_KEYS, "person_id", "exit_ts", "dwell_s")
-    ordered = ibis.window(
-        group_by=list(DAILY_KEYS), order_by=[narrow.dwell_s.isnull(), narrow.dwell_s]
-    )
-    ranked = narrow.mutate(
-        _rn=ibis.row_number().over(ordered), _n=narrow.dwell_s.count().over(ordered)
-    )
-    middle = ranked.dwell_s.notnull() & (
-        (ranked._rn == (ranked._n - 1) // 2) | (ranked._rn == ranked._n // 2)
-    )
-    basic = ranked.group_by(list(DAILY_KEYS)).aggregate(
-        video_entries=ranked.count(),
-        open_visits=ranked.count(where=ranked.exit_ts.isnull()),
-        dwell_time_mean_s=ranked.dwell_s.mean(),
+    """Partials per store-date of ``current``: entries, open visits, dwell mean and median in
+    one pass; unique visitors; repeat visitors (absent where there are none)."""
+    # Exact median, portable and without a window: the store-date's closed dwells collected
+    # into one sorted array (a few hundred values), then the mean of its middle value(s). A
+    # window over all visits (partitioned by three string keys) cost the query more than the
+    # whole POS aggregate did.
+    dwell = current.dwell_s
+    basic = current.group_by(list(DAILY_KEYS)).aggregate(
+        video_entries=current.count(),
+        open_visits=current.count(where=current.exit_ts.isnull()),
+        dwell_time_mean_s=dwell.mean(),
         has_video=ibis.literal(True),
-        dwell_time_median_s=ranked.dwell_s.cast("float64").mean(where=middle),
-        unique_visitors=ranked.person_id.nunique(),
+        _dwells=dwell.collect().sort(),
+        _closed=dwell.count(),
     )
-    # Repeat visitors: a visit of the same person to any store of the tenant on an earlier
-    # date within the window. A semi join on (tenant, person) with the date range as a
-    # residual condition: no window or de-duplication over the whole history.
+    n, dwells = basic._closed, basic._dwells
+    # Array indexes are 32-bit on Spark; ``n > 0`` guards the empty array of an all-open day.
+    low, high = ((n - 1) // 2).cast("int32"), (n // 2).cast("int32")
+    middle = (dwells[low] + dwells[high]).cast("float64") / 2
+    basic = basic.mutate(dwell_time_median_s=ibis.ifelse(n > 0, middle, ibis.null("float64"))).drop(
+        "_dwells", "_closed"
+    )
+    # Unique and repeat visitors from one set of distinct persons per store-date. A repeat
+    # visitor has a visit of the same person to any store of the tenant on an earlier date
+    # within the window: a semi join on (tenant, person) with the date range as a residual
+    # condition, no window or de-duplication over the whole history.
     persons = current.filter(current.person_id.notnull()).select(*DAILY_KEYS, "person_id")
     persons = persons.distinct()
+    unique = persons.group_by(list(DAILY_KEYS)).aggregate(unique_visitors=persons.count())
     seen = history.select(
         _h_tenant=history.tenant_id, _h_person=history.person_id, _h_date=history.business_date
     )
@@ -331,7 +351,7 @@ def _visit_aggregates(
         ],
     )
     repeat = repeaters.group_by(list(DAILY_KEYS)).aggregate(repeat_visitors=repeaters.count())
-    return [basic, repeat]
+    return [basic, unique, repeat]
 
 
 def _ratios(

@@ -16,6 +16,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -377,9 +378,8 @@ class FsspecLake(Lake):
         return bool(self._fs.exists(self._full(key)))
 
     def list(self, prefix: str) -> list[str]:
-        base = self._full(prefix).rstrip("/")
         try:
-            found = self._fs.find(base)
+            found = self._find(self._full(prefix).rstrip("/"))
         except FileNotFoundError:
             return []
         n = len(self._root) + 1
@@ -389,6 +389,37 @@ class FsspecLake(Lake):
             for k in keys
             if not k.rsplit("/", 1)[-1].startswith(".tmp-") and not k.startswith(_JOURNAL_KEYS)
         )
+
+    def list_info(self, prefix: str) -> dict[str, dict[str, object]]:
+        """Like :meth:`list`, with what the listing tells of each object (fsspec's info:
+        ``size``, ``LastModified``, ...), by key; remote lakes only (a local listing would
+        pay a ``stat`` per file)."""
+        if self._local:
+            raise LakeError("list_info is for remote lakes")
+        try:
+            found = self._find(self._full(prefix).rstrip("/"), detail=True)
+        except FileNotFoundError:
+            return {}
+        n = len(self._root) + 1
+        return {
+            str(p)[n:]: info
+            for p, info in sorted(found.items())
+            if not str(p).rsplit("/", 1)[-1].startswith(".tmp-")
+            and not str(p)[n:].startswith(_JOURNAL_KEYS)
+        }
+
+    def _find(self, base: str, *, detail: bool = False) -> Any:
+        """Every object under folder ``base`` (a full path): one listing request on S3.
+
+        s3fs's ``find`` of a key that lists empty falls back to a look-up of the key as an
+        object (a HEAD and a second listing): three requests for every empty folder. A
+        listing of the bucket with the folder as its prefix (``key/``) has no fallback.
+        """
+        if self._protocol in ("s3", "s3a"):
+            bucket, _, key = base.partition("/")
+            if key:
+                return self._fs.find(bucket, prefix=key + "/", detail=detail)
+        return self._fs.find(base, detail=detail)
 
     def iter_prefix(self, prefix: str) -> Iterator[str]:
         """Like :meth:`list`, lazily."""
@@ -444,7 +475,7 @@ def _create_local(full: str, data: bytes, *, durable: bool = True) -> bool:
     survives a crash; otherwise the caller syncs later (:meth:`FsspecLake.sync`).
     """
     folder = os.path.dirname(full)
-    if os.path.exists(full):
+    if durable and os.path.exists(full):  # spares the fsync; unsynced, ``link`` decides alone
         return False
     if _TMPFILE_LINKS:
         try:

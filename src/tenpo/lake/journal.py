@@ -122,6 +122,10 @@ class Journal:
         self._current: _Segment | None = None
         self._pending: list[bytes] = []
         """Records appended since the last successful sync (re-appended after a failed one)."""
+        self._unwritten: list[bytes] = []
+        """Records of a failed sync not yet rewritten into a fresh segment (its creation failed
+        too): the next sync writes them first, and fails while it cannot."""
+        self._unwritten_touched: set[str] = set()
         self._retired: list[_Segment] = []  # synced, awaiting (or failed) their checkpoint
         self._spare: _Segment | None = None  # preallocated, for when the current one retires
         self._preparing = False
@@ -157,6 +161,7 @@ class Journal:
         """
         with self._sync_lock:
             with self._lock:
+                self._rewrite_unwritten()  # OSError: still unwritten, and this sync fails
                 segment = self._current
                 if segment is None or not self._pending:
                     return
@@ -173,18 +178,17 @@ class Journal:
                 # After a failed fdatasync the kernel may have dropped those pages: write the
                 # records again into a new segment, which the next sync covers.
                 with self._lock:
-                    later: list[bytes] = []
                     if self._current is segment:
                         self._current = None
                         # Appended to the failed segment while it was being synced: they
                         # must move to the fresh one as well (the next sync covers only it).
-                        later = self._pending
+                        pending += self._pending
+                        self._pending = []
                     self._retire(segment)
-                    fresh = self._segment()
-                    for record in pending + later:
-                        self._write(fresh, record)
-                    fresh.touched.update(segment.touched)
-                    self._pending = pending + self._pending
+                    self._unwritten += pending
+                    self._unwritten_touched |= segment.touched
+                    with contextlib.suppress(OSError):  # else the next sync retries, or fails
+                        self._rewrite_unwritten()
                 raise
             if rotate:
                 with self._lock:
@@ -213,6 +217,18 @@ class Journal:
             _drop(spare)
 
     # -- internals ---------------------------------------------------------------------
+    def _rewrite_unwritten(self) -> None:
+        """Write the records of a failed sync into the current segment (a fresh one), for the
+        next sync to cover (under _lock). ``OSError`` leaves them for the next try."""
+        if not self._unwritten:
+            return
+        fresh = self._segment()
+        for record in self._unwritten:
+            self._write(fresh, record)  # a retry after a failure here writes some twice:
+        fresh.touched |= self._unwritten_touched  # replay is idempotent
+        self._pending = self._unwritten + self._pending
+        self._unwritten, self._unwritten_touched = [], set()
+
     def _segment(self) -> _Segment:
         """The current segment (under _lock): the preallocated spare if one is ready, else
         a new one that grows as it is written (the first, or when the spare is late)."""

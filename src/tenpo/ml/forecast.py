@@ -16,15 +16,19 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
    goes to ``statsforecast``'s ``AutoETS`` (simple exponential smoothing: additive errors, no
    trend), shifted back by the calendar effects. That gives the candidates ``flat`` and
    ``seasonal`` (with the yearly cycle); ``recent`` is the median of the last 8 same-weekday
-   values.
+   values; ``peers`` is ``flat`` plus the path its peer stores (same tenant, country and
+   region) took over the same weeks a year earlier, relative to their level then (the median
+   over the peers: one store's own anomaly or level shift does not make a season, and a
+   store with a short history borrows its peers').
 4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
-   apart, before ``as_of``), each forecast from its own past only, score every blend of the
-   candidates (weights in quarters) on the days observed after them: the blend with the
-   least absolute error is the forecast, and its hold-out errors, over the level's own
-   standard deviation, calibrate the 80 % and 95 % intervals (recent origins weigh more).
-   So a yearly cycle learnt from a one-off anomaly, or a level shift, is not trusted unless
-   it forecast well, and the intervals are as wide as the forecast's real errors (the point
-   is the median; intervals are multiplicative).
+   apart, before ``as_of``), each forecast from its own past only, score every candidate on
+   the days observed after them: those within twice the least absolute error (recent
+   origins weigh more) are averaged on the log scale, weighted by the inverse square of
+   their hold-out error, into the forecast, and the combination's hold-out errors, over the
+   level's own standard deviation, calibrate the 80 % and 95 % intervals. So a yearly cycle
+   learnt from a one-off anomaly, or a level shift, is damped or dropped unless it forecast
+   well, and the intervals are as wide as the forecast's real errors (the point is the
+   median; intervals are multiplicative).
 5. **Hours** are the day split by the store's own hour profile per day type (last 8 weeks of
    complete days), with the empirical spread of each hour's share added to the day's: local
    hours of the store's timezone, so a spring-forward date has no skipped hour and a fall-back
@@ -38,10 +42,10 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import NormalDist
@@ -60,6 +64,7 @@ __all__ = [
     "LEVELS",
     "MART_STORE_FORECAST",
     "BacktestScore",
+    "PeerPanel",
     "backtest",
     "country_of",
     "forecast_daily",
@@ -68,6 +73,8 @@ __all__ = [
     "forecast_store",
     "holiday_calendar",
     "local_hours",
+    "peer_panel",
+    "peer_panels",
     "seasonal_naive_daily",
     "seasonal_naive_hourly",
 ]
@@ -119,7 +126,13 @@ _HOLDOUT_ORIGINS = 4  # origins of the hold-out that weighs the candidates and t
 _HOLDOUT_STEP = 28  # days between them
 _ETS_MODEL = "ANN"
 _RECENCY = 0.5
+_TRIM = 2.0  # candidates within twice the best hold-out error are averaged
+_POWER = 2  # ... weighted by the inverse square of that error
 _WEATHER = ("precipitation_mm", "temperature_c")
+_PEER_LAG = 364  # a year back on the same weekday
+_PEER_BASE_DAYS = 14  # the peers' level a year before the origin: the 14 days up to it
+_PEER_SMOOTH = 7  # days of the centred mean that takes the weekday pattern out of the path
+_MIN_PEERS = 3
 
 
 # --- calendars ---------------------------------------------------------------------------
@@ -216,6 +229,65 @@ def _ets(series: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
     return model.forecast(y=series.astype(np.float64), h=horizon, level=[95])
 
 
+@dataclass(frozen=True)
+class PeerPanel:
+    """One KPI's daily values of a group of peer stores (the store's tenant and region, the
+    store included), for the peers' path of the same season a year earlier: log values with
+    holidays and missing days blank, and their centred 7-day mean (the weekday pattern out)."""
+
+    first: date
+    logs: np.ndarray  # (days, stores)
+    smooth: np.ndarray  # (days, stores)
+
+    def shape(self, as_of: date, horizon: int) -> np.ndarray | None:
+        """Per future date of ``as_of``, the peers' median log change from their level just
+        before ``as_of`` a year (52 weeks) back to the same date a year back; None with
+        fewer than 3 peers observed then. Only days up to ``as_of - 360`` are read."""
+        if horizon > _PEER_LAG - _PEER_SMOOTH:
+            return None
+        end = (as_of - self.first).days - _PEER_LAG  # row of as_of a year back
+        if end - _PEER_BASE_DAYS + 1 < 0 or end + horizon >= len(self.logs):
+            return None
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns and rows
+            window = self.logs[end - _PEER_BASE_DAYS + 1 : end + 1]
+            seen = np.sum(~np.isnan(window), axis=0) >= _PEER_BASE_DAYS // 2
+            if int(seen.sum()) < _MIN_PEERS:
+                return None
+            base = np.nanmean(window[:, seen], axis=0)
+            path = self.smooth[end + 1 : end + 1 + horizon, seen] - base
+            enough = np.sum(~np.isnan(path), axis=1) >= _MIN_PEERS
+            median = np.where(enough, np.nanmedian(path, axis=1), np.nan)
+        if not enough.any():
+            return None
+        return pd.Series(median).interpolate(limit_direction="both").to_numpy()
+
+
+def peer_panel(series: Iterable[pd.Series], is_holiday: Callable[[date], bool]) -> PeerPanel | None:
+    """The :class:`PeerPanel` of peer stores' daily series of one KPI (date index → value,
+    NaN or ≤ 0 = missing); None with fewer than 3 stores."""
+    frames = [s[s > 0] for s in series]
+    frames = [s for s in frames if len(s)]
+    if len(frames) < _MIN_PEERS:
+        return None
+    first = min(min(s.index) for s in frames)
+    last = max(max(s.index) for s in frames)
+    days = pd.date_range(first, last, freq="D")
+    wide = pd.concat(
+        [s[~s.index.duplicated()].reindex(days.date) for s in frames], axis=1, ignore_index=True
+    ).to_numpy(dtype=float)
+    holiday = np.fromiter((is_holiday(d.date()) for d in days), dtype=bool, count=len(days))
+    logs = np.log(wide)
+    logs[holiday] = np.nan
+    smooth = (
+        pd.DataFrame(logs)
+        .rolling(_PEER_SMOOTH, center=True, min_periods=_PEER_SMOOTH // 2)
+        .mean()
+        .to_numpy()
+    )
+    return PeerPanel(first, logs, smooth)
+
+
 @dataclass
 class _Components:
     """The candidate forecasts of one history, on the log scale, for ``future``."""
@@ -232,12 +304,14 @@ def _components(
     horizon: int,
     is_holiday: Callable[[date], bool],
     weather: pd.DataFrame | None,
+    peers: PeerPanel | None = None,
     *,
     allow_yearly: bool = True,
 ) -> _Components | None:
     """The candidates from the history up to ``as_of``: ``flat`` (day-type, holiday and
-    weather effects, and the ETS level), ``seasonal`` (the same plus a yearly cycle, once a
-    year is observed) and ``recent`` (the median of the last 8 same-weekday values)."""
+    weather effects, and the ETS level), ``seasonal`` (the same plus a yearly cycle, once
+    a year is observed), ``recent`` (the median of the last 8 same-weekday values) and
+    ``peers`` (``flat`` plus the peers' path a year earlier)."""
     if obs.empty:
         return None
     first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1))
@@ -279,6 +353,9 @@ def _components(
         if name == "flat":
             sigma = np.maximum((fc["hi-95"] - fc["mean"]) / _quantile_z(95), 1e-6)
     means["recent"] = _recent_median(z, types, future_types, means["flat"])
+    path = peers.shape(as_of, horizon) if peers is not None else None
+    if path is not None:
+        means["peers"] = means["flat"] + path
     shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
     return _Components(future, shut, means, sigma)
 
@@ -298,17 +375,6 @@ def _recent_median(
     return out
 
 
-def _blends(names: Sequence[str]) -> list[dict[str, float]]:
-    """Every weighting of the candidates in steps of a quarter."""
-    steps = [i / 4 for i in range(5)]
-    grids = [
-        dict(zip(names, w, strict=True))
-        for w in itertools.product(steps, repeat=len(names))
-        if abs(sum(w) - 1) < 1e-9
-    ]
-    return grids
-
-
 def _blend(comp: _Components, weights: dict[str, float]) -> np.ndarray:
     # A candidate missing at a hold-out origin (no yearly cycle yet) stands in as ``flat``.
     return sum(
@@ -323,28 +389,34 @@ def _choose(
     horizon: int,
     is_holiday: Callable[[date], bool],
     weather: pd.DataFrame | None,
+    peers: PeerPanel | None,
     names: Sequence[str],
 ) -> tuple[dict[str, float], dict[int, float]]:
     """The candidates' weights and the intervals' widening per level, from a multi-origin
     hold-out inside the history: forecasts of ``horizon`` days from several origins before
     ``as_of`` (each from its own history only), scored on the days observed after them.
-    The weights minimize the absolute error; the widening makes the model's intervals cover
-    the hold-out's errors at each level (between 0.5 and 3 times the model's own width)."""
-    blends = _blends(names)
-    errors: list[np.ndarray] = []  # per origin: (n blends, n scored days) absolute errors
-    logs: list[np.ndarray] = []
+
+    Every candidate whose hold-out absolute error (recent origins weigh more) is within
+    ``_TRIM`` times the best one's is averaged on the log scale, weighted by the inverse
+    square of that error: a combination beats picking the hold-out's best blend (whose
+    choice is mostly noise), and the trim and the weights still drop or damp a candidate
+    that forecast badly (a yearly cycle learnt from a one-off anomaly). The
+    widening makes the intervals cover the combination's hold-out errors at each level
+    (between 0.5 and 3 times the model's own width)."""
+    errors: list[np.ndarray] = []  # per origin: (n candidates, n scored days) absolute errors
+    logs: list[np.ndarray] = []  # per origin: (n candidates, n scored days) log errors
     sigmas: list[np.ndarray] = []
     recency: list[np.ndarray] = []
     for i in range(_HOLDOUT_ORIGINS):
         origin = as_of - timedelta(days=horizon + _HOLDOUT_STEP * i)
-        comp = _components(obs[obs.index <= origin], origin, horizon, is_holiday, weather)
+        comp = _components(obs[obs.index <= origin], origin, horizon, is_holiday, weather, peers)
         if comp is None:
             break
         actual = obs.reindex(comp.future.date).to_numpy(dtype=float)
         ok = (actual > 0) & ~comp.shut
         if not ok.any():
             continue
-        stack = np.array([_blend(comp, w)[ok] for w in blends])
+        stack = np.array([_blend(comp, {name: 1.0})[ok] for name in names])
         errors.append(np.abs(np.exp(stack) - actual[ok]))
         logs.append(np.log(actual[ok]) - stack)
         sigmas.append(comp.sigma[ok])
@@ -352,17 +424,20 @@ def _choose(
     default = {name: float(name == "flat") for name in names}
     if not errors or sum(len(s) for s in sigmas) < 20:
         return default, dict.fromkeys(LEVELS, 1.0)
-    mae = np.concatenate(errors, axis=1).mean(axis=1)
-    best = int(np.argmin(mae))
-    ratios = np.abs(np.concatenate(logs, axis=1)[best]) / np.concatenate(sigmas)
     weight = np.concatenate(recency)
+    mae = np.concatenate(errors, axis=1) @ weight / weight.sum()
+    share = np.where(mae <= _TRIM * mae.min(), (mae.min() / np.maximum(mae, 1e-12)) ** _POWER, 0.0)
+    share /= share.sum()
+    weights = {name: float(w) for name, w in zip(names, share, strict=True)}
+    combined = share @ np.concatenate(logs, axis=1)
+    ratios = np.abs(combined) / np.concatenate(sigmas)
     widen = {
         lvl: float(
             np.clip(_weighted_quantile(ratios, weight, lvl / 100) / _quantile_z(lvl), 0.5, 3.0)
         )
         for lvl in LEVELS
     }
-    return blends[best], widen
+    return weights, widen
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -378,6 +453,7 @@ def forecast_daily(
     horizon: int = DAILY_HORIZON,
     is_holiday: Callable[[date], bool] | None = None,
     weather: pd.DataFrame | None = None,
+    peers: PeerPanel | None = None,
 ) -> pd.DataFrame | None:
     """Forecast of the dates after ``as_of`` from ``observed`` (date index → value, NaN =
     missing): columns business_date, mean, lo_80, hi_80, lo_95, hi_95 (``mean`` is the
@@ -385,13 +461,15 @@ def forecast_daily(
 
     ``weather`` (date index; precipitation_mm, temperature_c) is used when it covers at least
     28 observed days; future dates it does not cover get the history's average weather.
+    ``peers`` (:func:`peer_panel` of the store's peers, the same KPI) adds the ``peers``
+    candidate once they have a year of history.
     """
     is_holiday = is_holiday or holiday_calendar("JP")
     obs = observed[observed.index <= as_of].astype(float)
-    comp = _components(obs, as_of, horizon, is_holiday, weather)
+    comp = _components(obs, as_of, horizon, is_holiday, weather, peers)
     if comp is None:
         return None
-    weights, widen = _choose(obs, as_of, horizon, is_holiday, weather, sorted(comp.mean))
+    weights, widen = _choose(obs, as_of, horizon, is_holiday, weather, peers, sorted(comp.mean))
     mean = _blend(comp, weights)
     out = pd.DataFrame({"business_date": comp.future.date, "mean": np.exp(mean)})
     for lvl in LEVELS:
@@ -612,11 +690,13 @@ def forecast_store(
     daily_horizon: int = DAILY_HORIZON,
     hourly_horizon: int = HOURLY_HORIZON,
     weather: pd.DataFrame | None = None,
+    peers: Mapping[str, PeerPanel] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Daily and hourly forecasts of one store from its mart rows (up to ``as_of``).
 
     ``daily``: business_date and the KPI columns (plus has_pos / counter_complete flags when
-    known); ``hourly``: business_date, hour, utc_offset_s and the KPI columns. Returns
+    known); ``hourly``: business_date, hour, utc_offset_s and the KPI columns; ``peers``:
+    per KPI, the :func:`peer_panel` of the store's peers (see :func:`peer_panels`). Returns
     (daily: kpi, business_date, mean, lo_80..hi_95; hourly: kpi, business_date, hour,
     utc_offset_s, mean, ...); a KPI with too little history is left out.
     """
@@ -626,7 +706,12 @@ def forecast_store(
     for kpi in kpis:
         obs = _daily_series(daily, kpi)
         fc = forecast_daily(
-            obs, as_of=as_of, horizon=daily_horizon, is_holiday=is_holiday, weather=weather
+            obs,
+            as_of=as_of,
+            horizon=daily_horizon,
+            is_holiday=is_holiday,
+            weather=weather,
+            peers=(peers or {}).get(kpi),
         )
         if fc is None:
             logger.info("forecast: %s has too little history at %s", kpi, as_of)
@@ -676,10 +761,14 @@ def forecast_rows(
 
     ``stores`` give each store's ``timezone`` (default Asia/Tokyo) and ``region``; ``weather``
     (tenant_id, region, business_date, precipitation_mm, temperature_c) is used per store when
-    its region has enough of it. Rows after ``as_of`` are ignored.
+    its region has enough of it; a store's peers are the other stores of its tenant, country
+    and region (of its tenant and country when its region has fewer than 3). Rows after
+    ``as_of`` are ignored.
     """
     zones = {(str(s["tenant_id"]), str(s.get("store_id") or s.get("id"))): s for s in stores}
     hourly = hourly if hourly is not None else pd.DataFrame(columns=["tenant_id", "store_id"])
+    daily = daily[daily["business_date"] <= as_of]
+    peers = peer_panels(daily, zones)
     frames: list[pd.DataFrame] = []
     for key, rows in daily.groupby(["tenant_id", "store_id"], sort=True):
         tenant, store = str(key[0]), str(key[1])
@@ -689,13 +778,14 @@ def forecast_rows(
         local = _store_weather(weather, str(tenant), info.get("region"))
         try:
             d, h = forecast_store(
-                rows[rows["business_date"] <= as_of],
+                rows,
                 hours[hours["business_date"] <= as_of] if len(hours) else hours,
                 as_of=as_of,
                 timezone=timezone,
                 daily_horizon=daily_horizon,
                 hourly_horizon=hourly_horizon,
                 weather=local,
+                peers=peers.get((tenant, store)),
             )
         except (ValueError, np.linalg.LinAlgError) as exc:
             logger.warning("forecast: store %s/%s failed: %s", tenant, store, exc)
@@ -718,6 +808,52 @@ def forecast_rows(
     return pa.Table.from_pandas(
         out[MART_STORE_FORECAST.names], schema=MART_STORE_FORECAST, preserve_index=False
     )
+
+
+def peer_panels(
+    daily: pd.DataFrame,
+    stores: Mapping[tuple[str, str], Mapping[str, object]],
+    kpis: Sequence[str] = KPIS,
+) -> dict[tuple[str, str], dict[str, PeerPanel]]:
+    """Per (tenant, store) of ``daily`` (mart_store_daily rows), its peers' :class:`PeerPanel`
+    per KPI: the stores of the same tenant, country (by timezone) and region (``stores``:
+    timezone and region per (tenant, store)); when the region has fewer than 3 stores, those
+    of the tenant and country. Stores whose group has fewer than 3 stores get none."""
+    keys = [(str(t), str(s)) for t, s in daily[["tenant_id", "store_id"]].drop_duplicates().values]
+
+    def info(key: tuple[str, str], name: str) -> object:
+        return (stores.get(key) or {}).get(name)
+
+    country = {k: country_of(str(info(k, "timezone") or "Asia/Tokyo")) for k in keys}
+    regional: dict[tuple[str, str, object], list[tuple[str, str]]] = {}
+    national: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for k in keys:
+        regional.setdefault((k[0], country[k], info(k, "region")), []).append(k)
+        national.setdefault((k[0], country[k]), []).append(k)
+    rows = {
+        (str(t), str(s)): g for (t, s), g in daily.groupby(["tenant_id", "store_id"], sort=False)
+    }
+    built: dict[tuple[tuple[str, str], ...], dict[str, PeerPanel]] = {}
+    out: dict[tuple[str, str], dict[str, PeerPanel]] = {}
+    for k in keys:
+        group = regional[(k[0], country[k], info(k, "region"))]
+        if len(group) < _MIN_PEERS:
+            group = national[(k[0], country[k])]
+        if len(group) < _MIN_PEERS:
+            continue
+        members = tuple(group)
+        if members not in built:
+            is_holiday = holiday_calendar(country[k])
+            panels = {}
+            for kpi in kpis:
+                if kpi not in daily:
+                    continue
+                panel = peer_panel((_daily_series(rows[m], kpi) for m in members), is_holiday)
+                if panel is not None:
+                    panels[kpi] = panel
+            built[members] = panels
+        out[k] = built[members]
+    return out
 
 
 def _store_weather(
@@ -783,9 +919,15 @@ def backtest(
 ) -> list[BacktestScore]:
     """Rolling-origin back-test over the stores of the marts (tenant_id, store_id columns):
     per KPI and grain, forecast vs seasonal-naive errors on the observed actuals after each
-    origin (missing days and incomplete counter days are not scored) and interval coverage."""
+    origin (missing days and incomplete counter days are not scored) and interval coverage.
+    Each store's peers are its tenant's stores (one region), read up to each origin only."""
     accs = {(k, g): _Acc() for k in kpis for g in ("day", "hour")}
     origins = list(origins)
+    zones = {
+        (str(t), str(s)): {"timezone": timezone}
+        for t, s in daily[["tenant_id", "store_id"]].drop_duplicates().values
+    }
+    peers = {o: peer_panels(daily[daily["business_date"] <= o], zones, kpis) for o in origins}
     for (_, _), store_daily in daily.groupby(["tenant_id", "store_id"]):
         key = (store_daily["tenant_id"].iat[0], store_daily["store_id"].iat[0])
         store_hourly = hourly[(hourly["tenant_id"] == key[0]) & (hourly["store_id"] == key[1])]
@@ -800,6 +942,7 @@ def backtest(
                 kpis=kpis,
                 daily_horizon=daily_horizon,
                 hourly_horizon=hourly_horizon,
+                peers=peers[as_of].get((str(key[0]), str(key[1]))),
             )
             for kpi in kpis:
                 obs = _daily_series(store_daily, kpi)

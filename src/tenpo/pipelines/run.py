@@ -112,8 +112,7 @@ class RunProgress:
 
 _YAML_MARKER = "# Written by tenpo"
 _DAGSTER_YAML = """\
-# Written by tenpo (v2): {what} storage for runs, events and schedules; run queue limits.
-storage:
+# Written by tenpo (v3): {what} storage for runs, events and schedules; run queue limits.
 {storage}
 concurrency:
   runs:
@@ -156,11 +155,36 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
+# Dagster's SQLite storage (the layout of ``storage: sqlite: base_dir``), except for the event
+# log: tenpo's keeps one engine per file instead of creating one per event.
+_SQLITE_STORAGE = """\
+run_storage:
+  module: dagster._core.storage.runs
+  class: SqliteRunStorage
+  config:
+    base_dir: {runs}
+event_log_storage:
+  module: tenpo.pipelines.sqlite_storage
+  class: SqliteEventLogStorageKeepingEngines
+  config:
+    base_dir: {events}
+schedule_storage:
+  module: dagster._core.storage.schedules
+  class: SqliteScheduleStorage
+  config:
+    base_dir: {schedules}"""
+
+
 def _storage_yaml(settings: Settings, home: Path) -> str:
-    """The ``storage:`` body of dagster.yaml: SQLite files in ``home``, or PostgreSQL."""
+    """The storage section of dagster.yaml: SQLite files in ``home``, or PostgreSQL."""
     url = settings.dagster_storage_url
     if not url:
-        return f"  sqlite:\n    base_dir: {home.as_posix()}"
+        base = home.as_posix()
+        return _SQLITE_STORAGE.format(
+            runs=json.dumps(f"{base}/history/"),
+            events=json.dumps(f"{base}/history/runs/"),
+            schedules=json.dumps(f"{base}/schedules"),
+        )
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(
@@ -169,7 +193,7 @@ def _storage_yaml(settings: Settings, home: Path) -> str:
     # dagster-postgres is written for psycopg2 (its NOTIFY binds a parameter psycopg 3 cannot),
     # and SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://: name the driver.
     url2 = parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-    return f"  postgres:\n    postgres_url: {json.dumps(url2)}"
+    return f"storage:\n  postgres:\n    postgres_url: {json.dumps(url2)}"
 
 
 @contextmanager

@@ -111,18 +111,11 @@ def _cents(values: list[Any], exact_floats: bool) -> tuple[Ints, Bools]:
     # yen as its digits; with exact_floats, a JSON decimal number as its shortest repr, which
     # is the text the body wrote), then one regex and one cast for the column. Integers of 12
     # digits and -0.0, which the separate readings took, are flagged: the row path decides.
-    return _cents_of_text(pa.array([_money_text(v, exact_floats) for v in values], pa.string()))
-
-
-def _money_text(value: Any, exact_floats: bool) -> str | None:
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is int:
-        return str(value)
-    if kind is float and exact_floats:
-        return repr(value)
-    return None
+    # (Spelled out inline: a function call per value cost a third of this step.)
+    text = [v if (kind := type(v)) is str else str(v) if kind is int
+            else repr(v) if kind is float and exact_floats else None
+            for v in values]  # fmt: skip
+    return _cents_of_text(pa.array(text, pa.string()))
 
 
 def _cents_of_text(arr: pa.Array) -> tuple[Ints, Bools]:

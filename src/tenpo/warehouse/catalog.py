@@ -36,8 +36,9 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from tenpo.core.errors import BadInput, ConfigError, LakeError, NotFound
 from tenpo.core.settings import Settings
-from tenpo.lake.base import Lake, open_lake
+from tenpo.lake.base import FsspecLake, Lake, open_lake
 from tenpo.lake.keys import table_prefix
+from tenpo.warehouse.listed import ListedParts
 from tenpo.warehouse.schemas import EVENT_KEYS, MART_TABLES, NATURAL_KEYS, RAW_TABLES
 
 __all__ = ["TABLES", "BaseWarehouse", "Warehouse", "duckdb_type", "open_warehouse"]
@@ -328,9 +329,12 @@ class Warehouse(BaseWarehouse):
         self._con.raw_sql("SET TimeZone = 'UTC'")
         # Parts are immutable: a footer read once serves every later query of this warehouse.
         self._con.raw_sql("SET parquet_metadata_cache = true")
+        self._remote: ListedParts | None = None
+        """Remote lakes (s3://, gs://): the lake's fsspec filesystem DuckDB reads through,
+        with the parts this warehouse listed answered from their listing (no HEAD each)."""
         if not isinstance(lake.filesystem, LocalFileSystem):
-            # Remote lakes (s3://, gs://): DuckDB reads through the lake's own fsspec filesystem.
-            self._con.register_filesystem(lake.filesystem)
+            self._remote = ListedParts(lake.filesystem)
+            self._con.register_filesystem(self._remote)
         self._views: dict[str, bool] = {}
         """Views and version tables made, by name → whether they hold files (rows)."""
 
@@ -393,6 +397,11 @@ class Warehouse(BaseWarehouse):
     def _glob(self, name: str) -> str:
         return self.lake.path(table_prefix(name)) + _PART_GLOB
 
+    def _has_files(self, name: str) -> bool:
+        if self._remote is None:
+            return super()._has_files(name)
+        return bool(self._remote.glob(self._glob(name)))  # one listing, parts remembered
+
     def _scan(self, name: str, schema: pa.Schema) -> ibis.Table:
         """The (re)created view ``_scan_{name}``: typed columns plus partition and position."""
         view = f"_scan_{name}"
@@ -417,13 +426,21 @@ class Warehouse(BaseWarehouse):
 
     def _files(self, name: str, dates: list[date] | None) -> list[str]:
         """Paths of the table's Parquet parts, of ``dates`` only when given (sorted)."""
-        if dates is None:
-            keys = self.lake.list(table_prefix(name))
-        else:
-            keys = []
-            for tenant in self._tenants(name):
-                for day in dates:
-                    keys += self.lake.list(table_prefix(name, tenant, day))
+        prefixes = (
+            [table_prefix(name)]
+            if dates is None
+            else [
+                table_prefix(name, tenant, day) for tenant in self._tenants(name) for day in dates
+            ]
+        )
+        keys: list[str] = []
+        for prefix in prefixes:
+            if self._remote is not None and isinstance(self.lake, FsspecLake):
+                listed = self.lake.list_info(prefix)
+                self._remote.remember({self.lake.path(k): info for k, info in listed.items()})
+                keys += listed
+            else:
+                keys += self.lake.list(prefix)
         return sorted(self.lake.path(k) for k in keys if k.endswith(".parquet"))
 
     def _file_view(self, name: str, schema: pa.Schema, files: list[str]) -> str:
