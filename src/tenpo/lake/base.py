@@ -145,7 +145,7 @@ class FsspecLake(Lake):
         if self._local:
             os.makedirs(self._root, exist_ok=True)
             try:
-                self.recovered = recover(self._journal_dir, self._replay, self._make_durable)
+                self.recovered = self._recover_journal()
             except OSError as exc:  # e.g. a read-only or full disk: a dead writer's acked
                 raise LakeError(  # writes cannot be restored, so the lake is not opened
                     f"cannot replay the journal of a dead writer under {self._journal_dir}: {exc}"
@@ -268,6 +268,28 @@ class FsspecLake(Lake):
         if not self._local:
             return _PROCESS_LOCK
         return self._flocked()
+
+    def _recover_journal(self) -> int:
+        """Replay dead writers' journal segments, under the lake's lock.
+
+        Another process opening the lake at the same time (after a power loss every gateway
+        worker and the streamer restart together) holds the segments it is replaying locked,
+        and a locked segment is skipped as a live writer's: without the lock this opener
+        would serve — repair a claim, read an object — before those acknowledged writes are
+        back. With it, the second opener waits until the first has replayed everything."""
+        if not os.path.isdir(self._journal_dir):
+            return 0  # no writer ever journaled here
+        try:
+            fd = os.open(_lock_path(self._journal_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        except OSError:
+            fd = -1  # a read-only lake: replay (if any is needed) fails below, as before
+        try:
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            return recover(self._journal_dir, self._replay, self._make_durable)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     @contextlib.contextmanager
     def _flocked(self) -> Iterator[None]:
