@@ -89,14 +89,14 @@ def test_production_profile_on_s3(
     report = run_scale(
         cfg,
         settings.data_dir / "scale",
-        stores=2,
+        stores=4,
         days=2,
         mqtt=True,
         profile="production",
         datamart_server=pg_server_url,
         lake_url=s3_lake_url,
     )
-    _check_servers_held_the_data(report, pg_server_url, stores=2)
+    _check_servers_held_the_data(report, pg_server_url, stores=4)
     out = report.as_dict()
     assert out["lake"] == "s3" and out["lake_bytes"]["landing"] > 0
     fs = s3fs.S3FileSystem(skip_instance_cache=True)

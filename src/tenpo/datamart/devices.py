@@ -9,8 +9,6 @@ each store-date: the union of its devices' flags and their incomplete local hour
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tenpo.core.errors import BadInput
+from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.schema import metadata
 from tenpo.warehouse.schemas import MART_DEVICE_HEALTH
 
@@ -88,29 +87,31 @@ class DeviceHealthRecord:
     flags: tuple[str, ...]
 
 
-_ensured: weakref.WeakSet[Engine] = weakref.WeakSet()
-_ensure_lock = threading.Lock()
+def _create_device_health(engine: Engine) -> None:
+    mart_device_health.create(engine, checkfirst=True)
+    have = {c["name"] for c in sa.inspect(engine).get_columns(mart_device_health.name)}
+    with engine.begin() as conn:
+        for column in mart_device_health.columns:
+            if column.name not in have:  # a datamart created before the column existed
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {mart_device_health.name} ADD COLUMN {column.name} {kind}"
+                    )
+                )
+    for index in mart_device_health.indexes:  # one newer than an existing table
+        index.create(engine, checkfirst=True)
+
+
+# Re-checked now and then like the other datamart tables: a datamart dropped and rebuilt
+# under a running process (or a database re-created under the same URL) gets its table back.
+_schema = SchemaMemo([mart_device_health.name], _create_device_health)
 
 
 def ensure_device_health(engine: Engine) -> None:
-    """Create the table when missing, and add columns newer than an existing table (once)."""
-    with _ensure_lock:
-        if engine in _ensured:
-            return
-        mart_device_health.create(engine, checkfirst=True)
-        have = {c["name"] for c in sa.inspect(engine).get_columns(mart_device_health.name)}
-        with engine.begin() as conn:
-            for column in mart_device_health.columns:
-                if column.name not in have:  # a datamart created before the column existed
-                    kind = column.type.compile(dialect=engine.dialect)
-                    conn.execute(
-                        sa.text(
-                            f"ALTER TABLE {mart_device_health.name} ADD COLUMN {column.name} {kind}"
-                        )
-                    )
-        for index in mart_device_health.indexes:  # one newer than an existing table
-            index.create(engine, checkfirst=True)
-        _ensured.add(engine)
+    """Create the table when missing, and add columns and indexes newer than an existing
+    table (once per engine, re-checked as :class:`~tenpo.datamart._memo.SchemaMemo` does)."""
+    _schema.ensure(engine)
 
 
 def export_device_health(engine: Engine, business_date: date, rows: pa.Table) -> int:

@@ -659,6 +659,11 @@ def _fresh_database(server_url: str, name: str) -> str:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
         engine.dispose()
+    from tenpo.datamart import dispose_engines
+
+    # A cached engine of an earlier run's database of this name holds dead connections and
+    # remembers tables that are gone: forget it.
+    dispose_engines()
     return str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
 
 
