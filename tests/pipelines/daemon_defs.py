@@ -1,6 +1,7 @@
 """The code location of the dagster-daemon test: tenpo's definitions with the
-``partitions_changed`` sensor running and ticking every second (the shipped location,
-``tenpo.pipelines.definitions``, ticks every 30 s and starts stopped). Runs execute in
+``partitions_changed`` sensor running and ticking every second, and the daily KPI schedule
+running and ticking every minute (the shipped location, ``tenpo.pipelines.definitions``,
+ticks every 30 s and at 04:00, both stopped until turned on). Runs execute in
 one process: the test is about the daemon, the sensor and PostgreSQL storage, and a process
 per step (Dagster's default) costs an interpreter start per asset."""
 
@@ -15,4 +16,6 @@ defs = build_definitions(
     sensor_interval_s=1,
     sensor_running=True,
     executor=in_process_executor,
+    daily_cron="* * * * *",
+    daily_running=True,
 )

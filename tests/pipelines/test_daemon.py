@@ -5,7 +5,7 @@ The instance's run, event-log and schedule storage is a fresh PostgreSQL databas
 ``dagster-daemon run`` (its own processes: daemon, code server, one per launched run) follows
 the bus, a late part of one past date lands, and exactly one run — that date's KPI and
 device marts with their datamart copies — is launched and succeeds, leaving the other date
-untouched.
+untouched. The daily schedule (every minute here) launches exactly one run, yesterday's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -37,6 +39,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420
 
 REPO = Path(__file__).resolve().parents[2]
 SENSOR_TAG = "dagster/sensor_name"
+SCHEDULE_TAG = "dagster/schedule_name"
+DAILY = "daily_kpis_schedule"
+
+
+def _yesterday_in_tokyo(at: datetime) -> str:
+    """The business date before ``at``'s in the schedule's timezone (Asia/Tokyo)."""
+    return (at.astimezone(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=1)).isoformat()
 
 
 def _start_daemon(home: Path, workdir: Path) -> subprocess.Popen[bytes]:
@@ -99,6 +108,7 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
     untouched = mart_parts(lake, NEXT_DAY)
     assert daily_row(cfg, "S1", DAY)["visitors"] == 16
 
+    started = datetime.now(UTC)
     daemon = _start_daemon(home, tmp_path)
     try:
         # Late data: 7 more entries for DAY in a new part, announced as the streamer does.
@@ -137,6 +147,23 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
                 "datamart_device_health",
                 "datamart_stores",
             }
+            # The daily schedule, ticking every minute here, runs yesterday's business date
+            # (Asia/Tokyo) once: its run key is the date, so later ticks launch nothing.
+            wanted = {_yesterday_in_tokyo(started), _yesterday_in_tokyo(datetime.now(UTC))}
+            deadline = time.monotonic() + 180
+            scheduled = []
+            while time.monotonic() < deadline:
+                assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()
+                scheduled = instance.get_runs(RunsFilter(tags={SCHEDULE_TAG: DAILY}))
+                if scheduled and all(r.is_finished for r in scheduled):
+                    break
+                time.sleep(1)
+            assert scheduled, (
+                "the schedule launched no run: " + (tmp_path / "daemon.log").read_text()[-3000:]
+            )
+            assert len(scheduled) == 1
+            assert scheduled[0].status == DagsterRunStatus.SUCCESS, scheduled[0].status
+            assert scheduled[0].tags["dagster/partition"] in wanted
     finally:
         _stop(daemon)
     after = daily_row(cfg, "S1", DAY)

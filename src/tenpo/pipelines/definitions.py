@@ -35,13 +35,17 @@ def build_definitions(
     sensor_interval_s: int = 30,
     sensor_running: bool = False,
     executor: ExecutorDefinition | None = None,
+    daily_cron: str | None = None,
+    daily_running: bool = False,
 ) -> Definitions:
     """tenpo's assets over daily partitions from ``start``, the sensor, the daily schedule.
 
-        ``sensor_interval_s`` is the ``partitions_changed`` sensor's minimum interval between
-        ticks; ``sensor_running`` starts it by default (else start it in the UI or with
-        ``dagster sensor start``); ``executor`` replaces Dagster's default (one process per step,
-    which suits production; a small code location may prefer ``in_process_executor``)."""
+    ``sensor_interval_s`` is the ``partitions_changed`` sensor's minimum interval between
+    ticks; ``sensor_running`` starts it by default (else start it in the UI or with
+    ``dagster sensor start``). ``executor`` replaces Dagster's default (one process per
+    step, which suits production; a small code location may prefer ``in_process_executor``).
+    ``daily_cron`` replaces the daily KPI schedule's 04:00 (Asia/Tokyo) and ``daily_running``
+    starts it by default."""
     partitions = daily_partitions(start, end_offset=end_offset)
     return Definitions(
         assets=[
@@ -62,7 +66,7 @@ def build_definitions(
             *alert_sensors(),
         ],
         schedules=[
-            daily_kpis_schedule(partitions),
+            daily_kpis_schedule(partitions, cron=daily_cron, running=daily_running),
             *ml_schedules(),
             *forecast_schedules(),
             *initiative_schedules(),
