@@ -255,12 +255,13 @@ class Journal:
             log.warning("cannot preallocate a journal segment: %s", exc)
             spare = None
         with self._lock:
-            self._preparing = False
             if spare is not None and self._spare is None and not self._closed:
                 self._spare, spare = spare, None
-            self._cond.notify_all()
-        if spare is not None:  # not needed any more
+        if spare is not None:  # not needed any more: gone before close() can return
             _drop(spare)
+        with self._lock:
+            self._preparing = False
+            self._cond.notify_all()
 
     @staticmethod
     def _write(segment: _Segment, record: bytes) -> None:
