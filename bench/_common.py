@@ -6,6 +6,10 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tenpo.core.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,3 +59,18 @@ def report(
         f"-> ratio {ratio:.2f} ({wanted}, {mark})"
     )
     return result
+
+
+def pos_writer(settings: Settings) -> str:
+    """A fresh control plane at ``settings`` with tenant t1, store S001 and a ``pos:write``
+    key for them; returns the key (the POS upload benchmarks' sender)."""
+    from tenpo.control import ControlPlane
+
+    control = ControlPlane.open(settings.control_db_url)
+    try:
+        control.create_tenant("t1", "Bench")
+        control.create_store("t1", "S001", "Bench store")
+        _, token = control.create_api_key("t1", "bench", ["pos:write"])
+    finally:
+        control.dispose()
+    return token

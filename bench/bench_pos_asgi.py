@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import report
+from bench._common import pos_writer, report
 from bench.bench_pos_http import _receipt
 
 REQUESTS = int(os.environ.get("TENPO_BENCH_ASGI_REQUESTS", "1500"))
@@ -96,18 +96,13 @@ async def _measure(app: Any, token: str) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     """Measure CPU ms per POST, fast path and route; report ``pos_asgi_cpu``."""
-    from tenpo.control import ControlPlane
     from tenpo.core.settings import Settings
     from tenpo.gateway import create_app
 
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="tenpo-bench-asgi-") as tmp:
         settings = Settings(data_dir=Path(tmp))
-        control = ControlPlane.open(settings.control_db_url)
-        control.create_tenant("t1", "Bench")
-        control.create_store("t1", "S001", "Bench store")
-        _, token = control.create_api_key("t1", "bench", ["pos:write"])
-        control.dispose()
+        token = pos_writer(settings)
         fast, route = asyncio.run(_measure(create_app(settings), token))
     report(
         "pos_asgi_cpu",

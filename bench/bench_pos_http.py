@@ -37,7 +37,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bench._common import report
+from bench._common import pos_writer, report
 
 REQUESTS = int(os.environ.get("TENPO_BENCH_HTTP_REQUESTS", "3000"))
 WARMUP = 200
@@ -182,7 +182,6 @@ def _measure(kind: str, env: dict[str, str], token: str) -> tuple[float, float, 
 
 def main() -> None:
     """Measure the gateway and the bare app; report ``pos_http`` (req/s, ratio vs bare)."""
-    from tenpo.control import ControlPlane
     from tenpo.core.settings import Settings
 
     logging.disable(logging.WARNING)
@@ -190,11 +189,7 @@ def main() -> None:
         env = {**os.environ, "TENPO_DATA_DIR": tmp, "PYTHONPATH": str(ROOT)}
         env.pop("TENPO_CONFIG", None)
         settings = Settings(data_dir=Path(tmp))
-        control = ControlPlane.open(settings.control_db_url)
-        control.create_tenant("t1", "Bench")
-        control.create_store("t1", "S001", "Bench store")
-        _, token = control.create_api_key("t1", "bench", ["pos:write"])
-        control.dispose()
+        token = pos_writer(settings)
         # Best of ROUNDS, gateway and bare interleaved: the machine's load drifts, and each
         # pair of runs then sees about the same load.
         gateway_runs, bare_runs = [], []
