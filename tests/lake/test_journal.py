@@ -483,7 +483,6 @@ def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None
     assert os.waitpid(pid, 0)[1] == 0
     lake.sync()
     lake.checkpoint()
-    while pool._filling:
-        threading.Event().wait(0.01)
+    pool._thread.join(5)
     assert not pool._fds and _open_fds() <= before
     assert lake.get(keys[1]) == b"1"

@@ -577,9 +577,13 @@ class _InodePool:
         self._size = size
         self._fds: deque[int] = deque()
         self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._filling = False
+        self._wanted = threading.Event()
         self._closed = False
+        # One thread for the pool's life, woken when it runs low: starting a thread per
+        # refill made the committer wait for each start (the scheduler, under load).
+        self._thread = threading.Thread(target=self._fill, name="lake-inodes", daemon=True)
+        self._thread.start()
+        self._wanted.set()
 
     def take(self) -> int | None:
         """A ready nameless file's descriptor (the caller closes it), or None when none is
@@ -591,23 +595,19 @@ class _InodePool:
         except IndexError:
             fd = None
         if len(self._fds) < self._size // 2:
-            self._refill()
+            self._wanted.set()
         return fd
 
     def close(self) -> None:
         """Close the ready files (nothing was written to them) and make no more."""
         self._closed = True
+        self._wanted.set()
         self._drain()
 
-    def _refill(self) -> None:
-        with self._lock:
-            if self._filling or self._closed:
-                return
-            self._filling = True
-        threading.Thread(target=self._fill, name="lake-inodes", daemon=True).start()
-
     def _fill(self) -> None:
-        try:
+        while not self._closed:
+            self._wanted.wait()
+            self._wanted.clear()
             while len(self._fds) < self._size and not self._closed:
                 try:
                     fd = os.open(self._folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
@@ -616,11 +616,7 @@ class _InodePool:
                     self._closed = True
                     break
                 self._fds.append(fd)
-        finally:
-            with self._lock:
-                self._filling = False
-        if self._closed:
-            self._drain()
+        self._drain()  # (close() drained too: this closes what was appended meanwhile)
 
     def _drain(self) -> None:
         while True:
