@@ -17,7 +17,15 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import api_state
-from tenpo.api.deps import READER_ERRORS, Datamart, FromDate, Reader, ToDate, parse_date
+from tenpo.api.deps import (
+    READER_ERRORS,
+    ApiState,
+    Datamart,
+    FromDate,
+    Reader,
+    ToDate,
+    parse_date,
+)
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -139,7 +147,6 @@ FormatParam = Annotated[
 async def kpis(
     request: Request,
     caller: Reader,
-    engine: Datamart,
     store_id: StoreId,
     from_: FromDate,
     to: ToDate,
@@ -154,15 +161,32 @@ async def kpis(
     start, end = _date_range(request, from_, to)
     negotiated = _export.negotiate(fmt, request.headers.get("accept"))
     etags = request.headers.get("if-none-match")
-    fast: AsyncKpiReader | None = api_state(request.app).kpi_reader
+    state = api_state(request.app)
+    return await kpi_response(state, etags, caller, store_id, start, end, grain, negotiated)
+
+
+async def kpi_response(
+    state: ApiState,
+    etags: str | None,
+    caller: Principal,
+    store_id: str,
+    start: date,
+    end: date,
+    grain: ApiGrain,
+    fmt: _export.ExportFormat,
+) -> Response:
+    """The answer of ``GET /v1/stores/{id}/kpis`` once its parameters are read and its caller
+    checked: the one read and encoding behind the route and :mod:`tenpo.api._kpi_fast`
+    (``etags``: the request's ``If-None-Match``). :class:`NotFound` for a store the caller
+    may not see."""
+    fast: AsyncKpiReader | None = state.kpi_reader
     if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
         return await run_in_threadpool(
-            _kpis_sync, etags, caller, engine, store_id, start, end, grain, negotiated
+            _kpis_sync, etags, caller, state.datamart, store_id, start, end, grain, fmt
         )
-    # PostgreSQL: store, days and device health in one async round trip (the common case
-    # does not even get here: tenpo.api._kpi_fast answers it below the routing).
+    # PostgreSQL: store, days and device health in one async round trip, no thread.
     record, days, health = await fast.store_with_days(caller, store_id, start, end)
-    return kpi_answer(etags, record, days, health, store_id, start, end, grain, negotiated)
+    return kpi_answer(etags, record, days, health, store_id, start, end, grain, fmt)
 
 
 def _kpis_sync(
@@ -429,6 +453,14 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
+_ITEM_KEYS = ("business_date", "period_end", "days", *KPI_COLUMNS)
+"""The leading keys of a :class:`KpiRow` item: the period's fields, in :class:`KpiPeriod`'s
+order (the warehouse schema's KPI columns after the period)."""
+if tuple(KpiRow.model_fields)[: len(_ITEM_KEYS)] != _ITEM_KEYS:
+    raise RuntimeError("KpiRow's fields must start with the KpiPeriod fields, in their order")
+_MONEY_AT = tuple(i for i, name in enumerate(_ITEM_KEYS) if name in MONEY_KPIS)
+
+
 def _kpi_item(
     row: Row,
     grain: ApiGrain,
@@ -443,12 +475,11 @@ def _kpi_item(
     schema, money as two-place strings."""
     p = row.period
     days = dm.period_health(p, start, end, store_id, health)
-    item: dict[str, Any] = {"business_date": p[0], "period_end": p[1], "days": p[2]}
-    item.update(zip(KPI_COLUMNS, p[3:], strict=True))
-    for name in MONEY_KPIS:
-        value = item[name]
-        if value is not None:
-            item[name] = f"{value:.2f}"
+    values: list[Any] = list(p)
+    for i in _MONEY_AT:
+        if (value := values[i]) is not None:
+            values[i] = f"{value:.2f}"
+    item: dict[str, Any] = dict(zip(_ITEM_KEYS, values, strict=True))
     item["hour"] = row.hour
     item["utc_offset_s"] = row.utc_offset_s
     item["flags"] = dm.row_flags(row, grain, start, end, today, days)
