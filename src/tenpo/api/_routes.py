@@ -247,12 +247,12 @@ def _kpi_response(
                 "grain": grain,
                 "from": start,
                 "to": end,
-                "items": [_kpi_item(r, grain, start, end, today, health, store_id) for r in rows],
+                "items": _kpi_items(rows, grain, start, end, today, health, store_id),
                 "missing_dates": missing,
             }
         )
         return _respond_bytes(etags, content, fmt, filename)
-    items = [_kpi_row(r, grain, start, end, today, health, store_id) for r in rows]
+    items = _kpi_rows(rows, grain, start, end, today, health, store_id)
     body = KpiSeries(
         store_id=store_id, grain=grain, from_=start, to=end, items=items, missing_dates=missing
     )
@@ -299,7 +299,7 @@ def kpis_side_by_side(
     for r in records:
         today = _today(r.timezone)
         rows = by_store.get(r.store_id, [])
-        items = [_kpi_row(x, grain, start, end, today, health, r.store_id) for x in rows]
+        items = _kpi_rows(rows, grain, start, end, today, health, r.store_id)
         flat += [(r.store_id, i) for i in items]
         out.append(
             StoreSeries(
@@ -456,44 +456,50 @@ def _store(r: StoreRecord) -> Store:
 _ITEM_KEYS = ("business_date", "period_end", "days", *KPI_COLUMNS)
 """The leading keys of a :class:`KpiRow` item: the period's fields, in :class:`KpiPeriod`'s
 order (the warehouse schema's KPI columns after the period)."""
-if tuple(KpiRow.model_fields)[: len(_ITEM_KEYS)] != _ITEM_KEYS:
+if tuple(KpiRow.model_fields)[: len(_ITEM_KEYS)] != _ITEM_KEYS or len(_ITEM_KEYS) != len(
+    KpiPeriod._fields
+):
     raise RuntimeError("KpiRow's fields must start with the KpiPeriod fields, in their order")
 _MONEY_AT = tuple(i for i, name in enumerate(_ITEM_KEYS) if name in MONEY_KPIS)
 
 
-def _kpi_item(
-    row: Row,
+def _kpi_items(
+    rows: list[Row],
     grain: ApiGrain,
     start: date,
     end: date,
     today: date,
     health: dict[tuple[str, date], StoreDayHealth],
     store_id: str,
-) -> dict[str, Any]:
-    """One :class:`KpiRow` as the dict its JSON holds (same keys, same order, same values),
-    without building and validating the model: the KPI columns come from the warehouse
-    schema, money as two-place strings."""
-    p = row.period
-    days = dm.period_health(p, start, end, store_id, health)
-    values: list[Any] = list(p)
-    for i in _MONEY_AT:
-        if (value := values[i]) is not None:
-            values[i] = f"{value:.2f}"
-    item: dict[str, Any] = dict(zip(_ITEM_KEYS, values, strict=True))
-    item["hour"] = row.hour
-    item["utc_offset_s"] = row.utc_offset_s
-    item["flags"] = dm.row_flags(row, grain, start, end, today, days)
-    item["device_flags"] = sorted({f for h in days for f in h.flags}) if days else []
-    return item
+) -> list[dict[str, Any]]:
+    """The rows as the dicts a :class:`KpiRow` JSON holds (same keys, same order, same
+    values), without building and validating the models: the KPI columns come from the
+    warehouse schema, money as two-place strings."""
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        p = row.period
+        days = dm.period_health(p, start, end, store_id, health)
+        values: list[Any] = list(p)
+        for i in _MONEY_AT:
+            if (value := values[i]) is not None:
+                text = str(value)  # a cent-exact Decimal's text has its two places
+                values[i] = text if text[-3:-2] == "." else f"{value:.2f}"
+        item = dict(zip(_ITEM_KEYS, values))  # as long as the period (checked above)
+        item["hour"] = row.hour
+        item["utc_offset_s"] = row.utc_offset_s
+        item["flags"] = dm.row_flags(row, grain, start, end, today, days)
+        item["device_flags"] = sorted({f for h in days for f in h.flags}) if days else []
+        items.append(item)
+    return items
 
 
-def _kpi_row(
-    row: Row,
+def _kpi_rows(
+    rows: list[Row],
     grain: ApiGrain,
     start: date,
     end: date,
     today: date,
     health: dict[tuple[str, date], StoreDayHealth],
     store_id: str,
-) -> KpiRow:
-    return KpiRow(**_kpi_item(row, grain, start, end, today, health, store_id))
+) -> list[KpiRow]:
+    return [KpiRow(**i) for i in _kpi_items(rows, grain, start, end, today, health, store_id)]
