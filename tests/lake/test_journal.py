@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -401,3 +402,51 @@ def test_a_failed_sync_whose_fresh_segment_cannot_be_made_keeps_its_records(
     assert (PUT, "a/one.json", b"1") in current
     assert (PUT, "a/two.json", b"2") in current
     lake.checkpoint()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_checkpoints_failing_on_a_broken_disk_bound_the_open_segments(tmp_path: Path) -> None:
+    """While every checkpoint fails (syncfs reports write-back errors), retired segments must
+    not pile up, each holding its file descriptor (and its lock) for good: past a bound the
+    journal refuses to sync — no 202 for what a failing disk holds — and once the disk heals
+    a retried checkpoint drains them and syncs work again."""
+    broken = True
+
+    def make_durable(paths: set[str]) -> None:
+        if broken:
+            raise OSError(5, "Input/output error")
+
+    journal = journal_mod.Journal(
+        str(tmp_path / ".journal"), make_durable, max_age_s=0.0, max_retired=3, retry_s=0.01
+    )
+    before = _open_fds()
+    refused: list[str] = []
+    for i in range(12):  # each sync retires its segment (max_age_s=0)
+        journal.append(CREATE, f"a/{i}.json", b"x", [])
+        try:
+            journal.sync()
+        except OSError:
+            refused.append(f"a/{i}.json")
+    assert refused  # the journal stopped acknowledging...
+    while journal._preparing:  # (a spare being written holds a descriptor for a moment)
+        threading.Event().wait(0.01)
+    assert _open_fds() - before <= 3 + 2  # ...holding its retired, current and spare segments
+    assert len(_segments(tmp_path)) <= 3 + 2
+    broken = False
+    for _ in range(400):  # the checkpointer retries by itself, with no sync to prompt it
+        if not journal._retired:
+            break
+        threading.Event().wait(0.01)
+    assert not journal._retired and journal.checkpoints == 3
+    journal._max_age_s = 60.0  # this segment stays current, for the look below
+    journal.append(CREATE, "a/last.json", b"x", [])
+    journal.sync()  # acknowledged again, and it covers every refused sync's record too
+    on_disk = {key for s in _segments(tmp_path) for _, key, _ in read_records(s.read_bytes())}
+    assert on_disk == {*refused, "a/last.json"}
+    journal.close()
+    assert _open_fds() <= before
+    assert _segments(tmp_path) == []

@@ -6,6 +6,7 @@ settings in the lifespan and closed when the app shuts down. Injected ones stay 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -51,9 +52,14 @@ def create_app(
                     _open_state, settings, control, lake, bus, owned, ledger
                 )
             log.info("gateway ready (lake %s)", app.state.gateway.lake.root)
+            # Start-up's objects (modules, routes, models, SQLAlchemy) stay out of the cyclic
+            # collector while serving, as in the read API: a full collection over them pauses
+            # the event loop and every request it holds (the 202s waiting for their round).
+            gc.freeze()
             try:
                 yield
             finally:
+                gc.unfreeze()
                 state = app.state.gateway
                 if state is not None:
                     await run_in_threadpool(state.ingestor.landing.close)

@@ -19,7 +19,10 @@ record that is not intact, so the zeros after the last record read as its end.
 *Checkpoints* keep the journal short: :meth:`Journal.sync` starts a new segment when the
 current one is large or old, and a background thread then makes the objects of the old one
 durable in place (``syncfs``, or an fsync of each file and folder where that is missing) and
-deletes it. No request waits for a checkpoint.
+deletes it. No request waits for a checkpoint. A checkpoint that fails (the filesystem reports
+write-back errors) is retried with a growing pause; while ``max_retired`` synced segments await
+one, :meth:`Journal.sync` refuses (``OSError``: nobody is answered for bytes whose only durable
+copy is a journal on a failing disk), so segments — each an open, locked file — never pile up.
 
 *Recovery* (:func:`recover`, run when a local lake is opened): a segment whose writer is gone
 — its ``flock`` is free; a live writer holds its segments locked until they are checkpointed —
@@ -35,6 +38,7 @@ answered for it) is ignored.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -69,6 +73,10 @@ _MAX_BYTES = 4 << 20
 preallocated to."""
 _MAX_AGE_S = 10.0
 """A segment older than this is checkpointed (at the next sync)."""
+_MAX_RETIRED = 8
+"""Synced segments awaiting their checkpoint past which :meth:`Journal.sync` refuses."""
+_RETRY_S = 0.5
+"""The first pause before a failed checkpoint is tried again; it doubles, up to 64 times."""
 
 _datasync = getattr(os, "fdatasync", os.fsync)
 _NEW = ".new"
@@ -112,11 +120,15 @@ class Journal:
         *,
         max_bytes: int = _MAX_BYTES,
         max_age_s: float = _MAX_AGE_S,
+        max_retired: int = _MAX_RETIRED,
+        retry_s: float = _RETRY_S,
     ) -> None:
         self.folder = folder
         self._make_durable = make_durable
         self._max_bytes = max_bytes
         self._max_age_s = max_age_s
+        self._max_retired = max_retired
+        self._retry_s = retry_s
         self._lock = threading.Lock()  # appends, and the swap of the current segment
         self._sync_lock = threading.Lock()  # one sync at a time (see sync)
         self._current: _Segment | None = None
@@ -157,10 +169,18 @@ class Journal:
         """Make every record appended before this call durable (``OSError`` if it fails).
 
         Syncs are serialised: a sync that returns has covered every append that returned
-        before it began, whether the segment was swapped meanwhile or not.
+        before it began, whether the segment was swapped meanwhile or not. Refused while
+        ``max_retired`` segments await a checkpoint that keeps failing (their records stay
+        pending: a later sync covers them).
         """
         with self._sync_lock:
             with self._lock:
+                if len(self._retired) >= self._max_retired:
+                    raise OSError(
+                        errno.EIO,
+                        f"{len(self._retired)} journal segments under {self.folder} await a "
+                        "checkpoint that keeps failing (the disk reports write-back errors)",
+                    )
                 self._rewrite_unwritten()  # OSError: still unwritten, and this sync fails
                 segment = self._current
                 if segment is None or not self._pending:
@@ -289,6 +309,7 @@ class Journal:
         self._cond.notify_all()
 
     def _checkpoint_loop(self) -> None:
+        pause = self._retry_s
         while True:
             with self._lock:
                 if not self._retired:
@@ -298,11 +319,20 @@ class Journal:
                 segment = self._retired[0]
             done = self._checkpoint(segment)
             with self._lock:
-                if not done:  # left for close() or recovery; don't spin on a broken disk
+                if done:
+                    pause = self._retry_s
+                    self._cond.notify_all()
+                    continue
+                # A broken disk: tried again after a pause that grows (no spinning), until
+                # close(), which makes the last attempt itself (then the segment waits for
+                # recovery).
+                if not self._closed:
+                    self._cond.wait(timeout=pause)
+                    pause = min(pause * 2, self._retry_s * 64)
+                if self._closed:
                     self._checkpointer = None
                     self._cond.notify_all()
                     return
-                self._cond.notify_all()
 
     def _checkpoint(self, segment: _Segment) -> bool:
         """Make a retired segment's objects durable in place, then delete it."""
