@@ -14,10 +14,10 @@ that run: in a closed loop of N connections the mean latency is N / throughput b
 law (100 connections at 1,000 req/s: 100 ms), so p99 < 30 ms could never be met however fast
 the server is. Latency is measured open-loop instead, at a fixed offered rate (``OFFERED``:
 half of the bare endpoint's closed-loop throughput, capped at 80 % of the KPI endpoint's own,
-each the median of its rounds, so the KPI endpoint is not simply overloaded): requests are scheduled at fixed intervals
-over up to ``CONCURRENCY`` connections, and each latency runs from the request's scheduled
-time (a late send counts against the server: no coordinated omission). The bare endpoint's
-latency at the same offered rate is reported alongside.
+each the median of its rounds, so the KPI endpoint is not simply overloaded): requests are
+scheduled at fixed intervals over up to ``CONCURRENCY`` connections, and each latency runs
+from the request's scheduled time (a late send counts against the server: no coordinated
+omission). The bare endpoint's latency at the same offered rate is reported alongside.
 
 Both endpoints are measured in ``ROUNDS`` interleaved rounds (KPI, bare, KPI, bare, ...; the
 latency runs likewise), so a change in the machine's load hits both alike; the best round of

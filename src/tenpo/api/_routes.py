@@ -484,7 +484,7 @@ def _kpi_items(
             if (value := values[i]) is not None:
                 text = str(value)  # a cent-exact Decimal's text has its two places
                 values[i] = text if text[-3:-2] == "." else f"{value:.2f}"
-        item = dict(zip(_ITEM_KEYS, values))  # as long as the period (checked above)
+        item = dict(zip(_ITEM_KEYS, values, strict=True))
         item["hour"] = row.hour
         item["utc_offset_s"] = row.utc_offset_s
         item["flags"] = dm.row_flags(row, grain, start, end, today, days)
