@@ -5,8 +5,10 @@ datamart export, API read-back checked against the ground truth): ``SMALL`` and 
 four times its store-days. The figure is the end-to-end time per store-day (send → API,
 simulation excluded) of the large run against the small one measured in the same run: growth
 must be linear or better, i.e. the large run's time per store-day within 1.2× of the small
-run's (ratio = small / large ≥ 1/1.2). Each size's full stage report is written to
-``bench/results/scale_{N}x{D}.json`` like ``tenpo bench scale`` does.
+run's (ratio = small / large ≥ 1/1.2). The same ratio in CPU time of the process tree (which
+the machine's load does not confound) is reported beside it, overall and per stage. Each
+size's full stage report is written to ``bench/results/scale_{N}x{D}.json`` like
+``tenpo bench scale`` does.
 
 Sizes: ``TENPO_BENCH_SCALE`` = ``N1xD1,N2xD2`` (default ``4x3,8x6``).
 """
@@ -32,6 +34,7 @@ def main() -> None:
     for name in ("tenpo", "dagster"):
         logging.getLogger(name).setLevel(logging.WARNING)
     per_store_day: list[float] = []
+    cpu_per_store_day: list[dict[str, float]] = []
     exact = True
     with tempfile.TemporaryDirectory(prefix="tenpo-bench-scale-") as tmp:
         base = Settings(data_dir=Path(tmp))
@@ -51,6 +54,9 @@ def main() -> None:
                 f"{'exact' if body['ground_truth_exact'] else 'DIFFERS'}; {stages}"
             )
             per_store_day.append(body["e2e_seconds_per_store_day"])
+            cpu_per_store_day.append(
+                {"e2e": body["e2e_cpu_seconds_per_store_day"], **body["cpu_seconds_per_store_day"]}
+            )
             exact = exact and body["ground_truth_exact"]
     small, large = per_store_day[0], per_store_day[-1]
     report(
@@ -62,4 +68,8 @@ def main() -> None:
         higher_is_better=False,
         sizes=[f"{n}x{d}" for n, d in _sizes()],
         ground_truth_exact=exact,
+        cpu_ratio_small_over_large={
+            k: round(v / cpu_per_store_day[-1][k], 3) if cpu_per_store_day[-1].get(k) else None
+            for k, v in cpu_per_store_day[0].items()
+        },
     )

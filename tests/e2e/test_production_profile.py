@@ -14,6 +14,7 @@ downloaded on this machine. The Spark run keeps the lake in a local folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenpo.core.settings import Settings
-from tenpo.flow.scale import START, run_scale
+from tenpo.flow.scale import START, drop_run_databases, run_scale
 from tenpo.lake import open_lake
 from tenpo.lake.keys import table_prefix
 from tenpo.pipelines import materialize_dates
@@ -56,13 +57,34 @@ def _rows(url: str, query: str) -> list[Any]:
         engine.dispose()
 
 
+def _databases(server_url: str) -> set[str]:
+    return {name for (name,) in _rows(server_url, "SELECT datname FROM pg_database")}
+
+
+@pytest.fixture
+def kept(pg_server_url: str) -> Iterator[list[Any]]:
+    """Reports of runs that kept their databases (to look at what they hold) until the test
+    ends; then they are dropped, and found gone."""
+    reports: list[Any] = []
+    yield reports
+    for report in reports:
+        drop_run_databases(report, pg_server_url)
+    left = _databases(pg_server_url)
+    for report in reports:
+        assert report.databases and not set(report.databases) & left
+
+
 def _check_servers_held_the_data(report: Any, pg_server_url: str, stores: int) -> None:
     """Every store the profile names was written: not a SQLite file left behind."""
     assert report.mismatches == [] and report.complete
     out = report.as_dict()
     assert out["profile"] == "production" and out["datamart"] == "postgresql"
     assert out["device_path"] == "mqtt"
-    name = f"tenpo_scale_{report.stores}x{report.days}"
+    # The run's own databases: its run id in every name, so concurrent runs never collide.
+    name = f"tenpo_scale_{report.stores}x{report.days}_{report.run_id}"
+    roles = ("control", "datamart", "ledger", "dagster")
+    assert sorted(out["databases"]) == sorted(f"{name}_{r}" for r in roles)
+    assert out["databases_kept"] is True
     url = sa.make_url(pg_server_url)
 
     def db(role: str) -> str:
@@ -81,7 +103,7 @@ def _check_servers_held_the_data(report: Any, pg_server_url: str, stores: int) -
 
 
 def test_production_profile_on_s3(
-    settings: Settings, pg_server_url: str, nats_url: str, s3_lake_url: str
+    settings: Settings, pg_server_url: str, nats_url: str, s3_lake_url: str, kept: list[Any]
 ) -> None:
     import s3fs
 
@@ -95,7 +117,9 @@ def test_production_profile_on_s3(
         profile="production",
         datamart_server=pg_server_url,
         lake_url=s3_lake_url,
+        keep_databases=True,
     )
+    kept.append(report)
     _check_servers_held_the_data(report, pg_server_url, stores=4)
     out = report.as_dict()
     assert out["lake"] == "s3" and out["lake_bytes"]["landing"] > 0
@@ -116,7 +140,7 @@ def test_production_profile_on_s3(
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_production_profile_on_spark_equals_duckdb(
-    settings: Settings, pg_server_url: str, nats_url: str
+    settings: Settings, pg_server_url: str, nats_url: str, kept: list[Any]
 ) -> None:
     """The flow on Spark passes its truth check; every mart re-materialized on DuckDB over the
     same lake holds the same rows, indeed the same Parquet parts (named by content hash), and
@@ -142,7 +166,9 @@ def test_production_profile_on_spark_equals_duckdb(
             mqtt=True,
             profile="production",
             datamart_server=pg_server_url,
+            keep_databases=True,
         )
+        kept.append(report)
         _check_servers_held_the_data(report, pg_server_url, stores=2)
         assert report.as_dict()["engine"] == "spark"
         assert queries, "no mart was computed on Spark"

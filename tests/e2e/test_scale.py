@@ -43,24 +43,32 @@ def test_30_stores_14_days_through_mqtt_equal_the_truth(settings: Settings) -> N
     assert out["peak_rss_bytes"] > 0 and out["e2e_seconds"] > 0
 
 
-def test_bench_scale_cli_writes_its_result(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _databases(server_url: str) -> set[str]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(server_url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text("SELECT datname FROM pg_database")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_bench_scale_cli_writes_its_result(
+    settings: Settings, tmp_path, pg_server_url: str
+) -> None:  # type: ignore[no-untyped-def]
     result = CliRunner().invoke(
         app,
-        [
-            "bench",
-            "scale",
-            "--stores",
-            "2",
-            "--days",
-            "2",
-            "--devices",
-            "http",
-            "--out",
-            str(tmp_path),
-        ],
+        ["bench", "scale", "--stores", "2", "--days", "2", "--devices", "http"]
+        + ["--datamart", "postgresql", "--pg-server", pg_server_url, "--out", str(tmp_path)],
     )
     assert result.exit_code == 0, result.output
     body = json.loads((tmp_path / "scale_2x2.json").read_text())
+    # The datamart database was the run's own (its run id in the name) and is dropped.
+    run_id = body["run_id"]
+    assert len(run_id) == 8 and body["databases"] == [f"tenpo_scale_2x2_{run_id}_datamart"]
+    assert body["databases_kept"] is False
+    assert not set(body["databases"]) & _databases(pg_server_url)
     assert {"name", "value", "unit", "baseline", "ratio", "target", "met"} <= set(body)
     assert body["name"] == "scale_2x2" and body["ground_truth_exact"] is True
     assert body["device_path"] == "http" and "send_mqtt" not in body["stages"]
@@ -69,10 +77,21 @@ def test_bench_scale_cli_writes_its_result(settings: Settings, tmp_path) -> None
     # Peak RSS of the process tree, per stage and overall.
     assert all(st["peak_rss_bytes"] > 0 for st in body["stages"].values())
     assert body["peak_rss_bytes"] >= max(st["peak_rss_bytes"] for st in body["stages"].values())
+    # CPU of the process tree per stage: user + system, summed end to end.
+    stages = body["stages"]
+    assert all(st["cpu_seconds"] >= 0 for st in stages.values())
+    assert stages["stream"]["cpu_seconds"] > 0 and stages["marts"]["cpu_seconds"] > 0
+    for st in stages.values():
+        assert st["cpu_seconds"] == pytest.approx(
+            st["cpu_user_seconds"] + st["cpu_system_seconds"], abs=0.002
+        )
+    platform = sum(st["cpu_seconds"] for n, st in stages.items() if n in PLATFORM_STAGES)
+    assert body["e2e_cpu_seconds"] == pytest.approx(platform, abs=0.01)
+    assert "CPU s" in result.output
 
 
 def test_a_failing_stage_leaves_the_stages_before_it_and_its_error(
-    settings: Settings, tmp_path, monkeypatch
+    settings: Settings, tmp_path, monkeypatch, pg_server_url: str
 ) -> None:  # type: ignore[no-untyped-def]
     import tenpo.pipelines.run
 
@@ -83,10 +102,12 @@ def test_a_failing_stage_leaves_the_stages_before_it_and_its_error(
     result = CliRunner().invoke(
         app,
         ["bench", "scale", "--stores", "2", "--days", "1", "--devices", "http"]
-        + ["--out", str(tmp_path)],
+        + ["--datamart", "postgresql", "--pg-server", pg_server_url, "--out", str(tmp_path)],
     )
     assert result.exit_code != 0
     body = json.loads((tmp_path / "scale_2x1.json").read_text())
+    # A failed run drops its database too.
+    assert body["databases"] and not set(body["databases"]) & _databases(pg_server_url)
     assert body["complete"] is False and body["met"] is False
     assert body["failed_stage"] == "marts" and "disk on fire" in body["error"]
     assert {"simulate", "register", "send_http", "stream", "marts"} <= set(body["stages"])

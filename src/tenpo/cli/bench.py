@@ -57,24 +57,28 @@ def print_report(report: dict[str, Any]) -> None:
         f"({report.get('profile', 'embedded')} profile, {report.get('engine', 'duckdb')}, "
         f"{report['datamart']} datamart, {report.get('lake', 'local')} lake)"
     )
-    for col in ("stage", "seconds", "moved", "per second", "peak RSS"):
+    for col in ("stage", "seconds", "CPU s", "moved", "per second", "peak RSS"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for name, st in report["stages"].items():
         amounts = {
             k: v
             for k, v in st.items()
-            if k not in ("seconds", "peak_rss_bytes") and not k.endswith("_per_s")
+            if k not in ("seconds", "peak_rss_bytes")
+            and not k.startswith("cpu_")
+            and not k.endswith("_per_s")
         }
         moved = ", ".join(f"{v:,} {k}" for k, v in amounts.items())
         rates = ", ".join(
             f"{st[k + '_per_s']:,.0f} {k}/s" for k in amounts if st.get(k + "_per_s") is not None
         )
         rss = f"{st.get('peak_rss_bytes', 0) / 2**20:,.0f} MiB"
-        table.add_row(name, f"{st['seconds']:.2f}", moved, rates, rss)
+        cpu = f"{st['cpu_seconds']:.2f}" if "cpu_seconds" in st else ""
+        table.add_row(name, f"{st['seconds']:.2f}", cpu, moved, rates, rss)
     console.print(table)
     per = report["lake_bytes_per_store_day"]
     console.print(
         f"end to end (send → API): {report['e2e_seconds']:.1f} s, "
+        f"{report.get('e2e_cpu_seconds', 0):.1f} CPU s (process tree, user + system), "
         f"{report['e2e_raw_rows_per_s'] or 0:,.0f} raw rows/s over {report['raw_rows']:,} rows; "
         f"peak RSS {report['peak_rss_bytes'] / 2**20:,.0f} MiB; lake per store-day: "
         f"landing {per['landing'] / 1024:,.0f} KiB, tables {per['tables'] / 1024:,.0f} KiB",
@@ -118,6 +122,12 @@ def scale(
     ),
     device_path: str = typer.Option(
         "auto", "--devices", help="Device events over mqtt, http, or auto (MQTT if it answers)."
+    ),
+    keep_databases: bool = typer.Option(
+        False,
+        "--keep-databases",
+        help="Keep the run's PostgreSQL databases (tenpo_scale_{N}x{D}_{run id}_*, named in "
+        "the result) instead of dropping them at the end.",
     ),
     seed: int = typer.Option(7, help="Simulation seed."),
     out: Annotated[Path, typer.Option("--out", help="Folder of the JSON result.")] = RESULTS,
@@ -169,6 +179,7 @@ def scale(
             on_stage=checkpoint,
             profile="production" if profile == "production" else "embedded",
             lake_url=lake_url,
+            keep_databases=keep_databases,
         )
         bars.close()
     report = result.as_dict()
@@ -181,5 +192,7 @@ def scale(
         f"{body['ratio']:.2f} ({mark}); written to {path}",
         highlight=False,
     )
+    if result.databases_kept:
+        console.print(f"kept databases: {', '.join(result.databases)}", highlight=False)
     if result.mismatches:
         raise typer.Exit(1)

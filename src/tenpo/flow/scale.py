@@ -5,9 +5,11 @@ Stages, in order: simulate → register → send POS and video files over HTTP (
 send device events over MQTT (when a broker answers; else over HTTP like the rest) → stream
 → marts (every KPI mart) → ML marts → export (every datamart table) → read every store's KPIs
 back through the read API → check. Each stage reports its wall time and what it moved (rows,
-objects, bytes, events), so rows/s and objects/s follow; the report adds peak RSS, the lake's
-bytes per store-day (landing and tables) and the end-to-end raw rows/s (every stage after
-register; simulating is the test rig, not the platform).
+objects, bytes, events), so rows/s and objects/s follow, and the CPU time (user + system) of
+the harness's whole process tree while it ran, so a stage's growth can be judged in CPU
+rather than in wall time that the machine's load confounds. The report adds peak RSS, the
+lake's bytes per store-day (landing and tables) and the end-to-end raw rows/s (every stage
+after register; simulating is the test rig, not the platform).
 
 The report is handed to ``on_stage`` after every stage, so a caller can write it as it goes: a
 run that fails or runs out of memory still leaves the stages it finished, and the failing stage
@@ -52,7 +54,9 @@ __all__ = [
     "ScaleReport",
     "StageResult",
     "bench_summary",
+    "drop_run_databases",
     "run_scale",
+    "tree_cpu_seconds",
     "write_result",
 ]
 
@@ -92,9 +96,17 @@ class StageResult:
     amounts: dict[str, int] = field(default_factory=dict)
     peak_rss_bytes: int = 0
     """Largest RSS of the harness's process tree sampled while the stage ran."""
+    cpu_user_seconds: float = 0.0
+    cpu_system_seconds: float = 0.0
+    """CPU time of the harness's process tree while the stage ran (see tree_cpu_seconds)."""
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User plus system CPU seconds of the stage."""
+        return self.cpu_user_seconds + self.cpu_system_seconds
 
     def as_dict(self) -> dict[str, Any]:
-        """Seconds, amounts, each amount per second and the stage's peak RSS."""
+        """Seconds, amounts, each amount per second, the stage's CPU and peak RSS."""
         rates = {
             f"{k}_per_s": round(v / self.seconds, 1) if self.seconds else None
             for k, v in self.amounts.items()
@@ -103,7 +115,17 @@ class StageResult:
             "seconds": round(self.seconds, 3),
             **self.amounts,
             **rates,
+            **{k: round(v, 3) for k, v in self.cpu.items()},
             "peak_rss_bytes": self.peak_rss_bytes,
+        }
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """The stage's CPU figures under their report keys."""
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "cpu_user_seconds": self.cpu_user_seconds,
+            "cpu_system_seconds": self.cpu_system_seconds,
         }
 
 
@@ -128,6 +150,11 @@ class ScaleReport:
     complete: bool = False
     failed_stage: str | None = None
     error: str | None = None
+    run_id: str = ""
+    """This run's own suffix of its PostgreSQL databases and JetStream stream."""
+    databases: list[str] = field(default_factory=list)
+    """The PostgreSQL databases the run created (on its ``datamart_server``)."""
+    databases_kept: bool = False
     settings: Settings | None = field(default=None, repr=False, compare=False)
     """The run's own settings (its databases, bus stream, lake), to look at what it left."""
 
@@ -141,10 +168,15 @@ class ScaleReport:
         """Wall time of the platform's stages (send to API read-back)."""
         return sum(s.seconds for n, s in self.stages.items() if n in PLATFORM_STAGES)
 
+    @property
+    def e2e_cpu_seconds(self) -> float:
+        """CPU time (process tree, user + system) of the platform's stages."""
+        return sum(s.cpu_seconds for n, s in self.stages.items() if n in PLATFORM_STAGES)
+
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-able values (the ``scale_{N}x{D}.json`` body, without the bench
         summary keys)."""
-        e2e = self.e2e_seconds
+        e2e, e2e_cpu = self.e2e_seconds, self.e2e_cpu_seconds
         per = {k: round(v / self.store_days) for k, v in self.lake_bytes.items()}
         return {
             "stores": self.stores,
@@ -163,12 +195,20 @@ class ScaleReport:
             "e2e_seconds": round(e2e, 3),
             "e2e_raw_rows_per_s": round(self.raw_rows / e2e, 1) if e2e else None,
             "e2e_seconds_per_store_day": round(e2e / self.store_days, 5),
+            "e2e_cpu_seconds": round(e2e_cpu, 3),
+            "e2e_cpu_seconds_per_store_day": round(e2e_cpu / self.store_days, 5),
+            "cpu_seconds_per_store_day": {
+                n: round(s.cpu_seconds / self.store_days, 5) for n, s in self.stages.items()
+            },
             "peak_rss_bytes": self.peak_rss_bytes,
             "lake_bytes": self.lake_bytes,
             "lake_bytes_per_store_day": per,
             "complete": self.complete,
             "failed_stage": self.failed_stage,
             "error": self.error,
+            "run_id": self.run_id,
+            "databases": self.databases,
+            "databases_kept": self.databases_kept,
         }
 
 
@@ -219,8 +259,6 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) walks the tree without scanning
-        # every process of the machine (that scan cost ~5 % of a scale run's CPU).
         self._children_files = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 
     def __enter__(self) -> RssSampler:
@@ -254,44 +292,81 @@ class RssSampler:
 
     def tree_rss(self) -> int:
         """RSS of this process plus every descendant, in bytes."""
-        proc = Path("/proc")
-        if not (proc / "self" / "statm").exists():
+        if not Path("/proc/self/statm").exists():
             return _peak_rss()
-        me = os.getpid()
-        if self._children_files:
-            return self._tree_rss_by_children(me)
-        children: dict[int, list[int]] = {}
-        for entry in os.scandir(proc):
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            # pid (comm) state ppid ...: comm may hold spaces or parentheses.
-            ppid = int(stat[stat.rindex(")") + 2 :].split(" ", 2)[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-        total, todo = 0, [me]
-        while todo:
-            pid = todo.pop()
+        total = 0
+        for pid in _tree_pids(self._children_files):
             try:
                 total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self._page
             except (OSError, ValueError, IndexError):
-                pass
-            todo += children.get(pid, [])
+                continue  # gone meanwhile
         return total
 
-    def _tree_rss_by_children(self, me: int) -> int:
-        total, todo = 0, [me]
+
+def tree_cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process's tree so far: this process (every thread),
+    its descendants that have exited and were waited for, and every live descendant with the
+    exited descendants it waited for (``/proc/PID/stat``).
+
+    The difference between two calls is the tree's CPU in between, also for processes that
+    started or exited in between (an exited child's time moves from its own ``/proc`` entry
+    into ``RUSAGE_CHILDREN`` when it is reaped). Processes that were re-parented away from the
+    tree (daemons) are not counted. Without ``/proc``, only this process and its reaped
+    children.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = own.ru_utime + reaped.ru_utime, own.ru_stime + reaped.ru_stime
+    if not Path("/proc/self/stat").exists():
+        return user, system
+    me = os.getpid()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _tree_pids(Path(f"/proc/{me}/task/{me}/children").exists()):
+        if pid == me:
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue  # exited meanwhile (then counted once reaped)
+        # Fields after "pid (comm) ": state ppid ... utime(14) stime(15) cutime(16) cstime(17).
+        fields = stat[stat.rindex(")") + 2 :].split()
+        user += (int(fields[11]) + int(fields[13])) / tick
+        system += (int(fields[12]) + int(fields[14])) / tick
+    return user, system
+
+
+def _tree_pids(children_files: bool) -> Iterator[int]:
+    """This process's pid, then every descendant's (those alive when walked)."""
+    me = os.getpid()
+    if children_files:
+        # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) walks the tree without scanning
+        # every process of the machine (that scan cost ~5 % of a scale run's CPU).
+        todo = [me]
         while todo:
             pid = todo.pop()
+            yield pid
             try:
-                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self._page
                 for task in os.scandir(f"/proc/{pid}/task"):
                     todo += [int(c) for c in Path(task.path, "children").read_text().split()]
-            except (OSError, ValueError, IndexError):
+            except (OSError, ValueError):
                 continue
-        return total
+        return
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces or parentheses.
+        ppid = int(stat[stat.rindex(")") + 2 :].split(" ", 2)[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    todo = [me]
+    while todo:
+        pid = todo.pop()
+        yield pid
+        todo += children.get(pid, [])
 
 
 def _no_progress(_name: str, _total: int | None) -> Advance:
@@ -315,6 +390,7 @@ def run_scale(
     run_store_days: int = RUN_STORE_DAYS,
     profile: Literal["embedded", "production"] = "embedded",
     lake_url: str | None = None,
+    keep_databases: bool = False,
 ) -> ScaleReport:
     """Run a chain of ``stores`` × ``days`` through the platform in ``root`` (wiped first).
 
@@ -329,6 +405,11 @@ def run_scale(
     ledger and Dagster's storage, and a fresh NATS JetStream stream on ``base.nats_url`` as
     the bus (deleted afterwards); the engine is ``base.engine``. ``lake_url`` puts the lake
     there (``s3://bucket/prefix``; it must hold no object yet).
+
+    Every database and stream is named ``tenpo_scale_{N}x{D}_{run_id}_...`` with a run id of
+    its own (``report.run_id``, ``report.databases``), so concurrent runs on one server never
+    touch each other's; the databases are dropped when the run ends, failed or not, unless
+    ``keep_databases`` (then :func:`drop_run_databases` drops them).
     """
     if stores < tenants or tenants < 1 or days < 1:
         raise BadInput(f"need days ≥ 1 and stores ≥ tenants ≥ 1 (got {stores}, {tenants}, {days})")
@@ -336,74 +417,90 @@ def run_scale(
         raise BadInput(f"stores ({stores}) must be a multiple of tenants ({tenants})")
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
+    run_id = uuid.uuid4().hex[:8]
+    name = f"tenpo_scale_{stores}x{days}_{run_id}"
     overrides: dict[str, Any] = {}
-    name = f"tenpo_scale_{stores}x{days}"
+    roles: dict[str, str] = {}
     if profile == "production":
         datamart = "postgresql"
-        for role, setting in _PRODUCTION_DATABASES.items():
-            overrides[setting] = _fresh_database(datamart_server, f"{name}_{role}")
-        overrides.update(bus="nats", bus_stream=f"{name}_{uuid.uuid4().hex[:8]}")
+        roles = _PRODUCTION_DATABASES
+        overrides.update(bus="nats", bus_stream=name)
     elif datamart == "postgresql":
-        overrides["datamart_url"] = _fresh_database(datamart_server, name)
-    if lake_url:
-        require_empty_lake(lake_url, "the scale run's")
-        overrides["lake_url"] = lake_url
-    cfg = isolated_settings(base, root, **overrides)
-    if mqtt is None:
-        from tenpo.iot.mqtt import mqtt_wanted
+        roles = {"datamart": "datamart_url"}
+    created: list[str] = []
+    try:
+        for role, setting in roles.items():
+            overrides[setting] = _fresh_database(datamart_server, f"{name}_{role}")
+            created.append(f"{name}_{role}")
+        if lake_url:
+            require_empty_lake(lake_url, "the scale run's")
+            overrides["lake_url"] = lake_url
+        cfg = isolated_settings(base, root, **overrides)
+        if mqtt is None:
+            from tenpo.iot.mqtt import mqtt_wanted
 
-        mqtt = mqtt_wanted(cfg)
-    report = ScaleReport(
-        stores,
-        days,
-        tenants,
-        datamart,
-        mqtt,
-        profile=profile,
-        engine=cfg.engine,
-        lake=lake_url.split("://", 1)[0] if lake_url and "://" in lake_url else "local",
-        settings=cfg,
-    )
-    notify = on_stage or (lambda _r: None)
-    with RssSampler() as rss:
+            mqtt = mqtt_wanted(cfg)
+        report = ScaleReport(
+            stores,
+            days,
+            tenants,
+            datamart,
+            mqtt,
+            profile=profile,
+            engine=cfg.engine,
+            lake=lake_url.split("://", 1)[0] if lake_url and "://" in lake_url else "local",
+            settings=cfg,
+            run_id=run_id,
+            databases=list(created),
+            databases_kept=keep_databases and bool(created),
+        )
+        notify = on_stage or (lambda _r: None)
+        with RssSampler() as rss:
 
-        @contextmanager
-        def stage(name: str) -> Iterator[StageResult]:
-            result = StageResult(name)
-            rss.reset_stage()
-            started = time.perf_counter()
+            @contextmanager
+            def stage(name: str) -> Iterator[StageResult]:
+                result = StageResult(name)
+                rss.reset_stage()
+                cpu_user, cpu_system = tree_cpu_seconds()
+                started = time.perf_counter()
+                try:
+                    yield result
+                except BaseException as exc:
+                    report.failed_stage = name
+                    report.error = f"{type(exc).__name__}: {exc}"[:4000]
+                    raise
+                finally:
+                    result.seconds = time.perf_counter() - started
+                    user, system = tree_cpu_seconds()
+                    result.cpu_user_seconds = user - cpu_user
+                    result.cpu_system_seconds = system - cpu_system
+                    rss.sample()
+                    result.peak_rss_bytes = rss.stage_peak
+                    report.stages[name] = result
+                    report.peak_rss_bytes = rss.peak
+                    log.info("stage %s: %s", name, result.as_dict())
+                    notify(report)
+
             try:
-                yield result
+                run_days = max(1, run_store_days // stores)
+                _run_stages(report, cfg, seed, stage, progress, send_workers, run_days)
             except BaseException as exc:
-                report.failed_stage = name
-                report.error = f"{type(exc).__name__}: {exc}"[:4000]
+                if report.error is None:  # failed between stages
+                    report.failed_stage = "between stages"
+                    report.error = f"{type(exc).__name__}: {exc}"[:4000]
+                    report.peak_rss_bytes = rss.peak
+                    notify(report)
                 raise
             finally:
-                result.seconds = time.perf_counter() - started
-                rss.sample()
-                result.peak_rss_bytes = rss.stage_peak
-                report.stages[name] = result
-                report.peak_rss_bytes = rss.peak
-                log.info("stage %s: %s", name, result.as_dict())
-                notify(report)
-
-        try:
-            run_days = max(1, run_store_days // stores)
-            _run_stages(report, cfg, seed, stage, progress, send_workers, run_days)
-        except BaseException as exc:
-            if report.error is None:  # failed between stages
-                report.failed_stage = "between stages"
-                report.error = f"{type(exc).__name__}: {exc}"[:4000]
-                report.peak_rss_bytes = rss.peak
-                notify(report)
-            raise
-        finally:
-            if cfg.bus == "nats" and profile == "production":
-                _drop_stream(cfg.nats_url, cfg.bus_stream)
-    report.peak_rss_bytes = max(rss.peak, report.peak_rss_bytes)
-    report.complete = True
-    notify(report)
-    return report
+                if cfg.bus == "nats" and profile == "production":
+                    _drop_stream(cfg.nats_url, cfg.bus_stream)
+        report.peak_rss_bytes = max(rss.peak, report.peak_rss_bytes)
+        report.complete = True
+        notify(report)
+        return report
+    finally:
+        if created and not keep_databases:
+            _drop_databases(datamart_server, created)
 
 
 def _run_stages(
@@ -650,21 +747,42 @@ def _peak_rss() -> int:
 
 
 def _fresh_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server (the name is the run's own: it must not exist)
+    and return its URL."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
         engine.dispose()
+    return str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
+
+
+def drop_run_databases(report: ScaleReport, server_url: str) -> None:
+    """Drop the PostgreSQL databases a run kept (``keep_databases=True``) from ``server_url``."""
+    _drop_databases(server_url, report.databases)
+    report.databases_kept = False
+
+
+def _drop_databases(server_url: str, names: list[str]) -> None:
+    """Drop the run's databases (connections still open to them are closed by the server)."""
+    import sqlalchemy as sa
+
     from tenpo.datamart import dispose_engines
 
-    # A cached engine of an earlier run's database of this name holds dead connections and
-    # remembers tables that are gone: forget it.
+    # Cached datamart engines of these databases would hold dead connections: forget them.
     dispose_engines()
-    return str(sa.make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except Exception as exc:  # noqa: BLE001 - cleanup only; the run's result stands
+        log.warning("could not drop the scale run's databases %s: %s", names, exc)
+    finally:
+        engine.dispose()
 
 
 def _drop_stream(url: str, stream: str) -> None:

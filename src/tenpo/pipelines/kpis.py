@@ -324,16 +324,18 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         offsets = _offsets(tenpo, days)
         with tenpo.open_warehouse() as wh:
             events = wh.table("raw_visitor_events", dates=read_days)
-            expr = store_visits(
+            visits = wh.run_job(
+                store_visits,
                 events,
                 staff=None if staff is None else ibis.memtable(staff),
                 offsets=None if offsets is None else ibis.memtable(offsets),
                 days=days,
                 rules=rules,
                 default_utc_offset_s=_default_offset(settings, days),
-            ).order_by(list(_VISIT_KEYS))
+                order_by=_VISIT_KEYS,
+            )
             rows, metadata, quarantined = _write(
-                context, wh, MART_STORE_VISITS_KEY, days, wh.to_arrow(expr), _VISIT_KEYS
+                context, wh, MART_STORE_VISITS_KEY, days, visits, _VISIT_KEYS
             )
             entries = wh.to_arrow(
                 events.filter(
@@ -385,11 +387,17 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
             counts = wh.materialized(
                 wh.table("raw_iot_counts", dates=days).select(*_DAILY_COUNT_COLUMNS)
             )
-            expr = store_daily(pos, counts, visits, days=days, repeat_window_days=window).order_by(
-                list(DAILY_KEYS)
+            daily = wh.run_job(
+                store_daily,
+                pos,
+                counts,
+                visits,
+                days=days,
+                repeat_window_days=window,
+                order_by=DAILY_KEYS,
             )
             rows, metadata, quarantined = _write(
-                context, wh, MART_STORE_DAILY_KEY, days, wh.to_arrow(expr), DAILY_KEYS
+                context, wh, MART_STORE_DAILY_KEY, days, daily, DAILY_KEYS
             )
             current = visits.filter(visits.business_date.isin(days))
             checks = [
@@ -429,15 +437,17 @@ def _mart_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition
         settings = tenpo.get_settings()
         offsets = _offsets(tenpo, days)
         with tenpo.open_warehouse() as wh:
-            expr = store_hourly(
+            hourly = wh.run_job(
+                store_hourly,
                 wh.table("raw_pos_transactions", dates=days),
                 wh.table("raw_iot_counts", dates=days),
                 wh.table(MART_STORE_VISITS_KEY, dates=days),
                 offsets=None if offsets is None else ibis.memtable(offsets),
                 default_utc_offset_s=_default_offset(settings, days),
-            ).order_by(list(HOURLY_KEYS))
+                order_by=HOURLY_KEYS,
+            )
             rows, metadata, quarantined = _write(
-                context, wh, MART_STORE_HOURLY_KEY, days, wh.to_arrow(expr), HOURLY_KEYS
+                context, wh, MART_STORE_HOURLY_KEY, days, hourly, HOURLY_KEYS
             )
             daily = wh.to_arrow(wh.table(MART_STORE_DAILY_KEY, dates=days))
         checks = [

@@ -23,10 +23,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import duckdb
 import ibis
@@ -38,6 +39,7 @@ from tenpo.core.errors import BadInput, ConfigError, LakeError, NotFound
 from tenpo.core.settings import Settings
 from tenpo.lake.base import FsspecLake, Lake, open_lake
 from tenpo.lake.keys import table_prefix
+from tenpo.warehouse import prepared
 from tenpo.warehouse.listed import ListedParts
 from tenpo.warehouse.schemas import EVENT_KEYS, MART_TABLES, NATURAL_KEYS, RAW_TABLES
 
@@ -122,6 +124,19 @@ class BaseWarehouse(ABC):
     @abstractmethod
     def to_arrow(self, expr: ibis.Table) -> pa.Table:
         """Execute an expression of this warehouse into an Arrow table."""
+
+    def run_job(
+        self,
+        job: Callable[..., ibis.Table],
+        *args: Any,
+        order_by: Sequence[str] = (),
+        **params: Any,
+    ) -> pa.Table:
+        """The rows of ``job(*args, **params)`` (a KPI job: Ibis tables in, an expression
+        out), ordered by ``order_by``, as Arrow. The base builds and runs the expression; an
+        engine may compile each job shape once (the DuckDB warehouse does)."""
+        expr = job(*args, **params)
+        return self.to_arrow(expr.order_by(list(order_by)) if order_by else expr)
 
     @abstractmethod
     def sql(self, query: str) -> pa.Table:
@@ -368,6 +383,20 @@ class Warehouse(BaseWarehouse):
             # Typically an unreadable Parquet part: the message names the file.
             raise LakeError(f"warehouse read failed: {exc}") from exc
         return result
+
+    def run_job(
+        self,
+        job: Callable[..., ibis.Table],
+        *args: Any,
+        order_by: Sequence[str] = (),
+        **params: Any,
+    ) -> pa.Table:
+        """The rows of ``job(*args, **params)`` ordered by ``order_by``, its SQL compiled once
+        per shape of the job (``tenpo.warehouse.prepared``)."""
+        try:
+            return prepared.run_job(self._con, job, *args, order_by=order_by, **params)
+        except duckdb.Error as exc:
+            raise LakeError(f"warehouse read failed: {exc}") from exc
 
     def materialized(self, expr: ibis.Table) -> ibis.Table:
         """``expr`` as a temporary DuckDB table, filled once (dropped when the warehouse closes)."""
