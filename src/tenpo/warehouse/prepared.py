@@ -97,7 +97,9 @@ def run_job(
     days = params.get("days")
     wanted = None if days is None else sorted(set(days))
     gaps = None if wanted is None else tuple((d - wanted[0]).days for d in wanted)
-    key = (job.__module__, job.__qualname__, arg_shapes, param_shapes, gaps, tuple(order_by))
+    compiler = type(con.compiler).__qualname__  # tenpo's DuckDB compiler or Ibis' own
+    job_name = f"{job.__module__}.{job.__qualname__}"
+    key = (compiler, job_name, arg_shapes, param_shapes, gaps, tuple(order_by))
 
     with _lock:
         template = _cache.get(key, _MISSING)
