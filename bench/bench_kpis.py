@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from bench._common import report
 from tenpo.jobs import store_daily
-from tenpo.warehouse import prepared
+from tenpo.warehouse import duckdb_ibis, prepared
 from tenpo.warehouse.schemas import (
     MART_STORE_VISITS,
     RAW_IOT_COUNTS,
@@ -316,8 +316,7 @@ def main() -> None:
         f"generated {pos.num_rows:,} receipts, {counts.num_rows:,} count intervals, "
         f"{visits.num_rows:,} visits for {STORES} stores in {gen_s:.1f}s"
     )
-    con = ibis.duckdb.connect()
-    con.raw_sql("SET TimeZone = 'UTC'")
+    con = duckdb_ibis.connect()  # as the warehouse opens DuckDB
     frames = [t.to_pandas(types_mapper=pd.ArrowDtype) for t in (pos, counts, visits)]
     with tempfile.TemporaryDirectory(prefix="bench-kpis-") as tmp:
         files = []

@@ -5,6 +5,7 @@ API keys are real: a control plane (SQLite) holds two tenants and their keys.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -351,6 +352,43 @@ def test_kpi_fast_path_answers_byte_for_byte_as_the_route(
     again = get("s1", RANGE, auth(keys.t1_read) | {"If-None-Match": etag})
     assert not_modified.status_code == again.status_code == 304
     assert not_modified.headers.multi_items() == again.headers.multi_items()
+
+
+class _MissingCache:
+    """The control plane with an auth cache that never holds a key, noting whether each
+    ``authenticate`` (the control-plane read) ran on an event loop."""
+
+    def __init__(self, control: ControlPlane) -> None:
+        self.control = control
+        self.on_loop: list[bool] = []
+
+    def cached_principal(self, token: str) -> Principal | None:
+        return None
+
+    def authenticate(self, token: str) -> Principal:
+        try:
+            asyncio.get_running_loop()
+            self.on_loop.append(True)
+        except RuntimeError:
+            self.on_loop.append(False)
+        return self.control.authenticate(token)
+
+
+def test_a_key_missing_from_the_auth_cache_is_checked_off_the_event_loop(
+    dm: Settings, keys: Keys
+) -> None:
+    """The control-plane read of an uncached key (and its last-used write) runs on a worker
+    thread, for the KPI fast path and the routes alike: it never stalls the serving loop."""
+    control = _MissingCache(keys.control)
+    app = create_app(dm, engine=get_engine(dm.datamart_db_url), control=control)
+    with TestClient(app) as c:
+        kpis = c.get("/v1/stores/s1/kpis", headers=auth(keys.t1_read), params=RANGE)
+        stores = c.get("/v1/stores", headers=auth(keys.t1_read))
+        revoked = c.get("/v1/stores/s1/kpis", headers=auth(keys.t1_revoked), params=RANGE)
+    assert (kpis.status_code, stores.status_code) == (200, 200)
+    assert kpis.json()["items"][0]["business_date"] == "2026-10-05"
+    assert_problem(revoked, 401, "revoked")
+    assert control.on_loop and not any(control.on_loop), control.on_loop
 
 
 def test_weekly_kpis_recompute_ratios_from_sums(client: TestClient, keys: Keys) -> None:

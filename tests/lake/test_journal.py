@@ -14,6 +14,7 @@ import pytest
 from tenpo.bus.memory import MemoryBus
 from tenpo.core.errors import LakeError
 from tenpo.lake import FsspecLake, LandingZone, open_lake
+from tenpo.lake import base as base_mod
 from tenpo.lake import journal as journal_mod
 from tenpo.lake.journal import CREATE, PUT, read_records
 from tenpo.lake.keys import claim_key
@@ -450,3 +451,70 @@ def test_checkpoints_failing_on_a_broken_disk_bound_the_open_segments(tmp_path: 
     journal.close()
     assert _open_fds() <= before
     assert _segments(tmp_path) == []
+
+
+@pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
+def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None:
+    """Unsynced creates take their inode from a pool a background thread fills (the round
+    only writes and links); each pooled file is used once, a lost race keeps the winner's
+    bytes, a forked child never takes its parent's files, and a checkpoint closes them."""
+    lake = FsspecLake(str(tmp_path))
+    before = _open_fds()
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")  # starts the pool
+    pool = lake._inodes
+    assert pool is not None
+    for _ in range(500):
+        if len(pool._fds) == pool._size:
+            break
+        threading.Event().wait(0.01)
+    ready = {os.fstat(fd).st_ino for fd in pool._fds}
+    assert len(ready) == pool._size
+    keys = [f"landing/x/{i}.json" for i in range(pool._size // 2)]
+    for i, key in enumerate(keys):
+        assert lake.put_if_absent_unsynced(key, f"{i}".encode())
+    assert not lake.put_if_absent_unsynced(keys[0], b"other")  # link refuses: the key exists
+    assert [lake.get(k) for k in keys] == [f"{i}".encode() for i in range(len(keys))]
+    linked = {(tmp_path / k).stat().st_ino for k in keys}
+    assert len(linked) == len(keys) and linked <= ready  # the pool's files, each used once
+    assert not linked & {os.fstat(fd).st_ino for fd in pool._fds}
+    pid = os.fork()
+    if pid == 0:  # a child must make its own files, never write into its parent's
+        os._exit(0 if pool.take() is None else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    lake.sync()
+    lake.checkpoint()
+    pool._thread.join(5)
+    assert not pool._fds and _open_fds() <= before
+    assert lake.get(keys[1]) == b"1"
+
+
+def test_recovery_makes_intact_objects_durable_before_deleting_their_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed after its sync (SIGKILL, OOM: not a power loss) leaves its objects
+    intact in the page cache, not on disk. Recovery finds them equal to their records, and
+    deleting the segment then drops the only durable copy of acknowledged bytes: a power loss
+    in the next seconds would lose them. So every record's object (and the folders up to the
+    root) is made durable before its segment goes, whether it was rewritten or not."""
+    _killed_writer(tmp_path)  # nothing touched afterwards: every object reads back intact
+    synced: list[set[str]] = []
+    original = FsspecLake._make_durable
+
+    def recording(self: FsspecLake, paths: set[str]) -> None:
+        synced.append(set(paths))
+        original(self, paths)
+
+    monkeypatch.setattr(FsspecLake, "_make_durable", recording)
+    lake = open_lake(str(tmp_path))
+    assert lake.recovered == 1  # type: ignore[attr-defined]
+    assert _segments(tmp_path) == []
+    covered = set().union(*synced)
+    root = str(tmp_path)
+    for key in ("landing/x/a.json", "landing/x/b.json", "ids/x/c.json"):
+        full = f"{root}/{key}"
+        assert full in covered, (key, synced)
+        folder = os.path.dirname(full)
+        while folder != root:  # each folder's name lives in its parent
+            assert os.path.dirname(folder) in covered, (folder, synced)
+            folder = os.path.dirname(folder)
+    assert lake.get("ids/x/c.json") == b"C2"

@@ -10,8 +10,15 @@ import ibis
 import pyarrow as pa
 import pytest
 
-from tenpo.jobs import store_daily
+from tenpo.jobs import store_daily, store_hourly, store_visits
+from tenpo.jobs.timezones import OFFSETS_SCHEMA
 from tenpo.warehouse import prepared
+from tenpo.warehouse.schemas import (
+    MART_STORE_VISITS,
+    RAW_IOT_COUNTS,
+    RAW_POS_TRANSACTIONS,
+    RAW_VISITOR_EVENTS,
+)
 from tests.jobs.factories import DAY, NEXT_DAY, count_row, counts_table, pos_row, pos_table
 
 KEYS = ("tenant_id", "store_id", "business_date")
@@ -61,7 +68,7 @@ def test_one_template_serves_other_dates_with_the_same_rows(
     first = prepared.run_job(
         con, store_daily, *[ibis.memtable(t) for t in data], days=[DAY], order_by=KEYS
     )
-    assert len(calls) == 2  # the sentinel template and its check against the real dates
+    assert len(calls) == 1  # the template, for the sentinel dates
     for day in (NEXT_DAY, DAY + timedelta(days=1000)):
         calls.clear()
         got = prepared.run_job(
@@ -125,3 +132,41 @@ def test_constant_dates_stay_and_dates_written_otherwise_are_not_templated(con: 
                 [{"store_id": "S1", "n": n}, {"store_id": "S2", "n": n}] if n else []
             )
     assert [t is not None for t in prepared._cache.values()] == [True, False]
+
+
+@pytest.mark.parametrize("job", ["store_daily", "store_hourly", "store_visits"])
+def test_each_kpi_jobs_rendered_template_is_the_sql_of_the_real_dates(con: Any, job: str) -> None:
+    """The contract a templated job keeps: its SQL depends on ``days`` through date literals
+    only, so shifting the sentinel template gives exactly the SQL compiled for the dates."""
+    t = {
+        name: ibis.table(ibis.schema(schema), name=name)
+        for name, schema in (
+            ("pos", RAW_POS_TRANSACTIONS),
+            ("counts", RAW_IOT_COUNTS),
+            ("visits", MART_STORE_VISITS),
+            ("events", RAW_VISITOR_EVENTS),
+            ("offsets", OFFSETS_SCHEMA),
+        )
+    }
+    fn, args, params = {
+        "store_daily": (store_daily, (t["pos"], t["counts"], t["visits"]), {"days": [DAY]}),
+        "store_hourly": (
+            store_hourly,
+            (t["pos"], t["counts"], t["visits"]),
+            {"offsets": t["offsets"]},
+        ),
+        "store_visits": (store_visits, (t["events"],), {"offsets": t["offsets"], "days": [DAY]}),
+    }[job]
+    if "days" in params:  # several dates with gaps: every literal of the range shifts
+        params = {**params, "days": [NEXT_DAY, DAY, DAY + timedelta(days=40)]}
+    wanted = sorted(params["days"]) if "days" in params else None
+    template = prepared._compile(con, fn, args, params, KEYS, wanted)
+    assert template is not None, job
+    real = con.compile(prepared._build(fn, args, params, KEYS, wanted))
+    rendered = (
+        template.sql
+        if wanted is None
+        else prepared._shift(template.sql, wanted[0] - prepared._SENTINEL)
+    )
+    assert rendered == real, job
+    assert wanted is None or "MAKE_DATE(2026, 11, 2)" in rendered

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenpo.api._state import api_state
 from tenpo.control import Principal, UserInfo
-from tenpo.control.auth import ADMIN_SCOPE
+from tenpo.control.auth import ADMIN_SCOPE, authenticate_off_loop
 from tenpo.core.errors import AuthError, Forbidden, NotFound, TenpoError
 
 logger = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ logger = logging.getLogger(__name__)
 READ_SCOPE = "read"
 SESSION_COOKIE = "tenpo_session"
 _USER_CACHE_S = 5.0
-
-
-class Authenticator(Protocol):
-    """Turns an API token into a principal (``tenpo.control.ControlPlane`` is one)."""
-
-    def authenticate(self, token: str) -> Principal:
-        """The principal behind ``token``; raises AuthError when it is not valid."""
-        ...
 
 
 class UserDirectory(Protocol):
@@ -283,13 +275,13 @@ async def reader(
     """The caller: ``Authorization: Bearer <key>`` holding ``read``, else a session cookie.
 
     Raises AuthError (401), Forbidden (403) or RateLimited (429, per key or user).
-    ``async`` on purpose: verified keys and users are cached (30 s and 5 s), so the usual
-    check is pure CPU and a thread-pool hop per request would cost more than the rare
-    cache miss's short control-plane read on the event loop.
+    ``async`` on purpose: verified keys and users are cached (``auth_cache_seconds`` and
+    5 s), so the usual check is pure CPU on the loop; a key's cache miss reads the control
+    plane on a worker thread (:func:`~tenpo.control.auth.authenticate_off_loop`).
     """
     state = api_state(request.app)
     if credentials is not None:
-        principal = state.control.authenticate(credentials.credentials)
+        principal = await authenticate_off_loop(state.control, credentials.credentials)
         principal.require(READ_SCOPE)
     elif session:
         principal = principal_of(session_user(request, session))
@@ -339,7 +331,7 @@ async def admin_caller(
     if credentials is None:
         raise AuthError("missing API key: send 'Authorization: Bearer <key with the admin scope>'")
     state = api_state(request.app)
-    principal = state.control.authenticate(credentials.credentials)
+    principal = await authenticate_off_loop(state.control, credentials.credentials)
     if ADMIN_SCOPE not in principal.scopes:
         raise Forbidden(
             f"API key {principal.key_id} lacks the {ADMIN_SCOPE!r} scope", scope=ADMIN_SCOPE

@@ -32,6 +32,7 @@ from tenpo.api.deps import (
 from tenpo.control import InitiativeInfo, Principal
 from tenpo.core.errors import NotFound
 from tenpo.datamart.initiatives import initiative_effects
+from tenpo.ml.initiatives import EFFECT_KPIS
 
 __all__ = ["initiative_router"]
 
@@ -43,7 +44,7 @@ _WRITE_ERRORS = ADMIN_TENANT_ERRORS | {
     422: problem_doc("Invalid body: unknown KPI or store, end before start, too long."),
 }
 InitiativeId = Annotated[str, Path(description="The initiative's id.", max_length=64)]
-KPI_PATTERN = "^(net_sales|visitors|conversion_rate|atv)$"
+KPI_PATTERN = f"^({'|'.join(EFFECT_KPIS)})$"
 
 
 class InitiativeCreate(BaseModel):

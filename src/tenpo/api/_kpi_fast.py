@@ -1,19 +1,19 @@
 """The KPI read's hot path: ``GET /v1/stores/{id}/kpis`` answered below FastAPI's routing.
 
-On a PostgreSQL datamart, the common request — an API key already in the auth cache, only
-``from``, ``to``, ``grain`` (not ``hour``) and ``format=json`` in the query, a JSON answer —
-is served by :class:`KpiFastPath`, an ASGI middleware, without routing, dependency
-resolution or parameter validation (together more CPU than the read itself). It makes the
-same read (:meth:`tenpo.datamart.aread.AsyncKpiReader.store_with_days`) and the same answer
-(:func:`tenpo.api._routes.kpi_answer`) as the route, byte for byte, with the same checks:
-the ``read`` scope, the caller's rate limit, its tenant and stores.
+On a PostgreSQL datamart, the common request — a bearer API key, only ``from``, ``to``,
+``grain`` (not ``hour``) and ``format=json`` in the query, a JSON answer — is served by
+:class:`KpiFastPath`, an ASGI middleware, without routing, dependency resolution or
+parameter validation (together more CPU than the read itself). After its own reading of
+the request it calls the route's core, :func:`tenpo.api._routes.kpi_response`: one read
+and one encoding for both, byte for byte, with the same checks: the ``read`` scope, the
+caller's rate limit, its tenant and stores. A key missing from the auth cache is checked
+on a worker thread, as the route does.
 
 Every other request goes on to the app, and so does every request the fast path would not
-answer 200 or 304 — an uncached or unknown key, a bad date, a store the caller may not see,
-an empty token bucket, a database error: the route then answers it (problem JSON, OpenAPI,
-validation all stay FastAPI's). A store the caller may not see gets the app's own 404
-problem from here (its rate-limit token spent once); only a database error makes the full
-path read again.
+answer 200 or 304 — an unknown or revoked key, a bad date, an empty token bucket, a
+database error: the route then answers it (problem JSON, OpenAPI, validation all stay
+FastAPI's). A store the caller may not see gets the app's own 404 problem from here (its
+rate-limit token spent once); only a database error makes the full path read again.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tenpo.api._auth import READ_SCOPE
 from tenpo.api._export import negotiate
 from tenpo.api._problems import tenpo_error
-from tenpo.api._routes import date_range, kpi_answer
+from tenpo.api._routes import date_range, kpi_response
 from tenpo.api._state import api_state
-from tenpo.core.errors import BadInput, NotFound
+from tenpo.control.auth import authenticate_off_loop
+from tenpo.core.errors import AuthError, BadInput, NotFound
 from tenpo.datamart.read import ApiGrain
 
 __all__ = ["KpiFastPath"]
@@ -68,9 +69,7 @@ class KpiFastPath:
     async def _answer(self, scope: Scope, store_id: str) -> Response | None:
         """The route's answer, or None to let the app answer (or refuse) the request."""
         state = api_state(scope["app"])
-        reader = state.kpi_reader
-        cached = getattr(state.control, "cached_principal", None)
-        if reader is None or cached is None:
+        if state.kpi_reader is None:
             return None
         query: dict[str, str] = {}
         for name, value in parse_qsl(scope["query_string"].decode("latin-1"), True):
@@ -93,24 +92,25 @@ class KpiFastPath:
                 etags = value.decode("latin-1")
         if not token or ("format" not in query and negotiate(None, accept) != "json"):
             return None
-        principal = cached(token)
-        if principal is None or not principal.allows(READ_SCOPE):
-            return None
         try:
             start, end = date_range(
                 query.get("from", ""), query.get("to", ""), state.settings.api_max_kpi_days
             )
-        except BadInput:
+            # A key the auth cache holds costs a look-up; a miss reads the control plane
+            # on a worker thread (never on the loop), as the route's own check does.
+            principal = await authenticate_off_loop(state.control, token)
+        except (BadInput, AuthError):
+            return None  # the route answers the problem
+        if not principal.allows(READ_SCOPE):
             return None
         if state.rate_limiter.acquire(principal.key_id) > 0:
             return None  # the full path refuses it (429) with the same empty bucket
         state.known_credentials.remember(token, principal)
+        grain_ = cast("ApiGrain", grain)
         try:
-            record, days, health = await reader.store_with_days(principal, store_id, start, end)
+            return await kpi_response(state, etags, principal, store_id, start, end, grain_, "json")
         except NotFound as exc:  # the route's own problem answer (the token is spent once)
             return await tenpo_error(Request(scope), exc)
         except Exception:  # a database error: the full path tries again and answers it
             log.debug("KPI fast path declined %s", scope["path"], exc_info=True)
             return None
-        grain_ = cast("ApiGrain", grain)
-        return kpi_answer(etags, record, days, health, store_id, start, end, grain_, "json")

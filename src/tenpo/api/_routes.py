@@ -17,7 +17,15 @@ from sqlalchemy.engine import Engine
 from tenpo.api import _export
 from tenpo.api._problems import problem_doc
 from tenpo.api._state import api_state
-from tenpo.api.deps import READER_ERRORS, Datamart, FromDate, Reader, ToDate, parse_date
+from tenpo.api.deps import (
+    READER_ERRORS,
+    ApiState,
+    Datamart,
+    FromDate,
+    Reader,
+    ToDate,
+    parse_date,
+)
 from tenpo.api.models import (
     Coverage,
     Health,
@@ -139,7 +147,6 @@ FormatParam = Annotated[
 async def kpis(
     request: Request,
     caller: Reader,
-    engine: Datamart,
     store_id: StoreId,
     from_: FromDate,
     to: ToDate,
@@ -154,15 +161,32 @@ async def kpis(
     start, end = _date_range(request, from_, to)
     negotiated = _export.negotiate(fmt, request.headers.get("accept"))
     etags = request.headers.get("if-none-match")
-    fast: AsyncKpiReader | None = api_state(request.app).kpi_reader
+    state = api_state(request.app)
+    return await kpi_response(state, etags, caller, store_id, start, end, grain, negotiated)
+
+
+async def kpi_response(
+    state: ApiState,
+    etags: str | None,
+    caller: Principal,
+    store_id: str,
+    start: date,
+    end: date,
+    grain: ApiGrain,
+    fmt: _export.ExportFormat,
+) -> Response:
+    """The answer of ``GET /v1/stores/{id}/kpis`` once its parameters are read and its caller
+    checked: the one read and encoding behind the route and :mod:`tenpo.api._kpi_fast`
+    (``etags``: the request's ``If-None-Match``). :class:`NotFound` for a store the caller
+    may not see."""
+    fast: AsyncKpiReader | None = state.kpi_reader
     if fast is None or grain == "hour":  # SQLite, or the hourly mart: the sync read side
         return await run_in_threadpool(
-            _kpis_sync, etags, caller, engine, store_id, start, end, grain, negotiated
+            _kpis_sync, etags, caller, state.datamart, store_id, start, end, grain, fmt
         )
-    # PostgreSQL: store, days and device health in one async round trip (the common case
-    # does not even get here: tenpo.api._kpi_fast answers it below the routing).
+    # PostgreSQL: store, days and device health in one async round trip, no thread.
     record, days, health = await fast.store_with_days(caller, store_id, start, end)
-    return kpi_answer(etags, record, days, health, store_id, start, end, grain, negotiated)
+    return kpi_answer(etags, record, days, health, store_id, start, end, grain, fmt)
 
 
 def _kpis_sync(
@@ -223,12 +247,12 @@ def _kpi_response(
                 "grain": grain,
                 "from": start,
                 "to": end,
-                "items": [_kpi_item(r, grain, start, end, today, health, store_id) for r in rows],
+                "items": _kpi_items(rows, grain, start, end, today, health, store_id),
                 "missing_dates": missing,
             }
         )
         return _respond_bytes(etags, content, fmt, filename)
-    items = [_kpi_row(r, grain, start, end, today, health, store_id) for r in rows]
+    items = _kpi_rows(rows, grain, start, end, today, health, store_id)
     body = KpiSeries(
         store_id=store_id, grain=grain, from_=start, to=end, items=items, missing_dates=missing
     )
@@ -275,7 +299,7 @@ def kpis_side_by_side(
     for r in records:
         today = _today(r.timezone)
         rows = by_store.get(r.store_id, [])
-        items = [_kpi_row(x, grain, start, end, today, health, r.store_id) for x in rows]
+        items = _kpi_rows(rows, grain, start, end, today, health, r.store_id)
         flat += [(r.store_id, i) for i in items]
         out.append(
             StoreSeries(
@@ -429,40 +453,53 @@ def _store(r: StoreRecord) -> Store:
     )
 
 
-def _kpi_item(
-    row: Row,
+_ITEM_KEYS = ("business_date", "period_end", "days", *KPI_COLUMNS)
+"""The leading keys of a :class:`KpiRow` item: the period's fields, in :class:`KpiPeriod`'s
+order (the warehouse schema's KPI columns after the period)."""
+if tuple(KpiRow.model_fields)[: len(_ITEM_KEYS)] != _ITEM_KEYS or len(_ITEM_KEYS) != len(
+    KpiPeriod._fields
+):
+    raise RuntimeError("KpiRow's fields must start with the KpiPeriod fields, in their order")
+_MONEY_AT = tuple(i for i, name in enumerate(_ITEM_KEYS) if name in MONEY_KPIS)
+
+
+def _kpi_items(
+    rows: list[Row],
     grain: ApiGrain,
     start: date,
     end: date,
     today: date,
     health: dict[tuple[str, date], StoreDayHealth],
     store_id: str,
-) -> dict[str, Any]:
-    """One :class:`KpiRow` as the dict its JSON holds (same keys, same order, same values),
-    without building and validating the model: the KPI columns come from the warehouse
-    schema, money as two-place strings."""
-    p = row.period
-    days = dm.period_health(p, start, end, store_id, health)
-    item: dict[str, Any] = {"business_date": p[0], "period_end": p[1], "days": p[2]}
-    item.update(zip(KPI_COLUMNS, p[3:], strict=True))
-    for name in MONEY_KPIS:
-        value = item[name]
-        if value is not None:
-            item[name] = f"{value:.2f}"
-    item["hour"] = row.hour
-    item["utc_offset_s"] = row.utc_offset_s
-    item["flags"] = dm.row_flags(row, grain, start, end, today, days)
-    item["device_flags"] = sorted({f for h in days for f in h.flags}) if days else []
-    return item
+) -> list[dict[str, Any]]:
+    """The rows as the dicts a :class:`KpiRow` JSON holds (same keys, same order, same
+    values), without building and validating the models: the KPI columns come from the
+    warehouse schema, money as two-place strings."""
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        p = row.period
+        days = dm.period_health(p, start, end, store_id, health)
+        values: list[Any] = list(p)
+        for i in _MONEY_AT:
+            if (value := values[i]) is not None:
+                text = str(value)  # a cent-exact Decimal's text has its two places
+                values[i] = text if text[-3:-2] == "." else f"{value:.2f}"
+        item = dict(zip(_ITEM_KEYS, values, strict=True))
+        item["hour"] = row.hour
+        item["utc_offset_s"] = row.utc_offset_s
+        item["flags"] = dm.row_flags(row, grain, start, end, today, days)
+        item["device_flags"] = sorted({f for h in days for f in h.flags}) if days else []
+        items.append(item)
+    return items
 
 
-def _kpi_row(
-    row: Row,
+def _kpi_rows(
+    rows: list[Row],
     grain: ApiGrain,
     start: date,
     end: date,
     today: date,
     health: dict[tuple[str, date], StoreDayHealth],
     store_id: str,
-) -> KpiRow:
-    return KpiRow(**_kpi_item(row, grain, start, end, today, health, store_id))
+) -> list[KpiRow]:
+    return [KpiRow(**i) for i in _kpi_items(rows, grain, start, end, today, health, store_id)]

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from tenpo.api._auth import (
-        Authenticator,
         KnownCredentials,
         RateLimiter,
         SessionSigner,
         UserCache,
         UserDirectory,
     )
+    from tenpo.control.auth import Authenticator
     from tenpo.core.settings import Settings
     from tenpo.datamart.aread import AsyncKpiReader
     from tenpo.lake import Lake

@@ -14,7 +14,6 @@ from sqlalchemy.engine import Engine
 from tenpo.api._admin_routes import admin_router
 from tenpo.api._alert_routes import alert_router
 from tenpo.api._auth import (
-    Authenticator,
     FastRefusal,
     KnownCredentials,
     RateLimiter,
@@ -36,6 +35,7 @@ from tenpo.api._session_routes import router as session_router
 from tenpo.api._staff_routes import staff_router
 from tenpo.api._state import ApiState
 from tenpo.api._video_routes import video_router
+from tenpo.control.auth import Authenticator
 from tenpo.core.errors import ConfigError
 from tenpo.core.settings import DEV_SESSION_SECRET, Settings
 from tenpo.datamart import ensure_schema, get_engine

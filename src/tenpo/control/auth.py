@@ -7,11 +7,13 @@ the hash is stored; the plaintext token is shown once, when the key is created.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 from tenpo.core.errors import AuthError, BadInput, Forbidden
 
@@ -49,6 +51,25 @@ class Principal:
             raise Forbidden(
                 f"API key {self.key_id} lacks the {scope!r} scope", scope=scope, key_id=self.key_id
             )
+
+
+class Authenticator(Protocol):
+    """Turns an API token into a principal (``tenpo.control.ControlPlane`` is one)."""
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal behind ``token``; raises AuthError when it is not valid."""
+        ...
+
+
+async def authenticate_off_loop(control: Authenticator, token: str) -> Principal:
+    """The principal behind ``token``, for code on an event loop: from ``control``'s auth
+    cache when it holds the key (``cached_principal``: no database, no thread hop), else
+    ``control.authenticate`` on a worker thread, so a cache miss's control-plane read (and
+    its last-used write) never stalls the loop. :class:`AuthError` as ``authenticate``."""
+    cached = getattr(control, "cached_principal", None)
+    if cached is not None and (principal := cached(token)) is not None:
+        return principal
+    return await asyncio.get_running_loop().run_in_executor(None, control.authenticate, token)
 
 
 def normalize_scopes(scopes: object) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from tenpo.core.errors import BadInput
 from tenpo.datamart._memo import SchemaMemo
 from tenpo.datamart.read import Caller
-from tenpo.ml.initiatives import EFFECT_COLUMNS
+from tenpo.ml.initiatives import EFFECT_COLUMNS, EFFECT_KPIS
 
 __all__ = [
     "EffectRecord",
@@ -178,5 +178,5 @@ def initiative_effects(engine: Engine, caller: Caller, initiative_id: str) -> li
                 }
             )
         )
-    order = {k: i for i, k in enumerate(("net_sales", "visitors", "conversion_rate", "atv"))}
+    order = {k: i for i, k in enumerate(EFFECT_KPIS)}
     return sorted(out, key=lambda e: order.get(e.kpi, 99))

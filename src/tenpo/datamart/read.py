@@ -210,10 +210,13 @@ def day_period(day: date, values: Sequence[Any]) -> KpiPeriod:
     driver reads them (money as ``Decimal``, text or float; flags as bool, int or null)."""
     v = list(values)
     for i in _MONEY_AT:
-        v[i] = _decimal(v[i])
+        if type(v[i]) is not Decimal:  # a Decimal (asyncpg, the Money type) is kept as read
+            v[i] = _decimal(v[i])
     pos, counter = v[_HAS_POS], v[_HAS_COUNTER]
-    v[_HAS_POS] = bool(pos) if pos is not None else v[_NET_SALES] is not None
-    v[_HAS_COUNTER] = bool(counter) if counter is not None else v[_VISITORS] is not None
+    if type(pos) is not bool:
+        v[_HAS_POS] = bool(pos) if pos is not None else v[_NET_SALES] is not None
+    if type(counter) is not bool:
+        v[_HAS_COUNTER] = bool(counter) if counter is not None else v[_VISITORS] is not None
     return KpiPeriod._make((day, day, 1, *v))
 
 
@@ -457,6 +460,9 @@ def period_health(
     if not health:
         return []
     first, last = max(period.period_start, start), min(period.period_end, end)
+    if first == last:  # a day (the day and hour grains): one look-up
+        h = health.get((store_id, first))
+        return [] if h is None else [h]
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
     return [h for d in days if (h := health.get((store_id, d))) is not None]
 

@@ -12,7 +12,6 @@ what the hot path cannot afford.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
+from tenpo.control.auth import authenticate_off_loop
 from tenpo.core.bodies import EVENT_FIELDS
 from tenpo.core.checks import VISIBLE_CHAR, read_body
 from tenpo.core.errors import AuthError, Forbidden, NotFound
@@ -109,13 +109,7 @@ async def _principal(request: Request, credentials: HTTPAuthorizationCredentials
         if request.headers.get("Authorization") is None:
             raise AuthError("missing Authorization header (expected 'Bearer <api key>')")
         raise AuthError("malformed Authorization header (expected 'Bearer <api key>')")
-    control = request.app.state.gateway.control
-    token = credentials.credentials
-    cached = getattr(control, "cached_principal", None)
-    if cached is not None and (principal := cached(token)) is not None:
-        return principal
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, control.authenticate, token)
+    return await authenticate_off_loop(request.app.state.gateway.control, credentials.credentials)
 
 
 async def authenticate(request: Request, credentials: BearerDep) -> Principal:

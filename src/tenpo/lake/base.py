@@ -14,7 +14,9 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,6 +144,8 @@ class FsspecLake(Lake):
         self._journal_lock = threading.Lock()
         self._folders: set[str] = set()
         """Folders known to exist (a put there skips the look-up; see :meth:`_makedirs`)."""
+        self._inodes: _InodePool | None = None
+        """Nameless files made ahead for unsynced creates (opened with the journal)."""
         if self._local:
             os.makedirs(self._root, exist_ok=True)
             try:
@@ -202,12 +206,13 @@ class FsspecLake(Lake):
             if self._local:
                 folder = os.path.dirname(full)
                 folders = self._makedirs(folder, durable)
+                pool = None if durable else self._inode_pool()
                 try:
-                    created = _create_local(full, data, durable=durable)
+                    created = _create_local(full, data, durable=durable, pool=pool)
                 except FileNotFoundError:  # the folder was removed since it was remembered
                     self._folders.discard(folder)
                     folders = self._makedirs(folder, durable)
-                    created = _create_local(full, data, durable=durable)
+                    created = _create_local(full, data, durable=durable, pool=pool)
                 if created and not durable:
                     self._journaled(CREATE, key, data, full, folder, *folders)
                 return created
@@ -257,6 +262,9 @@ class FsspecLake(Lake):
     def checkpoint(self) -> None:
         with self._journal_lock:
             journal, self._journal = self._journal, None
+            inodes, self._inodes = self._inodes, None
+        if inodes is not None:
+            inodes.close()
         if journal is None:
             return
         try:
@@ -306,6 +314,19 @@ class FsspecLake(Lake):
         finally:
             os.close(fd)
 
+    def _inode_pool(self) -> _InodePool | None:
+        """The pool of nameless files for unsynced creates (Linux), made on first use."""
+        if not _TMPFILE_LINKS:
+            return None
+        pool = self._inodes
+        if pool is None:
+            with self._journal_lock:
+                if self._inodes is None:
+                    self._inodes = _InodePool(self._root)
+                    weakref.finalize(self, self._inodes.close)
+                pool = self._inodes
+        return pool
+
     @property
     def _journal_dir(self) -> str:
         return f"{self._root}/{JOURNAL_DIR}"
@@ -338,6 +359,11 @@ class FsspecLake(Lake):
         The object is written again when it is missing, empty or cut short (what a crash
         leaves of an unsynced write), or, for a PUT, when it still holds the bytes the PUT
         replaced (its rename was lost). Other bytes are a later write's: left alone.
+
+        An object that reads back intact is returned too: a writer killed after its sync
+        (SIGKILL, OOM; not a power loss) leaves it in the page cache, maybe not on disk, and
+        the segment about to be deleted is its only durable copy. So are the folders up to
+        the root, whose names the writer may not have synced either.
         """
         full = self._full(key)
         folder = os.path.dirname(full)
@@ -348,7 +374,7 @@ class FsspecLake(Lake):
             except FileNotFoundError:
                 kept = None
             if kept == data:
-                return []
+                return [full, *self._ancestors(folder)]
             if (
                 kept is not None
                 and not (len(kept) < len(data) and data.startswith(kept))
@@ -356,10 +382,18 @@ class FsspecLake(Lake):
             ):
                 log.warning("journal replay: %s holds other bytes; left as it is", key)
                 return []
-        created = self._makedirs(folder, durable=False)
+        self._makedirs(folder, durable=False)
         _replace_local(full, data, durable=False)
         log.warning("journal replay restored %s (%d bytes)", key, len(data))
-        return [full, folder, *created]
+        return [full, *self._ancestors(folder)]
+
+    def _ancestors(self, folder: str) -> list[str]:
+        """``folder`` and every folder above it up to the root (each holds the next's name)."""
+        out = [folder]
+        while folder != self._root and folder.startswith(self._root + "/"):
+            folder = os.path.dirname(folder)
+            out.append(folder)
+        return out
 
     def _makedirs(self, folder: str, durable: bool) -> list[str]:
         """Create ``folder`` and its missing parents; their new names are synced too (when
@@ -486,7 +520,9 @@ def _replace_local(full: str, data: bytes, *, durable: bool) -> None:
     os.replace(tmp, full)
 
 
-def _create_local(full: str, data: bytes, *, durable: bool = True) -> bool:
+def _create_local(
+    full: str, data: bytes, *, durable: bool = True, pool: _InodePool | None = None
+) -> bool:
     """Create ``full`` with ``data`` unless it exists, atomically (and durably if asked).
 
     The bytes go to a temporary file first (fsynced when ``durable``; on Linux a nameless
@@ -494,11 +530,19 @@ def _create_local(full: str, data: bytes, *, durable: bool = True) -> bool:
     hard-linked to the key: ``link`` fails when the key exists, so exactly one of concurrent
     writers wins and readers never see a partial object (``os.replace`` would silently
     overwrite the winner). When ``durable`` the folder is fsynced too, so the new name
-    survives a crash; otherwise the caller syncs later (:meth:`FsspecLake.sync`).
+    survives a crash; otherwise the caller syncs later (:meth:`FsspecLake.sync`). A ``pool``
+    gives the nameless file when it has one ready (:class:`_InodePool`).
     """
     folder = os.path.dirname(full)
     if durable and os.path.exists(full):  # spares the fsync; unsynced, ``link`` decides alone
         return False
+    ready = pool.take() if pool is not None else None
+    if ready is not None:
+        try:
+            return _link_tmpfile(ready, full, data, durable=durable)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # (a folder on another filesystem: made there)
+                raise
     if _TMPFILE_LINKS:
         try:
             fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
@@ -528,6 +572,73 @@ _TMPFILE_LINKS = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 name's create, unlink and look-ups: half the system calls of a small put."""
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
 """What ``open(O_TMPFILE)`` answers on a filesystem without it (then the named temp is used)."""
+
+
+class _InodePool:
+    """Nameless files (``O_TMPFILE``) in a lake's root, opened ahead of need by a background
+    thread, for unsynced creates to write and link at their key (any folder of the same
+    filesystem).
+
+    Making the inode is most of a small create's cost, and on a filesystem where many files
+    were just deleted (a shared ``/tmp``) ext4 scans past each recently freed inode before it
+    reuses one: 1-2 ms a create, measured. The group-commit round (which waits for every put
+    of its requests before its one sync) then only writes and links.
+    """
+
+    def __init__(self, folder: str, size: int = 64) -> None:
+        self._folder = folder
+        self._size = size
+        self._fds: deque[int] = deque()
+        self._pid = os.getpid()
+        self._wanted = threading.Event()
+        self._closed = False
+        # One thread for the pool's life, woken when it runs low: starting a thread per
+        # refill made the committer wait for each start (the scheduler, under load).
+        self._thread = threading.Thread(target=self._fill, name="lake-inodes", daemon=True)
+        self._thread.start()
+        self._wanted.set()
+
+    def take(self) -> int | None:
+        """A ready nameless file's descriptor (the caller closes it), or None when none is
+        ready (or in a forked child, which must not share its parent's files)."""
+        if self._closed or self._pid != os.getpid():
+            return None
+        try:
+            fd: int | None = self._fds.popleft()
+        except IndexError:
+            fd = None
+        if len(self._fds) < self._size // 2:
+            self._wanted.set()
+        return fd
+
+    def close(self) -> None:
+        """Close the ready files (nothing was written to them) and make no more."""
+        self._closed = True
+        self._wanted.set()
+        self._drain()
+
+    def _fill(self) -> None:
+        while not self._closed:
+            self._wanted.wait()
+            self._wanted.clear()
+            while len(self._fds) < self._size and not self._closed:
+                try:
+                    fd = os.open(self._folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
+                except OSError as exc:  # no O_TMPFILE there, a full disk...: creates make their own
+                    log.debug("cannot make nameless files in %s: %s", self._folder, exc)
+                    self._closed = True
+                    break
+                self._fds.append(fd)
+        self._drain()  # (close() drained too: this closes what was appended meanwhile)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fd = self._fds.popleft()
+            except IndexError:
+                return
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _link_tmpfile(fd: int, full: str, data: bytes, *, durable: bool) -> bool:

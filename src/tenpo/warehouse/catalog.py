@@ -40,6 +40,7 @@ from tenpo.core.settings import Settings
 from tenpo.lake.base import FsspecLake, Lake, open_lake
 from tenpo.lake.keys import table_prefix
 from tenpo.warehouse import prepared
+from tenpo.warehouse.duckdb_ibis import connect as connect_duckdb
 from tenpo.warehouse.listed import ListedParts
 from tenpo.warehouse.schemas import EVENT_KEYS, MART_TABLES, NATURAL_KEYS, RAW_TABLES
 
@@ -339,9 +340,8 @@ class Warehouse(BaseWarehouse):
             )
         super().__init__(lake)
         self.backend = backend
-        self._con: DuckDBBackend = ibis.duckdb.connect(str(database))
-        # Instants come back in UTC whatever the machine's zone (TIMESTAMPTZ follows the session).
-        self._con.raw_sql("SET TimeZone = 'UTC'")
+        # Session zone UTC (TIMESTAMPTZ follows the session) and EPOCH(ts) for instants.
+        self._con: DuckDBBackend = connect_duckdb(database)
         # Parts are immutable: a footer read once serves every later query of this warehouse.
         self._con.raw_sql("SET parquet_metadata_cache = true")
         self._remote: ListedParts | None = None

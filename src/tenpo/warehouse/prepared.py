@@ -15,11 +15,13 @@ placeholder tables and keeps the SQL for the life of the process:
   range of the same length), and literals stay literals, which DuckDB folds into its scans
   (a ``days`` table joined instead would cost each scan a semi join).
 
-A template is kept only after it proved itself: on a miss the job is compiled for the real
-dates too, and the rendered template must equal that SQL character for character; a job
-whose SQL depends on its dates in any other way (a constant date, a date written as a
-string) fails the check and is compiled on every call instead. The jobs stay plain,
-portable Ibis functions; only the DuckDB warehouse runs them through here.
+A job may be templated only if its SQL depends on ``days`` through date literals alone (not
+through branches on their values). A template whose sentinel years appear anywhere but in
+date literals (a date derived from ``days`` written as a string or timestamp) is refused and
+the job compiled on every call; constant dates far from the sentinel are left as they are.
+``tests/warehouse/test_prepared.py`` checks that each KPI job's rendered template equals the
+SQL compiled for the real dates. The jobs stay plain, portable Ibis functions; only the
+DuckDB warehouse runs them through here, and a miss costs one compile, as before.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ _SENTINEL_REACH = timedelta(days=36_600)
 # How DuckDB's Ibis compiler writes a date literal.
 _COPY_WARNING = "Arrow output on a DB-API result makes an extra copy"
 _DATE_LITERAL = re.compile(r"MAKE_DATE\((\d{1,4}), (\d{1,2}), (\d{1,2})\)")
+# The years of the sentinel's reach (1100-1300) anywhere else in the SQL.
+_SENTINEL_YEAR = re.compile(r"(?<!\d)1[123]\d\d(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ def run_job(
     days = params.get("days")
     wanted = None if days is None else sorted(set(days))
     gaps = None if wanted is None else tuple((d - wanted[0]).days for d in wanted)
-    key = (job.__module__, job.__qualname__, arg_shapes, param_shapes, gaps, tuple(order_by))
+    compiler = type(con.compiler).__qualname__  # tenpo's DuckDB compiler or Ibis' own
+    job_name = f"{job.__module__}.{job.__qualname__}"
+    key = (compiler, job_name, arg_shapes, param_shapes, gaps, tuple(order_by))
 
     with _lock:
         template = _cache.get(key, _MISSING)
@@ -156,16 +162,30 @@ def _compile(
     delta = wanted[0] - _SENTINEL
     sentinel = _build(job, args, params, order_by, [d - delta for d in wanted])
     sql = con.compile(sentinel)
-    real = con.compile(_build(job, args, params, order_by, wanted))
-    return _Template(sql, sentinel) if _shift(sql, delta) == real else None
+    return _Template(sql, sentinel) if _dates_only_as_literals(sql) else None
+
+
+def _dates_only_as_literals(sql: str) -> bool:
+    """Whether every sentinel-range year in ``sql`` is inside a date literal the render shifts.
+
+    A date derived from ``days`` but written otherwise (a timestamp or a date as a string, which
+    Ibis compiles to ``CAST('1200-01-01 ...' AS ...)``) would keep its sentinel year; such a
+    job is compiled per call. A number that merely looks like such a year refuses too, which
+    costs speed, never correctness.
+    """
+    rest = _DATE_LITERAL.sub(lambda m: "" if _near_sentinel(m) else m[0], sql)
+    return _SENTINEL_YEAR.search(rest) is None
+
+
+def _near_sentinel(m: re.Match[str]) -> bool:
+    return abs(date(int(m[1]), int(m[2]), int(m[3])) - _SENTINEL) <= _SENTINEL_REACH
 
 
 def _shift(sql: str, delta: timedelta) -> str:
     def move(m: re.Match[str]) -> str:
-        d = date(int(m[1]), int(m[2]), int(m[3]))
-        if abs(d - _SENTINEL) > _SENTINEL_REACH:
+        if not _near_sentinel(m):
             return m[0]
-        d += delta
+        d = date(int(m[1]), int(m[2]), int(m[3])) + delta
         return f"MAKE_DATE({d.year}, {d.month}, {d.day})"
 
     return _DATE_LITERAL.sub(move, sql)
