@@ -212,3 +212,35 @@ def test_a_cached_table_collected_after_close_raises_nothing(lake: Lake) -> None
         warnings.simplefilter("error")
         del cached
         gc.collect()
+
+
+def test_duckdb_memory_limit_from_settings_spills_under_the_data_dir(
+    lake: Lake, tmp_path: Path
+) -> None:
+    from pydantic import ValidationError
+
+    from tenpo.core.settings import Settings
+    from tenpo.warehouse import open_warehouse
+
+    write_partition(
+        lake,
+        "raw_pos_transactions",
+        "t1",
+        DAY,
+        pos_table([pos_row("S1", "T1", "sale", "1", "1", 1)]),
+    )
+
+    def setting(wh: object, name: str) -> str:
+        rows = wh.sql(f"SELECT current_setting('{name}') AS v")  # type: ignore[attr-defined]
+        return str(rows["v"][0].as_py())
+
+    cfg = Settings(data_dir=tmp_path, lake_url=str(lake.path("")), duckdb_memory_limit="256MB")
+    with open_warehouse(cfg) as wh:
+        assert setting(wh, "memory_limit") == "244.1 MiB"  # 256 MB in DuckDB's units
+        assert setting(wh, "temp_directory") == str(tmp_path / "duckdb_tmp")
+        got = wh.to_arrow(wh.table("raw_pos_transactions"))
+        assert got["transaction_id"].to_pylist() == ["T1"]
+    with open_warehouse(cfg.model_copy(update={"duckdb_memory_limit": None})) as wh:
+        assert setting(wh, "memory_limit") != "244.1 MiB"  # DuckDB's own default
+    with pytest.raises(ValidationError, match="duckdb_memory_limit"):
+        Settings(data_dir=tmp_path, duckdb_memory_limit="lots")

@@ -324,13 +324,20 @@ class BaseWarehouse(ABC):
 class Warehouse(BaseWarehouse):
     """The DuckDB warehouse: each table a DuckDB view over its Parquet dataset.
 
-    It holds an in-memory DuckDB unless ``database`` names a file.
+    It holds an in-memory DuckDB unless ``database`` names a file; ``memory_limit`` (e.g.
+    ``"1GB"``) bounds its queries' memory, spilling to ``temp_directory`` past it.
     """
 
     engine = "duckdb"
 
     def __init__(
-        self, lake: Lake, backend: str = "duckdb", *, database: str | Path = ":memory:"
+        self,
+        lake: Lake,
+        backend: str = "duckdb",
+        *,
+        database: str | Path = ":memory:",
+        memory_limit: str | None = None,
+        temp_directory: str | Path | None = None,
     ) -> None:
         if backend not in SUPPORTED_BACKENDS:
             raise ConfigError(
@@ -344,6 +351,11 @@ class Warehouse(BaseWarehouse):
         self._con: DuckDBBackend = connect_duckdb(database)
         # Parts are immutable: a footer read once serves every later query of this warehouse.
         self._con.raw_sql("SET parquet_metadata_cache = true")
+        if memory_limit is not None:
+            # Bounds the queries' memory: past it, DuckDB spills to temp_directory.
+            self._con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+        if temp_directory is not None:
+            self._con.raw_sql(f"SET temp_directory = '{Path(temp_directory)}'")
         self._remote: ListedParts | None = None
         """Remote lakes (s3://, gs://): the lake's fsspec filesystem DuckDB reads through,
         with the parts this warehouse listed answered from their listing (no HEAD each)."""
@@ -616,7 +628,9 @@ def open_warehouse(
     chosen = engine or settings.engine
     lake = open_lake(settings.lake_root)
     if chosen == "duckdb":
-        return Warehouse(lake, database=database)
+        limit = settings.duckdb_memory_limit
+        spill = Path(settings.data_dir) / "duckdb_tmp" if limit is not None else None
+        return Warehouse(lake, database=database, memory_limit=limit, temp_directory=spill)
     if chosen == "spark":
         from tenpo.warehouse.spark import SparkWarehouse, spark_session
 
