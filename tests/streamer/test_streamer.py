@@ -110,6 +110,30 @@ def test_a_batch_of_big_objects_commits_in_chunks_of_rows(
     assert again.objects == 0 and len(txn_ids(lake)) == 18
 
 
+def test_a_committed_chunk_s_rows_are_not_held_while_the_batch_goes_on(
+    landing: LandingZone, lake: Lake, bus: MemoryBus, make_streamer: Callable[..., Streamer]
+) -> None:
+    for i in range(6):
+        rows = [("S1", f"T{i}-{j}", "2026-10-05", "1") for j in range(3)]
+        landing.land("test_json", "t1", body(*rows), "json", day=D1)
+    streamer = make_streamer(streamer_batch_objects=10, streamer_batch_rows=5)
+    load_ready = streamer._load_ready
+    held: list[int] = []  # rows still held by earlier chunks' objects, at each commit
+    committed: list[object] = []
+
+    def watched(ready: list, stats: object) -> None:  # type: ignore[type-arg]
+        held.append(sum(t.num_rows for w in committed for t in w.tables.values()))  # type: ignore[attr-defined]
+        load_ready(ready, stats)  # type: ignore[arg-type]
+        committed.extend(ready)
+
+    streamer._load_ready = watched  # type: ignore[method-assign]
+    stats = streamer.run_until_idle(0.2)
+    assert stats.objects == 6 and len(held) == 3
+    # A memory bound: each chunk is committed with nothing of the chunks before it in memory.
+    assert held == [0, 0, 0]
+    assert txn_ids(lake) == sorted(f"T{i}-{j}" for i in range(6) for j in range(3))
+
+
 def test_redelivered_event_is_not_loaded_twice(
     landing: LandingZone,
     lake: Lake,

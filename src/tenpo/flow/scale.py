@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tenpo.core.errors import BadInput
+from tenpo.core.memory import release_unused_memory
 from tenpo.core.settings import Settings
 from tenpo.flow.stages import (
     compare_with_truth,
@@ -460,6 +461,9 @@ def run_scale(
             @contextmanager
             def stage(name: str) -> Iterator[StageResult]:
                 result = StageResult(name)
+                # Each stage's own working set, not the memory the one before freed but
+                # the allocators still held (separate processes in a deployment).
+                release_unused_memory()
                 rss.reset_stage()
                 cpu_user, cpu_system = tree_cpu_seconds()
                 started = time.perf_counter()

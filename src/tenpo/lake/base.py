@@ -359,6 +359,11 @@ class FsspecLake(Lake):
         The object is written again when it is missing, empty or cut short (what a crash
         leaves of an unsynced write), or, for a PUT, when it still holds the bytes the PUT
         replaced (its rename was lost). Other bytes are a later write's: left alone.
+
+        An object that reads back intact is returned too: a writer killed after its sync
+        (SIGKILL, OOM; not a power loss) leaves it in the page cache, maybe not on disk, and
+        the segment about to be deleted is its only durable copy. So are the folders up to
+        the root, whose names the writer may not have synced either.
         """
         full = self._full(key)
         folder = os.path.dirname(full)
@@ -369,7 +374,7 @@ class FsspecLake(Lake):
             except FileNotFoundError:
                 kept = None
             if kept == data:
-                return []
+                return [full, *self._ancestors(folder)]
             if (
                 kept is not None
                 and not (len(kept) < len(data) and data.startswith(kept))
@@ -377,10 +382,18 @@ class FsspecLake(Lake):
             ):
                 log.warning("journal replay: %s holds other bytes; left as it is", key)
                 return []
-        created = self._makedirs(folder, durable=False)
+        self._makedirs(folder, durable=False)
         _replace_local(full, data, durable=False)
         log.warning("journal replay restored %s (%d bytes)", key, len(data))
-        return [full, folder, *created]
+        return [full, *self._ancestors(folder)]
+
+    def _ancestors(self, folder: str) -> list[str]:
+        """``folder`` and every folder above it up to the root (each holds the next's name)."""
+        out = [folder]
+        while folder != self._root and folder.startswith(self._root + "/"):
+            folder = os.path.dirname(folder)
+            out.append(folder)
+        return out
 
     def _makedirs(self, folder: str, durable: bool) -> list[str]:
         """Create ``folder`` and its missing parents; their new names are synced too (when

@@ -375,7 +375,8 @@ class Streamer:
 
     def _load(self, work: list[_Work], stats: BatchStats) -> None:
         """Steps 2-6 for the objects of one batch, committed in chunks of at most about
-        ``streamer_batch_rows`` parsed rows (big objects never pile up in memory)."""
+        ``streamer_batch_rows`` parsed rows (big objects never pile up in memory: a committed
+        chunk's rows are dropped at once, not when the whole batch is done)."""
         ready: list[_Work] = []
         rows = 0
         for item, result in self._parsed(work):
@@ -426,6 +427,11 @@ class Streamer:
         stats.rejects += sum(len(item.rejects) for item in ready)
         for part in parts:
             stats.rows[part.table] = stats.rows.get(part.table, 0) + part.rows.num_rows
+        del parts
+        for item in ready:
+            # Committed: the rows are in their parts. The batch's work list would otherwise
+            # hold every object's tables until its last chunk is done.
+            item.tables, item.rejects = {}, []
         # A new POS master may resolve registers that quarantined earlier sales: replay them.
         for tenant in sorted(
             {i.event.tenant_id for i in ready if i.event.source in self.replay_after}
