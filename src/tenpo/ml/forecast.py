@@ -787,9 +787,9 @@ def forecast_rows(
 
     ``stores`` give each store's ``timezone`` (default Asia/Tokyo) and ``region``; ``weather``
     (tenant_id, region, business_date, precipitation_mm, temperature_c) is used per store when
-    its region has enough of it; a store's peers are the other stores of its tenant, country
-    and region (of its tenant and country when its region has fewer than 3). Rows after
-    ``as_of`` are ignored.
+    its region has enough of it; a store's peers are the stores of its tenant, country and
+    region, itself included (of its tenant and country when its region has fewer than 3).
+    Rows after ``as_of`` are ignored.
     """
     zones = {(str(s["tenant_id"]), str(s.get("store_id") or s.get("id"))): s for s in stores}
     hourly = hourly if hourly is not None else pd.DataFrame(columns=["tenant_id", "store_id"])
