@@ -248,6 +248,42 @@ def test_peers_path_a_year_earlier_is_their_median_and_needs_three_peers() -> No
     assert panel.shape(date(2025, 6, 1), 28) is None  # no year of history before it
 
 
+def test_peers_path_two_years_earlier_reads_the_lagged_weeks() -> None:
+    from tenpo.ml.forecast import peer_panel
+
+    # Three peers from 2024-01-01; 2024-03-01..04-29 they trade 30 % up, a year later flat.
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(800)]
+    lift = np.array([date(2024, 3, 1) <= d < date(2024, 4, 30) for d in days])
+    peers = [pd.Series(np.where(lift, 1.3, 1.0) * 100.0 * k, index=days) for k in (1, 2, 3)]
+    panel = peer_panel(peers, lambda d: False)
+    assert panel is not None
+    as_of = date(2024, 2, 29) + timedelta(days=728)  # 104 weeks after the last flat day
+    two_years = panel.shape(as_of, 28, lag=728)
+    assert two_years is not None and np.allclose(two_years[3:], np.log(1.3), atol=1e-9)
+    one_year = panel.shape(as_of, 28)  # 2025-02-27..: no lift that year
+    assert one_year is not None and np.allclose(one_year, 0.0, atol=1e-9)
+    assert panel.shape(date(2025, 6, 1), 28, lag=728) is None  # no two years before it
+
+
+def test_reverting_level_goes_back_to_the_last_years_mean() -> None:
+    from tenpo.ml.forecast import _reverting
+
+    # An AR(1) around 5.0 with φ = 0.8, ending 0.5 above its mean.
+    rng = np.random.default_rng(3)
+    level = np.empty(500)
+    level[0] = 5.0
+    for i in range(1, 500):
+        level[i] = 5.0 + 0.8 * (level[i - 1] - 5.0) + rng.normal(0, 0.05)
+    level[-1] = level[-365:-1].mean() + 0.5
+    path = _reverting(level, 60)
+    assert path is not None and len(path) == 60
+    mean = level[-365:].mean()
+    assert 0.3 < path[0] - mean < 0.45  # about φ · 0.5
+    assert np.all(np.diff(path) < 0) and abs(path[-1] - mean) < 1e-3
+    assert _reverting(np.full(400, 5.0), 30) is None  # constant: no fit
+    assert _reverting(level[:30], 30) is None  # too short
+
+
 def test_peer_groups_are_tenant_country_and_region() -> None:
     from tenpo.ml.forecast import peer_panels
 

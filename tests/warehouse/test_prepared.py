@@ -170,3 +170,19 @@ def test_each_kpi_jobs_rendered_template_is_the_sql_of_the_real_dates(con: Any, 
     )
     assert rendered == real, job
     assert wanted is None or "MAKE_DATE(2026, 11, 2)" in rendered
+
+
+def test_the_cache_keeps_the_most_recently_used_shapes(
+    con: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def per_store(pos: ibis.Table, *, days: Sequence[date]) -> ibis.Table:
+        kept = pos.filter(pos.business_date.isin(sorted(days)))
+        return kept.group_by("store_id").aggregate(n=kept.count())
+
+    monkeypatch.setattr(prepared, "_CACHE_SIZE", 2)
+    pos = ibis.memtable(_inputs([DAY, NEXT_DAY, DAY + timedelta(days=2)])[0])
+    one, two, three = [DAY], [DAY, NEXT_DAY], [DAY, DAY + timedelta(days=2)]
+    for days in (one, two, one, three):  # ``one`` used again, so ``two`` is the oldest
+        got = prepared.run_job(con, per_store, pos, days=days, order_by=["store_id"])
+        assert got.to_pylist() == [{"store_id": s, "n": len(days)} for s in ("S1", "S2")]
+    assert [key[4] for key in prepared._cache] == [(0,), (0, 2)]

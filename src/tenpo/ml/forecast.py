@@ -15,20 +15,23 @@ A pure function of the daily and hourly marts. Per store and KPI, on the log sca
 3. **Level.** The series less its calendar effects (outliers and missing days interpolated)
    goes to ``statsforecast``'s ``AutoETS`` (simple exponential smoothing: additive errors, no
    trend), shifted back by the calendar effects. That gives the candidates ``flat`` and
-   ``seasonal`` (with the yearly cycle); ``recent`` is the median of the last 8 same-weekday
-   values; ``peers`` is ``flat`` plus the path its peer stores (same tenant, country and
-   region) took over the same weeks a year earlier, relative to their level then (the median
-   over the peers: one store's own anomaly or level shift does not make a season, and a
-   store with a short history borrows its peers').
+   ``seasonal`` (with the yearly cycle); ``revert`` is ``flat`` with the level going back to
+   its mean of the last year (an AR(1) with a mean, by least squares: a level pushed up or
+   down by a few weeks' weather or events does not stay there); ``recent`` is the median of
+   the last 8 same-weekday values; ``peers`` is ``flat`` plus the path its peer stores (same tenant,
+   country and region) took over the same weeks a year earlier, relative to their level then
+   (the median over the peers: one store's own anomaly or level shift does not make a
+   season, and a store with a short history borrows its peers'), and ``peers2`` the same
+   two years earlier.
 4. **Multi-origin hold-out.** Four origins inside the history (the horizon, then 28 days
    apart, before ``as_of``), each forecast from its own past only, score every candidate on
    the days observed after them: those within twice the least absolute error (recent
-   origins weigh more) are averaged on the log scale, weighted by the inverse square of
-   their hold-out error, into the forecast, and the combination's hold-out errors, over the
-   level's own standard deviation, calibrate the 80 % and 95 % intervals. So a yearly cycle
-   learnt from a one-off anomaly, or a level shift, is damped or dropped unless it forecast
-   well, and the intervals are as wide as the forecast's real errors (the point is the
-   median; intervals are multiplicative).
+   origins weigh more) are averaged on the log scale with equal weights into the forecast,
+   and the combination's hold-out errors, over the level's own standard deviation,
+   calibrate the 80 % and 95 % intervals (at least 0.65 of that deviation's width). So a
+   yearly cycle learnt from a one-off anomaly, or a level shift, is dropped unless it
+   forecast well, and the intervals are as wide as the forecast's real errors (the point is
+   the median; intervals are multiplicative).
 5. **Hours** are the day split by the store's own hour profile per day type (last 8 weeks of
    complete days), with the empirical spread of each hour's share added to the day's: local
    hours of the store's timezone, so a spring-forward date has no skipped hour and a fall-back
@@ -126,10 +129,12 @@ _HOLDOUT_ORIGINS = 4  # origins of the hold-out that weighs the candidates and t
 _HOLDOUT_STEP = 28  # days between them
 _ETS_MODEL = "ANN"
 _RECENCY = 0.5
-_TRIM = 2.0  # candidates within twice the best hold-out error are averaged
-_POWER = 2  # ... weighted by the inverse square of that error
+_TRIM = 2.0  # candidates within twice the best hold-out error are averaged (equal weights)
+_WIDEN = (0.65, 3.0)  # the intervals' hold-out widening, bounds (times the level's own width)
+_REVERT_DAYS = 365  # the mean-reverting level's AR(1) is fit on the last year
 _WEATHER = ("precipitation_mm", "temperature_c")
 _PEER_LAG = 364  # a year back on the same weekday
+_PEER_LAGS = {"peers": _PEER_LAG, "peers2": 2 * _PEER_LAG}  # candidate → lag (1 and 2 years)
 _PEER_BASE_DAYS = 14  # the peers' level a year before the origin: the 14 days up to it
 _PEER_SMOOTH = 7  # days of the centred mean that takes the weekday pattern out of the path
 _MIN_PEERS = 3
@@ -229,6 +234,20 @@ def _ets(series: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
     return model.forecast(y=series.astype(np.float64), h=horizon, level=[95])
 
 
+def _reverting(series: np.ndarray, horizon: int) -> np.ndarray | None:
+    """The level's path from its last value back to its mean of the last year: an AR(1) with
+    a mean, fit by least squares (0 ≤ φ ≤ 1); None on a constant or too short series."""
+    recent = series[-_REVERT_DAYS:]
+    if len(recent) < 2 * _MIN_OBSERVED:
+        return None
+    dev = recent - recent.mean()
+    spread = float(dev[:-1] @ dev[:-1])
+    if spread <= 1e-12:
+        return None
+    phi = float(np.clip(dev[:-1] @ dev[1:] / spread, 0.0, 1.0))
+    return recent.mean() + phi ** np.arange(1, horizon + 1) * dev[-1]
+
+
 @dataclass(frozen=True)
 class PeerPanel:
     """One KPI's daily values of a group of peer stores (the store's tenant and region, the
@@ -239,13 +258,14 @@ class PeerPanel:
     logs: np.ndarray  # (days, stores)
     smooth: np.ndarray  # (days, stores)
 
-    def shape(self, as_of: date, horizon: int) -> np.ndarray | None:
+    def shape(self, as_of: date, horizon: int, lag: int = _PEER_LAG) -> np.ndarray | None:
         """Per future date of ``as_of``, the peers' median log change from their level just
-        before ``as_of`` a year (52 weeks) back to the same date a year back; None with
-        fewer than 3 peers observed then. Only days up to ``as_of - 360`` are read."""
+        before ``as_of`` ``lag`` days (52 weeks) back to the same date ``lag`` days back; None
+        with fewer than 3 peers observed then. Only days up to ``as_of - lag + horizon + 3``
+        are read."""
         if horizon > _PEER_LAG - _PEER_SMOOTH:
             return None
-        end = (as_of - self.first).days - _PEER_LAG  # row of as_of a year back
+        end = (as_of - self.first).days - lag  # row of as_of a lag back
         if end - _PEER_BASE_DAYS + 1 < 0 or end + horizon >= len(self.logs):
             return None
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -310,8 +330,9 @@ def _components(
 ) -> _Components | None:
     """The candidates from the history up to ``as_of``: ``flat`` (day-type, holiday and
     weather effects, and the ETS level), ``seasonal`` (the same plus a yearly cycle, once
-    a year is observed), ``recent`` (the median of the last 8 same-weekday values) and
-    ``peers`` (``flat`` plus the peers' path a year earlier)."""
+    a year is observed), ``revert`` (``flat``'s calendar with its level going back to the
+    last year's mean: an AR(1)), ``recent`` (the median of the last 8 same-weekday values),
+    ``peers`` and ``peers2`` (``flat`` plus the peers' path one and two years earlier)."""
     if obs.empty:
         return None
     first = max(min(obs.index), as_of - timedelta(days=_HISTORY_DAYS - 1))
@@ -352,10 +373,14 @@ def _components(
         means[name] = fc["mean"] + xf[:, n_fixed:] @ beta[n_fixed:]
         if name == "flat":
             sigma = np.maximum((fc["hi-95"] - fc["mean"]) / _quantile_z(95), 1e-6)
+            reverting = _reverting(level[start:], horizon)
+            if reverting is not None:
+                means["revert"] = reverting + xf[:, n_fixed:] @ beta[n_fixed:]
     means["recent"] = _recent_median(z, types, future_types, means["flat"])
-    path = peers.shape(as_of, horizon) if peers is not None else None
-    if path is not None:
-        means["peers"] = means["flat"] + path
+    for name, lag in _PEER_LAGS.items():
+        path = peers.shape(as_of, horizon, lag) if peers is not None else None
+        if path is not None:
+            means[name] = means["flat"] + path
     shut = np.isin(np.asarray(future.dayofweek), list(closed)) & (future_types != _HOLIDAY)
     return _Components(future, shut, means, sigma)
 
@@ -397,12 +422,13 @@ def _choose(
     ``as_of`` (each from its own history only), scored on the days observed after them.
 
     Every candidate whose hold-out absolute error (recent origins weigh more) is within
-    ``_TRIM`` times the best one's is averaged on the log scale, weighted by the inverse
-    square of that error: a combination beats picking the hold-out's best blend (whose
-    choice is mostly noise), and the trim and the weights still drop or damp a candidate
-    that forecast badly (a yearly cycle learnt from a one-off anomaly). The
+    ``_TRIM`` times the best one's is averaged on the log scale with equal weights: on real
+    series a combination beats picking the hold-out's best (whose choice is mostly noise),
+    and equal weights beat weighting by the hold-out error, while the trim still drops a
+    candidate that forecast badly (a yearly cycle learnt from a one-off anomaly). The
     widening makes the intervals cover the combination's hold-out errors at each level
-    (between 0.5 and 3 times the model's own width)."""
+    (between 0.65 and 3 times the model's own width: a few hold-out origins understate the
+    errors to come)."""
     errors: list[np.ndarray] = []  # per origin: (n candidates, n scored days) absolute errors
     logs: list[np.ndarray] = []  # per origin: (n candidates, n scored days) log errors
     sigmas: list[np.ndarray] = []
@@ -426,14 +452,14 @@ def _choose(
         return default, dict.fromkeys(LEVELS, 1.0)
     weight = np.concatenate(recency)
     mae = np.concatenate(errors, axis=1) @ weight / weight.sum()
-    share = np.where(mae <= _TRIM * mae.min(), (mae.min() / np.maximum(mae, 1e-12)) ** _POWER, 0.0)
+    share = (mae <= _TRIM * mae.min()).astype(float)
     share /= share.sum()
     weights = {name: float(w) for name, w in zip(names, share, strict=True)}
     combined = share @ np.concatenate(logs, axis=1)
     ratios = np.abs(combined) / np.concatenate(sigmas)
     widen = {
         lvl: float(
-            np.clip(_weighted_quantile(ratios, weight, lvl / 100) / _quantile_z(lvl), 0.5, 3.0)
+            np.clip(_weighted_quantile(ratios, weight, lvl / 100) / _quantile_z(lvl), *_WIDEN)
         )
         for lvl in LEVELS
     }
@@ -761,9 +787,9 @@ def forecast_rows(
 
     ``stores`` give each store's ``timezone`` (default Asia/Tokyo) and ``region``; ``weather``
     (tenant_id, region, business_date, precipitation_mm, temperature_c) is used per store when
-    its region has enough of it; a store's peers are the other stores of its tenant, country
-    and region (of its tenant and country when its region has fewer than 3). Rows after
-    ``as_of`` are ignored.
+    its region has enough of it; a store's peers are the stores of its tenant, country and
+    region, itself included (of its tenant and country when its region has fewer than 3).
+    Rows after ``as_of`` are ignored.
     """
     zones = {(str(s["tenant_id"]), str(s.get("store_id") or s.get("id"))): s for s in stores}
     hourly = hourly if hourly is not None else pd.DataFrame(columns=["tenant_id", "store_id"])

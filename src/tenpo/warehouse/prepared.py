@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -60,7 +61,10 @@ class _Template:
     result: ibis.Table  # the job over placeholders: its schema types the result
 
 
-_cache: dict[Hashable, _Template | None] = {}  # None: the job cannot be templated
+# None: the job cannot be templated. Least recently used first; a process sees a handful of
+# shapes (three jobs, a few range lengths), the bound only keeps odd backfills from piling up.
+_cache: OrderedDict[Hashable, _Template | None] = OrderedDict()
+_CACHE_SIZE = 64
 _lock = threading.Lock()
 
 
@@ -103,10 +107,14 @@ def run_job(
 
     with _lock:
         template = _cache.get(key, _MISSING)
+        if template is not _MISSING:
+            _cache.move_to_end(key)
     if template is _MISSING:
         template = _compile(con, job, args, params, order_by, wanted)
         with _lock:
             _cache[key] = template
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
     if template is None:  # not templatable: an ordinary compile each time
         expr = job(*args, **params)
         return con.to_pyarrow(expr.order_by(list(order_by)) if order_by else expr)
