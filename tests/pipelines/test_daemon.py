@@ -148,7 +148,7 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
                 "datamart_stores",
             }
             # The daily schedule, ticking every minute here, runs yesterday's business date
-            # (Asia/Tokyo) once: its run key is the date, so later ticks launch nothing.
+            # (Asia/Tokyo) once: a later tick for a date that already has a run skips.
             wanted = {_yesterday_in_tokyo(started), _yesterday_in_tokyo(datetime.now(UTC))}
             deadline = time.monotonic() + 180
             scheduled = []

@@ -13,11 +13,16 @@ import pytest
 import sqlalchemy as sa
 from dagster import (
     DagsterInstance,
+    DagsterRun,
     EventLogEntry,
     RunRequest,
+    SkipReason,
     build_schedule_context,
     build_sensor_context,
+    instance_for_test,
 )
+from dagster._core.storage.tags import RUN_KEY_TAG, SCHEDULE_NAME_TAG
+from dagster._core.utils import make_new_run_id
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from tenpo.bus import PARTITIONS_CHANGED, open_bus
@@ -27,7 +32,7 @@ from tenpo.pipelines import DEFAULT_ASSETS, TenpoResource, ensure_dagster_home, 
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS
 from tenpo.pipelines.partitions import daily_partitions
 from tenpo.pipelines.run import with_downstream
-from tenpo.pipelines.schedules import daily_kpis_schedule
+from tenpo.pipelines.schedules import DAILY_SCHEDULE, daily_kpis_schedule
 from tenpo.pipelines.sensors import (
     CONSUMER,
     affected_partitions,
@@ -242,10 +247,38 @@ def test_rerun_one_asset_with_its_downstream(
 def test_daily_schedule_asks_for_yesterday() -> None:
     schedule = daily_kpis_schedule(daily_partitions(date(2026, 1, 1)))
     tick = datetime(2026, 11, 3, 4, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
-    request = schedule(build_schedule_context(scheduled_execution_time=tick))
+    with instance_for_test() as instance:
+        request = schedule(build_schedule_context(instance=instance, scheduled_execution_time=tick))
     assert isinstance(request, RunRequest)
     assert request.partition_key == "2026-11-02"
     assert schedule.cron_schedule == "0 4 * * *"
+
+
+def test_daily_schedule_launches_one_run_per_date_across_ticks() -> None:
+    """Dagster de-duplicates a schedule's run key only within a tick: a later tick for a date
+    that already has a run (a minute cron while the first run is still going) must skip."""
+    schedule = daily_kpis_schedule(daily_partitions(date(2026, 1, 1)), cron="* * * * *")
+    tick = datetime(2026, 11, 3, 4, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    with instance_for_test() as instance:
+        first = schedule(build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        assert isinstance(first, RunRequest) and first.run_key == "daily-2026-11-02"
+        instance.add_run(
+            DagsterRun(
+                job_name="daily_kpis",
+                run_id=make_new_run_id(),
+                tags={SCHEDULE_NAME_TAG: DAILY_SCHEDULE, RUN_KEY_TAG: first.run_key},
+            )
+        )
+        later = tick + timedelta(minutes=1)
+        again = schedule(build_schedule_context(instance=instance, scheduled_execution_time=later))
+        assert isinstance(again, SkipReason) and "2026-11-02" in (again.skip_message or "")
+        # The next business date is still launched.
+        next_day = schedule(
+            build_schedule_context(
+                instance=instance, scheduled_execution_time=tick + timedelta(days=1)
+            )
+        )
+        assert isinstance(next_day, RunRequest) and next_day.partition_key == "2026-11-03"
 
 
 def test_instance_limits_mart_writers_to_one_run(settings: Settings) -> None:

@@ -15,11 +15,14 @@ from dagster import (
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     schedule,
 )
+from dagster._core.storage.tags import RUN_KEY_TAG, SCHEDULE_NAME_TAG
 
 from tenpo.pipelines.devices import DATAMART_DEVICE_HEALTH_KEY, MART_DEVICE_HEALTH_KEY
 from tenpo.pipelines.kpis import DATAMART_KEYS, MART_KEYS, WRITER_TAG
@@ -28,6 +31,7 @@ from tenpo.pipelines.stores import DATAMART_STORES_KEY
 __all__ = ["BUSINESS_TIMEZONE", "DAILY_JOB", "asset_job_schedule", "daily_kpis_schedule"]
 
 DAILY_JOB = "daily_kpis"
+DAILY_SCHEDULE = "daily_kpis_schedule"
 BUSINESS_TIMEZONE = "Asia/Tokyo"
 """Where the schedules' wall-clock times are (the stores' business day)."""
 
@@ -55,7 +59,12 @@ def daily_kpis_schedule(
     cron: str | None = None,
 ) -> ScheduleDefinition:
     """At ``hour``:00 ``timezone`` (or at ``cron`` there), materialize every mart for the
-    previous business date; one run per date (its run key), however often it ticks."""
+    previous business date; one run per date, however often it ticks.
+
+    Dagster de-duplicates a schedule's run keys only within one tick (unlike a sensor's), so
+    a tick whose date already has a run of this schedule, in any state, launches nothing: with
+    a cron more frequent than daily, a run that fails is not retried every tick (re-run it, or
+    backfill the date)."""
     job = define_asset_job(
         DAILY_JOB,
         selection=AssetSelection.assets(
@@ -71,16 +80,23 @@ def daily_kpis_schedule(
     )
 
     @schedule(
-        name="daily_kpis_schedule",
+        name=DAILY_SCHEDULE,
         job=job,
         cron_schedule=cron or f"0 {hour} * * *",
         execution_timezone=timezone,
         default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
         description="Nightly rebuild of yesterday's business date.",
     )
-    def daily(context: ScheduleEvaluationContext) -> RunRequest:
+    def daily(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
         tick = context.scheduled_execution_time or datetime.now()
         day = (tick - timedelta(days=1)).date().isoformat()
-        return RunRequest(run_key=f"daily-{day}", partition_key=day)
+        key = f"daily-{day}"
+        earlier = context.instance.get_run_ids(
+            RunsFilter(tags={SCHEDULE_NAME_TAG: DAILY_SCHEDULE, RUN_KEY_TAG: key}),
+            limit=1,
+        )
+        if earlier:
+            return SkipReason(f"{day} already has run {earlier[0]} of this schedule")
+        return RunRequest(run_key=key, partition_key=day)
 
     return daily
