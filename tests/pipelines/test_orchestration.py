@@ -21,9 +21,9 @@ from dagster import (
     build_sensor_context,
     instance_for_test,
 )
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.tags import RUN_KEY_TAG, SCHEDULE_NAME_TAG
 from dagster._core.utils import make_new_run_id
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from tenpo.bus import PARTITIONS_CHANGED, open_bus
 from tenpo.core.settings import Settings
