@@ -467,7 +467,8 @@ def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None
         if len(pool._fds) == pool._size:
             break
         threading.Event().wait(0.01)
-    ready = {os.fstat(fd).st_ino for fd in pool._fds}
+    # A snapshot first: the filler thread may append while fstat (which frees the GIL) runs.
+    ready = {os.fstat(fd).st_ino for fd in tuple(pool._fds)}
     assert len(ready) == pool._size
     keys = [f"landing/x/{i}.json" for i in range(pool._size // 2)]
     for i, key in enumerate(keys):
@@ -476,7 +477,7 @@ def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None
     assert [lake.get(k) for k in keys] == [f"{i}".encode() for i in range(len(keys))]
     linked = {(tmp_path / k).stat().st_ino for k in keys}
     assert len(linked) == len(keys) and linked <= ready  # the pool's files, each used once
-    assert not linked & {os.fstat(fd).st_ino for fd in pool._fds}
+    assert not linked & {os.fstat(fd).st_ino for fd in tuple(pool._fds)}
     pid = os.fork()
     if pid == 0:  # a child must make its own files, never write into its parent's
         os._exit(0 if pool.take() is None else 1)

@@ -186,3 +186,20 @@ def test_the_cache_keeps_the_most_recently_used_shapes(
         got = prepared.run_job(con, per_store, pos, days=days, order_by=["store_id"])
         assert got.to_pylist() == [{"store_id": s, "n": len(days)} for s in ("S1", "S2")]
     assert [key[4] for key in prepared._cache] == [(0,), (0, 2)]
+
+
+def test_closures_of_one_factory_never_share_compiled_sql(con: Any) -> None:
+    """Two jobs from one factory have one name but capture different values (here a tenant):
+    each must run its own SQL, never the other's cached template."""
+
+    def tenant_job(tenant: str) -> Any:
+        def job(t: ibis.Table) -> ibis.Table:
+            return t.filter(t.tenant_id == tenant).select("tenant_id", "v")
+
+        return job
+
+    data = pa.table({"tenant_id": ["A", "B"], "v": [1, 2]})
+    a = prepared.run_job(con, tenant_job("A"), ibis.memtable(data))
+    b = prepared.run_job(con, tenant_job("B"), ibis.memtable(data))
+    assert a.to_pylist() == [{"tenant_id": "A", "v": 1}]
+    assert b.to_pylist() == [{"tenant_id": "B", "v": 2}]

@@ -85,6 +85,7 @@ def run_job(
 
     Arguments that are Ibis tables are the job's inputs; ``days`` (a sequence of dates or
     None) is its date range; every other argument must be hashable and is compiled in.
+    A closure's SQL is never cached; other jobs' is keyed by the function object itself.
     The result equals ``con.to_pyarrow(job(*args, **params).order_by(order_by))``.
     """
     inputs: list[ibis.Table] = []
@@ -101,9 +102,13 @@ def run_job(
     days = params.get("days")
     wanted = None if days is None else sorted(set(days))
     gaps = None if wanted is None else tuple((d - wanted[0]).days for d in wanted)
+    if getattr(job, "__closure__", None):
+        # A closure may capture values that shape its SQL, a tenant say, and two closures of
+        # one factory share a name: compiled each call, never cached.
+        expr = job(*args, **params)
+        return con.to_pyarrow(expr.order_by(list(order_by)) if order_by else expr)
     compiler = type(con.compiler).__qualname__  # tenpo's DuckDB compiler or Ibis' own
-    job_name = f"{job.__module__}.{job.__qualname__}"
-    key = (compiler, job_name, arg_shapes, param_shapes, gaps, tuple(order_by))
+    key = (compiler, job, arg_shapes, param_shapes, gaps, tuple(order_by))
 
     with _lock:
         template = _cache.get(key, _MISSING)
