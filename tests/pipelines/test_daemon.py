@@ -5,7 +5,10 @@ The instance's run, event-log and schedule storage is a fresh PostgreSQL databas
 ``dagster-daemon run`` (its own processes: daemon, code server, one per launched run) follows
 the bus, a late part of one past date lands, and exactly one run — that date's KPI and
 device marts with their datamart copies — is launched and succeeds, leaving the other date
-untouched. The daily schedule (every minute here) launches exactly one run, yesterday's.
+untouched. The daily schedule (every minute here) launches exactly one run, yesterday's: it
+was started (its state stored) two minutes before the daemon, so the daemon's first scheduler
+iteration catches up the last tick it missed, as after a daemon restart, instead of the test
+waiting for the next wall-clock minute; a later tick of the same date skips.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.scheduler.instigation import TickStatus
 
 from tenpo.bus import PARTITIONS_CHANGED, open_bus
 from tenpo.core.settings import Settings
@@ -48,13 +52,17 @@ def _yesterday_in_tokyo(at: datetime) -> str:
     return (at.astimezone(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=1)).isoformat()
 
 
-def _start_daemon(home: Path, workdir: Path) -> subprocess.Popen[bytes]:
+def _workspace(workdir: Path) -> Path:
     workspace = workdir / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: tests.pipelines.daemon_defs\n"
         f"      working_directory: {REPO.as_posix()}\n",
         encoding="utf-8",
     )
+    return workspace
+
+
+def _start_daemon(home: Path, workdir: Path, workspace: Path) -> subprocess.Popen[bytes]:
     daemon = Path(sys.executable).parent / "dagster-daemon"
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
     log = (workdir / "daemon.log").open("wb")
@@ -66,6 +74,34 @@ def _start_daemon(home: Path, workdir: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def _seed_schedule_state(
+    instance: DagsterInstance, workspace: Path, started: float
+) -> tuple[str, str]:
+    """Store the daily schedule's state as the daemon would have when it first saw the
+    schedule (declared running in code), but at ``started``: the daemon then evaluates every
+    tick since. Returns the schedule's origin and selector ids, under which the daemon records
+    its ticks."""
+    from dagster._core.remote_origin import RemoteInstigatorOrigin, RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        InstigatorType,
+        ScheduleInstigatorData,
+    )
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    (location,) = WorkspaceFileTarget(paths=[str(workspace)]).create_origins()
+    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, "__repository__"), DAILY)
+    state = InstigatorState(
+        origin,
+        InstigatorType.SCHEDULE,
+        InstigatorStatus.DECLARED_IN_CODE,
+        ScheduleInstigatorData("* * * * *", start_timestamp=started),
+    )
+    instance.add_instigator_state(state)
+    return origin.get_id(), state.selector_id
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -108,8 +144,13 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
     untouched = mart_parts(lake, NEXT_DAY)
     assert daily_row(cfg, "S1", DAY)["visitors"] == 16
 
-    started = datetime.now(UTC)
-    daemon = _start_daemon(home, tmp_path)
+    workspace = _workspace(tmp_path)
+    # Two minutes back: the daemon's first scheduler iteration finds missed minute ticks.
+    started = datetime.now(UTC) - timedelta(seconds=121)
+    with DagsterInstance.from_config(str(home)) as instance:
+        schedule_ids = _seed_schedule_state(instance, workspace, started.timestamp())
+    daemon_started = time.time()
+    daemon = _start_daemon(home, tmp_path, workspace)
     try:
         # Late data: 7 more entries for DAY in a new part, announced as the streamer does.
         late = counts_table([count_row("S1", "entrance", 7, minute=5, source="obj-late")])
@@ -148,8 +189,9 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
                 "datamart_stores",
             }
             # The daily schedule, ticking every minute here, runs yesterday's business date
-            # (Asia/Tokyo) once: a later tick for a date that already has a run skips.
-            wanted = {_yesterday_in_tokyo(started), _yesterday_in_tokyo(datetime.now(UTC))}
+            # (Asia/Tokyo) once: a later tick for a date that already has a run skips. Its
+            # runs came from the caught-up ticks (before the daemon started), not from a tick
+            # the test waited for.
             deadline = time.monotonic() + 180
             scheduled = []
             while time.monotonic() < deadline:
@@ -161,9 +203,24 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
             assert scheduled, (
                 "the schedule launched no run: " + (tmp_path / "daemon.log").read_text()[-3000:]
             )
-            assert len(scheduled) == 1
-            assert scheduled[0].status == DagsterRunStatus.SUCCESS, scheduled[0].status
-            assert scheduled[0].tags["dagster/partition"] in wanted
+            # The tick caught up is the last one missed (Dagster catches up no more for a
+            # schedule without a partition set); it ran its date. A later tick of a date
+            # that has its run (the test may span a minute) launched nothing.
+            ticks = sorted(instance.get_ticks(*schedule_ids), key=lambda t: t.timestamp)
+            caught_up = [t for t in ticks if t.timestamp < daemon_started]
+            assert len(caught_up) == 1, ticks
+            partitions = [r.tags["dagster/partition"] for r in scheduled]
+            assert len(partitions) == len(set(partitions)), partitions  # one run per date
+            first = _yesterday_in_tokyo(datetime.fromtimestamp(caught_up[0].timestamp, UTC))
+            assert first in partitions
+            seen: set[str] = set()
+            for tick in ticks:
+                day = _yesterday_in_tokyo(datetime.fromtimestamp(tick.timestamp, UTC))
+                if day in seen:
+                    assert tick.status != TickStatus.SUCCESS, tick
+                seen.add(day)
+            assert set(partitions) <= seen
+            assert all(r.status == DagsterRunStatus.SUCCESS for r in scheduled), scheduled
     finally:
         _stop(daemon)
     after = daily_row(cfg, "S1", DAY)
