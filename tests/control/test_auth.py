@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenpo.control import SCOPES, ControlPlane, Principal
+from tenpo.control.auth import authenticate_off_loop
 from tenpo.control.models import ApiKey
 from tenpo.core.errors import AuthError, BadInput, Forbidden, NotFound
 from tenpo.core.settings import Settings
@@ -152,3 +154,65 @@ def test_bad_scopes(acme: ControlPlane, scopes: list[str], message: str) -> None
 def test_key_for_unknown_tenant(acme: ControlPlane) -> None:
     with pytest.raises(NotFound, match="tenant 'nope'"):
         acme.create_api_key("nope", "k", ["read"])
+
+
+def test_a_key_in_use_is_checked_again_before_it_expires(acme: ControlPlane) -> None:
+    """A look-up in the second half of the TTL has the key re-read in the background, so a
+    key in use never drops out of the cache; a revocation seen by that re-read drops it."""
+    key, token = acme.create_api_key("acme", "k", ["read"])
+    server = ControlPlane(acme.engine, auth_cache_ttl=0.8)  # an API process
+    try:
+        started = time.monotonic()
+        principal = server.authenticate(token)
+        assert server.cached_principal(token) == principal  # first half: no re-read
+        time.sleep(0.45)
+        assert server.cached_principal(token) == principal  # second half: re-read queued
+        time.sleep(max(0.0, started + 0.9 - time.monotonic()))  # past the first entry's end
+        assert server.cached_principal(token) == principal
+        acme.revoke_api_key("acme", key.key_id)  # elsewhere: this process is not told
+        deadline = time.monotonic() + 1.5
+        while server.cached_principal(token) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)  # each look-up in the second half of the TTL asks for a re-read
+        assert server.cached_principal(token) is None
+        with pytest.raises(AuthError, match="revoked"):
+            server.authenticate(token)
+    finally:
+        server.dispose()
+    assert server.cached_principal(token) is None  # disposed: no re-read is started
+
+
+class _SlowCheck:
+    """An authenticator without a cache whose check takes a while, counting its checks."""
+
+    def __init__(self, principal: Principal | None) -> None:
+        self.principal = principal
+        self.checks = 0
+
+    def authenticate(self, token: str) -> Principal:
+        self.checks += 1
+        time.sleep(0.05)
+        if self.principal is None:
+            raise AuthError("invalid API key")
+        return self.principal
+
+
+def test_concurrent_misses_of_one_token_share_one_check() -> None:
+    """A burst of a cold key's requests is one control-plane check on a worker thread, not
+    one each; a waiter that is cancelled leaves the others their answer."""
+    principal = Principal("acme", "key_1", frozenset({"read"}))
+    good, bad = _SlowCheck(principal), _SlowCheck(None)
+
+    async def main() -> tuple[list[object], list[object]]:
+        waiters = [asyncio.ensure_future(authenticate_off_loop(good, "tok")) for _ in range(20)]
+        other = authenticate_off_loop(good, "tok2")
+        refused = [authenticate_off_loop(bad, "tok") for _ in range(5)]
+        await asyncio.sleep(0.01)
+        waiters[0].cancel()
+        answers = await asyncio.gather(*waiters, other, return_exceptions=True)
+        return answers, await asyncio.gather(*refused, return_exceptions=True)
+
+    answers, refusals = asyncio.run(main())
+    assert isinstance(answers[0], asyncio.CancelledError)
+    assert answers[1:] == [principal] * 20
+    assert good.checks == 2  # "tok" once for 20 requests, "tok2" once
+    assert bad.checks == 1 and all(isinstance(r, AuthError) for r in refusals)

@@ -56,6 +56,20 @@ def _kill_backends(url: str) -> None:
     engine.dispose()
 
 
+def _states(url: str) -> list[str]:
+    """The states of the database's other backends."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        states = conn.scalars(
+            sa.text(
+                "SELECT state FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    engine.dispose()
+    return sorted(states)
+
+
 def test_reads_wait_for_the_one_connection_and_see_their_tenant(reader: AsyncKpiReader) -> None:
     async def main() -> list[object]:
         reader.serve()
@@ -101,3 +115,23 @@ def test_a_broken_connection_is_replaced_and_a_cancelled_read_harms_none_after(
             await reader.close()
 
     asyncio.run(main())
+
+
+def test_start_opens_the_pool_warm(pg_url: str, reader: AsyncKpiReader) -> None:
+    """The lifespan's start opens every pooled connection with its statement prepared
+    before the first read, and the reads are then served on them."""
+    warm = AsyncKpiReader(get_engine(pg_url), max_size=3)
+
+    async def main() -> int:
+        await warm.start()
+        try:
+            opened = warm.connections
+            assert set(_states(pg_url)) == {"idle"}  # no transaction (and lock) left open
+            await asyncio.gather(*(_read(warm) for _ in range(6)))
+            assert warm.connections == 3  # none opened on demand
+            return opened
+        finally:
+            await warm.close()
+
+    assert asyncio.run(main()) == 3
+    assert warm.served == 6 and warm.connections == 0

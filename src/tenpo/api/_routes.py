@@ -460,7 +460,7 @@ if tuple(KpiRow.model_fields)[: len(_ITEM_KEYS)] != _ITEM_KEYS or len(_ITEM_KEYS
     KpiPeriod._fields
 ):
     raise RuntimeError("KpiRow's fields must start with the KpiPeriod fields, in their order")
-_MONEY_AT = tuple(i for i, name in enumerate(_ITEM_KEYS) if name in MONEY_KPIS)
+_MONEY_KEYS = tuple(name for name in _ITEM_KEYS if name in MONEY_KPIS)
 
 
 def _kpi_items(
@@ -478,13 +478,18 @@ def _kpi_items(
     items: list[dict[str, Any]] = []
     for row in rows:
         p = row.period
-        days = dm.period_health(p, start, end, store_id, health)
-        values: list[Any] = list(p)
-        for i in _MONEY_AT:
-            if (value := values[i]) is not None:
+        if not health:
+            days: list[StoreDayHealth] = []
+        elif p.period_start == p.period_end and start <= p.period_start <= end:
+            found = health.get((store_id, p.period_start))  # a day: one look-up
+            days = [] if found is None else [found]
+        else:
+            days = dm.period_health(p, start, end, store_id, health)
+        item = dict(zip(_ITEM_KEYS, p, strict=True))
+        for name in _MONEY_KEYS:
+            if (value := item[name]) is not None:
                 text = str(value)  # a cent-exact Decimal's text has its two places
-                values[i] = text if text[-3:-2] == "." else f"{value:.2f}"
-        item = dict(zip(_ITEM_KEYS, values, strict=True))
+                item[name] = text if text[-3:-2] == "." else f"{value:.2f}"
         item["hour"] = row.hour
         item["utc_offset_s"] = row.utc_offset_s
         item["flags"] = dm.row_flags(row, grain, start, end, today, days)

@@ -77,11 +77,14 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("read API up (datamart %s)", datamart.url.render_as_string())
         if kpi_reader is not None:
-            kpi_reader.serve()
-        # What start-up made (modules, routes, models: ~240k objects) is kept out of the
-        # cyclic collector while serving: a full collection over it paused the event loop
-        # 270-470 ms every few thousand requests (gc callbacks under the KPI bench's load),
-        # the whole of that run's p99. Collections then scan only what requests allocate.
+            # Warm before the server reports ready: the pool open, its statement prepared.
+            await kpi_reader.start()
+        # What start-up made (modules, routes, models, the pool: ~240k objects) is kept out
+        # of the cyclic collector while serving: a full collection over it paused the event
+        # loop 270-470 ms every few thousand requests (gc callbacks under the KPI bench's
+        # load), the whole of that run's p99. Collections then scan only what requests
+        # allocate. Collected first, so start-up's garbage is not kept for good.
+        gc.collect()
         gc.freeze()
         try:
             yield

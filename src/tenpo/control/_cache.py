@@ -39,6 +39,18 @@ class TtlCache(Generic[K, V]):
                 return False, None
             return True, value
 
+    def entry(self, key: K) -> tuple[V, float] | None:
+        """``(value, seconds it has left)`` for a live entry, None when absent or expired."""
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None:
+                return None
+            left = hit[0] - self._clock()
+            if left <= 0:
+                del self._data[key]
+                return None
+            return hit[1], left
+
     def put(self, key: K, value: V, ttl: float) -> None:
         """Keep ``value`` under ``key`` for ``ttl`` seconds (nothing when ``ttl`` <= 0)."""
         if ttl <= 0:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,11 +66,39 @@ async def authenticate_off_loop(control: Authenticator, token: str) -> Principal
     """The principal behind ``token``, for code on an event loop: from ``control``'s auth
     cache when it holds the key (``cached_principal``: no database, no thread hop), else
     ``control.authenticate`` on a worker thread, so a cache miss's control-plane read (and
-    its last-used write) never stalls the loop. :class:`AuthError` as ``authenticate``."""
+    its last-used write) never stalls the loop. Concurrent misses of one token on one loop
+    share that check (a burst of a cold key's requests is one read, not one each, queued on
+    the loop's few worker threads). :class:`AuthError` as ``authenticate``."""
     cached = getattr(control, "cached_principal", None)
     if cached is not None and (principal := cached(token)) is not None:
         return principal
-    return await asyncio.get_running_loop().run_in_executor(None, control.authenticate, token)
+    loop = asyncio.get_running_loop()
+    checks = _CHECKS.get(loop)
+    if checks is None:
+        checks = _CHECKS[loop] = {}
+    key = (id(control), token)
+    check = checks.get(key)
+    if check is None:
+        check = checks[key] = loop.run_in_executor(None, control.authenticate, token)
+        check.add_done_callback(lambda done: _checked(checks, key, done))
+    # Shielded: a waiter that is cancelled (its client left) does not cancel the others'.
+    return await asyncio.shield(check)
+
+
+_CHECKS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Future[Principal]]
+] = weakref.WeakKeyDictionary()
+"""The checks in flight per loop, by (control, token)."""
+
+
+def _checked(
+    checks: dict[tuple[int, str], asyncio.Future[Principal]],
+    key: tuple[int, str],
+    done: asyncio.Future[Principal],
+) -> None:
+    checks.pop(key, None)
+    if not done.cancelled():
+        done.exception()  # retrieved: no "never retrieved" warning when every waiter left
 
 
 def normalize_scopes(scopes: object) -> tuple[str, ...]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
@@ -56,7 +58,10 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
     Idempotent creates, updates and the bulk import are in :mod:`tenpo.control._admin`.
 
     ``auth_cache_ttl`` is how long a verified token is trusted without a database read; a
-    key revoked in another process is refused after at most that many seconds.
+    key revoked in another process is refused after at most that many seconds. A key in use
+    does not drop out of the cache: once less than half its time is left, a look-up
+    (:meth:`cached_principal`) has it checked again on the control plane's own thread, so
+    a busy server never pauses its requests for a burst of re-checks every TTL.
     """
 
     def __init__(self, engine: Engine, *, auth_cache_ttl: float = 5.0) -> None:
@@ -65,6 +70,12 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._auth_cache: TtlCache[tuple[str, bytes], Principal] = TtlCache()
         self._auth_cache_ttl = auth_cache_ttl
+        # Bumped by every revocation: a check that read the key before it does not put it back.
+        self._auth_generation = 0
+        self._refreshing: set[tuple[str, bytes]] = set()
+        self._refresher: ThreadPoolExecutor | None = None
+        self._refresh_lock = threading.Lock()
+        self._closed = False
         self._directory: SqlDirectory | None = None
 
     @classmethod
@@ -84,7 +95,12 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         return self._engine
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the auth cache's re-checks and close every pooled connection."""
+        with self._refresh_lock:
+            self._closed = True
+            refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.shutdown(wait=True, cancel_futures=True)
         self._engine.dispose()
 
     def directory(self) -> SqlDirectory:
@@ -302,20 +318,28 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 logger.info("API key %s of %s revoked", key_id, tenant_id)
+        self._auth_generation += 1
         self._auth_cache.discard(lambda k: k[0] == key_id)
         return key_info(row)
 
     def cached_principal(self, token: str) -> Principal | None:
         """The principal behind ``token`` when the auth cache holds it, else None: no
         database, no blocking (an event loop may call it; :meth:`authenticate` on a miss).
-        A revoked key leaves the cache at once here and within the TTL elsewhere."""
+        A revoked key leaves the cache at once here and within the TTL elsewhere. An entry
+        with less than half its TTL left is checked again in the background (see the class)."""
         token = token.strip() if isinstance(token, str) else ""
         try:
             key_id, _ = parse_token(token)
         except AuthError:
             return None
-        hit, cached = self._auth_cache.get((key_id, hashlib.sha256(token.encode()).digest()))
-        return cached if hit else None
+        cache_key = (key_id, hashlib.sha256(token.encode()).digest())
+        entry = self._auth_cache.entry(cache_key)
+        if entry is None:
+            return None
+        principal, left = entry
+        if left < self._auth_cache_ttl / 2:
+            self._refresh_soon(token, cache_key)
+        return principal
 
     def authenticate(self, token: str) -> Principal:
         """The principal behind ``token``; :class:`AuthError` if malformed, unknown or revoked."""
@@ -325,6 +349,12 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         hit, cached = self._auth_cache.get(cache_key)
         if hit and cached is not None:
             return cached
+        return self._check(key_id, secret, cache_key)
+
+    def _check(self, key_id: str, secret: str, cache_key: tuple[str, bytes]) -> Principal:
+        """Read and verify the key, cache its principal (unless a revocation came meanwhile)
+        and note its use."""
+        generation = self._auth_generation
         with self._sessions() as session:
             row = session.get(ApiKey, key_id)
         if row is None or not secret_matches(secret, row.token_hash):
@@ -332,9 +362,32 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         if row.revoked_at is not None:
             raise AuthError(f"API key {key_id} has been revoked")
         principal = Principal(tenant_id=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
-        self._auth_cache.put(cache_key, principal, self._auth_cache_ttl)
+        if generation == self._auth_generation:
+            self._auth_cache.put(cache_key, principal, self._auth_cache_ttl)
         self._touch(row)
         return principal
+
+    def _refresh_soon(self, token: str, cache_key: tuple[str, bytes]) -> None:
+        """Have the cached key checked again on the refresh thread (once at a time)."""
+        with self._refresh_lock:
+            if self._closed or cache_key in self._refreshing:
+                return
+            if self._refresher is None:
+                self._refresher = ThreadPoolExecutor(1, thread_name_prefix="tenpo-auth-refresh")
+            self._refreshing.add(cache_key)
+            self._refresher.submit(self._refresh, token, cache_key)
+
+    def _refresh(self, token: str, cache_key: tuple[str, bytes]) -> None:
+        try:
+            key_id, secret = parse_token(token)
+            self._check(key_id, secret, cache_key)
+        except AuthError:  # revoked or deleted meanwhile: the next look-up misses and refuses
+            self._auth_cache.discard(lambda k: k == cache_key)
+        except SQLAlchemyError as exc:  # the entry expires on its own; a miss checks again
+            logger.warning("could not re-check API key %s: %s", cache_key[0], exc)
+        finally:
+            with self._refresh_lock:
+                self._refreshing.discard(cache_key)
 
     # -- users -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from tenpo.datamart.schema import dm_stores, mart_store_daily
 log = logging.getLogger(__name__)
 
 _KPIS = len(KPI_COLUMNS)
+_NO_DAY = date(1, 1, 1)
 
 _STORE_COLUMNS = tuple(c.name for c in dm_stores.c)
 
@@ -100,13 +101,40 @@ class AsyncKpiReader:
         self._ready = False
 
     def serve(self) -> None:
-        """Make the running loop the serving loop (called from the app's lifespan)."""
+        """Make the running loop the serving loop (connections are opened as reads need them)."""
         self._loop = asyncio.get_running_loop()
+
+    async def start(self) -> None:
+        """Make the running loop the serving loop and open the pool on it warm (the app's
+        lifespan, before the server reports ready): the device-health table checked and
+        ``max_size`` connections opened, each with the statement prepared, so the first
+        requests under load neither wait for connections being opened nor queue a table
+        check each. Raises what connecting raises (nothing is left open then)."""
+        self.serve()
+        await self._ensure_ready()
+        opened = await asyncio.gather(
+            *(self._connect() for _ in range(self._max - self._opened)), return_exceptions=True
+        )
+        failed = [c for c in opened if isinstance(c, BaseException)]
+        for pooled in opened:
+            if not isinstance(pooled, BaseException):
+                if failed:
+                    await pooled.conn.close()
+                else:
+                    self._opened += 1
+                    self._hand(pooled)
+        if failed:
+            raise failed[0]
 
     @property
     def served(self) -> int:
         """Reads answered on pooled connections (the others had a connection of their own)."""
         return self._served
+
+    @property
+    def connections(self) -> int:
+        """Pooled connections open now (idle or in use)."""
+        return self._opened
 
     async def _ensure_ready(self) -> None:
         if not self._ready:  # the device-health table may be missing in an older datamart
@@ -122,7 +150,12 @@ class AsyncKpiReader:
         # cache for anything else); no transaction: one statement, one snapshot.
         conn = await asyncpg.connect(self._conninfo)
         try:
-            return _Pooled(conn, await conn.prepare(_STORE_DAYS_HEALTH_SQL))
+            statement = await conn.prepare(_STORE_DAYS_HEALTH_SQL)
+            # Run once on a tenant that cannot exist: asyncpg's prepare ends without a Sync,
+            # so until its first execution the connection sits in an open transaction holding
+            # its tables' locks (a warm pool's idle connections blocked a DROP TABLE).
+            await statement.fetch("", "", _NO_DAY, _NO_DAY)
+            return _Pooled(conn, statement)
         except BaseException:
             conn.terminate()
             raise
