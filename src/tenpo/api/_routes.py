@@ -485,7 +485,7 @@ def _kpi_items(
             days = [] if found is None else [found]
         else:
             days = dm.period_health(p, start, end, store_id, health)
-        item = dict(zip(_ITEM_KEYS, p, strict=True))
+        item: dict[str, Any] = dict(zip(_ITEM_KEYS, p, strict=True))
         for name in _MONEY_KEYS:
             if (value := item[name]) is not None:
                 text = str(value)  # a cent-exact Decimal's text has its two places
