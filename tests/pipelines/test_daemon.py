@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.scheduler.instigation import TickStatus
+from dagster._core.scheduler.instigation import ScheduleInstigatorData, TickStatus
 
 from tenpo.bus import PARTITIONS_CHANGED, open_bus
 from tenpo.core.settings import Settings
@@ -88,7 +88,6 @@ def _seed_schedule_state(
         InstigatorState,
         InstigatorStatus,
         InstigatorType,
-        ScheduleInstigatorData,
     )
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
@@ -149,7 +148,6 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
     started = datetime.now(UTC) - timedelta(seconds=121)
     with DagsterInstance.from_config(str(home)) as instance:
         schedule_ids = _seed_schedule_state(instance, workspace, started.timestamp())
-    daemon_started = time.time()
     daemon = _start_daemon(home, tmp_path, workspace)
     try:
         # Late data: 7 more entries for DAY in a new part, announced as the streamer does.
@@ -190,8 +188,8 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
             }
             # The daily schedule, ticking every minute here, runs yesterday's business date
             # (Asia/Tokyo) once: a later tick for a date that already has a run skips. Its
-            # runs came from the caught-up ticks (before the daemon started), not from a tick
-            # the test waited for.
+            # first tick is one missed before the daemon's first scheduler iteration (the
+            # stored state's start is two minutes back), not one the test waited for.
             deadline = time.monotonic() + 180
             scheduled = []
             while time.monotonic() < deadline:
@@ -203,15 +201,14 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
             assert scheduled, (
                 "the schedule launched no run: " + (tmp_path / "daemon.log").read_text()[-3000:]
             )
-            # The tick caught up is the last one missed (Dagster catches up no more for a
-            # schedule without a partition set); it ran its date. A later tick of a date
-            # that has its run (the test may span a minute) launched nothing.
+            # The first tick (the last one missed before the daemon's first scheduler
+            # iteration) ran its date. A later tick of a date that has its run (the test may
+            # span a minute) launched nothing.
             ticks = sorted(instance.get_ticks(*schedule_ids), key=lambda t: t.timestamp)
-            caught_up = [t for t in ticks if t.timestamp < daemon_started]
-            assert len(caught_up) == 1, ticks
+            assert ticks and ticks[0].status == TickStatus.SUCCESS, ticks
             partitions = [r.tags["dagster/partition"] for r in scheduled]
             assert len(partitions) == len(set(partitions)), partitions  # one run per date
-            first = _yesterday_in_tokyo(datetime.fromtimestamp(caught_up[0].timestamp, UTC))
+            first = _yesterday_in_tokyo(datetime.fromtimestamp(ticks[0].timestamp, UTC))
             assert first in partitions
             seen: set[str] = set()
             for tick in ticks:
@@ -220,6 +217,10 @@ def test_daemon_runs_exactly_the_late_partition_with_postgres_storage(
                     assert tick.status != TickStatus.SUCCESS, tick
                 seen.add(day)
             assert set(partitions) <= seen
+            # The daemon went by the stored state (not one of its own from its start).
+            state = instance.get_instigator_state(*schedule_ids)
+            assert state is not None and isinstance(state.instigator_data, ScheduleInstigatorData)
+            assert state.instigator_data.start_timestamp == started.timestamp()
             assert all(r.status == DagsterRunStatus.SUCCESS for r in scheduled), scheduled
     finally:
         _stop(daemon)
