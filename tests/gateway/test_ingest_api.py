@@ -513,3 +513,54 @@ def test_vendor_a_file_ending_in_ctrl_z_counts_its_real_rows(gateway: Gateway) -
     assert resp.status_code == 202, resp.text
     assert resp.json()["counts"] == {"rows": 3}
     assert gateway.lake.get(resp.json()["key"]) == VENDOR_A + b"\x1a"  # kept as received
+
+
+@pytest.mark.parametrize(
+    ("route", "content", "detail"),
+    [
+        (
+            "/v1/pos/vendor_b/sales",
+            vendor_b_receipt("T01").replace(b'"T01"', b'"T01\\ud800"'),
+            "store code 'T01\\ud800'",
+        ),
+        (
+            "/v1/iot/events",
+            DEVICE_EVENTS.replace(b'"pc-001"', b'"pc-001\\udfff"', 1),
+            "device_id 'pc-001\\udfff'",
+        ),
+    ],
+)
+def test_an_id_with_a_lone_surrogate_is_400_not_500(
+    gateway: Gateway, route: str, content: bytes, detail: str
+) -> None:
+    """JSON may escape a lone surrogate (json.loads reads it); the directory look-up of such
+    an id raised UnicodeEncodeError, a 500 that also reset the client's connection."""
+    assert b"\\ud800" in content or b"\\udfff" in content
+
+    resp = gateway.client.post(route, content=content, headers=gateway.auth())
+
+    assert_problem(resp, 400, detail, "lone surrogate", title="Malformed body")
+    assert gateway.landed() == []
+
+
+@pytest.mark.parametrize(
+    ("route", "content", "member"),
+    [
+        ("/v1/pos/vendor_b/sales", vendor_b_receipt("S" * 50_000), "store_code"),
+        (
+            "/v1/iot/events",
+            json.dumps({"events": [{"device_id": "d" * 50_000}]}).encode(),
+            "device_id",
+        ),
+    ],
+)
+def test_a_problem_does_not_echo_a_huge_id(
+    gateway: Gateway, route: str, content: bytes, member: str
+) -> None:
+    """An unknown id is named in the 403, cut to a readable length (it was sent back, and
+    logged, whole: a 1 MB id gave a 2 MB answer and a 1 MB log line)."""
+    resp = gateway.client.post(route, content=content, headers=gateway.auth())
+
+    body = assert_problem(resp, 403, "not", "chars")
+    assert len(resp.content) < 2_000
+    assert len(body[member]) <= 100

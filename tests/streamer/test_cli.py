@@ -108,3 +108,61 @@ def test_cli_recover_deletes_dead_owners_parts_and_all_with_all_owners(settings:
     assert "deleted 1 uncommitted part(s) of every streamer's batches" in out.output
     assert not lake.exists(live) and ledger.counts() == {"objects": 0}
     ledger.close()
+
+
+def test_cli_run_quarantines_lone_surrogates_instead_of_crashing(settings: Settings) -> None:
+    """JSON may escape a lone surrogate (``"\\ud800"``): the parser reads it, but it is no text
+    any file or table can hold. Such a record is quarantined (the quarantine file stays valid
+    UTF-8 JSON with the escape), and the streamer goes on: it used to die writing the
+    quarantine file, on every restart again, so one sender stopped the loading of everyone."""
+    import json
+
+    from tenpo.control import ControlPlane
+
+    control = ControlPlane.open(settings.control_db_url)
+    control.create_tenant("t1", "Tenant One")
+    store = control.create_store("t1", "T01", "Store T01")
+    control.create_device("t1", "pc-1", store.store_id, "people_counter", lines=("entrance",))
+    control.create_device("t1", "cam-1", store.store_id, "rgb_camera")
+    control.dispose()
+    receipt = (
+        '{"storeCode": "T01", "registerId": "R1", "receiptId": "%s",'
+        ' "transactedAt": "2026-10-05T12:01:09+09:00", "type": "SALE", "items": [{"sku":'
+        ' "4901777000011", "name": "%s", "qty": 1, "unitPrice": "100", "discount": "0",'
+        ' "taxRate": "10"}], "subtotal": "100", "tax": "10", "total": "110"}'
+    )
+    count = (
+        '{"events": [{"v": 1, "device_id": "pc-1", "seq": 1, "type": "count", "line": "%s",'
+        ' "interval_start": "2026-10-05T10:00:00+09:00",'
+        ' "interval_end": "2026-10-05T10:15:00+09:00", "in": 1, "out": 1}]}'
+    )
+    visit = (
+        '{"camera_id": "cam-1", "person_id": "%s", "event": "entry",'
+        ' "ts": "2026-10-05T11:05:35+09:00", "quality": 0.9, "track_id": "t1"}\n'
+    )
+    lake = open_lake(settings.lake_root)
+    bus = open_bus(settings)
+    landing = LandingZone(lake, bus)
+    landing.land("pos_vendor_b", "t1", (receipt % ("bad", "tea\\ud800")).encode(), "json")
+    landing.land("iot", "t1", (count % "entrance\\udfff").encode(), "json")
+    landing.land("visitor_events", "t1", (visit % "p\\ud83d").encode(), "jsonl")
+    landing.land("pos_vendor_b", "t1", (receipt % ("good", "tea")).encode(), "json")
+    bus.close()
+
+    out = CliRunner().invoke(app, ["streamer", "run", "--until-idle", "--idle", "0.3"])
+
+    assert out.exit_code == 0, out.output
+    assert "loaded: 4 objects" in out.output
+    txns = read_table(lake, "raw_pos_transactions", "t1")
+    assert txns["transaction_id"].to_pylist() == ["R1-good"]
+    keys = [k for k in lake.list("quarantine/") if k.endswith(".jsonl")]
+    assert len(keys) == 3, keys
+    entries = {}
+    for key in keys:
+        [entry] = [json.loads(line) for line in lake.get(key).decode("utf-8").splitlines()]
+        entries[entry["source"]] = entry
+    assert set(entries) == {"pos_vendor_b", "iot", "visitor_events"}
+    assert entries["iot"]["record"]["line"] == "entrance\udfff"  # kept as received
+    assert "unicode string" in entries["iot"]["reason"]
+    for source in ("pos_vendor_b", "visitor_events"):
+        assert "surrogates not allowed" in entries[source]["reason"]

@@ -198,6 +198,30 @@ def csv_rows_with(text: str, delimiter: str) -> list[list[str]]:
         raise MalformedBody(f"body is not valid delimited text: {exc}") from exc
 
 
+def shown(value: str, limit: int = 64) -> str:
+    """``value`` as a message names it: its ``repr``, cut after ``limit`` characters (an id
+    is at most 64), so a problem never echoes (or logs) a huge value whole."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} chars)"
+
+
+def require_text(value: str, what: str) -> str:
+    """``value`` when it is Unicode text; :class:`MalformedBody` when it holds a lone surrogate.
+
+    JSON may escape one (``"\\ud800"``) and ``json.loads`` reads it, but no database, file or
+    table can store it: looking such an id up raised ``UnicodeEncodeError`` (a 500).
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedBody(
+            f"{what} {shown(value)} holds a lone surrogate"
+            f" (U+{ord(value[exc.start]):04X}): not Unicode text"
+        ) from None
+    return value
+
+
 def normalize_code(code: str) -> str:
     """A store/register code as Pre-ETL compares it: NFKC (full-width digits), trimmed."""
     return unicodedata.normalize("NFKC", code).strip()

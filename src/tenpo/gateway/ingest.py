@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from tenpo.pos.mapped import VendorMapping
 
 log = logging.getLogger(__name__)
+_ID_SHOWN = 64
+"""Characters of an unknown id a 403 problem member repeats (ids are at most 64)."""
 
 JSONL_UTF8 = "application/x-ndjson"
 
@@ -217,10 +219,12 @@ class Ingestor:
         events = _checks.iot_events(_checks.parse_json(body))
         directory = self._control.directory()
         for device_id in sorted({str(e["device_id"]) for e in events}):
+            _checks.require_text(device_id, "device_id")
             if directory.device(principal.tenant_id, device_id) is None:
                 raise Forbidden(
-                    f"device {device_id!r} is not registered to tenant {principal.tenant_id!r}",
-                    device_id=device_id,
+                    f"device {_checks.shown(device_id)} is not registered to tenant"
+                    f" {principal.tenant_id!r}",
+                    device_id=device_id[:_ID_SHOWN],
                 )
         landed = self._land(
             principal, "iot", body, "json", JSON_UTF8, idempotency_key, {}, staged=staged
@@ -275,9 +279,11 @@ class Ingestor:
     def _require_stores(self, tenant_id: str, codes: set[str]) -> None:
         directory = self._control.directory()
         for code in sorted(codes):
+            _checks.require_text(code, "store code")
             if directory.store_by_code(tenant_id, code) is None:
                 raise Forbidden(
-                    f"store code {code!r} is not a store of tenant {tenant_id!r}", store_code=code
+                    f"store code {_checks.shown(code)} is not a store of tenant {tenant_id!r}",
+                    store_code=code[:_ID_SHOWN],
                 )
 
     def _land(

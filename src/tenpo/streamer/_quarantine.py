@@ -81,7 +81,9 @@ def quarantine_files(
             for group in _groups(items[DETAIL_LIMIT:])
         ]
         key = quarantine_key(table, tenant_id, day, object_id)
-        files[key] = ("\n".join(lines) + "\n").encode()
+        # A JSON body may escape a lone surrogate ("\\ud800"): no UTF-8 for it, so it is
+        # written back as that same JSON escape (it only occurs inside a JSON string here).
+        files[key] = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
     return files
 
 
