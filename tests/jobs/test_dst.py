@@ -27,6 +27,7 @@ import pyarrow as pa
 import pytest
 
 from tenpo.jobs import store_daily, store_hourly, store_offsets, store_visits
+from tenpo.warehouse.duckdb_ibis import connect as connect_duckdb
 from tenpo.warehouse.schemas import RAW_IOT_COUNTS, RAW_VISITOR_EVENTS
 from tests.jobs.factories import pos_table
 
@@ -95,7 +96,7 @@ def counts_of(store: str, day: date) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def con() -> Any:
-    connection = ibis.duckdb.connect()
+    connection = connect_duckdb()  # as the warehouse opens DuckDB
     yield connection
     connection.disconnect()
 

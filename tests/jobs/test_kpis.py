@@ -11,6 +11,7 @@ import pytest
 
 from tenpo.core.errors import BadInput
 from tenpo.jobs import store_daily
+from tenpo.warehouse.duckdb_ibis import connect as connect_duckdb
 from tenpo.warehouse.schemas import MART_STORE_DAILY
 from tests.jobs.factories import (
     DAY,
@@ -24,7 +25,7 @@ from tests.jobs.factories import (
 
 
 def run(pos: pa.Table, counts: pa.Table) -> tuple[pa.Table, dict[tuple[str, Any], dict[str, Any]]]:
-    con = ibis.duckdb.connect()
+    con = connect_duckdb()  # as the warehouse opens DuckDB
     try:
         out = con.to_pyarrow(store_daily(ibis.memtable(pos), ibis.memtable(counts)))
     finally:
@@ -124,7 +125,7 @@ def test_tenants_with_the_same_store_id_stay_apart() -> None:
             pos_row("S1", "1", "sale", "300.00", "330", 1, tenant="t2"),
         ]
     )
-    con = ibis.duckdb.connect()
+    con = connect_duckdb()  # as the warehouse opens DuckDB
     out = con.to_pyarrow(store_daily(ibis.memtable(pos), ibis.memtable(counts_table([]))))
     by_tenant = {r["tenant_id"]: r["net_sales"] for r in out.to_pylist()}
     assert by_tenant == {"t1": Decimal("100.00"), "t2": Decimal("300.00")}

@@ -19,12 +19,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from tenpo.jobs import store_daily, store_hourly, store_offsets, store_visits
+from tenpo.warehouse.duckdb_ibis import connect as connect_duckdb
 from tests.jobs.test_visits_hourly import (
     DAY,
     STAFF,
     fixture_counts,
     fixture_events,
     fixture_pos,
+    fractional_events,
+    fractional_pos,
 )
 
 if os.environ.get("TENPO_TEST_SPARK") != "1":
@@ -62,11 +65,13 @@ def spark() -> Iterator[Any]:
 
 def inputs(tmp: Path) -> dict[str, pa.Table]:
     return {
-        "events": fixture_events(),
-        "pos": fixture_pos(),
+        # With store C's instants between whole seconds (09:59:59.6, a 10:00:00.9-10:00:02.1
+        # dwell): Spark truncates them to the second, and so must tenpo's DuckDB.
+        "events": pa.concat_tables([fixture_events(), fractional_events()]),
+        "pos": pa.concat_tables([fixture_pos(), fractional_pos()]),
         "counts": fixture_counts(),
         "staff": STAFF,
-        "offsets": store_offsets([("t1", "A", "Asia/Tokyo"), ("t1", "B", "Asia/Tokyo")], [DAY]),
+        "offsets": store_offsets([("t1", s, "Asia/Tokyo") for s in "ABC"], [DAY]),
     }
 
 
@@ -96,7 +101,7 @@ def normalised(table: pa.Table) -> list[tuple[Any, ...]]:
 
 def test_jobs_on_spark_equal_duckdb(spark: Any, tmp_path: Path) -> None:
     data = inputs(tmp_path)
-    duck = ibis.duckdb.connect()
+    duck = connect_duckdb()  # as the warehouse opens DuckDB
     duck_tables: dict[str, Any] = {k: ibis.memtable(v) for k, v in data.items()}
     duck_tables["visits_from"] = ibis.memtable
     expected = run_jobs(duck, duck_tables)
@@ -119,4 +124,10 @@ def test_jobs_on_spark_equal_duckdb(spark: Any, tmp_path: Path) -> None:
     for name in ("visits", "daily", "hourly"):
         assert got[name].column_names == expected[name].column_names, name
         assert normalised(got[name]) == normalised(expected[name]), name
-    assert expected["daily"].num_rows == 2 and expected["visits"].num_rows == 8
+    assert expected["daily"].num_rows == 3 and expected["visits"].num_rows == 10
+    c_visits = {
+        r["person_id"]: r["dwell_s"] for r in expected["visits"].to_pylist() if r["store_id"] == "C"
+    }
+    assert c_visits == {"p1": 2, "p2": 1801}
+    c_hours = [r["hour"] for r in expected["hourly"].to_pylist() if r["store_id"] == "C"]
+    assert sorted(c_hours) == [9, 10]

@@ -19,11 +19,13 @@ from decimal import Decimal
 from typing import Any
 
 import ibis
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from tenpo.core.errors import BadInput
 from tenpo.jobs import VisitRules, store_daily, store_hourly, store_offsets, store_visits
+from tenpo.warehouse.duckdb_ibis import connect as connect_duckdb
 from tenpo.warehouse.schemas import (
     MART_STORE_DAILY,
     MART_STORE_HOURLY,
@@ -126,9 +128,32 @@ def fixture_counts() -> pa.Table:
 STAFF = pa.table({"tenant_id": ["t1"], "person_id": ["t1-s0001"]})
 
 
+def fractional_events() -> pa.Table:
+    """Store C: p1 enters at 10:00:00.9 and leaves at 10:00:02.1 (whole seconds 0 and 2: 2 s,
+    as Spark and BigQuery count it; rounding gave 1); p2 enters at 10:59:59.6 (hour 10, whole
+    second 10:59:59) and leaves at 11:30 (1801 s)."""
+    rows = [*visit("C", "p1", "10:00", "10:00"), *visit("C", "p2", "10:59", "11:30")]
+    rows[0]["ts"] += timedelta(microseconds=900_000)
+    rows[1]["ts"] += timedelta(seconds=2, microseconds=100_000)
+    rows[2]["ts"] += timedelta(seconds=59, microseconds=600_000)
+    return events_table(rows)
+
+
+def fractional_pos() -> pa.Table:
+    """Store C: a sale at 09:59:59.6 (hour 9) and one at 10:59:59.9 (hour 10)."""
+    rows = [
+        sale("C", "c1", "sale", "100.00", "110", 1, "09:59"),
+        sale("C", "c2", "sale", "200.00", "220", 2, "10:59"),
+    ]
+    for row, us in zip(rows, (59_600_000, 59_900_000), strict=True):
+        row["ts"] += timedelta(microseconds=us)
+        row["ts_local"] += timedelta(microseconds=us)
+    return pos_table(rows)
+
+
 @pytest.fixture(scope="module")
 def con() -> Iterator[Any]:
-    con = ibis.duckdb.connect()
+    con = connect_duckdb()  # as the warehouse opens DuckDB
     yield con
     con.disconnect()
 
@@ -396,3 +421,30 @@ def test_counter_completeness_looks_at_entrance_counters_only(con: Any) -> None:
         "B": (None, None, 14, True),
         "C": (False, 2, None, True),
     }
+
+
+def test_fractional_seconds_floor_into_hours_and_dwell_as_pandas(con: Any) -> None:
+    """An instant belongs to the whole second at or before it (Spark, BigQuery, pandas)."""
+    events, pos = fractional_events(), fractional_pos()
+    visits = visits_of(con, events, staff=None)
+    got_visits = sorted((r["person_id"], r["dwell_s"], r["entry_hour"]) for r in visits.to_pylist())
+    hourly = con.to_pyarrow(
+        store_hourly(ibis.memtable(pos), ibis.memtable(counts_table([])), ibis.memtable(visits))
+    )
+    got_hours = sorted((r["hour"], r["transactions"], r["visitors"]) for r in hourly.to_pylist())
+    # pandas: the local hour of each instant; dwell between the whole seconds of entry and exit.
+    e = events.to_pandas()
+    local = e["ts"].dt.tz_convert("Asia/Tokyo")
+    e["whole"] = e["ts"].dt.floor("s")
+    pairs = e.pivot(index="person_id", columns="event", values="whole")
+    dwell = (pairs["exit"] - pairs["entry"]).dt.total_seconds().astype(int)
+    entry_hour = local[e["event"] == "entry"].dt.hour.set_axis(e.person_id[e["event"] == "entry"])
+    assert got_visits == [(p, dwell[p], entry_hour[p]) for p in sorted(dwell.index)]
+    assert got_visits == [("p1", 2, 10), ("p2", 1801, 10)]
+    sales_hour = pd.Series(pos.column("ts").to_pandas()).dt.tz_convert("Asia/Tokyo").dt.hour
+    entries = entry_hour.value_counts()
+    want = sorted(
+        (h, int((sales_hour == h).sum()), entries.get(h))  # no entries: unknown (video)
+        for h in {*sales_hour, *entry_hour}
+    )
+    assert got_hours == want == [(9, 1, None), (10, 1, 2)]

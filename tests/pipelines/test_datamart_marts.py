@@ -14,6 +14,7 @@ from tenpo.datamart import dispose_engines, export_partition, get_engine
 from tenpo.datamart import mart_store_hourly as hourly_table
 from tenpo.datamart import mart_store_visits as visits_table
 from tenpo.jobs import store_hourly, store_visits
+from tenpo.warehouse.duckdb_ibis import connect as connect_duckdb
 from tests.jobs.test_visits_hourly import (
     DAY,
     STAFF,
@@ -33,7 +34,7 @@ def datamart(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Set
 
 
 def marts() -> tuple[object, object]:
-    con = ibis.duckdb.connect()
+    con = connect_duckdb()  # as the warehouse opens DuckDB
     visits = con.to_pyarrow(
         store_visits(ibis.memtable(fixture_events()), staff=ibis.memtable(STAFF), days=[DAY])
     )
