@@ -23,6 +23,7 @@ from tenpo.problems import (
     auth_headers,
     context_extensions,
     http_error,
+    input_error_types,
     lone_surrogate_problem,
     problem,
     problem_type,
@@ -98,6 +99,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TenpoError, tenpo_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    # Its own entry too: a handler of Exception answers, then re-raises to the server.
-    app.add_exception_handler(UnicodeEncodeError, _unexpected_error)
+    for kind in input_error_types():  # a request's unstorable text: a 422, not a crash
+        app.add_exception_handler(kind, _unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)
