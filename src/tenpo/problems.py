@@ -94,3 +94,28 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         headers=dict(exc.headers) if exc.headers else None,
     )
+
+
+def lone_surrogate_problem(request: Request, exc: BaseException) -> JSONResponse | None:
+    """The 422 of a request whose text holds a lone surrogate, when that is why ``exc`` (or an
+    error it was raised from) happened; None otherwise.
+
+    JSON may escape one (``"\\ud800"``) and ``json.loads`` reads it, but it is no Unicode
+    text: a database, a file or a table refuses it with ``UnicodeEncodeError``. Only a
+    request brings such a character in, so it is the caller's error, not the server's.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, UnicodeEncodeError) and isinstance(seen.object, str):
+            bad = seen.object[seen.start : seen.end]
+            if bad and all("\ud800" <= ch <= "\udfff" for ch in bad):
+                return problem(
+                    422,
+                    f"the request holds a lone surrogate (U+{ord(bad[0]):04X}, the JSON escape"
+                    f" \\u{ord(bad[0]):04x}): not Unicode text; send the text as UTF-8",
+                    title="Invalid input",
+                    type_="urn:tenpo:problem:bad-input",
+                    instance=request.url.path,
+                )
+        seen = seen.__cause__ or seen.__context__
+    return None

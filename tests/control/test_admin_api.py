@@ -296,3 +296,26 @@ def test_bulk_import_validates_every_row_and_applies_all_or_nothing(admin: Admin
     body = problem(c.post("/v1/admin/import", json={"stores": changed}, headers=admin.a), 422,
                    "different name")  # fmt: skip
     assert body["errors"][0]["row"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/admin/stores", '{"code": "Z\\ud800", "name": "x"}'),
+        ("POST", "/v1/admin/stores", '{"code": "Z1", "name": "\\udfff"}'),
+        ("POST", "/v1/admin/keys", '{"name": "k\\ud83d", "scopes": ["read"]}'),
+        ("POST", "/v1/admin/import", '{"stores": [{"code": "Z2", "name": "x\\ud800"}]}'),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_422_not_500(
+    admin: Admin, method: str, path: str, body: str
+) -> None:
+    """JSON may escape a lone surrogate (``json.loads`` reads it); no database can store it,
+    and writing it raised UnicodeEncodeError: a 500 naming nothing."""
+    resp = admin.client.request(
+        method, path, content=body.encode(), headers=admin.a | {"Content-Type": "application/json"}
+    )
+
+    found = problem(resp, 422, "lone surrogate")
+    assert found["type"] == "urn:tenpo:problem:bad-input"
+    assert admin.control.list_stores("a") == []

@@ -27,6 +27,7 @@ from tenpo.problems import (
     auth_headers,
     context_extensions,
     http_error,
+    lone_surrogate_problem,
     problem,
     problem_type,
     validation_errors,
@@ -147,6 +148,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    refused = lone_surrogate_problem(request, exc)
+    if refused is not None:
+        return refused
     error_id = new_id("err-")
     logger.error("%s %s crashed (%s)", request.method, request.url.path, error_id, exc_info=exc)
     return problem(
@@ -164,4 +168,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(sa.exc.OperationalError, _database_error)
+    # Its own entry too: a handler of Exception answers, then re-raises to the server.
+    app.add_exception_handler(UnicodeEncodeError, _unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)

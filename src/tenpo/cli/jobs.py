@@ -23,6 +23,9 @@ _TO = typer.Option(..., "--to", help="Last business date, inclusive.", formats=[
 
 def _dates(first: datetime, last: datetime) -> list[date]:
     start, end = first.date(), last.date()
+    for flag, day in (("--from", start), ("--to", end)):
+        if not 1900 <= day.year <= 2999:  # as the read API: further out is a typo
+            raise BadInput(f"{flag} {day} is not a business date of years 1900-2999")
     if end < start:
         raise BadInput(f"--to {end} is before --from {start}")
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
