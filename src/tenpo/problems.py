@@ -94,3 +94,70 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         instance=request.url.path,
         headers=dict(exc.headers) if exc.headers else None,
     )
+
+
+def lone_surrogate_problem(request: Request, exc: BaseException) -> JSONResponse | None:
+    """The 422 of a request whose text holds a lone surrogate (or a NUL that PostgreSQL
+    refuses), when that is why ``exc`` (or an error it was raised from) happened; else None.
+
+    JSON may escape one (``"\\ud800"``) and ``json.loads`` reads it, but it is no Unicode
+    text: a database, a file or a table refuses it with ``UnicodeEncodeError``. Only a
+    request brings such a character in, so it is the caller's error, not the server's.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, UnicodeEncodeError) and isinstance(seen.object, str):
+            bad = seen.object[seen.start : seen.end]
+            if bad and all("\ud800" <= ch <= "\udfff" for ch in bad):
+                return problem(
+                    422,
+                    f"the request holds a lone surrogate (U+{ord(bad[0]):04X}, the JSON escape"
+                    f" \\u{ord(bad[0]):04x}): not Unicode text; send the text as UTF-8",
+                    title="Invalid input",
+                    type_="urn:tenpo:problem:bad-input",
+                    instance=request.url.path,
+                )
+        if _nul_refused(seen):
+            return problem(
+                422,
+                "the request holds a NUL character (U+0000, the JSON escape \\u0000 or %00),"
+                " which PostgreSQL text cannot store",
+                title="Invalid input",
+                type_="urn:tenpo:problem:bad-input",
+                instance=request.url.path,
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _nul_refused(exc: BaseException) -> bool:
+    """True when ``exc`` is PostgreSQL's driver refusing a NUL in a text parameter: psycopg's
+    ``DataError`` ("cannot contain NUL (0x00) bytes"), asyncpg's SQLSTATE 22021 (no stored
+    text holds one: the parameter came with the request)."""
+    kind = type(exc).__name__
+    text = str(exc)
+    if kind == "DataError" and "NUL (0x00)" in text:
+        return True
+    return getattr(exc, "sqlstate", None) == "22021" and "0x00" in text
+
+
+def input_error_types() -> tuple[type[Exception], ...]:
+    """The exception types :func:`lone_surrogate_problem` may recognise, for an app's own
+    handler entries (a handler of ``Exception`` answers, then Starlette re-raises to the
+    server, which drops the connection): encoding errors and the SQL drivers' data errors."""
+    import sqlalchemy as sa
+
+    found: list[type[Exception]] = [UnicodeEncodeError, sa.exc.DataError]
+    try:
+        import psycopg
+
+        found.append(psycopg.DataError)
+    except ImportError:  # pragma: no cover - the PostgreSQL extra is not installed
+        pass
+    try:
+        import asyncpg
+
+        found.append(asyncpg.exceptions.DataError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(found)

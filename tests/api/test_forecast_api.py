@@ -70,10 +70,10 @@ def _marts() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return daily, hourly
 
 
-def _seed_lake(world: World) -> None:
+def _seed_lake(world: World, days: Any = DAYS) -> None:
     lake = open_lake(world.settings.lake_root)
     daily, hourly = _marts()
-    for day in DAYS:
+    for day in days:
         for tenant in ("t1", "t2"):
             part = [r for r in daily if r["tenant_id"] == tenant and r["business_date"] == day]
             _put(lake, "mart_store_daily", tenant, day, mart_table(part))
@@ -103,9 +103,15 @@ def world(
             }
             empty = CliRunner().invoke(app, ["jobs", "forecast"], env=env)
             assert empty.exit_code == 2 and "mart_store_daily is empty" in empty.output
+            _seed_lake(w, DAYS[-5:])  # too little history: said so, nothing claimed written
+            short = CliRunner().invoke(app, ["jobs", "forecast"], env=env)
+            assert short.exit_code == 0, short.output
+            assert "no store has enough history" in short.output
+            assert "written to the datamart" not in short.output
             _seed_lake(w)
             done = CliRunner().invoke(app, ["jobs", "forecast"], env=env)
             assert done.exit_code == 0, done.output
+            assert "forecasts of 2 store(s) written to the datamart" in done.output
         else:  # the same rows, exported straight into PostgreSQL
             daily, hourly = _marts()
             stores = [{"tenant_id": "t1", "store_id": "s1"}]

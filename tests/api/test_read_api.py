@@ -564,3 +564,27 @@ def test_default_app_opens_the_control_plane_of_the_settings(settings: Settings)
     with TestClient(create_app(settings)) as c:
         page = c.get("/v1/stores", headers=auth(token)).json()
     assert page == {"items": [], "total": 0, "limit": 50, "offset": 0}
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/stores/%00/kpis", RANGE),
+        ("/v1/stores/s1%00/kpis", {**RANGE, "grain": "hour"}),
+        ("/v1/stores/%00", {}),
+        ("/v1/stores", {"industry": "\x00"}),
+        ("/v1/kpis", {**RANGE, "store_id": "\x00"}),
+    ],
+)
+def test_a_nul_in_an_id_or_filter_is_4xx_not_500(
+    client: TestClient, keys: Keys, path: str, params: dict[str, str]
+) -> None:
+    """PostgreSQL text cannot hold NUL: its drivers (asyncpg on the KPI path, psycopg
+    elsewhere) refused such a parameter, a 500 that also dropped the connection."""
+    resp = client.get(path, headers=auth(keys.t1_read), params=params)
+
+    assert resp.status_code in (200, 404, 422), resp.text
+    if resp.status_code != 200:
+        assert resp.headers["content-type"] == "application/problem+json"
+    if resp.status_code == 422:
+        assert "NUL" in resp.json()["detail"]

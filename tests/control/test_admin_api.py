@@ -296,3 +296,54 @@ def test_bulk_import_validates_every_row_and_applies_all_or_nothing(admin: Admin
     body = problem(c.post("/v1/admin/import", json={"stores": changed}, headers=admin.a), 422,
                    "different name")  # fmt: skip
     assert body["errors"][0]["row"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/admin/stores", '{"code": "Z\\ud800", "name": "x"}'),
+        ("POST", "/v1/admin/stores", '{"code": "Z1", "name": "\\udfff"}'),
+        ("POST", "/v1/admin/keys", '{"name": "k\\ud83d", "scopes": ["read"]}'),
+        ("POST", "/v1/admin/import", '{"stores": [{"code": "Z2", "name": "x\\ud800"}]}'),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_422_not_500(
+    admin: Admin, method: str, path: str, body: str
+) -> None:
+    """JSON may escape a lone surrogate (``json.loads`` reads it); no database can store it,
+    and writing it raised UnicodeEncodeError: a 500 naming nothing."""
+    resp = admin.client.request(
+        method, path, content=body.encode(), headers=admin.a | {"Content-Type": "application/json"}
+    )
+
+    found = problem(resp, 422, "lone surrogate")
+    assert found["type"] == "urn:tenpo:problem:bad-input"
+    assert admin.control.list_stores("a") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/admin/stores", '{"code": "Z\\u0000", "name": "x"}'),
+        ("GET", "/v1/admin/stores/%00", None),
+        ("GET", "/v1/admin/devices/a%00b", None),
+    ],
+)
+def test_text_with_a_nul_is_4xx_not_500(
+    admin: Admin, method: str, path: str, body: str | None
+) -> None:
+    """PostgreSQL text cannot hold NUL: the control plane's driver refused it with a
+    DataError, a 500 (SQLite stores it, so there the store is created or not found)."""
+    resp = admin.client.request(
+        method,
+        path,
+        content=body.encode() if body else None,
+        headers=admin.a | {"Content-Type": "application/json"},
+    )
+
+    assert resp.status_code in (201, 404, 422), resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json") or (
+        resp.status_code == 201
+    )
+    if resp.status_code == 422:
+        assert "NUL" in resp.json()["detail"]

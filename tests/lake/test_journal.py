@@ -489,6 +489,29 @@ def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None
     assert lake.get(keys[1]) == b"1"
 
 
+@pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
+def test_an_unsynced_create_of_a_key_in_place_takes_no_nameless_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-send (its key exists) is refused before a pooled nameless file is taken: one made
+    and freed per re-send cost an inode each, and ext4 scans past recently freed inodes on
+    every later create. ``link`` still decides a race; the kept bytes are the first's."""
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")  # starts the pool
+    pool = lake._inodes
+    assert pool is not None
+    taken: list[int | None] = []
+    take = pool.take
+    monkeypatch.setattr(pool, "take", lambda: taken.append(take()) or taken[-1])
+    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"other")
+    assert taken == [] and lake.get("landing/x/a.json") == b"A"
+    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B") and len(taken) == 1
+    lake.sync()
+    lake.checkpoint()
+    assert lake.get("landing/x/b.json") == b"B"
+
+
 def test_recovery_makes_intact_objects_durable_before_deleting_their_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,21 @@ def test_reversed_range_is_refused(settings: Settings) -> None:
     assert "before --from" in result.output
 
 
+@pytest.mark.parametrize("command", ["materialize", "backfill"])
+@pytest.mark.parametrize(
+    ("first", "last"), [("0001-01-01", "2026-11-02"), ("2026-11-02", "9999-12-31")]
+)
+def test_dates_outside_the_business_years_are_refused(
+    settings: Settings, command: str, first: str, last: str
+) -> None:
+    """A typo'd year was a traceback from inside Dagster (its partition arithmetic overflows
+    at year 9999) after a long planning, or at year 1 a run over two millennia."""
+    result = runner.invoke(app, ["jobs", command, "--from", first, "--to", last])
+    assert result.exit_code == 2, result.output
+    assert "years 1900-2999" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_unknown_asset_is_refused(settings: Settings) -> None:
     result = runner.invoke(
         app, ["jobs", "backfill", "--from", "2026-11-02", "--to", "2026-11-02", "-a", "nope"]

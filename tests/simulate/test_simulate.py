@@ -280,3 +280,13 @@ def test_stores_in_daylight_saving_zones(tmp_path: Path) -> None:
     ny = next(d["device_id"] for d in chain["devices"] if d["store_code"] == ny_code)
     ny_events = json.loads((tmp_path / f"iot/t1/{ny}_20261025.json").read_text())["events"]
     assert {e.get("ts", e.get("interval_start"))[-6:] for e in ny_events} == {"-04:00"}
+
+
+@pytest.mark.parametrize("start", ["9999-12-31", "0001-01-01"])
+def test_cli_rejects_a_start_outside_the_business_years(tmp_path: Path, start: str) -> None:
+    """--start 9999-12-31 was a traceback (an OverflowError in the holiday calendar)."""
+    result = CliRunner().invoke(
+        app, ["simulate", "--out", str(tmp_path), "--stores", "2", "--days", "1", "--start", start]
+    )
+    assert result.exit_code == 2, result.output
+    assert "invalid simulation settings: start_date" in result.output

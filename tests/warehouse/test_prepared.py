@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -203,3 +204,105 @@ def test_closures_of_one_factory_never_share_compiled_sql(con: Any) -> None:
     b = prepared.run_job(con, tenant_job("B"), ibis.memtable(data))
     assert a.to_pylist() == [{"tenant_id": "A", "v": 1}]
     assert b.to_pylist() == [{"tenant_id": "B", "v": 2}]
+
+
+def _cold(monkeypatch: pytest.MonkeyPatch, con: Any) -> list[int]:
+    """A fresh process as far as run_job can tell: nothing in memory, compiles counted."""
+    prepared.clear_cache()
+    monkeypatch.undo()
+    return _compiles(monkeypatch, con)
+
+
+def test_a_stored_template_serves_a_later_process_without_compiling(
+    con: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    store = prepared.TemplateStore(tmp_path / "job_sql")
+    data = _inputs([DAY, NEXT_DAY])
+    tables = [ibis.memtable(t) for t in data]
+    calls = _cold(monkeypatch, con)
+    first = prepared.run_job(con, store_daily, *tables, days=[DAY], order_by=KEYS, store=store)
+    assert len(calls) == 1 and len(list((tmp_path / "job_sql").glob("*.json"))) == 1
+    calls = _cold(monkeypatch, con)
+    again = prepared.run_job(con, store_daily, *tables, days=[NEXT_DAY], order_by=KEYS, store=store)
+    assert calls == []  # rendered from the file
+    monkeypatch.undo()
+    assert first.equals(_direct(con, *data, days=[DAY]))
+    assert again.equals(_direct(con, *data, days=[NEXT_DAY]))
+    assert again.schema == first.schema
+
+
+def test_other_arguments_or_code_never_share_a_stored_template(
+    con: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    store = prepared.TemplateStore(tmp_path)
+    visits = pa.table(
+        {
+            "tenant_id": ["t1", "t1"],
+            "store_id": ["S1", "S1"],
+            "business_date": [DAY - timedelta(days=40), DAY],
+            "person_id": ["p1", "p1"],
+            "entry_ts": pa.array([None, None], pa.timestamp("us", tz="UTC")),
+            "exit_ts": pa.array([None, None], pa.timestamp("us", tz="UTC")),
+            "dwell_s": pa.array([None, None], pa.int64()),
+            "entry_hour": pa.array([10, 10], pa.int32()),
+            "camera_id": ["c1", "c1"],
+        },
+        schema=MART_STORE_VISITS,
+    )
+    pos, counts = _inputs([DAY])
+    tables = [ibis.memtable(t) for t in (pos, counts, visits)]
+
+    def repeats(window: int) -> list[object]:
+        prepared.clear_cache()
+        rows = prepared.run_job(
+            con, store_daily, *tables, days=[DAY], repeat_window_days=window, store=store
+        )
+        return [r["repeat_visitors"] for r in rows.to_pylist() if r["store_id"] == "S1"]
+
+    assert repeats(180) == [1]
+    assert repeats(30) == [0]  # its own template: the earlier visit is outside the window
+    assert repeats(180) == [1]
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    monkeypatch.setattr(prepared, "_code_version", lambda: "other source")
+    calls = _compiles(monkeypatch, con)
+    assert repeats(180) == [1] and len(calls) == 1  # changed code: compiled anew
+    assert len(list(tmp_path.glob("*.json"))) == 3
+
+
+def test_only_tenpo_module_jobs_are_stored_and_bad_files_are_ignored(
+    con: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    store = prepared.TemplateStore(tmp_path)
+    pos = ibis.memtable(_inputs([DAY])[0])
+
+    def per_store(t: ibis.Table) -> ibis.Table:  # a test's job: kept in memory only
+        return t.group_by("store_id").aggregate(n=t.count())
+
+    tenant = "t1"
+
+    def closure(t: ibis.Table) -> ibis.Table:
+        kept = t.filter(t.tenant_id == tenant)
+        return kept.group_by("store_id").aggregate(n=kept.count())
+
+    for job in (per_store, closure):
+        assert prepared.run_job(con, job, pos, order_by=["store_id"], store=store).num_rows == 2
+    assert not list(tmp_path.iterdir())
+    # A tenpo job with an argument that has no stable text stays out of the store too.
+    assert (
+        prepared._stored_key(("c", store_daily, (), (("x", ("value", object())),), None, ()))
+        is None
+    )
+    assert prepared._stored_key(("c", store_daily, (), (), None, ())) is not None
+    assert prepared._stored_key(("c", per_store, (), (), None, ())) is None
+
+    pos2, counts = _inputs([DAY])
+    tables = [ibis.memtable(t) for t in (pos2, counts)]
+    prepared.clear_cache()
+    want = prepared.run_job(con, store_daily, *tables, days=[DAY], order_by=KEYS, store=store)
+    (path,) = tmp_path.glob("*.json")
+    for bad in ("{not json", '{"key": "another key", "sql": "SELECT 1", "schema": ""}'):
+        path.write_text(bad)
+        calls = _cold(monkeypatch, con)
+        got = prepared.run_job(con, store_daily, *tables, days=[DAY], order_by=KEYS, store=store)
+        assert len(calls) == 1 and got.equals(want)  # compiled and written anew
+        assert prepared.TemplateStore(tmp_path).load(json.loads(path.read_text())["key"])

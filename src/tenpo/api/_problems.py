@@ -27,6 +27,8 @@ from tenpo.problems import (
     auth_headers,
     context_extensions,
     http_error,
+    input_error_types,
+    lone_surrogate_problem,
     problem,
     problem_type,
     validation_errors,
@@ -147,6 +149,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    refused = lone_surrogate_problem(request, exc)
+    if refused is not None:
+        return refused
     error_id = new_id("err-")
     logger.error("%s %s crashed (%s)", request.method, request.url.path, error_id, exc_info=exc)
     return problem(
@@ -164,4 +169,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(sa.exc.OperationalError, _database_error)
+    for kind in input_error_types():  # a request's unstorable text: a 422, not a crash
+        app.add_exception_handler(kind, _unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -23,6 +24,9 @@ _TO = typer.Option(..., "--to", help="Last business date, inclusive.", formats=[
 
 def _dates(first: datetime, last: datetime) -> list[date]:
     start, end = first.date(), last.date()
+    for flag, day in (("--from", start), ("--to", end)):
+        if not 1900 <= day.year <= 2999:  # as the read API: further out is a typo
+            raise BadInput(f"{flag} {day} is not a business date of years 1900-2999")
     if end < start:
         raise BadInput(f"--to {end} is before --from {start}")
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
@@ -117,8 +121,25 @@ def forecast(
     cfg = settings()
     if latest_business_date(open_lake(cfg.lake_root)) is None:
         raise BadInput("mart_store_daily is empty: run `tenpo jobs materialize` first")
-    materialize_forecasts(cfg, as_of=as_of.date() if as_of else None)
-    console.print("forecasts written to the datamart")
+    result = materialize_forecasts(cfg, as_of=as_of.date() if as_of else None)
+    stores = _forecast_stores(result)
+    if stores == 0:  # the asset succeeds with nothing to forecast: say so, do not claim a write
+        console.print(
+            "no store has enough history to forecast yet (a forecast needs at least 21"
+            " observed days per KPI); nothing written"
+        )
+        return
+    console.print(f"forecasts of {stores} store(s) written to the datamart")
+
+
+def _forecast_stores(result: Any) -> int | None:
+    """Stores the run's ``mart_store_forecast`` forecast (its metadata), None if unknown."""
+    from tenpo.pipelines.forecast import MART_STORE_FORECAST_KEY
+
+    for mat in result.asset_materializations_for_node(MART_STORE_FORECAST_KEY):
+        value = mat.metadata.get("stores")
+        return int(value.value) if value is not None else None
+    return None
 
 
 @app.command()

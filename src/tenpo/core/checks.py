@@ -59,15 +59,25 @@ async def read_body(request: StreamedRequest, limit: int, what: str = "body") ->
     count of bytes actually received is what is enforced (chunked uploads have no length).
     ``what`` names the body in the message (``"budget body"``).
     """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"{what} of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    check_declared_length(request.headers.get("content-length", ""), limit, what)
     received = bytearray()
     async for chunk in request.stream():
         received += chunk
         if len(received) > limit:
-            raise PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
+            raise body_too_large(limit, what)
     return bytes(received)
+
+
+def check_declared_length(declared: str, limit: int, what: str = "body") -> None:
+    """:class:`PayloadTooLarge` when a ``Content-Length`` (as sent, maybe empty) is over
+    ``limit`` (:func:`read_body`'s first check, for callers that read the body themselves)."""
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"{what} of {int(declared)} bytes exceeds the limit of {limit} bytes")
+
+
+def body_too_large(limit: int, what: str = "body") -> PayloadTooLarge:
+    """The error of a body that grew past ``limit`` while being read (:func:`read_body`'s)."""
+    return PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
 
 
 def media_type(content_type: str | None) -> str:

@@ -10,9 +10,13 @@ from datetime import UTC, datetime
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
+CONTENT_ID_CHARS = 32
+"""A content id is the first this many hex digits of the bytes' SHA-256."""
+
+
 def content_id(data: bytes) -> str:
     """A content hash usable as an object id (sha256, hex, 32 chars)."""
-    return hashlib.sha256(data).hexdigest()[:32]
+    return hashlib.sha256(data).hexdigest()[:CONTENT_ID_CHARS]
 
 
 def idempotency_id(key: str) -> str:

@@ -23,11 +23,11 @@ import re
 from typing import Any
 
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tenpo.core.checks import read_body
+from tenpo.core.checks import body_too_large, check_declared_length
 from tenpo.core.errors import Forbidden, TenpoError
 from tenpo.gateway._problems import tenpo_error
 from tenpo.gateway._routes import GatewayState, accepted
@@ -63,9 +63,11 @@ class PosSalesFastPath:
                 return
         await self.app(scope, receive, send)
 
-    def _accepts(self, scope: Scope, vendor: str) -> tuple[GatewayState, Any, str | None] | None:
-        """(state, principal, Idempotency-Key) when this path serves the request, else None
-        (the app answers it). Reads nothing of the body."""
+    def _accepts(
+        self, scope: Scope, vendor: str
+    ) -> tuple[GatewayState, Any, str | None, str] | None:
+        """(state, principal, Idempotency-Key, Content-Length as sent or "") when this path
+        serves the request, else None (the app answers it). Reads nothing of the body."""
         state: GatewayState | None = getattr(scope["app"].state, "gateway", None)
         if state is None:
             return None
@@ -73,7 +75,7 @@ class PosSalesFastPath:
         found = state.ingestor.registry.get(vendor)
         if cached is None or found is None or found.sales.store_from_upload:
             return None
-        authorization = idempotency_key = None
+        authorization = idempotency_key = length = None
         for key, value in scope["headers"]:
             if key == b"authorization":
                 if authorization is not None:
@@ -83,6 +85,8 @@ class PosSalesFastPath:
                 if idempotency_key is not None:
                     return None
                 idempotency_key = value.decode("latin-1")
+            elif key == b"content-length" and length is None:  # (the first, as Starlette)
+                length = value.decode("latin-1")
         scheme, token = get_authorization_scheme_param(authorization)
         if scheme.lower() != "bearer" or not token:
             return None
@@ -95,7 +99,7 @@ class PosSalesFastPath:
             principal.require(_WRITE_SCOPE)
         except Forbidden:
             return None
-        return state, principal, idempotency_key
+        return state, principal, idempotency_key, length or ""
 
     async def _serve(
         self,
@@ -105,18 +109,36 @@ class PosSalesFastPath:
         state: GatewayState,
         principal: Any,
         idempotency_key: str | None,
+        length: str,
     ) -> None:
         """Read, check and land the body; answer as the route would (202 or problem)."""
         vendor = _PATH.match(scope["path"])[1]  # type: ignore[index] # matched by the caller
-        request = Request(scope, receive)
         response: Response
         try:
-            body = await read_body(request, state.settings.pos_max_body_bytes)
+            body = await _read_body(receive, length, state.settings.pos_max_body_bytes)
             receipt = await state.ingestor.pos_sales_async(
                 principal, vendor, body, idempotency_key, None
             )
         except TenpoError as exc:
-            response = await tenpo_error(request, exc)
+            response = await tenpo_error(Request(scope, receive), exc)
         else:
             response = accepted(receipt)
         await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive, length: str, limit: int) -> bytes:
+    """:func:`tenpo.core.checks.read_body` straight from the ASGI messages (the same checks,
+    errors and ``ClientDisconnect`` as through Starlette's ``Request.stream``, without
+    building the request and its headers)."""
+    check_declared_length(length, limit)
+    received = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            received += message.get("body", b"")
+            if len(received) > limit:
+                raise body_too_large(limit)
+            if not message.get("more_body", False):
+                return bytes(received)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()

@@ -23,6 +23,8 @@ from tenpo.problems import (
     auth_headers,
     context_extensions,
     http_error,
+    input_error_types,
+    lone_surrogate_problem,
     problem,
     problem_type,
     validation_errors,
@@ -79,6 +81,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    refused = lone_surrogate_problem(request, exc)
+    if refused is not None:
+        return refused
     error_id = new_id("err-")
     log.exception("%s %s crashed (%s)", request.method, request.url.path, error_id, exc_info=exc)
     return problem(
@@ -94,4 +99,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TenpoError, tenpo_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for kind in input_error_types():  # a request's unstorable text: a 422, not a crash
+        app.add_exception_handler(kind, _unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)

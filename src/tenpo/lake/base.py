@@ -423,6 +423,9 @@ class FsspecLake(Lake):
 
     def get(self, key: str) -> bytes:
         try:
+            if self._local:  # what fsspec's cat_file does, without its layers
+                with open(self._full(key), "rb") as fh:
+                    return fh.read()
             data: bytes = self._fs.cat_file(self._full(key))
         except FileNotFoundError as exc:
             raise LakeError(f"no object at {key}") from exc
@@ -534,7 +537,10 @@ def _create_local(
     gives the nameless file when it has one ready (:class:`_InodePool`).
     """
     folder = os.path.dirname(full)
-    if durable and os.path.exists(full):  # spares the fsync; unsynced, ``link`` decides alone
+    if os.path.lexists(full):
+        # Durable: spares the fsync. Unsynced: spares making (and freeing) a nameless file
+        # for a re-send; ext4 scans past recently freed inodes on every later create. Either
+        # way ``link`` alone decides who wins.
         return False
     ready = pool.take() if pool is not None else None
     if ready is not None:
@@ -589,7 +595,10 @@ class _InodePool:
         self._folder = folder
         self._size = size
         self._fds: deque[int] = deque()
-        self._pid = os.getpid()
+        self._forked = False
+        """True in a forked child (it must not use its parent's files): set at the fork,
+        not asked per take (``getpid`` is a system call)."""
+        _POOLS.add(self)
         self._wanted = threading.Event()
         self._closed = False
         # One thread for the pool's life, woken when it runs low: starting a thread per
@@ -601,14 +610,14 @@ class _InodePool:
     def take(self) -> int | None:
         """A ready nameless file's descriptor (the caller closes it), or None when none is
         ready (or in a forked child, which must not share its parent's files)."""
-        if self._closed or self._pid != os.getpid():
+        if self._closed or self._forked:
             return None
         try:
             fd: int | None = self._fds.popleft()
         except IndexError:
             fd = None
-        if len(self._fds) < self._size // 2:
-            self._wanted.set()
+        if len(self._fds) < self._size // 2 and not self._wanted.is_set():
+            self._wanted.set()  # (set() takes a lock and notifies: once per refill)
         return fd
 
     def close(self) -> None:
@@ -639,6 +648,19 @@ class _InodePool:
                 return
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+_POOLS: weakref.WeakSet[_InodePool] = weakref.WeakSet()
+"""Every live pool of this process: a forked child marks them all unusable."""
+
+
+def _forked_child() -> None:
+    for pool in list(_POOLS):
+        pool._forked = True
+
+
+if hasattr(os, "register_at_fork"):  # (POSIX)
+    os.register_at_fork(after_in_child=_forked_child)
 
 
 def _link_tmpfile(fd: int, full: str, data: bytes, *, durable: bool) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.core.errors import Conflict
-from tenpo.core.ids import content_id, idempotency_id, utcnow
+from tenpo.core.ids import CONTENT_ID_CHARS, content_id, idempotency_id, utcnow
 from tenpo.lake.base import Lake
 from tenpo.lake.commit import GroupCommit
 from tenpo.lake.keys import claim_key, landing_key, parse_partition
@@ -151,7 +151,7 @@ class LandingZone:
         two objects, and a re-send for the same store is still one.
         """
         digest = hashlib.sha256(data).hexdigest()
-        object_id = _object_id(data, idempotency_key, scope)
+        object_id = _object_id(data, idempotency_key, scope, digest)
         day = day or utcnow().astimezone(self._tz).date()
         key, created = self._claim(
             source,
@@ -278,7 +278,7 @@ class LandingZone:
         fields: dict[str, object] = {"key": key, "sha256": digest, "size": len(data)}
         if meta:
             fields["meta"] = meta
-        claim = json.dumps(fields).encode()
+        claim = orjson.dumps(fields)
         deferred = self.committer is not None
         put_if_absent = self.lake.put_if_absent_unsynced if deferred else self.lake.put_if_absent
         put = self.lake.put_unsynced if deferred else self.lake.put
@@ -292,7 +292,7 @@ class LandingZone:
                 if _damaged(kept_bytes, data):  # a crashed, never acknowledged write of these
                     put(key, data)
                     return key, True
-                put(ckey, json.dumps({"key": key, "sha256": kept}).encode())
+                put(ckey, orjson.dumps({"key": key, "sha256": kept}))
                 raise _conflict(idempotency_key, object_id)
             if deferred:
                 self.lake.keep_unsynced(key, data)  # found in place: maybe not durable yet
@@ -340,10 +340,15 @@ class LandingZone:
             self.bus.publish(OBJECT_REGISTERED, payload, event_id=event_id)
 
 
-def _object_id(data: bytes, idempotency_key: str | None, scope: str | None) -> str:
-    """The object id of ``data``: its Idempotency-Key's or its content hash, per ``scope``."""
+def _object_id(
+    data: bytes, idempotency_key: str | None, scope: str | None, digest: str | None = None
+) -> str:
+    """The object id of ``data``: its Idempotency-Key's or its content hash, per ``scope``
+    (``digest``: the SHA-256 hex of ``data`` when the caller has it already)."""
     if scope is None:
-        return idempotency_id(idempotency_key) if idempotency_key else content_id(data)
+        if idempotency_key:
+            return idempotency_id(idempotency_key)
+        return digest[:CONTENT_ID_CHARS] if digest is not None else content_id(data)
     if idempotency_key:
         return idempotency_id(f"{scope}\0{idempotency_key}")  # not path-safe: hashed
     return content_id(scope.encode() + b"\0" + data)
@@ -352,7 +357,7 @@ def _object_id(data: bytes, idempotency_key: str | None, scope: str | None) -> s
 def _read_claim(lake: Lake, ckey: str) -> dict[str, object] | None:
     """The claim at ``ckey``; None when it is empty or cut short (a crashed, unsynced write)."""
     try:
-        owner = json.loads(lake.get(ckey))
+        owner = orjson.loads(lake.get(ckey))
     except ValueError:
         return None
     if not isinstance(owner, dict) or "key" not in owner or "sha256" not in owner:

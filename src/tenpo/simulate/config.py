@@ -25,7 +25,13 @@ class SimConfig(BaseModel):
         None, ge=1, le=1000, description="Stores per tenant (instead of `stores`)."
     )
     days: int = Field(14, ge=1, le=730, description="Business dates to simulate.")
-    start_date: date = Field(date(2026, 10, 5), description="First business date.")
+    start_date: date = Field(
+        date(2026, 10, 5),
+        ge=date(1901, 1, 1),
+        le=date(2996, 12, 31),
+        description="First business date; its history (registers, repeat visitors) reaches a"
+        " year back and `days` two years on, all inside the business years 1900-2999.",
+    )
     industries: tuple[Industry, ...] = Field(
         INDUSTRIES,
         min_length=1,

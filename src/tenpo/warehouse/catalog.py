@@ -338,6 +338,7 @@ class Warehouse(BaseWarehouse):
         database: str | Path = ":memory:",
         memory_limit: str | None = None,
         temp_directory: str | Path | None = None,
+        template_directory: str | Path | None = None,
     ) -> None:
         if backend not in SUPPORTED_BACKENDS:
             raise ConfigError(
@@ -364,6 +365,11 @@ class Warehouse(BaseWarehouse):
             self._con.register_filesystem(self._remote)
         self._views: dict[str, bool] = {}
         """Views and version tables made, by name → whether they hold files (rows)."""
+        self._templates = (
+            None if template_directory is None else prepared.TemplateStore(template_directory)
+        )
+        """Where :meth:`run_job` keeps compiled job templates for later processes (None: this
+        process only)."""
 
     @property
     def con(self) -> DuckDBBackend:
@@ -404,9 +410,12 @@ class Warehouse(BaseWarehouse):
         **params: Any,
     ) -> pa.Table:
         """The rows of ``job(*args, **params)`` ordered by ``order_by``, its SQL compiled once
-        per shape of the job (``tenpo.warehouse.prepared``)."""
+        per shape of the job (``tenpo.warehouse.prepared``; kept for later processes when the
+        warehouse has a template directory)."""
         try:
-            return prepared.run_job(self._con, job, *args, order_by=order_by, **params)
+            return prepared.run_job(
+                self._con, job, *args, order_by=order_by, store=self._templates, **params
+            )
         except duckdb.Error as exc:
             raise LakeError(f"warehouse read failed: {exc}") from exc
 
@@ -630,7 +639,13 @@ def open_warehouse(
     if chosen == "duckdb":
         limit = settings.duckdb_memory_limit
         spill = Path(settings.data_dir) / "duckdb_tmp" if limit is not None else None
-        return Warehouse(lake, database=database, memory_limit=limit, temp_directory=spill)
+        return Warehouse(
+            lake,
+            database=database,
+            memory_limit=limit,
+            temp_directory=spill,
+            template_directory=Path(settings.data_dir) / "job_sql",
+        )
     if chosen == "spark":
         from tenpo.warehouse.spark import SparkWarehouse, spark_session
 
