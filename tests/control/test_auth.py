@@ -216,3 +216,136 @@ def test_concurrent_misses_of_one_token_share_one_check() -> None:
     assert answers[1:] == [principal] * 20
     assert good.checks == 2  # "tok" once for 20 requests, "tok2" once
     assert bad.checks == 1 and all(isinstance(r, AuthError) for r in refusals)
+
+
+class _KeyReads:
+    """Counts the statements that read the api_keys table on ``engine``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.count = 0
+        sa.event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "api_keys" in statement:
+            self.count += 1
+
+
+def _unknown_token(n: int) -> str:
+    return f"tnp_{n:016x}_" + "A" * 43
+
+
+def test_a_refused_key_is_remembered_briefly(acme: ControlPlane) -> None:
+    """An invalid key (unknown, wrong secret or revoked) is refused from memory for a moment
+    after its first refusal, so a client retrying it (or the API's fast path and route both
+    checking it) costs the control plane one read, not one per check."""
+    key, token = acme.create_api_key("acme", "k", ["read"])
+    server = ControlPlane(acme.engine, auth_cache_ttl=5.0, auth_refusal_ttl=0.3)
+    reads = _KeyReads(acme.engine)
+    wrong_secret = token[:-1] + ("B" if token[-1] != "B" else "C")
+    try:
+        for bad, reason in ((_unknown_token(7), "invalid API key"), (wrong_secret, "invalid")):
+            for _ in range(3):
+                with pytest.raises(AuthError, match=reason):
+                    server.authenticate(bad)
+        assert reads.count == 2  # one read per bad token
+        # Through the loop's helper too, and the good token of the same key still works.
+        with pytest.raises(AuthError, match="invalid API key"):
+            asyncio.run(authenticate_off_loop(server, _unknown_token(7)))
+        assert reads.count == 2
+        assert server.authenticate(token).key_id == key.key_id
+        assert reads.count == 3
+        time.sleep(0.35)  # past the refusal's TTL: read again
+        with pytest.raises(AuthError, match="invalid API key"):
+            server.authenticate(_unknown_token(7))
+        assert reads.count == 4
+    finally:
+        server.dispose()
+
+
+def test_a_key_created_after_its_refusal_is_valid_within_the_refusal_ttl(
+    acme: ControlPlane,
+) -> None:
+    key, token = acme.create_api_key("acme", "k", ["read"])
+    server = ControlPlane(acme.engine, auth_refusal_ttl=0.3)  # a gateway process
+    with acme.engine.begin() as conn:  # the key is gone for a moment (another process)
+        row = conn.execute(sa.select(ApiKey.__table__).where(ApiKey.id == key.key_id)).one()
+        conn.execute(sa.delete(ApiKey).where(ApiKey.id == key.key_id))
+    try:
+        with pytest.raises(AuthError, match="invalid API key"):
+            server.authenticate(token)
+        with acme.engine.begin() as conn:  # ... and created (again) elsewhere
+            conn.execute(sa.insert(ApiKey.__table__).values(**row._mapping))
+        deadline = time.monotonic() + 0.3 + 0.25
+        while time.monotonic() < deadline:
+            try:
+                assert server.authenticate(token).key_id == key.key_id
+                break
+            except AuthError:
+                time.sleep(0.02)
+        else:
+            pytest.fail("the key created after its refusal was still refused after the TTL")
+    finally:
+        server.dispose()
+
+
+def test_many_random_keys_keep_the_refusal_memory_bounded(
+    sqlite_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client cycling through random well-formed keys costs a read each (as before), and the
+    refusals kept never exceed the bound: the oldest go first."""
+    from tenpo.control import plane as plane_module
+
+    monkeypatch.setattr(plane_module, "AUTH_REFUSALS_KEPT", 50)
+    server = ControlPlane(sqlite_plane.engine, auth_refusal_ttl=60.0)
+    reads = _KeyReads(sqlite_plane.engine)
+    try:
+        for n in range(400):
+            with pytest.raises(AuthError):
+                server.authenticate(_unknown_token(n))
+        assert reads.count == 400
+        assert server.auth_refusals_kept() == 50
+        assert server.cached_refusal(_unknown_token(399)) is not None  # the newest are kept
+        assert server.cached_refusal(_unknown_token(0)) is None  # the oldest went first
+    finally:
+        server.dispose()
+
+
+def test_recent_refusals_are_bounded_and_expire_in_order() -> None:
+    from tenpo.control._cache import RecentRefusals
+
+    now = [0.0]
+    cache: RecentRefusals[int] = RecentRefusals(ttl=1.0, maxsize=1000, clock=lambda: now[0])
+    for i in range(100_000):
+        cache.add(i, "invalid API key")
+    assert len(cache) == 1000 and cache.get(99_999) == "invalid API key" and cache.get(0) is None
+    now[0] = 0.5
+    cache.add(-1, "revoked")
+    now[0] = 1.01  # the first 1000 have expired, the last one not
+    assert cache.get(99_999) is None and cache.get(-1) == "revoked"
+    cache.add(-2, "x")
+    assert len(cache) == 2
+    cache.discard(lambda k: k < 0)
+    assert len(cache) == 0
+    assert RecentRefusals(ttl=0.0).add(1, "x") is None and len(RecentRefusals(ttl=0.0)) == 0
+
+
+def test_a_revocation_during_a_check_is_never_undone_by_it(acme: ControlPlane) -> None:
+    """A check that read the key before a revocation in this process and stores it after the
+    revocation's discard must not leave the revoked key cached for a TTL."""
+    key, token = acme.create_api_key("acme", "k", ["read"])
+    cache = acme._auth_cache
+    real_put = cache.put
+    revoked: list[bool] = []
+
+    def put_after_a_revocation(*args: object, **kwargs: object) -> None:
+        if not revoked:  # the revocation lands between the check's test and its put
+            revoked.append(True)
+            acme.revoke_api_key("acme", key.key_id)
+        real_put(*args, **kwargs)  # type: ignore[arg-type]
+
+    cache.put = put_after_a_revocation  # type: ignore[method-assign]
+    assert acme.authenticate(token).key_id == key.key_id  # read before the revocation
+    assert revoked
+    assert acme.cached_principal(token) is None
+    with pytest.raises(AuthError, match="revoked"):
+        acme.authenticate(token)

@@ -64,7 +64,8 @@ class Authenticator(Protocol):
 
 async def authenticate_off_loop(control: Authenticator, token: str) -> Principal:
     """The principal behind ``token``, for code on an event loop: from ``control``'s auth
-    cache when it holds the key (``cached_principal``: no database, no thread hop), else
+    cache when it holds the key (``cached_principal``: no database, no thread hop), its
+    refusal when the token was refused lately (``cached_refusal``: the same), else
     ``control.authenticate`` on a worker thread, so a cache miss's control-plane read (and
     its last-used write) never stalls the loop. Concurrent misses of one token on one loop
     share that check (a burst of a cold key's requests is one read, not one each, queued on
@@ -72,6 +73,9 @@ async def authenticate_off_loop(control: Authenticator, token: str) -> Principal
     cached = getattr(control, "cached_principal", None)
     if cached is not None and (principal := cached(token)) is not None:
         return principal
+    refused = getattr(control, "cached_refusal", None)
+    if refused is not None and (reason := refused(token)) is not None:
+        raise AuthError(reason)  # refused lately: no read, no thread hop
     loop = asyncio.get_running_loop()
     checks = _CHECKS.get(loop)
     if checks is None:

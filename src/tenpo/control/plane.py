@@ -28,7 +28,7 @@ from tenpo.control import users as _users
 from tenpo.control._admin import AdminMethods
 from tenpo.control._alert_rules import AlertRuleMethods
 from tenpo.control._budgets import BudgetMethods
-from tenpo.control._cache import TtlCache
+from tenpo.control._cache import RecentRefusals, TtlCache
 from tenpo.control._initiatives import InitiativeMethods
 from tenpo.control._staff import StaffMethods
 from tenpo.control.auth import Principal, new_key, normalize_scopes, parse_token, secret_matches
@@ -51,6 +51,11 @@ logger = logging.getLogger(__name__)
 # last_used_at is bookkeeping, not audit: write it at most this often per key and process.
 _LAST_USED_EVERY = timedelta(seconds=60)
 
+AUTH_REFUSALS_KEPT = 4096
+"""At most this many refused tokens are remembered per process (the oldest go first)."""
+AUTH_REFUSAL_TTL = 1.0
+"""Default seconds a refused token is refused from memory (capped by ``auth_cache_ttl``)."""
+
 
 class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMethods, StaffMethods):
     """Reads and writes the control-plane database through ``engine``.
@@ -62,16 +67,35 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
     does not drop out of the cache: once less than half its time is left, a look-up
     (:meth:`cached_principal`) has it checked again on the control plane's own thread, so
     a busy server never pauses its requests for a burst of re-checks every TTL.
+
+    A token refused after a read (unknown key, wrong secret, revoked) is refused from memory
+    for ``auth_refusal_ttl`` seconds (default ``min(AUTH_REFUSAL_TTL, auth_cache_ttl)``), so a
+    client retrying a bad key, or the API's fast path and route both checking it, costs one
+    read; a key created meanwhile elsewhere is accepted after at most that long. At most
+    :data:`AUTH_REFUSALS_KEPT` refusals are kept, so random keys cannot grow memory.
     """
 
-    def __init__(self, engine: Engine, *, auth_cache_ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        auth_cache_ttl: float = 5.0,
+        auth_refusal_ttl: float | None = None,
+    ) -> None:
         prepare_engine(engine)
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._auth_cache: TtlCache[tuple[str, bytes], Principal] = TtlCache()
         self._auth_cache_ttl = auth_cache_ttl
-        # Bumped by every revocation: a check that read the key before it does not put it back.
+        if auth_refusal_ttl is None:
+            auth_refusal_ttl = min(AUTH_REFUSAL_TTL, auth_cache_ttl)
+        self._auth_refused: RecentRefusals[tuple[str, bytes]] = RecentRefusals(
+            auth_refusal_ttl, AUTH_REFUSALS_KEPT
+        )
+        # Bumped by every revocation (after its commit, before its discard): a check that
+        # read the key before it does not leave it cached (see _check).
         self._auth_generation = 0
+        self._generation_lock = threading.Lock()
         self._refreshing: set[tuple[str, bytes]] = set()
         self._refresher: ThreadPoolExecutor | None = None
         self._refresh_lock = threading.Lock()
@@ -318,7 +342,8 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 logger.info("API key %s of %s revoked", key_id, tenant_id)
-        self._auth_generation += 1
+        with self._generation_lock:
+            self._auth_generation += 1
         self._auth_cache.discard(lambda k: k[0] == key_id)
         return key_info(row)
 
@@ -341,6 +366,21 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
             self._refresh_soon(token, cache_key)
         return principal
 
+    def cached_refusal(self, token: str) -> str | None:
+        """Why ``token`` was refused, if it was within the refusal TTL (see the class): no
+        database, no blocking. None for a token not refused lately (or malformed: parsing
+        refuses it without a read anyway)."""
+        token = token.strip() if isinstance(token, str) else ""
+        try:
+            key_id, _ = parse_token(token)
+        except AuthError:
+            return None
+        return self._auth_refused.get((key_id, hashlib.sha256(token.encode()).digest()))
+
+    def auth_refusals_kept(self) -> int:
+        """How many refused tokens are remembered now (at most :data:`AUTH_REFUSALS_KEPT`)."""
+        return len(self._auth_refused)
+
     def authenticate(self, token: str) -> Principal:
         """The principal behind ``token``; :class:`AuthError` if malformed, unknown or revoked."""
         token = token.strip() if isinstance(token, str) else ""
@@ -349,7 +389,14 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         hit, cached = self._auth_cache.get(cache_key)
         if hit and cached is not None:
             return cached
-        return self._check(key_id, secret, cache_key)
+        refused = self._auth_refused.get(cache_key)
+        if refused is not None:
+            raise AuthError(refused)
+        try:
+            return self._check(key_id, secret, cache_key)
+        except AuthError as exc:
+            self._auth_refused.add(cache_key, str(exc))
+            raise
 
     def _check(self, key_id: str, secret: str, cache_key: tuple[str, bytes]) -> Principal:
         """Read and verify the key, cache its principal (unless a revocation came meanwhile)
@@ -364,6 +411,10 @@ class ControlPlane(AdminMethods, InitiativeMethods, BudgetMethods, AlertRuleMeth
         principal = Principal(tenant_id=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
         if generation == self._auth_generation:
             self._auth_cache.put(cache_key, principal, self._auth_cache_ttl)
+            # A revocation bumps the generation before it discards: one that came between the
+            # test above and the put either discarded after the put, or is seen here.
+            if generation != self._auth_generation:
+                self._auth_cache.discard(lambda k: k == cache_key)
         self._touch(row)
         return principal
 
