@@ -564,3 +564,23 @@ def test_a_problem_does_not_echo_a_huge_id(
     body = assert_problem(resp, 403, "not", "chars")
     assert len(resp.content) < 2_000
     assert len(body[member]) <= 100
+
+
+@pytest.mark.parametrize(
+    ("route", "content"),
+    [
+        ("/v1/pos/vendor_a/sales", VENDOR_A),
+        ("/v1/pos/vendor_b/sales", VENDOR_B),
+        ("/v1/iot/events", DEVICE_EVENTS),
+        ("/v1/video/visitor-events", VISITOR_EVENTS),
+    ],
+)
+def test_two_idempotency_keys_are_refused(gateway: Gateway, route: str, content: bytes) -> None:
+    """Which key names the object? The first one was used silently."""
+    headers = [*gateway.auth().items(), ("Idempotency-Key", "k-a"), ("Idempotency-Key", "k-b")]
+
+    resp = gateway.client.post(route, content=content, headers=headers)
+
+    body = assert_problem(resp, 422, "send one Idempotency-Key header, not 2")
+    assert body["param"] == "Idempotency-Key"
+    assert gateway.landed() == []

@@ -27,7 +27,7 @@ from tenpo.bus.base import OBJECT_REGISTERED, EventBus
 from tenpo.control.auth import authenticate_off_loop
 from tenpo.core.bodies import EVENT_FIELDS
 from tenpo.core.checks import VISIBLE_CHAR, read_body
-from tenpo.core.errors import AuthError, Forbidden, NotFound
+from tenpo.core.errors import AuthError, BadInput, Forbidden, NotFound
 from tenpo.core.settings import Settings
 from tenpo.gateway._problems import PROBLEM_JSON
 from tenpo.gateway.ingest import (
@@ -145,6 +145,17 @@ IdempotencyKey = Annotated[
         description="Re-sending with the same key lands on the same object; other bytes → 409.",
     ),
 ]
+
+
+def one_idempotency_key(request: Request) -> None:
+    """:class:`BadInput` when the request sends ``Idempotency-Key`` more than once: which one
+    names the object is the client's bug to fix (the header dependency would take the first)."""
+    keys = request.headers.getlist("idempotency-key")
+    if len(keys) > 1:
+        raise BadInput(
+            f"send one Idempotency-Key header, not {len(keys)}",
+            param="Idempotency-Key",
+        )
 
 
 def _none_of(fields: frozenset[str]) -> dict[str, Any]:
@@ -288,6 +299,7 @@ async def post_pos_sales(
     state: GatewayState = request.app.state.gateway
     upload = state.ingestor.check_vendor(vendor, "sales").sales
     upload_store(vendor, upload, store)  # refused before the body is read
+    one_idempotency_key(request)
     body = await read_body(request, state.settings.pos_max_body_bytes)
     return accepted(
         await state.ingestor.pos_sales_async(principal, vendor, body, idempotency_key, store)
@@ -313,6 +325,7 @@ async def post_pos_master(
 ) -> Response:
     """Keep a POS register→store master as received and announce it."""
     state.ingestor.check_vendor(vendor, "master")
+    one_idempotency_key(request)
     body = await read_body(request, state.settings.pos_max_body_bytes)
     return accepted(await state.ingestor.pos_master_async(principal, vendor, body, idempotency_key))
 
@@ -383,6 +396,7 @@ async def post_iot_events(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Keep a batch of device events as received and announce it."""
+    one_idempotency_key(request)
     body = await read_body(request, state.settings.max_body_bytes)
     return accepted(await state.ingestor.iot_events_async(principal, body, idempotency_key))
 
@@ -402,6 +416,7 @@ async def post_visitor_events(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Keep a JSON Lines batch of visitor events as received and announce it."""
+    one_idempotency_key(request)
     body = await read_body(request, state.settings.max_body_bytes)
     return accepted(await state.ingestor.visitor_events_async(principal, body, idempotency_key))
 
