@@ -112,9 +112,10 @@ def test_cli_recover_deletes_dead_owners_parts_and_all_with_all_owners(settings:
 
 def test_cli_run_quarantines_lone_surrogates_instead_of_crashing(settings: Settings) -> None:
     """JSON may escape a lone surrogate (``"\\ud800"``): the parser reads it, but it is no text
-    any file or table can hold. Such a record is quarantined (the quarantine file stays valid
-    UTF-8 JSON with the escape), and the streamer goes on: it used to die writing the
-    quarantine file, on every restart again, so one sender stopped the loading of everyone."""
+    any file or table can hold. Such a record is quarantined alone, naming its field (the
+    quarantine file stays valid UTF-8 JSON with the escape), and the streamer goes on: it used
+    to die writing the quarantine file, on every restart again, so one sender stopped the
+    loading of everyone; then a vendor B or visitor-event object was rejected whole."""
     import json
 
     from tenpo.control import ControlPlane
@@ -164,5 +165,11 @@ def test_cli_run_quarantines_lone_surrogates_instead_of_crashing(settings: Setti
     assert set(entries) == {"pos_vendor_b", "iot", "visitor_events"}
     assert entries["iot"]["record"]["line"] == "entrance\udfff"  # kept as received
     assert "unicode string" in entries["iot"]["reason"]
-    for source in ("pos_vendor_b", "visitor_events"):
-        assert "surrogates not allowed" in entries[source]["reason"]
+    # Each bad record alone, naming its field (not the whole object, "Pre-ETL ... failed").
+    assert entries["pos_vendor_b"]["reason"] == (
+        "receipt 0: items.0.name: Value error, holds a lone surrogate (U+D800): not Unicode text"
+    ), entries["pos_vendor_b"]
+    assert entries["pos_vendor_b"]["record"]["items"][0]["name"] == "tea\ud800"
+    assert entries["visitor_events"]["reason"] == (
+        "line 1: person_id: Value error, holds a lone surrogate (U+D83D): not Unicode text"
+    )

@@ -59,3 +59,20 @@ class PreEtl(Protocol):
     def parse(self, event: ObjectRegistered, data: bytes, directory: Directory) -> ParseResult:
         """Rows and rejects of one object. Must not raise on bad content: reject it instead."""
         ...
+
+
+def unicode_text(value: str) -> str:
+    """``value`` when it is Unicode text; ``ValueError`` when it holds a lone surrogate.
+
+    A JSON escape like ``"\\ud800"`` reads as one (``json.loads``), but no Parquet file can
+    store it: a record's text field checked with this (pydantic ``AfterValidator``) is
+    rejected alone, where writing it failed the whole object.
+    """
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"holds a lone surrogate (U+{ord(value[exc.start]):04X}): not Unicode text"
+            ) from None
+    return value

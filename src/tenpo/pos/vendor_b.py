@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -29,7 +30,7 @@ from pydantic import (
 
 from tenpo.control.directory import Directory, StoreRef
 from tenpo.core.bodies import RECEIPT_FIELDS, loads, split_records
-from tenpo.core.preetl import ParseResult, Reject
+from tenpo.core.preetl import ParseResult, Reject, unicode_text
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.pos import _arrow, _text
 from tenpo.pos.tax import ROUNDINGS, Rounding, added_tax, allocate
@@ -62,6 +63,10 @@ Money = Annotated[Decimal, Field(strict=False, decimal_places=2, allow_inf_nan=F
 Rate = Annotated[Decimal, Field(strict=False, ge=0, allow_inf_nan=False)]
 
 
+Text = Annotated[str, AfterValidator(unicode_text)]
+"""A text field of a record (no lone surrogate: see :func:`tenpo.core.preetl.unicode_text`)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
@@ -69,8 +74,8 @@ class _Strict(BaseModel):
 class VendorBItem(_Strict):
     """One receipt line as vendor B sends it."""
 
-    sku: str = Field(min_length=1)
-    name: str
+    sku: Text = Field(min_length=1)
+    name: Text
     qty: int = Field(gt=0, description="Positive, also on RETURN receipts.")
     unitPrice: Money = Field(ge=0)  # noqa: N815 - the vendor's field names
     discount: Money = Field(default=Decimal(0), ge=0)
@@ -80,9 +85,9 @@ class VendorBItem(_Strict):
 class VendorBReceipt(_Strict):
     """One receipt as vendor B sends it."""
 
-    storeCode: str = Field(min_length=1)  # noqa: N815
-    registerId: str = Field(min_length=1)  # noqa: N815
-    receiptId: str = Field(min_length=1)  # noqa: N815
+    storeCode: Text = Field(min_length=1)  # noqa: N815
+    registerId: Text = Field(min_length=1)  # noqa: N815
+    receiptId: Text = Field(min_length=1)  # noqa: N815
     transactedAt: IsoDatetime  # noqa: N815
     type: Literal["SALE", "RETURN", "VOID"]
     items: list[VendorBItem] = Field(min_length=1)
@@ -398,7 +403,7 @@ def _fast_flat(raw: dict[str, Any]) -> _Flat | None:
     """``raw`` as a :class:`_Flat` when it is a valid receipt in the plain shape, else None."""
     for key in _NONEMPTY:
         value = raw.get(key)
-        if type(value) is not str or not value:
+        if type(value) is not str or not value or not _plain_text(value):
             return None
     kind = raw.get("type")
     ts = aware_datetime(raw.get("transactedAt"))
@@ -411,6 +416,8 @@ def _fast_flat(raw: dict[str, Any]) -> _Flat | None:
             return None
         sku, name, qty = item.get("sku"), item.get("name"), item.get("qty")
         if type(sku) is not str or not sku or type(name) is not str:
+            return None
+        if not (_plain_text(sku) and _plain_text(name)):  # the model names a lone surrogate
             return None
         if type(qty) is not int or qty <= 0:
             return None
@@ -428,6 +435,17 @@ def _fast_flat(raw: dict[str, Any]) -> _Flat | None:
     return _Flat(
         raw["storeCode"], raw["registerId"], raw["receiptId"], ts, kind, items, subtotal, tax, total
     )
+
+
+def _plain_text(value: str) -> bool:
+    """True unless ``value`` holds a lone surrogate (what :func:`unicode_text` refuses)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cents(value: Decimal) -> int:

@@ -16,10 +16,18 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from tenpo.control.directory import DeviceRef, Directory
-from tenpo.core.preetl import ParseResult, Reject
+from tenpo.core.preetl import ParseResult, Reject, unicode_text
 from tenpo.lake.landing import ObjectRegistered
 from tenpo.warehouse.schemas import RAW_VISITOR_EVENTS
 
@@ -40,17 +48,20 @@ def _iso_string(value: Any) -> Any:
     return value
 
 
+Text = Annotated[str, AfterValidator(unicode_text)]
+
+
 class VisitorEvent(BaseModel):
     """One entry or exit of a person seen by a camera (the analyzer writes these)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    camera_id: str = Field(min_length=1)
-    person_id: str | None = Field(description="PersonID; null when none was assigned.")
+    camera_id: Text = Field(min_length=1)
+    person_id: Text | None = Field(description="PersonID; null when none was assigned.")
     event: Literal["entry", "exit"]
     ts: Annotated[AwareDatetime, BeforeValidator(_iso_string), Field(strict=False)]
     quality: float = Field(ge=0, le=1)
-    track_id: str = Field(min_length=1)
+    track_id: Text = Field(min_length=1)
 
 
 def _describe(exc: ValidationError) -> str:
