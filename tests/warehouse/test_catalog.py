@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -244,3 +245,18 @@ def test_duckdb_memory_limit_from_settings_spills_under_the_data_dir(
         assert setting(wh, "memory_limit") != "244.1 MiB"  # DuckDB's own default
     with pytest.raises(ValidationError, match="duckdb_memory_limit"):
         Settings(data_dir=tmp_path, duckdb_memory_limit="lots")
+
+
+def test_a_temp_directory_or_memory_limit_with_a_quote_is_a_literal_not_sql(
+    lake: Lake, tmp_path: Path
+) -> None:
+    """A data dir with a quote in its name must neither break the warehouse nor inject SQL."""
+    spill = tmp_path / "it's'; SET threads = 1; --" / "duckdb_tmp"
+    wh = Warehouse(lake, temp_directory=spill)
+    try:
+        rows = wh.sql("SELECT current_setting('temp_directory') AS v")
+        assert rows["v"][0].as_py() == str(spill)
+    finally:
+        wh.close()
+    with pytest.raises(duckdb.Error, match="memory"):  # one bad value, not a second statement
+        Warehouse(lake, memory_limit="1GB'; SET threads = 1; --")

@@ -354,9 +354,10 @@ class Warehouse(BaseWarehouse):
         self._con.raw_sql("SET parquet_metadata_cache = true")
         if memory_limit is not None:
             # Bounds the queries' memory: past it, DuckDB spills to temp_directory.
-            self._con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+            self._con.raw_sql(f"SET memory_limit = {_literal(memory_limit)}")
         if temp_directory is not None:
-            self._con.raw_sql(f"SET temp_directory = '{Path(temp_directory)}'")
+            # A literal, quotes doubled: a data dir named with a quote must not break it.
+            self._con.raw_sql(f"SET temp_directory = {_literal(str(Path(temp_directory)))}")
         self._remote: ListedParts | None = None
         """Remote lakes (s3://, gs://): the lake's fsspec filesystem DuckDB reads through,
         with the parts this warehouse listed answered from their listing (no HEAD each)."""
