@@ -138,6 +138,8 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
             self._timer = None
             if self._waiting is None or self.transport is None or self.transport.is_closing():
                 return
+            if self.transport.get_protocol() is not self:
+                return  # upgraded (WebSocket): that protocol owns the connection now
             if self.loop.time() < self._due:  # progress since it was scheduled
                 self._fires_at = self._due
                 self._timer = self.loop.call_at(self._due, self._expired)
