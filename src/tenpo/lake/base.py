@@ -78,6 +78,10 @@ class Lake(ABC):
         """Sync, then make the unsynced writes durable in place, so that nothing depends on a
         write-ahead journal any more (a clean shutdown of the gateway)."""
 
+    def close(self) -> None:
+        """:meth:`checkpoint`, then release what the lake holds open; not used afterwards."""
+        self.checkpoint()
+
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         """A lock held against every other holder of this lake's, in any process of this
         host (a local lake's is a ``flock``): for the rare repair of an object a crash left
@@ -146,8 +150,17 @@ class FsspecLake(Lake):
         """Folders known to exist (a put there skips the look-up; see :meth:`_makedirs`)."""
         self._inodes: _InodePool | None = None
         """Nameless files made ahead for unsynced creates (opened with the journal)."""
+        self._syncfs_handle: _SyncfsHandle | None = None
         if self._local:
-            os.makedirs(self._root, exist_ok=True)
+            try:
+                _makedirs_durably(self._root)
+                if _SYNCFS is not None:
+                    # Opened before any write of this lake: errors of later write-backs are
+                    # reported to it (a descriptor opened later misses those before it).
+                    self._syncfs_handle = _SyncfsHandle(self._root)
+                    weakref.finalize(self, self._syncfs_handle.close)
+            except OSError as exc:
+                raise LakeError(f"cannot open the lake at {self._root}: {exc}") from exc
             try:
                 self.recovered = self._recover_journal()
             except OSError as exc:  # e.g. a read-only or full disk: a dead writer's acked
@@ -272,6 +285,15 @@ class FsspecLake(Lake):
         except OSError as exc:
             raise LakeError(f"cannot make the lake's writes durable: {exc}") from exc
 
+    def close(self) -> None:
+        """Checkpoint (:meth:`checkpoint`), then release the descriptor the lake keeps open
+        for ``syncfs``; the lake must not be used afterwards."""
+        try:
+            self.checkpoint()
+        finally:
+            if self._syncfs_handle is not None:
+                self._syncfs_handle.close()
+
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         if not self._local:
             return _PROCESS_LOCK
@@ -346,8 +368,8 @@ class FsspecLake(Lake):
     def _make_durable(self, paths: set[str]) -> None:
         """Make files and folders durable in place: one ``syncfs`` (Linux) or an fsync of
         each, files before folders (a folder's fsync makes the names in it durable)."""
-        if _SYNCFS is not None:
-            _syncfs(self._root)
+        if self._syncfs_handle is not None:
+            self._syncfs_handle.syncfs()
             return
         for path in sorted(paths, key=os.path.isdir):
             with contextlib.suppress(FileNotFoundError):  # replaced or deleted since
@@ -707,15 +729,79 @@ def _load_syncfs() -> object | None:
 _SYNCFS = _load_syncfs()
 
 
-def _syncfs(folder: str) -> None:
-    """``syncfs`` on the filesystem holding ``folder`` (data, inodes and directory entries)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if _SYNCFS(fd) != 0:  # type: ignore[operator]
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
+class _SyncfsHandle:
+    """A descriptor of a lake's root, opened with the lake and kept, for ``syncfs``.
+
+    Linux reports a filesystem's write-back error to a descriptor only if it happened after
+    that descriptor was opened, and to each descriptor once (errseq): a descriptor opened per
+    ``syncfs`` misses an error of a write-back between two calls, and a checkpoint then
+    deletes the journal of bytes that never reached the disk. A forked child opens its own:
+    the inherited one shares its parent's open file, whose error cursor a ``syncfs`` of the
+    child would advance — the parent would never see that error.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+        self._pid = os.getpid()
+        self._users = 0
+        self._closed = False
+
+    def syncfs(self) -> None:
+        """``syncfs`` of the lake's filesystem; ``OSError`` with the error it reports."""
+        with self._lock:
+            if self._closed:
+                raise OSError(errno.EBADF, f"the lake at {self._folder} is closed")
+            if self._pid != os.getpid():
+                # The parent's descriptor: never used here (see the class docstring); the
+                # parent's writes are the parent's to make durable.
+                inherited = self._fd
+                self._fd = os.open(self._folder, os.O_RDONLY | os.O_CLOEXEC)
+                self._pid = os.getpid()
+                with contextlib.suppress(OSError):
+                    os.close(inherited)
+            fd = self._fd
+            self._users += 1
+        try:
+            if _SYNCFS(fd) != 0:  # type: ignore[operator]
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._closed and not self._users:
+                    self._release()
+
+    def close(self) -> None:
+        """Close the descriptor (once no ``syncfs`` runs through it)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._users:
+                self._release()
+
+    def _release(self) -> None:
+        if self._pid == os.getpid():  # (a child that never synced holds its parent's number)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+
+
+def _makedirs_durably(folder: str) -> None:
+    """Create ``folder`` and its missing parents, each new name synced in its parent."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # (another process made it meanwhile)
+            os.mkdir(path)
+        _fsync_path(os.path.dirname(path))
 
 
 def open_lake(root: str) -> Lake:
