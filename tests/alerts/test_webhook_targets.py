@@ -130,3 +130,20 @@ def test_redirects_are_not_followed() -> None:
         result = deliver(_alert(), f"http://{PUBLIC}/hook", SECRET, client=client)
     assert len(seen) == 1 and str(seen[0].url) == f"http://{PUBLIC}/hook"
     assert (result.delivered, result.status, result.attempts) == (False, 302, 1)
+
+
+def test_refusals_show_only_the_origin_never_a_token_in_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A webhook URL often carries its token (user info, path, query): a refusal — a 422
+    detail, a log line, the alert's stored delivery error — names scheme, host and port."""
+    url = "http://user:pa55@10.0.0.9:8080/hooks/T0KEN?sig=S1G"
+    with pytest.raises(WebhookRefused) as refused:
+        check_webhook_url(url)
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    with httpx.Client(transport=transport) as client:
+        result = deliver(_alert(), url, SECRET, client=client)
+    assert not result.delivered
+    for text in (str(refused.value), result.error or "", caplog.text):
+        assert "http://10.0.0.9:8080 targets a non-public address" in text, text
+        assert "pa55" not in text and "T0KEN" not in text and "S1G" not in text, text

@@ -84,6 +84,12 @@ def _public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def _origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of ``url``: what a message may show (a webhook URL's user
+    info, path and query often carry a token)."""
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
 def check_webhook_url(
     url: str,
     *,
@@ -99,14 +105,14 @@ def check_webhook_url(
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise WebhookRefused(f"webhook_url {url!r} is not a valid URL: {exc}") from exc
+        raise WebhookRefused(f"webhook_url is not a valid URL: {exc}") from exc
     if parsed.scheme not in _SCHEMES:
         raise WebhookRefused(
-            f"webhook_url {url!r}: scheme {parsed.scheme!r} is not allowed (only http, https)"
+            f"webhook_url: scheme {parsed.scheme!r} is not allowed (only http, https)"
         )
     host = parsed.host
     if not host:
-        raise WebhookRefused(f"webhook_url {url!r} has no host")
+        raise WebhookRefused("webhook_url has no host")
     try:
         addresses = resolve(host, parsed.port or _SCHEMES[parsed.scheme])
     except (OSError, UnicodeError) as exc:
@@ -121,8 +127,8 @@ def check_webhook_url(
         private = [str(a) for a in addresses if not _public(a)]
         if private:
             raise WebhookRefused(
-                f"webhook_url {url!r} targets a non-public address ({', '.join(private)}: "
-                "loopback, private, link-local, metadata or reserved); "
+                f"webhook_url {_origin(parsed)} targets a non-public address "
+                f"({', '.join(private)}: loopback, private, link-local, metadata or reserved); "
                 "set alert_webhook_allow_private to deliver inside the network"
             )
     return addresses
