@@ -773,3 +773,22 @@ def test_recovery_makes_intact_objects_durable_before_deleting_their_journal(
             assert os.path.dirname(folder) in covered, (folder, synced)
             folder = os.path.dirname(folder)
     assert lake.get("ids/x/c.json") == b"C2"
+
+
+def test_recovery_writes_intact_objects_again_in_place(tmp_path: Path) -> None:
+    """After a write-back error (why a writer keeps a segment for recovery) an object can
+    read back intact from the page cache while the disk lacks it; its pages are clean, so the
+    recovery's syncfs would not write them. Recovery writes its bytes again into the same
+    inode (a rename over the key meanwhile stays unharmed). Failed before: untouched."""
+    _killed_writer(tmp_path)
+    objects = [tmp_path / k for k in ("landing/x/a.json", "landing/x/b.json", "ids/x/c.json")]
+    before = {p: p.stat() for p in objects}
+    for p in objects:  # an mtime in the past: a write (even of the same bytes) moves it
+        os.utime(p, ns=(before[p].st_atime_ns, before[p].st_mtime_ns - 10**9))
+    lake = open_lake(str(tmp_path))
+    assert lake.recovered == 1  # type: ignore[attr-defined]
+    for p in objects:
+        after = p.stat()
+        assert after.st_ino == before[p].st_ino  # in place
+        assert after.st_mtime_ns > before[p].st_mtime_ns - 10**9, p  # written again
+    assert [p.read_bytes() for p in objects] == [b"A" * 100, b"B" * 100, b"C2"]

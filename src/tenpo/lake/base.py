@@ -385,16 +385,16 @@ class FsspecLake(Lake):
         An object that reads back intact is returned too: a writer killed after its sync
         (SIGKILL, OOM; not a power loss) leaves it in the page cache, maybe not on disk, and
         the segment about to be deleted is its only durable copy. So are the folders up to
-        the root, whose names the writer may not have synced either.
+        the root, whose names the writer may not have synced either. Its bytes are written
+        again in place (same inode: a concurrent rename over the key is unharmed): after a
+        write-back error — the reason a live writer keeps a segment for recovery — the page
+        cache can hold bytes the disk does not, clean, so a ``syncfs`` would not write them,
+        and the error was reported to the writer's descriptor, not to ours.
         """
         full = self._full(key)
         folder = os.path.dirname(full)
         if op != UNCHECKED_PUT:
-            try:
-                with open(full, "rb") as fh:
-                    kept = fh.read()
-            except FileNotFoundError:
-                kept = None
+            kept = _read_rewriting(full, data)
             if kept == data:
                 return [full, *self._ancestors(folder)]
             if (
@@ -522,6 +522,24 @@ def _lock_path(journal_dir: str) -> str:
     """The file a local lake's :meth:`~Lake.exclusive` locks (in the journal's folder, which
     holds no objects; recovery looks only at segments)."""
     return os.path.join(journal_dir, "lake.lock")
+
+
+def _read_rewriting(full: str, data: bytes) -> bytes | None:
+    """The bytes at ``full`` (None when missing); when they equal ``data``, written again in
+    place, so that they are dirty in the page cache (see :meth:`FsspecLake._replay`)."""
+    try:
+        fd = os.open(full, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except PermissionError:  # (not ours to write: only read, as before)
+        with open(full, "rb") as fh:
+            return fh.read()
+    with open(fd, "r+b") as fh:
+        kept = fh.read()
+        if kept == data:
+            fh.seek(0)
+            fh.write(data)
+    return kept
 
 
 def _digest_of(full: str) -> bytes | None:
