@@ -687,26 +687,60 @@ def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
-def test_an_unsynced_create_of_a_key_in_place_takes_no_nameless_file(
+def test_an_unsynced_create_of_a_key_in_place_frees_no_nameless_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A re-send (its key exists) is refused before a pooled nameless file is taken: one made
-    and freed per re-send cost an inode each, and ext4 scans past recently freed inodes on
-    every later create. ``link`` still decides a race; the kept bytes are the first's."""
+    """A re-send (its key exists) is answered by ``link`` itself, with no look-up first: the
+    pooled nameless file it wrote goes back to the pool emptied, and the next create takes
+    it. One made and freed per re-send cost an inode each, and ext4 scans past recently
+    freed inodes on every later create. The kept bytes are the first's."""
     lake = FsspecLake(str(tmp_path))
     assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")  # starts the pool
     pool = lake._inodes
     assert pool is not None
     taken: list[int | None] = []
-    take = pool.take
+    given: list[int] = []
+    take, give_back = pool.take, pool.give_back
     monkeypatch.setattr(pool, "take", lambda: taken.append(take()) or taken[-1])
+    monkeypatch.setattr(pool, "give_back", lambda fd: given.append(fd) or give_back(fd))
     assert not lake.put_if_absent_unsynced("landing/x/a.json", b"A")
-    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"other")
-    assert taken == [] and lake.get("landing/x/a.json") == b"A"
-    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B") and len(taken) == 1
+    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"other bytes, longer")
+    assert lake.get("landing/x/a.json") == b"A"
+    assert len(taken) == 2 and given == taken  # both given back, none freed
+    assert os.fstat(given[-1]).st_size == 0  # emptied
+    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B")
+    assert taken[-1] == given[-1]  # the next create wrote the one given back
+    assert lake.get("landing/x/b.json") == b"B"  # its bytes alone, from offset 0
     lake.sync()
     lake.checkpoint()
     assert lake.get("landing/x/b.json") == b"B"
+
+
+@pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
+def test_nameless_files_are_linked_through_proc_where_empty_path_links_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without CAP_DAC_READ_SEARCH ``linkat(AT_EMPTY_PATH)`` answers ENOENT: the link is made
+    through /proc instead, and the refused way is not tried again."""
+    import ctypes
+    import errno
+
+    calls: list[int] = []
+
+    def refused(*args: object) -> int:
+        calls.append(1)
+        ctypes.set_errno(errno.ENOENT)
+        return -1
+
+    monkeypatch.setattr(base_mod, "_LINKAT", refused)
+    monkeypatch.setattr(base_mod, "_empty_path_links", True)
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B")
+    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    assert calls == [1] and base_mod._empty_path_links is False
+    assert lake.get("landing/x/a.json") == b"A" and lake.get("landing/x/b.json") == b"B"
+    lake.checkpoint()
 
 
 def test_recovery_makes_intact_objects_durable_before_deleting_their_journal(

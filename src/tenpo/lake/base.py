@@ -577,18 +577,24 @@ def _create_local(
     gives the nameless file when it has one ready (:class:`_InodePool`).
     """
     folder = os.path.dirname(full)
-    if os.path.lexists(full):
-        # Durable: spares the fsync. Unsynced: spares making (and freeing) a nameless file
-        # for a re-send; ext4 scans past recently freed inodes on every later create. Either
-        # way ``link`` alone decides who wins.
-        return False
-    ready = pool.take() if pool is not None else None
+    ready = pool.take() if pool is not None and not durable else None
     if ready is not None:
+        # No look-up first: ``link`` answers whether the key exists, and a nameless file a
+        # re-send wrote in vain goes back to the pool emptied (not freed: ext4 scans past
+        # recently freed inodes on every later create).
         try:
-            return _link_tmpfile(ready, full, data, durable=durable)
+            if _link_tmpfile(ready, full, data, durable=False, keep=True):
+                return True
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # (a folder on another filesystem: made there)
                 raise
+        else:
+            pool.give_back(ready)  # type: ignore[union-attr] # (ready came from it)
+            return False
+    if os.path.lexists(full):
+        # Durable: spares the fsync. Unsynced: spares making (and freeing) a nameless file
+        # for a re-send. Either way ``link`` alone decides who wins.
+        return False
     if _TMPFILE_LINKS:
         try:
             fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
@@ -660,6 +666,13 @@ class _InodePool:
             self._wanted.set()  # (set() takes a lock and notifies: once per refill)
         return fd
 
+    def give_back(self, fd: int) -> None:
+        """Return an empty nameless file :meth:`take` gave (a create found its key taken)."""
+        if self._closed or self._forked:
+            os.close(fd)
+            return
+        self._fds.appendleft(fd)
+
     def close(self) -> None:
         """Close the ready files (nothing was written to them) and make no more."""
         self._closed = True
@@ -703,26 +716,75 @@ if hasattr(os, "register_at_fork"):  # (POSIX)
     os.register_at_fork(after_in_child=_forked_child)
 
 
-def _link_tmpfile(fd: int, full: str, data: bytes, *, durable: bool) -> bool:
+def _link_tmpfile(fd: int, full: str, data: bytes, *, durable: bool, keep: bool = False) -> bool:
     """Write ``data`` to the nameless file ``fd``, then link it at ``full`` unless that
-    exists (``link`` is the atomic create-if-absent); closes ``fd``."""
+    exists (``link`` is the atomic create-if-absent); closes ``fd``, except, with ``keep``,
+    when ``full`` existed: ``fd`` is then left open and empty again, for another create."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        view, at = memoryview(data), 0
+        while at < len(data):  # (at offsets: an emptied file given back is written again)
+            at += os.pwrite(fd, view[at:], at)
         if durable:
             os.fsync(fd)
-        try:
-            # linkat(AT_SYMLINK_FOLLOW) of the fd's /proc entry; an absolute path ignores the
-            # dir fd, which is passed only because os.link calls plain link() without one.
-            os.link(f"/proc/self/fd/{fd}", full, src_dir_fd=fd, follow_symlinks=True)
-        except FileExistsError:
+        _link_fd(fd, full)
+    except FileExistsError:
+        if not keep:
+            os.close(fd)
             return False
-    finally:
+        try:
+            os.ftruncate(fd, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return False
+    except BaseException:
         os.close(fd)
+        raise
+    os.close(fd)
     if durable:
         _fsync_path(os.path.dirname(full))
     return True
+
+
+def _load_linkat() -> Any:
+    """libc's ``linkat`` (Linux), for ``AT_EMPTY_PATH``; None where it is missing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        linkat = libc.linkat
+    except (OSError, AttributeError):
+        return None
+    linkat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    linkat.restype = ctypes.c_int
+    return linkat
+
+
+_LINKAT = _load_linkat()
+_AT_FDCWD, _AT_EMPTY_PATH = -100, 0x1000
+_empty_path_links = _LINKAT is not None
+"""Whether ``linkat(fd, "", AT_EMPTY_PATH)`` is allowed here (it needs CAP_DAC_READ_SEARCH):
+it skips the /proc look-up of the other way, half a link's CPU. Cleared on first refusal."""
+
+
+def _link_fd(fd: int, full: str) -> None:
+    """Give the nameless file ``fd`` the name ``full`` (``FileExistsError`` if taken)."""
+    global _empty_path_links
+    if _empty_path_links:
+        if _LINKAT(fd, b"", _AT_FDCWD, os.fsencode(full), _AT_EMPTY_PATH) == 0:
+            return
+        err = ctypes.get_errno()
+        if err != errno.ENOENT:
+            raise OSError(err, os.strerror(err), full)
+        # ENOENT: no capability for AT_EMPTY_PATH, or the folder is gone; the /proc way
+        # below tells which (and answers the latter itself).
+        os.link(f"/proc/self/fd/{fd}", full, src_dir_fd=fd, follow_symlinks=True)
+        _empty_path_links = False
+        log.debug("linkat(AT_EMPTY_PATH) refused: nameless files are linked through /proc")
+        return
+    # linkat(AT_SYMLINK_FOLLOW) of the fd's /proc entry; an absolute path ignores the dir
+    # fd, which is passed only because os.link calls plain link() without one.
+    os.link(f"/proc/self/fd/{fd}", full, src_dir_fd=fd, follow_symlinks=True)
 
 
 def _fsync_path(path: str) -> None:
