@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tenpo.api import create_app
+from tenpo.api.deps import get_settings
 from tenpo.datamart import alerts as dm_alerts_module
 from tenpo.datamart import dispose_engines, get_engine
 from tenpo.datamart import forecast as dm_forecast_module
@@ -44,6 +45,15 @@ def _export_forecast(w: World) -> None:
     export_forecasts(w.settings, pa.Table.from_pylist(forecast, MART_STORE_FORECAST))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _local_webhooks() -> Iterator[None]:
+    """The receiver below listens on 127.0.0.1: private webhooks allowed explicitly, also
+    for the pipeline resource (which reads the environment)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TENPO_ALERT_WEBHOOK_ALLOW_PRIVATE", "true")
+        yield
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -57,6 +67,8 @@ def world(
         (folder / "control").mkdir(exist_ok=True)
         control = None if request.param == "sqlite" else control_url  # PG: a second database
         w = build(folder, url, control)
+        # The webhook receiver below listens on 127.0.0.1: allowed explicitly.
+        w.settings = w.settings.model_copy(update={"alert_webhook_allow_private": True})
         lake = open_lake(w.settings.lake_root)
         for back in range(8):
             d = DAY - timedelta(days=back)
@@ -269,3 +281,37 @@ def test_legacy_datamart_rules_move_to_the_control_plane(
     assert "legacy-secret" not in r.text
     targets = world.control.webhook_targets()
     assert targets[("t2", "old-silent")] == (receiver, "legacy-secret-0123456789")
+
+
+def test_a_rule_whose_webhook_targets_an_internal_address_is_a_422(
+    client: TestClient, world: World
+) -> None:
+    """By default (alert_webhook_allow_private off) a tenant cannot point a rule's webhook
+    into tenpo's network: the metadata service, loopback (also by name), RFC 1918, unique
+    local IPv6, or another scheme. A 422 problem names the address; nothing is stored. The
+    old code stored each one and POSTed alerts there."""
+    settings = world.settings.model_copy(update={"alert_webhook_allow_private": False})
+    admin = _auth(world.control.create_api_key("t2", "alerts-ssrf", ["admin"])[1])
+    client.app.dependency_overrides[get_settings] = lambda: settings  # type: ignore[attr-defined]
+    strict = client
+    try:
+        for url, named in (
+            ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+            ("http://localhost:8000/v1/admin/keys", "127.0.0.1"),
+            ("https://10.0.0.5/hook", "10.0.0.5"),
+            ("http://[fd00::1]/hook", "fd00::1"),
+        ):
+            rule = {"rule_id": "ssrf", "kind": "device_silent", "params": {"minutes": 30},
+                    "webhook_url": url, "webhook_secret": SECRET}  # fmt: skip
+            r = strict.put("/v1/alerts/rules", json=rule, headers=admin)
+            assert r.status_code == 422, (url, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert named in r.json()["detail"] and "non-public" in r.json()["detail"], r.text
+        rule["webhook_url"] = "ftp://93.184.216.34/hook"
+        r = strict.put("/v1/alerts/rules", json=rule, headers=admin)
+        assert r.status_code == 422
+        rule["webhook_url"] = "https://93.184.216.34/hook"  # public: stored
+        assert strict.put("/v1/alerts/rules", json=rule, headers=admin).status_code == 200
+    finally:
+        client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert world.control.webhook_targets()[("t2", "ssrf")] == (rule["webhook_url"], SECRET)

@@ -63,7 +63,7 @@ def today_tokyo() -> date:
 
 
 def seed_control(control: ControlPlane) -> Keys:
-    """Two tenants, a store and a device each, and the keys the tests use."""
+    """Two tenants, a store, a people counter and a camera each, and the keys the tests use."""
     control.create_tenant("acme", "Acme Retail")
     control.create_tenant("beta", "Beta Mart")
     acme_store = control.create_store("acme", "T01", "本町店")
@@ -74,6 +74,8 @@ def seed_control(control: ControlPlane) -> Keys:
     control.create_device(
         "beta", "pc-900", beta_store.store_id, "people_counter", lines=["entrance"]
     )
+    control.create_device("acme", "cam-1", acme_store.store_id, "rgb_camera")
+    control.create_device("beta", "cam-900", beta_store.store_id, "rgb_camera")
     writes = ["pos:write", "iot:write", "video:write"]
     _, acme = control.create_api_key("acme", "writer", writes)
     _, acme_read = control.create_api_key("acme", "reader", ["read"])

@@ -220,7 +220,7 @@ def test_serve_gateway_command_serves_the_gateway(
     monkeypatch.setattr(
         serve,
         "serve_one",
-        lambda app, host, port: calls.append({"app": app, "host": host, "port": port}),
+        lambda app, host, port, s: calls.append({"app": app, "host": host, "port": port, "s": s}),
     )
 
     default = CliRunner().invoke(cli, ["serve", "gateway"])
@@ -230,6 +230,7 @@ def test_serve_gateway_command_serves_the_gateway(
     assert custom.exit_code == 0, custom.output
     assert [(c["host"], c["port"]) for c in calls] == [("127.0.0.1", 8001), ("0.0.0.0", 9101)]
     assert all(isinstance(c["app"], FastAPI) for c in calls)
+    assert all(isinstance(c["s"], Settings) for c in calls)  # its deadlines reach uvicorn
     assert calls[0]["app"].title == "tenpo ingest gateway"
 
 

@@ -312,6 +312,44 @@ def test_other_tenants_device_is_403(gateway: Gateway) -> None:
     assert gateway.landed() == []
 
 
+@pytest.mark.parametrize(
+    ("camera", "why"),
+    [
+        ("cam-900", "beta's camera"),
+        ("cam-404", "no such camera"),
+        ("pc-001", "acme's people counter, not a camera"),
+    ],
+)
+def test_a_visitor_event_of_a_camera_not_the_tenants_is_403(
+    gateway: Gateway, camera: str, why: str
+) -> None:
+    """Checked at the gateway like devices and POS stores: the old code answered 202, landed
+    the batch and the streamer quarantined it later."""
+    body = VISITOR_EVENTS.replace(b'"cam-1"', f'"{camera}"'.encode(), 1)  # the first line
+
+    resp = gateway.client.post("/v1/video/visitor-events", content=body, headers=gateway.auth())
+
+    detail = assert_problem(resp, 403, f"camera '{camera}'", "rgb_camera", "tenant 'acme'")
+    assert detail["camera_id"] == camera, why
+    assert gateway.landed() == [] and gateway.events() == []
+
+
+def test_a_tenants_own_camera_is_taken_and_the_other_tenant_is_refused_it(
+    gateway: Gateway,
+) -> None:
+    """The same batch: 202 for acme (cam-1 is acme's), 403 for beta naming cam-1."""
+    own = gateway.client.post(
+        "/v1/video/visitor-events", content=VISITOR_EVENTS, headers=gateway.auth()
+    )
+    theirs = gateway.client.post(
+        "/v1/video/visitor-events", content=VISITOR_EVENTS, headers=gateway.auth(gateway.keys.beta)
+    )
+
+    assert own.status_code == 202, own.text
+    assert_problem(theirs, 403, "camera 'cam-1'", "tenant 'beta'")
+    assert len(gateway.landed()) == 1
+
+
 # -- routing ---------------------------------------------------------------------------------
 
 

@@ -236,3 +236,40 @@ async def _one(zone: LandingZone, work: object) -> object:
         return await zone.run_staged(work)
     except LakeError as exc:
         return exc
+
+
+def test_the_next_rounds_works_run_while_a_sync_waits_and_are_answered_after_their_own(
+    tmp_path: Path,
+) -> None:
+    """The pipeline: a work asked while a round's sync waits on the disk is run meanwhile
+    (not after that round, as a single committer thread did), yet its caller is answered
+    only after a sync that began after the work: the one under way does not cover it."""
+    import asyncio
+
+    lake, bus = GatedLake(str(tmp_path)), MemoryBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+    lake.gate.clear()
+    ran = threading.Event()
+
+    def first() -> tuple[object, int]:
+        return zone.stage("iot", "t1", b'{"n": 1}', "json"), 1
+
+    def second() -> tuple[object, int]:
+        ran.set()
+        return zone.stage("iot", "t1", b'{"n": 2}', "json"), 2
+
+    async def main() -> tuple[bool, bool, list[str], int]:
+        one = asyncio.ensure_future(zone.run_staged(first))
+        await asyncio.sleep(0.2)  # its round is under way: its sync waits for the gate
+        two = asyncio.ensure_future(zone.run_staged(second))
+        ran_meanwhile = await asyncio.to_thread(ran.wait, 5)
+        answered_early = one.done() or two.done()
+        lake.gate.set()
+        results = await asyncio.gather(one, two)
+        return ran_meanwhile, answered_early, [r[0].event.key for r in results], lake.syncs
+
+    ran_meanwhile, answered_early, keys, syncs = asyncio.run(main())
+    assert ran_meanwhile and not answered_early
+    assert syncs == 2  # the second work's own round, after the first's
+    assert sorted(_events(bus)) == sorted(keys)
+    zone.close()

@@ -413,18 +413,20 @@ def _open_fds() -> int:
 def test_checkpoints_failing_on_a_broken_disk_bound_the_open_segments(tmp_path: Path) -> None:
     """While every checkpoint fails (syncfs reports write-back errors), retired segments must
     not pile up, each holding its file descriptor (and its lock) for good: past a bound the
-    journal refuses to sync — no 202 for what a failing disk holds — and once the disk heals
-    a retried checkpoint drains them and syncs work again."""
+    journal refuses to sync — no 202 for what a failing disk holds. A segment a checkpoint
+    failed for is kept for recovery even once the disk heals (a later syncfs that succeeds
+    says nothing of the pages that failed: Linux reports an error once), and the next opener
+    replays every acknowledged record."""
     broken = True
 
     def make_durable(paths: set[str]) -> None:
         if broken:
             raise OSError(5, "Input/output error")
 
-    journal = journal_mod.Journal(
-        str(tmp_path / ".journal"), make_durable, max_age_s=0.0, max_retired=3, retry_s=0.01
-    )
+    folder = str(tmp_path / ".journal")
+    journal = journal_mod.Journal(folder, make_durable, max_age_s=0.0, max_retired=3, retry_s=0.01)
     before = _open_fds()
+    acked: list[str] = []
     refused: list[str] = []
     for i in range(12):  # each sync retires its segment (max_age_s=0)
         journal.append(CREATE, f"a/{i}.json", b"x", [])
@@ -432,25 +434,220 @@ def test_checkpoints_failing_on_a_broken_disk_bound_the_open_segments(tmp_path: 
             journal.sync()
         except OSError:
             refused.append(f"a/{i}.json")
-    assert refused  # the journal stopped acknowledging...
+        else:
+            acked.append(f"a/{i}.json")
+        for _ in range(500):  # (its checkpoint, failing, in the background)
+            if journal._checkpointer is None:
+                break
+            threading.Event().wait(0.01)
+    assert acked and refused  # the journal stopped acknowledging...
     while journal._preparing:  # (a spare being written holds a descriptor for a moment)
         threading.Event().wait(0.01)
-    assert _open_fds() - before <= 3 + 2  # ...holding its retired, current and spare segments
+    assert _open_fds() - before <= 3 + 2  # ...holding its kept, current and spare segments
     assert len(_segments(tmp_path)) <= 3 + 2
     broken = False
-    for _ in range(400):  # the checkpointer retries by itself, with no sync to prompt it
-        if not journal._retired:
+    threading.Event().wait(0.2)
+    assert journal.checkpoints == 0 and len(journal._kept) == 3  # never retried
+    journal.append(CREATE, "a/last.json", b"x", [])
+    with pytest.raises(OSError, match="kept for recovery"):
+        journal.sync()  # still refused: only a replay makes the kept ones durable
+    with pytest.raises(OSError):
+        journal.close()
+    assert _open_fds() <= before  # their locks released: the next opener replays them
+    replayed: list[str] = []
+
+    def replay(op: int, key: str, data: bytes, replaced: bytes | None) -> list[str]:
+        replayed.append(key)
+        return [key]
+
+    assert journal_mod.recover(folder, replay, make_durable) >= 3
+    assert set(acked) <= set(replayed)
+    assert _segments(tmp_path) == []
+
+
+def _fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths ``os.fsync`` is called on from now on, in order."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return synced
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd")
+def test_the_journal_folders_name_is_synced_before_the_first_sync_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment's name is durable only once the names of the folders above it are: the
+    first sync (a 202) must not return before ``.journal``'s name in the lake root (and the
+    root's own, when the lake made it) is synced — whoever created ``.journal`` (the lake's
+    lock makes it too). Failed before: only ``.journal`` itself was fsynced."""
+    synced = _fsynced_paths(monkeypatch)
+    root = tmp_path / "data" / "lake"
+    lake = FsspecLake(str(root))
+    assert synced[:2] == [str(tmp_path), str(tmp_path / "data")]  # "data"'s name, "lake"'s
+    synced.clear()
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    lake.sync()
+    assert str(root) in synced, synced
+    lake.checkpoint()
+
+    other = tmp_path / "other"
+    lake = FsspecLake(str(other))
+    with lake.exclusive():  # makes .journal (for its lock file), never syncing its name
+        pass
+    synced.clear()
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    lake.sync()
+    assert str(other) in synced, synced
+    lake.checkpoint()
+
+
+class _ErrseqDisk:
+    """A filesystem whose write-back errors are reported as Linux does (errseq): ``syncfs``
+    through a descriptor fails once for each error since the descriptor was opened (or since
+    it last reported one), and never for an error before its opening."""
+
+    def __init__(self) -> None:
+        self.errors = 0
+        self.seen: dict[int, int] = {}  # descriptor -> errors already reported to it
+        self.used: list[int] = []
+
+    def open(self, path: str, flags: int, *args: int, **kwargs: object) -> int:
+        fd = os.open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+        self.seen[fd] = self.errors
+        return fd
+
+    def syncfs(self, fd: int) -> int:
+        import ctypes
+        import errno
+
+        self.used.append(fd)
+        if self.seen.get(fd, self.errors) < self.errors:
+            self.seen[fd] = self.errors
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return 0
+
+
+class _OsWith:
+    """The ``os`` module with ``open`` replaced (for one module's view of it)."""
+
+    def __init__(self, opener: object) -> None:
+        self.open = opener
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+
+@pytest.mark.skipif(base_mod._SYNCFS is None, reason="Linux syncfs")
+def test_a_write_back_error_before_the_checkpoint_is_reported_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write-back error between a 202 and its checkpoint (the object's pages failed to
+    reach the disk) must fail that checkpoint, so the journal segment — the only durable copy
+    — stays for recovery. Linux reports it only to descriptors opened before it: a syncfs
+    through a descriptor opened for the call (the old code) succeeded, and the segment was
+    deleted. A forked child syncs through a descriptor of its own."""
+    disk = _ErrseqDisk()
+    monkeypatch.setattr(base_mod, "_SYNCFS", disk.syncfs)
+    monkeypatch.setattr(base_mod, "os", _OsWith(disk.open))
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    lake.sync()  # acknowledged
+    disk.errors += 1  # the object's write-back fails
+    lake.checkpoint()
+    assert len(_segments(tmp_path)) == 1  # kept: its record is the only durable copy
+    reopened = FsspecLake(str(tmp_path))  # (this writer is done: the next opener replays it)
+    assert reopened.recovered == 1
+    assert _segments(tmp_path) == [] and reopened.get("landing/x/a.json") == b"A"
+
+    handle = reopened._syncfs_handle
+    assert handle is not None
+    handle.syncfs()
+    parents = disk.used[-1]
+    pid = os.fork()
+    if pid == 0:  # the child must not advance the error cursor of its parent's descriptor
+        try:
+            handle.syncfs()
+            os._exit(0 if disk.used[-1] != parents else 1)
+        except BaseException:
+            os._exit(2)
+    assert os.waitpid(pid, 0)[1] == 0
+    handle.syncfs()
+    assert disk.used[-1] == parents
+    reopened.close()
+
+
+def test_close_waits_a_bounded_time_for_a_checkpoint_a_failing_disk_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A syncfs a failing disk holds up must not hang shutdown: close gives up after
+    ``close_wait_s``, says so, and leaves the segment (the acknowledged bytes' only durable
+    copy) on disk; the checkpoint, when it returns at last, deletes it. The old close waited
+    for it for good."""
+    entered, release = threading.Event(), threading.Event()
+
+    def make_durable(paths: set[str]) -> None:
+        entered.set()
+        release.wait(60)
+
+    journal = journal_mod.Journal(str(tmp_path / ".journal"), make_durable, close_wait_s=0.5)
+    journal.append(CREATE, "a/one.json", b"1", [])
+    journal.sync()
+    closer = threading.Thread(target=journal.close, daemon=True)
+    try:
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "close() waited for the checkpoint for good"
+        assert entered.is_set()
+        assert "did not finish within 0.5 s" in caplog.text
+        assert len(_segments(tmp_path)) == 1
+    finally:
+        release.set()
+    for _ in range(500):
+        if journal._checkpointer is None:
             break
         threading.Event().wait(0.01)
-    assert not journal._retired and journal.checkpoints == 3
-    journal._max_age_s = 60.0  # this segment stays current, for the look below
-    journal.append(CREATE, "a/last.json", b"x", [])
-    journal.sync()  # acknowledged again, and it covers every refused sync's record too
+    assert journal.checkpoints == 1 and _segments(tmp_path) == []
+
+
+def test_a_close_whose_sync_fails_still_stops_the_checkpointer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a disk that fails both the journal's fdatasync and the checkpoints, close raises
+    for the sync but still shuts the journal down: no thread left retrying for good on a
+    journal nobody holds (the old close raised at once and orphaned it), and the segments
+    stay on disk for recovery."""
+
+    def make_durable(paths: set[str]) -> None:
+        raise OSError(5, "Input/output error")
+
+    journal = journal_mod.Journal(
+        str(tmp_path / ".journal"), make_durable, max_age_s=0.0, retry_s=0.01, close_wait_s=2.0
+    )
+    journal.append(CREATE, "a/one.json", b"1", [])
+    journal.sync()  # retired: its checkpoint fails in the background
+    journal.append(CREATE, "a/two.json", b"2", [])
+
+    def eio(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_mod, "_datasync", eio)
+    with pytest.raises(OSError):
+        journal.close()
+    assert journal._closed
+    for _ in range(300):
+        if journal._checkpointer is None:
+            break
+        threading.Event().wait(0.01)
+    assert journal._checkpointer is None
     on_disk = {key for s in _segments(tmp_path) for _, key, _ in read_records(s.read_bytes())}
-    assert on_disk == {*refused, "a/last.json"}
-    journal.close()
-    assert _open_fds() <= before
-    assert _segments(tmp_path) == []
+    assert "a/one.json" in on_disk
 
 
 @pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
@@ -490,26 +687,60 @@ def test_unsynced_creates_link_nameless_files_made_ahead(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
-def test_an_unsynced_create_of_a_key_in_place_takes_no_nameless_file(
+def test_an_unsynced_create_of_a_key_in_place_frees_no_nameless_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A re-send (its key exists) is refused before a pooled nameless file is taken: one made
-    and freed per re-send cost an inode each, and ext4 scans past recently freed inodes on
-    every later create. ``link`` still decides a race; the kept bytes are the first's."""
+    """A re-send (its key exists) is answered by ``link`` itself, with no look-up first: the
+    pooled nameless file it wrote goes back to the pool emptied, and the next create takes
+    it. One made and freed per re-send cost an inode each, and ext4 scans past recently
+    freed inodes on every later create. The kept bytes are the first's."""
     lake = FsspecLake(str(tmp_path))
     assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")  # starts the pool
     pool = lake._inodes
     assert pool is not None
     taken: list[int | None] = []
-    take = pool.take
+    given: list[int] = []
+    take, give_back = pool.take, pool.give_back
     monkeypatch.setattr(pool, "take", lambda: taken.append(take()) or taken[-1])
+    monkeypatch.setattr(pool, "give_back", lambda fd: given.append(fd) or give_back(fd))
     assert not lake.put_if_absent_unsynced("landing/x/a.json", b"A")
-    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"other")
-    assert taken == [] and lake.get("landing/x/a.json") == b"A"
-    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B") and len(taken) == 1
+    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"other bytes, longer")
+    assert lake.get("landing/x/a.json") == b"A"
+    assert len(taken) == 2 and given == taken  # both given back, none freed
+    assert os.fstat(given[-1]).st_size == 0  # emptied
+    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B")
+    assert taken[-1] == given[-1]  # the next create wrote the one given back
+    assert lake.get("landing/x/b.json") == b"B"  # its bytes alone, from offset 0
     lake.sync()
     lake.checkpoint()
     assert lake.get("landing/x/b.json") == b"B"
+
+
+@pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
+def test_nameless_files_are_linked_through_proc_where_empty_path_links_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without CAP_DAC_READ_SEARCH ``linkat(AT_EMPTY_PATH)`` answers ENOENT: the link is made
+    through /proc instead, and the refused way is not tried again."""
+    import ctypes
+    import errno
+
+    calls: list[int] = []
+
+    def refused(*args: object) -> int:
+        calls.append(1)
+        ctypes.set_errno(errno.ENOENT)
+        return -1
+
+    monkeypatch.setattr(base_mod, "_LINKAT", refused)
+    monkeypatch.setattr(base_mod, "_empty_path_links", True)
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    assert lake.put_if_absent_unsynced("landing/x/b.json", b"B")
+    assert not lake.put_if_absent_unsynced("landing/x/a.json", b"A")
+    assert calls == [1] and base_mod._empty_path_links is False
+    assert lake.get("landing/x/a.json") == b"A" and lake.get("landing/x/b.json") == b"B"
+    lake.checkpoint()
 
 
 def test_recovery_makes_intact_objects_durable_before_deleting_their_journal(
@@ -542,3 +773,22 @@ def test_recovery_makes_intact_objects_durable_before_deleting_their_journal(
             assert os.path.dirname(folder) in covered, (folder, synced)
             folder = os.path.dirname(folder)
     assert lake.get("ids/x/c.json") == b"C2"
+
+
+def test_recovery_writes_intact_objects_again_in_place(tmp_path: Path) -> None:
+    """After a write-back error (why a writer keeps a segment for recovery) an object can
+    read back intact from the page cache while the disk lacks it; its pages are clean, so the
+    recovery's syncfs would not write them. Recovery writes its bytes again into the same
+    inode (a rename over the key meanwhile stays unharmed). Failed before: untouched."""
+    _killed_writer(tmp_path)
+    objects = [tmp_path / k for k in ("landing/x/a.json", "landing/x/b.json", "ids/x/c.json")]
+    before = {p: p.stat() for p in objects}
+    for p in objects:  # an mtime in the past: a write (even of the same bytes) moves it
+        os.utime(p, ns=(before[p].st_atime_ns, before[p].st_mtime_ns - 10**9))
+    lake = open_lake(str(tmp_path))
+    assert lake.recovered == 1  # type: ignore[attr-defined]
+    for p in objects:
+        after = p.stat()
+        assert after.st_ino == before[p].st_ino  # in place
+        assert after.st_mtime_ns > before[p].st_mtime_ns - 10**9, p  # written again
+    assert [p.read_bytes() for p in objects] == [b"A" * 100, b"B" * 100, b"C2"]

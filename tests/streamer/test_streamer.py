@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -457,3 +458,24 @@ def test_split_partitions_matches_a_row_by_row_split() -> None:
         (t, d, rows["i"].to_pylist()) for t, d, rows in split_partitions(pa.concat_tables(chunks))
     ]
     assert got == [(t, d, expected[(t, d)]) for t, d in sorted(expected)]
+
+
+def test_read_table_finds_a_lake_under_a_hidden_folder(tmp_path: Path) -> None:
+    """The default data dir is ``.tenpo``: its absolute lake path holds ``/.``, and every
+    table read back empty (the hidden-file filter looked at the whole path, not below the
+    table). A writer's hidden temp file under the table is still skipped."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from tenpo.lake import FsspecLake
+    from tenpo.lake.keys import table_key, table_prefix
+
+    lake = FsspecLake(str(tmp_path / ".tenpo" / "lake"))
+    rows = pa.table({"tenant_id": ["t1", "t1"], "value": [1, 2]})
+    buf = io.BytesIO()
+    pq.write_table(rows, buf)
+    lake.put(table_key("some_table", "t1", date(2026, 11, 2), "part-0"), buf.getvalue())
+    lake.put(f"{table_prefix('some_table', 't1', date(2026, 11, 2))}.tmp-x.parquet", b"junk")
+
+    assert read_table(lake, "some_table").column("value").to_pylist() == [1, 2]

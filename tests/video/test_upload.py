@@ -38,10 +38,10 @@ def mp4() -> bytes:
 
 @pytest.fixture
 def cams(gateway: Gateway) -> Gateway:  # noqa: F811
-    """Cameras: acme's cam-1 (Tokyo), beta's cam-9."""
-    for tenant, cam in (("acme", "cam-1"), ("beta", "cam-9")):
-        store = gateway.control.list_stores(tenant)[0]
-        gateway.control.create_device(tenant, cam, store.store_id, "rgb_camera")
+    """Cameras: acme's cam-1 (Tokyo; the gateway seed's), beta's cam-9."""
+    store = gateway.control.list_stores("beta")[0]
+    gateway.control.create_device("beta", "cam-9", store.store_id, "rgb_camera")
+    assert gateway.control.directory().device("acme", "cam-1") is not None
     return gateway
 
 

@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenpo.alerts import RULE_KINDS, Rule
 from tenpo.api._problems import problem_doc
-from tenpo.api.deps import ADMIN_ERRORS, READER_ERRORS, Admin, Control, Datamart, Reader
+from tenpo.api.deps import (
+    ADMIN_ERRORS,
+    READER_ERRORS,
+    Admin,
+    Control,
+    Datamart,
+    Reader,
+    SettingsDep,
+)
 from tenpo.datamart.alerts import AlertRecord, acknowledge, list_alerts
 
 __all__ = ["alert_router"]
@@ -61,7 +69,13 @@ class RuleIn(_Public):
         "receipts_without_visitors: min_hours; source_missing: source (pos|counter).",
     )
     stores: list[str] | None = Field(default=None, description="Only these stores (default all).")
-    webhook_url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    webhook_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2000,
+        description="Where alerts are POSTed: http(s) to a public address (a private one only "
+        "with the setting alert_webhook_allow_private).",
+    )
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=200)
 
 
@@ -150,8 +164,9 @@ def ack(
 
 
 @alert_router.put("/v1/alerts/rules", response_model=RuleOut, responses=_ADMIN, tags=["alerts"])
-def put_rule(caller: Admin, control: Control, rule: RuleIn) -> RuleOut:
-    """Create or replace one of the tenant's alert rules (kept in the control plane)."""
+def put_rule(caller: Admin, control: Control, settings: SettingsDep, rule: RuleIn) -> RuleOut:
+    """Create or replace one of the tenant's alert rules (kept in the control plane); a
+    webhook URL targeting a non-public address is a 422 unless the settings allow it."""
     tenant = caller.principal.tenant_id
     stored = Rule(
         tenant,
@@ -160,7 +175,12 @@ def put_rule(caller: Admin, control: Control, rule: RuleIn) -> RuleOut:
         dict(rule.params),
         None if rule.stores is None else frozenset(rule.stores),
     )  # BadInput (422) for an unknown kind or bad params
-    control.put_alert_rule(stored, rule.webhook_url, rule.webhook_secret)
+    control.put_alert_rule(
+        stored,
+        rule.webhook_url,
+        rule.webhook_secret,
+        allow_private_webhook=settings.alert_webhook_allow_private,
+    )
     return RuleOut(
         rule_id=rule.rule_id,
         kind=rule.kind,

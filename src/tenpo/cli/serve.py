@@ -41,7 +41,7 @@ def gateway(
     s = settings()
     host, port = host or s.gateway_host, port or s.gateway_port
     console.print(f"gateway on http://{host}:{port} (lake {s.lake_root})")
-    serve_one(create_app(s), host, port)
+    serve_one(create_app(s), host, port, s)
 
 
 @app.command("api")
@@ -58,7 +58,7 @@ def api(
     s = settings()
     host, port = host or s.api_host, port or s.api_port
     console.print(f"API on http://{host}:{port}")
-    serve_one(create_app(s), host, port)
+    serve_one(create_app(s), host, port, s)
 
 
 @app.command("iot")
@@ -121,7 +121,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def serve_one(app: Any, host: str, port: int) -> None:
+def serve_one(app: Any, host: str, port: int, s: Settings | None = None) -> None:
     """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then return (exit status 0).
 
     The first signal stops gracefully (open requests finish, the lifespan shuts down); a
@@ -129,7 +129,7 @@ def serve_one(app: Any, host: str, port: int) -> None:
     shutting down, so the process would die by it (status 128 + signal) instead of exiting
     cleanly. ``ConfigError`` when the server cannot start (port in use, failing start-up).
     """
-    server = _Server(_config(app, host, port))
+    server = _Server(_config(app, host, port, s))
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -186,9 +186,10 @@ async def serve_all(
                     create_gateway(s, control=control, lake=lake, bus=gateway_bus),
                     gateway_host,
                     gateway_port,
+                    s,
                 )
             ),
-            _Server(_config(create_api(s, control=control), api_host, api_port)),
+            _Server(_config(create_api(s, control=control), api_host, api_port, s)),
         ]
         stop = threading.Event()
 
@@ -238,8 +239,7 @@ async def serve_all(
                 log.warning("streamer did not stop within 60s")
 
 
-def _config(app: Any, host: str, port: int) -> uvicorn.Config:
-    # log_config=None keeps tenpo's logging; proxy_headers=False: the apps trust
-    # X-Forwarded-For from settings.trusted_proxies only (uvicorn's default believes any
-    # loopback peer).
-    return uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
+def _config(app: Any, host: str, port: int, s: Settings | None = None) -> uvicorn.Config:
+    from tenpo.gateway import server_config
+
+    return server_config(app, host, port, settings=s)

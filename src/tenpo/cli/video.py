@@ -455,7 +455,7 @@ def run_video_demo(base: Settings) -> list[str]:
         )
         chunks = rec.run(lambda: OpenCvSource(str(clip), start=start))
         server, thread = serve_in_thread(
-            create_gateway(cfg, control=control, lake=lake, bus=bus), "127.0.0.1", 0
+            create_gateway(cfg, control=control, lake=lake, bus=bus), "127.0.0.1", 0, settings=cfg
         )
         port = int(server.servers[0].sockets[0].getsockname()[1])
         try:

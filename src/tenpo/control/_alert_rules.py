@@ -48,9 +48,17 @@ class AlertRuleMethods:
         secret: str | None,
         *,
         check_stores: bool = True,
+        allow_private_webhook: bool = False,
     ) -> None:
         """Create or replace the tenant's rule ``rule.rule_id`` (with its webhook); BadInput
-        when it names a store the tenant does not have."""
+        when it names a store the tenant does not have, or a webhook URL that is not http(s)
+        or targets a non-public address (unless ``allow_private_webhook``; see
+        :func:`tenpo.alerts.webhook.check_webhook_url`)."""
+        if webhook_url is not None:
+            from tenpo.alerts.webhook import check_webhook_url
+
+            # A host that does not resolve now is stored: each delivery checks it again.
+            check_webhook_url(webhook_url, allow_private=allow_private_webhook, unresolved_ok=True)
         with self._write("alert rule written concurrently") as session:
             self._require_tenant(session, rule.tenant_id)
             if check_stores and rule.stores is not None:
@@ -90,8 +98,15 @@ class AlertRuleMethods:
             rule = Rule(
                 row["tenant_id"], row["rule_id"], row["kind"], json.loads(row["params"]), stores
             )
-            # As stored before (a store id gone since simply matches nothing).
-            self.put_alert_rule(rule, row["webhook_url"], row["webhook_secret"], check_stores=False)
+            # As stored before (a store id gone since simply matches nothing; a webhook now
+            # refused is kept, and its delivery refused, rather than the rule lost).
+            self.put_alert_rule(
+                rule,
+                row["webhook_url"],
+                row["webhook_secret"],
+                check_stores=False,
+                allow_private_webhook=True,
+            )
             added += 1
         return added
 

@@ -116,7 +116,29 @@ class Settings(BaseSettings):
         description="How long a gateway group-commit round waits for more requests before "
         "its one syncfs (each request is answered after the round that made it durable).",
     )
+    alert_webhook_allow_private: bool = Field(
+        False,
+        description="Let alert-rule webhooks target non-public addresses (loopback, RFC 1918, "
+        "link-local and cloud metadata, unique-local IPv6, or a host resolving to one); off, "
+        "such a URL is a 422 when the rule is stored and is not delivered to (checked again "
+        "after DNS resolution at each attempt). For receivers on a private network only.",
+    )
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    http_head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="The gateway's and the API's deadline for a request's head (request line and "
+        "headers), counted from the connection opening or the previous response: a connection "
+        "that trickles or sends nothing gets a 408 and is closed.",
+    )
+    http_body_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest pause allowed between two pieces of a request body (a slow uplink "
+        "keeps going; a stalled sender gets a 408, and nothing of its request is landed).",
+    )
     pos_max_body_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."
     )

@@ -168,6 +168,8 @@ def deliver_pending(
     client: httpx.Client,
     targets: Mapping[tuple[str, str], tuple[str, str]],
     ledger: DeliveryLedger | None = None,
+    *,
+    allow_private: bool = False,
     **retry: Any,
 ) -> dict[str, int]:
     """Deliver every undelivered alert whose rule has a webhook in ``targets`` ((tenant, rule
@@ -176,7 +178,8 @@ def deliver_pending(
 
     With a ``ledger``, an alert it already holds (delivered before the datamart was dropped
     and rebuilt) is only marked delivered here, with the ledger's time, and not sent again;
-    each new delivery is written to the ledger before the datamart row.
+    each new delivery is written to the ledger before the datamart row. ``allow_private``
+    (the setting ``alert_webhook_allow_private``) lets webhooks target non-public addresses.
     """
     ensure_alert_schema(engine)
     a = dm_alerts
@@ -208,7 +211,7 @@ def deliver_pending(
                 conn.execute(a.update().where(where).values(delivered_at=earlier))
             continue
         url, secret = targets[(alert.tenant_id, alert.rule_id)]
-        result = deliver(alert, url, secret, client=client, **retry)
+        result = deliver(alert, url, secret, client=client, allow_private=allow_private, **retry)
         counts["delivered" if result.delivered else "failed"] += 1
         delivered_at = datetime.now(UTC) if result.delivered else None
         if ledger is not None and delivered_at is not None:

@@ -214,7 +214,7 @@ def _run(
         lap("register")
 
         gateway_app = create_gateway(cfg, control=control, lake=lake, bus=bus)
-        gw_server, gw_thread = serve_in_thread(gateway_app, "127.0.0.1", 0)
+        gw_server, gw_thread = serve_in_thread(gateway_app, "127.0.0.1", 0, settings=cfg)
         cleanup.callback(stop_server, gw_server, gw_thread)
         gw_url = f"http://127.0.0.1:{bound_port(gw_server)}"
         streamer = Streamer(cfg, lake, bus, control.directory())
@@ -251,7 +251,7 @@ def _run(
 
         api_app = create_api(cfg, control=control, lake=lake)
         api_server, api_thread = serve_in_thread(
-            api_app, cfg.api_host, cfg.api_port if serve else 0
+            api_app, cfg.api_host, cfg.api_port if serve else 0, settings=cfg
         )
         cleanup.callback(stop_server, api_server, api_thread)
         result.api_url = f"http://{cfg.api_host}:{bound_port(api_server)}"

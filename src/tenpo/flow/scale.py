@@ -551,7 +551,7 @@ def _run_stages(
             st.amounts["devices"] = len(chain["devices"])
 
         gateway = create_gateway(cfg, control=control, lake=lake, bus=bus)
-        gw_server, gw_thread = serve_in_thread(gateway, "127.0.0.1", 0)
+        gw_server, gw_thread = serve_in_thread(gateway, "127.0.0.1", 0, settings=cfg)
         cleanup.callback(stop_server, gw_server, gw_thread)
         gw_url = f"http://127.0.0.1:{bound_port(gw_server)}"
         streamer = Streamer(cfg, lake, bus, control.directory())
@@ -640,7 +640,7 @@ def _run_stages(
         from tenpo.api import create_app as create_api
 
         api = create_api(cfg, control=control)
-        api_server, api_thread = serve_in_thread(api, "127.0.0.1", 0)
+        api_server, api_thread = serve_in_thread(api, "127.0.0.1", 0, settings=cfg)
         cleanup.callback(stop_server, api_server, api_thread)
         with stage("api") as st:
             advance = progress("api: every store's KPIs (stores)", len(chain["stores"]))

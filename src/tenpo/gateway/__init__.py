@@ -5,7 +5,7 @@ and announced on the bus; the answer is 202 with the object id. Errors are RFC 9
 problem JSON naming the cause.
 """
 
-from tenpo.gateway._server import bound_port, serve_in_thread, stop_server
+from tenpo.gateway._server import bound_port, serve_in_thread, server_config, stop_server
 from tenpo.gateway.app import create_app
 from tenpo.gateway.ingest import ControlPlane, Ingestor, IngestReceipt, Principal
 
@@ -17,5 +17,6 @@ __all__ = [
     "create_app",
     "bound_port",
     "serve_in_thread",
+    "server_config",
     "stop_server",
 ]

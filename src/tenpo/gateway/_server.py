@@ -6,17 +6,46 @@ import logging
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["bound_port", "serve_in_thread", "stop_server"]
+from tenpo.core.settings import Settings
+from tenpo.gateway._deadlines import deadline_protocol
+
+__all__ = ["bound_port", "serve_in_thread", "server_config", "stop_server"]
 
 log = logging.getLogger(__name__)
 
 
+def server_config(
+    app: ASGIApp, host: str, port: int, *, settings: Settings | None = None, **options: Any
+) -> uvicorn.Config:
+    """uvicorn's config for a tenpo server: tenpo's logging, no proxy headers, and HTTP
+    deadlines (``http_head_timeout_s``, ``http_body_idle_timeout_s``) against stalled clients."""
+    s = settings or Settings()
+    # log_config=None keeps the process's logging setup (tenpo's Rich handler).
+    # proxy_headers=False: apps decide which proxies' X-Forwarded-For to believe (uvicorn's
+    # default believes any loopback peer).
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=False,
+        http=deadline_protocol(s.http_head_timeout_s, s.http_body_idle_timeout_s),
+        **options,
+    )
+
+
 def serve_in_thread(
-    app: ASGIApp, host: str, port: int, *, timeout: float = 30.0
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 30.0,
+    settings: Settings | None = None,
 ) -> tuple[uvicorn.Server, threading.Thread]:
     """Start ``app`` on ``host:port`` (0 = any free port) and return once it accepts connections.
 
@@ -24,11 +53,7 @@ def serve_in_thread(
     ``server.servers[0].sockets[0].getsockname()[1]``. Raises ``RuntimeError`` when the server
     cannot start (port in use, failing lifespan) and ``TimeoutError`` after ``timeout`` s.
     """
-    # log_config=None keeps the process's logging setup (tenpo's Rich handler).
-    # proxy_headers=False: apps decide which proxies' X-Forwarded-For to believe.
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, log_level="warning", proxy_headers=False
-    )
+    config = server_config(app, host, port, settings=settings, log_level="warning")
     server = uvicorn.Server(config)
     failures: list[BaseException] = []
 

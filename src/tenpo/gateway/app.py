@@ -123,6 +123,7 @@ def _open_state(
         from tenpo.lake import open_lake
 
         lake = open_lake(settings.lake_root)
+        owned.callback(lake.close)  # (after the landing zone's checkpoint, below the yield)
     if bus is None:
         from tenpo.bus import open_bus
 

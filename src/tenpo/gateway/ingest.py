@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _ID_SHOWN = 64
+_CAMERA_KIND = "rgb_camera"
+"""The device kind whose visitor events (and video chunks) the gateway takes."""
 """Characters of an unknown id a 403 problem member repeats (ids are at most 64)."""
 
 JSONL_UTF8 = "application/x-ndjson"
@@ -234,7 +236,8 @@ class Ingestor:
     def visitor_events(
         self, principal: Principal, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
-        """Land a JSON Lines batch of visitor events as the video analyzer emits them."""
+        """Land a JSON Lines batch of visitor events as the video analyzer emits them, when
+        every camera it names is a registered ``rgb_camera`` of the tenant."""
         return _receipt(*self._visitor_events(principal, body, idempotency_key))
 
     async def visitor_events_async(
@@ -253,6 +256,10 @@ class Ingestor:
     ) -> tuple[Landed, dict[str, int]]:
         _checks.require_body(body)
         events = _checks.jsonl_objects(body)
+        # As devices: another tenant's (or an unknown) camera is refused here, not landed and
+        # quarantined later. A line without a camera_id string is the Pre-ETL's to reject.
+        cameras = {e["camera_id"] for e in events if isinstance(e.get("camera_id"), str)}
+        self._require_cameras(principal.tenant_id, cameras)
         landed = self._land(
             principal,
             "visitor_events",
@@ -284,6 +291,18 @@ class Ingestor:
                 raise Forbidden(
                     f"store code {_checks.shown(code)} is not a store of tenant {tenant_id!r}",
                     store_code=code[:_ID_SHOWN],
+                )
+
+    def _require_cameras(self, tenant_id: str, camera_ids: set[str]) -> None:
+        directory = self._control.directory()
+        for camera_id in sorted(camera_ids):
+            _checks.require_text(camera_id, "camera_id")
+            device = directory.device(tenant_id, camera_id)
+            if device is None or device.kind != _CAMERA_KIND:
+                raise Forbidden(
+                    f"camera {_checks.shown(camera_id)} is not a registered {_CAMERA_KIND} of"
+                    f" tenant {tenant_id!r}",
+                    camera_id=camera_id[:_ID_SHOWN],
                 )
 
     def _land(

@@ -78,6 +78,10 @@ class Lake(ABC):
         """Sync, then make the unsynced writes durable in place, so that nothing depends on a
         write-ahead journal any more (a clean shutdown of the gateway)."""
 
+    def close(self) -> None:
+        """:meth:`checkpoint`, then release what the lake holds open; not used afterwards."""
+        self.checkpoint()
+
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         """A lock held against every other holder of this lake's, in any process of this
         host (a local lake's is a ``flock``): for the rare repair of an object a crash left
@@ -146,8 +150,17 @@ class FsspecLake(Lake):
         """Folders known to exist (a put there skips the look-up; see :meth:`_makedirs`)."""
         self._inodes: _InodePool | None = None
         """Nameless files made ahead for unsynced creates (opened with the journal)."""
+        self._syncfs_handle: _SyncfsHandle | None = None
         if self._local:
-            os.makedirs(self._root, exist_ok=True)
+            try:
+                _makedirs_durably(self._root)
+                if _SYNCFS is not None:
+                    # Opened before any write of this lake: errors of later write-backs are
+                    # reported to it (a descriptor opened later misses those before it).
+                    self._syncfs_handle = _SyncfsHandle(self._root)
+                    weakref.finalize(self, self._syncfs_handle.close)
+            except OSError as exc:
+                raise LakeError(f"cannot open the lake at {self._root}: {exc}") from exc
             try:
                 self.recovered = self._recover_journal()
             except OSError as exc:  # e.g. a read-only or full disk: a dead writer's acked
@@ -272,6 +285,15 @@ class FsspecLake(Lake):
         except OSError as exc:
             raise LakeError(f"cannot make the lake's writes durable: {exc}") from exc
 
+    def close(self) -> None:
+        """Checkpoint (:meth:`checkpoint`), then release the descriptor the lake keeps open
+        for ``syncfs``; the lake must not be used afterwards."""
+        try:
+            self.checkpoint()
+        finally:
+            if self._syncfs_handle is not None:
+                self._syncfs_handle.close()
+
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         if not self._local:
             return _PROCESS_LOCK
@@ -346,8 +368,8 @@ class FsspecLake(Lake):
     def _make_durable(self, paths: set[str]) -> None:
         """Make files and folders durable in place: one ``syncfs`` (Linux) or an fsync of
         each, files before folders (a folder's fsync makes the names in it durable)."""
-        if _SYNCFS is not None:
-            _syncfs(self._root)
+        if self._syncfs_handle is not None:
+            self._syncfs_handle.syncfs()
             return
         for path in sorted(paths, key=os.path.isdir):
             with contextlib.suppress(FileNotFoundError):  # replaced or deleted since
@@ -363,16 +385,16 @@ class FsspecLake(Lake):
         An object that reads back intact is returned too: a writer killed after its sync
         (SIGKILL, OOM; not a power loss) leaves it in the page cache, maybe not on disk, and
         the segment about to be deleted is its only durable copy. So are the folders up to
-        the root, whose names the writer may not have synced either.
+        the root, whose names the writer may not have synced either. Its bytes are written
+        again in place (same inode: a concurrent rename over the key is unharmed): after a
+        write-back error — the reason a live writer keeps a segment for recovery — the page
+        cache can hold bytes the disk does not, clean, so a ``syncfs`` would not write them,
+        and the error was reported to the writer's descriptor, not to ours.
         """
         full = self._full(key)
         folder = os.path.dirname(full)
         if op != UNCHECKED_PUT:
-            try:
-                with open(full, "rb") as fh:
-                    kept = fh.read()
-            except FileNotFoundError:
-                kept = None
+            kept = _read_rewriting(full, data)
             if kept == data:
                 return [full, *self._ancestors(folder)]
             if (
@@ -502,6 +524,24 @@ def _lock_path(journal_dir: str) -> str:
     return os.path.join(journal_dir, "lake.lock")
 
 
+def _read_rewriting(full: str, data: bytes) -> bytes | None:
+    """The bytes at ``full`` (None when missing); when they equal ``data``, written again in
+    place, so that they are dirty in the page cache (see :meth:`FsspecLake._replay`)."""
+    try:
+        fd = os.open(full, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except PermissionError:  # (not ours to write: only read, as before)
+        with open(full, "rb") as fh:
+            return fh.read()
+    with open(fd, "r+b") as fh:
+        kept = fh.read()
+        if kept == data:
+            fh.seek(0)
+            fh.write(data)
+    return kept
+
+
 def _digest_of(full: str) -> bytes | None:
     """The SHA-256 of the file at ``full``; None when there is none."""
     try:
@@ -537,18 +577,24 @@ def _create_local(
     gives the nameless file when it has one ready (:class:`_InodePool`).
     """
     folder = os.path.dirname(full)
-    if os.path.lexists(full):
-        # Durable: spares the fsync. Unsynced: spares making (and freeing) a nameless file
-        # for a re-send; ext4 scans past recently freed inodes on every later create. Either
-        # way ``link`` alone decides who wins.
-        return False
-    ready = pool.take() if pool is not None else None
+    ready = pool.take() if pool is not None and not durable else None
     if ready is not None:
+        # No look-up first: ``link`` answers whether the key exists, and a nameless file a
+        # re-send wrote in vain goes back to the pool emptied (not freed: ext4 scans past
+        # recently freed inodes on every later create).
         try:
-            return _link_tmpfile(ready, full, data, durable=durable)
+            if _link_tmpfile(ready, full, data, durable=False, keep=True):
+                return True
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # (a folder on another filesystem: made there)
                 raise
+        else:
+            pool.give_back(ready)  # type: ignore[union-attr] # (ready came from it)
+            return False
+    if os.path.lexists(full):
+        # Durable: spares the fsync. Unsynced: spares making (and freeing) a nameless file
+        # for a re-send. Either way ``link`` alone decides who wins.
+        return False
     if _TMPFILE_LINKS:
         try:
             fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o666)
@@ -620,6 +666,13 @@ class _InodePool:
             self._wanted.set()  # (set() takes a lock and notifies: once per refill)
         return fd
 
+    def give_back(self, fd: int) -> None:
+        """Return an empty nameless file :meth:`take` gave (a create found its key taken)."""
+        if self._closed or self._forked:
+            os.close(fd)
+            return
+        self._fds.appendleft(fd)
+
     def close(self) -> None:
         """Close the ready files (nothing was written to them) and make no more."""
         self._closed = True
@@ -663,26 +716,75 @@ if hasattr(os, "register_at_fork"):  # (POSIX)
     os.register_at_fork(after_in_child=_forked_child)
 
 
-def _link_tmpfile(fd: int, full: str, data: bytes, *, durable: bool) -> bool:
+def _link_tmpfile(fd: int, full: str, data: bytes, *, durable: bool, keep: bool = False) -> bool:
     """Write ``data`` to the nameless file ``fd``, then link it at ``full`` unless that
-    exists (``link`` is the atomic create-if-absent); closes ``fd``."""
+    exists (``link`` is the atomic create-if-absent); closes ``fd``, except, with ``keep``,
+    when ``full`` existed: ``fd`` is then left open and empty again, for another create."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        view, at = memoryview(data), 0
+        while at < len(data):  # (at offsets: an emptied file given back is written again)
+            at += os.pwrite(fd, view[at:], at)
         if durable:
             os.fsync(fd)
-        try:
-            # linkat(AT_SYMLINK_FOLLOW) of the fd's /proc entry; an absolute path ignores the
-            # dir fd, which is passed only because os.link calls plain link() without one.
-            os.link(f"/proc/self/fd/{fd}", full, src_dir_fd=fd, follow_symlinks=True)
-        except FileExistsError:
+        _link_fd(fd, full)
+    except FileExistsError:
+        if not keep:
+            os.close(fd)
             return False
-    finally:
+        try:
+            os.ftruncate(fd, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return False
+    except BaseException:
         os.close(fd)
+        raise
+    os.close(fd)
     if durable:
         _fsync_path(os.path.dirname(full))
     return True
+
+
+def _load_linkat() -> Any:
+    """libc's ``linkat`` (Linux), for ``AT_EMPTY_PATH``; None where it is missing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        linkat = libc.linkat
+    except (OSError, AttributeError):
+        return None
+    linkat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    linkat.restype = ctypes.c_int
+    return linkat
+
+
+_LINKAT = _load_linkat()
+_AT_FDCWD, _AT_EMPTY_PATH = -100, 0x1000
+_empty_path_links = _LINKAT is not None
+"""Whether ``linkat(fd, "", AT_EMPTY_PATH)`` is allowed here (it needs CAP_DAC_READ_SEARCH):
+it skips the /proc look-up of the other way, half a link's CPU. Cleared on first refusal."""
+
+
+def _link_fd(fd: int, full: str) -> None:
+    """Give the nameless file ``fd`` the name ``full`` (``FileExistsError`` if taken)."""
+    global _empty_path_links
+    if _empty_path_links:
+        if _LINKAT(fd, b"", _AT_FDCWD, os.fsencode(full), _AT_EMPTY_PATH) == 0:
+            return
+        err = ctypes.get_errno()
+        if err != errno.ENOENT:
+            raise OSError(err, os.strerror(err), full)
+        # ENOENT: no capability for AT_EMPTY_PATH, or the folder is gone; the /proc way
+        # below tells which (and answers the latter itself).
+        os.link(f"/proc/self/fd/{fd}", full, src_dir_fd=fd, follow_symlinks=True)
+        _empty_path_links = False
+        log.debug("linkat(AT_EMPTY_PATH) refused: nameless files are linked through /proc")
+        return
+    # linkat(AT_SYMLINK_FOLLOW) of the fd's /proc entry; an absolute path ignores the dir
+    # fd, which is passed only because os.link calls plain link() without one.
+    os.link(f"/proc/self/fd/{fd}", full, src_dir_fd=fd, follow_symlinks=True)
 
 
 def _fsync_path(path: str) -> None:
@@ -707,15 +809,79 @@ def _load_syncfs() -> object | None:
 _SYNCFS = _load_syncfs()
 
 
-def _syncfs(folder: str) -> None:
-    """``syncfs`` on the filesystem holding ``folder`` (data, inodes and directory entries)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if _SYNCFS(fd) != 0:  # type: ignore[operator]
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
+class _SyncfsHandle:
+    """A descriptor of a lake's root, opened with the lake and kept, for ``syncfs``.
+
+    Linux reports a filesystem's write-back error to a descriptor only if it happened after
+    that descriptor was opened, and to each descriptor once (errseq): a descriptor opened per
+    ``syncfs`` misses an error of a write-back between two calls, and a checkpoint then
+    deletes the journal of bytes that never reached the disk. A forked child opens its own:
+    the inherited one shares its parent's open file, whose error cursor a ``syncfs`` of the
+    child would advance — the parent would never see that error.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+        self._pid = os.getpid()
+        self._users = 0
+        self._closed = False
+
+    def syncfs(self) -> None:
+        """``syncfs`` of the lake's filesystem; ``OSError`` with the error it reports."""
+        with self._lock:
+            if self._closed:
+                raise OSError(errno.EBADF, f"the lake at {self._folder} is closed")
+            if self._pid != os.getpid():
+                # The parent's descriptor: never used here (see the class docstring); the
+                # parent's writes are the parent's to make durable.
+                inherited = self._fd
+                self._fd = os.open(self._folder, os.O_RDONLY | os.O_CLOEXEC)
+                self._pid = os.getpid()
+                with contextlib.suppress(OSError):
+                    os.close(inherited)
+            fd = self._fd
+            self._users += 1
+        try:
+            if _SYNCFS(fd) != 0:  # type: ignore[operator]
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._closed and not self._users:
+                    self._release()
+
+    def close(self) -> None:
+        """Close the descriptor (once no ``syncfs`` runs through it)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self._users:
+                self._release()
+
+    def _release(self) -> None:
+        if self._pid == os.getpid():  # (a child that never synced holds its parent's number)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+
+
+def _makedirs_durably(folder: str) -> None:
+    """Create ``folder`` and its missing parents, each new name synced in its parent."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # (another process made it meanwhile)
+            os.mkdir(path)
+        _fsync_path(os.path.dirname(path))
 
 
 def open_lake(root: str) -> Lake:

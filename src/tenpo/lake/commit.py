@@ -1,16 +1,21 @@
 """Group commit: concurrent writers share one durability round.
 
 A writer puts its objects with the lake's ``*_unsynced`` methods, then calls
-:meth:`GroupCommit.commit` with what should follow durability (an event to publish). One
-committer thread runs rounds: it takes every commit asked so far, makes the lake durable
-(:meth:`tenpo.lake.Lake.sync`: one ``syncfs`` for all of them), hands the items of the round
-to ``flush`` (one bus transaction), and only then releases their writers. A round starts
-after every commit it covers was asked, hence after the writes before it, so nobody returns
-— and no gateway answers 202 — before its bytes are on disk. Writers that arrive while a
-round runs form the next one: the busier the gateway, the more requests per ``syncfs``.
+:meth:`GroupCommit.commit` with what should follow durability (an event to publish). A
+*syncer* thread runs rounds: it takes every commit asked so far, makes the lake durable
+(:meth:`tenpo.lake.Lake.sync`: one journal ``fdatasync`` for all of them), hands the items of
+the round to ``flush`` (one bus transaction), and only then releases their writers. A round
+starts after every commit it covers was asked, hence after the writes before it, so nobody
+returns — and no gateway answers 202 — before its bytes are on disk. Writers that arrive
+while a round runs form the next one: the busier the gateway, the more requests per sync.
 
-:meth:`GroupCommit.commit_async` is the same for an asyncio caller: the event loop awaits
-the round instead of parking a thread on it (the committer wakes each loop once per round).
+:meth:`GroupCommit.submit_async` is the same for an asyncio caller whose writes themselves
+are blocking: a *stager* thread runs the works (the writes) as they are asked, one after the
+other, and hands each finished one to the syncer; the event loop awaits the round instead of
+parking a thread on it (one wake-up per loop per round). The two threads form a pipeline:
+the works of the next round run while the current round's ``fdatasync`` and publish wait on
+the disk, so a round costs the longer of the two, not their sum (with every request of a
+closed loop of clients in one round, the sum was the whole cycle).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tenpo.core.errors import LakeError, TenpoError
@@ -35,7 +41,29 @@ _Work = tuple[Callable[[], tuple[T, R]], asyncio.AbstractEventLoop, "asyncio.Fut
 """A :meth:`GroupCommit.submit_async` call: its work, its caller's loop and future."""
 
 _IDLE_EXIT_S = 5.0
-"""The committer thread ends after this long without commits (a new one starts on demand)."""
+"""The committer's threads end after this long without commits (new ones start on demand)."""
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A thread blocked in :meth:`GroupCommit.commit` (settled under the condition)."""
+
+    done: bool = False
+    error: BaseException | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Ready:
+    """A commit awaiting the next round: its item (None when its work failed) and whom to
+    answer: a thread's waiter, or an async caller's loop and future with the work's result
+    or error."""
+
+    item: Any
+    waiter: _Waiter | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[Any] | None = None
+    result: Any = None
+    failed: BaseException | None = None
 
 
 class GroupCommit(Generic[T]):
@@ -58,12 +86,10 @@ class GroupCommit(Generic[T]):
         self._window_s = window_s
         self._name = name
         self._cond = threading.Condition()
-        self._asked = 0  # tickets handed out
-        self._done = 0  # tickets covered by a finished round
-        self._items: list[T] = []
-        self._failures: list[tuple[int, int, BaseException]] = []  # (first, last, error)
-        self._works: list[_Work[T, Any]] = []
-        self._thread: threading.Thread | None = None
+        self._works: list[_Work[T, Any]] = []  # asked, not run yet (the stager's)
+        self._ready: list[_Ready] = []  # written, awaiting a round (the syncer's)
+        self._stager: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
         self._stopping = False
         self.rounds = 0
         """Rounds run so far (for tests and benchmarks)."""
@@ -71,92 +97,115 @@ class GroupCommit(Generic[T]):
     def commit(self, item: T) -> None:
         """Return once a round that began after this call made the lake durable and flushed
         ``item``; raise that round's :class:`LakeError` or flush error otherwise."""
+        waiter = _Waiter()
         with self._cond:
-            self._asked += 1
-            ticket = self._asked
-            self._items.append(item)
-            self._start()
-            self._cond.notify_all()
-            while self._done < ticket:
+            self._ready.append(_Ready(item, waiter=waiter))
+            self._start_syncer()
+            while not waiter.done:
                 self._cond.wait()
-            for first, last, error in self._failures:
-                if first <= ticket <= last:
-                    raise copy.copy(error)  # one object per waiter: each gets its own traceback
+        if waiter.error is not None:
+            raise copy.copy(waiter.error)  # one object per waiter: each gets its own traceback
 
     def commit_async(self, item: T) -> asyncio.Future[None]:
         """:meth:`commit` for a caller on an event loop: a future of the running loop, done
         once a round that began after this call made the lake durable and flushed ``item``
         (or failed with that round's error). Await it; it never blocks the loop."""
-        return self.submit_async(lambda: (item, None))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._cond:
+            self._ready.append(_Ready(item, loop=loop, future=future))
+            self._start_syncer()
+        return future
 
     def submit_async(self, work: Callable[[], tuple[T, R]]) -> asyncio.Future[R]:
-        """Run ``work`` in the committer's next round, then make the lake durable and flush
-        its item; a future of the running loop with ``work``'s result, done after both.
+        """Run ``work`` in the stager thread, then make the lake durable and flush its item in
+        the next round; a future of the running loop with ``work``'s result, done after both.
 
         ``work`` does the blocking writes (``*_unsynced``) and returns ``(item, result)``;
-        what it raises is the future's exception (and nothing is flushed for it). The
-        round runs the works of every caller that asked so far one after the other, then
-        one ``sync`` and one ``flush`` for all: an event loop pays no thread hop per
-        request, only one wake-up per round.
+        what it raises is the future's exception (and nothing is flushed for it), answered
+        after the next round like the others. The stager runs the works of every caller in
+        the order asked, one after the other, while the syncer runs the round before: an
+        event loop pays no thread hop per request, only one wake-up per round.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         with self._cond:
-            self._asked += 1
             self._works.append((work, loop, future))
-            self._start()
-            self._cond.notify_all()
+            if self._stager is None:
+                self._stager = self._thread(self._stage_loop, "stage")
+            elif len(self._works) == 1:
+                self._cond.notify_all()  # (later ones find the stager awake)
         return future
 
-    def _start(self) -> None:
-        """The committer thread, started if none runs (under _cond)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
+    def _start_syncer(self) -> None:
+        """The syncer thread, started if none runs, and woken (under _cond)."""
+        if self._syncer is None:
+            self._syncer = self._thread(self._sync_loop, "sync")
+        else:
+            self._cond.notify_all()
+
+    def _thread(self, target: Callable[[], None], role: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=f"{self._name}-{role}", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
-        """Finish the pending rounds and stop the committer thread (a later commit starts a
-        new one)."""
+        """Finish the pending works and rounds and stop the threads (a later commit starts
+        new ones)."""
         with self._cond:
             self._stopping = True
-            thread = self._thread
             self._cond.notify_all()
-        if thread is not None:
-            thread.join()
+            stager = self._stager
+        if stager is not None:
+            stager.join()  # every work run and handed to the syncer...
+        with self._cond:
+            syncer = self._syncer
+            self._cond.notify_all()
+        if syncer is not None:
+            syncer.join()  # ...and every round run
         with self._cond:
             self._stopping = False
 
-    def _run(self) -> None:
+    def _stage_loop(self) -> None:
         while True:
             with self._cond:
                 idle_since = time.monotonic()
-                while self._asked == self._done:
-                    idle = self._stopping or time.monotonic() - idle_since > _IDLE_EXIT_S
-                    if idle:
-                        self._thread = None
+                while not self._works:
+                    if self._stopping or time.monotonic() - idle_since > _IDLE_EXIT_S:
+                        self._stager = None
+                        self._cond.notify_all()
+                        return
+                    self._cond.wait(timeout=_IDLE_EXIT_S)
+                works, self._works = self._works, []
+            for fn, loop, future in works:
+                item, result, failed = _attempt(fn)
+                ready = _Ready(item, loop=loop, future=future, result=result, failed=failed)
+                with self._cond:  # at once: the round under way may still take it
+                    self._ready.append(ready)
+                    self._start_syncer()
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._cond:
+                idle_since = time.monotonic()
+                while not self._ready:
+                    stopped = self._stopping and self._stager is None
+                    if stopped or time.monotonic() - idle_since > _IDLE_EXIT_S:
+                        self._syncer = None
                         return
                     self._cond.wait(timeout=_IDLE_EXIT_S)
             if self._window_s > 0:
                 time.sleep(self._window_s)
             with self._cond:
-                first, last = self._done + 1, self._asked
-                items, self._items = self._items, []
-                works, self._works = self._works, []
-            done: list[tuple[_Work[T, Any], Any, BaseException | None]] = []
-            for work in works:
-                item, result, failed = _attempt(work[0])
-                if failed is None:
-                    items.append(item)  # type: ignore[arg-type] # set when the work succeeded
-                done.append((work, result, failed))
+                batch, self._ready = self._ready, []
+            items = [r.item for r in batch if r.failed is None]
             error = self._round(items)
-            _wake(done, error)
+            _wake(batch, error)
             with self._cond:
-                self._done = last
                 self.rounds += 1
-                # Keep only failures that a waiter of a recent round may still look up.
-                self._failures = [f for f in self._failures if f[1] > last - 100_000]
-                if error is not None:
-                    self._failures.append((first, last, error))
+                for ready in batch:
+                    if ready.waiter is not None:
+                        ready.waiter.error, ready.waiter.done = error, True
                 self._cond.notify_all()
 
     def _round(self, items: list[T]) -> BaseException | None:
@@ -180,16 +229,16 @@ def _attempt(work: Callable[[], tuple[T, R]]) -> tuple[T | None, R | None, BaseE
     return item, result, None
 
 
-def _wake(
-    done: list[tuple[_Work[T, Any], Any, BaseException | None]], error: BaseException | None
-) -> None:
+def _wake(batch: list[_Ready], error: BaseException | None) -> None:
     """Settle the async callers of a finished round: one wake-up per event loop."""
     by_loop: dict[
         asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
     ] = {}
-    for (_, loop, future), result, failed in done:
-        outcome = failed if failed is not None else error
-        by_loop.setdefault(loop, []).append((future, result, outcome))
+    for ready in batch:
+        if ready.loop is None or ready.future is None:
+            continue  # a thread's commit: settled under the condition
+        outcome = ready.failed if ready.failed is not None else error
+        by_loop.setdefault(ready.loop, []).append((ready.future, ready.result, outcome))
     for loop, settled in by_loop.items():
         try:
             loop.call_soon_threadsafe(_settle, settled)

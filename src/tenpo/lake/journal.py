@@ -20,9 +20,19 @@ record that is not intact, so the zeros after the last record read as its end.
 current one is large or old, and a background thread then makes the objects of the old one
 durable in place (``syncfs``, or an fsync of each file and folder where that is missing) and
 deletes it. No request waits for a checkpoint. A checkpoint that fails (the filesystem reports
-write-back errors) is retried with a growing pause; while ``max_retired`` synced segments await
-one, :meth:`Journal.sync` refuses (``OSError``: nobody is answered for bytes whose only durable
-copy is a journal on a failing disk), so segments — each an open, locked file — never pile up.
+write-back errors) is not retried: Linux reports a write-back error once per descriptor
+(errseq), so a later ``syncfs`` that succeeds proves nothing about the pages that failed, which
+the kernel may have dropped. Every segment that held records when the error was reported is
+*kept* instead — locked while this process lives, replayed by the next opener of the lake — and
+while ``max_retired`` segments are kept or await a checkpoint, :meth:`Journal.sync` refuses
+(``OSError``: nobody is answered for bytes whose only durable copy is a journal on a failing
+disk), so segments — each an open, locked file — never pile up. Only the deletion of a segment
+whose objects are durable is retried, with a growing pause.
+
+The journal's folder is created (and its name synced in the lake root) by the first segment a
+:class:`Journal` makes: a segment's name is durable only once every folder above it is.
+:meth:`Journal.close` waits at most ``close_wait_s`` for the background threads; what they have
+not finished stays on disk for recovery (logged), never deleted unsynced.
 
 *Recovery* (:func:`recover`, run when a local lake is opened): a segment whose writer is gone
 — its ``flock`` is free; a live writer holds its segments locked until they are checkpointed —
@@ -76,7 +86,11 @@ _MAX_AGE_S = 10.0
 _MAX_RETIRED = 8
 """Synced segments awaiting their checkpoint past which :meth:`Journal.sync` refuses."""
 _RETRY_S = 0.5
-"""The first pause before a failed checkpoint is tried again; it doubles, up to 64 times."""
+"""The first pause before a failed deletion of a checkpointed segment is tried again; it
+doubles, up to 64 times."""
+_CLOSE_WAIT_S = 5.0
+"""How long :meth:`Journal.close` waits for a background thread (a checkpoint, a spare being
+preallocated) that a failing disk holds up."""
 
 _datasync = getattr(os, "fdatasync", os.fsync)
 _NEW = ".new"
@@ -94,6 +108,11 @@ class _Segment:
     """Bytes of records (and the header) written: where the next record goes."""
     touched: set[str] = field(default_factory=set)
     """Files and folders its records created or changed: what its checkpoint makes durable."""
+    durable: bool = False
+    """Its checkpoint made its objects durable (only its deletion is left to retry)."""
+    kept: bool = False
+    """Held records when a write-back error was reported: never checkpointed by this process,
+    left for recovery."""
 
 
 def _record(op: int, key: str, data: bytes, replaced: bytes | None = None) -> bytes:
@@ -122,6 +141,7 @@ class Journal:
         max_age_s: float = _MAX_AGE_S,
         max_retired: int = _MAX_RETIRED,
         retry_s: float = _RETRY_S,
+        close_wait_s: float = _CLOSE_WAIT_S,
     ) -> None:
         self.folder = folder
         self._make_durable = make_durable
@@ -129,6 +149,9 @@ class Journal:
         self._max_age_s = max_age_s
         self._max_retired = max_retired
         self._retry_s = retry_s
+        self._close_wait_s = close_wait_s
+        self._folder_synced = False
+        """The folder's name was synced in its parent by this journal (its first segment)."""
         self._lock = threading.Lock()  # appends, and the swap of the current segment
         self._sync_lock = threading.Lock()  # one sync at a time (see sync)
         self._current: _Segment | None = None
@@ -138,7 +161,8 @@ class Journal:
         """Records of a failed sync not yet rewritten into a fresh segment (its creation failed
         too): the next sync writes them first, and fails while it cannot."""
         self._unwritten_touched: set[str] = set()
-        self._retired: list[_Segment] = []  # synced, awaiting (or failed) their checkpoint
+        self._retired: list[_Segment] = []  # synced, awaiting their checkpoint
+        self._kept: list[_Segment] = []  # their checkpoint failed: left for recovery
         self._spare: _Segment | None = None  # preallocated, for when the current one retires
         self._preparing = False
         self._closed = False
@@ -175,11 +199,12 @@ class Journal:
         """
         with self._sync_lock:
             with self._lock:
-                if len(self._retired) >= self._max_retired:
+                if len(self._retired) + len(self._kept) >= self._max_retired:
                     raise OSError(
                         errno.EIO,
-                        f"{len(self._retired)} journal segments under {self.folder} await a "
-                        "checkpoint that keeps failing (the disk reports write-back errors)",
+                        f"{len(self._kept)} journal segments under {self.folder} are kept for "
+                        f"recovery and {len(self._retired)} await a checkpoint (the disk "
+                        "reports write-back errors; a restart replays the kept ones)",
                     )
                 self._rewrite_unwritten()  # OSError: still unwritten, and this sync fails
                 segment = self._current
@@ -216,25 +241,58 @@ class Journal:
 
     def close(self) -> None:
         """Sync, checkpoint every segment and delete it (an object's durability then no
-        longer depends on the journal). Segments a checkpoint failed for stay on disk, for
-        recovery."""
-        self.sync()
+        longer depends on the journal); ``OSError`` if the sync fails.
+
+        Waits at most ``close_wait_s`` for the background threads (a failing disk can hold a
+        ``syncfs`` for minutes): segments not checkpointed by then — and those a checkpoint
+        failed for — stay on disk, for the recovery of the next opener (logged, not raised:
+        their records are durable in them, and nothing else can be done for them here).
+        """
+        try:
+            self.sync()
+        finally:
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        deadline = time.monotonic() + self._close_wait_s
         with self._lock:
             self._closed = True
-            while self._preparing:
-                self._cond.wait(timeout=1.0)
-            spare, self._spare = self._spare, None
+            while self._preparing and self._cond.wait(timeout=_left(deadline)):
+                pass
+            spare, self._spare = self._spare, None  # (a late one drops itself: _closed)
             if self._current is not None:
                 self._retire(self._current)
                 self._current = None
             self._cond.notify_all()
             while self._retired and self._checkpointer is not None:
-                self._cond.wait(timeout=1.0)
-            left = list(self._retired)
-        for segment in left:  # no checkpointer running (or it gave up): do it here
+                if not self._cond.wait(timeout=_left(deadline)):
+                    break
+            running = self._checkpointer is not None
+            left = [] if running else list(self._retired)
+        for segment in left:  # no checkpointer running (it gave up on a deletion): do it here
             self._checkpoint(segment)
         if spare is not None:
             _drop(spare)
+        with self._lock:
+            stuck = list(self._retired) if running else []
+            kept, self._kept = self._kept, []
+            unchecked = [s for s in self._retired if not running]
+        if stuck:
+            log.error(
+                "journal %s: the checkpoint of %d segments did not finish within %.1f s (a "
+                "failing disk?); they stay on disk, and the next opener of the lake replays "
+                "them: %s",
+                self.folder,
+                len(stuck),
+                self._close_wait_s,
+                ", ".join(s.path for s in stuck),
+            )
+        for segment in kept + unchecked:
+            log.error(
+                "journal segment %s kept for recovery: the next opener of the lake replays it",
+                segment.path,
+            )
+            os.close(segment.fd)  # its lock: this process is done with it
 
     # -- internals ---------------------------------------------------------------------
     def _rewrite_unwritten(self) -> None:
@@ -256,6 +314,15 @@ class Journal:
             spare, self._spare = self._spare, None
             if spare is None:
                 spare = _new_segment(self.folder, 0)
+            if not self._folder_synced:
+                # The folder's name in the lake root, whoever made it (another process, or
+                # the lake's lock): until it is durable, so is no segment in it.
+                try:
+                    _fsync_folder(os.path.dirname(self.folder))
+                except BaseException:
+                    self._spare = spare  # (empty: the next try takes it)
+                    raise
+                self._folder_synced = True
             spare.opened = time.monotonic()
             self._current = spare
             self._prepare_spare()
@@ -299,7 +366,10 @@ class Journal:
             raise
 
     def _retire(self, segment: _Segment) -> None:
-        """Hand a synced segment to the checkpointer (under _lock)."""
+        """Hand a synced segment to the checkpointer (under _lock); a kept one stays."""
+        if segment.kept:
+            self._kept.append(segment)
+            return
         self._retired.append(segment)
         if self._checkpointer is None:
             self._checkpointer = threading.Thread(
@@ -323,9 +393,9 @@ class Journal:
                     pause = self._retry_s
                     self._cond.notify_all()
                     continue
-                # A broken disk: tried again after a pause that grows (no spinning), until
-                # close(), which makes the last attempt itself (then the segment waits for
-                # recovery).
+                # Its deletion failed: tried again after a pause that grows (no spinning),
+                # until close(), which makes the last attempt itself (then the segment waits
+                # for recovery).
                 if not self._closed:
                     self._cond.wait(timeout=pause)
                     pause = min(pause * 2, self._retry_s * 64)
@@ -335,12 +405,37 @@ class Journal:
                     return
 
     def _checkpoint(self, segment: _Segment) -> bool:
-        """Make a retired segment's objects durable in place, then delete it."""
+        """Make a retired segment's objects durable in place, then delete it; False when only
+        the deletion failed (worth a retry). A failed ``make_durable`` keeps the segment, and
+        every other one holding records, for recovery (see the module docstring)."""
+        if segment.kept:  # (kept by a failure meanwhile: never trust a later success)
+            return True
+        if not segment.durable:
+            try:
+                self._make_durable(segment.touched)
+            except OSError as exc:
+                with self._lock:
+                    suspects = [*self._retired, *([self._current] if self._current else [])]
+                    for held in suspects:
+                        held.kept = True
+                    self._retired = []
+                    self._kept += [s for s in suspects if s is not self._current]
+                    self._cond.notify_all()
+                log.error(
+                    "journal checkpoint of %s failed (%s): the disk reports write-back errors, "
+                    "so %d segments under %s are kept for recovery (replayed by the next opener "
+                    "of the lake: restart this process)",
+                    segment.path,
+                    exc,
+                    len(suspects),
+                    self.folder,
+                )
+                return True  # nothing left to retry for it
+            segment.durable = True
         try:
-            self._make_durable(segment.touched)
             os.unlink(segment.path)
         except OSError as exc:
-            log.error("journal checkpoint of %s failed (kept for recovery): %s", segment.path, exc)
+            log.error("cannot delete the checkpointed journal segment %s: %s", segment.path, exc)
             return False
         with self._lock:
             self._retired.remove(segment)
@@ -352,7 +447,9 @@ class Journal:
 def _new_segment(folder: str, prealloc: int) -> _Segment:
     """A new segment file, locked for this process's life of it, its name durable; with
     ``prealloc`` > 0 written full of zeros up to that size and synced."""
-    os.makedirs(folder, exist_ok=True)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+        _fsync_folder(os.path.dirname(folder))  # its name (the journal syncs it once anyway)
     name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     path = os.path.join(folder, name + ".log")
     # Created under a name recovery ignores, locked, then renamed: under its ``.log`` name it
@@ -385,6 +482,11 @@ def _drop(segment: _Segment) -> None:
     with contextlib.suppress(OSError):
         os.unlink(segment.path)
     os.close(segment.fd)
+
+
+def _left(deadline: float) -> float:
+    """Seconds to ``deadline`` (monotonic), at least 0."""
+    return max(0.0, deadline - time.monotonic())
 
 
 def _fsync_folder(folder: str) -> None:

@@ -116,7 +116,13 @@ def evaluate_alerts(
         with tenpo.control_plane() as control:  # deliveries and acks outlive a datamart drop
             if control is not None and new:
                 restore_acks(engine, control.alert_acks())
-            counts = deliver_pending(engine, client, targets, control)
+            counts = deliver_pending(
+                engine,
+                client,
+                targets,
+                control,
+                allow_private=settings.alert_webhook_allow_private,
+            )
     finally:
         if own:
             client.close()

@@ -165,7 +165,11 @@ def read_table(lake: Lake, table: str, tenant: str | None = None) -> pa.Table:
     path = fs._strip_protocol(lake.path(prefix)).rstrip("/")
     files: list[str] = []
     if fs.exists(path):
-        files = [f for f in fs.find(path) if f.endswith(".parquet") and "/." not in f]
+        # Hidden names (a writer's .tmp- files) are skipped below the table folder only: a
+        # lake under a hidden folder (the default data dir .tenpo, absolute) holds tables too.
+        files = [
+            f for f in fs.find(path) if f.endswith(".parquet") and "/." not in f.removeprefix(path)
+        ]
     if not files:
         if schema is None:
             raise BadInput(f"unknown table {table!r}")
