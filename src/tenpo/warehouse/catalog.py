@@ -86,6 +86,18 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
     raise ConfigError(f"no DuckDB type for Arrow type {arrow_type}")
 
 
+def _version_order(tx: ibis.Table) -> list[Any]:
+    """The order of a POS transaction's versions, winner first: latest ``received_at`` (null =
+    oldest), then smallest ``source_object_id``, file and row."""
+    return [
+        ibis.desc(tx.received_at.isnull().ifelse(0, 1)),
+        ibis.desc(tx.received_at),
+        tx.source_object_id,
+        tx[FILE_COLUMN],
+        tx[ROW_COLUMN],
+    ]
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -232,14 +244,7 @@ class BaseWarehouse(ABC):
             tx = self._scan_dates("raw_pos_transactions", RAW_TABLES["raw_pos_transactions"], None)
         else:
             tx = self._versions_of(scan.select(*_POS_TX_KEY).distinct(), wanted)
-        order = [
-            ibis.desc(tx.received_at.isnull().ifelse(0, 1)),
-            ibis.desc(tx.received_at),
-            tx.source_object_id,
-            tx[FILE_COLUMN],
-            tx[ROW_COLUMN],
-        ]
-        window = ibis.window(group_by=list(_POS_TX_KEY), order_by=order)
+        window = ibis.window(group_by=list(_POS_TX_KEY), order_by=_version_order(tx))
         winners = tx.mutate(_rank=ibis.row_number().over(window)).filter(ibis._["_rank"] == 0)
         if name == "raw_pos_transactions":
             won = winners.select(_win_file=winners[FILE_COLUMN], _win_row=winners[ROW_COLUMN])
@@ -564,6 +569,41 @@ class Warehouse(BaseWarehouse):
         unique = scan.anti_join(dups, match)
         repeated = scan.semi_join(dups, [scan[k].identical_to(dups[f"_d_{k}"]) for k in keys])
         return ibis.union(unique, super()._first_per_key(repeated, keys, order))
+
+    def _latest_pos_version(
+        self, name: str, scan: ibis.Table, wanted: list[date] | None
+    ) -> ibis.Table:
+        """Same rows as the base class; for transactions ~4x cheaper in DuckDB. The base ranks
+        every version of every transaction read (a window over a million receipts a day,
+        partitioned by three string keys: ~1 s of a daily run). Here only the keys held by more
+        than one version are ranked (nearly none: a re-sent or corrected receipt); any other
+        row is its transaction's only version and wins outright. So the read is the scan less
+        the ranked losers, a hash anti-join on (file, row) that passes every row when there
+        are none. Lines keep the base's ranking: their winners also drop lines that have no
+        transaction version at all."""
+        if name != "raw_pos_transactions":
+            return super()._latest_pos_version(name, scan, wanted)
+        # Every version that can beat a row of ``scan``: its own rows and, for some dates, the
+        # later-received versions of other dates (keys ``scan`` lacks rank among themselves,
+        # which loses nothing: they match no row of it).
+        tx = scan.select(*_VERSION_COLUMNS)
+        elsewhere = None if wanted is None else self._versions_elsewhere(wanted)
+        if elsewhere is not None:
+            tx = ibis.union(tx, elsewhere)
+        counted = tx.group_by(list(_POS_TX_KEY)).aggregate(_n=ibis._.count())
+        dups = counted.filter(counted._n > 1).select(
+            *[counted[k].name(f"_d_{k}") for k in _POS_TX_KEY]
+        )
+        # IS NOT DISTINCT FROM: a null key part groups with the other nulls, as in the window.
+        contested = tx.semi_join(dups, [tx[k].identical_to(dups[f"_d_{k}"]) for k in _POS_TX_KEY])
+        window = ibis.window(group_by=list(_POS_TX_KEY), order_by=_version_order(contested))
+        ranked = contested.mutate(_rank=ibis.row_number().over(window))
+        losers = ranked.filter(ranked._rank > 0).select(
+            _lose_file=ranked[FILE_COLUMN], _lose_row=ranked[ROW_COLUMN]
+        )
+        return scan.anti_join(
+            losers, [scan[FILE_COLUMN] == losers._lose_file, scan[ROW_COLUMN] == losers._lose_row]
+        )
 
     def _first_object_per_event(self, scan: ibis.Table, event_keys: Sequence[str]) -> ibis.Table:
         """Same rows as the window of the base class, by hash joins: event keys sent by one
