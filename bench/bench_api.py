@@ -42,6 +42,12 @@ ratio target 0.4; p50/p99 latencies of both at the offered rate, and whether p99
 the same at 80 % of the KPI endpoint's own rate (``own80_*``, the old design).
 With the PostgreSQL datamart the KPI route reads through pooled asyncpg connections
 (``tenpo.datamart.aread``): one prepared round trip, no worker thread.
+
+Each latency round also reports where its time went, so a bad round can be told apart from
+a slow server: the time the server process, and the PostgreSQL backends of its pool, spent
+runnable but waiting for a CPU (``/proc/<pid>/schedstat``; on a shared two-core machine a
+round whose server waited a second for the cores has a tail the code did not make), and the
+client's own CPU per request in every round (it shares the cores with the server).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -294,6 +300,33 @@ def _server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _run_queue_ms(pids: list[int]) -> float:
+    """Milliseconds processes ``pids`` have spent runnable but waiting for a CPU (Linux
+    ``/proc/<pid>/schedstat``; 0 for one that has gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e6
+
+
+class _Round(NamedTuple):
+    """One measured round: its rate and latencies, and where its CPU time went."""
+
+    rps: float
+    latencies: list[float]
+    server_cpu_ms: float
+    """The server's user + system CPU per request."""
+    client_cpu_ms: float
+    """This process's (the load client's) CPU per request."""
+    server_wait_ms: float
+    """The server's time runnable but waiting for a CPU over the round (other processes ran)."""
+    pg_wait_ms: float
+    """The same for the datamart's PostgreSQL backends serving the server."""
+
+
 def _run(coro: Any) -> Any:
     """Run the client's coroutine on uvloop when installed (a lighter client), else asyncio."""
     try:
@@ -303,11 +336,39 @@ def _run(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-def _measured(pid: int, run: Any) -> tuple[float, list[float], float]:
-    """``run()``'s (req/s, latencies) and the server's CPU ms per request meanwhile."""
-    cpu = _server_cpu_s(pid)
+def _measured(pid: int, run: Any, pg_pids: list[int] = []) -> _Round:  # noqa: B006
+    """``run()``'s (req/s, latencies) and, per request, the server's and the client's CPU
+    meanwhile, with the run-queue waits of the server and of the PostgreSQL backends
+    ``pg_pids`` over the round: a tail with long waits was the machine's, not the code's."""
+    cpu, client = _server_cpu_s(pid), time.process_time()
+    wait, pg_wait = _run_queue_ms([pid]), _run_queue_ms(pg_pids)
     rps, latencies = _run(run())
-    return rps, latencies, (_server_cpu_s(pid) - cpu) * 1000 / max(1, len(latencies))
+    n = max(1, len(latencies))
+    return _Round(
+        rps,
+        latencies,
+        (_server_cpu_s(pid) - cpu) * 1000 / n,
+        (time.process_time() - client) * 1000 / n,
+        _run_queue_ms([pid]) - wait,
+        _run_queue_ms(pg_pids) - pg_wait,
+    )
+
+
+def _backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends connected to ``url``'s database (the server's pool), but this
+    look-up's own."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            )
+            return [int(r[0]) for r in rows]
+    finally:
+        engine.dispose()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -387,13 +448,21 @@ def main() -> None:
 
         kpi_runs: list[tuple[float, float]] = []  # (req/s, server CPU ms per request)
         bare_runs: list[tuple[float, float]] = []
+        # The client's CPU per request in those rounds (KPI, bare): it shares the machine.
+        client_cpu: tuple[list[float], list[float]] = ([], [])
+        pg_pids: list[int] = []
         for _ in range(ROUNDS):
-            for runs, make in ((kpi_runs, kpi_request), (bare_runs, lambda: bare_request)):
+            for runs, make, client in (
+                (kpi_runs, kpi_request, client_cpu[0]),
+                (bare_runs, lambda: bare_request, client_cpu[1]),
+            ):
                 _run(_load_test(port, make, WARMUP_S))
-                rps, _, cpu_ms = _measured(
+                pg_pids = pg_pids or _backend_pids(url)  # the pool, open since start-up
+                measured = _measured(
                     server.pid, lambda make=make: _load_test(port, make, DURATION_S)
                 )
-                runs.append((rps, cpu_ms))
+                runs.append((measured.rps, measured.server_cpu_ms))
+                client.append(measured.client_cpu_ms)
         kpi_rps, bare_rps = max(r for r, _ in kpi_runs), max(r for r, _ in bare_runs)
         # The offered rates from the median rounds: the best may have been a quiet moment,
         # and offering a share of it when the machine is busier again overloads the server.
@@ -401,11 +470,12 @@ def main() -> None:
         bare_typical = statistics.median(r for r, _ in bare_runs)
         offered = LATENCY_SHARE * bare_typical
         own_offered = min(OWN_CAP_OF_BARE * bare_typical, OWN_SHARE * kpi_typical)
-        # (p50, p99, server CPU ms per request, the client's p99 send lag)
-        kpi_lats: list[tuple[float, float, float, float]] = []
-        bare_lats: list[tuple[float, float, float, float]] = []
-        own_kpi_lats: list[tuple[float, float, float, float]] = []
-        own_bare_lats: list[tuple[float, float, float, float]] = []
+        # (p50, p99, server CPU ms per request, the client's p99 send lag, client CPU ms per
+        # request, server and PostgreSQL run-queue waits over the round in ms)
+        kpi_lats: list[tuple[float, ...]] = []
+        bare_lats: list[tuple[float, ...]] = []
+        own_kpi_lats: list[tuple[float, ...]] = []
+        own_bare_lats: list[tuple[float, ...]] = []
         for _ in range(ROUNDS):
             for rate, kpi_l, bare_l in (
                 (offered, kpi_lats, bare_lats),
@@ -413,14 +483,18 @@ def main() -> None:
             ):
                 for lats, make in ((kpi_l, kpi_request), (bare_l, lambda: bare_request)):
                     lags: list[float] = []
-                    _, latencies, cpu_ms = _measured(
+                    m = _measured(
                         server.pid,
                         lambda make=make, rate=rate, lags=lags: _open_loop(
                             port, make, rate, DURATION_S, lags
                         ),
+                        pg_pids,
                     )
-                    p50, p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
-                    lats.append((p50, p99, cpu_ms, _pct(lags, 0.99)))
+                    p50, p99 = _pct(m.latencies, 0.5), _pct(m.latencies, 0.99)
+                    lats.append(
+                        (p50, p99, m.server_cpu_ms, _pct(lags, 0.99), m.client_cpu_ms,
+                         m.server_wait_ms, m.pg_wait_ms)
+                    )  # fmt: skip
         load_after = os.getloadavg()
     finally:
         if server is not None:
@@ -463,6 +537,15 @@ def main() -> None:
         latency_server_cpu_ms_per_req_runs=[round(x[2], 3) for x in kpi_lats],
         client_send_lag_p99_ms_runs=[round(x[3], 1) for x in kpi_lats],
         bare_client_send_lag_p99_ms_runs=[round(x[3], 1) for x in bare_lats],
+        # Where the tail came from: CPU time the server (and its PostgreSQL backends) waited
+        # for while runnable in each latency round (other processes had the cores).
+        server_run_queue_ms_runs=[round(x[5]) for x in kpi_lats],
+        pg_run_queue_ms_runs=[round(x[6]) for x in kpi_lats],
+        bare_server_run_queue_ms_runs=[round(x[5]) for x in bare_lats],
+        # The load client's own CPU per request (it shares the two cores with the server).
+        client_cpu_ms_per_req_runs=[round(x, 3) for x in client_cpu[0]],
+        bare_client_cpu_ms_per_req_runs=[round(x, 3) for x in client_cpu[1]],
+        latency_client_cpu_ms_per_req_runs=[round(x[4], 3) for x in kpi_lats],
         own80_offered_req_per_s=round(own_offered, 1),
         own80_offered_share_of_bare=round(own_offered / bare_rps, 2),
         own80_p50_ms=round(own_best[0], 1),
@@ -483,7 +566,9 @@ def main() -> None:
         f"{', '.join(f'{x[1]:.1f}' for x in own_kpi_lats)}), bare p99 {own_bare_best[1]:.1f} "
         f"ms; server CPU per request "
         f"{min(c for _, c in kpi_runs):.3f} ms (bare {min(c for _, c in bare_runs):.3f} ms); "
-        f"ratio per round {', '.join(f'{r:.2f}' for r in ratios)}; "
+        f"ratio per round {', '.join(f'{r:.2f}' for r in ratios)}; server run-queue wait "
+        f"per KPI latency round {', '.join(f'{x[5]:.0f}' for x in kpi_lats)} ms (its "
+        f"PostgreSQL backends {', '.join(f'{x[6]:.0f}' for x in kpi_lats)} ms); "
         f"load {load_before[0]:.1f} -> {load_after[0]:.1f}"
     )
 

@@ -792,3 +792,34 @@ def test_recovery_writes_intact_objects_again_in_place(tmp_path: Path) -> None:
         assert after.st_ino == before[p].st_ino  # in place
         assert after.st_mtime_ns > before[p].st_mtime_ns - 10**9, p  # written again
     assert [p.read_bytes() for p in objects] == [b"A" * 100, b"B" * 100, b"C2"]
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="POSIX fork")
+def test_a_forked_child_journals_into_segments_of_its_own(tmp_path: Path) -> None:
+    """A child forked from a process with an open journal must not append to its parent's
+    segment: both write the next record at the same offset, so one process's acknowledged
+    record is overwritten by the other's (the old code lost the child's). The child's
+    records land in a segment of its own, and the parent's segment keeps all of the
+    parent's."""
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/parent-1.json", b"P1")
+    lake.sync()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if lake.put_if_absent_unsynced("landing/x/child.json", b"C"):
+                lake.sync()  # acknowledged by the child
+                code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert lake.put_if_absent_unsynced("landing/x/parent-2.json", b"P2")
+    lake.sync()
+    records = {
+        s.name: [key for _, key, _ in read_records(s.read_bytes())] for s in _segments(tmp_path)
+    }
+    parents = [keys for keys in records.values() if "landing/x/parent-1.json" in keys]
+    assert parents == [["landing/x/parent-1.json", "landing/x/parent-2.json"]], records
+    assert any(keys == ["landing/x/child.json"] for keys in records.values()), records
+    lake.checkpoint()

@@ -149,6 +149,7 @@ class FsspecLake(Lake):
         self._folders: set[str] = set()
         """Folders known to exist (a put there skips the look-up; see :meth:`_makedirs`)."""
         self._inodes: _InodePool | None = None
+        _LAKES.add(self)
         """Nameless files made ahead for unsynced creates (opened with the journal)."""
         self._syncfs_handle: _SyncfsHandle | None = None
         if self._local:
@@ -293,6 +294,18 @@ class FsspecLake(Lake):
         finally:
             if self._syncfs_handle is not None:
                 self._syncfs_handle.close()
+
+    def _after_fork(self) -> None:
+        """In a forked child (the only thread there): the parent's journal and inode pool
+        stay the parent's. Written on here, the journal's segment — at the same offsets as
+        the parent's next records, and under a ``flock`` the two processes would share —
+        would lose one process's acknowledged records to the other's. The child journals
+        into segments of its own, made on first use."""
+        journal, self._journal = self._journal, None
+        self._inodes = None  # (marked forked by the pool's own hook: never taken from)
+        self._journal_lock = threading.Lock()  # another thread may have held it at the fork
+        if journal is not None:
+            journal.forget()
 
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         if not self._local:
@@ -707,9 +720,15 @@ _POOLS: weakref.WeakSet[_InodePool] = weakref.WeakSet()
 """Every live pool of this process: a forked child marks them all unusable."""
 
 
+_LAKES: weakref.WeakSet[FsspecLake] = weakref.WeakSet()
+"""Every live lake of this process: a forked child leaves their journals to the parent."""
+
+
 def _forked_child() -> None:
     for pool in list(_POOLS):
         pool._forked = True
+    for lake in list(_LAKES):
+        lake._after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # (POSIX)

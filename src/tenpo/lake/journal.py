@@ -294,6 +294,18 @@ class Journal:
             )
             os.close(segment.fd)  # its lock: this process is done with it
 
+    def forget(self) -> None:
+        """In a forked child: close this process's copies of the segments' descriptors,
+        nothing else (the parent keeps writing, syncing and deleting them; a copy left open
+        would also keep their ``flock`` held after the parent is gone, and recovery waiting).
+        Not for use afterwards."""
+        self._closed = True
+        segments = [self._current, self._spare, *self._retired, *self._kept]
+        for segment in segments:
+            if segment is not None:
+                with contextlib.suppress(OSError):
+                    os.close(segment.fd)
+
     # -- internals ---------------------------------------------------------------------
     def _rewrite_unwritten(self) -> None:
         """Write the records of a failed sync into the current segment (a fresh one), for the
