@@ -324,3 +324,28 @@ def test_pos_versions_ranked_only_where_contested_give_the_base_class_rows(
     assert day["total_excl_tax"].to_pylist() == [
         Decimal(v) for v in ("1.10", "2.10", "3.10", "5.00", "6.00", "9.50")
     ]
+
+
+def test_counts_read_of_some_dates_applies_both_rules_as_a_read_of_every_date(
+    lake: Lake, wh: Warehouse
+) -> None:
+    """A read of some dates computes a table's repeated keys once (a temp table) and, when
+    there are none, is the scan itself; it keeps the rows a read of every date keeps."""
+    from tests.jobs.factories import count_row, counts_table
+
+    put_part(lake, "raw_iot_counts", "t1", DAY, "a", counts_table([
+        count_row("S1", "entrance", 1, minute=0, source="obj-b"),
+        count_row("S1", "entrance", 2, minute=1, source="obj-b"),
+    ]))  # fmt: skip
+    clean = wh.table("raw_iot_counts", dates=[DAY]).order_by("seq").to_pyarrow()
+    assert clean["count_in"].to_pylist() == [1, 2]
+    put_part(lake, "raw_iot_counts", "t1", DAY, "b", counts_table([
+        # the same interval re-sent by an earlier object: its row wins (natural key)
+        count_row("S1", "entrance", 10, minute=0, source="obj-a"),
+        # seq 1 sent again by a later object with other content: the first object's counts
+        {**count_row("S1", "entrance", 20, minute=2, source="obj-c"), "seq": 1},
+    ]))  # fmt: skip
+    for dates in ([DAY], None):
+        got = wh.table("raw_iot_counts", dates=dates).order_by("seq").to_pyarrow()
+        assert got["count_in"].to_pylist() == [10, 2], dates
+        assert got["source_object_id"].to_pylist() == ["obj-a", "obj-b"], dates
