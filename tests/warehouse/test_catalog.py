@@ -349,3 +349,26 @@ def test_counts_read_of_some_dates_applies_both_rules_as_a_read_of_every_date(
         got = wh.table("raw_iot_counts", dates=dates).order_by("seq").to_pyarrow()
         assert got["count_in"].to_pylist() == [10, 2], dates
         assert got["source_object_id"].to_pylist() == ["obj-a", "obj-b"], dates
+
+
+def test_materialized_read_without_repeats_is_the_scan_and_with_them_a_temp_table(
+    lake: Lake, wh: Warehouse
+) -> None:
+    from tests.jobs.factories import count_row, counts_table
+
+    put_part(lake, "raw_pos_transactions", "t1", DAY, "a", pos_table([
+        pos_row("S1", "1", "sale", "1.00", "1", 1), pos_row("S1", "2", "sale", "2.00", "2", 1),
+    ]))  # fmt: skip
+    put_part(lake, "raw_iot_counts", "t1", DAY, "a", counts_table([count_row("S1", "entrance", 3)]))
+    pos = wh.table("raw_pos_transactions", dates=[DAY]).select("transaction_id", "total_excl_tax")
+    counts = wh.table("raw_iot_counts", dates=[DAY]).select("count_in")
+    assert wh.materialized(pos) is pos and wh.materialized(counts) is counts
+    assert sorted(pos.to_pyarrow()["transaction_id"].to_pylist()) == ["1", "2"]
+    # Receipt 1 sent again by another object: the read ranks it, into a temp table.
+    fixed = pos_row("S1", "1", "sale", "1.50", "1", 1, source="obj-2")
+    put_part(lake, "raw_pos_transactions", "t1", DAY, "b", pos_table([fixed]))
+    again = wh.table("raw_pos_transactions", dates=[DAY]).select("transaction_id", "total_excl_tax")
+    cached = wh.materialized(again)
+    assert cached is not again
+    got = cached.order_by("transaction_id").to_pyarrow()["total_excl_tax"].to_pylist()
+    assert got == [Decimal("1.00"), Decimal("2.00")]  # both undated: the smaller source wins
