@@ -174,6 +174,17 @@ def _load(url: str) -> None:
                         "sales_per_visitor": sales / visitors,
                         "has_pos": True,
                         "has_counter": True,
+                        # A camera store: the daily mart's PersonID KPIs and quality columns.
+                        "unique_visitors": visitors * 9 // 10,
+                        "repeat_visitors": visitors * 3 // 10,
+                        "repeat_rate": (visitors * 3 // 10) / (visitors * 9 // 10),
+                        "dwell_time_median_s": float(rng.randint(300, 1500)),
+                        "dwell_time_mean_s": rng.randint(300_000, 1_500_000) / 1000,
+                        "open_visits": rng.randint(0, 3),
+                        "visitors_source": "counter",
+                        "has_video": True,
+                        "counter_complete": True,
+                        "video_complete": False,
                     }
                     day = FIRST_DAY + timedelta(days=d)
                     copy.write_row((TENANT, store, day, *(kpis[c] for c in KPI_COLUMNS)))

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from tenpo.api import create_app
 from tenpo.datamart import dispose_engines, get_engine, mart_store_hourly
 from tenpo.datamart.devices import device_health, export_device_health, mart_device_health
-from tenpo.warehouse.schemas import MART_DEVICE_HEALTH
+from tenpo.warehouse.schemas import DAILY_QUALITY, MART_DEVICE_HEALTH, VIDEO_KPIS
 from tests.api.world import World, build
 from tests.datamart.factory import BACKENDS, temporary_database
 
@@ -100,8 +100,18 @@ def test_hourly_rows_say_which_hours_are_incomplete(client: TestClient, world: W
         "/v1/stores/s1/kpis", headers={"Authorization": f"Bearer {world.t1_key}"},
         params={"from": "2026-10-05", "to": "2026-10-05", "grain": "hour", "format": "csv"},
     ).text.splitlines()  # fmt: skip
-    assert csv[0].endswith(",flags,utc_offset_s,device_flags")
-    assert csv[2].endswith(",counter_incomplete,32400,low_battery;missing_intervals;no_heartbeat")
+    header, row = csv[0].split(","), csv[2].split(",")
+    # The columns of older exports keep their places; the daily mart's own ones come after.
+    assert header[18:21] == ["flags", "utc_offset_s", "device_flags"]
+    assert header[21:] == [name for name, _ in (*VIDEO_KPIS, *DAILY_QUALITY)]
+    assert row[18:21] == [
+        "counter_incomplete",
+        "32400",
+        "low_battery;missing_intervals;no_heartbeat",
+    ]
+    # An hour has no PersonID KPIs (not in the hourly mart): empty cells, not zeros.
+    hour_only = dict(zip(header, row, strict=True))
+    assert all(hour_only[name] == "" for name, _ in VIDEO_KPIS)
 
 
 def test_the_repeated_hour_comes_back_twice(client: TestClient, world: World) -> None:

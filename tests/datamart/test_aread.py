@@ -135,3 +135,34 @@ def test_start_opens_the_pool_warm(pg_url: str, reader: AsyncKpiReader) -> None:
 
     assert asyncio.run(main()) == 3
     assert warm.served == 6 and warm.connections == 0
+
+
+def test_money_reads_as_the_sync_read_side_reads_it(pg_url: str, reader: AsyncKpiReader) -> None:
+    """Money (numeric, read as text by the pool's connections) comes back as the same
+    Decimals, scale included, as the sync read side's: cents, negatives (returns), large
+    amounts, null; every other value and type the same too."""
+    from tenpo.datamart.read import store_with_days
+
+    engine = get_engine(pg_url)
+    amounts = [Decimal("-1234.50"), Decimal("0.05"), Decimal("9999999999999999.99")]
+    with engine.begin() as conn:
+        for day, amount in zip(DAYS, amounts, strict=True):
+            conn.execute(
+                mart_store_daily.update()
+                .where(mart_store_daily.c.business_date == day)
+                .values(net_sales=amount, net_sales_incl_tax=None, atv=0.1 + 0.2)
+            )
+
+    async def main() -> object:
+        reader.serve()
+        try:
+            return await _read(reader)
+        finally:
+            await reader.close()
+
+    record, days, _ = asyncio.run(main())  # type: ignore[misc]
+    sync_record, sync_days = store_with_days(engine, Scope("t1"), "s1", DAYS[0], DAYS[-1])
+    assert [d.net_sales for d in days] == amounts
+    assert record == sync_record and days == sync_days
+    assert [tuple(map(repr, d)) for d in days] == [tuple(map(repr, d)) for d in sync_days]
+    assert repr(days[1].net_sales) == "Decimal('0.05')" and days[0].net_sales_incl_tax is None

@@ -19,6 +19,7 @@ from tenpo.datamart import (
     get_engine,
     list_stores,
     mart_store_daily,
+    store_kpis,
     sync_stores,
 )
 from tenpo.warehouse.schemas import MART_STORE_DAILY
@@ -245,3 +246,31 @@ def test_export_into_an_injected_engine(settings: Settings) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(mart_store_daily)).scalar() == 2
     assert sync_stores(engine, [], tenants=["t1"]) == 0  # the same engine, no settings
     engine.dispose()
+
+
+def test_video_kpis_are_exported_and_read_back_per_day(dm: Settings) -> None:
+    """The daily mart's PersonID KPIs and quality columns go into the datamart and come back
+    from the read side as they were; a week of those days has them null (not a sum)."""
+    video = {
+        "unique_visitors": 7,
+        "repeat_visitors": 2,
+        "repeat_rate": 2 / 7,
+        "dwell_time_median_s": 612.5,
+        "dwell_time_mean_s": 700.25,
+        "open_visits": 1,
+        "visitors_source": "counter",
+        "has_video": True,
+        "counter_complete": True,
+        "video_complete": False,
+    }
+    no_video = dict.fromkeys(video) | {"has_video": False, "visitors_source": "counter"}
+    export_partition(dm, "mart_store_daily", D1, mart_table([daily_row("t1", "s1", D1) | video]))
+    export_partition(dm, "mart_store_daily", D2, mart_table([daily_row("t1", "s1", D2) | no_video]))
+    engine = get_engine(dm.datamart_db_url)
+    first, second = store_kpis(engine, "t1", "s1", D1, D2)
+    assert {k: getattr(first, k) for k in video} == video
+    assert {k: getattr(second, k) for k in video} == no_video
+    (week,) = store_kpis(engine, "t1", "s1", D1, D2, "week")
+    assert (week.unique_visitors, week.dwell_time_median_s, week.open_visits) == (None, None, 1)
+    assert (week.has_video, week.video_complete, week.counter_complete) == (False, False, True)
+    assert store_kpis(engine, "t2", "s1", D1, D2) == []  # another tenant sees nothing

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tenpo.core.errors import ConfigError
 from tenpo.datamart import KpiPeriod, ensure_schema, rollup
-from tenpo.datamart.kpis import period_of
+from tenpo.datamart.kpis import combine, period_of
 
 
 def day(
@@ -118,3 +118,48 @@ def test_outdated_datamart_schema_is_refused(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match=r"mart_store_daily lacks columns \['business_date'"):
         ensure_schema(engine)
     engine.dispose()
+
+
+def video_day(
+    d: date, unique: int | None, open_visits: int | None, source: str | None, **kw: object
+) -> KpiPeriod:
+    """A day with the daily mart's PersonID KPIs (``kw``: its quality flags)."""
+    return day(d)._replace(
+        unique_visitors=unique,
+        repeat_visitors=None if unique is None else unique // 2,
+        repeat_rate=None if not unique else (unique // 2) / unique,
+        dwell_time_median_s=None if unique is None else 600.0,
+        dwell_time_mean_s=None if unique is None else 700.0,
+        open_visits=open_visits,
+        visitors_source=source,
+        has_video=unique is not None,
+        **kw,
+    )
+
+
+def test_video_kpis_of_several_days_are_null_not_sums() -> None:
+    """The same PersonID on Monday and Tuesday is one unique visitor of the week, so the sum of
+    the days (3 + 4 = 7) may be wrong: the week says null. Open visits are per store-date and
+    add up; completeness is false when any day was incomplete, null when no day knew."""
+    mon, tue, wed = date(2026, 10, 5), date(2026, 10, 6), date(2026, 10, 7)
+    rows = [
+        video_day(mon, 3, 1, "counter", counter_complete=True, video_complete=False),
+        video_day(tue, 4, 0, "video", counter_complete=None, video_complete=True),
+    ]
+    (week,) = rollup(rows, "week")
+    assert (week.unique_visitors, week.repeat_visitors, week.repeat_rate) == (None, None, None)
+    assert (week.dwell_time_median_s, week.dwell_time_mean_s) == (None, None)
+    assert (week.open_visits, week.has_video) == (1, True)
+    assert (week.counter_complete, week.video_complete) == (True, False)
+    assert week.visitors_source == "mixed"
+    # A day without video makes the period's has_video false; no source known: null.
+    (week,) = rollup([*rows, video_day(wed, None, None, None)], "week")
+    assert (week.has_video, week.open_visits, week.visitors_source) == (False, 1, "mixed")
+    (only,) = rollup([video_day(wed, None, None, None)], "week")
+    assert (only.counter_complete, only.video_complete, only.visitors_source) == (None,) * 3
+    # The days themselves keep their figures, and so does a one-day range's total.
+    assert rollup(rows, "day") == rows
+    total = combine([rows[1]], tue, tue)
+    assert (total.unique_visitors, total.repeat_visitors, total.repeat_rate) == (4, 2, 0.5)
+    assert (total.dwell_time_median_s, total.dwell_time_mean_s) == (600.0, 700.0)
+    assert combine(rows, mon, tue).unique_visitors is None

@@ -39,6 +39,12 @@ def test_demo_matches_ground_truth(settings: Settings) -> None:
         int(t["visitors"]) for t in truth
     )
     assert {r["tenant_id"] for r in result.rows} == {t["tenant_id"] for t in truth}
+    # The camera stores' PersonID KPIs came through the API too (and equal the truth, above).
+    camera = [r for r in result.rows if r["unique_visitors"] is not None]
+    assert camera and all(r["dwell_time_median_s"] is not None for r in camera)
+    assert sum(r["unique_visitors"] for r in camera) == sum(
+        int(t["unique_visitors"]) for t in truth if t["unique_visitors"]
+    )
 
 
 def test_compare_with_truth_reports_a_difference() -> None:
@@ -59,6 +65,18 @@ def test_compare_with_truth_reports_a_difference() -> None:
     }
     problems = compare_with_truth([row], truth)
     assert len(problems) == 1 and "net_sales" in problems[0]
+    # A camera store's PersonID KPIs are checked where the truth has them.
+    key = ("t1", "S001", date(2026, 10, 5))
+    truth[key] |= {"unique_visitors": "7", "repeat_visitors": "2", "median_dwell_s": "612.5"}
+    row |= {"net_sales": "1000.00", "unique_visitors": 7, "repeat_visitors": 2}
+    assert compare_with_truth([row | {"dwell_time_median_s": 612.5}], truth) == []
+    problems = compare_with_truth(
+        [row | {"dwell_time_median_s": 600.0, "repeat_visitors": 3}], truth
+    )
+    assert problems == [
+        f"{key} repeat_visitors: API 3 != truth 2",
+        f"{key} dwell_time_median_s: API 600.0 != truth 612.5",
+    ]
     assert compare_with_truth([], truth) == [
         f"{('t1', 'S001', date(2026, 10, 5))}: in the truth but missing from the API"
     ]

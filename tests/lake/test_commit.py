@@ -273,3 +273,43 @@ def test_the_next_rounds_works_run_while_a_sync_waits_and_are_answered_after_the
     assert syncs == 2  # the second work's own round, after the first's
     assert sorted(_events(bus)) == sorted(keys)
     zone.close()
+
+
+class GatedBus(MemoryBus):
+    """A memory bus whose first publish waits for ``gate`` (``entered`` is set meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def publish(self, topic: str, payload: dict[str, object], event_id: str) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            self.gate.wait(10)
+        super().publish(topic, payload, event_id)
+
+
+def test_a_rounds_publish_overlaps_the_next_rounds_sync_and_answers_wait_for_their_own(
+    tmp_path: Path,
+) -> None:
+    """While a round's events are being published, the next round is already synced (not
+    after that publish, as when one thread synced and published); each writer still returns
+    only after its own events are published."""
+    import time
+
+    lake, bus = GatedLake(str(tmp_path)), GatedBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(zone.land, "iot", "t1", b'{"n": 1}', "json")
+        assert bus.entered.wait(10)  # its publish is held
+        two = pool.submit(zone.land, "iot", "t1", b'{"n": 2}', "json")
+        deadline = time.monotonic() + 5
+        while lake.syncs < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        synced_meanwhile = lake.syncs == 2
+        answered_early = one.done() or two.done()
+        bus.gate.set()
+        keys = [one.result(timeout=10).event.key, two.result(timeout=10).event.key]
+    assert synced_meanwhile and not answered_early
+    assert sorted(_events(bus)) == sorted(keys)
+    zone.close()

@@ -823,3 +823,35 @@ def test_a_forked_child_journals_into_segments_of_its_own(tmp_path: Path) -> Non
     assert parents == [["landing/x/parent-1.json", "landing/x/parent-2.json"]], records
     assert any(keys == ["landing/x/child.json"] for keys in records.values()), records
     lake.checkpoint()
+
+
+@pytest.mark.skipif(base_mod._SYNCFS is None, reason="Linux syncfs")
+def test_a_child_forked_while_a_thread_holds_the_syncfs_lock_can_still_sync(
+    tmp_path: Path,
+) -> None:
+    """A fork while a checkpoint thread holds the descriptor's lock (its bookkeeping around
+    a syncfs) left the child's copy of the lock held for good: its first syncfs hung."""
+    import time
+
+    lake = FsspecLake(str(tmp_path))
+    handle = lake._syncfs_handle
+    assert handle is not None
+    with handle._lock:  # as a parent's thread would, at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            try:
+                handle.syncfs()
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert status == 0
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's syncfs hung on its parent's lock")
+    lake.close()

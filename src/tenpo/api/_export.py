@@ -3,7 +3,9 @@
 The format comes from ``format=json|csv|parquet`` or, when absent, from the ``Accept`` header.
 The KPI columns are the warehouse schema's (:data:`tenpo.warehouse.schemas.SALES_TRAFFIC_KPIS`),
 in its order and types: money keeps two decimals (CSV text, Parquet ``decimal128(18, 2)``);
-ratios are floats.
+ratios are floats. The daily mart's PersonID KPIs and quality columns
+(:data:`~tenpo.warehouse.schemas.VIDEO_KPIS`, :data:`~tenpo.warehouse.schemas.DAILY_QUALITY`)
+come last, after ``device_flags``, so the columns of older exports keep their places.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pyarrow.parquet as pq
 
 from tenpo.api.models import KpiRow
 from tenpo.datamart.kpis import MONEY_KPIS
-from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
+from tenpo.warehouse.schemas import DAILY_QUALITY, SALES_TRAFFIC_KPIS, VIDEO_KPIS
 
 ExportFormat = Literal["json", "csv", "parquet"]
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -43,6 +45,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
         pa.int32(),
     ),  # at grain hour; after flags, so older readers' columns keep places
     ("device_flags", pa.string()),
+    *VIDEO_KPIS,  # the daily mart's own columns, last: older readers' columns keep places
+    *DAILY_QUALITY,
 ]
 SCHEMA = pa.schema(COLUMNS)
 _LISTS = frozenset({"flags", "device_flags"})

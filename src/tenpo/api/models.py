@@ -14,7 +14,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tenpo.datamart.read import ApiGrain
-from tenpo.warehouse.schemas import SALES_TRAFFIC_KPIS
+from tenpo.warehouse.schemas import DAILY_KPIS, SALES_TRAFFIC_KPIS
 
 Money = Annotated[
     str,
@@ -71,13 +71,39 @@ _KPI_DOCS: dict[str, str] = {
     "sales_per_visitor": "net_sales / visitors (yen).",
     "has_pos": "Every day of the period had POS data.",
     "has_counter": "Every day of the period had people-counter data.",
+    "unique_visitors": "Distinct customers (video PersonIDs, staff excluded) of the day; null "
+    "without video, at grain `hour` and for periods of more than one day (a person visiting on "
+    "two days is one unique visitor, not two).",
+    "repeat_visitors": "Unique visitors of the day with a visit to any store of the tenant on an "
+    "earlier business date within the repeat window (default 180 days); null as "
+    "`unique_visitors`.",
+    "repeat_rate": "repeat_visitors / unique_visitors; null as `unique_visitors` or when there "
+    "are none.",
+    "dwell_time_median_s": "Median entry→exit time of the day's visits with an exit, seconds; "
+    "null without such visits, at grain `hour` and for periods of more than one day.",
+    "dwell_time_mean_s": "Mean entry→exit time of the day's visits with an exit, seconds; null "
+    "as `dwell_time_median_s` (the mart holds no count of closed visits to weight days by).",
+    "open_visits": "Video entries without an exit (no dwell time); summed over a period; null "
+    "without video and at grain `hour`.",
+    "visitors_source": "Where `visitors` came from: `counter`, `video` (no people counter that "
+    "day), `mixed` (a period whose days differ); null without either.",
+    "has_video": "Every day of the period had video visitor events; null at grain `hour`.",
+    "counter_complete": "Every entrance counter reported without a gap on every day of the "
+    "period that had one; null without a counter and at grain `hour`.",
+    "video_complete": "Every video entry had an exit on every day of the period that had video; "
+    "null without video and at grain `hour`.",
 }
 """What each KPI column of the warehouse schema means, for OpenAPI (one entry per column)."""
 
 
+_REQUIRED_FLAGS = frozenset(n for n, k in SALES_TRAFFIC_KPIS if pa.types.is_boolean(k))
+"""``has_pos`` and ``has_counter``: known at every grain, so never null."""
+
+
 def _kpi_field(name: str, kind: pa.DataType) -> tuple[Any, Any]:
     """The response field of one KPI column: money a two-place string, counts integers,
-    ratios numbers (each null when unknown), source flags required booleans."""
+    ratios numbers, text a string (each null when unknown), the POS and counter flags
+    required booleans, the daily mart's quality flags nullable ones."""
     try:
         doc = _KPI_DOCS[name]
     except KeyError:
@@ -86,8 +112,12 @@ def _kpi_field(name: str, kind: pa.DataType) -> tuple[Any, Any]:
         ) from None
     if pa.types.is_decimal(kind):
         return Money | None, Field(None, description=doc)
-    if pa.types.is_boolean(kind):
+    if pa.types.is_boolean(kind) and name in _REQUIRED_FLAGS:
         return bool, Field(description=doc)
+    if pa.types.is_boolean(kind):
+        return bool | None, Field(None, description=doc)
+    if pa.types.is_string(kind):
+        return str | None, Field(None, description=doc)
     if pa.types.is_integer(kind):
         return int | None, Field(None, description=doc)
     if pa.types.is_floating(kind):
@@ -105,10 +135,10 @@ _KPI_ROW_FIELDS: dict[str, Any] = {
     ),
     "period_end": (date, Field(description="Last calendar date of the period.")),
     "days": (int, Field(ge=0, description="Days with data in the period (within the range).")),
-    **{name: _kpi_field(name, kind) for name, kind in SALES_TRAFFIC_KPIS},
+    **{name: _kpi_field(name, kind) for name, kind in DAILY_KPIS},
 }
 _KpiRowColumns: Any = create_model("KpiRowColumns", __base__=_Public, **_KPI_ROW_FIELDS)
-"""The period and the warehouse schema's KPI columns (:data:`SALES_TRAFFIC_KPIS`), derived."""
+"""The period and the daily mart's KPI columns (:data:`DAILY_KPIS`), derived."""
 
 
 class KpiRow(_KpiRowColumns):

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict, deque
 from datetime import date
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
@@ -150,6 +151,12 @@ class AsyncKpiReader:
         # cache for anything else); no transaction: one statement, one snapshot.
         conn = await asyncpg.connect(self._conninfo)
         try:
+            # Money (numeric) read as text and made a Decimal by the C decimal module:
+            # asyncpg's binary numeric decoder took a third of a store-month's decoding
+            # (108 -> 90 us of client CPU per read); the values, scales included, are the same.
+            await conn.set_type_codec(
+                "numeric", schema="pg_catalog", encoder=str, decoder=Decimal, format="text"
+            )
             statement = await conn.prepare(_STORE_DAYS_HEALTH_SQL)
             # Run once on a tenant that cannot exist: asyncpg's prepare ends without a Sync,
             # so until its first execution the connection sits in an open transaction holding

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
@@ -307,10 +307,17 @@ def read_truth(sim_dir: Path) -> dict[tuple[str, str, date], dict[str, str]]:
         }
 
 
+def _optional(row: Mapping[str, Any], name: str, kind: Callable[[Any], Any]) -> Any:
+    """``row[name]`` as ``kind``; None when absent or empty (the truth's CSV writes null so)."""
+    value = row.get(name)
+    return None if value is None or value == "" else kind(value)
+
+
 def compare_with_truth(
     rows: list[dict[str, Any]], truth: dict[tuple[str, str, date], dict[str, str]]
 ) -> list[str]:
-    """Differences between the API's daily KPIs and the ground truth (empty when equal)."""
+    """Differences between the API's daily KPIs and the ground truth (empty when equal): sales,
+    transactions, visitors and, where the truth has them (camera stores), the PersonID KPIs."""
     problems: list[str] = []
     seen: set[tuple[str, str, date]] = set()
     for r in rows:
@@ -324,6 +331,12 @@ def compare_with_truth(
             "net_sales": (Decimal(str(r["net_sales"])), Decimal(t["net_sales"])),
             "transactions": (int(r["transactions"] or 0), int(t["transactions"])),
             "visitors": (int(r["visitors"] or 0), int(t["visitors"])),
+            "unique_visitors": (r.get("unique_visitors"), _optional(t, "unique_visitors", int)),
+            "repeat_visitors": (r.get("repeat_visitors"), _optional(t, "repeat_visitors", int)),
+            "dwell_time_median_s": (
+                _optional(r, "dwell_time_median_s", lambda v: Decimal(str(v))),
+                _optional(t, "median_dwell_s", Decimal),
+            ),
         }
         for name, (got, want) in checks.items():
             if got != want:

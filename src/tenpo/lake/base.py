@@ -306,6 +306,8 @@ class FsspecLake(Lake):
         self._journal_lock = threading.Lock()  # another thread may have held it at the fork
         if journal is not None:
             journal.forget()
+        if self._syncfs_handle is not None:
+            self._syncfs_handle.after_fork()
 
     def exclusive(self) -> contextlib.AbstractContextManager[object]:
         if not self._local:
@@ -871,6 +873,12 @@ class _SyncfsHandle:
                 self._users -= 1
                 if self._closed and not self._users:
                     self._release()
+
+    def after_fork(self) -> None:
+        """In a forked child: no ``syncfs`` of the parent's threads runs here, and the lock
+        one of them held at the fork would never be released."""
+        self._lock = threading.Lock()
+        self._users = 0
 
     def close(self) -> None:
         """Close the descriptor (once no ``syncfs`` runs through it)."""

@@ -2,20 +2,22 @@
 
 A writer puts its objects with the lake's ``*_unsynced`` methods, then calls
 :meth:`GroupCommit.commit` with what should follow durability (an event to publish). A
-*syncer* thread runs rounds: it takes every commit asked so far, makes the lake durable
-(:meth:`tenpo.lake.Lake.sync`: one journal ``fdatasync`` for all of them), hands the items of
-the round to ``flush`` (one bus transaction), and only then releases their writers. A round
-starts after every commit it covers was asked, hence after the writes before it, so nobody
-returns — and no gateway answers 202 — before its bytes are on disk. Writers that arrive
-while a round runs form the next one: the busier the gateway, the more requests per sync.
+*syncer* thread runs rounds: it takes every commit asked so far and makes the lake durable
+(:meth:`tenpo.lake.Lake.sync`: one journal ``fdatasync`` for all of them); a *publisher*
+thread then hands the round's items to ``flush`` (one bus transaction), and only then are
+its writers released. A round starts after every commit it covers was asked, hence after
+the writes before it, so nobody returns — and no gateway answers 202 — before its bytes are
+on disk and announced. Writers that arrive while a round runs form the next one: the busier
+the gateway, the more requests per sync.
 
 :meth:`GroupCommit.submit_async` is the same for an asyncio caller whose writes themselves
 are blocking: a *stager* thread runs the works (the writes) as they are asked, one after the
 other, and hands each finished one to the syncer; the event loop awaits the round instead of
-parking a thread on it (one wake-up per loop per round). The two threads form a pipeline:
-the works of the next round run while the current round's ``fdatasync`` and publish wait on
-the disk, so a round costs the longer of the two, not their sum (with every request of a
-closed loop of clients in one round, the sum was the whole cycle).
+parking a thread on it (one wake-up per loop per round). The three threads form a pipeline:
+the next round's works run while a round's ``fdatasync`` waits on the disk, and that sync
+while the round before is published (rounds synced meanwhile are published together, in
+order), so a round costs its slowest step, not their sum — with every request of a closed
+loop of clients in one round, the sum was the whole cycle.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from tenpo.core.errors import LakeError, TenpoError
@@ -41,7 +44,7 @@ _Work = tuple[Callable[[], tuple[T, R]], asyncio.AbstractEventLoop, "asyncio.Fut
 """A :meth:`GroupCommit.submit_async` call: its work, its caller's loop and future."""
 
 _IDLE_EXIT_S = 5.0
-"""The committer's threads end after this long without commits (new ones start on demand)."""
+"""Each of the committer's threads ends after this long idle (a new one starts on demand)."""
 
 
 @dataclass(eq=False)
@@ -88,8 +91,10 @@ class GroupCommit(Generic[T]):
         self._cond = threading.Condition()
         self._works: list[_Work[T, Any]] = []  # asked, not run yet (the stager's)
         self._ready: list[_Ready] = []  # written, awaiting a round (the syncer's)
+        self._synced: list[list[_Ready]] = []  # rounds synced, awaiting the flush (in order)
         self._stager: threading.Thread | None = None
         self._syncer: threading.Thread | None = None
+        self._publisher: threading.Thread | None = None
         self._stopping = False
         self.rounds = 0
         """Rounds run so far (for tests and benchmarks)."""
@@ -162,7 +167,12 @@ class GroupCommit(Generic[T]):
             syncer = self._syncer
             self._cond.notify_all()
         if syncer is not None:
-            syncer.join()  # ...and every round run
+            syncer.join()  # ...every round synced...
+        with self._cond:
+            publisher = self._publisher
+            self._cond.notify_all()
+        if publisher is not None:
+            publisher.join()  # ...and flushed
         with self._cond:
             self._stopping = False
 
@@ -192,31 +202,61 @@ class GroupCommit(Generic[T]):
                     stopped = self._stopping and self._stager is None
                     if stopped or time.monotonic() - idle_since > _IDLE_EXIT_S:
                         self._syncer = None
+                        self._cond.notify_all()
                         return
                     self._cond.wait(timeout=_IDLE_EXIT_S)
             if self._window_s > 0:
                 time.sleep(self._window_s)
             with self._cond:
                 batch, self._ready = self._ready, []
-            items = [r.item for r in batch if r.failed is None]
-            error = self._round(items)
-            _wake(batch, error)
+            error = self._guarded(self._lake.sync, len(batch))
             with self._cond:
-                self.rounds += 1
-                for ready in batch:
-                    if ready.waiter is not None:
-                        ready.waiter.error, ready.waiter.done = error, True
-                self._cond.notify_all()
+                if error is not None:  # nothing of it is published
+                    self._settle(batch, error)
+                    continue
+                self._synced.append(batch)
+                if self._publisher is None:
+                    self._publisher = self._thread(self._publish_loop, "publish")
+                else:
+                    self._cond.notify_all()
 
-    def _round(self, items: list[T]) -> BaseException | None:
+    def _publish_loop(self) -> None:
+        while True:
+            with self._cond:
+                idle_since = time.monotonic()
+                while not self._synced:
+                    stopped = self._stopping and self._stager is None and self._syncer is None
+                    if stopped or time.monotonic() - idle_since > _IDLE_EXIT_S:
+                        self._publisher = None
+                        return
+                    self._cond.wait(timeout=_IDLE_EXIT_S)
+                # Every round synced meanwhile, in order: one flush (one bus transaction).
+                batch = [ready for synced in self._synced for ready in synced]
+                rounds, self._synced = len(self._synced), []
+            items = [r.item for r in batch if r.failed is None]
+            error = self._guarded(partial(self._flush, items), len(items))
+            with self._cond:
+                self._settle(batch, error, rounds)
+
+    def _settle(self, batch: list[_Ready], error: BaseException | None, rounds: int = 1) -> None:
+        """Answer every caller of a finished round (under _cond)."""
+        _wake(batch, error)
+        self.rounds += rounds
+        for ready in batch:
+            if ready.waiter is not None:
+                ready.waiter.error, ready.waiter.done = error, True
+        self._cond.notify_all()
+
+    @staticmethod
+    def _guarded(step: Callable[[], None], count: int) -> BaseException | None:
+        """Run a round's sync or flush; the error its callers get, None when it worked."""
         try:
-            self._lake.sync()
-            self._flush(items)
+            step()
         except TenpoError as exc:
-            log.error("group commit of %d writes failed: %s", len(items), exc)
+            log.error("group commit of %d writes failed: %s", count, exc)
             return exc
         except Exception as exc:  # a broken flush must not strand its writers
-            log.exception("group commit of %d writes failed", len(items))
+            log.exception("group commit of %d writes failed", count)
             return LakeError(f"cannot commit the writes: {exc}")
         return None
 

@@ -171,24 +171,38 @@ _SALES_TRAFFIC_KPIS: list[tuple[str, pa.DataType]] = [
 SALES_TRAFFIC_KPIS: tuple[tuple[str, pa.DataType], ...] = tuple(_SALES_TRAFFIC_KPIS)
 """The same, public: readers derive their column lists from it."""
 
+VIDEO_KPIS: tuple[tuple[str, pa.DataType], ...] = (
+    ("unique_visitors", pa.int64()),
+    ("repeat_visitors", pa.int64()),
+    ("repeat_rate", pa.float64()),
+    ("dwell_time_median_s", pa.float64()),
+    ("dwell_time_mean_s", pa.float64()),
+    ("open_visits", pa.int64()),  # entries without an exit (no dwell)
+)
+"""PersonID KPIs of the daily mart only (video; null at a store-date without visitor events),
+staff excluded."""
+DAILY_QUALITY: tuple[tuple[str, pa.DataType], ...] = (
+    ("visitors_source", pa.string()),  # where `visitors` came from: counter | video
+    ("has_video", pa.bool_()),
+    ("counter_complete", pa.bool_()),  # every entrance counter reported without a gap
+    ("video_complete", pa.bool_()),  # every entry was paired with an exit
+)
+"""Data-quality columns of the daily mart after its KPIs (the hourly mart has
+``visitors_source`` only)."""
+DAILY_KPIS: tuple[tuple[str, pa.DataType], ...] = (
+    *SALES_TRAFFIC_KPIS,
+    *VIDEO_KPIS,
+    *DAILY_QUALITY,
+)
+"""Every column of ``mart_store_daily`` after its key, in its order: readers and the API's
+day rows derive their column lists from it."""
+
 MART_STORE_DAILY = pa.schema(
     [
         ("tenant_id", pa.string()),
         ("store_id", pa.string()),
         ("business_date", pa.date32()),
-        *_SALES_TRAFFIC_KPIS,
-        # PersonID KPIs (video; null at a store-date without visitor events), staff excluded.
-        ("unique_visitors", pa.int64()),
-        ("repeat_visitors", pa.int64()),
-        ("repeat_rate", pa.float64()),
-        ("dwell_time_median_s", pa.float64()),
-        ("dwell_time_mean_s", pa.float64()),
-        ("open_visits", pa.int64()),  # entries without an exit (no dwell)
-        # Data quality: where `visitors` came from (counter | video) and source completeness.
-        ("visitors_source", pa.string()),
-        ("has_video", pa.bool_()),
-        ("counter_complete", pa.bool_()),  # every entrance counter reported without a gap
-        ("video_complete", pa.bool_()),  # every entry was paired with an exit
+        *DAILY_KPIS,
     ]
 )
 

@@ -17,6 +17,10 @@ const I18N = {
     "flag.gap": "data gap", "flag.below": "below target", "flag.pos": "no POS", "flag.counter": "no counter",
     "store.daily": "Daily", "store.hourly": "By hour of day (sum over the range)",
     "store.no_hourly": "Hourly data is not available in this datamart.",
+    "store.video": "Visitors by PersonID (camera)", "store.video_help": "Per day only: a person who comes back on another day counts once on each day, so the days are not added up.",
+    "unique_visitors": "Unique visitors", "repeat_visitors": "Repeat visitors", "repeat_rate": "Repeat rate",
+    "dwell_time_median_s": "Dwell (median)", "dwell_time_mean_s": "Dwell (mean)", "open_visits": "Visits without exit",
+    "min": "{n} min", "date": "Date",
     "store.tree": "Sales tree", "store.tree_prev": "previous {from} – {to}",
     "store.compare_title": "Actual vs target vs peers vs benchmark",
     "store.actual": "Actual", "store.target": "Target", "store.peers": "Cluster peers",
@@ -79,6 +83,10 @@ const I18N = {
     "flag.gap": "データ欠損", "flag.below": "目標未達", "flag.pos": "POSなし", "flag.counter": "カウンターなし",
     "store.daily": "日別", "store.hourly": "時間帯別（期間合計）",
     "store.no_hourly": "このデータマートには時間別データがありません。",
+    "store.video": "PersonID 別来店（カメラ）", "store.video_help": "日別のみ: 別の日に再来店した人は各日に 1 人と数えるため、日を合算しません。",
+    "unique_visitors": "ユニーク来店客数", "repeat_visitors": "リピーター数", "repeat_rate": "リピート率",
+    "dwell_time_median_s": "滞在時間（中央値）", "dwell_time_mean_s": "滞在時間（平均）", "open_visits": "退店未検出",
+    "min": "{n} 分", "date": "日付",
     "store.tree": "売上ツリー", "store.tree_prev": "前期間 {from} – {to}",
     "store.compare_title": "実績・目標・類似店・業界ベンチマーク",
     "store.actual": "実績", "store.target": "目標", "store.peers": "類似店",
@@ -503,6 +511,7 @@ async function showStore(id) {
     <h2>${t("store.daily")}</h2>
     <div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
       `<div class="chart"><h3>${t(m)}</h3><canvas id="daily-${m}"></canvas></div>`).join("")}</div>
+    ${videoTable(daily.items)}
     <h2>${t("store.hourly")}</h2>
     ${hourly ? `<div class="grid2">${["net_sales", "visitors", "conversion_rate", "atv"].map((m) =>
       `<div class="chart"><h3>${t(m)}</h3><canvas id="hourly-${m}"></canvas></div>`).join("")}</div>` : `<p class="muted">${t("store.no_hourly")}</p>`}
@@ -554,6 +563,22 @@ async function showStore(id) {
       metricChart(`hourly:${m}`, document.getElementById(`hourly-${m}`), hours, m, series[m], m === "net_sales" || m === "visitors" ? "bar" : "line");
     }
   }
+}
+
+// The daily mart's PersonID KPIs, one row per day with video (shown only for camera stores).
+const VIDEO_KPIS = ["unique_visitors", "repeat_visitors", "repeat_rate", "dwell_time_median_s", "dwell_time_mean_s", "open_visits"];
+function fmtVideo(name, v) {
+  if (name === "repeat_rate") return fmtPct(v);
+  if (name.startsWith("dwell_time")) return num(v) === null ? t("na") : t("min", { n: fmtDec(num(v) / 60, 1) });
+  return fmtInt(v);
+}
+function videoTable(items) {
+  const days = items.filter((r) => r.has_video);
+  if (!days.length) return "";
+  return `<h2>${t("store.video")}</h2><p class="muted">${t("store.video_help")}</p>
+    <div class="table-wrap"><table id="video"><thead><tr><th>${t("date")}</th>${VIDEO_KPIS.map((m) => `<th>${t(m)}</th>`).join("")}</tr></thead>
+    <tbody>${days.map((r) => `<tr data-date="${r.business_date}"><td>${fmtDate(r.business_date)}</td>${VIDEO_KPIS.map((m) =>
+      `<td class="num" data-kpi="${m}" data-value="${r[m] ?? ""}">${fmtVideo(m, r[m])}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`;
 }
 
 async function showCompare(params) {
