@@ -110,11 +110,12 @@ class Settings(BaseSettings):
         "key revoked in another process is refused after at most this long (0: no cache).",
     )
     gateway_commit_window_ms: float = Field(
-        1.0,
+        0.0,
         ge=0,
         le=100,
         description="How long a gateway group-commit round waits for more requests before "
-        "its one syncfs (each request is answered after the round that made it durable).",
+        "its one sync (each request is answered after the round that made it durable); 0: "
+        "none, the sync and publish of the rounds before gather the next one.",
     )
     alert_webhook_allow_private: bool = Field(
         False,
