@@ -10,6 +10,7 @@ import ibis.expr.datatypes as dt
 import pyarrow as pa
 
 from tenpo.core.errors import BadInput
+from tenpo.warehouse import bigquery_ibis  # noqa: F401  (BigQuery's exact median rule)
 from tenpo.warehouse.schemas import MONEY
 
 DAILY_KEYS = ("tenant_id", "store_id", "business_date")
