@@ -6,12 +6,15 @@ good; tenpo's servers answer 408 and close it, and nothing of the stalled reques
 
 from __future__ import annotations
 
+import asyncio
 import json
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -144,3 +147,89 @@ def test_tenpo_serve_uses_the_settings_deadlines() -> None:
     assert isinstance(config.http, type)
     assert (config.http.head_timeout, config.http.body_idle_timeout) == (7.5, 12.0)
     assert config.proxy_headers is False and config.log_config is None
+
+
+def _slow_reader(pause_s: float, pauses: int) -> Any:
+    """An ASGI app that waits ``pause_s`` before each of the first ``pauses`` pieces of the
+    body it reads (the server is slow, not the client), and answers 200 with its length."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        size, more, pieces = 0, True, 0
+        while more:
+            if pieces < pauses:
+                await asyncio.sleep(pause_s)
+            pieces += 1
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = str(size).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@contextmanager
+def served_app(app: Any) -> Iterator[int]:
+    cfg = Settings(http_head_timeout_s=HEAD_S, http_body_idle_timeout_s=BODY_S)
+    server, thread = serve_in_thread(app, "127.0.0.1", 0, settings=cfg)
+    try:
+        yield bound_port(server)
+    finally:
+        stop_server(server, thread)
+
+
+def test_a_client_waiting_for_100_continue_is_not_stalled() -> None:
+    """``Expect: 100-continue``: the client sends its body once the server says so, which
+    uvicorn does when the app first reads. An app slow to start reading (2.5× the idle
+    limit) is the server's time, not a stalled client: the upload is answered 200."""
+    body = b"x" * 1000
+    with served_app(_slow_reader(BODY_S * 2.5, 1)) as port, connect(port) as sock:
+        sock.sendall(
+            b"POST /up HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue"), interim[:200]
+        sock.sendall(body)
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert answer.endswith(b"1000")
+
+
+def test_a_big_fast_body_read_slowly_by_the_server_is_not_stalled() -> None:
+    """A 4 MB body sent at once, read by an app that pauses 2× the idle limit before each of
+    its first three pieces: flow control stops the reading, the server's time, never a 408."""
+    body = b"y" * (4 << 20)
+    with served_app(_slow_reader(BODY_S * 2, 3)) as port, connect(port) as sock:
+        sock.sendall(
+            b"POST /up HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % len(body)
+        )
+        sender = threading.Thread(target=sock.sendall, args=(body,))
+        sender.start()
+        answer = read_all(sock)
+        sender.join(10)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert answer.endswith(str(len(body)).encode())
+
+
+def test_a_client_told_to_continue_that_sends_nothing_is_stalled() -> None:
+    """The 100 Continue ends the server's hold: a body that then never comes is a 408."""
+    with served_app(_slow_reader(BODY_S * 2.5, 1)) as port, connect(port) as sock:
+        sock.sendall(
+            b"POST /up HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\n"
+            b"content-length: 10\r\nconnection: close\r\n\r\n"
+        )
+        interim = sock.recv(65536)
+        told = time.monotonic()
+        answer = interim + read_all(sock)
+        waited = time.monotonic() - told
+    assert interim.startswith(b"HTTP/1.1 100 Continue"), interim[:200]
+    assert_408(answer.partition(b"\r\n\r\n")[2], "body stalled")
+    assert BODY_S - 0.1 <= waited < 2 * BODY_S + 5

@@ -313,3 +313,41 @@ def test_a_rounds_publish_overlaps_the_next_rounds_sync_and_answers_wait_for_the
     assert synced_meanwhile and not answered_early
     assert sorted(_events(bus)) == sorted(keys)
     zone.close()
+
+
+class _Uncopyable(Exception):
+    """An error ``copy.copy`` cannot rebuild (a keyword-only argument of its own)."""
+
+    def __init__(self, message: str, *, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def test_an_error_that_cannot_be_copied_strands_no_caller_of_its_round(tmp_path: Path) -> None:
+    """Every caller of a round is answered even when one work raised an error that cannot be
+    copied: its caller gets that error itself, the others their results."""
+    import asyncio
+
+    lake, bus = GatedLake(str(tmp_path)), MemoryBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+    lake.gate.clear()  # the round waits: both works are answered by the same settle
+
+    def bad() -> tuple[object, None]:
+        raise _Uncopyable("broken", where="check")
+
+    def good() -> tuple[object, int]:
+        return zone.stage("iot", "t1", b'{"ok": 1}', "json"), 7
+
+    async def main() -> list[object]:
+        tasks = [asyncio.ensure_future(zone.run_staged(w)) for w in (bad, good)]
+        await asyncio.sleep(0.2)
+        lake.gate.set()
+        done, _ = await asyncio.wait(tasks, timeout=5)
+        return [t.exception() or t.result() if t in done else "hanging" for t in tasks]
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        zone.close()
+    assert isinstance(first, _Uncopyable) and first.where == "check"
+    assert second != "hanging" and second[1] == 7  # type: ignore[index]

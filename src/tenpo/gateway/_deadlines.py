@@ -10,7 +10,8 @@ data gets in. :func:`deadline_protocol` wraps uvicorn's protocol class with two 
   ``head_timeout_s`` of the connection opening, or of the previous response's end;
 * **body idle limit** — while a body is being received, no more than ``body_idle_timeout_s``
   may pass without a byte (a slow uplink keeps going; a stalled sender does not). Time the
-  server itself stops reading (flow control while the app is busy) never counts.
+  server itself holds the client never counts: it stopped reading (flow control while the
+  app is busy), or the client awaits the ``100 Continue`` sent when the app first reads.
 
 A connection past either limit gets a ``408`` problem (when no response has started) and is
 closed; the request's handler sees a disconnect, so nothing is acknowledged or landed.
@@ -78,6 +79,8 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
             self._due = 0.0
             self._waiting: str | None = None
             self._watched: Any = None
+            self._held = False
+            """The server held the client (see _expired) when the timer last fired."""
             self._await_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -99,6 +102,7 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
         # -- deadlines -------------------------------------------------------------------
         def _arm(self, waiting: str, seconds: float) -> None:
             self._waiting = waiting
+            self._held = False
             self._due = due = self.loop.time() + seconds
             if self._timer is None or due < self._fires_at:
                 if self._timer is not None:
@@ -150,9 +154,19 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
                 # served: its head did arrive; the handler's time is not the client's.
                 self._receiving_body(cycle)
                 return
-            if self.flow.read_paused:
-                # The server stopped reading (the app is busy): the client is not stalled.
+            held = self.flow.read_paused or (
+                # Expect: 100-continue: the client sends its body once told to, which uvicorn
+                # does when the app first reads it.
+                cycle is not None
+                and not cycle.response_complete
+                and getattr(cycle, "waiting_for_100_continue", False)
+            )
+            if held or self._held:
+                # The server held the client (it stopped reading, or has not asked for the
+                # body yet): not stalled. A hold that ended within this period still earns a
+                # full one from now: the client may have been let go a moment ago.
                 self._arm(self._waiting or _BODY, body_idle_timeout_s)
+                self._held = held
                 return
             if self._waiting == _HEAD:
                 detail = f"the request's head did not arrive within {head_timeout_s:g} s"

@@ -109,7 +109,7 @@ class GroupCommit(Generic[T]):
             while not waiter.done:
                 self._cond.wait()
         if waiter.error is not None:
-            raise copy.copy(waiter.error)  # one object per waiter: each gets its own traceback
+            raise _own_copy(waiter.error)  # one object per waiter: each gets its own traceback
 
     def commit_async(self, item: T) -> asyncio.Future[None]:
         """:meth:`commit` for a caller on an event loop: a future of the running loop, done
@@ -293,4 +293,14 @@ def _settle(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
         if error is None:
             future.set_result(result)
         else:
-            future.set_exception(copy.copy(error))
+            future.set_exception(_own_copy(error))
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """A copy of ``error`` for one caller (each gets its own traceback), or ``error`` itself
+    when it cannot be copied (e.g. its ``__init__`` takes keyword-only arguments): raised
+    here, the callback would stop and leave every later caller of its round waiting."""
+    try:
+        return copy.copy(error)
+    except Exception:  # noqa: BLE001 - any failure to rebuild it
+        return error
