@@ -344,9 +344,9 @@ def main() -> None:
         lake = open_lake(f"{tmp}/lake")
         for name, table in (("raw_pos_transactions", pos), ("raw_iot_counts", counts)):
             for tenant in ("t1", "t2"):
-                rows = table.filter(pc.equal(table["tenant_id"], tenant))
-                for start in range(0, rows.num_rows, PART_ROWS):
-                    part = parquet_bytes(rows.slice(start, PART_ROWS))
+                of_tenant = table.filter(pc.equal(table["tenant_id"], tenant))
+                for start in range(0, of_tenant.num_rows, PART_ROWS):
+                    part = parquet_bytes(of_tenant.slice(start, PART_ROWS))
                     lake.put(table_key(name, tenant, DAY, f"part-{start}"), part)
         for tenant in ("t1", "t2"):
             for day in (DAY - timedelta(days=1), DAY):
