@@ -31,6 +31,12 @@ _CAMERA_KIND = "rgb_camera"
 
 JSONL_UTF8 = "application/x-ndjson"
 
+INLINE_BODY_BYTES = 256 * 1024
+"""Bodies up to this size are checked and landed in the group committer's thread (no thread
+hop); larger ones in a worker thread. The committer runs its works one after the other, and
+a big body's checks take long (~1 s for 30 MB of POS JSON): inline, every other request of
+the gateway, any tenant's, would wait for them."""
+
 
 class Principal(Protocol):
     """The authenticated caller, as :class:`tenpo.control.ControlPlane` returns it."""
@@ -153,7 +159,7 @@ class Ingestor:
         """:meth:`pos_sales` on the event loop (see :meth:`_landed_async`)."""
         return await self._landed_async(
             partial(self._pos_upload, store=store),
-            principal, vendor, "sales", body, idempotency_key,
+            principal, vendor, "sales", body, idempotency_key, size=len(body),
         )  # fmt: skip
 
     async def pos_master_async(
@@ -161,7 +167,7 @@ class Ingestor:
     ) -> IngestReceipt:
         """:meth:`pos_master` on the event loop (see :meth:`_landed_async`)."""
         return await self._landed_async(
-            self._pos_upload, principal, vendor, "master", body, idempotency_key
+            self._pos_upload, principal, vendor, "master", body, idempotency_key, size=len(body)
         )
 
     def _pos_upload(
@@ -207,7 +213,9 @@ class Ingestor:
         self, principal: Principal, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """:meth:`iot_events` on the event loop (see :meth:`_landed_async`)."""
-        return await self._landed_async(self._iot_events, principal, body, idempotency_key)
+        return await self._landed_async(
+            self._iot_events, principal, body, idempotency_key, size=len(body)
+        )
 
     def _iot_events(
         self,
@@ -244,7 +252,9 @@ class Ingestor:
         self, principal: Principal, body: bytes, idempotency_key: str | None = None
     ) -> IngestReceipt:
         """:meth:`visitor_events` on the event loop (see :meth:`_landed_async`)."""
-        return await self._landed_async(self._visitor_events, principal, body, idempotency_key)
+        return await self._landed_async(
+            self._visitor_events, principal, body, idempotency_key, size=len(body)
+        )
 
     def _visitor_events(
         self,
@@ -273,13 +283,17 @@ class Ingestor:
         return landed, {"events": len(events)}
 
     async def _landed_async(
-        self, upload: Callable[..., tuple[Landed, dict[str, int]]], *args: Any
+        self, upload: Callable[..., tuple[Landed, dict[str, int]]], *args: Any, size: int
     ) -> IngestReceipt:
         """Run ``upload`` (checks, directory look-ups, unsynced writes: the blocking part)
         inside the landing zone's next group-commit round and await that round on the event
         loop (:meth:`LandingZone.run_staged`): the answer comes once the body is durable and
-        announced; no thread waits for the round, and no thread hop is paid per request."""
-        landed, counts = await self.landing.run_staged(partial(upload, *args, staged=True))
+        announced; no thread waits for the round, and no thread hop is paid per request. A
+        body over :data:`INLINE_BODY_BYTES` (``size``) is staged in a worker thread instead,
+        so its long checks hold up nobody else's request."""
+        landed, counts = await self.landing.run_staged(
+            partial(upload, *args, staged=True), inline=size <= INLINE_BODY_BYTES
+        )
         return _receipt(landed, counts)
 
     # -- helpers ---------------------------------------------------------------------------

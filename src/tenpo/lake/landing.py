@@ -179,13 +179,19 @@ class LandingZone:
         log.debug("staged %s (%d bytes, new=%s)", key, len(data), created)
         return Landed(event=event, created=created)
 
-    async def run_staged(self, stage: Callable[[], tuple[Landed, R]]) -> tuple[Landed, R]:
+    async def run_staged(
+        self, stage: Callable[[], tuple[Landed, R]], *, inline: bool = True
+    ) -> tuple[Landed, R]:
         """Run ``stage`` (blocking: it calls :meth:`stage`, and returns what it staged and a
         result of its own), then make that durable and announce it; returns once both
         happened. With group commit ``stage`` runs inside the committer's next round, so an
         event loop pays no thread hop per call (:meth:`GroupCommit.submit_async`); without,
-        it runs in a worker thread and :meth:`announce` follows."""
-        if self.committer is not None:
+        or when not ``inline``, it runs in a worker thread and :meth:`announce` follows.
+
+        The committer runs the stages it is given one after the other: pass ``inline=False``
+        for a long one (a big body's checks), which would hold up every other caller's.
+        """
+        if self.committer is not None and inline:
 
             def work() -> tuple[ObjectRegistered, tuple[Landed, R]]:
                 landed, extra = stage()
