@@ -351,3 +351,37 @@ def test_an_error_that_cannot_be_copied_strands_no_caller_of_its_round(tmp_path:
         zone.close()
     assert isinstance(first, _Uncopyable) and first.where == "check"
     assert second != "hanging" and second[1] == 7  # type: ignore[index]
+
+
+def test_close_with_rounds_in_flight_answers_every_caller_then_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """A shutdown while a round's sync waits on the disk: close() waits for every work
+    asked, its sync and its publish; every caller is answered, and the journal is gone."""
+    import asyncio
+
+    lake, bus = GatedLake(str(tmp_path)), MemoryBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+    lake.gate.clear()
+    closed = threading.Event()
+
+    def work(i: int) -> tuple[object, int]:
+        return zone.stage("iot", "t1", b'{"n": %d}' % i, "json"), i
+
+    async def main() -> tuple[list[tuple[object, int]], bool]:
+        tasks = [asyncio.ensure_future(zone.run_staged(lambda i=i: work(i))) for i in range(20)]
+        await asyncio.sleep(0.2)
+        closer = threading.Thread(target=lambda: (zone.close(), closed.set()))
+        closer.start()
+        await asyncio.sleep(0.3)
+        closed_early = closed.is_set()
+        lake.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        await asyncio.to_thread(closer.join, 10)
+        return results, closed_early
+
+    results, closed_early = asyncio.run(main())
+    assert not closed_early and closed.is_set()
+    assert [i for _, i in results] == list(range(20))
+    assert len(_events(bus)) == 20
+    assert list((tmp_path / ".journal").glob("*.log")) == []

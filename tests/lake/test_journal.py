@@ -855,3 +855,36 @@ def test_a_child_forked_while_a_thread_holds_the_syncfs_lock_can_still_sync(
         os.waitpid(pid, 0)
         pytest.fail("the forked child's syncfs hung on its parent's lock")
     lake.close()
+
+
+@pytest.mark.skipif(not base_mod._TMPFILE_LINKS, reason="Linux O_TMPFILE")
+def test_a_forked_child_closes_its_copies_of_the_pooled_nameless_files(tmp_path: Path) -> None:
+    """The child never takes from its parent's inode pool (its files are the parent's), so
+    its copies of their descriptors (up to the pool's size) must not stay open in it."""
+    import time
+
+    lake = FsspecLake(str(tmp_path))
+    assert lake.put_if_absent_unsynced("landing/x/a.json", b"A")  # starts the pool
+    pool = lake._inodes
+    assert pool is not None
+    deadline = time.monotonic() + 10
+    while len(pool._fds) < pool._size // 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    inherited = set(pool._fds)
+    assert inherited
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            still_open = 0
+            for fd in inherited:
+                try:
+                    os.fstat(fd)
+                    still_open += 1
+                except OSError:
+                    pass
+            code = 0 if still_open == 0 else 1
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, "copies left open in the child"
+    lake.checkpoint()

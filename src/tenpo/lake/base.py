@@ -729,6 +729,7 @@ _LAKES: weakref.WeakSet[FsspecLake] = weakref.WeakSet()
 def _forked_child() -> None:
     for pool in list(_POOLS):
         pool._forked = True
+        pool._drain()  # this process's copies of its parent's files: never taken here
     for lake in list(_LAKES):
         lake._after_fork()
 
