@@ -74,16 +74,26 @@ def serve(kind: str, port: int) -> None:
     logging.disable(logging.WARNING)
     if kind == "gateway":
         from tenpo.core.settings import Settings
-        from tenpo.gateway import create_app
+        from tenpo.gateway import create_app, server_config
 
-        app = create_app(Settings())
-    else:
-        app = FastAPI()
+        settings = Settings()
+        # As `tenpo serve gateway` runs it: tenpo's uvicorn config (its HTTP deadlines).
+        config = server_config(
+            create_app(settings),
+            "127.0.0.1",
+            port,
+            settings=settings,
+            log_level="warning",
+            access_log=False,
+        )
+        uvicorn.Server(config).run()
+        return
+    app = FastAPI()  # bare: plain uvicorn, one endpoint reading the body
 
-        @app.post("/v1/pos/{vendor}/sales", status_code=202)
-        async def sales(vendor: str, request: Request) -> JSONResponse:
-            body = await request.body()
-            return JSONResponse({"bytes": len(body)}, status_code=202)
+    @app.post("/v1/pos/{vendor}/sales", status_code=202)
+    async def sales(vendor: str, request: Request) -> JSONResponse:
+        body = await request.body()
+        return JSONResponse({"bytes": len(body)}, status_code=202)
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

@@ -97,6 +97,20 @@ def test_trickled_head_does_not_extend_the_deadline(gateway: Gateway) -> None:
     assert waited < HEAD_S + 5 and sent < len(request) - 1
 
 
+def test_408_reaches_a_client_still_sending(gateway: Gateway) -> None:
+    """Bytes arriving after the 408 are drained, not answered with a reset that would discard
+    the 408 in the client's buffer (a close with unread input makes the kernel send one)."""
+    request = head(gateway, len(DEVICE_EVENTS))
+    with served(gateway) as port, connect(port) as sock:
+        start, sent = time.monotonic(), 0
+        while time.monotonic() - start < HEAD_S * 2 and sent < len(request) - 1:
+            sock.send(request[sent : sent + 1])  # goes on after the deadline, unaware
+            sent += 1
+            time.sleep(0.05)
+        answer = read_all(sock)
+    assert_408(answer, "head did not arrive")
+
+
 def test_stalled_body_gets_408_and_lands_nothing(gateway: Gateway) -> None:
     with served(gateway) as port, connect(port) as sock:
         sock.sendall(head(gateway, len(DEVICE_EVENTS)) + DEVICE_EVENTS[:20])

@@ -31,6 +31,8 @@ __all__ = ["deadline_protocol"]
 log = logging.getLogger(__name__)
 
 _HEAD, _BODY = "head", "body"
+LINGER_S = 2.0
+"""After a 408, how long the server drains what the client still sends before it closes."""
 
 
 def _base_protocol() -> type[asyncio.Protocol]:
@@ -81,6 +83,8 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
             self._watched: Any = None
             self._held = False
             """The server held the client (see _expired) when the timer last fired."""
+            self._draining = False
+            """A 408 was sent: what the client still sends is dropped until it closes."""
             self._await_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -91,8 +95,16 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._draining:
+                return  # after a 408: read and dropped, never parsed
             super().data_received(data)
             self._progress()
+
+        def eof_received(self) -> bool | None:
+            if self._draining:
+                self.transport.close()  # the client has closed its side: done lingering
+                return None
+            return super().eof_received()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -178,10 +190,23 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
                 # The handler sees a disconnect now; nothing it sends goes out after the 408.
                 cycle.disconnected = True
                 cycle.message_event.set()
-            if not started:
-                self.transport.write(_timeout_response(detail))
             self._waiting = None
-            self.transport.close()
+            if started:
+                self.transport.close()
+                return
+            self.transport.write(_timeout_response(detail))
+            self._linger()
+
+        def _linger(self) -> None:
+            # A close with the client's bytes unread (or arriving after it) makes the kernel
+            # send a reset, which can discard the 408 before the client reads it. So: end our
+            # side, discard what still comes, and close once the client has closed too or after
+            # LINGER_S at the most (as nginx's lingering close).
+            self._draining = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.flow.resume_reading()
+            self._timer = self.loop.call_later(LINGER_S, self.transport.close)
 
     DeadlineProtocol.__name__ = f"Deadline{base.__name__}"
     return DeadlineProtocol
