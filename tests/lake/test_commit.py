@@ -385,3 +385,45 @@ def test_close_with_rounds_in_flight_answers_every_caller_then_checkpoints(
     assert [i for _, i in results] == list(range(20))
     assert len(_events(bus)) == 20
     assert list((tmp_path / ".journal").glob("*.log")) == []
+
+
+def test_of_two_concurrent_senders_of_one_object_exactly_one_hears_created(
+    tmp_path: Path,
+) -> None:
+    """Same Idempotency-Key, same bytes, at once (two gateway processes, or two worker
+    threads): the claim's winner is overtaken by the other, which writes the object. One
+    of them wrote it, so one answer says created (the old code: neither did)."""
+
+    class PausingLake(FsspecLake):
+        def __init__(self, root: str) -> None:
+            super().__init__(root)
+            self.claimed, self.go = threading.Event(), threading.Event()
+
+        def put_if_absent_unsynced(self, key: str, data: bytes) -> bool:
+            if key.startswith("landing/") and threading.current_thread().name == "first":
+                self.claimed.set()  # its claim is written, its object not yet
+                self.go.wait(10)
+            return super().put_if_absent_unsynced(key, data)
+
+    lake = PausingLake(str(tmp_path))
+    zone = LandingZone(lake, MemoryBus(), group_commit=True)
+    answers: dict[str, bool] = {}
+
+    def send(name: str) -> None:
+        answers[name] = zone.stage("iot", "t1", b"body", "json", idempotency_key="k").created
+
+    first = threading.Thread(target=send, args=("first",), name="first")
+    first.start()
+    assert lake.claimed.wait(10)
+    send("second")  # finds the claim, writes the object
+    lake.go.set()
+    first.join(10)
+    assert sorted(answers.values()) == [False, True], answers
+    assert lake.list("landing/") == [f"landing/iot/tenant=t1/date={_today(zone)}/k-k.json"]
+    zone.close()
+
+
+def _today(zone: LandingZone) -> str:
+    from tenpo.core.ids import utcnow
+
+    return utcnow().astimezone(zone._tz).date().isoformat()

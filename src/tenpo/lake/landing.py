@@ -318,7 +318,8 @@ class LandingZone:
         if owner["sha256"] != digest:
             raise _conflict(idempotency_key, object_id)
         key = str(owner["key"])
-        if not put_if_absent(key, data):  # completes a claim whose writer crashed
+        wrote = put_if_absent(key, data)  # completes a claim whose writer crashed, or races it
+        if not wrote:
             kept_bytes = self.lake.get(key)
             if kept_bytes != data and _damaged(kept_bytes, data):
                 log.warning("repairing the damaged object %s", key)
@@ -333,7 +334,9 @@ class LandingZone:
             # (this one's sync covers only its own journal): journal it too. A lost claim
             # would let a later re-send land the bytes again under a new key.
             self.lake.keep_unsynced(ckey, self.lake.get(ckey))
-        return key, False
+        # The object's bytes are this call's when it linked them: the claim's winner, still
+        # on its way, then finds them in place and answers not created (one answer says so).
+        return key, wrote
 
     def _publish_all(self, events: list[ObjectRegistered]) -> None:
         """One group-commit round's events, in one bus transaction where the bus has one."""
