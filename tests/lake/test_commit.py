@@ -427,3 +427,32 @@ def _today(zone: LandingZone) -> str:
     from tenpo.core.ids import utcnow
 
     return utcnow().astimezone(zone._tz).date().isoformat()
+
+
+def test_a_work_raising_a_base_exception_strands_no_later_caller(tmp_path: Path) -> None:
+    """A work that raises SystemExit (not an Exception) ended the stager thread: its caller
+    and every later one waited for good. Now that caller gets a LakeError (SystemExit itself
+    would stop the caller's event loop) and the stager goes on with the next."""
+    import asyncio
+
+    lake, bus = GatedLake(str(tmp_path)), MemoryBus()
+    zone = LandingZone(lake, bus, group_commit=True)
+
+    def bad() -> tuple[object, None]:
+        raise SystemExit(3)
+
+    def good() -> tuple[object, int]:
+        return zone.stage("iot", "t1", b'{"ok": 2}', "json"), 2
+
+    async def main() -> list[object]:
+        tasks = [asyncio.ensure_future(zone.run_staged(w)) for w in (bad, good)]
+        done, _ = await asyncio.wait(tasks, timeout=5)
+        later = await asyncio.wait_for(zone.run_staged(good), 5)
+        return [t.exception() or t.result() if t in done else "hanging" for t in tasks] + [later]
+
+    try:
+        first, second, later = asyncio.run(main())
+    finally:
+        zone.close()
+    assert isinstance(first, LakeError) and "SystemExit(3)" in str(first)
+    assert second != "hanging" and second[1] == 2 and later[1] == 2  # type: ignore[index]

@@ -258,6 +258,9 @@ class GroupCommit(Generic[T]):
         except Exception as exc:  # a broken flush must not strand its writers
             log.exception("group commit of %d writes failed", count)
             return LakeError(f"cannot commit the writes: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - nor end the thread (all would wait)
+            log.error("group commit of %d writes failed: %r", count, exc)
+            return LakeError(f"cannot commit the writes: {exc!r}")
         return None
 
 
@@ -266,6 +269,11 @@ def _attempt(work: Callable[[], tuple[T, R]]) -> tuple[T | None, R | None, BaseE
         item, result = work()
     except Exception as exc:  # noqa: BLE001 - it is that caller's answer
         return None, None, exc
+    except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit: it would end the stager
+        # (every later caller waiting for good), and raised as such in the caller's task it
+        # would stop the event loop: the caller's answer is an error of its own.
+        log.error("a group-commit work raised %r", exc)
+        return None, None, LakeError(f"cannot land the upload: {exc!r}")
     return item, result, None
 
 
