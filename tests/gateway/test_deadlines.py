@@ -25,6 +25,7 @@ from tests.gateway.conftest import SAMPLES, Gateway
 
 DEVICE_EVENTS = (SAMPLES / "device_events.json").read_bytes()
 HEAD_S, BODY_S = 0.6, 0.6
+MIN_RATE = 20.0  # bytes/s
 
 
 @contextmanager
@@ -32,7 +33,11 @@ def served(gateway: Gateway) -> Iterator[int]:
     app = gateway.client.app
     assert isinstance(app, FastAPI)
     cfg = gateway.settings.model_copy(
-        update={"http_head_timeout_s": HEAD_S, "http_body_idle_timeout_s": BODY_S}
+        update={
+            "http_head_timeout_s": HEAD_S,
+            "http_body_idle_timeout_s": BODY_S,
+            "http_body_min_rate_bytes_s": MIN_RATE,
+        }
     )
     server, thread = serve_in_thread(app, "127.0.0.1", 0, settings=cfg)
     try:
@@ -118,6 +123,22 @@ def test_stalled_body_gets_408_and_lands_nothing(gateway: Gateway) -> None:
     assert_408(answer, "body stalled: no byte for 0.6 s")
     assert gateway.landed() == []
     assert gateway.events() == []
+
+
+def test_body_trickled_under_the_minimum_rate_gets_408(gateway: Gateway) -> None:
+    """A byte every 0.3 s never pauses past the idle limit (0.6 s) but averages 3 bytes/s,
+    under MIN_RATE: once the body has been coming for longer than the idle limit, a 408."""
+    with served(gateway) as port, connect(port) as sock:
+        sock.sendall(head(gateway, len(DEVICE_EVENTS)))
+        start, sent = time.monotonic(), 0
+        while sent < len(DEVICE_EVENTS) - 1 and not select.select([sock], [], [], 0.3)[0]:
+            sock.send(DEVICE_EVENTS[sent : sent + 1])
+            sent += 1
+        answer = read_all(sock)
+        waited = time.monotonic() - start
+    assert_408(answer, "body is too slow")
+    assert waited < BODY_S + 5 and sent < len(DEVICE_EVENTS) - 1
+    assert gateway.landed() == []
 
 
 def test_slow_steady_body_is_accepted(gateway: Gateway) -> None:

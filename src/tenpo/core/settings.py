@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         description="Longest pause allowed between two pieces of a request body (a slow uplink "
         "keeps going; a stalled sender gets a 408, and nothing of its request is landed).",
     )
+    http_body_min_rate_bytes_s: float = Field(
+        256.0,
+        ge=0,
+        description="Lowest average rate of a request body once it has been coming for longer "
+        "than http_body_idle_timeout_s (a sender trickling a byte before each idle limit gets a "
+        "408); 0: no minimum.",
+    )
     pos_max_body_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest accepted POS sales or master upload."
     )

@@ -59,9 +59,13 @@ def _timeout_response(detail: str) -> bytes:
     return head.encode("ascii") + body
 
 
-def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type[Any]:
-    """uvicorn's HTTP protocol class with a head deadline and a body idle limit (seconds)."""
-    if head_timeout_s <= 0 or body_idle_timeout_s <= 0:
+def deadline_protocol(
+    head_timeout_s: float, body_idle_timeout_s: float, body_min_rate: float = 0.0
+) -> type[Any]:
+    """uvicorn's HTTP protocol class with a head deadline, a body idle limit (seconds) and,
+    when ``body_min_rate`` > 0, a body's lowest average rate (bytes/s) once it has been
+    coming for longer than the idle limit."""
+    if head_timeout_s <= 0 or body_idle_timeout_s <= 0 or body_min_rate < 0:
         raise ValueError("HTTP deadlines must be positive")
     base: Any = _base_protocol()
 
@@ -85,6 +89,9 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
             """The server held the client (see _expired) when the timer last fired."""
             self._draining = False
             """A 408 was sent: what the client still sends is dropped until it closes."""
+            self._rate_since = 0.0
+            self._body_bytes = 0
+            """Body bytes received since ``_rate_since`` (the body's start or the last hold)."""
             self._await_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -97,6 +104,8 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
         def data_received(self, data: bytes) -> None:
             if self._draining:
                 return  # after a 408: read and dropped, never parsed
+            if self._waiting == _BODY:
+                self._body_bytes += len(data)
             super().data_received(data)
             self._progress()
 
@@ -140,11 +149,25 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
             elif self._waiting == _BODY:
                 if cycle is self._watched and cycle.more_body and not cycle.response_complete:
                     self._arm(_BODY, body_idle_timeout_s)  # bytes came: the limit restarts
+                    if body_min_rate:
+                        self._check_rate()
                 else:
                     self._disarm()
 
+        def _check_rate(self) -> None:
+            # A byte just before each idle limit would hold the connection for good: past the
+            # idle limit, the body must also average body_min_rate since it began (or since
+            # the server last held the client).
+            elapsed = self.loop.time() - self._rate_since
+            if elapsed > body_idle_timeout_s and self._body_bytes < body_min_rate * elapsed:
+                self._time_out(
+                    f"the request's body is too slow: {self._body_bytes} bytes in "
+                    f"{elapsed:.0f} s, under {body_min_rate:g} bytes/s"
+                )
+
         def _receiving_body(self, cycle: Any) -> None:
             self._watched = cycle
+            self._rate_since, self._body_bytes = self.loop.time(), 0
             if cycle.more_body and not cycle.response_complete:
                 self._arm(_BODY, body_idle_timeout_s)
             else:
@@ -179,11 +202,16 @@ def deadline_protocol(head_timeout_s: float, body_idle_timeout_s: float) -> type
                 # full one from now: the client may have been let go a moment ago.
                 self._arm(self._waiting or _BODY, body_idle_timeout_s)
                 self._held = held
+                self._rate_since, self._body_bytes = self.loop.time(), 0
                 return
             if self._waiting == _HEAD:
                 detail = f"the request's head did not arrive within {head_timeout_s:g} s"
             else:
                 detail = f"the request's body stalled: no byte for {body_idle_timeout_s:g} s"
+            self._time_out(detail)
+
+        def _time_out(self, detail: str) -> None:
+            cycle = self.cycle
             log.info("closing %s: %s", _peer(self.client), detail)
             started = cycle is not None and not cycle.response_complete and cycle.response_started
             if cycle is not None and not cycle.response_complete:

@@ -34,7 +34,9 @@ def server_config(
         port=port,
         log_config=None,
         proxy_headers=False,
-        http=deadline_protocol(s.http_head_timeout_s, s.http_body_idle_timeout_s),
+        http=deadline_protocol(
+            s.http_head_timeout_s, s.http_body_idle_timeout_s, s.http_body_min_rate_bytes_s
+        ),
         **options,
     )
 
