@@ -87,17 +87,22 @@ def test_silent_connection_gets_408_and_is_closed(gateway: Gateway) -> None:
     assert HEAD_S - 0.1 <= waited < HEAD_S + 5
 
 
+def trickle(sock: socket.socket, data: bytes, every_s: float) -> tuple[bytes, float, int]:
+    """Send ``data`` a byte every ``every_s`` until the server answers (all but its last byte
+    at most); the server's whole answer, the seconds it took and the bytes sent."""
+    start, sent = time.monotonic(), 0
+    while sent < len(data) - 1 and not select.select([sock], [], [], every_s)[0]:
+        sock.send(data[sent : sent + 1])
+        sent += 1
+    answer = read_all(sock)
+    return answer, time.monotonic() - start, sent
+
+
 def test_trickled_head_does_not_extend_the_deadline(gateway: Gateway) -> None:
     request = head(gateway, len(DEVICE_EVENTS))
     with served(gateway) as port, connect(port) as sock:
-        start = time.monotonic()
-        sent = 0
         # A byte every 0.1 s: the head would take far longer than HEAD_S to finish.
-        while sent < len(request) - 1 and not select.select([sock], [], [], 0.1)[0]:
-            sock.send(request[sent : sent + 1])
-            sent += 1
-        answer = read_all(sock)
-        waited = time.monotonic() - start
+        answer, waited, sent = trickle(sock, request, 0.1)
     assert_408(answer, "head did not arrive")
     assert waited < HEAD_S + 5 and sent < len(request) - 1
 
@@ -130,12 +135,7 @@ def test_body_trickled_under_the_minimum_rate_gets_408(gateway: Gateway) -> None
     under MIN_RATE: once the body has been coming for longer than the idle limit, a 408."""
     with served(gateway) as port, connect(port) as sock:
         sock.sendall(head(gateway, len(DEVICE_EVENTS)))
-        start, sent = time.monotonic(), 0
-        while sent < len(DEVICE_EVENTS) - 1 and not select.select([sock], [], [], 0.3)[0]:
-            sock.send(DEVICE_EVENTS[sent : sent + 1])
-            sent += 1
-        answer = read_all(sock)
-        waited = time.monotonic() - start
+        answer, waited, sent = trickle(sock, DEVICE_EVENTS, 0.3)
     assert_408(answer, "body is too slow")
     assert waited < BODY_S + 5 and sent < len(DEVICE_EVENTS) - 1
     assert gateway.landed() == []
