@@ -172,6 +172,7 @@ async def serve_all(
         control = ControlPlane.open(s.control_db_url, auth_cache_ttl=s.auth_cache_seconds)
         cleanup.callback(control.dispose)
         lake = open_lake(s.lake_root)
+        cleanup.callback(lake.close)  # its syncfs descriptor, after the servers stop
         # Separate bus connections: the streamer thread and the gateway's threadpool.
         gateway_bus = open_bus(s)
         cleanup.callback(gateway_bus.close)

@@ -209,6 +209,7 @@ def _run(
         keys = result.keys = register_chain(control, chain)
         result.logins = create_demo_users(control, chain)
         lake = open_lake(cfg.lake_root)
+        cleanup.callback(lake.close)  # its syncfs descriptor, after everything that writes
         bus = open_bus(cfg)
         cleanup.callback(bus.close)
         lap("register")

@@ -545,6 +545,7 @@ def _run_stages(
             cleanup.callback(control.dispose)
             keys = register_chain(control, chain)
             lake = open_lake(cfg.lake_root)
+            cleanup.callback(lake.close)  # its syncfs descriptor, after all that writes
             bus = open_bus(cfg)
             cleanup.callback(bus.close)
             st.amounts["stores"] = len(chain["stores"])
