@@ -553,22 +553,31 @@ class Warehouse(BaseWarehouse):
             here = self._file_view("raw_pos_transactions", tx_schema, here_files)
             other = self._file_view("raw_pos_transactions", tx_schema, other_files)
             cols = ", ".join(_quote(c) for c in _VERSION_COLUMNS)
-            con = self._con.con
             try:
-                ((earliest, undated),) = con.execute(
+                ((earliest, undated),) = self._con.con.execute(
                     f"SELECT min(received_at), count(*) - count(received_at) FROM {_quote(here)}"
                 ).fetchall()
-                where = "" if undated or earliest is None else " WHERE received_at >= ?"
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {_quote(memo)} AS SELECT {cols} "
-                    f"FROM {_quote(other)}{where}",
-                    [earliest] if where else [],
-                ).fetchall()
-                ((found,),) = con.execute(f"SELECT count(*) FROM {_quote(memo)}").fetchall()
             except duckdb.Error as exc:
                 raise LakeError(f"cannot read table raw_pos_transactions: {exc}") from exc
-            self._views[memo] = bool(found)
+            where = "" if undated or earliest is None else " WHERE received_at >= ?"
+            self._fill_temp_table(
+                memo,
+                f"SELECT {cols} FROM {_quote(other)}{where}",
+                [earliest] if where else [],
+                what="raw_pos_transactions",
+            )
         return self._con.table(memo) if self._views[memo] else None
+
+    def _fill_temp_table(self, memo: str, select: str, params: list[Any], *, what: str) -> None:
+        """Create temp table ``memo`` from ``select`` and remember (``_views``) whether it
+        holds any row; a DuckDB error is a ``LakeError`` naming ``what`` was read."""
+        con = self._con.con
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(memo)} AS {select}", params)
+            ((found,),) = con.execute(f"SELECT count(*) FROM {_quote(memo)}").fetchall()
+        except duckdb.Error as exc:
+            raise LakeError(f"cannot read table {what}: {exc}") from exc
+        self._views[memo] = bool(found)
 
     def _first_per_key(
         self, scan: ibis.Table, keys: Sequence[str], order: Sequence[str]
@@ -677,15 +686,7 @@ class Warehouse(BaseWarehouse):
             return small
         memo = f"_{tag}_{_digest([view, *depends, *small.columns])}"
         if memo not in self._views:
-            con = self._con.con
-            try:
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {_quote(memo)} AS {self._con.compile(small)}"
-                ).fetchall()
-                ((found,),) = con.execute(f"SELECT count(*) FROM {_quote(memo)}").fetchall()
-            except duckdb.Error as exc:
-                raise LakeError(f"cannot read table behind {view}: {exc}") from exc
-            self._views[memo] = bool(found)
+            self._fill_temp_table(memo, str(self._con.compile(small)), [], what=f"behind {view}")
         return self._con.table(memo) if self._views[memo] else None
 
     def _scan_sql(
